@@ -1,0 +1,334 @@
+//! The events hopwatch emits, one JSON object per line. These types are the
+//! wire format the agent and the collector share; change them only together
+//! with [`SCHEMA_VERSION`].
+
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// The `v` field of every event.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One event. The envelope fields are common to every type; `body` carries the
+/// `type` tag and the fields of that type, flattened into the same object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub v: u32,
+    /// The agent's name (by default the switch's hostname).
+    pub agent: String,
+    /// A fresh identifier at every agent start.
+    pub boot: String,
+    /// Strictly increasing within one boot, starting at 1.
+    pub seq: u64,
+    /// RFC 3339 with milliseconds, UTC.
+    pub ts: String,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Body {
+    Alert(Alert),
+    Link(Link),
+    Heartbeat(Heartbeat),
+    Loss(Loss),
+}
+
+/// How urgent a rule is; maps onto syslog severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// A rule started or stopped holding on one interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub state: AlertState,
+    pub rule: String,
+    pub severity: Severity,
+    pub interface: String,
+    /// The rule's expression as written (`when` when firing, the expression
+    /// that cleared it when resolved).
+    pub expr: String,
+    /// The left-hand side's value when the state changed; null when the
+    /// alert resolved because the interface vanished.
+    pub value: Option<f64>,
+    pub threshold: f64,
+    /// A sentence a person can read.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Up,
+    Down,
+}
+
+impl LinkState {
+    pub fn from_up(up: bool) -> LinkState {
+        if up { LinkState::Up } else { LinkState::Down }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        }
+    }
+}
+
+/// An interface changed operational state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub interface: String,
+    pub state: LinkState,
+    pub previous: LinkState,
+    pub carrier_changes: u64,
+    /// The kernel's operational state word (`up`, `down`, `lowerlayerdown`, …).
+    pub oper_state: String,
+    pub message: String,
+}
+
+/// The agent is alive; what it sees right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub uptime_s: u64,
+    pub interfaces: Vec<InterfaceStatus>,
+    /// The switch's interface addresses, per VRF.
+    pub addresses: Vec<VrfAddresses>,
+    /// Events waiting in the delivery spool.
+    pub spool_depth: u64,
+    /// Events no output could keep, since the agent started.
+    pub events_dropped: u64,
+    pub firing: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub state: LinkState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrfAddresses {
+    pub vrf: String,
+    pub addresses: Vec<InterfaceAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    pub interface: String,
+    /// `address/prefix-length`.
+    pub address: String,
+}
+
+/// Events were dropped before delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Loss {
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub message: String,
+}
+
+impl Event {
+    /// The severity used for syslog and for display.
+    pub fn severity(&self) -> Severity {
+        match &self.body {
+            Body::Alert(a) => match a.state {
+                AlertState::Firing => a.severity,
+                AlertState::Resolved => Severity::Info,
+            },
+            Body::Link(l) => match l.state {
+                LinkState::Down => Severity::Warning,
+                LinkState::Up => Severity::Info,
+            },
+            Body::Heartbeat(_) => Severity::Info,
+            Body::Loss(_) => Severity::Warning,
+        }
+    }
+
+    /// The event type's name, as in the `type` field.
+    pub fn kind(&self) -> &'static str {
+        match &self.body {
+            Body::Alert(_) => "alert",
+            Body::Link(_) => "link",
+            Body::Heartbeat(_) => "heartbeat",
+            Body::Loss(_) => "loss",
+        }
+    }
+
+    /// The sentence a person reads in syslog or a terminal.
+    pub fn message(&self) -> String {
+        match &self.body {
+            Body::Alert(a) => a.message.clone(),
+            Body::Link(l) => l.message.clone(),
+            Body::Loss(l) => l.message.clone(),
+            Body::Heartbeat(h) => {
+                let up = h
+                    .interfaces
+                    .iter()
+                    .filter(|i| i.state == LinkState::Up)
+                    .count();
+                format!(
+                    "heartbeat: {} interfaces, {} up, {} alerts firing, up {}s",
+                    h.interfaces.len(),
+                    up,
+                    h.firing,
+                    h.uptime_s
+                )
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events always serialize")
+    }
+}
+
+/// Formats a wall-clock time as RFC 3339 with milliseconds, as in `ts`.
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Stamps bodies with the envelope: one per agent boot, so `seq` is
+/// strictly increasing for that boot.
+#[derive(Debug)]
+pub struct Sequencer {
+    agent: String,
+    boot: String,
+    next: u64,
+}
+
+impl Sequencer {
+    pub fn new(agent: impl Into<String>, boot: impl Into<String>) -> Sequencer {
+        Sequencer {
+            agent: agent.into(),
+            boot: boot.into(),
+            next: 1,
+        }
+    }
+
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub fn set_agent(&mut self, agent: impl Into<String>) {
+        self.agent = agent.into();
+    }
+
+    /// The last `seq` handed out (0 before the first event).
+    pub fn last_seq(&self) -> u64 {
+        self.next - 1
+    }
+
+    pub fn stamp(&mut self, at: SystemTime, body: Body) -> Event {
+        let seq = self.next;
+        self.next += 1;
+        Event {
+            v: SCHEMA_VERSION,
+            agent: self.agent.clone(),
+            boot: self.boot.clone(),
+            seq,
+            ts: timestamp(at),
+            body,
+        }
+    }
+}
+
+/// A new boot identifier: the kernel's random UUID, or failing that one made
+/// from the clock and the process id.
+pub fn new_boot_id() -> String {
+    if let Ok(uuid) = std::fs::read_to_string("/proc/sys/kernel/random/uuid") {
+        return uuid.trim().to_string();
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 96))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn alert_serializes_flat_with_type_tag() {
+        let mut seq = Sequencer::new("leaf1", "b1");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let event = seq.stamp(
+            at,
+            Body::Alert(Alert {
+                state: AlertState::Firing,
+                rule: "tx-errors".into(),
+                severity: Severity::Critical,
+                interface: "Eth1-1".into(),
+                expr: "increase(tx_errors[5s]) > 3".into(),
+                value: Some(7.0),
+                threshold: 3.0,
+                message: "Eth1-1 tx_errors increased by 7 in 5s (threshold 3)".into(),
+            }),
+        );
+        let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(json["type"], "alert");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["seq"], 1);
+        assert_eq!(json["ts"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(json["state"], "firing");
+        assert_eq!(json["severity"], "critical");
+        assert_eq!(json["value"], 7.0);
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(seq.stamp(at, back.body).seq, 2);
+    }
+
+    #[test]
+    fn link_down_is_a_warning() {
+        let mut seq = Sequencer::new("a", "b");
+        let e = seq.stamp(
+            SystemTime::now(),
+            Body::Link(Link {
+                interface: "swp1".into(),
+                state: LinkState::Down,
+                previous: LinkState::Up,
+                carrier_changes: 3,
+                oper_state: "down".into(),
+                message: String::new(),
+            }),
+        );
+        assert_eq!(e.severity(), Severity::Warning);
+        assert_eq!(e.kind(), "link");
+    }
+
+    #[test]
+    fn boot_ids_differ() {
+        assert_ne!(new_boot_id(), new_boot_id());
+    }
+}

@@ -1,0 +1,135 @@
+//! Link state: administrative and operational state, carrier, carrier
+//! changes and speed per interface. Kept in a [`LinkTable`] that the netlink
+//! watcher updates as the kernel announces changes, or that is refreshed from
+//! sysfs each tick when netlink cannot be used (fixture roots, containers).
+
+pub mod netlink;
+pub mod sysfs;
+
+use std::collections::HashMap;
+
+/// RFC 2863 operational state, as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OperState {
+    #[default]
+    Unknown,
+    NotPresent,
+    Down,
+    LowerLayerDown,
+    Testing,
+    Dormant,
+    Up,
+}
+
+impl OperState {
+    /// Parses the words of `/sys/class/net/<if>/operstate`.
+    pub fn from_word(word: &str) -> OperState {
+        match word.trim() {
+            "up" => OperState::Up,
+            "down" => OperState::Down,
+            "lowerlayerdown" => OperState::LowerLayerDown,
+            "notpresent" => OperState::NotPresent,
+            "testing" => OperState::Testing,
+            "dormant" => OperState::Dormant,
+            _ => OperState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperState::Unknown => "unknown",
+            OperState::NotPresent => "notpresent",
+            OperState::Down => "down",
+            OperState::LowerLayerDown => "lowerlayerdown",
+            OperState::Testing => "testing",
+            OperState::Dormant => "dormant",
+            OperState::Up => "up",
+        }
+    }
+}
+
+/// What hopwatch knows of one interface's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkState {
+    /// `IFF_UP`: the administrator enabled it.
+    pub admin_up: bool,
+    /// `IFF_LOWER_UP`: the physical layer has a carrier.
+    pub carrier: bool,
+    pub oper: OperState,
+    /// The kernel's count of carrier transitions since the device was created.
+    pub carrier_changes: u64,
+    /// Link speed; `None` when the driver does not report one (veth, down links).
+    pub speed_mbps: Option<u64>,
+}
+
+impl LinkState {
+    /// Whether the link forwards traffic. Drivers that do not track the
+    /// operational state report `unknown`; those count as up when enabled and
+    /// carrying. On NX-OS 9.2(2) and later the netdevs stay admin-up and the
+    /// carrier is the truth, which this rule covers too.
+    pub fn is_up(&self) -> bool {
+        self.admin_up
+            && self.carrier
+            && matches!(self.oper, OperState::Up | OperState::Unknown)
+    }
+}
+
+/// The link state of every interface, by name.
+#[derive(Debug, Default, Clone)]
+pub struct LinkTable {
+    links: HashMap<String, LinkState>,
+}
+
+impl LinkTable {
+    pub fn get(&self, name: &str) -> Option<&LinkState> {
+        self.links.get(name)
+    }
+
+    /// Records a new state; returns the previous one.
+    pub fn set(&mut self, name: &str, state: LinkState) -> Option<LinkState> {
+        match self.links.get_mut(name) {
+            Some(slot) => Some(std::mem::replace(slot, state)),
+            None => {
+                self.links.insert(name.to_string(), state);
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<LinkState> {
+        self.links.remove(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &LinkState)> {
+        self.links.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_needs_admin_carrier_and_a_live_oper_state() {
+        let up = LinkState {
+            admin_up: true,
+            carrier: true,
+            oper: OperState::Up,
+            ..Default::default()
+        };
+        assert!(up.is_up());
+        assert!(LinkState { oper: OperState::Unknown, ..up }.is_up());
+        assert!(!LinkState { carrier: false, ..up }.is_up());
+        assert!(!LinkState { admin_up: false, ..up }.is_up());
+        assert!(!LinkState { oper: OperState::LowerLayerDown, ..up }.is_up());
+        assert!(!LinkState { oper: OperState::Dormant, ..up }.is_up());
+    }
+}

@@ -1,0 +1,1 @@
+//! Link state pushed by the kernel over rtnetlink.

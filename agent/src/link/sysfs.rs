@@ -1,0 +1,1 @@
+//! Link state read from `/sys/class/net/<if>/`.

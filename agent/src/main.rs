@@ -1,0 +1,2 @@
+//! The `hopwatch` command.
+fn main() {}

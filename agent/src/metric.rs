@@ -1,0 +1,119 @@
+//! The metrics a rule can name: every `/proc/net/dev` column plus the link
+//! state and utilisation that hopwatch derives. One enum, so a typo in a rule
+//! is a config error rather than a silent zero.
+
+use std::fmt;
+
+/// The number of `/proc/net/dev` columns, in file order.
+pub const COUNTER_COLUMNS: usize = 16;
+
+/// Whether a metric only ever grows (a counter) or goes up and down (a gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+macro_rules! metrics {
+    ($($variant:ident => $name:literal, $kind:ident;)*) => {
+        /// A per-interface metric. The first [`COUNTER_COLUMNS`] variants are the
+        /// `/proc/net/dev` columns in file order, so `metric as usize` indexes a
+        /// counter row.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Metric {
+            $($variant,)*
+        }
+
+        impl Metric {
+            /// Every metric, in declaration order.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant,)*];
+
+            /// The name used in rules and JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $name,)*
+                }
+            }
+
+            pub fn kind(self) -> Kind {
+                match self {
+                    $(Metric::$variant => Kind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+metrics! {
+    RxBytes => "rx_bytes", Counter;
+    RxPackets => "rx_packets", Counter;
+    RxErrors => "rx_errors", Counter;
+    RxDropped => "rx_dropped", Counter;
+    RxFifo => "rx_fifo", Counter;
+    RxFrame => "rx_frame", Counter;
+    RxCompressed => "rx_compressed", Counter;
+    RxMulticast => "rx_multicast", Counter;
+    TxBytes => "tx_bytes", Counter;
+    TxPackets => "tx_packets", Counter;
+    TxErrors => "tx_errors", Counter;
+    TxDropped => "tx_dropped", Counter;
+    TxFifo => "tx_fifo", Counter;
+    TxCollisions => "tx_collisions", Counter;
+    TxCarrier => "tx_carrier", Counter;
+    TxCompressed => "tx_compressed", Counter;
+    CarrierChanges => "carrier_changes", Counter;
+    OperUp => "oper_up", Gauge;
+    SpeedMbps => "speed_mbps", Gauge;
+    RxUtil => "rx_util", Gauge;
+    TxUtil => "tx_util", Gauge;
+}
+
+impl Metric {
+    /// Looks a metric up by its rule name.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    /// The `/proc/net/dev` column of this metric, if it is one.
+    pub fn column(self) -> Option<usize> {
+        let index = self as usize;
+        (index < COUNTER_COLUMNS).then_some(index)
+    }
+
+    /// All metric names joined for error hints.
+    pub fn names() -> String {
+        Metric::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_follow_proc_net_dev_order() {
+        assert_eq!(Metric::RxBytes.column(), Some(0));
+        assert_eq!(Metric::RxMulticast.column(), Some(7));
+        assert_eq!(Metric::TxBytes.column(), Some(8));
+        assert_eq!(Metric::TxCompressed.column(), Some(15));
+        assert_eq!(Metric::CarrierChanges.column(), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for &m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Metric::from_name("tx_error"), None);
+    }
+}

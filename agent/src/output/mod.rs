@@ -1,0 +1,310 @@
+//! Outputs: where events go. Each output runs on its own thread behind a
+//! bounded queue, so a slow or dead output never stalls sampling or the other
+//! outputs. A failed send is retried with exponential backoff; when the
+//! queue overflows meanwhile, the oldest events are dropped and counted.
+
+pub mod stdout;
+pub mod syslog;
+
+use crate::event::Event;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("write to {target} failed: {reason}")]
+    Write { target: String, reason: String },
+}
+
+/// Something that delivers events. Implementations may block; the runner
+/// gives each output its own thread.
+pub trait Output: Send {
+    /// A short name for logs and `hopwatch status` (`stdout`, `syslog`).
+    fn name(&self) -> &str;
+
+    /// Whether this output wants events of this type at all.
+    fn accepts(&self, _event: &Event) -> bool {
+        true
+    }
+
+    /// Delivers one event. After an error the runner calls `send` again with
+    /// the same event after a backoff; the output reconnects as needed.
+    fn send(&mut self, event: &Event) -> Result<(), OutputError>;
+
+    /// Pushes buffered events out; called when the queue runs empty and at
+    /// shutdown.
+    fn flush(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// Counters per output, read by `hopwatch status`.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    pub sent: AtomicU64,
+    pub failures: AtomicU64,
+    pub dropped: AtomicU64,
+    pub queued: AtomicU64,
+    /// The last error, cleared by the next success.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// Bounds the retry delay after repeated failures.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    capacity: usize,
+    stats: Arc<OutputStats>,
+}
+
+/// The sampler's end of one output: enqueueing never blocks.
+pub struct OutputHandle {
+    name: String,
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl OutputHandle {
+    /// Starts `output` on its own thread with a queue of `capacity` events.
+    pub fn spawn(output: Box<dyn Output>, capacity: usize) -> OutputHandle {
+        let name = output.name().to_string();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                events: VecDeque::with_capacity(capacity.min(1024)),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+            stats: Arc::new(OutputStats::default()),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = thread::Builder::new()
+            .name(format!("output-{name}"))
+            .stack_size(256 * 1024)
+            .spawn(move || deliver(output, &worker))
+            .expect("spawning an output thread");
+        OutputHandle {
+            name,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stats(&self) -> &Arc<OutputStats> {
+        &self.shared.stats
+    }
+
+    /// Queues an event; when the queue is full the oldest event is dropped
+    /// and counted, so the newest news always gets through.
+    pub fn enqueue(&self, event: Arc<Event>) {
+        let mut queue = self.shared.queue.lock().expect("output queue poisoned");
+        if queue.events.len() >= self.shared.capacity {
+            queue.events.pop_front();
+            self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queue.events.push_back(event);
+        self.shared
+            .stats
+            .queued
+            .store(queue.events.len() as u64, Ordering::Relaxed);
+        drop(queue);
+        self.shared.wake.notify_one();
+    }
+
+    /// Delivers what is queued (giving up on an output that is down once
+    /// `grace` has passed) and stops the thread.
+    pub fn close(mut self, grace: Duration) {
+        self.shared.queue.lock().expect("output queue poisoned").closed = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + grace;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                let left = self.shared.stats.queued.load(Ordering::Relaxed);
+                tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
+            }
+        }
+    }
+}
+
+/// The output thread: take the oldest event, send it until it goes through
+/// or is pushed out of the queue, flush when idle, stop when closed and empty
+/// (or closed and failing).
+fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
+    let stats = &shared.stats;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let event = {
+            let mut queue = shared.queue.lock().expect("output queue poisoned");
+            loop {
+                if let Some(event) = queue.events.front() {
+                    break Arc::clone(event);
+                }
+                if queue.closed {
+                    drop(queue);
+                    let _ = output.flush();
+                    return;
+                }
+                drop(queue);
+                if let Err(error) = output.flush() {
+                    tracing::warn!(output = output.name(), %error, "Output flush failed.");
+                }
+                queue = shared.queue.lock().expect("output queue poisoned");
+                if queue.events.is_empty() && !queue.closed {
+                    queue = shared.wake.wait(queue).expect("output queue poisoned");
+                }
+            }
+        };
+        if !output.accepts(&event) {
+            pop_if_front(shared, &event);
+            continue;
+        }
+        match output.send(&event) {
+            Ok(()) => {
+                pop_if_front(shared, &event);
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+                *stats.last_error.lock().expect("stats poisoned") = None;
+                backoff = BACKOFF_MIN;
+            }
+            Err(error) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                let text = error.to_string();
+                let mut last = stats.last_error.lock().expect("stats poisoned");
+                if last.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(output = output.name(), %error, retry_in = ?backoff, "Output send failed.");
+                }
+                *last = Some(text);
+                drop(last);
+                let queue = shared.queue.lock().expect("output queue poisoned");
+                if queue.closed {
+                    return;
+                }
+                // Sleep for the backoff, waking early only to exit.
+                let _ = shared.wake.wait_timeout_while(queue, backoff, |q| !q.closed);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Removes `event` from the front unless overflow already pushed it out.
+fn pop_if_front(shared: &Shared, event: &Arc<Event>) {
+    let mut queue = shared.queue.lock().expect("output queue poisoned");
+    if queue.events.front().is_some_and(|e| Arc::ptr_eq(e, event)) {
+        queue.events.pop_front();
+    }
+    shared
+        .stats
+        .queued
+        .store(queue.events.len() as u64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Body, Loss, Sequencer};
+    use std::sync::mpsc;
+    use std::time::SystemTime;
+
+    struct Flaky {
+        fail_first: usize,
+        seen: mpsc::Sender<u64>,
+    }
+
+    impl Output for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn send(&mut self, event: &Event) -> Result<(), OutputError> {
+            if self.fail_first > 0 {
+                self.fail_first -= 1;
+                return Err(OutputError::Write {
+                    target: "test".into(),
+                    reason: "refused".into(),
+                });
+            }
+            self.seen.send(event.seq).unwrap();
+            Ok(())
+        }
+    }
+
+    fn event(seq: &mut Sequencer) -> Arc<Event> {
+        Arc::new(seq.stamp(
+            SystemTime::now(),
+            Body::Loss(Loss {
+                count: 0,
+                first_seq: 0,
+                last_seq: 0,
+                message: String::new(),
+            }),
+        ))
+    }
+
+    #[test]
+    fn retries_until_delivered_in_order() {
+        let (tx, rx) = mpsc::channel();
+        let handle = OutputHandle::spawn(
+            Box::new(Flaky {
+                fail_first: 2,
+                seen: tx,
+            }),
+            16,
+        );
+        let mut seq = Sequencer::new("a", "b");
+        for _ in 0..3 {
+            handle.enqueue(event(&mut seq));
+        }
+        let got: Vec<u64> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, vec![1, 2, 3]);
+        assert_eq!(handle.stats().failures.load(Ordering::Relaxed), 2);
+        assert_eq!(handle.stats().sent.load(Ordering::Relaxed), 3);
+        handle.close(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn overflow_drops_oldest_and_counts() {
+        let (tx, rx) = mpsc::channel();
+        // Fails long enough for the queue to overflow behind it.
+        let handle = OutputHandle::spawn(
+            Box::new(Flaky {
+                fail_first: 1,
+                seen: tx,
+            }),
+            2,
+        );
+        let mut seq = Sequencer::new("a", "b");
+        for _ in 0..5 {
+            handle.enqueue(event(&mut seq));
+        }
+        assert_eq!(handle.stats().dropped.load(Ordering::Relaxed), 3);
+        let got: Vec<u64> = (0..2)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, vec![4, 5]);
+        handle.close(Duration::from_secs(1));
+    }
+}

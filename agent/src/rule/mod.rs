@@ -1,0 +1,1 @@
+//! Rules: threshold-over-window expressions per interface.

@@ -1,0 +1,1 @@
+//! The `procfs` counter source: `/proc/net/dev`.

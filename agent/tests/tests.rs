@@ -1,0 +1,8 @@
+//! Integration tests: the real binary, real /proc and /sys inside network
+//! namespaces, a real rsyslogd. Tests that need root say so in their name and
+//! skip with a reason outside CI.
+
+mod util;
+
+mod rsyslog;
+mod syslog;
