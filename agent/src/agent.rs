@@ -1,1 +1,537 @@
-//! agent
+//! The running agent: one loop that ticks the sampler, feeds the rule
+//! engine, turns link changes into events as the kernel announces them, sends
+//! heartbeats, answers `hopwatch status`, and reloads on SIGHUP. Outputs run
+//! on their own threads, so nothing here waits on the network.
+
+use crate::config::{Config, LinkWatch, SourceKind};
+use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
+use crate::event::{self, Body, Sequencer};
+use crate::link::netlink::{self, LinkUpdate};
+use crate::link::{LinkChange, LinkState, LinkTable, LinkTracker, sysfs};
+use crate::output::stdout::StdoutOutput;
+use crate::output::syslog::SyslogOutput;
+use crate::output::{Output, OutputHandle};
+use crate::rule::{Engine, Observation};
+use crate::source::procfs::ProcfsSource;
+use crate::source::{CounterSource, Snapshot};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+/// Events an output may hold while it cannot deliver.
+const OUTPUT_QUEUE: usize = 10_000;
+/// How long SIGTERM waits for outputs to deliver what they hold.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long the first tick waits for the initial netlink link dump.
+const DUMP_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Counts that `hopwatch status` reports.
+#[derive(Debug, Default)]
+struct Stats {
+    ticks: u64,
+    source_errors: u64,
+    last_source_error: Option<String>,
+    skipped_lines: u64,
+    last_tick: Duration,
+    max_tick: Duration,
+    interfaces: usize,
+}
+
+struct Agent {
+    config: Config,
+    path: Option<PathBuf>,
+    seq: Sequencer,
+    source: Box<dyn CounterSource>,
+    engine: Engine,
+    links: LinkTable,
+    tracker: LinkTracker,
+    link_mode: LinkWatch,
+    outputs: Vec<OutputHandle>,
+    started: Instant,
+    stats: Stats,
+    /// Reused between ticks so the steady state does not allocate.
+    alerts: Vec<event::Alert>,
+    changes: Vec<LinkChange>,
+}
+
+/// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
+/// `path` is the file SIGHUP reloads (none for the embedded config).
+pub async fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let mut hangup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    tokio::pin!(shutdown);
+
+    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(config, path, &link_tx);
+    let (status_tx, mut status_rx) = mpsc::channel(4);
+    let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
+    let _control = control::serve(&socket_path, status_tx);
+
+    if agent.link_mode == LinkWatch::Netlink {
+        agent.wait_for_dump(&mut link_rx).await;
+    }
+    tracing::info!(
+        agent = %agent.config.agent.name,
+        boot = %agent.seq.boot(),
+        source = agent.source.name(),
+        link_watch = ?agent.link_mode,
+        rules = agent.config.rules.len(),
+        outputs = agent.outputs.len(),
+        "Agent started."
+    );
+
+    let mut ticker = tokio::time::interval(agent.config.agent.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    heartbeat.tick().await;
+
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => agent.tick(Instant::now()),
+            Some(update) = link_rx.recv() => agent.link_update(update),
+            _ = heartbeat.tick() => agent.heartbeat(),
+            Some(reply) = status_rx.recv() => {
+                let _ = reply.send(agent.status());
+            }
+            _ = hangup.recv() => {
+                let (interval, beat) = (agent.config.agent.interval, agent.config.agent.heartbeat);
+                agent.reload(&link_tx);
+                if agent.config.agent.interval != interval {
+                    ticker = tokio::time::interval(agent.config.agent.interval);
+                    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                }
+                if agent.config.agent.heartbeat != beat {
+                    heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
+                    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    heartbeat.tick().await;
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("Agent stopping; delivering queued events.");
+    for output in agent.outputs.drain(..) {
+        output.close(EXIT_GRACE);
+    }
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(())
+}
+
+/// Builds the outputs a config asks for.
+fn build_outputs(config: &Config) -> Vec<OutputHandle> {
+    let mut outputs = Vec::new();
+    if let Some(stdout) = &config.stdout {
+        let output: Box<dyn Output> = Box::new(StdoutOutput::new(
+            std::io::LineWriter::new(std::io::stdout()),
+            stdout.types.clone(),
+        ));
+        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+    }
+    if let Some(syslog) = &config.syslog {
+        let output: Box<dyn Output> = Box::new(SyslogOutput::new(syslog.clone()));
+        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+    }
+    outputs
+}
+
+fn build_source(config: &Config) -> Box<dyn CounterSource> {
+    match config.agent.source {
+        SourceKind::Auto | SourceKind::Procfs => {
+            Box::new(ProcfsSource::new(&config.agent.proc_root))
+        }
+    }
+}
+
+impl Agent {
+    fn new(config: Config, path: Option<PathBuf>, link_tx: &mpsc::UnboundedSender<LinkUpdate>) -> Agent {
+        let mut agent = Agent {
+            seq: Sequencer::new(config.agent.name.clone(), event::new_boot_id()),
+            source: build_source(&config),
+            engine: Engine::new(config.rules.clone()),
+            links: LinkTable::default(),
+            tracker: LinkTracker::default(),
+            link_mode: LinkWatch::Poll,
+            outputs: build_outputs(&config),
+            started: Instant::now(),
+            stats: Stats::default(),
+            alerts: Vec::new(),
+            changes: Vec::new(),
+            config,
+            path,
+        };
+        agent.start_link_watch(link_tx);
+        agent
+    }
+
+    /// Chooses how link changes are noticed and starts the netlink watcher
+    /// when that is the choice.
+    fn start_link_watch(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
+        let settings = &self.config.agent;
+        let wanted = match settings.link_watch {
+            LinkWatch::Auto if settings.sys_root == std::path::Path::new("/sys") => {
+                LinkWatch::Netlink
+            }
+            LinkWatch::Auto => LinkWatch::Poll,
+            other => other,
+        };
+        if wanted == LinkWatch::Netlink && self.link_mode != LinkWatch::Netlink {
+            match netlink::spawn(settings.sys_root.clone(), link_tx.clone()) {
+                Ok(()) => self.link_mode = LinkWatch::Netlink,
+                Err(error) => {
+                    tracing::warn!(%error, "Netlink link notifications unavailable; reading sysfs each tick.");
+                    self.link_mode = LinkWatch::Poll;
+                }
+            }
+        } else if wanted == LinkWatch::Poll {
+            self.link_mode = LinkWatch::Poll;
+        }
+    }
+
+    /// Applies updates until the initial dump is complete, so the first tick
+    /// already knows every link's state.
+    async fn wait_for_dump(&mut self, link_rx: &mut mpsc::UnboundedReceiver<LinkUpdate>) {
+        let deadline = tokio::time::Instant::now() + DUMP_WAIT;
+        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, link_rx.recv()).await {
+            let done = update == LinkUpdate::DumpDone;
+            self.link_update(update);
+            if done {
+                return;
+            }
+        }
+        tracing::warn!("The initial link dump did not complete; link states fill in as they change.");
+    }
+
+    fn emit(&mut self, body: Body) {
+        let event = Arc::new(self.seq.stamp(SystemTime::now(), body));
+        for output in &self.outputs {
+            output.enqueue(Arc::clone(&event));
+        }
+    }
+
+    fn emit_all(&mut self, events: impl IntoIterator<Item = Body>) {
+        for body in events {
+            self.emit(body);
+        }
+    }
+
+    /// One sampling tick.
+    fn tick(&mut self, now: Instant) {
+        let started = Instant::now();
+        let snapshot = match self.source.sample() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                self.stats.source_errors += 1;
+                let text = error.to_string();
+                if self.stats.last_source_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(%error, source = self.source.name(), "Sampling failed; retrying next tick.");
+                }
+                self.stats.last_source_error = Some(text);
+                return;
+            }
+        };
+        if !snapshot.skipped.is_empty() {
+            self.stats.skipped_lines += snapshot.skipped.len() as u64;
+            tracing::debug!(skipped = ?snapshot.skipped, "Unreadable counter lines skipped.");
+        }
+        if self.link_mode == LinkWatch::Poll {
+            self.poll_links(&snapshot);
+        }
+        let links = &self.links;
+        self.engine.observe(
+            now,
+            snapshot.rows.iter().map(|row| Observation {
+                name: &row.name,
+                counters: &row.counters,
+                link: links.get(&row.name),
+            }),
+            &mut self.alerts,
+        );
+        let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();
+        self.emit_all(alerts.into_iter().map(Body::Alert));
+        self.stats.ticks += 1;
+        self.stats.interfaces = snapshot.rows.len();
+        self.stats.last_tick = started.elapsed();
+        self.stats.max_tick = self.stats.max_tick.max(self.stats.last_tick);
+    }
+
+    /// Reads every interface's link state from sysfs (the `poll` watch).
+    fn poll_links(&mut self, snapshot: &Snapshot) {
+        let sys_root = self.config.agent.sys_root.clone();
+        for row in &snapshot.rows {
+            match sysfs::read_link(&sys_root, &row.name) {
+                Ok(state) => self.apply_link(&row.name, state),
+                Err(_) => self.remove_link(&row.name),
+            }
+        }
+        let gone: Vec<String> = self
+            .links
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| !snapshot.rows.iter().any(|r| r.name == *name))
+            .map(str::to_string)
+            .collect();
+        for name in gone {
+            self.remove_link(&name);
+        }
+    }
+
+    fn link_update(&mut self, update: LinkUpdate) {
+        match update {
+            LinkUpdate::Changed { name, state } => self.apply_link(&name, state),
+            LinkUpdate::Removed { name } => self.remove_link(&name),
+            LinkUpdate::DumpDone => {}
+        }
+    }
+
+    fn apply_link(&mut self, name: &str, mut state: LinkState) {
+        if let Some(old) = self.links.get(name)
+            && state.speed_mbps.is_none()
+            && state.carrier
+        {
+            state.speed_mbps = old.speed_mbps;
+        }
+        self.links.set(name, state);
+        if !self.config.links.matches(name) {
+            return;
+        }
+        self.tracker.observe(name, &state, &mut self.changes);
+        let changes: Vec<LinkChange> = self.changes.drain(..).collect();
+        for change in changes {
+            self.emit(Body::Link(link_event(&change)));
+        }
+    }
+
+    fn remove_link(&mut self, name: &str) {
+        self.links.remove(name);
+        if self.tracker.forget(name) == Some(true) && self.config.links.matches(name) {
+            self.emit(Body::Link(event::Link {
+                interface: name.to_string(),
+                state: event::LinkState::Down,
+                previous: event::LinkState::Up,
+                carrier_changes: 0,
+                oper_state: "removed".into(),
+                message: format!("{name} went down: the interface was removed"),
+            }));
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let mut interfaces: Vec<event::InterfaceStatus> = self
+            .links
+            .iter()
+            .filter(|(name, _)| self.config.links.matches(name))
+            .map(|(name, state)| event::InterfaceStatus {
+                name: name.to_string(),
+                state: event::LinkState::from_up(state.is_up()),
+            })
+            .collect();
+        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        let dropped = self
+            .outputs
+            .iter()
+            .map(|o| o.stats().dropped.load(Ordering::Relaxed))
+            .sum();
+        let body = Body::Heartbeat(event::Heartbeat {
+            uptime_s: self.started.elapsed().as_secs(),
+            interfaces,
+            addresses: vec![event::VrfAddresses {
+                vrf: "default".into(),
+                addresses: interface_addresses(),
+            }],
+            spool_depth: 0,
+            events_dropped: dropped,
+            firing: self.engine.firing().len() as u64,
+        });
+        self.emit(body);
+    }
+
+    fn reload(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
+        let Some(path) = self.path.clone() else {
+            tracing::info!("SIGHUP: running on the embedded config; nothing to reload.");
+            return;
+        };
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(error) => {
+                for line in error.to_string().lines() {
+                    tracing::error!("{line}");
+                }
+                tracing::error!(path = %path.display(), "Reload refused; the running config stays.");
+                return;
+            }
+        };
+        if config.rules != self.config.rules {
+            self.engine.reconfigure(config.rules.clone(), &mut self.alerts);
+            let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();
+            self.emit_all(alerts.into_iter().map(Body::Alert));
+        }
+        if config.stdout != self.config.stdout || config.syslog != self.config.syslog {
+            let fresh = build_outputs(&config);
+            for output in std::mem::replace(&mut self.outputs, fresh) {
+                output.close(Duration::from_secs(1));
+            }
+        }
+        if config.agent.source != self.config.agent.source
+            || config.agent.proc_root != self.config.agent.proc_root
+        {
+            self.source = build_source(&config);
+        }
+        self.seq.set_agent(config.agent.name.clone());
+        self.config = config;
+        self.start_link_watch(link_tx);
+        tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
+    }
+
+    fn status(&self) -> Status {
+        let now = Instant::now();
+        Status {
+            agent: self.config.agent.name.clone(),
+            boot: self.seq.boot().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs(),
+            config: self
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "<embedded default>".into()),
+            source: self.source.name().to_string(),
+            link_watch: format!("{:?}", self.link_mode).to_lowercase(),
+            interval_ms: self.config.agent.interval.as_millis() as u64,
+            interfaces: self.stats.interfaces,
+            ticks: self.stats.ticks,
+            source_errors: self.stats.source_errors,
+            last_source_error: self.stats.last_source_error.clone(),
+            skipped_lines: self.stats.skipped_lines,
+            last_tick_us: self.stats.last_tick.as_micros() as u64,
+            max_tick_us: self.stats.max_tick.as_micros() as u64,
+            rss_kib: control::rss_kib(),
+            last_seq: self.seq.last_seq(),
+            rules: self
+                .engine
+                .rules()
+                .iter()
+                .map(|r| RuleStatus {
+                    name: r.name.clone(),
+                    when: r.when.text.clone(),
+                    severity: r.severity,
+                    interfaces: r.interfaces.patterns().to_vec(),
+                })
+                .collect(),
+            firing: self
+                .engine
+                .firing()
+                .into_iter()
+                .map(|f| FiringStatus {
+                    rule: f.rule,
+                    interface: f.interface,
+                    severity: f.severity,
+                    for_s: now.saturating_duration_since(f.since).as_secs(),
+                    value: f.value,
+                })
+                .collect(),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| {
+                    let s = o.stats();
+                    OutputStatus {
+                        name: o.name().to_string(),
+                        sent: s.sent.load(Ordering::Relaxed),
+                        failures: s.failures.load(Ordering::Relaxed),
+                        dropped: s.dropped.load(Ordering::Relaxed),
+                        queued: s.queued.load(Ordering::Relaxed),
+                        last_error: s.last_error.lock().ok().and_then(|e| e.clone()),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn link_event(change: &LinkChange) -> event::Link {
+    let state = event::LinkState::from_up(change.up);
+    let previous = event::LinkState::from_up(!change.up);
+    let message = if change.up {
+        format!(
+            "{} came up (carrier changes {})",
+            change.name, change.carrier_changes
+        )
+    } else {
+        format!(
+            "{} went down: oper state {} (carrier changes {})",
+            change.name,
+            change.oper.as_str(),
+            change.carrier_changes
+        )
+    };
+    event::Link {
+        interface: change.name.clone(),
+        state,
+        previous,
+        carrier_changes: change.carrier_changes,
+        oper_state: change.oper.as_str().to_string(),
+        message,
+    }
+}
+
+/// Every IPv4 and IPv6 address on this namespace's interfaces, except
+/// loopback and link-local ones, which say nothing about topology.
+fn interface_addresses() -> Vec<event::InterfaceAddress> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ifa in addrs {
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
+        let ip: std::net::IpAddr = if let Some(v4) = addr.as_sockaddr_in() {
+            v4.ip().into()
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            v6.ip().into()
+        } else {
+            continue;
+        };
+        let prefix = if let Some(m) = mask.as_sockaddr_in() {
+            m.ip().to_bits().count_ones()
+        } else if let Some(m) = mask.as_sockaddr_in6() {
+            m.ip().to_bits().count_ones()
+        } else {
+            continue;
+        };
+        let link_local = match ip {
+            std::net::IpAddr::V4(v4) => v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+        if ip.is_loopback() || link_local {
+            continue;
+        }
+        out.push(event::InterfaceAddress {
+            interface: ifa.interface_name,
+            address: format!("{ip}/{prefix}"),
+        });
+    }
+    out
+}

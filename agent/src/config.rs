@@ -1,1 +1,817 @@
-//! config
+//! `agent.toml`: deserialized with spans, validated all at once, so
+//! `hopwatch check-config` reports every mistake with `file:line:col` and a
+//! hint in one pass. Nothing here touches the environment beyond reading the
+//! file; building components from a [`Config`] is the agent's job.
+
+use crate::event::Severity;
+use crate::matcher::InterfaceMatcher;
+use crate::output::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
+use crate::rule::{self, Rule};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where `hopwatch` looks for its config when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/hopwatch/agent.toml";
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub agent: AgentSettings,
+    /// Which interfaces produce `link` events.
+    pub links: InterfaceMatcher,
+    pub rules: Vec<Rule>,
+    pub stdout: Option<StdoutSettings>,
+    pub syslog: Option<SyslogSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    pub name: String,
+    pub interval: Duration,
+    pub heartbeat: Duration,
+    pub state_dir: PathBuf,
+    pub source: SourceKind,
+    pub proc_root: PathBuf,
+    pub sys_root: PathBuf,
+    pub link_watch: LinkWatch,
+}
+
+/// Where counters come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Detect the platform; `procfs` on every Linux this build supports.
+    Auto,
+    Procfs,
+}
+
+/// How link state changes are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkWatch {
+    /// `netlink` when `sys_root` is `/sys`, else `poll`.
+    Auto,
+    /// The kernel pushes every change at once (RTNLGRP_LINK).
+    Netlink,
+    /// `sys_root` is read at every tick; for fixture roots and containers
+    /// whose `/sys` belongs to another network namespace.
+    Poll,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StdoutSettings {
+    /// Event types to print; empty means all.
+    pub types: Vec<String>,
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", Errors(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+struct Errors<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for Errors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        let n = self.0.len();
+        write!(f, "\n{n} error{} in config", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl ConfigError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Invalid(d) => d,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+// The raw shape of the file. Every value that can be wrong is `Spanned`, so
+// validation can point at it; every field is optional so one missing key does
+// not hide the others' errors.
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawConfig {
+    agent: RawAgent,
+    links: RawLinks,
+    rule: Vec<Spanned<RawRule>>,
+    output: RawOutputs,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawAgent {
+    name: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    heartbeat: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    proc_root: Option<Spanned<String>>,
+    sys_root: Option<Spanned<String>>,
+    link_watch: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawLinks {
+    interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawRule {
+    name: Option<Spanned<String>>,
+    interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    when: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    for_: Option<Spanned<String>>,
+    clear_when: Option<Spanned<String>>,
+    severity: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawOutputs {
+    stdout: Option<RawStdout>,
+    syslog: Option<Spanned<RawSyslog>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawStdout {
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawSyslog {
+    address: Option<Spanned<String>>,
+    facility: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+    hostname: Option<Spanned<String>>,
+}
+
+/// The keys each table accepts, for "did you mean" hints on unknown keys.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", &["agent", "links", "rule", "output"]),
+    (
+        "agent",
+        &[
+            "name",
+            "interval",
+            "heartbeat",
+            "state_dir",
+            "source",
+            "proc_root",
+            "sys_root",
+            "link_watch",
+        ],
+    ),
+    ("links", &["interfaces"]),
+    (
+        "rule",
+        &[
+            "name",
+            "interfaces",
+            "when",
+            "for",
+            "clear_when",
+            "severity",
+        ],
+    ),
+    ("output", &["stdout", "syslog"]),
+    ("output.stdout", &["events"]),
+    (
+        "output.syslog",
+        &[
+            "address", "facility", "protocol", "format", "events", "hostname",
+        ],
+    ),
+];
+
+const EVENT_TYPES: &[&str] = &["alert", "link", "heartbeat", "loss"];
+
+/// The interfaces watched when a rule or `[links]` names none.
+pub const DEFAULT_INTERFACES: &[&str] = &["!lo"];
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates config text; `origin` names it in diagnostics.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut v = Validator {
+            text,
+            origin,
+            errors: Vec::new(),
+        };
+        let config = v.parse();
+        if v.errors.is_empty() {
+            Ok(config.expect("a config without errors"))
+        } else {
+            v.errors.sort_by_key(|d| (d.line, d.col));
+            Err(ConfigError::Invalid(v.errors))
+        }
+    }
+
+    /// The embedded default: every interface but `lo`, the example rule,
+    /// events on stdout. What `hopwatch run` uses without a config file.
+    pub fn embedded() -> Config {
+        Config::parse(EMBEDDED, "<embedded default>").expect("the embedded config is valid")
+    }
+}
+
+/// The config `hopwatch run` uses when no file is given and none is installed.
+pub const EMBEDDED: &str = r#"
+[links]
+interfaces = ["!lo"]
+
+[[rule]]
+name = "tx-errors"
+when = "increase(tx_errors[5s]) > 3"
+severity = "critical"
+
+[[rule]]
+name = "rx-errors"
+when = "increase(rx_errors[5s]) > 3"
+severity = "critical"
+
+[output.stdout]
+"#;
+
+struct Validator<'a> {
+    text: &'a str,
+    origin: &'a str,
+    errors: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error_at(&mut self, offset: usize, message: impl Into<String>, hint: Option<String>) {
+        let (line, col) = line_col(self.text, offset);
+        self.errors.push(Diagnostic {
+            file: self.origin.to_string(),
+            line,
+            col,
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, hint: Option<String>) {
+        self.error_at(at.span().start, message, hint);
+    }
+
+    fn parse(&mut self) -> Option<Config> {
+        let mut unknown = Vec::new();
+        let raw: RawConfig = match toml::de::Deserializer::parse(self.text)
+            .and_then(|de| serde_ignored::deserialize(de, |path| unknown.push(path.to_string())))
+        {
+            Ok(raw) => raw,
+            Err(e) => {
+                let offset = e.span().map(|s| s.start).unwrap_or(0);
+                self.error_at(offset, e.message().trim().to_string(), None);
+                return None;
+            }
+        };
+        for path in unknown {
+            self.unknown_key(&path);
+        }
+        let agent = self.agent(&raw.agent);
+        let links = match &raw.links.interfaces {
+            Some(list) => self.interfaces(list, "[links] interfaces"),
+            None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
+        };
+        let rules = self.rules(&raw.rule, agent.as_ref().map(|a| a.interval));
+        let stdout = raw.output.stdout.as_ref().map(|s| StdoutSettings {
+            types: self.event_types(s.events.as_ref()),
+        });
+        let syslog = raw
+            .output
+            .syslog
+            .as_ref()
+            .and_then(|s| self.syslog(s, agent.as_ref().map(|a| a.name.as_str())));
+        if !self.errors.is_empty() {
+            return None;
+        }
+        Some(Config {
+            agent: agent?,
+            links: links?,
+            rules,
+            stdout,
+            syslog,
+        })
+    }
+
+    /// Reports a key the schema does not know, at its position in the file.
+    fn unknown_key(&mut self, path: &str) {
+        // `Spanned` wrappers show up in the path as a private field name.
+        let segments: Vec<&str> = path
+            .split('.')
+            .filter(|s| !s.starts_with("$__serde_spanned"))
+            .collect();
+        let key = segments.last().copied().unwrap_or(path);
+        // Table names without array indices, for the hint lookup.
+        let table: Vec<&str> = segments[..segments.len() - 1]
+            .iter()
+            .copied()
+            .filter(|s| s.parse::<usize>().is_err())
+            .collect();
+        let table = table.join(".");
+        let known = KNOWN_KEYS
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, keys)| *keys)
+            .unwrap_or(&[]);
+        let offset = key_offset(self.text, &segments).unwrap_or(0);
+        let place = if table.is_empty() {
+            "at the top level".to_string()
+        } else if table == "rule" {
+            "in [[rule]]".to_string()
+        } else {
+            format!("in [{table}]")
+        };
+        let hint = match closest(key, known) {
+            Some(best) => format!("did you mean `{best}`? valid keys: {}", known.join(", ")),
+            None => format!("valid keys: {}", known.join(", ")),
+        };
+        self.error_at(offset, format!("unknown key `{key}` {place}"), Some(hint));
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    value,
+                    format!("bad duration {:?} for `{key}`: {e}", value.get_ref()),
+                    Some("write a duration like \"500ms\", \"5s\", \"10m\"".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn agent(&mut self, raw: &RawAgent) -> Option<AgentSettings> {
+        let interval = match &raw.interval {
+            Some(v) => {
+                let d = self.duration(v, "interval")?;
+                if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+                    self.error(
+                        v,
+                        format!("interval {:?} is out of range", v.get_ref()),
+                        Some("sample between every 100ms and every 1h; 1s is usual".into()),
+                    );
+                    return None;
+                }
+                d
+            }
+            None => Duration::from_secs(1),
+        };
+        let heartbeat = match &raw.heartbeat {
+            Some(v) => {
+                let d = self.duration(v, "heartbeat")?;
+                if d < interval {
+                    self.error(
+                        v,
+                        format!("heartbeat {:?} is shorter than the interval", v.get_ref()),
+                        Some("a heartbeat is sent at most once a tick; use 10s or more".into()),
+                    );
+                    return None;
+                }
+                d
+            }
+            None => Duration::from_secs(10),
+        };
+        let source = match raw.source.as_ref() {
+            None => SourceKind::Auto,
+            Some(v) => match v.get_ref().as_str() {
+                "auto" => SourceKind::Auto,
+                "procfs" => SourceKind::Procfs,
+                other => {
+                    self.error(
+                        v,
+                        format!("unknown counter source `{other}`"),
+                        Some("use \"auto\" or \"procfs\"".into()),
+                    );
+                    SourceKind::Auto
+                }
+            },
+        };
+        let link_watch = match raw.link_watch.as_ref() {
+            None => LinkWatch::Auto,
+            Some(v) => match v.get_ref().as_str() {
+                "auto" => LinkWatch::Auto,
+                "netlink" => LinkWatch::Netlink,
+                "poll" => LinkWatch::Poll,
+                other => {
+                    self.error(
+                        v,
+                        format!("unknown link_watch `{other}`"),
+                        Some("use \"auto\", \"netlink\" or \"poll\"".into()),
+                    );
+                    LinkWatch::Auto
+                }
+            },
+        };
+        let mut path = |v: &Option<Spanned<String>>, key: &str, default: &str| -> PathBuf {
+            match v {
+                Some(p) if p.get_ref().is_empty() => {
+                    self.error(p, format!("`{key}` is empty"), Some(format!("the default is {default:?}")));
+                    PathBuf::from(default)
+                }
+                Some(p) => PathBuf::from(p.get_ref()),
+                None => PathBuf::from(default),
+            }
+        };
+        let state_dir = path(&raw.state_dir, "state_dir", "/var/lib/hopwatch");
+        let proc_root = path(&raw.proc_root, "proc_root", "/proc");
+        let sys_root = path(&raw.sys_root, "sys_root", "/sys");
+        let name = match &raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                self.error(n, "`name` is empty", Some("remove it to use the hostname".into()));
+                String::new()
+            }
+            Some(n) => n.get_ref().clone(),
+            None => hostname(),
+        };
+        Some(AgentSettings {
+            name,
+            interval,
+            heartbeat,
+            state_dir,
+            source,
+            proc_root,
+            sys_root,
+            link_watch,
+        })
+    }
+
+    fn interfaces(
+        &mut self,
+        list: &Spanned<Vec<Spanned<String>>>,
+        what: &str,
+    ) -> Option<InterfaceMatcher> {
+        if list.get_ref().is_empty() {
+            self.error(
+                list,
+                format!("{what} is empty, so it matches no interface"),
+                Some("list globs such as [\"eth*\", \"swp*\", \"!lo\"], or remove the key to watch every interface but lo".into()),
+            );
+            return None;
+        }
+        let patterns: Vec<&str> = list.get_ref().iter().map(|p| p.get_ref().as_str()).collect();
+        match InterfaceMatcher::new(&patterns) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let at = &list.get_ref()[e.index];
+                self.error(
+                    at,
+                    e.to_string(),
+                    Some("globs use * ? [..]; a leading ! excludes".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn expression(&mut self, value: &Spanned<String>, key: &str) -> Option<rule::Condition> {
+        match rule::parse(value.get_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // +1 skips the opening quote of a basic string.
+                let offset = value.span().start + 1 + e.offset;
+                self.error_at(
+                    offset,
+                    format!("bad expression in `{key}`: {}", e.message),
+                    e.hint.clone(),
+                );
+                None
+            }
+        }
+    }
+
+    fn rules(&mut self, raw: &[Spanned<RawRule>], interval: Option<Duration>) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for spanned in raw {
+            let r = spanned.get_ref();
+            let table_at = spanned.span().start;
+            let name = match &r.name {
+                Some(n) if n.get_ref().trim().is_empty() => {
+                    self.error(n, "rule `name` is empty", Some("name the rule, e.g. \"tx-errors\"".into()));
+                    None
+                }
+                Some(n) => {
+                    let (line, _) = line_col(self.text, n.span().start);
+                    if let Some(first) = names.insert(n.get_ref().clone(), line) {
+                        self.error(
+                            n,
+                            format!("duplicate rule name `{}`", n.get_ref()),
+                            Some(format!("the first rule with this name is at line {first}; rule names must be unique")),
+                        );
+                    }
+                    Some(n.get_ref().clone())
+                }
+                None => {
+                    self.error_at(table_at, "[[rule]] has no `name`", Some("add name = \"...\"".into()));
+                    None
+                }
+            };
+            let when = match &r.when {
+                Some(w) => self.expression(w, "when"),
+                None => {
+                    self.error_at(
+                        table_at,
+                        "[[rule]] has no `when`",
+                        Some("add when = \"increase(tx_errors[5s]) > 3\"".into()),
+                    );
+                    None
+                }
+            };
+            // `Some(None)`: no clear_when; `None`: a broken one.
+            let clear_when = match &r.clear_when {
+                Some(c) => self.expression(c, "clear_when").map(Some),
+                None => Some(None),
+            };
+            if let Some(interval) = interval {
+                if let (Some(cond), Some(raw)) = (&when, &r.when) {
+                    self.window(cond, raw, interval);
+                }
+                if let (Some(Some(cond)), Some(raw)) = (&clear_when, &r.clear_when) {
+                    self.window(cond, raw, interval);
+                }
+            }
+            let for_ = match &r.for_ {
+                Some(f) => self.duration(f, "for"),
+                None => Some(Duration::ZERO),
+            };
+            let severity = match &r.severity {
+                None => Some(Severity::Warning),
+                Some(s) => match s.get_ref().as_str() {
+                    "info" => Some(Severity::Info),
+                    "warning" => Some(Severity::Warning),
+                    "critical" => Some(Severity::Critical),
+                    other => {
+                        self.error(
+                            s,
+                            format!("unknown severity `{other}`"),
+                            Some("use \"info\", \"warning\" or \"critical\"".into()),
+                        );
+                        None
+                    }
+                },
+            };
+            let interfaces = match &r.interfaces {
+                Some(list) => self.interfaces(list, "rule `interfaces`"),
+                None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
+            };
+            if let (Some(name), Some(when), Some(clear_when), Some(for_), Some(severity), Some(interfaces)) =
+                (name, when, clear_when, for_, severity, interfaces)
+            {
+                rules.push(Rule {
+                    name,
+                    interfaces,
+                    when,
+                    for_,
+                    clear_when,
+                    severity,
+                });
+            }
+        }
+        rules
+    }
+
+    /// A window shorter than the interval would hold at most one sample, and
+    /// one longer than a day would hold an unreasonable history.
+    fn window(&mut self, cond: &rule::Condition, raw: &Spanned<String>, interval: Duration) {
+        if cond.window.is_zero() {
+            return;
+        }
+        if cond.window < interval {
+            self.error(
+                raw,
+                format!(
+                    "window {} is shorter than the sampling interval {}",
+                    humantime::format_duration(cond.window),
+                    humantime::format_duration(interval)
+                ),
+                Some("use a window of at least one interval, usually several".into()),
+            );
+        } else if cond.window > Duration::from_secs(86_400) {
+            self.error(
+                raw,
+                "window is longer than 24h",
+                Some("hopwatch keeps each window in memory; use 24h or less".into()),
+            );
+        }
+    }
+
+    fn event_types(&mut self, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+        let Some(list) = list else {
+            return Vec::new();
+        };
+        let mut types = Vec::new();
+        for t in list.get_ref() {
+            if EVENT_TYPES.contains(&t.get_ref().as_str()) {
+                types.push(t.get_ref().clone());
+            } else {
+                self.error(
+                    t,
+                    format!("unknown event type `{}`", t.get_ref()),
+                    Some(format!("event types: {}", EVENT_TYPES.join(", "))),
+                );
+            }
+        }
+        types
+    }
+
+    fn syslog(&mut self, raw: &Spanned<RawSyslog>, agent: Option<&str>) -> Option<SyslogSettings> {
+        let s = raw.get_ref();
+        let target = match &s.address {
+            Some(a) => match SyslogTarget::parse(a.get_ref()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.error(a, e, None);
+                    None
+                }
+            },
+            None => Some(SyslogTarget::Unix(PathBuf::from("/dev/log"))),
+        };
+        let facility = match &s.facility {
+            Some(f) => match parse_facility(f.get_ref()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.error(f, e, None);
+                    None
+                }
+            },
+            None => Some(syslog::Facility::LOG_LOCAL7),
+        };
+        let protocol = match s.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
+            None | Some((_, "rfc5424")) => Some(Protocol::Rfc5424),
+            Some((_, "rfc3164")) => Some(Protocol::Rfc3164),
+            Some((p, other)) => {
+                self.error(
+                    p,
+                    format!("unknown syslog protocol `{other}`"),
+                    Some("use \"rfc5424\" or \"rfc3164\"".into()),
+                );
+                None
+            }
+        };
+        let format = match s.format.as_ref().map(|p| (p, p.get_ref().as_str())) {
+            None | Some((_, "text")) => Some(Format::Text),
+            Some((_, "json")) => Some(Format::Json),
+            Some((p, other)) => {
+                self.error(
+                    p,
+                    format!("unknown syslog format `{other}`"),
+                    Some("use \"text\" (the sentence) or \"json\" (the event)".into()),
+                );
+                None
+            }
+        };
+        let types = match &s.events {
+            Some(list) => self.event_types(Some(list)),
+            None => vec!["alert".into(), "link".into(), "loss".into()],
+        };
+        let hostname = s
+            .hostname
+            .as_ref()
+            .map(|h| h.get_ref().clone())
+            .or_else(|| agent.map(str::to_string))
+            .unwrap_or_else(hostname);
+        Some(SyslogSettings {
+            target: target?,
+            facility: facility?,
+            protocol: protocol?,
+            format: format?,
+            hostname,
+            types,
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The byte offset of the key at `path` (`rule.1.whn`), found by walking the
+/// spanned document.
+fn key_offset(text: &str, path: &[&str]) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let mut value: Option<&Spanned<toml::de::DeValue>> = None;
+    for (i, segment) in path.iter().enumerate() {
+        if let Some(v) = value {
+            match v.get_ref() {
+                toml::de::DeValue::Array(items) => {
+                    let index: usize = segment.parse().ok()?;
+                    value = items.get(index);
+                    if let Some(toml::de::DeValue::Table(t)) = value.map(|v| v.get_ref()) {
+                        table = t;
+                        value = None;
+                    }
+                    continue;
+                }
+                toml::de::DeValue::Table(t) => table = t,
+                _ => return None,
+            }
+        }
+        let (key, v) = table.get_key_value(*segment)?;
+        if i == path.len() - 1 {
+            return Some(key.span().start);
+        }
+        value = Some(v);
+    }
+    None
+}
+
+/// The known key nearest to `key` by edit distance, if it is near enough to
+/// be a typo.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The machine's hostname, the default agent name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

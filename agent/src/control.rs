@@ -1,1 +1,269 @@
-//! control
+//! The control socket: `hopwatch status` asks the running agent what it is
+//! doing. A unix socket in the state directory, mode 0600, and the peer's
+//! uid is checked against ours (or root) — the only listener the agent has,
+//! and only the agent's own user can reach it.
+
+use crate::event::Severity;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// The socket's file name inside `state_dir`.
+pub const SOCKET_NAME: &str = "hopwatch.sock";
+
+/// What `hopwatch status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub agent: String,
+    pub boot: String,
+    pub version: String,
+    pub pid: u32,
+    pub uptime_s: u64,
+    pub config: String,
+    pub source: String,
+    pub link_watch: String,
+    pub interval_ms: u64,
+    pub interfaces: usize,
+    pub ticks: u64,
+    pub source_errors: u64,
+    pub last_source_error: Option<String>,
+    pub skipped_lines: u64,
+    pub last_tick_us: u64,
+    pub max_tick_us: u64,
+    pub rss_kib: Option<u64>,
+    pub last_seq: u64,
+    pub rules: Vec<RuleStatus>,
+    pub firing: Vec<FiringStatus>,
+    pub outputs: Vec<OutputStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub when: String,
+    pub severity: Severity,
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiringStatus {
+    pub rule: String,
+    pub interface: String,
+    pub severity: Severity,
+    pub for_s: u64,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputStatus {
+    pub name: String,
+    pub sent: u64,
+    pub failures: u64,
+    pub dropped: u64,
+    pub queued: u64,
+    pub last_error: Option<String>,
+}
+
+/// A status request travelling to the agent loop.
+pub type StatusRequest = oneshot::Sender<Status>;
+
+/// Keeps the socket's accept task alive; dropping it stops serving.
+pub struct ControlServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens on `path`. Without a usable state directory the agent runs on
+/// without a control socket, and says so.
+pub fn serve(path: &Path, requests: mpsc::Sender<StatusRequest>) -> Option<ControlServer> {
+    match bind(path) {
+        Ok(listener) => Some(ControlServer {
+            task: tokio::spawn(accept(listener, requests)),
+        }),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "No control socket; `hopwatch status` will not reach this agent.");
+            None
+        }
+    }
+}
+
+fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket left by an agent that died; a live agent would answer.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another hopwatch agent is running with this state_dir",
+        ));
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<StatusRequest>) {
+    let me = nix::unistd::geteuid().as_raw();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let allowed = stream
+            .peer_cred()
+            .map(|cred| cred.uid() == me || cred.uid() == 0)
+            .unwrap_or(false);
+        if !allowed {
+            tracing::warn!("Control connection from another user refused.");
+            continue;
+        }
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = tokio::io::BufReader::new(read);
+            let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line));
+            if !matches!(read.await, Ok(Ok(_))) {
+                return;
+            }
+            let reply = match line.trim() {
+                "status" => {
+                    let (tx, rx) = oneshot::channel();
+                    if requests.send(tx).await.is_err() {
+                        return;
+                    }
+                    match rx.await {
+                        Ok(status) => serde_json::to_string(&status).unwrap_or_default(),
+                        Err(_) => return,
+                    }
+                }
+                other => format!("{{\"error\":\"unknown request {other:?}; send status\"}}"),
+            };
+            let _ = write.write_all(reply.as_bytes()).await;
+            let _ = write.write_all(b"\n").await;
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent answers on {path}: {source} (is `hopwatch run` running with this state_dir?)")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the agent's answer on {path} was unreadable: {reason}")]
+    Reply { path: PathBuf, reason: String },
+}
+
+/// Asks the agent listening on `path` for its status.
+pub fn request_status(path: &Path) -> Result<Status, ClientError> {
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let reply_error = |reason: String| ClientError::Reply {
+        path: path.to_path_buf(),
+        reason,
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| reply_error(e.to_string()))?;
+    stream
+        .write_all(b"status\n")
+        .map_err(|e| reply_error(e.to_string()))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| reply_error(e.to_string()))?;
+    serde_json::from_str(&line).map_err(|e| reply_error(e.to_string()))
+}
+
+/// This process's resident set size, from `/proc/self/status`.
+pub fn rss_kib() -> Option<u64> {
+    let status = procfs::process::Process::myself().ok()?.status().ok()?;
+    status.vmrss
+}
+
+/// The status as a person reads it.
+pub fn render(status: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "agent {} (hopwatch {}, pid {}, boot {})",
+        status.agent, status.version, status.pid, status.boot
+    );
+    let _ = writeln!(
+        out,
+        "up {}s, config {}, source {}, link watch {}, every {}ms",
+        status.uptime_s, status.config, status.source, status.link_watch, status.interval_ms
+    );
+    let _ = writeln!(
+        out,
+        "{} interfaces, {} ticks, last tick {}µs (max {}µs), rss {} KiB, {} events",
+        status.interfaces,
+        status.ticks,
+        status.last_tick_us,
+        status.max_tick_us,
+        status.rss_kib.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        status.last_seq
+    );
+    if status.source_errors > 0 || status.skipped_lines > 0 {
+        let _ = writeln!(
+            out,
+            "source errors {} (last: {}), skipped lines {}",
+            status.source_errors,
+            status.last_source_error.as_deref().unwrap_or("-"),
+            status.skipped_lines
+        );
+    }
+    let _ = writeln!(out, "\nRULES");
+    for r in &status.rules {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<9} {}  on {}",
+            r.name,
+            r.severity.as_str(),
+            r.when,
+            r.interfaces.join(" ")
+        );
+    }
+    let _ = writeln!(out, "\nFIRING ({})", status.firing.len());
+    for f in &status.firing {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<16} {:<9} value {} for {}s",
+            f.rule,
+            f.interface,
+            f.severity.as_str(),
+            f.value,
+            f.for_s
+        );
+    }
+    let _ = writeln!(out, "\nOUTPUTS");
+    for o in &status.outputs {
+        let health = match &o.last_error {
+            Some(e) => format!("failing: {e}"),
+            None => "ok".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<8} sent {} failures {} dropped {} queued {}  {}",
+            o.name, o.sent, o.failures, o.dropped, o.queued, health
+        );
+    }
+    out
+}

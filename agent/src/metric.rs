@@ -96,6 +96,24 @@ impl fmt::Display for Metric {
     }
 }
 
+/// The increase of a counter between two readings, never negative or huge:
+/// a counter below its previous reading either wrapped at 32 bits (drivers
+/// that still keep 32-bit counters) or was reset to zero and counted `cur`
+/// since.
+pub fn counter_delta(prev: u64, cur: u64) -> u64 {
+    if cur >= prev {
+        return cur - prev;
+    }
+    const WRAP: u64 = 1 << 32;
+    if prev < WRAP {
+        let wrapped = cur + WRAP - prev;
+        if wrapped < WRAP / 2 {
+            return wrapped;
+        }
+    }
+    cur
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +133,16 @@ mod tests {
             assert_eq!(Metric::from_name(m.name()), Some(m));
         }
         assert_eq!(Metric::from_name("tx_error"), None);
+    }
+
+    #[test]
+    fn deltas_survive_resets_and_wraps() {
+        assert_eq!(counter_delta(10, 15), 5);
+        assert_eq!(counter_delta(u64::MAX - 1, u64::MAX), 1);
+        // 32-bit wrap: 4294967290 -> 4 is 10 more.
+        assert_eq!(counter_delta(4_294_967_290, 4), 10);
+        // Reset: a counter that restarted counts from zero.
+        assert_eq!(counter_delta(1_000, 7), 7);
+        assert_eq!(counter_delta(1 << 40, 3), 3);
     }
 }

@@ -6,3 +6,5 @@ mod util;
 
 mod rsyslog;
 mod syslog;
+mod e2e;
+mod config;

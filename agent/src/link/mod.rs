@@ -113,6 +113,61 @@ impl LinkTable {
     }
 }
 
+/// A link's transition to report as a `link` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkChange {
+    pub name: String,
+    pub up: bool,
+    pub carrier_changes: u64,
+    pub oper: OperState,
+}
+
+/// Turns successive link states into up/down transitions. The first state
+/// seen for a name is the baseline and reports nothing; a carrier that
+/// flapped and came back between two observations (its `carrier_changes`
+/// moved by two or more with the state unchanged) reports both halves.
+#[derive(Debug, Default)]
+pub struct LinkTracker {
+    last: HashMap<String, (bool, u64)>,
+}
+
+impl LinkTracker {
+    pub fn observe(&mut self, name: &str, state: &LinkState, out: &mut Vec<LinkChange>) {
+        let up = state.is_up();
+        let changes = state.carrier_changes;
+        let Some(last) = self.last.get_mut(name) else {
+            self.last.insert(name.to_string(), (up, changes));
+            return;
+        };
+        let (was_up, was_changes) = *last;
+        *last = (up, changes);
+        let change = |up| LinkChange {
+            name: name.to_string(),
+            up,
+            carrier_changes: changes,
+            oper: state.oper,
+        };
+        if up != was_up {
+            out.push(change(up));
+        } else if changes >= was_changes.saturating_add(2) {
+            out.push(LinkChange {
+                oper: if up { OperState::Down } else { OperState::Up },
+                ..change(!up)
+            });
+            out.push(change(up));
+        }
+    }
+
+    /// Forgets an interface that vanished; returns whether it was up.
+    pub fn forget(&mut self, name: &str) -> Option<bool> {
+        self.last.remove(name).map(|(up, _)| up)
+    }
+
+    pub fn is_up(&self, name: &str) -> Option<bool> {
+        self.last.get(name).map(|(up, _)| *up)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +186,47 @@ mod tests {
         assert!(!LinkState { admin_up: false, ..up }.is_up());
         assert!(!LinkState { oper: OperState::LowerLayerDown, ..up }.is_up());
         assert!(!LinkState { oper: OperState::Dormant, ..up }.is_up());
+    }
+
+    fn state(up: bool, changes: u64) -> LinkState {
+        LinkState {
+            admin_up: true,
+            carrier: up,
+            oper: if up { OperState::Up } else { OperState::LowerLayerDown },
+            carrier_changes: changes,
+            speed_mbps: None,
+        }
+    }
+
+    #[test]
+    fn tracker_reports_transitions_after_a_baseline() {
+        let mut t = LinkTracker::default();
+        let mut out = Vec::new();
+        t.observe("eth0", &state(true, 1), &mut out);
+        assert!(out.is_empty(), "the first sighting is a baseline");
+        t.observe("eth0", &state(true, 1), &mut out);
+        assert!(out.is_empty());
+        t.observe("eth0", &state(false, 2), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].up);
+        assert_eq!(out[0].carrier_changes, 2);
+        out.clear();
+        t.observe("eth0", &state(true, 3), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].up);
+    }
+
+    #[test]
+    fn tracker_catches_a_flap_between_observations() {
+        let mut t = LinkTracker::default();
+        let mut out = Vec::new();
+        t.observe("swp1", &state(true, 4), &mut out);
+        t.observe("swp1", &state(true, 6), &mut out);
+        let ups: Vec<bool> = out.iter().map(|c| c.up).collect();
+        assert_eq!(ups, vec![false, true]);
+        out.clear();
+        // A counter that went backwards (device recreated) is no flap.
+        t.observe("swp1", &state(true, 0), &mut out);
+        assert!(out.is_empty());
     }
 }

@@ -1,0 +1,92 @@
+//! `hopwatch check-config` on good and bad files: the shipped example passes;
+//! a bad file exits 2 and names every mistake with file:line:col at once.
+
+use crate::util::{TempDir, hopwatch};
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
+    let out = hopwatch().args(["check-config", "-c", path]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (4 rules"));
+}
+
+#[test]
+fn every_error_at_once_with_positions() {
+    let dir = TempDir::new("hopwatch-badcfg");
+    let path = dir.write(
+        "bad.toml",
+        r#"[agent]
+interval = "fast"
+colour = "blue"
+
+[links]
+interfaces = []
+
+[[rule]]
+name = "errs"
+when = "increase(tx_error[5s]) > 3"
+
+[[rule]]
+name = "errs"
+whn = "rate(rx_bytes[10s]) > 1000"
+when = "rate(rx_bytes[10s) > 1000"
+"#,
+    );
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for (line_col, words) in [
+        ("2:12", "bad duration"),
+        ("3:1", "unknown key `colour`"),
+        ("6:14", "is empty"),
+        ("10:18", "unknown metric `tx_error`"),
+        ("13:8", "duplicate rule name `errs`"),
+        ("14:1", "unknown key `whn`"),
+        ("15:", "bad expression"),
+    ] {
+        let expected = format!("{file}:{line_col}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&expected) && l.contains(words)),
+            "no `{expected} ... {words}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("did you mean `tx_errors`"), "{stderr}");
+    assert!(stderr.contains("did you mean `when`"), "{stderr}");
+    assert!(stderr.contains("7 errors in config"), "{stderr}");
+}
+
+#[test]
+fn syntax_error_is_located_and_exits_2() {
+    let dir = TempDir::new("hopwatch-badcfg");
+    let path = dir.write("bad.toml", "[agent]\ninterval = \"1s\nname = 3\n");
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("{}:2:", path.display())), "{stderr}");
+}
+
+#[test]
+fn missing_file_exits_2_naming_it() {
+    let out = hopwatch()
+        .args(["check-config", "-c", "/nonexistent/agent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/agent.toml"));
+}

@@ -1,0 +1,104 @@
+//! End to end: the real `hopwatch` binary in a network namespace with a veth
+//! pair, real traffic, real link changes, events read from its stdout.
+
+use crate::util::{AgentProcess, TempDir, VethPair, can_use_netns};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn config(dir: &TempDir, watched: &str, extra: &str) -> std::path::PathBuf {
+    dir.write(
+        "agent.toml",
+        &format!(
+            r#"
+[agent]
+name = "e2e"
+interval = "1s"
+heartbeat = "1h"
+state_dir = "{state}"
+
+[links]
+interfaces = ["{watched}"]
+
+[[rule]]
+name = "tx-packets"
+interfaces = ["{watched}"]
+when = "increase(tx_packets[5s]) > 3"
+severity = "critical"
+
+[output.stdout]
+{extra}
+"#,
+            state = dir.path().join("state").display(),
+        ),
+    )
+}
+
+fn is(event: &Value, kind: &str, field: &str, value: &str) -> bool {
+    event["type"] == kind && event[field] == value
+}
+
+#[test]
+fn root_netns_alert_fires_and_resolves_and_links_report_at_once() {
+    if !can_use_netns("root_netns_alert_fires_and_resolves_and_links_report_at_once") {
+        return;
+    }
+    let lab = VethPair::new(91);
+    let dir = TempDir::new("hopwatch-e2e");
+    let path = config(&dir, &lab.a_if, "");
+    let mut cmd = lab.a.command(env!("CARGO_BIN_EXE_hopwatch"));
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut agent = AgentProcess::spawn(cmd);
+
+    // Two quiet ticks first: the rule must not fire on history it never saw.
+    assert!(
+        agent
+            .wait_for(Duration::from_millis(2500), |e| e["type"] == "alert")
+            .is_none(),
+        "an alert fired before any traffic: {:?}",
+        agent.seen
+    );
+
+    lab.send_udp(20);
+    let fired = agent
+        .wait_for(Duration::from_secs(5), |e| is(e, "alert", "state", "firing"))
+        .expect("a firing alert after 20 datagrams");
+    assert_eq!(fired["rule"], "tx-packets");
+    assert_eq!(fired["interface"], lab.a_if.as_str());
+    assert_eq!(fired["severity"], "critical");
+    assert_eq!(fired["agent"], "e2e");
+    let value = fired["value"].as_f64().unwrap();
+    // 20 datagrams plus the ARP exchange that preceded them.
+    assert!((20.0..=24.0).contains(&value), "value {value}");
+    assert_eq!(fired["threshold"], 3.0);
+
+    let resolved = agent
+        .wait_for(Duration::from_secs(8), |e| is(e, "alert", "state", "resolved"))
+        .expect("the alert resolves once the window holds no traffic");
+    assert_eq!(resolved["interface"], lab.a_if.as_str());
+
+    // The peer goes down: the watched end loses its carrier.
+    let asked = Instant::now();
+    lab.b.ip(&["link", "set", &lab.b_if, "down"]);
+    let down = agent
+        .wait_for(Duration::from_secs(2), |e| is(e, "link", "state", "down"))
+        .expect("a link down event");
+    let latency = asked.elapsed();
+    assert_eq!(down["interface"], lab.a_if.as_str());
+    assert_eq!(down["previous"], "up");
+    assert!(
+        latency < Duration::from_secs(1),
+        "link down took {latency:?}, more than one tick"
+    );
+
+    lab.b.ip(&["link", "set", &lab.b_if, "up"]);
+    let up = agent
+        .wait_for(Duration::from_secs(2), |e| is(e, "link", "state", "up"))
+        .expect("a link up event");
+    assert_eq!(up["interface"], lab.a_if.as_str());
+    assert!(up["carrier_changes"].as_u64().unwrap() > down["carrier_changes"].as_u64().unwrap());
+
+    // Every event of this boot has a strictly increasing seq.
+    let seqs: Vec<u64> = agent.seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(agent.stop().success());
+}
