@@ -102,3 +102,65 @@ fn root_netns_alert_fires_and_resolves_and_links_report_at_once() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(agent.stop().success());
 }
+
+/// The same alert through `[output.syslog]` into a real rsyslogd listening
+/// on the namespace's loopback.
+fn alert_reaches_rsyslog(proto: crate::rsyslog::Proto, protocol: &str, subnet: u8) {
+    let lab = VethPair::new(subnet);
+    let Some(rsyslog) = crate::rsyslog::Rsyslog::start_in_netns(proto, &lab.a.name) else {
+        return;
+    };
+    let dir = TempDir::new("hopwatch-e2e-syslog");
+    let syslog = format!(
+        "[output.syslog]\naddress = \"{}\"\nfacility = \"local7\"\nprotocol = \"{protocol}\"\n",
+        rsyslog.address()
+    );
+    let path = config(&dir, &lab.a_if, &syslog);
+    let mut cmd = lab.a.command(env!("CARGO_BIN_EXE_hopwatch"));
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut agent = AgentProcess::spawn(cmd);
+    agent
+        .wait_for(Duration::from_millis(1500), |_| false)
+        .map(|e| panic!("unexpected event before traffic: {e}"));
+    lab.send_udp(20);
+    let fired = agent
+        .wait_for(Duration::from_secs(5), |e| is(e, "alert", "state", "firing"))
+        .expect("a firing alert on stdout");
+    let message = fired["message"].as_str().unwrap().to_string();
+    let line = rsyslog
+        .wait_for(|l| l.msg == message, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("alert not in rsyslog: {:?}", rsyslog.lines()));
+    assert_eq!(line.facility, "local7");
+    assert_eq!(line.severity, "crit");
+    assert_eq!(line.app_name, "hopwatch");
+    assert_eq!(line.hostname, "e2e");
+    if protocol == "rfc5424" {
+        assert!(line.rfc5424);
+        assert_eq!(line.msgid, "alert");
+    }
+
+    lab.b.ip(&["link", "set", &lab.b_if, "down"]);
+    let down = rsyslog
+        .wait_for(
+            |l| l.msg.contains(&lab.a_if) && l.msg.contains("went down"),
+            Duration::from_secs(3),
+        )
+        .unwrap_or_else(|| panic!("link down not in rsyslog: {:?}", rsyslog.lines()));
+    assert_eq!(down.severity, "warning");
+    assert_eq!(down.facility, "local7");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn root_netns_alert_reaches_rsyslog_over_udp_rfc5424() {
+    if can_use_netns("root_netns_alert_reaches_rsyslog_over_udp_rfc5424") {
+        alert_reaches_rsyslog(crate::rsyslog::Proto::Udp, "rfc5424", 92);
+    }
+}
+
+#[test]
+fn root_netns_alert_reaches_rsyslog_over_tcp_rfc3164() {
+    if can_use_netns("root_netns_alert_reaches_rsyslog_over_tcp_rfc3164") {
+        alert_reaches_rsyslog(crate::rsyslog::Proto::Tcp, "rfc3164", 93);
+    }
+}

@@ -106,7 +106,7 @@ impl Rsyslog {
                 Proto::Unix => 0,
                 _ => free_port(proto),
             };
-            match launch(proto, port) {
+            match launch(proto, port, None) {
                 Ok(rsyslog) => return Some(rsyslog),
                 Err(error) => errors.push(error),
             }
@@ -121,7 +121,21 @@ impl Rsyslog {
         if !installed() {
             return None;
         }
-        Some(launch(proto, port).unwrap_or_else(|error| panic!("rsyslogd did not start: {error}")))
+        Some(launch(proto, port, None).unwrap_or_else(|error| panic!("rsyslogd did not start: {error}")))
+    }
+
+    /// Starts rsyslogd inside the network namespace `netns`, listening on
+    /// that namespace's loopback, for an agent that runs there too.
+    pub fn start_in_netns(proto: Proto, netns: &str) -> Option<Rsyslog> {
+        assert_ne!(proto, Proto::Unix, "a unix socket needs no namespace");
+        if !installed() {
+            return None;
+        }
+        // A fresh namespace has every port free.
+        Some(
+            launch(proto, 5514, Some(netns))
+                .unwrap_or_else(|error| panic!("rsyslogd did not start in {netns}: {error}")),
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -205,7 +219,7 @@ fn socket_path(dir: &Path) -> PathBuf {
     dir.join("log.sock")
 }
 
-fn launch(proto: Proto, port: u16) -> Result<Rsyslog, String> {
+fn launch(proto: Proto, port: u16, netns: Option<&str>) -> Result<Rsyslog, String> {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hopwatch-rsyslog-{}-{}",
@@ -217,7 +231,15 @@ fn launch(proto: Proto, port: u16) -> Result<Rsyslog, String> {
     let conf = dir.join("rsyslog.conf");
     fs::write(&conf, config(proto, port, &dir)).map_err(|e| e.to_string())?;
     let log = fs::File::create(dir.join("rsyslogd.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(RSYSLOGD)
+    let mut command = match netns {
+        Some(netns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", netns, RSYSLOGD]);
+            c
+        }
+        None => Command::new(RSYSLOGD),
+    };
+    let child = command
         .arg("-n")
         .arg("-f")
         .arg(&conf)

@@ -7,7 +7,7 @@
 use super::{CounterRow, CounterSource, Snapshot, SourceError};
 use crate::metric::{COUNTER_COLUMNS, Metric};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -265,10 +265,9 @@ fn parse_row<'a>(line: &'a str, row: &mut CounterRow) -> Result<(), RowProblem<'
 /// halves that.
 fn skip_whitespace(bytes: &[u8], mut i: usize) -> usize {
     const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let chunk: [u8; 8] = chunk.try_into().expect("the slice is eight bytes");
+    while let Some(chunk) = bytes[i..].first_chunk::<8>() {
         // Little-endian, so the lowest nonzero byte is the first non-space.
-        let others = u64::from_le_bytes(chunk) ^ SPACES;
+        let others = u64::from_le_bytes(*chunk) ^ SPACES;
         if others != 0 {
             i += (others.trailing_zeros() / 8) as usize;
             break;
@@ -296,15 +295,10 @@ fn parse_u64(digits: &[u8]) -> Option<u64> {
     Some(value)
 }
 
-/// The first read buffer; it grows to fit the file and keeps its size.
-const INITIAL_BUFFER: usize = 16 * 1024;
-
 /// Reads `<proc_root>/net/dev` each tick.
 pub struct ProcfsSource {
     path: PathBuf,
-    /// The file's bytes from the last read, kept so a tick allocates nothing
-    /// to read. Always zero-filled up to its length, so no unsafe code is
-    /// needed to read into it.
+    /// The file's bytes, kept between ticks so a read does not allocate.
     buffer: Vec<u8>,
     /// Interfaces seen last tick, to size the next snapshot in one go.
     rows_seen: usize,
@@ -327,12 +321,17 @@ impl ProcfsSource {
     /// Like [`CounterSource::sample`], but refills a snapshot the caller keeps
     /// between ticks, so a steady set of interfaces costs no allocation.
     pub fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
-        let length =
-            read_whole(&self.path, &mut self.buffer).map_err(|source| SourceError::Read {
+        self.buffer.clear();
+        // Procfs files report a size of 0, so they are read to the end rather
+        // than to a size. The kernel hands back at most a page per read
+        // whatever the buffer, so a larger buffer would not save reads.
+        File::open(&self.path)
+            .and_then(|mut file| file.read_to_end(&mut self.buffer))
+            .map_err(|source| SourceError::Read {
                 path: self.path.display().to_string(),
                 source,
             })?;
-        let bytes = &self.buffer[..length];
+        let bytes = self.buffer.as_slice();
         // The kernel allows any byte but '/', ':' and whitespace in interface
         // names, so a name need not be UTF-8; one such name must not cost the
         // whole tick.
@@ -361,31 +360,6 @@ impl CounterSource for ProcfsSource {
         };
         self.sample_into(&mut snapshot)?;
         Ok(snapshot)
-    }
-}
-
-/// Reads a whole file with one open and as few reads as the buffer allows;
-/// returns the number of bytes read.
-///
-/// Procfs files report a size of 0, so the standard library's readers start
-/// small and double; a `/proc/net/dev` of 500 interfaces would take several
-/// reads, and each read makes the kernel walk the device list again to find
-/// its place. Keeping the buffer as large as the file was last time lets one
-/// read return all of it, plus the read that sees the end.
-fn read_whole(path: &Path, buffer: &mut Vec<u8>) -> io::Result<usize> {
-    let mut file = File::open(path)?;
-    let mut filled = 0;
-    loop {
-        if filled == buffer.len() {
-            let larger = (buffer.len() * 2).max(INITIAL_BUFFER);
-            buffer.resize(larger, 0);
-        }
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => return Ok(filled),
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
     }
 }
 
@@ -648,12 +622,12 @@ mod tests {
     fn source_reads_a_proc_root() {
         let root = std::env::temp_dir().join(format!("hopwatch-procfs-{}", std::process::id()));
         std::fs::create_dir_all(root.join("net")).unwrap();
-        // Larger than the first buffer, so the reader has to grow it.
+        // Larger than a page, so the file takes several reads.
         let mut text = String::from(REAL);
         for i in 0..400 {
             text.push_str(&format!("swp{i}: {i} 1 0 0 0 0 0 0 {i} 2 0 0 0 0 0 0 \n"));
         }
-        assert!(text.len() > INITIAL_BUFFER);
+        assert!(text.len() > 16 * 1024);
         std::fs::write(root.join("net/dev"), &text).unwrap();
 
         let mut source = ProcfsSource::new(&root);
