@@ -63,6 +63,7 @@ struct Agent {
     started: Instant,
     stats: Stats,
     /// Reused between ticks so the steady state does not allocate.
+    snapshot: Snapshot,
     alerts: Vec<event::Alert>,
     changes: Vec<LinkChange>,
 }
@@ -164,7 +165,11 @@ fn build_source(config: &Config) -> Box<dyn CounterSource> {
 }
 
 impl Agent {
-    fn new(config: Config, path: Option<PathBuf>, link_tx: &mpsc::UnboundedSender<LinkUpdate>) -> Agent {
+    fn new(
+        config: Config,
+        path: Option<PathBuf>,
+        link_tx: &mpsc::UnboundedSender<LinkUpdate>,
+    ) -> Agent {
         let mut agent = Agent {
             seq: Sequencer::new(config.agent.name.clone(), event::new_boot_id()),
             source: build_source(&config),
@@ -175,6 +180,7 @@ impl Agent {
             outputs: build_outputs(&config),
             started: Instant::now(),
             stats: Stats::default(),
+            snapshot: Snapshot::default(),
             alerts: Vec::new(),
             changes: Vec::new(),
             config,
@@ -219,7 +225,9 @@ impl Agent {
                 return;
             }
         }
-        tracing::warn!("The initial link dump did not complete; link states fill in as they change.");
+        tracing::warn!(
+            "The initial link dump did not complete; link states fill in as they change."
+        );
     }
 
     fn emit(&mut self, body: Body) {
@@ -238,18 +246,17 @@ impl Agent {
     /// One sampling tick.
     fn tick(&mut self, now: Instant) {
         let started = Instant::now();
-        let snapshot = match self.source.sample() {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                self.stats.source_errors += 1;
-                let text = error.to_string();
-                if self.stats.last_source_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(%error, source = self.source.name(), "Sampling failed; retrying next tick.");
-                }
-                self.stats.last_source_error = Some(text);
-                return;
+        let mut snapshot = std::mem::take(&mut self.snapshot);
+        if let Err(error) = self.source.sample_into(&mut snapshot) {
+            self.stats.source_errors += 1;
+            let text = error.to_string();
+            if self.stats.last_source_error.as_deref() != Some(text.as_str()) {
+                tracing::warn!(%error, source = self.source.name(), "Sampling failed; retrying next tick.");
             }
-        };
+            self.stats.last_source_error = Some(text);
+            self.snapshot = snapshot;
+            return;
+        }
         if !snapshot.skipped.is_empty() {
             self.stats.skipped_lines += snapshot.skipped.len() as u64;
             tracing::debug!(skipped = ?snapshot.skipped, "Unreadable counter lines skipped.");
@@ -273,6 +280,7 @@ impl Agent {
         self.stats.interfaces = snapshot.rows.len();
         self.stats.last_tick = started.elapsed();
         self.stats.max_tick = self.stats.max_tick.max(self.stats.last_tick);
+        self.snapshot = snapshot;
     }
 
     /// Reads every interface's link state from sysfs (the `poll` watch).
@@ -382,7 +390,8 @@ impl Agent {
             }
         };
         if config.rules != self.config.rules {
-            self.engine.reconfigure(config.rules.clone(), &mut self.alerts);
+            self.engine
+                .reconfigure(config.rules.clone(), &mut self.alerts);
             let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();
             self.emit_all(alerts.into_iter().map(Body::Alert));
         }

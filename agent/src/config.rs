@@ -78,7 +78,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -461,7 +465,11 @@ impl Validator<'_> {
         let mut path = |v: &Option<Spanned<String>>, key: &str, default: &str| -> PathBuf {
             match v {
                 Some(p) if p.get_ref().is_empty() => {
-                    self.error(p, format!("`{key}` is empty"), Some(format!("the default is {default:?}")));
+                    self.error(
+                        p,
+                        format!("`{key}` is empty"),
+                        Some(format!("the default is {default:?}")),
+                    );
                     PathBuf::from(default)
                 }
                 Some(p) => PathBuf::from(p.get_ref()),
@@ -473,7 +481,11 @@ impl Validator<'_> {
         let sys_root = path(&raw.sys_root, "sys_root", "/sys");
         let name = match &raw.name {
             Some(n) if n.get_ref().trim().is_empty() => {
-                self.error(n, "`name` is empty", Some("remove it to use the hostname".into()));
+                self.error(
+                    n,
+                    "`name` is empty",
+                    Some("remove it to use the hostname".into()),
+                );
                 String::new()
             }
             Some(n) => n.get_ref().clone(),
@@ -504,7 +516,11 @@ impl Validator<'_> {
             );
             return None;
         }
-        let patterns: Vec<&str> = list.get_ref().iter().map(|p| p.get_ref().as_str()).collect();
+        let patterns: Vec<&str> = list
+            .get_ref()
+            .iter()
+            .map(|p| p.get_ref().as_str())
+            .collect();
         match InterfaceMatcher::new(&patterns) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -543,7 +559,11 @@ impl Validator<'_> {
             let table_at = spanned.span().start;
             let name = match &r.name {
                 Some(n) if n.get_ref().trim().is_empty() => {
-                    self.error(n, "rule `name` is empty", Some("name the rule, e.g. \"tx-errors\"".into()));
+                    self.error(
+                        n,
+                        "rule `name` is empty",
+                        Some("name the rule, e.g. \"tx-errors\"".into()),
+                    );
                     None
                 }
                 Some(n) => {
@@ -558,7 +578,11 @@ impl Validator<'_> {
                     Some(n.get_ref().clone())
                 }
                 None => {
-                    self.error_at(table_at, "[[rule]] has no `name`", Some("add name = \"...\"".into()));
+                    self.error_at(
+                        table_at,
+                        "[[rule]] has no `name`",
+                        Some("add name = \"...\"".into()),
+                    );
                     None
                 }
             };
@@ -610,8 +634,14 @@ impl Validator<'_> {
                 Some(list) => self.interfaces(list, "rule `interfaces`"),
                 None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
             };
-            if let (Some(name), Some(when), Some(clear_when), Some(for_), Some(severity), Some(interfaces)) =
-                (name, when, clear_when, for_, severity, interfaces)
+            if let (
+                Some(name),
+                Some(when),
+                Some(clear_when),
+                Some(for_),
+                Some(severity),
+                Some(interfaces),
+            ) = (name, when, clear_when, for_, severity, interfaces)
             {
                 rules.push(Rule {
                     name,

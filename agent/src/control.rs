@@ -157,7 +157,9 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no agent answers on {path}: {source} (is `hopwatch run` running with this state_dir?)")]
+    #[error(
+        "no agent answers on {path}: {source} (is `hopwatch run` running with this state_dir?)"
+    )]
     Connect {
         path: PathBuf,
         #[source]
@@ -218,7 +220,10 @@ pub fn render(status: &Status) -> String {
         status.ticks,
         status.last_tick_us,
         status.max_tick_us,
-        status.rss_kib.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        status
+            .rss_kib
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into()),
         status.last_seq
     );
     if status.source_errors > 0 || status.skipped_lines > 0 {

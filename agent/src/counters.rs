@@ -53,7 +53,8 @@ pub fn compute(
             };
             let state = link(&row.name);
             let speed = state.and_then(|s| s.speed_mbps).filter(|s| *s > 0);
-            let util = |bytes_per_s: f64| speed.map(|s| bytes_per_s * 8.0 / (s as f64 * 1e6) * 100.0);
+            let util =
+                |bytes_per_s: f64| speed.map(|s| bytes_per_s * 8.0 / (s as f64 * 1e6) * 100.0);
             let get = |m: Metric| row.counters[m.column().expect("a counter column")];
             let rx_bps = rate(Metric::RxBytes) * 8.0;
             let tx_bps = rate(Metric::TxBytes) * 8.0;
@@ -126,13 +127,30 @@ pub fn render(rows: &[CounterView]) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:<5} {:>7} {:>12} {:>12} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "IFACE", "STATE", "SPEED", "RX", "TX", "RX-PPS", "TX-PPS", "RX-ERR", "TX-ERR", "RX-DROP",
-        "TX-DROP", "RX%", "TX%"
+        "IFACE",
+        "STATE",
+        "SPEED",
+        "RX",
+        "TX",
+        "RX-PPS",
+        "TX-PPS",
+        "RX-ERR",
+        "TX-ERR",
+        "RX-DROP",
+        "TX-DROP",
+        "RX%",
+        "TX%"
     );
     for r in rows {
         let speed = r
             .speed_mbps
-            .map(|s| if s >= 1000 { format!("{}G", s / 1000) } else { format!("{s}M") })
+            .map(|s| {
+                if s >= 1000 {
+                    format!("{}G", s / 1000)
+                } else {
+                    format!("{s}M")
+                }
+            })
             .unwrap_or_else(|| "-".into());
         let pct = |u: Option<f64>| u.map(|u| format!("{u:.1}")).unwrap_or_else(|| "-".into());
         let _ = writeln!(

@@ -144,5 +144,8 @@ mod tests {
         // Reset: a counter that restarted counts from zero.
         assert_eq!(counter_delta(1_000, 7), 7);
         assert_eq!(counter_delta(1 << 40, 3), 3);
+        // A drop of 2^31 or more is no wrap but a reset.
+        assert_eq!(counter_delta(1 << 31, 0), 0);
+        assert_eq!(counter_delta(u64::MAX, 3), 3);
     }
 }

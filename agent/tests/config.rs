@@ -6,7 +6,10 @@ use crate::util::{TempDir, hopwatch};
 #[test]
 fn shipped_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
-    let out = hopwatch().args(["check-config", "-c", path]).output().unwrap();
+    let out = hopwatch()
+        .args(["check-config", "-c", path])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -78,7 +81,10 @@ fn syntax_error_is_located_and_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with(&format!("{}:2:", path.display())), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{}:2:", path.display())),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -121,7 +121,10 @@ impl Rsyslog {
         if !installed() {
             return None;
         }
-        Some(launch(proto, port, None).unwrap_or_else(|error| panic!("rsyslogd did not start: {error}")))
+        Some(
+            launch(proto, port, None)
+                .unwrap_or_else(|error| panic!("rsyslogd did not start: {error}")),
+        )
     }
 
     /// Starts rsyslogd inside the network namespace `netns`, listening on

@@ -4,7 +4,7 @@
 
 mod util;
 
+mod config;
+mod e2e;
 mod rsyslog;
 mod syslog;
-mod e2e;
-mod config;

@@ -104,7 +104,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -265,4 +267,3 @@ impl Drop for AgentProcess {
         let _ = self.child.wait();
     }
 }
-

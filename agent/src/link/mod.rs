@@ -68,9 +68,7 @@ impl LinkState {
     /// carrying. On NX-OS 9.2(2) and later the netdevs stay admin-up and the
     /// carrier is the truth, which this rule covers too.
     pub fn is_up(&self) -> bool {
-        self.admin_up
-            && self.carrier
-            && matches!(self.oper, OperState::Up | OperState::Unknown)
+        self.admin_up && self.carrier && matches!(self.oper, OperState::Up | OperState::Unknown)
     }
 }
 
@@ -181,18 +179,52 @@ mod tests {
             ..Default::default()
         };
         assert!(up.is_up());
-        assert!(LinkState { oper: OperState::Unknown, ..up }.is_up());
-        assert!(!LinkState { carrier: false, ..up }.is_up());
-        assert!(!LinkState { admin_up: false, ..up }.is_up());
-        assert!(!LinkState { oper: OperState::LowerLayerDown, ..up }.is_up());
-        assert!(!LinkState { oper: OperState::Dormant, ..up }.is_up());
+        assert!(
+            LinkState {
+                oper: OperState::Unknown,
+                ..up
+            }
+            .is_up()
+        );
+        assert!(
+            !LinkState {
+                carrier: false,
+                ..up
+            }
+            .is_up()
+        );
+        assert!(
+            !LinkState {
+                admin_up: false,
+                ..up
+            }
+            .is_up()
+        );
+        assert!(
+            !LinkState {
+                oper: OperState::LowerLayerDown,
+                ..up
+            }
+            .is_up()
+        );
+        assert!(
+            !LinkState {
+                oper: OperState::Dormant,
+                ..up
+            }
+            .is_up()
+        );
     }
 
     fn state(up: bool, changes: u64) -> LinkState {
         LinkState {
             admin_up: true,
             carrier: up,
-            oper: if up { OperState::Up } else { OperState::LowerLayerDown },
+            oper: if up {
+                OperState::Up
+            } else {
+                OperState::LowerLayerDown
+            },
             carrier_changes: changes,
             speed_mbps: None,
         }

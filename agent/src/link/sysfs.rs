@@ -23,8 +23,20 @@ pub fn read_link(sys_root: &Path, name: &str) -> io::Result<LinkState> {
     let mut buffer = [0; ATTRIBUTE_MAX];
 
     // `flags` is always there for a live interface, so its absence means the
-    // interface is gone.
-    let flags = read_attribute(&mut path, "flags", &mut buffer)?;
+    // interface is gone. Asking for it first spares a separate check that
+    // the directory exists.
+    let flags = match read_attribute(&mut path, "flags", &mut buffer) {
+        Ok(flags) => flags,
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(vanished(&path));
+        }
+        Err(error) => return Err(error),
+    };
     let flags = parse_flags(flags).ok_or_else(|| invalid(&path, "flags", flags))?;
 
     // The attributes below may be missing in a fixture tree; one that is
@@ -114,11 +126,7 @@ fn interface_dir(sys_root: &Path, name: &str) -> io::Result<PathBuf> {
             format!("{}: no interface is named {name:?}", dir.display()),
         ));
     }
-    let dir = dir.join(name);
-    if !dir.is_dir() {
-        return Err(vanished(&dir));
-    }
-    Ok(dir)
+    Ok(dir.join(name))
 }
 
 fn speed_at(path: &mut PathBuf, buffer: &mut [u8; ATTRIBUTE_MAX]) -> Option<u64> {

@@ -132,7 +132,11 @@ impl OutputHandle {
     /// Delivers what is queued (giving up on an output that is down once
     /// `grace` has passed) and stops the thread.
     pub fn close(mut self, grace: Duration) {
-        self.shared.queue.lock().expect("output queue poisoned").closed = true;
+        self.shared
+            .queue
+            .lock()
+            .expect("output queue poisoned")
+            .closed = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let deadline = std::time::Instant::now() + grace;
@@ -202,7 +206,9 @@ fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
                     return;
                 }
                 // Sleep for the backoff, waking early only to exit.
-                let _ = shared.wake.wait_timeout_while(queue, backoff, |q| !q.closed);
+                let _ = shared
+                    .wake
+                    .wait_timeout_while(queue, backoff, |q| !q.closed);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }

@@ -69,7 +69,7 @@ use super::Rule;
 use super::expr::{Condition, Func};
 use crate::event::{Alert, AlertState, Severity};
 use crate::link::LinkState;
-use crate::metric::{COUNTER_COLUMNS, Metric};
+use crate::metric::{COUNTER_COLUMNS, Metric, counter_delta};
 
 const METRICS: usize = Metric::ALL.len();
 
@@ -462,18 +462,6 @@ fn samples(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> Samples 
 
 fn gauge(value: f64) -> Sample {
     Sample { value, delta: None }
-}
-
-/// The growth of a counter between two readings; see the module documentation.
-fn counter_delta(prev: u64, cur: u64) -> u64 {
-    const WRAP: u64 = 1 << 32;
-    if cur >= prev {
-        cur - prev
-    } else if prev < WRAP && cur + WRAP - prev < 1 << 31 {
-        cur + WRAP - prev
-    } else {
-        cur
-    }
 }
 
 impl RuleState {
@@ -1061,20 +1049,6 @@ mod tests {
             resolved.message,
             "eth0 tx-errors resolved: tx_errors increased by 0 in 10s"
         );
-    }
-
-    #[test]
-    fn counter_delta_rules() {
-        assert_eq!(counter_delta(5, 12), 7);
-        // 32-bit wrap: exact.
-        assert_eq!(counter_delta(u32::MAX as u64 - 2, 4), 7);
-        // A drop of 2^31 or more is not a wrap but a reset.
-        assert_eq!(counter_delta(1 << 31, 0), 0);
-        assert_eq!(counter_delta(100, 5), 5);
-        // 64-bit values never wrap in practice: any decrease is a reset.
-        assert_eq!(counter_delta(1 << 40, 10), 10);
-        assert_eq!(counter_delta(u64::MAX - 10, u64::MAX), 10);
-        assert_eq!(counter_delta(u64::MAX, 3), 3);
     }
 
     #[test]

@@ -40,6 +40,15 @@ pub trait CounterSource: Send {
     /// A short name for logs and `hopwatch status` (`procfs`, `nxapi`).
     fn name(&self) -> &'static str;
 
-    /// Reads the counters once. An error loses this tick only.
-    fn sample(&mut self) -> Result<Snapshot, SourceError>;
+    /// Reads the counters once into a snapshot the caller keeps between
+    /// ticks, so a steady set of interfaces costs no allocation. An error
+    /// loses this tick only.
+    fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError>;
+
+    /// Reads the counters once into a new snapshot.
+    fn sample(&mut self) -> Result<Snapshot, SourceError> {
+        let mut snapshot = Snapshot::default();
+        self.sample_into(&mut snapshot)?;
+        Ok(snapshot)
+    }
 }

@@ -300,8 +300,6 @@ pub struct ProcfsSource {
     path: PathBuf,
     /// The file's bytes, kept between ticks so a read does not allocate.
     buffer: Vec<u8>,
-    /// Interfaces seen last tick, to size the next snapshot in one go.
-    rows_seen: usize,
 }
 
 impl ProcfsSource {
@@ -309,7 +307,6 @@ impl ProcfsSource {
         ProcfsSource {
             path: proc_root.join("net").join("dev"),
             buffer: Vec::new(),
-            rows_seen: 0,
         }
     }
 
@@ -317,10 +314,14 @@ impl ProcfsSource {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    /// Like [`CounterSource::sample`], but refills a snapshot the caller keeps
-    /// between ticks, so a steady set of interfaces costs no allocation.
-    pub fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
+impl CounterSource for ProcfsSource {
+    fn name(&self) -> &'static str {
+        "procfs"
+    }
+
+    fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         self.buffer.clear();
         // Procfs files report a size of 0, so they are read to the end rather
         // than to a size. The kernel hands back at most a page per read
@@ -343,23 +344,7 @@ impl ProcfsSource {
             path: self.path.display().to_string(),
             reason: error.to_string(),
         })?;
-        self.rows_seen = snapshot.rows.len();
         Ok(())
-    }
-}
-
-impl CounterSource for ProcfsSource {
-    fn name(&self) -> &'static str {
-        "procfs"
-    }
-
-    fn sample(&mut self) -> Result<Snapshot, SourceError> {
-        let mut snapshot = Snapshot {
-            rows: Vec::with_capacity(self.rows_seen),
-            skipped: Vec::new(),
-        };
-        self.sample_into(&mut snapshot)?;
-        Ok(snapshot)
     }
 }
 
