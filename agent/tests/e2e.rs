@@ -173,3 +173,65 @@ fn root_netns_alert_reaches_rsyslog_over_tcp_rfc3164() {
         alert_reaches_rsyslog(crate::rsyslog::Proto::Tcp, "rfc3164", 93);
     }
 }
+
+/// Interfaces created and deleted under a running agent: a new one is
+/// judged only on what happens after it appears, and a deleted one with a
+/// firing alert resolves it.
+#[test]
+fn root_netns_interfaces_come_and_go_under_the_agent() {
+    if !can_use_netns("root_netns_interfaces_come_and_go_under_the_agent") {
+        return;
+    }
+    let lab = VethPair::new(94);
+    let dir = TempDir::new("hopwatch-e2e-churn");
+    let path = config(&dir, "hw*", "");
+    let mut cmd = lab.a.command(env!("CARGO_BIN_EXE_hopwatch"));
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut agent = AgentProcess::spawn(cmd);
+    agent.wait_for(Duration::from_millis(1500), |_| false);
+
+    // A new pair appears inside the agent's namespace.
+    let new_a = crate::util::unique("hwn");
+    let new_b = crate::util::unique("hwm");
+    lab.a.ip(&[
+        "link", "add", &new_a, "type", "veth", "peer", "name", &new_b,
+    ]);
+    lab.a.ip(&["addr", "add", "10.95.0.1/24", "dev", &new_a]);
+    lab.a.ip(&["link", "set", &new_b, "netns", &lab.b.name]);
+    lab.b.ip(&["addr", "add", "10.95.0.2/24", "dev", &new_b]);
+    lab.a.ip(&["link", "set", &new_a, "up"]);
+    lab.b.ip(&["link", "set", &new_b, "up"]);
+    // Let the agent see the new interface for a tick, then load it.
+    agent.wait_for(Duration::from_millis(1200), |_| false);
+    lab.a.within(|| {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        for _ in 0..30 {
+            socket.send_to(b"churn", "10.95.0.2:9").unwrap();
+        }
+    });
+    let fired = agent
+        .wait_for(Duration::from_secs(4), |e| {
+            is(e, "alert", "state", "firing") && e["interface"] == new_a.as_str()
+        })
+        .expect("the new interface's alert");
+    assert!(fired["value"].as_f64().unwrap() >= 30.0);
+
+    // Deleted while firing: the alert resolves, the link reports removal.
+    lab.a.ip(&["link", "del", &new_a]);
+    let resolved = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            is(e, "alert", "state", "resolved") && e["interface"] == new_a.as_str()
+        })
+        .expect("the vanished interface's alert resolves");
+    assert!(resolved["value"].is_null());
+    assert!(resolved["message"].as_str().unwrap().contains("vanished"));
+    assert!(
+        agent
+            .seen
+            .iter()
+            .any(|e| is(e, "link", "state", "down") && e["interface"] == new_a.as_str()),
+        "no link down for the deleted interface: {:?}",
+        agent.seen
+    );
+    assert!(agent.stop().success());
+}

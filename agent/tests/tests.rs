@@ -6,5 +6,6 @@ mod util;
 
 mod config;
 mod e2e;
+mod faults;
 mod rsyslog;
 mod syslog;

@@ -1,0 +1,347 @@
+//! The real binary on fixture `/proc` and `/sys` roots that the test rewrites
+//! between ticks: rules and link events work from them, and faults — a
+//! malformed or missing counter file, a dead syslog server, a broken config on
+//! reload — are counted and survived. Needs no root.
+
+use crate::util::{AgentProcess, TempDir, hopwatch};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+
+/// A fixture machine with one interface, `eth0`.
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = TempDir::new("hopwatch-fixture");
+        let f = Fixture { dir };
+        std::fs::create_dir_all(f.proc().join("net")).unwrap();
+        std::fs::create_dir_all(f.sys().join("class/net/eth0")).unwrap();
+        f.counters(0);
+        f.link(true, 1);
+        f
+    }
+
+    fn proc(&self) -> PathBuf {
+        self.dir.path().join("proc")
+    }
+
+    fn sys(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+
+    /// Replaces the file whole, as the kernel's is never seen half-written.
+    fn write(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    fn net_dev(&self, text: &str) {
+        Fixture::write(&self.proc().join("net/dev"), text);
+    }
+
+    /// eth0 with `tx_errors` errors sent.
+    fn counters(&self, tx_errors: u64) {
+        self.net_dev(&format!(
+            "{HEADER}    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0\n  eth0: 5000 50 0 0 0 0 0 0 7000 70 {tx_errors} 0 0 0 0 0\n"
+        ));
+    }
+
+    fn link(&self, up: bool, carrier_changes: u64) {
+        let dir = self.sys().join("class/net/eth0");
+        Fixture::write(&dir.join("flags"), "0x1003\n");
+        Fixture::write(&dir.join("carrier"), if up { "1\n" } else { "0\n" });
+        Fixture::write(
+            &dir.join("operstate"),
+            if up { "up\n" } else { "lowerlayerdown\n" },
+        );
+        Fixture::write(
+            &dir.join("carrier_changes"),
+            &format!("{carrier_changes}\n"),
+        );
+        Fixture::write(&dir.join("speed"), "10000\n");
+    }
+
+    fn config(&self, extra: &str) -> PathBuf {
+        self.dir.write(
+            "agent.toml",
+            &self.config_text(
+                r#"[[rule]]
+name = "tx-errors"
+interfaces = ["eth*"]
+when = "increase(tx_errors[1s]) > 3"
+severity = "critical""#,
+                extra,
+            ),
+        )
+    }
+
+    fn config_text(&self, rules: &str, extra: &str) -> String {
+        format!(
+            r#"[agent]
+name = "fixture"
+interval = "200ms"
+heartbeat = "1h"
+state_dir = "{state}"
+proc_root = "{proc}"
+sys_root = "{sys}"
+
+[links]
+interfaces = ["eth*"]
+
+{rules}
+
+[output.stdout]
+{extra}
+"#,
+            state = self.state().display(),
+            proc = self.proc().display(),
+            sys = self.sys().display(),
+        )
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn spawn(&self, config: &Path) -> AgentProcess {
+        let mut cmd = hopwatch();
+        cmd.args(["run", "-c"]).arg(config);
+        AgentProcess::spawn(cmd)
+    }
+
+    fn status(&self) -> Value {
+        let out = hopwatch()
+            .args(["status", "--json", "--socket"])
+            .arg(self.state().join("hopwatch.sock"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Polls the agent's status until `pred` holds.
+    fn status_until(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.state().join("hopwatch.sock").exists() {
+                let status = self.status();
+                if pred(&status) {
+                    return status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "status never matched: {status:#}"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent never opened its socket"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn firing(e: &Value) -> bool {
+    e["type"] == "alert" && e["state"] == "firing"
+}
+
+#[test]
+fn rules_and_links_work_on_fixture_roots() {
+    let fx = Fixture::new();
+    let mut agent = fx.spawn(&fx.config(""));
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(2));
+    assert_eq!(fx.status()["link_watch"], "poll");
+
+    fx.counters(9);
+    let fired = agent
+        .wait_for(Duration::from_secs(3), firing)
+        .expect("the rule fires on the rewritten counters");
+    assert_eq!(fired["interface"], "eth0");
+    assert_eq!(fired["value"], 9.0);
+    assert_eq!(
+        fired["message"],
+        "eth0 tx_errors increased by 9 in 1s (threshold > 3)"
+    );
+    let resolved = agent
+        .wait_for(Duration::from_secs(3), |e| e["state"] == "resolved")
+        .expect("resolves once the window passes");
+    assert_eq!(resolved["rule"], "tx-errors");
+
+    fx.link(false, 2);
+    let down = agent
+        .wait_for(Duration::from_secs(2), |e| e["type"] == "link")
+        .expect("link down");
+    assert_eq!(down["state"], "down");
+    assert_eq!(down["oper_state"], "lowerlayerdown");
+
+    // Down and up again between two ticks: caught through carrier_changes.
+    fx.link(true, 3);
+    agent.wait_for(Duration::from_secs(2), |e| {
+        e["type"] == "link" && e["state"] == "up"
+    });
+    fx.link(true, 5);
+    let flap_down = agent
+        .wait_for(Duration::from_secs(2), |e| e["type"] == "link")
+        .expect("the flap's down half");
+    let flap_up = agent
+        .wait_for(Duration::from_secs(1), |e| e["type"] == "link")
+        .expect("the flap's up half");
+    assert_eq!(flap_down["state"], "down");
+    assert_eq!(flap_up["state"], "up");
+    assert_eq!(flap_up["carrier_changes"], 5);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn malformed_or_missing_counters_lose_only_their_ticks() {
+    let fx = Fixture::new();
+    let mut agent = fx.spawn(&fx.config(""));
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+
+    fx.net_dev("this is not /proc/net/dev\n");
+    let status = fx.status_until(Duration::from_secs(3), |s| {
+        s["source_errors"].as_u64() >= Some(1)
+    });
+    assert!(
+        status["last_source_error"]
+            .as_str()
+            .unwrap()
+            .contains("net/dev"),
+        "{status:#}"
+    );
+    std::fs::remove_file(fx.proc().join("net/dev")).unwrap();
+    let errors = fx.status()["source_errors"].as_u64().unwrap();
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["source_errors"].as_u64() > Some(errors)
+    });
+
+    // Back to good data: sampling carries on, and the rule still works.
+    fx.counters(0);
+    let ticks = fx.status()["ticks"].as_u64().unwrap();
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["ticks"].as_u64() >= Some(ticks + 2)
+    });
+    fx.counters(50);
+    let fired = agent
+        .wait_for(Duration::from_secs(3), firing)
+        .expect("fires after recovery");
+    assert_eq!(fired["value"], 50.0);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn a_dead_syslog_server_is_counted_and_stdout_goes_on() {
+    let fx = Fixture::new();
+    // A port nobody listens on: every connect is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!("\n[output.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n");
+    let mut agent = fx.spawn(&fx.config(&extra));
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+    fx.counters(10);
+    agent
+        .wait_for(Duration::from_secs(3), firing)
+        .expect("stdout still gets the alert");
+    let status = fx.status_until(Duration::from_secs(3), |s| {
+        s["outputs"][1]["failures"].as_u64() >= Some(1)
+    });
+    let syslog = &status["outputs"][1];
+    assert_eq!(syslog["name"], "syslog");
+    assert_eq!(syslog["sent"], 0);
+    assert!(
+        syslog["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string())
+    );
+    assert_eq!(status["outputs"][0]["name"], "stdout");
+    assert!(status["outputs"][0]["sent"].as_u64() >= Some(1));
+    // Sampling never waited on the dead output.
+    let ticks = status["ticks"].as_u64().unwrap();
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["ticks"].as_u64() >= Some(ticks + 3)
+    });
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn reload_refuses_a_broken_file_and_applies_a_good_one() {
+    let fx = Fixture::new();
+    let path = fx.config("");
+    let agent = fx.spawn(&path);
+    let status = fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+    assert_eq!(status["rules"][0]["name"], "tx-errors");
+
+    // Only this user may talk to the agent.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(fx.state().join("hopwatch.sock"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    std::fs::write(&path, "[agent]\ninterval = \"soon\"\n").unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let ticks = status["ticks"].as_u64().unwrap();
+    let status = fx.status_until(Duration::from_secs(3), |s| {
+        s["ticks"].as_u64() >= Some(ticks + 3)
+    });
+    assert_eq!(
+        status["rules"][0]["name"], "tx-errors",
+        "the old config runs on"
+    );
+
+    std::fs::write(
+        &path,
+        fx.config_text(
+            "[[rule]]\nname = \"rx-drops\"\nwhen = \"increase(rx_dropped[1s]) > 0\"",
+            "",
+        ),
+    )
+    .unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["rules"][0]["name"] == "rx-drops"
+    });
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn heartbeats_carry_interfaces_and_uptime() {
+    let fx = Fixture::new();
+    let text = fx
+        .config_text("", "")
+        .replace("heartbeat = \"1h\"", "heartbeat = \"400ms\"");
+    let path = fx.dir.write("beat.toml", &text);
+    let mut agent = fx.spawn(&path);
+    let beat = agent
+        .wait_for(Duration::from_secs(3), |e| e["type"] == "heartbeat")
+        .expect("a heartbeat");
+    assert_eq!(beat["agent"], "fixture");
+    assert_eq!(
+        beat["interfaces"],
+        serde_json::json!([{"name": "eth0", "state": "up"}])
+    );
+    assert_eq!(beat["addresses"][0]["vrf"], "default");
+    assert_eq!(beat["events_dropped"], 0);
+    let next = agent
+        .wait_for(Duration::from_secs(3), |e| e["type"] == "heartbeat")
+        .expect("another heartbeat");
+    assert!(next["seq"].as_u64() > beat["seq"].as_u64());
+    assert_eq!(next["boot"], beat["boot"]);
+    assert!(agent.stop().success());
+}
