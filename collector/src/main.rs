@@ -1,6 +1,5 @@
-//! `hopwatch-collector`: the head-end daemon that stores the fleet's events.
-//! Until ingest and storage land it only reports its version and the event
-//! schema version it speaks.
+//! `hopwatch-collector`: the head-end daemon for the fleet's events. This
+//! release reports its version and the event schema version it speaks.
 
 use clap::Parser;
 
@@ -11,7 +10,7 @@ struct Args {}
 fn main() {
     let _args = Args::parse();
     println!(
-        "hopwatch-collector {} (event schema v{}); ingest and storage are not built yet",
+        "hopwatch-collector {} (event schema v{})",
         env!("CARGO_PKG_VERSION"),
         hopwatch::event::SCHEMA_VERSION
     );
