@@ -103,7 +103,12 @@ pub async fn run(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // The first tick, then at once the first heartbeat: it tells whoever
+    // watches the stream what this agent sees before anything happens.
+    ticker.tick().await;
+    agent.tick(Instant::now());
     heartbeat.tick().await;
+    agent.heartbeat();
 
     loop {
         tokio::select! {
