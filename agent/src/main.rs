@@ -70,10 +70,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOPWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(log_level())
         .init();
     match dispatch(args.command) {
         Ok(code) => code,
@@ -86,6 +83,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `HOPWATCH_LOG=error|warn|info|debug|trace`; info by default.
+fn log_level() -> tracing::Level {
+    std::env::var("HOPWATCH_LOG")
+        .ok()
+        .and_then(|level| level.parse().ok())
+        .unwrap_or(tracing::Level::INFO)
 }
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
