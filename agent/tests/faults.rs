@@ -345,3 +345,36 @@ fn heartbeats_carry_interfaces_and_uptime() {
     assert_eq!(next["boot"], beat["boot"]);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn counters_reads_the_configured_roots() {
+    let fx = Fixture::new();
+    fx.counters(12);
+    let out = hopwatch()
+        .args(["counters", "--json", "--interval", "100ms", "-c"])
+        .arg(fx.config(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eth0 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "eth0")
+        .expect("eth0 listed");
+    assert_eq!(eth0["tx_errors"], 12);
+    assert_eq!(eth0["tx_packets"], 70);
+    assert_eq!(eth0["state"], "up");
+    assert_eq!(eth0["speed_mbps"], 10000);
+    assert_eq!(eth0["tx_bps"], 0.0);
+
+    let table = hopwatch()
+        .args(["counters", "--interval", "100ms", "-c"])
+        .arg(fx.config(""))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("IFACE"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("eth0") && l.contains("10G")), "{text}");
+}
