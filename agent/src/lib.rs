@@ -15,3 +15,4 @@ pub mod metric;
 pub mod output;
 pub mod rule;
 pub mod source;
+pub mod wire;

@@ -1,0 +1,157 @@
+//! The agent ↔ collector protocol: JSON lines over one TCP (or TLS)
+//! connection that the agent dials. Defined here, beside the events, because
+//! both sides speak it.
+//!
+//! ```text
+//! agent                                   collector
+//!   hello {token, agent, boot, boots}   ─►
+//!                                       ◄─ welcome {last_seq: {boot: seq}}  (or refused, then close)
+//!   events after last_seq, per boot     ─►
+//!                                       ◄─ ack {boot, seq}      (everything ≤ seq is durably stored)
+//!                                       ◄─ trace_request {id, query}
+//!   trace_result {id, result}           ─►
+//! ```
+//!
+//! An agent restarted before its spool drained holds events of earlier
+//! boots; `boots` lists every boot it holds events for, oldest first, and the
+//! collector answers with the last seq it stored of each. The collector drops
+//! a duplicate `(agent, boot, seq)` in any case, so a resend is harmless.
+//!
+//! Agent lines are either a [`Hello`], a [`TraceResult`] or an
+//! [`Event`](crate::event::Event) exactly as the other outputs print it; the
+//! `type` field tells them apart. Every line ends with `\n`.
+
+use crate::event::VrfAddresses;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The protocol version both sides put in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The agent's first line on a connection.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always `"hello"`.
+    #[serde(rename = "type")]
+    pub kind: HelloTag,
+    pub protocol: u32,
+    /// The shared secret; never logged (see the `Debug` impl).
+    pub token: String,
+    pub agent: String,
+    /// The agent's current boot.
+    pub boot: String,
+    /// Every boot the agent holds unacknowledged events for, oldest first
+    /// (the current one included when it has any).
+    pub boots: Vec<String>,
+    pub version: String,
+    /// The switch's interface addresses per VRF, so the collector can map a
+    /// next hop to the switch that owns it.
+    pub addresses: Vec<VrfAddresses>,
+}
+
+impl fmt::Debug for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hello")
+            .field("protocol", &self.protocol)
+            .field("token", &"<redacted>")
+            .field("agent", &self.agent)
+            .field("boot", &self.boot)
+            .field("boots", &self.boots)
+            .field("version", &self.version)
+            .field("addresses", &self.addresses)
+            .finish()
+    }
+}
+
+/// The literal tag `"hello"`, so a `Hello` never parses from another line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelloTag {
+    Hello,
+}
+
+/// What the collector sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CollectorMessage {
+    /// The hello was accepted; `last_seq` holds, for the current boot and
+    /// every boot in `boots`, the highest seq the collector has stored (0 for
+    /// none). The agent resends each boot from `last_seq + 1`.
+    Welcome {
+        protocol: u32,
+        last_seq: std::collections::BTreeMap<String, u64>,
+    },
+    /// The hello was refused (bad token, unsupported protocol); the
+    /// collector closes the connection after this line.
+    Refused { reason: String },
+    /// Every event of `boot` with `seq` ≤ this is durably stored.
+    Ack { boot: String, seq: u64 },
+    /// Asks the agent to trace a flow through its own switch.
+    TraceRequest {
+        id: u64,
+        query: serde_json::Value,
+    },
+}
+
+/// The agent's answer to a [`CollectorMessage::TraceRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceResult {
+    /// Always `"trace_result"`.
+    #[serde(rename = "type")]
+    pub kind: TraceResultTag,
+    pub id: u64,
+    /// The trace, or `{"error": "..."}`.
+    pub result: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceResultTag {
+    TraceResult,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trips_and_hides_its_token() {
+        let hello = Hello {
+            kind: HelloTag::Hello,
+            protocol: PROTOCOL_VERSION,
+            token: "s3cret".into(),
+            agent: "leaf1".into(),
+            boot: "b".into(),
+            boots: vec!["a".into(), "b".into()],
+            version: "0.1.0".into(),
+            addresses: vec![],
+        };
+        let line = serde_json::to_string(&hello).unwrap();
+        assert!(line.starts_with(r#"{"type":"hello","#), "{line}");
+        assert_eq!(serde_json::from_str::<Hello>(&line).unwrap(), hello);
+        assert!(!format!("{hello:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn collector_messages_are_tagged() {
+        let ack: CollectorMessage =
+            serde_json::from_str(r#"{"type":"ack","boot":"b","seq":42}"#).unwrap();
+        assert_eq!(
+            ack,
+            CollectorMessage::Ack {
+                boot: "b".into(),
+                seq: 42
+            }
+        );
+        let welcome = serde_json::to_string(&CollectorMessage::Welcome {
+            protocol: 1,
+            last_seq: [("b".to_string(), 7)].into_iter().collect(),
+        })
+        .unwrap();
+        assert_eq!(
+            welcome,
+            r#"{"type":"welcome","protocol":1,"last_seq":{"b":7}}"#
+        );
+        assert!(serde_json::from_str::<Hello>(r#"{"type":"alert"}"#).is_err());
+    }
+}
