@@ -5,11 +5,13 @@
 //! As root it builds a network namespace of 250 veth pairs (501 interfaces
 //! with `lo`) and moves its own thread into it; otherwise it says so and
 //! measures the host's `/proc/net/dev`. Options, after `--`:
-//!   `--netns NAME`   join this existing namespace instead of building one;
-//!   `--pairs N`      veth pairs to build (default 250);
-//!   `--iterations N` timed runs of each measure (default 2000);
-//!   `--bare-only`    measure only the bare read and print it as one JSON
-//!                    line (`bench/agent.sh` uses it as its reference).
+//!   `--netns NAME`     join this existing namespace instead of building one;
+//!   `--pairs N`        veth pairs to build (default 250);
+//!   `--iterations N`   timed runs of each measure (default 2000, paced 60);
+//!   `--pace SECONDS`   one run of each measure per SECONDS instead of back to
+//!                      back, so caches are as cold as the agent finds them;
+//!   `--bare-only`      measure only the bare read;
+//!   `--json-out FILE`  also write the figures as JSON (for `bench/agent.sh`).
 
 use hopwatch::config::Config;
 use hopwatch::event::Alert;
@@ -17,10 +19,11 @@ use hopwatch::link::{LinkState, LinkTable, OperState};
 use hopwatch::rule::{Engine, Observation};
 use hopwatch::source::CounterSource;
 use hopwatch::source::procfs::ProcfsSource;
+use serde_json::json;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,50 +33,61 @@ const RULES: &str = include_str!("../../bench/rules.toml");
 /// Untimed runs before each measure: page cache, allocator and branch
 /// predictors settle, and every 60 s window is full before (iii) is timed.
 const WARMUP: usize = 70;
-/// Measures take turns in this many rounds, so a slow spell of the machine
-/// lands on all three rather than on one.
+/// Back-to-back measures take turns in this many rounds, so a slow spell of
+/// the machine lands on all three rather than on one.
 const ROUNDS: usize = 5;
 
 struct Options {
     netns: Option<String>,
     pairs: usize,
-    iterations: usize,
+    iterations: Option<usize>,
+    pace: Option<Duration>,
     bare_only: bool,
+    json_out: Option<PathBuf>,
 }
+
+const USAGE: &str = "options: --netns NAME, --pairs N, --iterations N, --pace SECONDS, \
+                     --bare-only, --json-out FILE";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
         netns: None,
         pairs: 250,
-        iterations: 2000,
+        iterations: None,
+        pace: None,
         bare_only: false,
+        json_out: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value; {USAGE}"));
         match arg.as_str() {
             // Cargo passes `--bench` to every bench target.
             "--bench" => {}
             "--bare-only" => options.bare_only = true,
             "--netns" => options.netns = Some(value("--netns")?),
+            "--json-out" => options.json_out = Some(value("--json-out")?.into()),
             "--pairs" => {
                 options.pairs = value("--pairs")?
                     .parse()
-                    .map_err(|e| format!("--pairs: {e}"))?
+                    .map_err(|e| format!("--pairs: {e}"))?;
             }
             "--iterations" => {
-                options.iterations = value("--iterations")?
+                let n: usize = value("--iterations")?
                     .parse()
-                    .map_err(|e| format!("--iterations: {e}"))?
+                    .map_err(|e| format!("--iterations: {e}"))?;
+                options.iterations = Some(n.max(ROUNDS));
             }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; options: --netns NAME, --pairs N, --iterations N, --bare-only"
-                ));
+            "--pace" => {
+                let seconds: f64 = value("--pace")?
+                    .parse()
+                    .map_err(|e| format!("--pace: {e}"))?;
+                options.pace =
+                    Some(Duration::try_from_secs_f64(seconds).map_err(|e| format!("--pace: {e}"))?);
             }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
-    options.iterations = options.iterations.max(ROUNDS);
     Ok(options)
 }
 
@@ -161,7 +175,8 @@ fn build_netns(pairs: usize) -> Result<OwnedNetns, String> {
 }
 
 /// This thread's CPU time so far, from the scheduler's nanosecond count;
-/// `None` on kernels without `CONFIG_SCHED_DEBUG`.
+/// `None` on kernels without `CONFIG_SCHED_DEBUG`. The count is brought up
+/// to date only at scheduler events, so it serves for long batches only.
 fn thread_cpu() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
     let line = text
@@ -171,23 +186,30 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_secs_f64(ms / 1000.0))
 }
 
-/// Wall times of one measure, pooled over the rounds, and its CPU time.
-#[derive(Default)]
+/// Wall times of one measure, pooled over the rounds, and its CPU time when
+/// it ran in batches long enough to count.
 struct Samples {
     wall: Vec<Duration>,
     cpu: Option<Duration>,
 }
 
 impl Samples {
+    fn new(batched: bool) -> Samples {
+        Samples {
+            wall: Vec::new(),
+            cpu: batched.then_some(Duration::ZERO),
+        }
+    }
+
     fn run(&mut self, iterations: usize, mut f: impl FnMut()) {
-        let cpu_before = thread_cpu();
+        let cpu_before = self.cpu.and(thread_cpu());
         for _ in 0..iterations {
             let started = Instant::now();
             f();
             self.wall.push(started.elapsed());
         }
-        self.cpu = match (cpu_before, thread_cpu()) {
-            (Some(before), Some(after)) => Some(self.cpu.unwrap_or_default() + (after - before)),
+        self.cpu = match (self.cpu, cpu_before, thread_cpu()) {
+            (Some(total), Some(before), Some(after)) => Some(total + (after - before)),
             _ => None,
         };
     }
@@ -217,10 +239,43 @@ impl Samples {
     fn cpu_mean(&self) -> Option<Duration> {
         self.cpu.map(|cpu| cpu / self.wall.len() as u32)
     }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "runs": self.wall.len(),
+            "median_ms": ms(self.median()),
+            "p99_ms": ms(self.p99()),
+            "mean_ms": ms(self.mean()),
+            "cpu_ms": self.cpu_mean().map(ms),
+        })
+    }
+
+    fn print(&self, label: &str) {
+        let cpu = self
+            .cpu_mean()
+            .map_or("n/a".to_string(), |d| format!("{:.3}", ms(d)));
+        println!(
+            "  {label:<38} {:>9.3} {:>9.3} {:>9.3} {cpu:>9}",
+            ms(self.median()),
+            ms(self.p99()),
+            ms(self.mean()),
+        );
+    }
+}
+
+/// This process's anonymous resident memory, from `/proc/self/status`.
+fn rss_anon_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
 }
 
 /// One bare open+read of the file, into a buffer kept between reads: the
@@ -233,6 +288,76 @@ fn bare_read(path: &Path, buffer: &mut String) {
     black_box(buffer.len());
 }
 
+/// The engine and the state a tick needs, as the agent keeps them.
+struct Ticker {
+    source: ProcfsSource,
+    engine: Engine,
+    links: LinkTable,
+    alerts: Vec<Alert>,
+    now: Instant,
+    changes: usize,
+}
+
+impl Ticker {
+    fn new(proc_root: &Path) -> Ticker {
+        let config = Config::parse(RULES, "bench/rules.toml").expect("bench/rules.toml is valid");
+        let mut source = ProcfsSource::new(proc_root);
+        // The agent learns link states from netlink; here every interface is
+        // an up 10G link, so the link and utilisation rules have values.
+        let mut links = LinkTable::default();
+        for row in source.sample().expect("sample /proc/net/dev").rows {
+            links.set(
+                &row.name,
+                LinkState {
+                    admin_up: true,
+                    carrier: true,
+                    oper: OperState::Up,
+                    carrier_changes: 1,
+                    speed_mbps: Some(10_000),
+                },
+            );
+        }
+        Ticker {
+            source,
+            engine: Engine::new(config.rules),
+            links,
+            alerts: Vec::new(),
+            now: Instant::now(),
+            changes: 0,
+        }
+    }
+
+    /// (rule, interface) pairs the engine evaluates each tick.
+    fn evaluations(&self) -> usize {
+        self.links
+            .iter()
+            .map(|(name, _)| {
+                let rules = self.engine.rules().iter();
+                rules.filter(|r| r.interfaces.matches(name)).count()
+            })
+            .sum()
+    }
+
+    /// What `Agent::tick` does with the counters. Time is an argument: each
+    /// tick is one second after the last, whatever the wall clock says.
+    fn tick(&mut self) {
+        self.now += Duration::from_secs(1);
+        let snapshot = self.source.sample().expect("sample /proc/net/dev");
+        let links = &self.links;
+        self.engine.observe(
+            self.now,
+            snapshot.rows.iter().map(|row| Observation {
+                name: &row.name,
+                counters: &row.counters,
+                link: links.get(&row.name),
+            }),
+            &mut self.alerts,
+        );
+        self.changes += self.alerts.len();
+        self.alerts.clear();
+    }
+}
+
 fn main() {
     let options = match options() {
         Ok(options) => options,
@@ -242,7 +367,6 @@ fn main() {
         }
     };
 
-    // Where the counters come from, said in the output.
     let mut _owned = None;
     let place = match &options.netns {
         Some(name) => match enter(name) {
@@ -273,128 +397,99 @@ fn main() {
     let mut source = ProcfsSource::new(proc_root);
     let interfaces = source.sample().expect("sample /proc/net/dev").rows.len();
     let mut buffer = String::new();
+    let paced = options.pace.is_some();
+    let iterations = options.iterations.unwrap_or(if paced { 60 } else { 2000 });
+    // Paced: one run of each measure per pace, a third of it apart. Back to
+    // back: the measures take turns in ROUNDS batches.
+    let (rounds, per_round, gap) = match options.pace {
+        Some(pace) => (iterations, 1, pace / 3),
+        None => (ROUNDS, iterations / ROUNDS, Duration::ZERO),
+    };
+    let how = match options.pace {
+        Some(pace) => format!(
+            "paced: one run of each measure every {:.2} s, caches as cold as the agent finds them",
+            pace.as_secs_f64()
+        ),
+        None => format!("back to back, in {ROUNDS} interleaved rounds; caches warm"),
+    };
 
-    if options.bare_only {
-        for _ in 0..WARMUP {
-            bare_read(&path, &mut buffer);
+    let anon_before = rss_anon_kib();
+    let mut ticker = (!options.bare_only).then(|| Ticker::new(proc_root));
+    for _ in 0..WARMUP {
+        bare_read(&path, &mut buffer);
+        if let Some(ticker) = &mut ticker {
+            black_box(source.sample().expect("sample /proc/net/dev"));
+            ticker.tick();
         }
-        let mut bare = Samples::default();
-        bare.run(options.iterations, || bare_read(&path, &mut buffer));
+    }
+    // Every window is full after WARMUP one-second ticks, so this is what
+    // the rule state holds in the steady state.
+    let engine_kib = anon_before
+        .zip(rss_anon_kib())
+        .map(|(before, after)| after.saturating_sub(before));
+    let mut bare = Samples::new(!paced);
+    let mut sample = Samples::new(!paced);
+    let mut full = Samples::new(!paced);
+    for _ in 0..rounds {
+        std::thread::sleep(gap);
+        bare.run(per_round, || bare_read(&path, &mut buffer));
+        if let Some(ticker) = &mut ticker {
+            std::thread::sleep(gap);
+            sample.run(per_round, || {
+                black_box(source.sample().expect("sample /proc/net/dev"));
+            });
+            std::thread::sleep(gap);
+            full.run(per_round, || ticker.tick());
+        }
+    }
+
+    let runs = rounds * per_round;
+    let Some(ticker) = ticker else {
+        println!(
+            "bare open+read of /proc/net/dev, {interfaces} interfaces in {place}, {runs} runs {how}:"
+        );
         let cpu = bare
             .cpu_mean()
-            .map_or("null".to_string(), |d| format!("{:.4}", ms(d)));
+            .map_or(String::new(), |d| format!(", cpu/run {:.3} ms", ms(d)));
         println!(
-            "{{\"interfaces\":{interfaces},\"iterations\":{},\"median_ms\":{:.4},\"p99_ms\":{:.4},\"mean_ms\":{:.4},\"cpu_ms\":{cpu}}}",
-            options.iterations,
+            "  median {:.3} ms, p99 {:.3} ms, mean {:.3} ms{cpu}",
             ms(bare.median()),
             ms(bare.p99()),
             ms(bare.mean()),
         );
+        write_json(
+            &options,
+            json!({ "interfaces": interfaces, "paced": paced, "bare": bare.json() }),
+        );
         return;
-    }
-
-    let config = Config::parse(RULES, "bench/rules.toml").expect("bench/rules.toml is valid");
-    let rules = config.rules.len();
-    let mut engine = Engine::new(config.rules);
-    // The agent learns link states from netlink; here every interface is an
-    // up 10G link, so the link and utilisation rules have values to judge.
-    let mut links = LinkTable::default();
-    let first = source.sample().expect("sample /proc/net/dev");
-    for row in &first.rows {
-        links.set(
-            &row.name,
-            LinkState {
-                admin_up: true,
-                carrier: true,
-                oper: OperState::Up,
-                carrier_changes: 1,
-                speed_mbps: Some(10_000),
-            },
-        );
-    }
-    let evaluations: usize = first
-        .rows
-        .iter()
-        .map(|row| {
-            engine
-                .rules()
-                .iter()
-                .filter(|r| r.interfaces.matches(&row.name))
-                .count()
-        })
-        .sum();
-
-    // Time is an argument: each engine tick is one second after the last.
-    let mut now = Instant::now();
-    let mut alerts: Vec<Alert> = Vec::new();
-    let mut fired = 0usize;
-    let mut tick = |source: &mut ProcfsSource, engine: &mut Engine, now: &mut Instant| {
-        *now += Duration::from_secs(1);
-        let snapshot = source.sample().expect("sample /proc/net/dev");
-        engine.observe(
-            *now,
-            snapshot.rows.iter().map(|row| Observation {
-                name: &row.name,
-                counters: &row.counters,
-                link: links.get(&row.name),
-            }),
-            &mut alerts,
-        );
-        fired += alerts.len();
-        alerts.clear();
     };
 
-    for _ in 0..WARMUP {
-        bare_read(&path, &mut buffer);
-        black_box(source.sample().expect("sample /proc/net/dev"));
-        tick(&mut source, &mut engine, &mut now);
-    }
-    let (mut bare, mut sample, mut full) =
-        (Samples::default(), Samples::default(), Samples::default());
-    let per_round = options.iterations / ROUNDS;
-    for _ in 0..ROUNDS {
-        bare.run(per_round, || bare_read(&path, &mut buffer));
-        sample.run(per_round, || {
-            black_box(source.sample().expect("sample /proc/net/dev"));
-        });
-        full.run(per_round, || tick(&mut source, &mut engine, &mut now));
-    }
-
+    let rules = ticker.engine.rules().len();
+    let evaluations = ticker.evaluations();
     println!("hopwatch tick bench");
     println!("  counters from: {place}");
     println!(
         "  {interfaces} interfaces, {rules} rules ({evaluations} rule evaluations per tick), \
-         {} timed runs of each measure in {ROUNDS} interleaved rounds",
-        per_round * ROUNDS
+         {runs} timed runs of each measure, {how}"
     );
     println!();
     println!(
         "  {:<38} {:>9} {:>9} {:>9} {:>9}",
         "measure (ms per run)", "median", "p99", "mean", "cpu/run"
     );
-    let row = |label: &str, s: &Samples| {
-        let cpu = s
-            .cpu_mean()
-            .map_or("n/a".to_string(), |d| format!("{:.3}", ms(d)));
-        println!(
-            "  {label:<38} {:>9.3} {:>9.3} {:>9.3} {cpu:>9}",
-            ms(s.median()),
-            ms(s.p99()),
-            ms(s.mean()),
-        );
-    };
-    row("(i)   bare open+read /proc/net/dev", &bare);
-    row("(ii)  ProcfsSource::sample", &sample);
-    row("(iii) sample + Engine::observe", &full);
+    bare.print("(i)   bare open+read /proc/net/dev");
+    sample.print("(ii)  ProcfsSource::sample");
+    full.print("(iii) sample + Engine::observe");
     println!();
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let engine = full.median().saturating_sub(sample.median());
     println!(
         "  parse cost    (ii)-(i)   median {:.3} ms",
         ms(sample.median().saturating_sub(bare.median()))
     );
     println!(
-        "  engine cost   (iii)-(ii) median {:.3} ms",
-        ms(full.median().saturating_sub(sample.median()))
+        "  engine cost   (iii)-(ii) median {:.3} ms, {:.0} ns per rule evaluation",
+        ms(engine),
+        engine.as_secs_f64() * 1e9 / evaluations.max(1) as f64
     );
     println!(
         "  ratio (ii)/(i)   median {:.2}x",
@@ -405,7 +500,35 @@ fn main() {
         ratio(full.median(), bare.median()),
         ratio(full.mean(), bare.mean())
     );
-    if fired > 0 {
-        println!("  alerts changed state during the run: {fired}");
+    if let Some(kib) = engine_kib {
+        println!(
+            "  memory: rule state after {WARMUP} ticks (full windows) adds {:.2} MiB of anonymous RSS",
+            kib as f64 / 1024.0
+        );
+    }
+    if ticker.changes > 0 {
+        println!("  alert state changes during the run: {}", ticker.changes);
+    }
+    write_json(
+        &options,
+        json!({
+            "interfaces": interfaces,
+            "rules": rules,
+            "evaluations": evaluations,
+            "engine_anon_kib": engine_kib,
+            "paced": paced,
+            "bare": bare.json(),
+            "sample": sample.json(),
+            "tick": full.json(),
+        }),
+    );
+}
+
+fn write_json(options: &Options, figures: serde_json::Value) {
+    if let Some(path) = &options.json_out
+        && let Err(error) = std::fs::write(path, figures.to_string())
+    {
+        eprintln!("tick bench: {}: {error}", path.display());
+        std::process::exit(1);
     }
 }

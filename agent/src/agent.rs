@@ -8,6 +8,7 @@ use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
 use crate::event::{self, Body, Sequencer};
 use crate::link::netlink::{self, LinkUpdate};
 use crate::link::{LinkChange, LinkState, LinkTable, LinkTracker, sysfs};
+use crate::output::collector::{self, CollectorMonitor};
 use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
@@ -60,6 +61,10 @@ struct Agent {
     tracker: LinkTracker,
     link_mode: LinkWatch,
     outputs: Vec<OutputHandle>,
+    /// The collector output's connection and spool, when it is on.
+    collector: Option<CollectorMonitor>,
+    /// Where the collector output reports the events it had to drop.
+    loss_tx: mpsc::UnboundedSender<event::Loss>,
     started: Instant,
     stats: Stats,
     /// Reused between ticks so the steady state does not allocate.
@@ -81,7 +86,8 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, &link_tx);
+    let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(config, path, &link_tx, loss_tx);
     let (status_tx, mut status_rx) = mpsc::channel(4);
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, status_tx);
@@ -114,6 +120,9 @@ pub async fn run(
         tokio::select! {
             _ = ticker.tick() => agent.tick(Instant::now()),
             Some(update) = link_rx.recv() => agent.link_update(update),
+            // A loss is an event like any other: stamped, then sent to every
+            // output, the collector's spool included.
+            Some(loss) = loss_rx.recv() => agent.emit(Body::Loss(loss)),
             _ = heartbeat.tick() => agent.heartbeat(),
             Some(reply) = status_rx.recv() => {
                 let _ = reply.send(agent.status());
@@ -144,9 +153,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Builds the outputs a config asks for.
-fn build_outputs(config: &Config) -> Vec<OutputHandle> {
+/// Builds the outputs a config asks for; the collector output's monitor
+/// comes with them when it is on.
+fn build_outputs(
+    config: &Config,
+    seq: &Sequencer,
+    loss_tx: &mpsc::UnboundedSender<event::Loss>,
+) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
+    let mut monitor = None;
     if let Some(stdout) = &config.stdout {
         let output: Box<dyn Output> = Box::new(StdoutOutput::new(
             std::io::LineWriter::new(std::io::stdout()),
@@ -158,7 +173,28 @@ fn build_outputs(config: &Config) -> Vec<OutputHandle> {
         let output: Box<dyn Output> = Box::new(SyslogOutput::new(syslog.clone()));
         outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
     }
-    outputs
+    if let Some(settings) = &config.collector {
+        let loss_tx = loss_tx.clone();
+        let context = collector::Context {
+            agent: config.agent.name.clone(),
+            boot: seq.boot().to_string(),
+            first_seq: seq.last_seq() + 1,
+            state_dir: config.agent.state_dir.clone(),
+            on_loss: Box::new(move |loss| {
+                let _ = loss_tx.send(loss);
+            }),
+        };
+        match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
+            Ok((handle, m)) => {
+                outputs.push(handle);
+                monitor = Some(m);
+            }
+            Err(error) => {
+                tracing::error!(%error, "Cannot start the collector output; events will not reach the collector.");
+            }
+        }
+    }
+    (outputs, monitor)
 }
 
 fn build_source(config: &Config) -> Box<dyn CounterSource> {
@@ -174,15 +210,20 @@ impl Agent {
         config: Config,
         path: Option<PathBuf>,
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
+        loss_tx: mpsc::UnboundedSender<event::Loss>,
     ) -> Agent {
+        let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
+        let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
         let mut agent = Agent {
-            seq: Sequencer::new(config.agent.name.clone(), event::new_boot_id()),
+            seq,
             source: build_source(&config),
             engine: Engine::new(config.rules.clone()),
             links: LinkTable::default(),
             tracker: LinkTracker::default(),
             link_mode: LinkWatch::Poll,
-            outputs: build_outputs(&config),
+            outputs,
+            collector,
+            loss_tx,
             started: Instant::now(),
             stats: Stats::default(),
             snapshot: Snapshot::default(),
@@ -360,20 +401,21 @@ impl Agent {
             })
             .collect();
         interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-        let dropped = self
+        let queue_dropped: u64 = self
             .outputs
             .iter()
             .map(|o| o.stats().dropped.load(Ordering::Relaxed))
             .sum();
+        let (spool_depth, spool_dropped) = self
+            .collector
+            .as_ref()
+            .map_or((0, 0), |c| (c.spool_depth(), c.dropped()));
         let body = Body::Heartbeat(event::Heartbeat {
             uptime_s: self.started.elapsed().as_secs(),
             interfaces,
-            addresses: vec![event::VrfAddresses {
-                vrf: "default".into(),
-                addresses: interface_addresses(),
-            }],
-            spool_depth: 0,
-            events_dropped: dropped,
+            addresses: crate::addresses::vrf_addresses(),
+            spool_depth,
+            events_dropped: queue_dropped + spool_dropped,
             firing: self.engine.firing().len() as u64,
         });
         self.emit(body);
@@ -400,11 +442,21 @@ impl Agent {
             let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();
             self.emit_all(alerts.into_iter().map(Body::Alert));
         }
-        if config.stdout != self.config.stdout || config.syslog != self.config.syslog {
-            let fresh = build_outputs(&config);
-            for output in std::mem::replace(&mut self.outputs, fresh) {
+        if config.stdout != self.config.stdout
+            || config.syslog != self.config.syslog
+            || config.collector != self.config.collector
+            || (config.collector.is_some() && config.agent.name != self.config.agent.name)
+            || (config.collector.is_some() && config.agent.state_dir != self.config.agent.state_dir)
+        {
+            // The old outputs finish first: the new collector output opens
+            // the same spool, which only one may hold.
+            for output in self.outputs.drain(..) {
                 output.close(Duration::from_secs(1));
             }
+            self.seq.set_agent(config.agent.name.clone());
+            let (outputs, collector) = build_outputs(&config, &self.seq, &self.loss_tx);
+            self.outputs = outputs;
+            self.collector = collector;
         }
         if config.agent.source != self.config.agent.source
             || config.agent.proc_root != self.config.agent.proc_root
@@ -477,6 +529,9 @@ impl Agent {
                         dropped: s.dropped.load(Ordering::Relaxed),
                         queued: s.queued.load(Ordering::Relaxed),
                         last_error: s.last_error.lock().ok().and_then(|e| e.clone()),
+                        collector: (o.name() == "collector")
+                            .then(|| self.collector.as_ref().map(CollectorMonitor::status))
+                            .flatten(),
                     }
                 })
                 .collect(),
@@ -508,44 +563,4 @@ fn link_event(change: &LinkChange) -> event::Link {
         oper_state: change.oper.as_str().to_string(),
         message,
     }
-}
-
-/// Every IPv4 and IPv6 address on this namespace's interfaces, except
-/// loopback and link-local ones, which say nothing about topology.
-fn interface_addresses() -> Vec<event::InterfaceAddress> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for ifa in addrs {
-        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
-            continue;
-        };
-        let ip: std::net::IpAddr = if let Some(v4) = addr.as_sockaddr_in() {
-            v4.ip().into()
-        } else if let Some(v6) = addr.as_sockaddr_in6() {
-            v6.ip().into()
-        } else {
-            continue;
-        };
-        let prefix = if let Some(m) = mask.as_sockaddr_in() {
-            m.ip().to_bits().count_ones()
-        } else if let Some(m) = mask.as_sockaddr_in6() {
-            m.ip().to_bits().count_ones()
-        } else {
-            continue;
-        };
-        let link_local = match ip {
-            std::net::IpAddr::V4(v4) => v4.is_link_local(),
-            std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
-        };
-        if ip.is_loopback() || link_local {
-            continue;
-        }
-        out.push(event::InterfaceAddress {
-            interface: ifa.interface_name,
-            address: format!("{ip}/{prefix}"),
-        });
-    }
-    out
 }

@@ -5,6 +5,7 @@
 
 use crate::event::Severity;
 use crate::matcher::InterfaceMatcher;
+use crate::output::collector::{self, CollectorSettings, Secret, TlsSettings, TokenSource};
 use crate::output::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
 use crate::rule::{self, Rule};
 use serde::Deserialize;
@@ -26,6 +27,7 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub stdout: Option<StdoutSettings>,
     pub syslog: Option<SyslogSettings>,
+    pub collector: Option<CollectorSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +177,7 @@ struct RawRule {
 struct RawOutputs {
     stdout: Option<RawStdout>,
     syslog: Option<Spanned<RawSyslog>>,
+    collector: Option<Spanned<RawCollector>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -192,6 +195,35 @@ struct RawSyslog {
     format: Option<Spanned<String>>,
     events: Option<Spanned<Vec<Spanned<String>>>>,
     hostname: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawCollector {
+    address: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    spool_max: Option<Spanned<RawSize>>,
+    ack_timeout: Option<Spanned<String>>,
+    backoff_max: Option<Spanned<String>>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+/// A size written as `"64MiB"` or as a plain number of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawTls {
+    ca_file: Option<Spanned<String>>,
+    cert_file: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+    server_name: Option<Spanned<String>>,
 }
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
@@ -222,7 +254,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "severity",
         ],
     ),
-    ("output", &["stdout", "syslog"]),
+    ("output", &["stdout", "syslog", "collector"]),
     ("output.stdout", &["events"]),
     (
         "output.syslog",
@@ -230,7 +262,28 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "address", "facility", "protocol", "format", "events", "hostname",
         ],
     ),
+    (
+        "output.collector",
+        &[
+            "address",
+            "token",
+            "token_file",
+            "spool_max",
+            "ack_timeout",
+            "backoff_max",
+            "tls",
+        ],
+    ),
+    (
+        "output.collector.tls",
+        &["ca_file", "cert_file", "key_file", "server_name"],
+    ),
 ];
+
+/// The spool bound when `spool_max` is not set.
+pub const DEFAULT_SPOOL_MAX: u64 = 64 << 20;
+/// Below this a spool holds too few events to ride out anything.
+const MIN_SPOOL_MAX: u64 = 4 << 10;
 
 const EVENT_TYPES: &[&str] = &["alert", "link", "heartbeat", "loss"];
 
@@ -339,6 +392,11 @@ impl Validator<'_> {
             .syslog
             .as_ref()
             .and_then(|s| self.syslog(s, agent.as_ref().map(|a| a.name.as_str())));
+        let collector = raw
+            .output
+            .collector
+            .as_ref()
+            .and_then(|c| self.collector(c));
         if !self.errors.is_empty() {
             return None;
         }
@@ -348,15 +406,17 @@ impl Validator<'_> {
             rules,
             stdout,
             syslog,
+            collector,
         })
     }
 
     /// Reports a key the schema does not know, at its position in the file.
     fn unknown_key(&mut self, path: &str) {
-        // `Spanned` wrappers show up in the path as a private field name.
+        // `Spanned` wrappers show up in the path as a private field name,
+        // and a spanned table as a `?` segment.
         let segments: Vec<&str> = path
             .split('.')
-            .filter(|s| !s.starts_with("$__serde_spanned"))
+            .filter(|s| !s.starts_with("$__serde_spanned") && *s != "?")
             .collect();
         let key = segments.last().copied().unwrap_or(path);
         // Table names without array indices, for the hint lookup.
@@ -767,6 +827,255 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    fn collector(&mut self, raw: &Spanned<RawCollector>) -> Option<CollectorSettings> {
+        let c = raw.get_ref();
+        let table_at = raw.span().start;
+        let address = match &c.address {
+            Some(a) => match collector::parse_address(a.get_ref()) {
+                Ok(hp) => Some((a.get_ref().clone(), hp)),
+                Err(e) => {
+                    self.error(
+                        a,
+                        e,
+                        Some("write address = \"collector.example.net:7000\"".into()),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error_at(
+                    table_at,
+                    "[output.collector] has no `address`",
+                    Some("add address = \"collector.example.net:7000\"".into()),
+                );
+                None
+            }
+        };
+        let token = match (&c.token, &c.token_file) {
+            (Some(_), Some(file)) => {
+                self.error(
+                    file,
+                    "`token` and `token_file` are both set in [output.collector]",
+                    Some("keep one: token_file keeps the secret out of this file".into()),
+                );
+                None
+            }
+            (Some(t), None) if t.get_ref().trim().is_empty() => {
+                self.error(
+                    t,
+                    "`token` is empty",
+                    Some("set the agent token the collector expects".into()),
+                );
+                None
+            }
+            (Some(t), None) => Some(TokenSource::Inline(Secret::new(t.get_ref().trim()))),
+            (None, Some(f)) if f.get_ref().is_empty() => {
+                self.error(
+                    f,
+                    "`token_file` is empty",
+                    Some("name the file that holds the token, e.g. \"/etc/hopwatch/token\"".into()),
+                );
+                None
+            }
+            (None, Some(f)) => Some(TokenSource::File(PathBuf::from(f.get_ref()))),
+            (None, None) => {
+                self.error_at(
+                    table_at,
+                    "[output.collector] needs `token` or `token_file`",
+                    Some(
+                        "add token_file = \"/etc/hopwatch/token\" (a file only root can read)"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        };
+        let spool_max = match &c.spool_max {
+            None => Some(DEFAULT_SPOOL_MAX),
+            Some(v) => {
+                let parsed = match v.get_ref() {
+                    RawSize::Bytes(n) => {
+                        u64::try_from(*n).map_err(|_| format!("spool_max {n} is negative"))
+                    }
+                    RawSize::Text(t) => {
+                        parse_size(t).map_err(|e| format!("bad size {t:?} for `spool_max`: {e}"))
+                    }
+                };
+                match parsed {
+                    Ok(n) if n < MIN_SPOOL_MAX => {
+                        self.error(
+                            v,
+                            format!("spool_max {n} bytes is too small"),
+                            Some("use at least \"4KiB\"; the default is \"64MiB\"".into()),
+                        );
+                        None
+                    }
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        self.error(
+                            v,
+                            e,
+                            Some("write a size like \"64MiB\", \"512KiB\", \"1GB\"".into()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let ack_timeout = self.bounded_duration(
+            c.ack_timeout.as_ref(),
+            "ack_timeout",
+            Duration::from_secs(30),
+            (Duration::from_secs(1), Duration::from_secs(3600)),
+            "wait between 1s and 1h for an acknowledgement; 30s is usual",
+        );
+        let backoff_max = self.bounded_duration(
+            c.backoff_max.as_ref(),
+            "backoff_max",
+            Duration::from_secs(30),
+            (Duration::from_millis(200), Duration::from_secs(3600)),
+            "back off between 200ms and 1h at most; 30s is usual",
+        );
+        let tls = match &c.tls {
+            None => Some(None),
+            Some(t) => self.tls(t).map(Some),
+        };
+        let (address, (host, port)) = address?;
+        Some(CollectorSettings {
+            address,
+            host,
+            port,
+            token: token?,
+            tls: tls?,
+            spool_max: spool_max?,
+            ack_timeout: ack_timeout?,
+            backoff_max: backoff_max?,
+        })
+    }
+
+    fn bounded_duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        default: Duration,
+        (min, max): (Duration, Duration),
+        hint: &str,
+    ) -> Option<Duration> {
+        let Some(v) = value else {
+            return Some(default);
+        };
+        let d = self.duration(v, key)?;
+        if d < min || d > max {
+            self.error(
+                v,
+                format!("{key} {:?} is out of range", v.get_ref()),
+                Some(hint.to_string()),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn tls(&mut self, raw: &Spanned<RawTls>) -> Option<TlsSettings> {
+        let t = raw.get_ref();
+        let mut ok = true;
+        let mut file = |v: &Option<Spanned<String>>, key: &str| -> Option<PathBuf> {
+            let v = v.as_ref()?;
+            if v.get_ref().is_empty() {
+                self.error(
+                    v,
+                    format!("`{key}` is empty"),
+                    Some("name a PEM file, or remove the key".into()),
+                );
+                ok = false;
+            }
+            Some(PathBuf::from(v.get_ref()))
+        };
+        let ca_file = file(&t.ca_file, "ca_file");
+        let cert_file = file(&t.cert_file, "cert_file");
+        let key_file = file(&t.key_file, "key_file");
+        match (&t.cert_file, &t.key_file) {
+            (Some(c), None) => {
+                self.error(
+                    c,
+                    "`cert_file` is set without `key_file` in [output.collector.tls]",
+                    Some("a client certificate needs its key: set both cert_file and key_file, or neither".into()),
+                );
+                ok = false;
+            }
+            (None, Some(k)) => {
+                self.error(
+                    k,
+                    "`key_file` is set without `cert_file` in [output.collector.tls]",
+                    Some("a client certificate needs its key: set both cert_file and key_file, or neither".into()),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        let server_name = match &t.server_name {
+            Some(n) => {
+                if rustls::pki_types::ServerName::try_from(n.get_ref().as_str()).is_err() {
+                    self.error(
+                        n,
+                        format!("`server_name` {:?} is no DNS name or IP address", n.get_ref()),
+                        Some("the name in the collector's certificate, e.g. \"collector.example.net\"".into()),
+                    );
+                    ok = false;
+                }
+                Some(n.get_ref().clone())
+            }
+            None => None,
+        };
+        ok.then_some(TlsSettings {
+            ca_file,
+            cert_file,
+            key_file,
+            server_name,
+        })
+    }
+}
+
+/// Parses a size: a number with an optional unit, `B`, `KiB`, `MiB`, `GiB`
+/// (powers of 1024) or `KB`, `MB`, `GB` (powers of 1000); units are not
+/// case-sensitive and may follow a space. A bare number is bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ));
+        }
+    };
+    if number.is_empty() {
+        return Err("no number".into());
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{number}` is not a number"))?;
+    let bytes = value * multiplier as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("too large".into());
+    }
+    if bytes.fract() != 0.0 {
+        return Err("not a whole number of bytes".into());
+    }
+    Ok(bytes as u64)
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -844,4 +1153,108 @@ pub fn hostname() -> String {
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_and_decimal_units() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64 MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512kib"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("2KB"), Ok(2_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "1.2.3MiB",
+            "0.3B",
+            "-5MiB",
+            "99999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn collector(table: &str) -> Result<Option<CollectorSettings>, Vec<String>> {
+        Config::parse(&format!("[output.collector]\n{table}"), "t.toml")
+            .map(|c| c.collector)
+            .map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn a_collector_table_validates_with_defaults() {
+        let c = collector("address = \"col.example.net\"\ntoken = \"s3cret\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("col.example.net", 7000));
+        assert_eq!(c.token, TokenSource::Inline(Secret::new("s3cret")));
+        assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
+        assert_eq!(c.ack_timeout, Duration::from_secs(30));
+        assert_eq!(c.backoff_max, Duration::from_secs(30));
+        assert!(c.tls.is_none());
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug hides the token"
+        );
+
+        let c = collector(
+            "address = \"10.0.0.5:7443\"\ntoken_file = \"/etc/hopwatch/token\"\nspool_max = \"1MB\"\nack_timeout = \"5s\"\nbackoff_max = \"2s\"\n[output.collector.tls]\nca_file = \"/etc/hopwatch/ca.pem\"\nserver_name = \"collector.example.net\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.token, TokenSource::File("/etc/hopwatch/token".into()));
+        assert_eq!(c.spool_max, 1_000_000);
+        assert_eq!(c.backoff_max, Duration::from_secs(2));
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca_file, Some("/etc/hopwatch/ca.pem".into()));
+        assert_eq!(tls.server_name.as_deref(), Some("collector.example.net"));
+        assert_eq!(tls.cert_file, None);
+
+        let c = collector("address = \"c:1\"\ntoken = \"t\"\nspool_max = 65536\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.spool_max, 65536);
+    }
+
+    #[test]
+    fn collector_mistakes_are_located_and_name_both_keys() {
+        let errors = collector(
+            "address = \"tcp://c:7000\"\ntoken = \"s3cret\"\ntoken_file = \"/t\"\nspool_max = \"64 parsecs\"\nack_timeout = \"0s\"\ntoken_fil = \"x\"\n[output.collector.tls]\ncert_file = \"/c.pem\"\nserver_name = \"not a name\"\n",
+        )
+        .unwrap_err();
+        let all = errors.join("\n");
+        assert!(!all.contains("s3cret"), "{all}");
+        for (at, words) in [
+            ("t.toml:2:11", "has a scheme"),
+            ("t.toml:4:14", "`token` and `token_file` are both set"),
+            ("t.toml:5:13", "unknown unit `parsecs`"),
+            ("t.toml:6:15", "ack_timeout \"0s\" is out of range"),
+            ("t.toml:7:1", "unknown key `token_fil`"),
+            ("t.toml:9:13", "`cert_file` is set without `key_file`"),
+            ("t.toml:10:15", "is no DNS name"),
+        ] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(at) && e.contains(words)),
+                "no {at} {words:?} in:\n{all}"
+            );
+        }
+        assert!(all.contains("did you mean `token_file`"), "{all}");
+
+        let errors = collector("spool_max = \"1KiB\"\n").unwrap_err();
+        let all = errors.join("\n");
+        assert!(all.contains("has no `address`"), "{all}");
+        assert!(all.contains("needs `token` or `token_file`"), "{all}");
+        assert!(all.contains("too small"), "{all}");
+    }
 }

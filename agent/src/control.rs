@@ -66,6 +66,51 @@ pub struct OutputStatus {
     pub dropped: u64,
     pub queued: u64,
     pub last_error: Option<String>,
+    /// The connection and spool of the `collector` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<CollectorStatus>,
+}
+
+/// The `collector` output: its connection, and what waits in its spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorStatus {
+    pub address: String,
+    pub tls: bool,
+    /// `connecting`, `connected`, `refused` (the hello was refused; the
+    /// longest backoff runs) or `backoff` (waiting to reconnect).
+    pub state: String,
+    /// Seconds in `state`.
+    pub state_for_s: u64,
+    /// Why the last connection failed; cleared on connecting.
+    pub last_error: Option<String>,
+    /// Connections the collector welcomed.
+    pub connects: u64,
+    /// Hellos the collector refused.
+    pub refused: u64,
+    /// Events in the spool not yet acknowledged.
+    pub spool_events: u64,
+    /// Bytes the spool takes on disk, and its bound.
+    pub spool_bytes: u64,
+    pub spool_max: u64,
+    /// Events the spool had to drop (each drop is also a `loss` event).
+    pub spool_dropped: u64,
+    /// Events waiting in memory because the spool cannot be written.
+    pub in_memory: u64,
+    pub disk_errors: u64,
+    pub last_disk_error: Option<String>,
+    /// Every boot the spool holds, oldest first; the running one last.
+    pub boots: Vec<CollectorBoot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorBoot {
+    pub boot: String,
+    /// The last seq the collector acknowledged.
+    pub acked_seq: u64,
+    /// The last seq written to the spool.
+    pub last_seq: u64,
+    /// Events of this boot not yet acknowledged.
+    pub events: u64,
 }
 
 /// A status request travelling to the agent loop.
@@ -269,6 +314,81 @@ pub fn render(status: &Status) -> String {
             "  {:<8} sent {} failures {} dropped {} queued {}  {}",
             o.name, o.sent, o.failures, o.dropped, o.queued, health
         );
+        if let Some(c) = &o.collector {
+            render_collector(&mut out, c);
+        }
     }
     out
+}
+
+fn render_collector(out: &mut String, c: &CollectorStatus) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "           {}{} {} for {}s; {} connects, {} refused",
+        c.address,
+        if c.tls { " (tls)" } else { "" },
+        c.state,
+        c.state_for_s,
+        c.connects,
+        c.refused
+    );
+    let _ = writeln!(
+        out,
+        "           spool {} events, {} of {}; dropped {}; disk errors {}{}",
+        c.spool_events,
+        format_size(c.spool_bytes),
+        format_size(c.spool_max),
+        c.spool_dropped,
+        c.disk_errors,
+        c.last_disk_error
+            .as_ref()
+            .map(|e| format!(" (last: {e})"))
+            .unwrap_or_default()
+    );
+    if c.in_memory > 0 {
+        let _ = writeln!(
+            out,
+            "           {} events wait in memory for the spool",
+            c.in_memory
+        );
+    }
+    for b in &c.boots {
+        let _ = writeln!(
+            out,
+            "           boot {}: acked through seq {}, spooled through {}, {} waiting",
+            b.boot, b.acked_seq, b.last_seq, b.events
+        );
+    }
+}
+
+/// A byte count as a person reads it: `512 B`, `12.5 KiB`, `64 MiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_format_in_binary_units() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(12_800), "12.5 KiB");
+    }
 }

@@ -4,6 +4,7 @@
 //! The library holds everything but argument parsing, so tests drive the
 //! agent through [`agent::run`] and the collector shares [`event`].
 
+pub mod addresses;
 pub mod agent;
 pub mod config;
 pub mod control;
@@ -15,4 +16,5 @@ pub mod metric;
 pub mod output;
 pub mod rule;
 pub mod source;
+pub mod trace;
 pub mod wire;

@@ -63,6 +63,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Trace one flow through this switch as the kernel forwards it: the
+    /// route, the ECMP member, the next hop's neighbour entry, the egress
+    /// interface. Exit 0 when answered, also when the answer is a drop.
+    Trace(TraceArgs),
+    /// Look up many flows (a source-port range or a sample) and show how
+    /// they spread over the route's ECMP members, with a verdict on evenness.
+    Paths(PathsArgs),
 }
 
 fn main() -> ExitCode {
@@ -146,6 +153,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trace(args) => run_trace(args),
+        Command::Paths(args) => run_paths(args),
     }
 }
 
@@ -175,6 +184,9 @@ fn outputs(config: &Config) -> String {
     }
     if config.syslog.is_some() {
         names.push("syslog");
+    }
+    if config.collector.is_some() {
+        names.push("collector");
     }
     if names.is_empty() {
         "none".into()
@@ -213,5 +225,174 @@ fn show_counters(
         }
         prev = cur;
         prev_at = now;
+    }
+}
+
+/// The flow `hopwatch trace` follows.
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// Destination address, IPv4 or IPv6.
+    #[arg(long)]
+    dst: std::net::IpAddr,
+    /// Source address. A local one is a flow the switch originates; any
+    /// other makes the flow transit, arriving on --iif or, without it, on
+    /// the interface the route back to the source leaves by.
+    #[arg(long)]
+    src: Option<std::net::IpAddr>,
+    /// The interface a transit flow arrives on.
+    #[arg(long, requires = "src")]
+    iif: Option<String>,
+    /// IP protocol: tcp, udp, icmp, sctp or a number 0-255.
+    #[arg(long, value_parser = parse_proto)]
+    proto: Option<ProtoArg>,
+    #[arg(long)]
+    sport: Option<u16>,
+    #[arg(long)]
+    dport: Option<u16>,
+    /// A namespace in /var/run/netns, an l3mdev vrf device, or default.
+    #[arg(long, default_value = hopwatch::trace::DEFAULT_VRF)]
+    vrf: String,
+    /// Print the trace as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The flows `hopwatch paths` spreads.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("flows").required(true).args(["sport_range", "samples"])))]
+struct PathsArgs {
+    /// Destination address, IPv4 or IPv6.
+    #[arg(long)]
+    dst: std::net::IpAddr,
+    /// Source address (see `hopwatch trace --help`).
+    #[arg(long)]
+    src: Option<std::net::IpAddr>,
+    /// The interface the flows arrive on.
+    #[arg(long, requires = "src")]
+    iif: Option<String>,
+    /// tcp, udp, or the number of another protocol with ports.
+    #[arg(long, value_parser = parse_proto)]
+    proto: ProtoArg,
+    /// Every source port from A to B, one flow each.
+    #[arg(long, value_name = "A-B")]
+    sport_range: Option<hopwatch::trace::PortRange>,
+    /// This many flows with random distinct source ports (1024-65535).
+    #[arg(long, value_name = "N")]
+    samples: Option<u32>,
+    /// Seed for --samples, to repeat a run [default: from the clock].
+    #[arg(long, requires = "samples")]
+    seed: Option<u64>,
+    #[arg(long, conflicts_with = "dport_range")]
+    dport: Option<u16>,
+    /// Every destination port from A to B, against every source port.
+    #[arg(long, value_name = "A-B")]
+    dport_range: Option<hopwatch::trace::PortRange>,
+    /// A namespace in /var/run/netns, an l3mdev vrf device, or default.
+    #[arg(long, default_value = hopwatch::trace::DEFAULT_VRF)]
+    vrf: String,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// List every flow and the member it takes.
+    #[arg(long)]
+    per_flow: bool,
+}
+
+/// A protocol as given; `icmp` means ICMPv6 for an IPv6 destination, as a
+/// real ping there would carry.
+#[derive(Debug, Clone, Copy)]
+enum ProtoArg {
+    Number(u8),
+    Icmp,
+}
+
+impl ProtoArg {
+    fn number(self, dst: std::net::IpAddr) -> u8 {
+        match self {
+            ProtoArg::Number(n) => n,
+            ProtoArg::Icmp if dst.is_ipv6() => 58,
+            ProtoArg::Icmp => 1,
+        }
+    }
+}
+
+fn parse_proto(text: &str) -> Result<ProtoArg, String> {
+    Ok(match text.to_ascii_lowercase().as_str() {
+        "tcp" => ProtoArg::Number(6),
+        "udp" => ProtoArg::Number(17),
+        "sctp" => ProtoArg::Number(132),
+        "icmp" => ProtoArg::Icmp,
+        "icmpv6" | "ipv6-icmp" => ProtoArg::Number(58),
+        number => ProtoArg::Number(number.parse().map_err(|_| {
+            format!("{text:?} is not a protocol; give tcp, udp, icmp, sctp or a number 0-255")
+        })?),
+    })
+}
+
+fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    use hopwatch::trace::Backend;
+    let query = hopwatch::trace::FlowQuery {
+        dst: args.dst,
+        src: args.src,
+        iif: args.iif,
+        proto: args.proto.map(|p| p.number(args.dst)),
+        sport: args.sport,
+        dport: args.dport,
+        vrf: args.vrf,
+    };
+    let answer = hopwatch::trace::KernelBackend::new().trace(&query);
+    let trace = match trace_outcome(answer, "trace")? {
+        Ok(trace) => trace,
+        Err(code) => return Ok(code),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&trace)?);
+    } else {
+        print!("{}", hopwatch::trace::render::trace(&trace));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
+    use hopwatch::trace::Backend;
+    let query = hopwatch::trace::PathsQuery {
+        dst: args.dst,
+        src: args.src,
+        iif: args.iif,
+        proto: args.proto.number(args.dst),
+        sport_range: args.sport_range,
+        samples: args.samples,
+        seed: args.seed,
+        dport: args.dport,
+        dport_range: args.dport_range,
+        vrf: args.vrf,
+        per_flow: args.per_flow,
+    };
+    let answer = hopwatch::trace::KernelBackend::new().paths(&query);
+    let paths = match trace_outcome(answer, "paths")? {
+        Ok(paths) => paths,
+        Err(code) => return Ok(code),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&paths)?);
+    } else {
+        print!("{}", hopwatch::trace::render::paths(&paths));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A query the caller got wrong exits 2 like any usage error; a failure to
+/// ask (netlink, rights, an unknown VRF) goes up to exit 1.
+fn trace_outcome<T>(
+    answer: Result<T, hopwatch::trace::TraceError>,
+    command: &str,
+) -> anyhow::Result<Result<T, ExitCode>> {
+    match answer {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) if error.is_usage() => {
+            eprintln!("error: {error}\n\nFor more information, try 'hopwatch {command} --help'.");
+            Ok(Err(ExitCode::from(2)))
+        }
+        Err(error) => Err(error.into()),
     }
 }

@@ -2,7 +2,6 @@
 //! when it matches an include and no exclude; a list of only excludes starts
 //! from every interface. Resolved once per interface, never per tick.
 
-use globset::{GlobSet, GlobSetBuilder};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -14,54 +13,152 @@ pub struct GlobError {
     pub reason: String,
 }
 
+/// One compiled glob: `*` any run of characters (`/` included, for NX-OS
+/// names like `Ethernet1/1`), `?` one character, `[a-z0-9]` and `[!x]` sets,
+/// `\` escapes the next character.
+#[derive(Debug, Clone, PartialEq)]
+struct Glob(Vec<Token>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(char),
+    Any,
+    Star,
+    Set {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl Glob {
+    fn parse(pattern: &str) -> Result<Glob, String> {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' => {
+                    // Consecutive stars mean the same as one.
+                    if tokens.last() == Some(&Token::Star) {
+                        continue;
+                    }
+                    Token::Star
+                }
+                '?' => Token::Any,
+                '\\' => Token::Literal(chars.next().ok_or("a trailing \\ escapes nothing")?),
+                '[' => {
+                    let negated = chars.next_if(|&c| c == '!' || c == '^').is_some();
+                    let mut ranges = Vec::new();
+                    let mut first = true;
+                    loop {
+                        let c = chars.next().ok_or("unclosed `[`; close the set with `]`")?;
+                        if c == ']' && !first {
+                            break;
+                        }
+                        first = false;
+                        let lo = if c == '\\' {
+                            chars.next().ok_or("unclosed `[`; close the set with `]`")?
+                        } else {
+                            c
+                        };
+                        let hi = if chars.peek() == Some(&'-') {
+                            chars.next();
+                            match chars.next() {
+                                Some(']') => {
+                                    // `[a-]`: a literal dash at the end.
+                                    ranges.push((lo, lo));
+                                    ranges.push(('-', '-'));
+                                    break;
+                                }
+                                Some(hi) if hi >= lo => hi,
+                                Some(hi) => return Err(format!("range `{lo}-{hi}` runs backwards")),
+                                None => return Err("unclosed `[`; close the set with `]`".into()),
+                            }
+                        } else {
+                            lo
+                        };
+                        ranges.push((lo, hi));
+                    }
+                    Token::Set { negated, ranges }
+                }
+                c => Token::Literal(c),
+            });
+        }
+        Ok(Glob(tokens))
+    }
+
+    /// Iterative matching with one backtrack point per star: linear in
+    /// practice, never exponential.
+    fn matches(&self, name: &str) -> bool {
+        let text: Vec<char> = name.chars().collect();
+        let tokens = &self.0;
+        let (mut t, mut n) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while n < text.len() {
+            let step = match tokens.get(t) {
+                Some(Token::Star) => {
+                    star = Some((t, n));
+                    t += 1;
+                    continue;
+                }
+                Some(Token::Any) => true,
+                Some(Token::Literal(c)) => *c == text[n],
+                Some(Token::Set { negated, ranges }) => {
+                    let inside = ranges.iter().any(|&(lo, hi)| lo <= text[n] && text[n] <= hi);
+                    inside != *negated
+                }
+                None => false,
+            };
+            if step {
+                t += 1;
+                n += 1;
+            } else if let Some((st, sn)) = star {
+                // Let the last star swallow one more character and retry.
+                t = st + 1;
+                n = sn + 1;
+                star = Some((st, sn + 1));
+            } else {
+                return false;
+            }
+        }
+        tokens[t..].iter().all(|tok| *tok == Token::Star)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InterfaceMatcher {
-    include: GlobSet,
-    exclude: GlobSet,
-    include_all: bool,
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
     patterns: Vec<String>,
 }
 
 impl InterfaceMatcher {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<InterfaceMatcher, GlobError> {
-        let mut include = GlobSetBuilder::new();
-        let mut exclude = GlobSetBuilder::new();
-        let mut includes = 0;
+        let mut include = Vec::new();
+        let mut exclude = Vec::new();
         for (index, pattern) in patterns.iter().enumerate() {
             let pattern = pattern.as_ref();
+            let error = |reason: String| GlobError {
+                index,
+                pattern: pattern.to_string(),
+                reason,
+            };
             let (negated, glob) = match pattern.strip_prefix('!') {
                 Some(rest) => (true, rest),
                 None => (false, pattern),
             };
             if glob.is_empty() {
-                return Err(GlobError {
-                    index,
-                    pattern: pattern.to_string(),
-                    reason: "empty pattern".into(),
-                });
+                return Err(error("empty pattern".into()));
             }
-            // Interface names hold no path separators, but NX-OS names like
-            // `Ethernet1/1` do: `*` must cross `/`.
-            let glob = globset::GlobBuilder::new(glob)
-                .literal_separator(false)
-                .build()
-                .map_err(|e| GlobError {
-                    index,
-                    pattern: pattern.to_string(),
-                    reason: e.kind().to_string(),
-                })?;
+            let glob = Glob::parse(glob).map_err(error)?;
             if negated {
-                exclude.add(glob);
+                exclude.push(glob);
             } else {
-                include.add(glob);
-                includes += 1;
+                include.push(glob);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().expect("globs already validated");
         Ok(InterfaceMatcher {
-            include: build(include),
-            exclude: build(exclude),
-            include_all: includes == 0,
+            include,
+            exclude,
             patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
         })
     }
@@ -72,7 +169,8 @@ impl InterfaceMatcher {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        (self.include_all || self.include.is_match(name)) && !self.exclude.is_match(name)
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(name)))
+            && !self.exclude.iter().any(|g| g.matches(name))
     }
 
     pub fn patterns(&self) -> &[String] {
@@ -112,6 +210,28 @@ mod tests {
     fn star_crosses_slashes_in_nxos_names() {
         let m = InterfaceMatcher::new(&["Ethernet1/*"]).unwrap();
         assert!(m.matches("Ethernet1/12"));
+    }
+
+    #[test]
+    fn glob_syntax() {
+        let m = |p: &str, name: &str| InterfaceMatcher::new(&[p]).unwrap().matches(name);
+        assert!(m("eth?", "eth1"));
+        assert!(!m("eth?", "eth10"));
+        assert!(m("swp[1-4]", "swp3"));
+        assert!(!m("swp[1-4]", "swp5"));
+        assert!(m("swp[!1-4]", "swp5"));
+        assert!(m("Eth1-[0-9]*", "Eth1-48"));
+        assert!(m("*", ""));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(!m("a*b*c", "axxbyy"));
+        assert!(m("**x", "abx"));
+        assert!(m(r"eth\*", "eth*"));
+        assert!(!m(r"eth\*", "eth0"));
+        assert!(m("[]]x", "]x"));
+        assert!(m("[a-]", "-"));
+        assert!(m("*0", "💩0"));
+        assert!(InterfaceMatcher::new(&["swp[4-1]"]).is_err());
+        assert!(InterfaceMatcher::new(&["eth\\"]).is_err());
     }
 
     #[test]

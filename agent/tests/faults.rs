@@ -355,7 +355,11 @@ fn counters_reads_the_configured_roots() {
         .arg(fx.config(""))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let eth0 = rows
         .as_array()
@@ -376,5 +380,9 @@ fn counters_reads_the_configured_roots() {
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.starts_with("IFACE"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("eth0") && l.contains("10G")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("eth0") && l.contains("10G")),
+        "{text}"
+    );
 }

@@ -4,8 +4,11 @@
 
 mod util;
 
+mod collector_output;
 mod config;
 mod e2e;
 mod faults;
+mod lab;
 mod rsyslog;
 mod syslog;
+mod trace;

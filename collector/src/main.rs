@@ -1,17 +1,392 @@
-//! `hopwatch-collector`: the head-end daemon for the fleet's events. This
-//! release reports its version and the event schema version it speaks.
+//! The `hopwatch-collector` command: parses arguments, loads the config and
+//! hands off to the library. Exit codes: 0 success, 1 a runtime failure, 2 a
+//! bad config or bad usage.
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hopwatch_collector::auth::{GeneratedToken, TokenKind};
+use hopwatch_collector::config::{self, Config, ConfigError};
+use hopwatch_collector::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery};
+use hopwatch_collector::store::{self, millis};
+use hopwatch_collector::{Collector, api, log, shell};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
 
 #[derive(Parser)]
-#[command(name = "hopwatch-collector", version, about)]
-struct Args {}
+#[command(
+    name = "hopwatch-collector",
+    version,
+    about = "Keeps the fleet's hopwatch events: what went down, what came back, how long, which alerts fire."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _args = Args::parse();
-    println!(
-        "hopwatch-collector {} (event schema v{})",
-        env!("CARGO_PKG_VERSION"),
-        hopwatch::event::SCHEMA_VERSION
+#[derive(Args)]
+struct ConfigArg {
+    /// Config file [default: /etc/hopwatch/collector.toml if present, else the embedded default]
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector in the foreground; SIGTERM/SIGINT stop it after
+    /// storing and acknowledging what is in flight.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate a config file (and the token and TLS files it names); print
+    /// every error with file:line:col; exit 2 if any.
+    CheckConfig {
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Every agent: online or stale, last seen, firing alerts.
+    Agents {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts: firing by default.
+    Alerts {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only alerts firing now (the default).
+        #[arg(long, conflicts_with_all = ["resolved", "all"])]
+        firing: bool,
+        /// Only resolved alerts.
+        #[arg(long, conflicts_with = "all")]
+        resolved: bool,
+        /// Firing and resolved.
+        #[arg(long)]
+        all: bool,
+        /// Only alerts active since: a duration back from now (10m, 24h) or
+        /// an RFC 3339 time [default for --resolved and --all: 24h]
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, default_value_t = query::DEFAULT_LIMIT)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Links that went down and came back up.
+    Changes {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A duration back from now (10m, 1h) or an RFC 3339 time.
+        #[arg(long, default_value = "10m")]
+        since: String,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// How long each link was down, and all of them together.
+    Downtime {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A duration back from now (30d, 24h) or an RFC 3339 time.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        interface: Option<String>,
+        /// List interfaces that were never down too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(config_error) = error.downcast_ref::<ConfigError>() {
+                eprintln!("{config_error}");
+                return ExitCode::from(2);
+            }
+            if let Some(usage) = error.downcast_ref::<Usage>() {
+                eprintln!("hopwatch-collector: {}", usage.0);
+                return ExitCode::from(2);
+            }
+            eprintln!("hopwatch-collector: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A bad argument value found after parsing (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => run(config.config),
+        Command::CheckConfig { config } => {
+            let loaded = Config::load(&config)?;
+            loaded.check_files()?;
+            println!(
+                "{}: ok (agents on {}, HTTP on {}, data in {}{})",
+                config.display(),
+                loaded.collector.agents_listen,
+                loaded.collector.http_listen,
+                loaded.collector.data_dir.display(),
+                if loaded.syslog.is_some() {
+                    ", forwarding to syslog"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agents { config, json } => {
+            let config = resolve(config.config, false)?;
+            let db = store::open_reader(&config.collector.data_dir)?;
+            let agents = query::agents(&db, now_ms(), config.collector.heartbeat_timeout)?;
+            print(json, &agents, || shell::agents(&agents))
+        }
+        Command::Alerts {
+            config,
+            firing: _,
+            resolved,
+            all,
+            since,
+            agent,
+            interface,
+            rule,
+            limit,
+            json,
+        } => {
+            let config = resolve(config.config, false)?;
+            let state = match (resolved, all) {
+                (true, _) => AlertFilter::Resolved,
+                (_, true) => AlertFilter::All,
+                _ => AlertFilter::Firing,
+            };
+            let since = since.or_else(|| (state != AlertFilter::Firing).then(|| "24h".into()));
+            let q = AlertQuery {
+                state,
+                since_ms: since.map(|s| parse_since(&s)).transpose()?,
+                agent,
+                interface,
+                rule,
+                limit,
+            };
+            let db = store::open_reader(&config.collector.data_dir)?;
+            let alerts = query::alerts(&db, &q)?;
+            print(json, &alerts, || shell::alerts(&alerts))
+        }
+        Command::Changes {
+            config,
+            since,
+            agent,
+            json,
+        } => {
+            let config = resolve(config.config, false)?;
+            let since = parse_since(&since)?;
+            let db = store::open_reader(&config.collector.data_dir)?;
+            let changes = query::changes(&db, since, agent.as_deref())?;
+            print(json, &changes, || shell::changes(&changes))
+        }
+        Command::Downtime {
+            config,
+            since,
+            agent,
+            interface,
+            all,
+            json,
+        } => {
+            let config = resolve(config.config, false)?;
+            let q = DowntimeQuery {
+                since_ms: parse_since(&since)?,
+                agent,
+                interface,
+            };
+            let db = store::open_reader(&config.collector.data_dir)?;
+            let downtime = query::downtime(&db, &q, now_ms(), config.collector.heartbeat_timeout)?;
+            print(json, &downtime, || shell::downtime(&downtime, all))
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    millis(SystemTime::now())
+}
+
+fn parse_since(value: &str) -> anyhow::Result<i64> {
+    api::parse_since(value, now_ms()).map_err(|e| Usage(e.replace("`since`", "--since")).into())
+}
+
+fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config to use: the named file, else the installed one, else the
+/// embedded default.
+fn resolve(path: Option<PathBuf>, say: bool) -> anyhow::Result<Config> {
+    let path = path.or_else(|| {
+        let installed = Path::new(config::DEFAULT_PATH);
+        installed.exists().then(|| installed.to_path_buf())
+    });
+    match path {
+        Some(path) => Ok(Config::load(&path)?),
+        None => {
+            if say {
+                tracing::info!(
+                    "No config file given and none at {}; running the embedded default.",
+                    config::DEFAULT_PATH
+                );
+            }
+            Ok(Config::embedded())
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = resolve(path, false)?;
+    let collector = Collector::build(config)?;
+    let settings = collector.config().collector.clone();
+    let log_file = match &collector.config().log.file {
+        Some(file) => {
+            let path = settings.data_dir.join(file);
+            let log = &collector.config().log;
+            Some(
+                log::RotatingFile::open(&path, log.max_size, log.keep)
+                    .with_context(|| format!("opening the log file {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    log::init(log_file);
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let agents = tokio::net::TcpListener::bind(settings.agents_listen)
+            .await
+            .with_context(|| format!("listening for agents on {}", settings.agents_listen))?;
+        let http = tokio::net::TcpListener::bind(settings.http_listen)
+            .await
+            .with_context(|| format!("listening for HTTP on {}", settings.http_listen))?;
+        if collector.generated().is_empty() {
+            tracing::info!(
+                "API: http://{}/api/v1/agents (bearer token from the configured api_tokens or {}).",
+                reachable(settings.http_listen),
+                settings
+                    .data_dir
+                    .join(hopwatch_collector::auth::API_TOKEN_FILE)
+                    .display()
+            );
+        } else {
+            print!(
+                "{}",
+                banner(
+                    collector.generated(),
+                    settings.agents_listen,
+                    settings.http_listen
+                )
+            );
+        }
+        collector.run(agents, http, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a person reads on the first start: the new tokens (this once), where
+/// they are kept, and what to try.
+fn banner(generated: &[GeneratedToken], agents: SocketAddr, http: SocketAddr) -> String {
+    let mut out = String::from(
+        "hopwatch-collector: first start; generated tokens, shown this once (kept in files with mode 0600):\n",
     );
+    let mut api_file = None;
+    for g in generated {
+        match g.kind {
+            TokenKind::Api => {
+                out.push_str(&format!("  API token    {}\n               in {}\n", g.token.0, g.path.display()));
+                api_file = Some(g.path.display().to_string());
+            }
+            TokenKind::Agent => out.push_str(&format!(
+                "  agent token  {}\n               in {}; give it to each agent as [output.collector] token or token_file\n",
+                g.token.0,
+                g.path.display()
+            )),
+        }
+    }
+    let base = format!("http://{}", reachable(http));
+    out.push_str(&format!(
+        "\nAgents connect to {agents}. The API is at {base}; try:\n"
+    ));
+    let auth = match api_file {
+        Some(file) => format!("-H \"Authorization: Bearer $(cat {file})\""),
+        None => "-H \"Authorization: Bearer $API_TOKEN\"".into(),
+    };
+    for path in [
+        "/api/v1/agents",
+        "/api/v1/alerts?state=firing",
+        "/api/v1/links/changes?since=10m",
+        "/api/v1/links/downtime?since=30d",
+    ] {
+        out.push_str(&format!("  curl -s {auth} '{base}{path}'\n"));
+    }
+    out.push_str(&format!("  curl -s {base}/metrics\n\n"));
+    out
+}
+
+/// An address a local curl can reach: the loopback for a wildcard listener.
+fn reachable(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        other => other.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Each agent holds a socket; the usual soft limit of 1024 descriptors would
+/// cap the fleet well below `max_connections`.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, soft, hard, "Could not raise the open file limit.");
+    }
 }

@@ -2,7 +2,14 @@
 //! bounded queue, so a slow or dead output never stalls sampling or the other
 //! outputs. A failed send is retried with exponential backoff; when the
 //! queue overflows meanwhile, the oldest events are dropped and counted.
+//!
+//! Most outputs deliver one event at a time through [`Output`]. The collector
+//! output spools to disk and pipelines events ahead of their
+//! acknowledgements, so it runs its own loop on the queue's [`Inbox`]
+//! ([`OutputHandle::spawn_worker`]).
 
+pub mod collector;
+pub mod spool;
 pub mod stdout;
 pub mod syslog;
 
@@ -82,6 +89,18 @@ impl OutputHandle {
     /// Starts `output` on its own thread with a queue of `capacity` events.
     pub fn spawn(output: Box<dyn Output>, capacity: usize) -> OutputHandle {
         let name = output.name().to_string();
+        OutputHandle::spawn_worker(&name, capacity, move |inbox| deliver(output, &inbox.shared))
+    }
+
+    /// Starts `worker` on its own thread, taking events from a queue of
+    /// `capacity` through its [`Inbox`]; [`close`](Self::close) waits for
+    /// it to return.
+    pub fn spawn_worker(
+        name: &str,
+        capacity: usize,
+        worker: impl FnOnce(Inbox) + Send + 'static,
+    ) -> OutputHandle {
+        let name = name.to_string();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 events: VecDeque::with_capacity(capacity.min(1024)),
@@ -91,11 +110,13 @@ impl OutputHandle {
             capacity: capacity.max(1),
             stats: Arc::new(OutputStats::default()),
         });
-        let worker = Arc::clone(&shared);
+        let inbox = Inbox {
+            shared: Arc::clone(&shared),
+        };
         let thread = thread::Builder::new()
             .name(format!("output-{name}"))
             .stack_size(256 * 1024)
-            .spawn(move || deliver(output, &worker))
+            .spawn(move || worker(inbox))
             .expect("spawning an output thread");
         OutputHandle {
             name,
@@ -150,6 +171,44 @@ impl OutputHandle {
                 tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
             }
         }
+    }
+}
+
+/// The worker thread's end of an output's queue.
+pub struct Inbox {
+    shared: Arc<Shared>,
+}
+
+impl Inbox {
+    /// Moves every queued event into `into`, first waiting up to `timeout`
+    /// (for ever with `None`) while the queue is empty. Returns false once
+    /// the handle is closed: `into` then holds the last events there are.
+    pub fn recv(&self, into: &mut Vec<Arc<Event>>, timeout: Option<Duration>) -> bool {
+        let mut queue = self.shared.queue.lock().expect("output queue poisoned");
+        let idle = |q: &mut Queue| q.events.is_empty() && !q.closed;
+        if idle(&mut queue) {
+            queue = match timeout {
+                Some(timeout) => {
+                    self.shared
+                        .wake
+                        .wait_timeout_while(queue, timeout, idle)
+                        .expect("output queue poisoned")
+                        .0
+                }
+                None => self
+                    .shared
+                    .wake
+                    .wait_while(queue, idle)
+                    .expect("output queue poisoned"),
+            };
+        }
+        into.extend(queue.events.drain(..));
+        self.shared.stats.queued.store(0, Ordering::Relaxed);
+        !queue.closed
+    }
+
+    pub fn stats(&self) -> &Arc<OutputStats> {
+        &self.shared.stats
     }
 }
 
@@ -287,7 +346,12 @@ mod tests {
             .collect();
         assert_eq!(got, vec![1, 2, 3]);
         assert_eq!(handle.stats().failures.load(Ordering::Relaxed), 2);
-        assert_eq!(handle.stats().sent.load(Ordering::Relaxed), 3);
+        // The output saw the third event just before the runner counts it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while handle.stats().sent.load(Ordering::Relaxed) < 3 {
+            assert!(std::time::Instant::now() < deadline, "sent never reached 3");
+            thread::sleep(Duration::from_millis(1));
+        }
         handle.close(Duration::from_secs(1));
     }
 

@@ -63,6 +63,7 @@
 //! so a steady tick allocates nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use super::Rule;
@@ -100,7 +101,7 @@ pub struct FiringAlert {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    interfaces: HashMap<String, Interface>,
+    interfaces: HashMap<String, Interface, BuildHasherDefault<NameHasher>>,
     /// Counts ticks, so an interface knows whether this tick listed it.
     tick: u64,
     /// The first tick's time; windows keep [`Nanos`] since then.
@@ -172,10 +173,11 @@ struct Window {
 #[derive(Debug)]
 enum Buffer {
     Latest,
-    /// `increase` and `rate`: deltas inside the window and their exact sum.
+    /// `increase` and `rate`: the non-zero deltas inside the window and
+    /// their exact sum (a u64 holds 400 Gb/s of bytes for over a year).
     Sum {
         entries: VecDeque<(Nanos, u64)>,
-        sum: u128,
+        sum: u64,
     },
     /// `avg`: values inside the window and their running sum, recomputed
     /// exactly once per window's worth of pushes so float error cannot build
@@ -197,7 +199,7 @@ impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         Engine {
             rules,
-            interfaces: HashMap::new(),
+            interfaces: HashMap::default(),
             tick: 0,
             epoch: None,
             #[cfg(test)]
@@ -599,14 +601,21 @@ impl Window {
                     return None;
                 }
                 let delta = sample.delta?;
-                entries.push_back((now, delta));
-                *sum += u128::from(delta);
+                // Error, drop and carrier counters sit still nearly always;
+                // a zero adds nothing to the sum, so it takes no entry and a
+                // quiet interface's window stays empty.
+                if delta > 0 {
+                    entries.push_back((now, delta));
+                    *sum = sum.wrapping_add(delta);
+                }
                 while let Some(&(t, d)) = entries.front() {
                     if !expired(t) {
                         break;
                     }
                     entries.pop_front();
-                    *sum -= u128::from(d);
+                    // Wrapping, so the sum stays exact whenever the window's
+                    // true total fits 64 bits, whatever the order of events.
+                    *sum = sum.wrapping_sub(d);
                 }
                 let increase = *sum as f64;
                 if self.func == Func::Rate {
@@ -666,6 +675,38 @@ impl Window {
             Buffer::Sum { entries, .. } => entries.len(),
             Buffer::Avg { entries, .. } | Buffer::Extreme { entries } => entries.len(),
         }
+    }
+}
+
+/// Hashes interface names for the per-tick lookups. Names are short and
+/// chosen by the switch's own administrator, so SipHash's resistance to
+/// hash flooding buys nothing here, and its cost showed in every tick.
+#[derive(Debug, Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -1083,7 +1124,7 @@ mod tests {
         let big = u64::MAX - 100;
         assert!(h.counter(0.0, Metric::RxBytes, 0).is_empty());
         assert!(h.counter(1.0, Metric::RxBytes, big / 2).is_empty());
-        // Two deltas of ~9.2e18: their sum passes u64 but not the u128 sum.
+        // Two deltas of ~9.2e18, whose sum only just fits 64 bits.
         let fired = only(h.counter(2.0, Metric::RxBytes, big));
         assert_eq!(fired.value, Some(big as f64));
         let mut h = Harness::new(vec![rule("e", "increase(tx_errors[5s]) > 0")]);

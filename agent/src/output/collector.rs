@@ -1,0 +1,1583 @@
+//! The `collector` output: every event goes to the disk spool first, then
+//! over one TCP (optionally TLS) connection the agent dials to the
+//! collector, and leaves the spool only once the collector says it has
+//! stored it. The protocol is [`crate::wire`].
+//!
+//! Two threads per output, so that sampling never waits and a slow network
+//! never holds up the disk, nor the disk the network:
+//! - the spool writer (the output's queue worker) takes events off the
+//!   queue, appends them to the [`Spool`] at once and syncs it at most
+//!   [`SYNC_INTERVAL`] later; it reports every event it must drop, so the
+//!   agent can emit a `loss` event for them;
+//! - the connection thread dials, says `hello`, resends from the
+//!   collector's `last_seq` per boot (older boots first), streams new events
+//!   as they are spooled and applies acknowledgements, all in one `poll(2)`
+//!   loop over the socket and a wake-up pipe, so reading acks and writing
+//!   events both progress without a thread per direction.
+//!
+//! A refused hello (a bad token) waits the longest backoff before the next
+//! try; any other failure backs off exponentially from 200 ms, with ±20 %
+//! jitter so a fleet does not reconnect in step after a collector restart.
+//! A collector that stops acknowledging while events are outstanding is
+//! treated as gone after `ack_timeout`.
+//!
+//! Losses are counted exactly, each once: events the spool sheds when full,
+//! events kept in memory beyond [`MEMORY_EVENTS`] while the disk fails, and
+//! seqs that never arrived from the queue all become `loss` events through
+//! the agent (they need a seq). A full spool first waits up to
+//! [`IN_FLIGHT_WAIT`] for the acks of events already sent rather than
+//! declare lost what the collector may be storing that moment, and it
+//! keeps loss events when it sheds their segment (see [`super::spool`]).
+
+use super::spool::{Dropped, Spool, SpoolError};
+use super::{Inbox, OutputHandle, OutputStats};
+use crate::control::{CollectorBoot, CollectorStatus, format_size};
+use crate::event::{Body, Event, Loss};
+use crate::wire::{
+    CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION, TraceResult, TraceResultTag,
+};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The port collectors listen on for agents when `address` names none.
+pub const DEFAULT_PORT: u16 = 7000;
+
+/// The longest an event waits in the page cache before the spool is synced
+/// to the device: what a power loss can cost.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Events kept in memory while the spool cannot be written (a full disk);
+/// beyond this the oldest go, and a `loss` event says which.
+const MEMORY_EVENTS: usize = 10_000;
+/// How often a failing spool is tried again.
+const DISK_RETRY: Duration = Duration::from_secs(1);
+/// How long a full spool waits for the acks of events in flight before it
+/// sheds them anyway (a healthy collector acks within milliseconds), and
+/// how often it looks meanwhile.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+const FULL_RETRY: Duration = Duration::from_millis(20);
+/// How often a spool held by another process (the previous output of a
+/// reload, finishing) is tried again, and for how long that is not an error.
+const LOCK_RETRY: Duration = Duration::from_millis(100);
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Short enough that stopping the output never waits long on a collector
+/// that drops SYNs.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the collector has to answer `hello`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// The longest `poll` sleeps, so timeouts are checked at least this often.
+const POLL_MAX: Duration = Duration::from_secs(1);
+/// How much is read from the spool at a time, and how much may wait in the
+/// connection's buffer before the spool is read again.
+const BATCH_BYTES: usize = 64 * 1024;
+const HIGH_WATER: usize = 256 * 1024;
+/// A collector line longer than this is a broken collector.
+const MAX_LINE: usize = 1 << 20;
+/// Traces answered at once for the collector.
+const MAX_TRACES: usize = 4;
+/// How long the spool writer waits for the connection thread at exit.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// A secret that never shows in logs, `Debug` output or status.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the agent's token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `token`: written in the config.
+    Inline(Secret),
+    /// `token_file`: read at every connection attempt, so a rotated token
+    /// is picked up without a restart.
+    File(PathBuf),
+}
+
+impl TokenSource {
+    fn read(&self) -> Result<Secret, String> {
+        match self {
+            TokenSource::Inline(secret) => Ok(secret.clone()),
+            TokenSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read token_file {}: {e}", path.display()))?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(format!("token_file {} is empty", path.display()));
+                }
+                Ok(Secret::new(token))
+            }
+        }
+    }
+}
+
+/// `[output.collector.tls]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM CA certificates the collector's certificate must chain to;
+    /// `None` uses the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate chain and its key, for collectors that ask for
+    /// one; both or neither.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name to verify the collector's certificate against (and send as
+    /// SNI); by default the host of `address`.
+    pub server_name: Option<String>,
+}
+
+/// `[output.collector]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorSettings {
+    /// `address` as written, for logs and status.
+    pub address: String,
+    pub host: String,
+    pub port: u16,
+    pub token: TokenSource,
+    pub tls: Option<TlsSettings>,
+    /// The spool's bound, in bytes.
+    pub spool_max: u64,
+    /// How long outstanding events may go unacknowledged before the
+    /// connection counts as dead.
+    pub ack_timeout: Duration,
+    /// The longest wait between connection attempts.
+    pub backoff_max: Duration,
+}
+
+/// Splits `host:port`, `[v6]:port`, or a bare host (port 7000).
+pub fn parse_address(address: &str) -> Result<(String, u16), String> {
+    let bad = |why: &str| {
+        format!("collector address `{address}` {why}; expected HOST:PORT or [IPv6]:PORT")
+    };
+    if address.contains("://") {
+        return Err(bad("has a scheme"));
+    }
+    let (host, port) = if let Some(bracketed) = address.strip_prefix('[') {
+        let (ip, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| bad("has an unclosed `[`"))?;
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad(&format!(
+                "has `{ip}` in brackets, which is no IPv6 address"
+            )));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("has text after the `]`"))?,
+            ),
+        };
+        (ip, port)
+    } else {
+        match address.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(bad("looks like a bare IPv6 address; put it in brackets"));
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (address, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if host.contains(['/', ' ']) {
+        return Err(bad("has a path or a space in its host"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => {
+                return Err(bad(&format!(
+                    "has port `{p}`, not a number from 1 to 65535"
+                )));
+            }
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// What the output needs from the agent.
+pub struct Context {
+    pub agent: String,
+    pub boot: String,
+    /// The seq of the first event this output will be given: a jump past
+    /// the next expected seq means events fell out of the queue.
+    pub first_seq: u64,
+    pub state_dir: PathBuf,
+    /// Told of every loss, from the spool writer's thread; the agent turns
+    /// each into a `loss` event.
+    pub on_loss: Box<dyn Fn(Loss) + Send>,
+}
+
+/// The spool directory under `state_dir`.
+pub fn spool_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("spool")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Connecting,
+    Connected,
+    Refused,
+    Backoff,
+}
+
+impl LinkState {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Refused => "refused",
+            LinkState::Backoff => "backoff",
+        }
+    }
+}
+
+struct Link {
+    state: LinkState,
+    since: Instant,
+    last_error: Option<String>,
+}
+
+/// What the spool holds, copied out after every change so status and
+/// heartbeats never wait on the spool's lock (which disk I/O may hold).
+#[derive(Default, Clone)]
+struct Depth {
+    events: u64,
+    bytes: u64,
+    boots: Vec<CollectorBoot>,
+}
+
+struct Shared {
+    settings: CollectorSettings,
+    agent: String,
+    boot: String,
+    dir: PathBuf,
+    spool: Mutex<Option<Spool>>,
+    depth: Mutex<Depth>,
+    link: Mutex<Link>,
+    connects: AtomicU64,
+    refused: AtomicU64,
+    dropped: AtomicU64,
+    disk_errors: AtomicU64,
+    last_disk_error: Mutex<Option<String>>,
+    in_memory: AtomicU64,
+    stop: AtomicBool,
+    /// Written to wake the connection thread: new events, or stop.
+    waker: UnixStream,
+}
+
+impl Shared {
+    fn wake(&self) {
+        // A full pipe already holds a wake-up.
+        let _ = (&self.waker).write(&[1]);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn set_link(&self, state: LinkState, error: Option<String>) {
+        let mut link = self.link.lock().expect("link state poisoned");
+        if link.state != state {
+            link.state = state;
+            link.since = Instant::now();
+        }
+        if error.is_some() || state == LinkState::Connected {
+            link.last_error = error;
+        }
+    }
+
+    fn publish(&self, spool: &Spool) {
+        let depth = Depth {
+            events: spool.pending(),
+            bytes: spool.bytes(),
+            boots: spool
+                .boots()
+                .into_iter()
+                .map(|b| CollectorBoot {
+                    boot: b.boot,
+                    acked_seq: b.acked,
+                    last_seq: b.last_seq,
+                    events: b.events,
+                })
+                .collect(),
+        };
+        *self.depth.lock().expect("depth poisoned") = depth;
+    }
+
+    fn disk_error(&self, error: &SpoolError) {
+        self.disk_errors.fetch_add(1, Ordering::Relaxed);
+        let text = error.to_string();
+        let mut last = self.last_disk_error.lock().expect("disk error poisoned");
+        if last.as_deref() != Some(text.as_str()) {
+            tracing::warn!(%error, "Spool write failed; events wait in memory and sampling goes on.");
+        }
+        *last = Some(text);
+    }
+
+    fn disk_ok(&self) {
+        let mut last = self.last_disk_error.lock().expect("disk error poisoned");
+        if last.take().is_some() {
+            tracing::info!("The spool is writable again.");
+        }
+    }
+}
+
+/// The agent's view of a running collector output, for status and
+/// heartbeats; never blocks.
+#[derive(Clone)]
+pub struct CollectorMonitor {
+    shared: Arc<Shared>,
+}
+
+impl CollectorMonitor {
+    /// Events not yet acknowledged, on disk and waiting in memory.
+    pub fn spool_depth(&self) -> u64 {
+        self.shared.depth.lock().expect("depth poisoned").events
+            + self.shared.in_memory.load(Ordering::Relaxed)
+    }
+
+    /// Events the spool had to let go of since the output started.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> CollectorStatus {
+        let s = &self.shared;
+        let depth = s.depth.lock().expect("depth poisoned").clone();
+        let link = s.link.lock().expect("link state poisoned");
+        CollectorStatus {
+            address: s.settings.address.clone(),
+            tls: s.settings.tls.is_some(),
+            state: link.state.as_str().to_string(),
+            state_for_s: link.since.elapsed().as_secs(),
+            last_error: link.last_error.clone(),
+            connects: s.connects.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+            spool_events: depth.events,
+            spool_bytes: depth.bytes,
+            spool_max: s.settings.spool_max,
+            spool_dropped: s.dropped.load(Ordering::Relaxed),
+            in_memory: s.in_memory.load(Ordering::Relaxed),
+            disk_errors: s.disk_errors.load(Ordering::Relaxed),
+            last_disk_error: s
+                .last_disk_error
+                .lock()
+                .expect("disk error poisoned")
+                .clone(),
+            boots: depth.boots,
+        }
+    }
+}
+
+/// Starts the output: its spool writer behind a queue of `capacity` events,
+/// and its connection thread.
+pub fn spawn(
+    settings: CollectorSettings,
+    context: Context,
+    capacity: usize,
+) -> io::Result<(OutputHandle, CollectorMonitor)> {
+    let (waker, wakee) = UnixStream::pair()?;
+    waker.set_nonblocking(true)?;
+    wakee.set_nonblocking(true)?;
+    let shared = Arc::new(Shared {
+        dir: spool_dir(&context.state_dir),
+        agent: context.agent.clone(),
+        boot: context.boot.clone(),
+        spool: Mutex::new(None),
+        depth: Mutex::new(Depth::default()),
+        link: Mutex::new(Link {
+            state: LinkState::Connecting,
+            since: Instant::now(),
+            last_error: None,
+        }),
+        connects: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        disk_errors: AtomicU64::new(0),
+        last_disk_error: Mutex::new(None),
+        in_memory: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        waker,
+        settings,
+    });
+    let monitor = CollectorMonitor {
+        shared: Arc::clone(&shared),
+    };
+    let handle = OutputHandle::spawn_worker("collector", capacity, move |inbox| {
+        let stats = Arc::clone(inbox.stats());
+        let net_shared = Arc::clone(&shared);
+        let network = thread::Builder::new()
+            .name("collector-conn".into())
+            .stack_size(512 * 1024)
+            .spawn(move || connection_loop(&net_shared, wakee, &stats))
+            .expect("spawning the collector connection thread");
+        let mut writer = Writer {
+            shared,
+            on_loss: context.on_loss,
+            pending: VecDeque::new(),
+            next_seq: context.first_seq,
+            dirty_since: None,
+            retry_at: None,
+            locked_since: None,
+            open: false,
+            full_since: None,
+            announced: VecDeque::new(),
+            carried: Vec::new(),
+        };
+        writer.run(&inbox);
+        writer.shared.stop.store(true, Ordering::Relaxed);
+        writer.shared.wake();
+        let deadline = Instant::now() + STOP_WAIT;
+        while !network.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    Ok((handle, monitor))
+}
+
+/// The spool writer: the output queue's worker.
+struct Writer {
+    shared: Arc<Shared>,
+    on_loss: Box<dyn Fn(Loss) + Send>,
+    /// Events taken off the queue and not yet in the spool.
+    pending: VecDeque<Arc<Event>>,
+    /// The seq the next event should carry.
+    next_seq: u64,
+    dirty_since: Option<Instant>,
+    /// When a failed spool may be tried again.
+    retry_at: Option<Instant>,
+    locked_since: Option<Instant>,
+    /// Whether the spool is open.
+    open: bool,
+    /// Since when a full spool has been waiting for acks of events in flight.
+    full_since: Option<Instant>,
+    /// Losses told to the agent and not yet seen back as events, with the
+    /// boot whose events they count.
+    announced: VecDeque<(Loss, String)>,
+    /// Loss events on their way to the collector. A full spool may drop
+    /// one of these too; what it said then goes into the next report, so
+    /// no loss is ever left unaccounted.
+    carried: Vec<Carried>,
+}
+
+/// A loss event of this boot, taken off the queue and not yet acknowledged.
+struct Carried {
+    seq: u64,
+    loss: Loss,
+    /// The boot whose events it counts.
+    boot: String,
+}
+
+impl Writer {
+    fn run(&mut self, inbox: &Inbox) {
+        let mut batch = Vec::new();
+        // Open the spool at once, so what earlier boots left goes out
+        // before this boot has anything to say.
+        self.store(Instant::now());
+        loop {
+            let now = Instant::now();
+            let sync_in = self
+                .dirty_since
+                .map(|t| (t + SYNC_INTERVAL).saturating_duration_since(now));
+            let retry_in = self
+                .retry_at
+                .filter(|_| !self.pending.is_empty() || !self.open)
+                .map(|t| t.saturating_duration_since(now));
+            let timeout = match (sync_in, retry_in) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let open = inbox.recv(&mut batch, timeout);
+            self.take(&mut batch);
+            let now = Instant::now();
+            if !open || self.retry_at.is_none_or(|t| t <= now) {
+                self.store(now);
+            }
+            if !open || self.dirty_since.is_some_and(|t| now >= t + SYNC_INTERVAL) {
+                self.sync();
+            }
+            if !open {
+                if !self.pending.is_empty() {
+                    tracing::warn!(
+                        events = self.pending.len(),
+                        "Exiting with events the spool could not take; they are lost."
+                    );
+                }
+                return;
+            }
+        }
+    }
+
+    /// Queues events for the spool, noticing any that never arrived.
+    fn take(&mut self, batch: &mut Vec<Arc<Event>>) {
+        for event in batch.drain(..) {
+            if event.seq > self.next_seq {
+                let (first, last) = (self.next_seq, event.seq - 1);
+                self.report(
+                    Dropped {
+                        boot: event.boot.clone(),
+                        count: last - first + 1,
+                        first_seq: first,
+                        last_seq: last,
+                    },
+                    "the collector output's queue overflowed",
+                );
+            }
+            self.next_seq = self.next_seq.max(event.seq + 1);
+            if let Body::Loss(loss) = &event.body {
+                self.carry(event.seq, loss);
+            }
+            self.pending.push_back(event);
+        }
+        if self.pending.len() > MEMORY_EVENTS {
+            let excess = self.pending.len() - MEMORY_EVENTS;
+            let gone: Vec<Arc<Event>> = self.pending.drain(..excess).collect();
+            self.shared
+                .dropped
+                .fetch_add(gone.len() as u64, Ordering::Relaxed);
+            let reason = format!(
+                "the spool could not be written and more than {MEMORY_EVENTS} events waited in memory"
+            );
+            for d in runs_of(&gone) {
+                self.account(d, &reason);
+            }
+        }
+        self.shared
+            .in_memory
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Notes that a loss this writer announced is now an event with `seq`.
+    fn carry(&mut self, seq: u64, loss: &Loss) {
+        let Some(i) = self.announced.iter().position(|(a, _)| a == loss) else {
+            return;
+        };
+        // Losses announced before this one and never seen fell out of the
+        // queue themselves: announce them again.
+        let missed: Vec<(Loss, String)> = self.announced.drain(..i).collect();
+        let (loss, boot) = self.announced.pop_front().expect("found above");
+        self.carried.push(Carried { seq, loss, boot });
+        for (loss, boot) in missed {
+            self.announce(loss, boot);
+        }
+    }
+
+    /// Reports `dropped`, first folding in what any loss event among the
+    /// dropped events said (oldest-first dropping makes the ranges adjoin).
+    fn account(&mut self, mut dropped: Dropped, why: &str) {
+        let mut folded = 0;
+        if dropped.boot == self.shared.boot {
+            let (covered, kept): (Vec<Carried>, Vec<Carried>) = self
+                .carried
+                .drain(..)
+                .partition(|c| (dropped.first_seq..=dropped.last_seq).contains(&c.seq));
+            self.carried = kept;
+            for c in covered {
+                if c.boot == dropped.boot {
+                    folded += c.loss.count;
+                    dropped.count += c.loss.count;
+                    dropped.first_seq = dropped.first_seq.min(c.loss.first_seq);
+                    dropped.last_seq = dropped.last_seq.max(c.loss.last_seq);
+                } else {
+                    self.announce(c.loss, c.boot);
+                }
+            }
+        }
+        if folded > 0 {
+            let why = format!(
+                "{why} (this counts the {folded} events of an earlier loss event that was dropped in turn)"
+            );
+            self.report(dropped, &why);
+        } else {
+            self.report(dropped, why);
+        }
+    }
+
+    fn report(&mut self, dropped: Dropped, why: &str) {
+        let of_boot = if dropped.boot == self.shared.boot {
+            String::new()
+        } else {
+            format!(" of the earlier boot {}", dropped.boot)
+        };
+        let range = if dropped.first_seq == dropped.last_seq {
+            format!("seq {}", dropped.first_seq)
+        } else {
+            format!("seq {} to {}", dropped.first_seq, dropped.last_seq)
+        };
+        let message = format!(
+            "{} events ({range}{of_boot}) were dropped before the collector acknowledged them: {why}",
+            dropped.count
+        );
+        tracing::warn!(
+            count = dropped.count,
+            first_seq = dropped.first_seq,
+            last_seq = dropped.last_seq,
+            boot = %dropped.boot,
+            "{message}"
+        );
+        let loss = Loss {
+            count: dropped.count,
+            first_seq: dropped.first_seq,
+            last_seq: dropped.last_seq,
+            message,
+        };
+        self.announce(loss, dropped.boot);
+    }
+
+    fn announce(&mut self, loss: Loss, boot: String) {
+        (self.on_loss)(loss.clone());
+        self.announced.push_back((loss, boot));
+    }
+
+    /// Opens the spool if need be and moves pending events into it.
+    fn store(&mut self, now: Instant) {
+        let mut guard = self.shared.spool.lock().expect("spool poisoned");
+        if guard.is_none() {
+            let max = self.shared.settings.spool_max;
+            match Spool::open(&self.shared.dir, &self.shared.boot, max) {
+                Ok((spool, recovery)) => {
+                    if !recovery.boots.is_empty() {
+                        let events: u64 = recovery.boots.iter().map(|b| b.1).sum();
+                        tracing::info!(
+                            boots = recovery.boots.len(),
+                            events,
+                            "The spool holds events of earlier boots; they go to the collector first."
+                        );
+                    }
+                    self.shared.publish(&spool);
+                    *guard = Some(spool);
+                    self.open = true;
+                    self.locked_since = None;
+                    self.shared.wake();
+                }
+                Err(error @ SpoolError::Locked { .. }) => {
+                    // The previous output of a reload lets go within moments;
+                    // only a lock held for long is worth an operator's eye.
+                    let since = *self.locked_since.get_or_insert(now);
+                    if now.duration_since(since) >= LOCK_PATIENCE {
+                        self.shared.disk_error(&error);
+                        self.retry_at = Some(now + DISK_RETRY);
+                    } else {
+                        self.retry_at = Some(now + LOCK_RETRY);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    self.shared.disk_error(&error);
+                    self.retry_at = Some(now + DISK_RETRY);
+                    return;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            self.retry_at = None;
+            return;
+        }
+        let spool = guard.as_mut().expect("opened above");
+        let mut dropped = Vec::new();
+        let spare = self
+            .full_since
+            .is_none_or(|since| now.duration_since(since) < IN_FLIGHT_WAIT);
+        let result = spool.append(&mut self.pending, &mut dropped, spare);
+        self.shared.publish(spool);
+        // A loss event the collector acknowledged can no longer be dropped.
+        let acked = spool.acked(&self.shared.boot);
+        self.carried.retain(|c| c.seq > acked);
+        drop(guard);
+        self.shared
+            .in_memory
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        for d in dropped {
+            self.shared.dropped.fetch_add(d.count, Ordering::Relaxed);
+            let why = format!(
+                "the spool was full (spool_max {})",
+                format_size(self.shared.settings.spool_max)
+            );
+            self.account(d, &why);
+        }
+        self.dirty_since.get_or_insert(now);
+        self.shared.wake();
+        match result {
+            Ok(()) if !self.pending.is_empty() => {
+                // Full, with the oldest events in flight: their acks make room.
+                self.full_since.get_or_insert(now);
+                self.retry_at = Some(now + FULL_RETRY);
+                self.shared.disk_ok();
+            }
+            Ok(()) => {
+                self.full_since = None;
+                self.retry_at = None;
+                self.shared.disk_ok();
+            }
+            Err(error) => {
+                self.shared.disk_error(&error);
+                self.retry_at = Some(now + DISK_RETRY);
+            }
+        }
+    }
+
+    /// Flushes the spool to the device, outside the spool's lock.
+    fn sync(&mut self) {
+        self.dirty_since = None;
+        let job = match self.shared.spool.lock().expect("spool poisoned").as_mut() {
+            Some(spool) => spool.sync_job(),
+            None => None,
+        };
+        if let Some(job) = job
+            && let Err(error) = job.run()
+        {
+            self.shared.disk_error(&error);
+            if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut() {
+                spool.mark_unsynced();
+            }
+            self.dirty_since = Some(Instant::now());
+        }
+    }
+}
+
+/// The seq ranges of events dropped from memory, one per gap-free run.
+fn runs_of(events: &[Arc<Event>]) -> Vec<Dropped> {
+    let mut out: Vec<Dropped> = Vec::new();
+    for e in events {
+        match out.last_mut() {
+            Some(d) if d.boot == e.boot => {
+                d.count += 1;
+                d.last_seq = e.seq;
+            }
+            _ => out.push(Dropped {
+                boot: e.boot.clone(),
+                count: 1,
+                first_seq: e.seq,
+                last_seq: e.seq,
+            }),
+        }
+    }
+    out
+}
+
+/// Jittered exponential backoff; the jitter comes from a small xorshift
+/// seeded per process, which is all spreading reconnects needs.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    fn new(max: Duration, seed: u64) -> Backoff {
+        Backoff {
+            next: BACKOFF_MIN,
+            max: max.max(BACKOFF_MIN),
+            rng: seed | 1,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        self.jitter(delay)
+    }
+
+    fn longest(&mut self) -> Duration {
+        self.next = self.max;
+        self.jitter(self.max)
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+
+    /// `delay` scaled by a factor in [0.8, 1.2).
+    fn jitter(&mut self, delay: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        delay.mul_f64(0.8 + 0.4 * unit)
+    }
+}
+
+fn seed(boot: &str) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    boot.bytes()
+        .fold(nanos ^ u64::from(std::process::id()), |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot connect to {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error("the collector refused this agent: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Broken(String),
+    #[error("connection to the collector failed: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// The connection thread: connect, run a session, back off, repeat, until
+/// the output stops.
+fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
+    let mut backoff = Backoff::new(shared.settings.backoff_max, seed(&shared.boot));
+    let mut tls = None;
+    let mut logged: Option<String> = None;
+    let (trace_tx, trace_rx) = mpsc::channel();
+    let mut link = Session {
+        shared,
+        wakee: &wakee,
+        stats,
+        trace_tx,
+        trace_rx,
+        traces: Arc::new(AtomicUsize::new(0)),
+    };
+    loop {
+        if shared.stopped() {
+            return;
+        }
+        if shared.spool.lock().expect("spool poisoned").is_none() {
+            if !pause(shared, &wakee, LOCK_RETRY) {
+                return;
+            }
+            continue;
+        }
+        shared.set_link(LinkState::Connecting, None);
+        let mut welcomed = false;
+        let result = link.run(&mut tls, &mut backoff, &mut welcomed);
+        let error = match result {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        stats.failures.fetch_add(1, Ordering::Relaxed);
+        let text = error.to_string();
+        *stats.last_error.lock().expect("stats poisoned") = Some(text.clone());
+        if welcomed {
+            logged = None;
+            // Nothing is in flight on a dead connection: the spool may shed
+            // those events at once, and the next welcome says what arrived.
+            if let Some(spool) = shared.spool.lock().expect("spool poisoned").as_mut() {
+                let _ = spool.rewind(&BTreeMap::new());
+            }
+        }
+        let (state, delay) = match &error {
+            SessionError::Refused(reason) => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.longest();
+                if logged.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; check the token.");
+                }
+                (LinkState::Refused, delay)
+            }
+            _ => {
+                let delay = backoff.next();
+                if logged.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(collector = %shared.settings.address, %error, retry_in = ?delay, "Collector connection failed; events stay in the spool.");
+                } else {
+                    tracing::debug!(%error, retry_in = ?delay, "Collector connection failed again.");
+                }
+                (LinkState::Backoff, delay)
+            }
+        };
+        logged = Some(text.clone());
+        shared.set_link(state, Some(text));
+        if !pause(shared, &wakee, delay) {
+            return;
+        }
+    }
+}
+
+/// Sleeps for `delay`, or until the output stops; false when it stopped.
+fn pause(shared: &Shared, wakee: &UnixStream, delay: Duration) -> bool {
+    let deadline = Instant::now() + delay;
+    loop {
+        if shared.stopped() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let mut fds = [PollFd::new(wakee.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, poll_timeout(left));
+        drain(wakee);
+    }
+}
+
+fn poll_timeout(d: Duration) -> PollTimeout {
+    // Round up, so a deadline 0.4 ms away is not polled for 0 ms in a spin.
+    let ms = d.as_micros().div_ceil(1000).min(i32::MAX as u128);
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}
+
+fn drain(wakee: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*wakee).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// What one connection needs across its lifetime.
+struct Session<'a> {
+    shared: &'a Shared,
+    wakee: &'a UnixStream,
+    stats: &'a OutputStats,
+    trace_tx: mpsc::Sender<TraceResult>,
+    trace_rx: mpsc::Receiver<TraceResult>,
+    /// Traces running now.
+    traces: Arc<AtomicUsize>,
+}
+
+impl Session<'_> {
+    /// One connection, from dialling to its end; `Ok` only when the output
+    /// stops.
+    fn run(
+        &mut self,
+        tls: &mut Option<Arc<ClientConfig>>,
+        backoff: &mut Backoff,
+        welcomed: &mut bool,
+    ) -> Result<(), SessionError> {
+        let shared = self.shared;
+        let settings = &shared.settings;
+        let token = settings.token.read().map_err(SessionError::Setup)?;
+        let tls_conn = match &settings.tls {
+            Some(tls_settings) => {
+                let config = match tls {
+                    Some(config) => Arc::clone(config),
+                    None => {
+                        let config = tls_config(tls_settings).map_err(SessionError::Setup)?;
+                        Arc::clone(tls.insert(config))
+                    }
+                };
+                let name = tls_settings
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| settings.host.clone());
+                let name = ServerName::try_from(name)
+                    .map_err(|e| SessionError::Setup(format!("bad TLS server name: {e}")))?;
+                Some(
+                    ClientConnection::new(config, name)
+                        .map_err(|e| SessionError::Setup(format!("TLS setup failed: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let tcp =
+            connect(&settings.host, settings.port).map_err(|reason| SessionError::Connect {
+                address: settings.address.clone(),
+                reason,
+            })?;
+        let mut conn = Conn::new(tcp, tls_conn)?;
+        let boots = {
+            let guard = shared.spool.lock().expect("spool poisoned");
+            guard.as_ref().map(Spool::unacked_boots).unwrap_or_default()
+        };
+        let hello = Hello {
+            kind: HelloTag::Hello,
+            protocol: PROTOCOL_VERSION,
+            token: token.expose().to_string(),
+            agent: shared.agent.clone(),
+            boot: shared.boot.clone(),
+            boots,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            addresses: crate::addresses::vrf_addresses(),
+        };
+        let mut line = serde_json::to_vec(&hello).expect("hello serializes");
+        line.push(b'\n');
+        conn.queue(&line);
+        drop(hello);
+
+        // Answers to an earlier connection's requests have nowhere to go.
+        while self.trace_rx.try_recv().is_ok() {}
+        let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let ack_timeout = settings.ack_timeout;
+        // Since when outstanding events have gone without an ack.
+        let mut waiting_since: Option<Instant> = None;
+        let mut lines = Vec::new();
+        loop {
+            if *welcomed {
+                self.fill(&mut conn, &mut waiting_since)?;
+                while let Ok(result) = self.trace_rx.try_recv() {
+                    let mut line = serde_json::to_vec(&result).expect("trace results serialize");
+                    line.push(b'\n');
+                    conn.queue(&line);
+                }
+            }
+            conn.flush()?;
+
+            let now = Instant::now();
+            let mut wait = POLL_MAX;
+            if !*welcomed {
+                if now >= handshake_deadline {
+                    return Err(SessionError::Broken(format!(
+                        "no welcome from the collector within {}s",
+                        HANDSHAKE_TIMEOUT.as_secs()
+                    )));
+                }
+                wait = wait.min(handshake_deadline - now);
+            }
+            if let Some(since) = waiting_since {
+                let silent = now.duration_since(since);
+                if silent >= ack_timeout {
+                    return Err(SessionError::Broken(format!(
+                        "no acknowledgement from the collector for {}s with events outstanding",
+                        silent.as_secs()
+                    )));
+                }
+                wait = wait.min(ack_timeout - silent);
+            }
+
+            let mut socket_events = PollFlags::POLLIN;
+            if conn.wants_write() {
+                socket_events |= PollFlags::POLLOUT;
+            }
+            let (socket_ready, woken) = {
+                let mut fds = [
+                    PollFd::new(conn.tcp.as_fd(), socket_events),
+                    PollFd::new(self.wakee.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, poll_timeout(wait)) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(SessionError::Io(e.into())),
+                }
+                (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false))
+            };
+            if woken {
+                drain(self.wakee);
+            }
+            if shared.stopped() {
+                // Best effort: what is in flight stays in the spool anyway.
+                let _ = conn.flush();
+                return Ok(());
+            }
+            if !socket_ready {
+                continue;
+            }
+            let eof = conn.read(&mut lines)?;
+            for line in lines.drain(..) {
+                self.handle(&line, welcomed, backoff, &mut waiting_since)?;
+            }
+            if eof {
+                return Err(SessionError::Broken(
+                    "the collector closed the connection".into(),
+                ));
+            }
+        }
+    }
+
+    /// Reads spooled events into the connection's buffer up to its high
+    /// water mark.
+    fn fill(
+        &self,
+        conn: &mut Conn,
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<(), SessionError> {
+        while conn.backlog() < HIGH_WATER {
+            let batch = {
+                let mut guard = self.shared.spool.lock().expect("spool poisoned");
+                let spool = guard.as_mut().expect("the spool is open while connected");
+                spool.next_batch(BATCH_BYTES)
+            };
+            let batch = match batch {
+                Ok(Some(batch)) => batch,
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    self.shared.disk_error(&error);
+                    return Err(error.into());
+                }
+            };
+            conn.queue(&batch.lines);
+            self.stats.sent.fetch_add(batch.count, Ordering::Relaxed);
+            waiting_since.get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        line: &[u8],
+        welcomed: &mut bool,
+        backoff: &mut Backoff,
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<(), SessionError> {
+        let shared = self.shared;
+        let message: CollectorMessage = serde_json::from_slice(line).map_err(|e| {
+            SessionError::Broken(format!("unreadable line from the collector: {e}"))
+        })?;
+        match (*welcomed, message) {
+            (false, CollectorMessage::Welcome { protocol, last_seq }) => {
+                if protocol != PROTOCOL_VERSION {
+                    return Err(SessionError::Broken(format!(
+                        "the collector speaks protocol {protocol}, this agent {PROTOCOL_VERSION}"
+                    )));
+                }
+                self.resume(&last_seq)?;
+                *welcomed = true;
+                backoff.reset();
+                shared.connects.fetch_add(1, Ordering::Relaxed);
+                shared.set_link(LinkState::Connected, None);
+                *self.stats.last_error.lock().expect("stats poisoned") = None;
+                tracing::info!(
+                    collector = %shared.settings.address,
+                    tls = shared.settings.tls.is_some(),
+                    resume = ?last_seq,
+                    "Connected to the collector."
+                );
+            }
+            (false, CollectorMessage::Refused { reason }) => {
+                return Err(SessionError::Refused(reason));
+            }
+            (true, CollectorMessage::Ack { boot, seq }) => {
+                let mut guard = shared.spool.lock().expect("spool poisoned");
+                let spool = guard.as_mut().expect("the spool is open while connected");
+                let result = spool.ack(&boot, seq);
+                shared.publish(spool);
+                let outstanding = spool.outstanding();
+                drop(guard);
+                if let Err(error) = result {
+                    // The ack holds in memory; at worst a restart resends
+                    // events the collector drops as duplicates.
+                    shared.disk_error(&error);
+                }
+                *waiting_since = outstanding.then(Instant::now);
+            }
+            (true, CollectorMessage::TraceRequest { id, query }) => {
+                self.trace(id, query);
+            }
+            (_, other) => {
+                let kind = match other {
+                    CollectorMessage::Welcome { .. } => "welcome",
+                    CollectorMessage::Refused { .. } => "refused",
+                    CollectorMessage::Ack { .. } => "ack",
+                    CollectorMessage::TraceRequest { .. } => "trace_request",
+                };
+                let when = if *welcomed { "after" } else { "before" };
+                return Err(SessionError::Broken(format!(
+                    "the collector sent `{kind}` {when} its welcome"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a welcome: the collector holds each boot up to its
+    /// `last_seq`, so sending starts after that.
+    fn resume(&self, last_seq: &BTreeMap<String, u64>) -> Result<(), SessionError> {
+        let mut guard = self.shared.spool.lock().expect("spool poisoned");
+        let spool = guard.as_mut().expect("the spool is open while connected");
+        let result = spool.rewind(last_seq);
+        self.shared.publish(spool);
+        result.map_err(|error| {
+            self.shared.disk_error(&error);
+            error.into()
+        })
+    }
+
+    /// Answers a trace request on a thread of its own, so a slow trace never
+    /// holds up events or acks; the answer is sent when it is ready. At most
+    /// [`MAX_TRACES`] run at once, so a flood of requests cannot flood the
+    /// switch.
+    fn trace(&self, id: u64, query: serde_json::Value) {
+        let busy = Arc::clone(&self.traces);
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_TRACES {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = self.trace_tx.send(TraceResult {
+                kind: TraceResultTag::TraceResult,
+                id,
+                result: serde_json::json!({
+                    "error": format!("this agent is already running {MAX_TRACES} traces; try again")
+                }),
+            });
+            return;
+        }
+        let tx = self.trace_tx.clone();
+        let waker = self.shared.waker.try_clone();
+        let running = Arc::clone(&busy);
+        let spawned = thread::Builder::new()
+            .name("collector-trace".into())
+            .spawn(move || {
+                let result = answer_trace(query);
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(TraceResult {
+                    kind: TraceResultTag::TraceResult,
+                    id,
+                    result,
+                });
+                if let Ok(waker) = waker {
+                    let _ = (&waker).write(&[1]);
+                }
+            });
+        if let Err(error) = spawned {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(%error, id, "Cannot start a trace thread.");
+            let _ = self.trace_tx.send(TraceResult {
+                kind: TraceResultTag::TraceResult,
+                id,
+                result: serde_json::json!({ "error": format!("cannot start a trace: {error}") }),
+            });
+        }
+    }
+}
+
+/// Keys only a `paths` query has; a query with none of them is one flow.
+const PATHS_KEYS: [&str; 4] = ["sport_range", "samples", "dport_range", "per_flow"];
+
+/// The answer to a collector's `trace_request`: `query` is a
+/// [`FlowQuery`](crate::trace::FlowQuery), answered with a trace, or a
+/// [`PathsQuery`](crate::trace::PathsQuery) (told apart by its
+/// `sport_range`, `samples`, `dport_range` or `per_flow`), answered with
+/// the spread over the route's members; a failure is `{"error": "..."}`.
+fn answer_trace(query: serde_json::Value) -> serde_json::Value {
+    let error = |e: &dyn fmt::Display| serde_json::json!({ "error": e.to_string() });
+    let is_paths = query
+        .as_object()
+        .is_some_and(|o| PATHS_KEYS.iter().any(|k| o.contains_key(*k)));
+    if is_paths {
+        match serde_json::from_value::<crate::trace::PathsQuery>(query) {
+            Ok(q) => match crate::trace::paths(&q) {
+                Ok(paths) => serde_json::to_value(paths).unwrap_or_else(|e| error(&e)),
+                Err(e) => error(&e),
+            },
+            Err(e) => error(&format!("unreadable paths query: {e}")),
+        }
+    } else {
+        match serde_json::from_value::<crate::trace::FlowQuery>(query) {
+            Ok(q) => match crate::trace::trace(&q) {
+                Ok(trace) => serde_json::to_value(trace).unwrap_or_else(|e| error(&e)),
+                Err(e) => error(&e),
+            },
+            Err(e) => error(&format!("unreadable trace query: {e}")),
+        }
+    }
+}
+
+/// Dials every address the host resolves to in turn, each within
+/// `CONNECT_TIMEOUT`.
+fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    let mut last = "the name resolves to no address".to_string();
+    for addr in (host, port).to_socket_addrs().map_err(|e| e.to_string())? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            // Name the address tried when it is not the one written.
+            Err(e) if addr.ip().to_string() == host => last = e.to_string(),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Reads the CA bundle and the optional client certificate.
+fn tls_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
+    let ca = match &tls.ca_file {
+        Some(path) => path.clone(),
+        None => system_bundle().ok_or(
+            "no ca_file is set and no system CA bundle was found; set [output.collector.tls] ca_file",
+        )?,
+    };
+    let certs = pem_certs(&ca)?;
+    let mut roots = RootCertStore::empty();
+    let (_, unusable) = roots.add_parsable_certificates(certs);
+    if roots.is_empty() {
+        return Err(format!(
+            "the CA file {} holds no usable certificate ({unusable} unusable)",
+            ca.display()
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = pem_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate and key do not work together: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fail =
+        |e: &dyn fmt::Display| format!("cannot read certificates from {}: {e}", path.display());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| fail(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The system's CA bundle, where the usual distributions keep it.
+fn system_bundle() -> Option<PathBuf> {
+    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    env.into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/ca-bundle.pem",
+                "/etc/ssl/cert.pem",
+            ]
+            .into_iter()
+            .map(PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
+/// One connection, plain or TLS, driven without blocking: `flush` and
+/// `read` do what the socket allows now and return.
+struct Conn {
+    tcp: TcpStream,
+    tls: Option<ClientConnection>,
+    /// Bytes queued and not yet handed to the socket (or to TLS).
+    out: Vec<u8>,
+    /// Bytes received and not yet split into lines.
+    input: Vec<u8>,
+}
+
+impl Conn {
+    fn new(tcp: TcpStream, tls: Option<ClientConnection>) -> io::Result<Conn> {
+        tcp.set_nodelay(true)?;
+        tcp.set_nonblocking(true)?;
+        Ok(Conn {
+            tcp,
+            tls,
+            out: Vec::new(),
+            input: Vec::new(),
+        })
+    }
+
+    fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn backlog(&self) -> usize {
+        self.out.len()
+    }
+
+    fn wants_write(&self) -> bool {
+        match &self.tls {
+            Some(tls) => tls.wants_write(),
+            None => !self.out.is_empty(),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.tls {
+            None => {
+                while !self.out.is_empty() {
+                    match self.tcp.write(&self.out) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            self.out.drain(..n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Some(tls) => loop {
+                if !self.out.is_empty() {
+                    // rustls takes what fits in its buffer and says how much.
+                    let n = tls.writer().write(&self.out)?;
+                    self.out.drain(..n);
+                }
+                if !tls.wants_write() {
+                    break;
+                }
+                match tls.write_tls(&mut self.tcp) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Reads what has arrived and appends each complete line to `lines`;
+    /// true when the collector has closed the connection.
+    fn read(&mut self, lines: &mut Vec<Vec<u8>>) -> Result<bool, SessionError> {
+        let mut buf = [0u8; 16 * 1024];
+        let mut eof = false;
+        match &mut self.tls {
+            None => loop {
+                match self.tcp.read(&mut buf) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            },
+            Some(tls) => {
+                loop {
+                    match tls.read_tls(&mut self.tcp) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(_) => {
+                            if let Err(error) = tls.process_new_packets() {
+                                // Tell the collector why, as TLS expects.
+                                let _ = tls.write_tls(&mut self.tcp);
+                                return Err(SessionError::Broken(format!("TLS: {error}")));
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                loop {
+                    match tls.reader().read(&mut buf) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            eof = true;
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        let mut start = 0;
+        while let Some(i) = self.input[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.input[start..start + i];
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(line.to_vec());
+            }
+            start += i + 1;
+        }
+        self.input.drain(..start);
+        if self.input.len() > MAX_LINE {
+            return Err(SessionError::Broken(format!(
+                "the collector sent a line over {}",
+                format_size(MAX_LINE as u64)
+            )));
+        }
+        Ok(eof)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_default_port_and_brackets() {
+        assert_eq!(
+            parse_address("collector.example.net:7001").unwrap(),
+            ("collector.example.net".to_string(), 7001)
+        );
+        assert_eq!(
+            parse_address("10.0.0.5").unwrap(),
+            ("10.0.0.5".to_string(), DEFAULT_PORT)
+        );
+        assert_eq!(
+            parse_address("[2001:db8::5]:7000").unwrap(),
+            ("2001:db8::5".to_string(), 7000)
+        );
+        for bad in [
+            "tcp://host:7000",
+            "2001:db8::5",
+            "host:0",
+            "host:port",
+            ":7000",
+            "[nope]:1",
+            "[::1",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let token = TokenSource::Inline(Secret::new("s3cret"));
+        assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_bounded_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(30), 42);
+        let mut base = BACKOFF_MIN;
+        for _ in 0..12 {
+            let d = b.next();
+            assert!(
+                d >= base.mul_f64(0.8) && d < base.mul_f64(1.2),
+                "{d:?} vs {base:?}"
+            );
+            base = (base * 2).min(Duration::from_secs(30));
+        }
+        let longest = b.longest();
+        assert!(longest >= Duration::from_secs(24) && longest < Duration::from_secs(36));
+        b.reset();
+        assert!(b.next() < Duration::from_millis(240));
+    }
+
+    #[test]
+    fn a_missing_token_file_is_an_error_without_contents() {
+        let source = TokenSource::File(PathBuf::from("/nonexistent/hopwatch-token"));
+        let error = source.read().unwrap_err();
+        assert!(error.contains("/nonexistent/hopwatch-token"), "{error}");
+    }
+}

@@ -1,0 +1,1518 @@
+//! The collector output's disk spool: every event waits here, in
+//! `state_dir/spool/`, until the collector has acknowledged it, so a collector
+//! outage, a network partition, an agent restart or a SIGKILL loses nothing,
+//! and a full spool loses only its oldest events, counted exactly.
+//!
+//! # Layout
+//!
+//! ```text
+//! spool/lock                                 flock(2)ed while an agent uses the spool
+//! spool/00000003_<boot>_00000017.jsonl       a segment: events of one boot, one JSON line each
+//! spool/00000003_<boot>.acked                that boot's last acknowledged seq (20 digits + \n)
+//! ```
+//!
+//! The first number orders the boots (the oldest is resent first), the last
+//! one orders a boot's segments. A segment is append-only; it is deleted once
+//! every event in it is acknowledged, or, when the spool would outgrow
+//! `spool_max`, while still unacknowledged — the oldest segment first — and
+//! [`Spool::append`] reports exactly which events went ([`Dropped`]). A
+//! segment holds about `spool_max / 16` bytes (1 KiB to 1 MiB), so a full
+//! spool sheds a sixteenth of itself at a time.
+//!
+//! The `loss` events in a shed segment are not shed with it: they move to
+//! the boot's segment number 0, which always comes first, so the record of
+//! what was lost reaches the collector even after a long outage. Only a
+//! spool holding nothing but loss events drops those, oldest first.
+//!
+//! # Durability
+//!
+//! Appends are plain `write(2)`s of whole lines, so they reach the page cache
+//! at once and a SIGKILLed or crashed agent loses nothing it had written.
+//! What such a kill can lose is only what was not written yet: events in the
+//! output's in-memory queue, which the output thread empties into the spool
+//! as they come (microseconds), or, while the disk fails, the events held in
+//! memory meanwhile. [`Spool::sync_job`] flushes to the device; the
+//! collector output runs it at most
+//! [`crate::output::collector::SYNC_INTERVAL`] (100 ms) after the first
+//! unsynced write (group commit) and on exit, and a segment is synced when
+//! it is sealed. A power loss or kernel crash can therefore lose the events
+//! of the last 100 ms. Loss events moved to a kept segment are synced at
+//! once. The acknowledgement files are not synced: losing one only means
+//! resending events the collector already holds, which it drops as
+//! duplicates.
+//!
+//! A crash can leave the last line of a segment torn, or (after a power loss)
+//! followed by zeros. [`Spool::open`] keeps each segment's longest prefix of
+//! complete, parseable lines in ascending seq order and truncates the rest,
+//! so a torn tail is discarded instead of poisoning the spool.
+
+use crate::event::Event;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SEGMENT_SUFFIX: &str = ".jsonl";
+const ACK_SUFFIX: &str = ".acked";
+const LOCK_NAME: &str = "lock";
+/// An acknowledgement file holds one fixed-width record, rewritten in place
+/// with a single small `pwrite`, which a crash cannot tear.
+const ACK_DIGITS: usize = 20;
+const MIN_SEGMENT: u64 = 1024;
+const MAX_SEGMENT: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("another hopwatch process is using the spool in {}", .dir.display())]
+    Locked { dir: PathBuf },
+    #[error("boot id {boot:?} cannot name spool files (letters, digits and `-` only)")]
+    BadBoot { boot: String },
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Events the spool let go of unacknowledged: `count` events of `boot` with
+/// seqs from `first_seq` to `last_seq` (gaps in that range were reported
+/// before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub boot: String,
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Events read for sending: whole JSON lines of one boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub boot: String,
+    pub lines: Vec<u8>,
+    pub count: u64,
+    pub last_seq: u64,
+}
+
+/// What one boot holds, for `hopwatch status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootState {
+    pub boot: String,
+    /// The last seq the collector acknowledged.
+    pub acked: u64,
+    /// The last seq written to the spool.
+    pub last_seq: u64,
+    /// Events not yet acknowledged.
+    pub events: u64,
+}
+
+/// What [`Spool::open`] found left by earlier runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Boots with unacknowledged events, oldest first, and how many.
+    pub boots: Vec<(String, u64)>,
+    /// Bytes of torn or unreadable tails cut off.
+    pub discarded_bytes: u64,
+}
+
+/// The envelope fields the spool reads back from a line.
+#[derive(Deserialize)]
+struct LineHead {
+    seq: u64,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+/// Runs of consecutive seqs: one run unless events were lost before they
+/// reached the spool.
+#[derive(Debug, Clone, Default)]
+struct Runs(Vec<(u64, u64)>);
+
+impl Runs {
+    /// Adds the next seq; false when it is not above every seq held.
+    fn push(&mut self, seq: u64) -> bool {
+        match self.0.last_mut() {
+            Some((_, end)) if seq == *end + 1 => *end = seq,
+            Some((_, end)) if seq <= *end => return false,
+            _ => self.0.push((seq, seq)),
+        }
+        true
+    }
+
+    fn last(&self) -> u64 {
+        self.0.last().map_or(0, |r| r.1)
+    }
+
+    fn count_after(&self, acked: u64) -> u64 {
+        self.0
+            .iter()
+            .filter(|r| r.1 > acked)
+            .map(|&(start, end)| end - start.max(acked + 1) + 1)
+            .sum()
+    }
+
+    fn first_after(&self, acked: u64) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|r| r.1 > acked)
+            .map(|&(start, _)| start.max(acked + 1))
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    number: u64,
+    path: PathBuf,
+    bytes: u64,
+    seqs: Runs,
+}
+
+#[derive(Debug)]
+struct BootLog {
+    ordinal: u64,
+    boot: String,
+    acked: u64,
+    /// The highest seq handed out for sending on this connection.
+    sent: u64,
+    /// The highest seq ever spooled, kept after its segment is gone.
+    last_seq: u64,
+    segments: VecDeque<Segment>,
+    next_segment: u64,
+    ack_file: Option<File>,
+    /// The current boot's last segment, open for appending.
+    active: Option<File>,
+}
+
+impl BootLog {
+    fn pending(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.seqs.count_after(self.acked))
+            .sum()
+    }
+}
+
+/// Where sending continues: a boot, a segment, a byte offset.
+#[derive(Debug, Default)]
+struct Cursor {
+    ordinal: u64,
+    segment: u64,
+    offset: u64,
+    /// The segment being read, kept open between batches.
+    reader: Option<(u64, u64, File)>,
+}
+
+/// Segments and directory entries written since the last sync.
+pub struct SyncJob {
+    file: Option<(File, PathBuf)>,
+    dir: Option<PathBuf>,
+}
+
+impl SyncJob {
+    /// Flushes to the device; runs without the spool's lock so sending goes
+    /// on meanwhile.
+    pub fn run(self) -> Result<(), SpoolError> {
+        if let Some((file, path)) = &self.file {
+            file.sync_data().map_err(io_error("sync", path))?;
+        }
+        if let Some(dir) = &self.dir {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error("sync", dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// The spool of one agent. Not shared between processes: [`Spool::open`]
+/// takes an exclusive lock.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    /// Oldest first; the current boot is always present, and last.
+    boots: Vec<BootLog>,
+    bytes: u64,
+    cursor: Cursor,
+    unsynced: bool,
+    dir_unsynced: bool,
+    _lock: Flock<File>,
+}
+
+enum Name {
+    Segment {
+        ordinal: u64,
+        boot: String,
+        number: u64,
+    },
+    Ack {
+        ordinal: u64,
+        boot: String,
+    },
+}
+
+fn parse_name(name: &str) -> Option<Name> {
+    let parse_boot = |rest: &str| -> Option<(u64, String)> {
+        let (ordinal, boot) = rest.split_once('_')?;
+        Some((ordinal.parse().ok()?, boot.to_string()))
+    };
+    if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
+        let (head, number) = stem.rsplit_once('_')?;
+        let (ordinal, boot) = parse_boot(head)?;
+        return Some(Name::Segment {
+            ordinal,
+            boot,
+            number: number.parse().ok()?,
+        });
+    }
+    let stem = name.strip_suffix(ACK_SUFFIX)?;
+    let (ordinal, boot) = parse_boot(stem)?;
+    Some(Name::Ack { ordinal, boot })
+}
+
+fn valid_boot(boot: &str) -> bool {
+    !boot.is_empty() && boot.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The segment size for a spool bound.
+fn segment_bytes(max_bytes: u64) -> u64 {
+    (max_bytes / 16).clamp(MIN_SEGMENT, MAX_SEGMENT)
+}
+
+#[derive(Default)]
+struct FoundBoot {
+    boot: String,
+    ack: Option<PathBuf>,
+    segments: BTreeMap<u64, PathBuf>,
+}
+
+impl Spool {
+    /// Opens (creating it if need be) the spool in `dir` for boot `boot`,
+    /// bounded by `max_bytes`; recovers what earlier runs left.
+    pub fn open(dir: &Path, boot: &str, max_bytes: u64) -> Result<(Spool, Recovery), SpoolError> {
+        if !valid_boot(boot) {
+            return Err(SpoolError::BadBoot {
+                boot: boot.to_string(),
+            });
+        }
+        fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error("open", &lock_path))?;
+        let lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                match errno {
+                    Errno::EWOULDBLOCK => SpoolError::Locked {
+                        dir: dir.to_path_buf(),
+                    },
+                    other => SpoolError::Io {
+                        action: "lock",
+                        path: lock_path.clone(),
+                        source: other.into(),
+                    },
+                }
+            })?;
+
+        let mut found: BTreeMap<u64, FoundBoot> = BTreeMap::new();
+        for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+            let entry = entry.map_err(io_error("list", dir))?;
+            let Some(name) = entry.file_name().to_str().and_then(parse_name) else {
+                continue;
+            };
+            match name {
+                Name::Segment {
+                    ordinal,
+                    boot,
+                    number,
+                } => {
+                    let f = found.entry(ordinal).or_default();
+                    f.boot = boot;
+                    f.segments.insert(number, entry.path());
+                }
+                Name::Ack { ordinal, boot } => {
+                    let f = found.entry(ordinal).or_default();
+                    f.boot = boot;
+                    f.ack = Some(entry.path());
+                }
+            }
+        }
+
+        let mut recovery = Recovery::default();
+        let mut boots = Vec::new();
+        let mut bytes = 0;
+        let mut dir_unsynced = false;
+        let next_ordinal = found.keys().next_back().map_or(1, |o| o + 1);
+        for (ordinal, f) in found {
+            let acked = f.ack.as_deref().map(read_ack).unwrap_or(0);
+            let mut log = BootLog {
+                ordinal,
+                boot: f.boot,
+                acked,
+                sent: acked,
+                last_seq: acked,
+                segments: VecDeque::new(),
+                next_segment: f.segments.keys().next_back().map_or(1, |n| n + 1),
+                ack_file: None,
+                active: None,
+            };
+            for (number, path) in f.segments {
+                let (segment, discarded) = recover_segment(number, path)?;
+                recovery.discarded_bytes += discarded;
+                log.last_seq = log.last_seq.max(segment.seqs.last());
+                if segment.seqs.count_after(acked) == 0 {
+                    fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
+                    dir_unsynced = true;
+                    continue;
+                }
+                bytes += segment.bytes;
+                log.segments.push_back(segment);
+            }
+            if log.boot == boot || !log.segments.is_empty() {
+                if log.boot != boot {
+                    recovery.boots.push((log.boot.clone(), log.pending()));
+                }
+                boots.push(log);
+            } else if let Some(ack) = &f.ack {
+                fs::remove_file(ack).map_err(io_error("remove", ack))?;
+            }
+        }
+        // The current boot goes last even if it was seen before (a reload
+        // reopens the spool of the running boot).
+        let current = match boots.iter().position(|b| b.boot == boot) {
+            Some(i) => boots.remove(i),
+            None => BootLog {
+                ordinal: next_ordinal,
+                boot: boot.to_string(),
+                acked: 0,
+                sent: 0,
+                last_seq: 0,
+                segments: VecDeque::new(),
+                next_segment: 1,
+                ack_file: None,
+                active: None,
+            },
+        };
+        boots.push(current);
+        let cursor = Cursor {
+            ordinal: boots[0].ordinal,
+            ..Cursor::default()
+        };
+        Ok((
+            Spool {
+                dir: dir.to_path_buf(),
+                max_bytes,
+                segment_bytes: segment_bytes(max_bytes),
+                boots,
+                bytes,
+                cursor,
+                unsynced: false,
+                dir_unsynced,
+                _lock: lock,
+            },
+            recovery,
+        ))
+    }
+
+    /// Bytes the segments take on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Events not yet acknowledged, over every boot.
+    pub fn pending(&self) -> u64 {
+        self.boots.iter().map(BootLog::pending).sum()
+    }
+
+    /// Every boot held, oldest first; the current one last.
+    pub fn boots(&self) -> Vec<BootState> {
+        self.boots
+            .iter()
+            .map(|b| BootState {
+                boot: b.boot.clone(),
+                acked: b.acked,
+                last_seq: b.last_seq,
+                events: b.pending(),
+            })
+            .collect()
+    }
+
+    /// The last seq of `boot` the collector acknowledged (0 for a boot the
+    /// spool does not hold).
+    pub fn acked(&self, boot: &str) -> u64 {
+        self.boots
+            .iter()
+            .find(|b| b.boot == boot)
+            .map_or(0, |b| b.acked)
+    }
+
+    /// The boots with unacknowledged events, oldest first, for `hello`.
+    pub fn unacked_boots(&self) -> Vec<String> {
+        self.boots
+            .iter()
+            .filter(|b| b.pending() > 0)
+            .map(|b| b.boot.clone())
+            .collect()
+    }
+
+    /// Whether events were sent that the collector has not acknowledged.
+    pub fn outstanding(&self) -> bool {
+        self.boots.iter().any(|b| b.sent > b.acked)
+    }
+
+    fn current(&mut self) -> &mut BootLog {
+        self.boots
+            .last_mut()
+            .expect("the current boot is always held")
+    }
+
+    /// Writes events from the front of `pending` until it is empty, making
+    /// room by dropping the oldest segments. An event leaves `pending` only
+    /// once written, so after an error the caller still holds the rest and
+    /// can retry. What had to be dropped is added to `dropped`, also when
+    /// a write then fails.
+    ///
+    /// With `spare_in_flight`, a full spool does not shed a segment whose
+    /// events were sent and may be acknowledged any moment; the events that
+    /// do not fit then stay in `pending`.
+    pub fn append(
+        &mut self,
+        pending: &mut VecDeque<Arc<Event>>,
+        dropped: &mut Vec<Dropped>,
+        spare_in_flight: bool,
+    ) -> Result<(), SpoolError> {
+        let mut chunk = Vec::new();
+        let mut seqs = Vec::new();
+        while !pending.is_empty() {
+            chunk.clear();
+            seqs.clear();
+            let room = self.room();
+            for event in pending.iter() {
+                let start = chunk.len();
+                serde_json::to_writer(&mut chunk, &**event).expect("events always serialize");
+                chunk.push(b'\n');
+                if chunk.len() as u64 > room && !seqs.is_empty() {
+                    chunk.truncate(start);
+                    break;
+                }
+                seqs.push(event.seq);
+                if chunk.len() as u64 >= room {
+                    break;
+                }
+            }
+            let len = chunk.len() as u64;
+            if len > self.max_bytes {
+                // One event larger than the whole spool: it can never be kept.
+                let event = pending.pop_front().expect("a pending event");
+                note(dropped, &event.boot, 1, event.seq, event.seq);
+                continue;
+            }
+            while self.bytes + len > self.max_bytes {
+                if spare_in_flight && self.oldest_in_flight() {
+                    return Ok(());
+                }
+                if !self.drop_oldest(dropped)? {
+                    break;
+                }
+            }
+            self.write_chunk(&chunk, &seqs)?;
+            pending.drain(..seqs.len());
+        }
+        Ok(())
+    }
+
+    /// Bytes the next chunk may take in the segment it goes to.
+    fn room(&self) -> u64 {
+        let log = self.boots.last().expect("the current boot is always held");
+        match (log.active.is_some(), log.segments.back()) {
+            (true, Some(s)) if s.bytes < self.segment_bytes => self.segment_bytes - s.bytes,
+            _ => self.segment_bytes,
+        }
+    }
+
+    fn write_chunk(&mut self, chunk: &[u8], seqs: &[u64]) -> Result<(), SpoolError> {
+        let log = self.boots.last().expect("the current boot is always held");
+        let needs_segment = match (&log.active, log.segments.back()) {
+            (Some(_), Some(segment)) => segment.bytes >= self.segment_bytes,
+            _ => true,
+        };
+        if needs_segment {
+            self.rotate()?;
+        }
+        let log = self
+            .boots
+            .last_mut()
+            .expect("the current boot is always held");
+        let segment = log.segments.back_mut().expect("an active segment");
+        let file = log.active.as_mut().expect("an active segment");
+        if let Err(source) = file.write_all(chunk) {
+            // A partial write would leave half a line; cut back to the last
+            // whole one so a retry appends cleanly.
+            let _ = file.set_len(segment.bytes);
+            return Err(SpoolError::Io {
+                action: "write",
+                path: segment.path.clone(),
+                source,
+            });
+        }
+        segment.bytes += chunk.len() as u64;
+        for &seq in seqs {
+            segment.seqs.push(seq);
+        }
+        log.last_seq = log.last_seq.max(segment.seqs.last());
+        self.bytes += chunk.len() as u64;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Seals the active segment (synced, so sealed segments are always on
+    /// the device) and starts a new one.
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        let dir = self.dir.clone();
+        let log = self.current();
+        if let Some(file) = log.active.take() {
+            let path = log
+                .segments
+                .back()
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
+            file.sync_data().map_err(io_error("sync", &path))?;
+        }
+        let number = log.next_segment;
+        let path = dir.join(format!(
+            "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
+            log.ordinal, log.boot
+        ));
+        // Number 0 is the kept loss events' segment.
+        debug_assert!(number > 0);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error("create", &path))?;
+        // A leftover of a failed attempt with this number holds nothing
+        // counted; start it empty.
+        file.set_len(0).map_err(io_error("truncate", &path))?;
+        log.next_segment += 1;
+        log.segments.push_back(Segment {
+            number,
+            path,
+            bytes: 0,
+            seqs: Runs::default(),
+        });
+        log.active = Some(file);
+        self.dir_unsynced = true;
+        Ok(())
+    }
+
+    /// Sheds the oldest segment to make room; false when there is none.
+    ///
+    /// Its `loss` events are kept, moved to the boot's kept segment (number
+    /// 0, always first): a full spool must not lose the record of what it
+    /// lost. Only when nothing but kept loss events is left do they go too.
+    fn drop_oldest(&mut self, dropped: &mut Vec<Dropped>) -> Result<bool, SpoolError> {
+        let Some((i, j)) = self.oldest() else {
+            return Ok(false);
+        };
+        let is_current = i == self.boots.len() - 1;
+        let log = &mut self.boots[i];
+        let segment = log.segments.remove(j).expect("a segment");
+        if j == log.segments.len() {
+            // It was the last one, the one appended to.
+            log.active = None;
+        }
+        let acked = log.acked;
+        let mut kept = Vec::new();
+        let mut kept_seqs = Vec::new();
+        let (mut count, mut first, mut last) = (0, None, 0);
+        if segment.number == 0 {
+            count = segment.seqs.count_after(acked);
+            first = segment.seqs.first_after(acked);
+            last = segment.seqs.last();
+        } else {
+            let data = fs::read(&segment.path).map_err(io_error("read", &segment.path))?;
+            for line in data.split_inclusive(|&b| b == b'\n') {
+                let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
+                    continue;
+                };
+                if head.seq <= acked {
+                    continue;
+                }
+                if head.kind == "loss" {
+                    kept.extend_from_slice(line);
+                    kept_seqs.push(head.seq);
+                } else {
+                    count += 1;
+                    first.get_or_insert(head.seq);
+                    last = head.seq;
+                }
+            }
+        }
+        if let Some(first) = first {
+            note(dropped, &log.boot, count, first, last);
+        }
+        fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
+        self.bytes -= segment.bytes;
+        self.dir_unsynced = true;
+        if !kept.is_empty() {
+            self.keep_losses(i, &kept, &kept_seqs)?;
+        }
+        if !is_current && self.boots[i].segments.is_empty() {
+            self.forget_boot(i)?;
+        }
+        Ok(true)
+    }
+
+    /// The segment to shed next: the oldest that is not a kept segment, or
+    /// failing that the oldest kept one.
+    fn oldest(&self) -> Option<(usize, usize)> {
+        self.boots
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| {
+                b.segments
+                    .iter()
+                    .position(|s| s.number != 0)
+                    .map(|j| (i, j))
+            })
+            .or_else(|| {
+                self.boots
+                    .iter()
+                    .position(|b| !b.segments.is_empty())
+                    .map(|i| (i, 0))
+            })
+    }
+
+    /// Whether the next segment to shed holds events sent and not yet
+    /// acknowledged.
+    fn oldest_in_flight(&self) -> bool {
+        self.oldest().is_some_and(|(i, j)| {
+            let log = &self.boots[i];
+            log.segments[j]
+                .seqs
+                .first_after(log.acked)
+                .is_some_and(|first| first <= log.sent)
+        })
+    }
+
+    /// Appends loss events to boot `i`'s kept segment, creating it first.
+    fn keep_losses(&mut self, i: usize, lines: &[u8], seqs: &[u64]) -> Result<(), SpoolError> {
+        let path = {
+            let log = &self.boots[i];
+            self.segment_path(log, 0)
+        };
+        let log = &mut self.boots[i];
+        if log.segments.front().map(|s| s.number) != Some(0) {
+            log.segments.push_front(Segment {
+                number: 0,
+                path: path.clone(),
+                bytes: 0,
+                seqs: Runs::default(),
+            });
+        }
+        let head = log.segments.front_mut().expect("the kept segment");
+        let before = head.bytes;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        file.set_len(before)
+            .and_then(|()| file.write_all(lines))
+            .and_then(|()| file.sync_data())
+            .map_err(io_error("write", &path))?;
+        head.bytes += lines.len() as u64;
+        for &seq in seqs {
+            // Every segment shed is younger than the kept events before it.
+            head.seqs.push(seq);
+        }
+        self.bytes += lines.len() as u64;
+        self.dir_unsynced = true;
+        // Loss events not yet sent must still go: if sending was past them,
+        // it goes back to them (a resent loss event is a harmless duplicate).
+        let kept_at = (log.ordinal, 0, before);
+        let cursor_at = (self.cursor.ordinal, self.cursor.segment, self.cursor.offset);
+        if seqs.iter().any(|&seq| seq > log.sent) && cursor_at > kept_at {
+            self.cursor = Cursor {
+                ordinal: log.ordinal,
+                segment: 0,
+                offset: before,
+                reader: None,
+            };
+        }
+        Ok(())
+    }
+
+    fn segment_path(&self, log: &BootLog, number: u64) -> PathBuf {
+        self.dir.join(format!(
+            "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
+            log.ordinal, log.boot
+        ))
+    }
+
+    fn forget_boot(&mut self, i: usize) -> Result<(), SpoolError> {
+        let log = self.boots.remove(i);
+        let path = self.ack_path(&log);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn ack_path(&self, log: &BootLog) -> PathBuf {
+        self.dir
+            .join(format!("{:08}_{}{ACK_SUFFIX}", log.ordinal, log.boot))
+    }
+
+    /// Records that the collector holds every event of `boot` up to `seq`,
+    /// and deletes the segments that holds entirely. An ack for a boot the
+    /// spool no longer holds is ignored.
+    pub fn ack(&mut self, boot: &str, seq: u64) -> Result<(), SpoolError> {
+        let Some(i) = self.boots.iter().position(|b| b.boot == boot) else {
+            return Ok(());
+        };
+        let path = self.ack_path(&self.boots[i]);
+        let is_current = i == self.boots.len() - 1;
+        let log = &mut self.boots[i];
+        let seq = seq.min(log.last_seq);
+        if seq <= log.acked {
+            return Ok(());
+        }
+        log.acked = seq;
+        log.sent = log.sent.max(seq);
+        let mut removed = 0;
+        while let Some(front) = log.segments.front() {
+            if front.seqs.count_after(seq) > 0 {
+                break;
+            }
+            let segment = log.segments.pop_front().expect("a segment");
+            if log.segments.is_empty() {
+                log.active = None;
+            }
+            fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
+            removed += segment.bytes;
+        }
+        self.bytes -= removed;
+        if !is_current && log.segments.is_empty() {
+            return self.forget_boot(i);
+        }
+        if log.ack_file.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io_error("open", &path))?;
+            log.ack_file = Some(file);
+        }
+        let record = format!("{seq:0ACK_DIGITS$}\n");
+        log.ack_file
+            .as_ref()
+            .expect("opened above")
+            .write_all_at(record.as_bytes(), 0)
+            .map_err(io_error("write", &path))
+    }
+
+    /// Starts sending over: everything `last_seq` (the collector's welcome)
+    /// names counts as acknowledged, and the next batch is the oldest event
+    /// not acknowledged.
+    pub fn rewind(&mut self, last_seq: &BTreeMap<String, u64>) -> Result<(), SpoolError> {
+        for (boot, &seq) in last_seq {
+            self.ack(boot, seq)?;
+        }
+        for log in &mut self.boots {
+            log.sent = log.acked;
+        }
+        self.cursor = Cursor {
+            ordinal: self.boots[0].ordinal,
+            ..Cursor::default()
+        };
+        Ok(())
+    }
+
+    /// Reads the next events to send, at most about `max_bytes` of them
+    /// (one event more if a single line is longer), oldest boot first.
+    pub fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Batch>, SpoolError> {
+        loop {
+            let Some(bi) = self
+                .boots
+                .iter()
+                .position(|b| b.ordinal >= self.cursor.ordinal)
+            else {
+                return Ok(None);
+            };
+            let is_current = bi == self.boots.len() - 1;
+            let log = &self.boots[bi];
+            if log.ordinal != self.cursor.ordinal {
+                self.cursor = Cursor {
+                    ordinal: log.ordinal,
+                    ..Cursor::default()
+                };
+            }
+            let Some(si) = log
+                .segments
+                .iter()
+                .position(|s| s.number >= self.cursor.segment)
+            else {
+                if is_current {
+                    return Ok(None);
+                }
+                self.cursor = Cursor {
+                    ordinal: log.ordinal + 1,
+                    ..Cursor::default()
+                };
+                continue;
+            };
+            let segment = &log.segments[si];
+            if segment.number != self.cursor.segment {
+                self.cursor.segment = segment.number;
+                self.cursor.offset = 0;
+            }
+            if self.cursor.offset >= segment.bytes {
+                if is_current && si == log.segments.len() - 1 {
+                    return Ok(None);
+                }
+                self.cursor.segment += 1;
+                self.cursor.offset = 0;
+                continue;
+            }
+            let open = matches!(&self.cursor.reader,
+                Some((o, n, _)) if *o == log.ordinal && *n == segment.number);
+            if !open {
+                let file = File::open(&segment.path).map_err(io_error("open", &segment.path))?;
+                self.cursor.reader = Some((log.ordinal, segment.number, file));
+            }
+            let reader = &self.cursor.reader.as_ref().expect("opened above").2;
+            let left = segment.bytes - self.cursor.offset;
+            let mut buf = vec![0; left.min(max_bytes as u64) as usize];
+            reader
+                .read_exact_at(&mut buf, self.cursor.offset)
+                .map_err(io_error("read", &segment.path))?;
+            let end = match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    // One line longer than max_bytes: read on to its end.
+                    buf.resize(left as usize, 0);
+                    reader
+                        .read_exact_at(&mut buf, self.cursor.offset)
+                        .map_err(io_error("read", &segment.path))?;
+                    buf.iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(buf.len(), |i| i + 1)
+                }
+            };
+            buf.truncate(end);
+            self.cursor.offset += end as u64;
+            // After a rewind the cursor starts at a segment's head, which
+            // may hold events already acknowledged.
+            let acked = log.acked;
+            let mut lines = Vec::with_capacity(buf.len());
+            let (mut count, mut last_seq) = (0, 0);
+            for line in buf.split_inclusive(|&b| b == b'\n') {
+                let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
+                    continue;
+                };
+                if head.seq > acked {
+                    lines.extend_from_slice(line);
+                    count += 1;
+                    last_seq = head.seq;
+                }
+            }
+            if count == 0 {
+                continue;
+            }
+            let boot = log.boot.clone();
+            let log = &mut self.boots[bi];
+            log.sent = log.sent.max(last_seq);
+            return Ok(Some(Batch {
+                boot,
+                lines,
+                count,
+                last_seq,
+            }));
+        }
+    }
+
+    /// What needs flushing to the device since the last job, if anything.
+    pub fn sync_job(&mut self) -> Option<SyncJob> {
+        let file = if self.unsynced {
+            let log = self.boots.last().expect("the current boot is always held");
+            match (&log.active, log.segments.back()) {
+                (Some(file), Some(segment)) => file
+                    .try_clone()
+                    .ok()
+                    .map(|file| (file, segment.path.clone())),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let dir = self.dir_unsynced.then(|| self.dir.clone());
+        self.unsynced = false;
+        self.dir_unsynced = false;
+        (file.is_some() || dir.is_some()).then_some(SyncJob { file, dir })
+    }
+
+    /// After a failed [`SyncJob`]: sync again next time.
+    pub fn mark_unsynced(&mut self) {
+        self.unsynced = true;
+        self.dir_unsynced = true;
+    }
+}
+
+/// Adds a drop to the list, merging it with the previous one of the same
+/// boot, so one full spool makes one loss event.
+fn note(dropped: &mut Vec<Dropped>, boot: &str, count: u64, first_seq: u64, last_seq: u64) {
+    if count == 0 {
+        return;
+    }
+    if let Some(last) = dropped.last_mut()
+        && last.boot == boot
+        && first_seq > last.last_seq
+    {
+        last.count += count;
+        last.last_seq = last_seq;
+        return;
+    }
+    dropped.push(Dropped {
+        boot: boot.to_string(),
+        count,
+        first_seq,
+        last_seq,
+    });
+}
+
+fn read_ack(path: &Path) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads a segment back, keeping its longest prefix of whole, parseable
+/// lines with rising seqs; truncates the file there.
+fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolError> {
+    let data = fs::read(&path).map_err(io_error("read", &path))?;
+    let mut seqs = Runs::default();
+    let mut valid = 0;
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        match serde_json::from_slice::<LineHead>(line) {
+            Ok(head) if seqs.push(head.seq) => valid += line.len(),
+            _ => break,
+        }
+    }
+    let discarded = (data.len() - valid) as u64;
+    if discarded > 0 {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        file.set_len(valid as u64)
+            .and_then(|()| file.sync_all())
+            .map_err(io_error("truncate", &path))?;
+        tracing::warn!(
+            path = %path.display(),
+            discarded_bytes = discarded,
+            "Cut a torn tail off a spool segment (the agent stopped mid-write)."
+        );
+    }
+    Ok((
+        Segment {
+            number,
+            path,
+            bytes: valid as u64,
+            seqs,
+        },
+        discarded,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Body, Link, LinkState, Loss, Sequencer};
+    use std::time::SystemTime;
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(format!("hopwatch-spool-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Link events of about 170 bytes each.
+    fn events(seq: &mut Sequencer, n: usize) -> VecDeque<Arc<Event>> {
+        (0..n)
+            .map(|_| {
+                Arc::new(seq.stamp(
+                    SystemTime::UNIX_EPOCH,
+                    Body::Link(Link {
+                        interface: "eth0".into(),
+                        state: LinkState::Down,
+                        previous: LinkState::Up,
+                        carrier_changes: 1,
+                        oper_state: "down".into(),
+                        message: String::new(),
+                    }),
+                ))
+            })
+            .collect()
+    }
+
+    fn loss(seq: &mut Sequencer, count: u64) -> Arc<Event> {
+        Arc::new(seq.stamp(
+            SystemTime::UNIX_EPOCH,
+            Body::Loss(Loss {
+                count,
+                first_seq: 1,
+                last_seq: count,
+                message: String::new(),
+            }),
+        ))
+    }
+
+    fn drain(spool: &mut Spool) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        while let Some(batch) = spool.next_batch(300).unwrap() {
+            for line in batch.lines.split_inclusive(|&b| b == b'\n') {
+                let event: Event = serde_json::from_slice(line).unwrap();
+                assert_eq!(event.boot, batch.boot);
+                out.push((event.boot, event.seq));
+            }
+        }
+        out
+    }
+
+    fn seqs(got: &[(String, u64)]) -> Vec<u64> {
+        got.iter().map(|(_, s)| *s).collect()
+    }
+
+    #[test]
+    fn appends_sends_in_order_and_acks_trim() {
+        let dir = Dir::new("ack");
+        let (mut spool, recovery) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        assert_eq!(recovery, Recovery::default());
+        let mut seq = Sequencer::new("a", "b1");
+        let mut pending = events(&mut seq, 50);
+        let mut dropped = Vec::new();
+        spool.append(&mut pending, &mut dropped, false).unwrap();
+        assert!(dropped.is_empty());
+        assert!(pending.is_empty());
+        assert_eq!(spool.pending(), 50);
+        assert_eq!(seqs(&drain(&mut spool)), (1..=50).collect::<Vec<_>>());
+        assert!(spool.outstanding());
+
+        spool.ack("b1", 20).unwrap();
+        assert_eq!(spool.pending(), 30);
+        assert_eq!(read_ack(&dir.0.join("00000001_b1.acked")), 20);
+        spool.ack("b1", 50).unwrap();
+        assert_eq!(spool.pending(), 0);
+        assert_eq!(spool.bytes(), 0, "acknowledged segments are deleted");
+        assert!(!spool.outstanding());
+        let segments = fs::read_dir(&dir.0)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(SEGMENT_SUFFIX)
+            })
+            .count();
+        assert_eq!(segments, 0);
+
+        // New events after a full ack go to a fresh segment and are sent.
+        let mut more = events(&mut seq, 3);
+        spool.append(&mut more, &mut Vec::new(), false).unwrap();
+        assert_eq!(seqs(&drain(&mut spool)), vec![51, 52, 53]);
+        assert_eq!(spool.boots()[0].acked, 50);
+        assert_eq!(spool.boots()[0].last_seq, 53);
+    }
+
+    #[test]
+    fn rewind_resends_after_the_collectors_last_seq() {
+        let dir = Dir::new("rewind");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        spool
+            .append(&mut events(&mut seq, 10), &mut Vec::new(), false)
+            .unwrap();
+        assert_eq!(drain(&mut spool).len(), 10);
+        spool
+            .rewind(&[("b1".to_string(), 6)].into_iter().collect())
+            .unwrap();
+        assert_eq!(seqs(&drain(&mut spool)), vec![7, 8, 9, 10]);
+        assert_eq!(spool.pending(), 4);
+        // A welcome that knows nothing resends everything not acknowledged.
+        spool.rewind(&BTreeMap::new()).unwrap();
+        assert_eq!(seqs(&drain(&mut spool)), vec![7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_segment_and_says_exactly_what() {
+        let dir = Dir::new("bound");
+        // 16 KiB: 1 KiB segments of about 9 events.
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        let mut dropped = Vec::new();
+        for _ in 0..40 {
+            spool
+                .append(&mut events(&mut seq, 10), &mut dropped, false)
+                .unwrap();
+            assert!(spool.bytes() <= 16 * 1024);
+        }
+        let lost: u64 = dropped.iter().map(|d| d.count).sum();
+        assert!(lost > 0);
+        // What was dropped and what is left cover every seq once.
+        let left = drain(&mut spool);
+        assert_eq!(lost + left.len() as u64, 400);
+        let first_left = left[0].1;
+        assert_eq!(dropped[0].first_seq, 1);
+        assert_eq!(dropped.last().unwrap().last_seq, first_left - 1);
+        assert_eq!(
+            seqs(&left),
+            (first_left..=400).collect::<Vec<_>>(),
+            "nothing newer was lost"
+        );
+        // Contiguous drops merge into one report.
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].count, first_left - 1);
+    }
+
+    #[test]
+    fn loss_events_outlive_the_segments_they_were_in() {
+        let dir = Dir::new("keeploss");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        let mut dropped = Vec::new();
+        let mut losses = Vec::new();
+        for round in 0..30 {
+            let mut batch = events(&mut seq, 5);
+            if round % 3 == 0 {
+                let l = loss(&mut seq, round);
+                losses.push(l.seq);
+                batch.push_back(l);
+            }
+            spool.append(&mut batch, &mut dropped, false).unwrap();
+            assert!(spool.bytes() <= 16 * 1024);
+        }
+        let total = seq.last_seq();
+        let lost: u64 = dropped.iter().map(|d| d.count).sum();
+        assert!(lost > 0);
+        let got: Vec<u64> = seqs(&drain(&mut spool));
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in seq order: {got:?}");
+        for l in &losses {
+            assert!(got.contains(l), "loss event {l} was kept: {got:?}");
+        }
+        // Every seq is either sent or reported dropped, exactly once.
+        assert_eq!(lost + got.len() as u64, total);
+        for d in &dropped {
+            assert!(d.count <= d.last_seq - d.first_seq + 1);
+            let inside = got
+                .iter()
+                .filter(|s| (d.first_seq..=d.last_seq).contains(s));
+            assert!(
+                inside.clone().all(|s| losses.contains(s)),
+                "only loss events survive inside a dropped range"
+            );
+            assert_eq!(
+                d.count + inside.count() as u64,
+                d.last_seq - d.first_seq + 1
+            );
+        }
+        // Kept across a restart, in their own segment, sent first.
+        drop(spool);
+        let (mut spool, _) = Spool::open(&dir.0, "b2", 16 * 1024).unwrap();
+        assert!(dir.0.join("00000001_b1_00000000.jsonl").exists());
+        assert_eq!(seqs(&drain(&mut spool)), got);
+        spool.ack("b1", total).unwrap();
+        assert_eq!(spool.bytes(), 0);
+    }
+
+    #[test]
+    fn sending_goes_back_for_a_kept_loss_event_it_had_not_reached() {
+        let dir = Dir::new("lossback");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        let mut first = events(&mut seq, 3);
+        first.push_back(loss(&mut seq, 7));
+        spool.append(&mut first, &mut Vec::new(), false).unwrap();
+        // One event sent, the loss event not yet; then the spool overflows
+        // and sheds that segment.
+        let batch = spool.next_batch(200).unwrap().unwrap();
+        assert_eq!(batch.last_seq, 1);
+        let mut dropped = Vec::new();
+        for _ in 0..20 {
+            spool
+                .append(&mut events(&mut seq, 10), &mut dropped, false)
+                .unwrap();
+        }
+        assert_eq!(
+            dropped[0].first_seq, 1,
+            "sent but not acknowledged is not delivered"
+        );
+        let got = seqs(&drain(&mut spool));
+        assert_eq!(got[0], 4, "the kept loss event goes first: {got:?}");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_spool_of_nothing_but_loss_events_drops_those_too() {
+        let dir = Dir::new("onlyloss");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 4 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        let mut dropped = Vec::new();
+        for _ in 0..100 {
+            spool
+                .append(
+                    &mut VecDeque::from([loss(&mut seq, 1)]),
+                    &mut dropped,
+                    false,
+                )
+                .unwrap();
+            assert!(spool.bytes() <= 4 * 1024);
+        }
+        let lost: u64 = dropped.iter().map(|d| d.count).sum();
+        assert_eq!(lost + drain(&mut spool).len() as u64, 100);
+    }
+
+    #[test]
+    fn a_full_spool_can_wait_for_acks_of_what_is_in_flight() {
+        let dir = Dir::new("inflight");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        let mut dropped = Vec::new();
+        while spool.bytes() < 15 * 1024 {
+            spool
+                .append(&mut events(&mut seq, 1), &mut dropped, true)
+                .unwrap();
+        }
+        assert_eq!(drain(&mut spool).len() as u64, seq.last_seq(), "all sent");
+        let mut more = events(&mut seq, 20);
+        spool.append(&mut more, &mut dropped, true).unwrap();
+        assert!(!more.is_empty(), "what does not fit waits");
+        assert!(dropped.is_empty());
+        // The collector acknowledges: room without dropping anything.
+        spool.ack("b1", 30).unwrap();
+        spool.append(&mut more, &mut dropped, true).unwrap();
+        assert!(more.is_empty());
+        assert!(dropped.is_empty());
+        // Without acks, sparing in-flight events can be given up.
+        let mut more = events(&mut seq, 40);
+        spool.append(&mut more, &mut dropped, false).unwrap();
+        assert!(more.is_empty());
+        assert_eq!(dropped[0].first_seq, 31);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_events_for_a_retry() {
+        let dir = Dir::new("enospc");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        spool
+            .append(&mut events(&mut seq, 2), &mut Vec::new(), false)
+            .unwrap();
+        let bytes = spool.bytes();
+        // The disk fills up under the active segment.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        spool.current().active = Some(full);
+        let mut pending = events(&mut seq, 3);
+        let error = spool
+            .append(&mut pending, &mut Vec::new(), false)
+            .unwrap_err();
+        assert!(error.to_string().contains("cannot write"), "{error}");
+        assert_eq!(pending.len(), 3, "nothing written is forgotten");
+        assert_eq!(spool.bytes(), bytes);
+        assert_eq!(spool.pending(), 2);
+        // Space again: the retry writes them, in order, after the others.
+        spool.current().active = None;
+        spool.append(&mut pending, &mut Vec::new(), false).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn acknowledged_events_are_not_reported_as_dropped() {
+        let dir = Dir::new("ackdrop");
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
+        let mut seq = Sequencer::new("a", "b1");
+        spool
+            .append(&mut events(&mut seq, 5), &mut Vec::new(), false)
+            .unwrap();
+        spool.ack("b1", 3).unwrap();
+        let mut dropped = Vec::new();
+        for _ in 0..40 {
+            spool
+                .append(&mut events(&mut seq, 10), &mut dropped, false)
+                .unwrap();
+        }
+        assert_eq!(dropped[0].first_seq, 4);
+        let left = drain(&mut spool);
+        let lost: u64 = dropped.iter().map(|d| d.count).sum();
+        assert_eq!(lost + left.len() as u64, 402);
+    }
+
+    #[test]
+    fn reopens_after_a_crash_and_replays_the_old_boot_first() {
+        let dir = Dir::new("reopen");
+        let mut old = Sequencer::new("a", "b1");
+        {
+            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+            spool
+                .append(&mut events(&mut old, 30), &mut Vec::new(), false)
+                .unwrap();
+            spool.ack("b1", 10).unwrap();
+            // Held: a second agent on the same spool is refused.
+            assert!(matches!(
+                Spool::open(&dir.0, "b2", 1 << 20),
+                Err(SpoolError::Locked { .. })
+            ));
+            // Dropped without a sync or a goodbye, as SIGKILL would.
+        }
+        let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
+        assert_eq!(recovery.boots, vec![("b1".to_string(), 20)]);
+        assert_eq!(recovery.discarded_bytes, 0);
+        assert_eq!(spool.unacked_boots(), vec!["b1".to_string()]);
+        let mut new = Sequencer::new("a", "b2");
+        spool
+            .append(&mut events(&mut new, 2), &mut Vec::new(), false)
+            .unwrap();
+        assert_eq!(
+            spool.unacked_boots(),
+            vec!["b1".to_string(), "b2".to_string()]
+        );
+        let got = drain(&mut spool);
+        let expected: Vec<(String, u64)> = (11..=30)
+            .map(|s| ("b1".to_string(), s))
+            .chain((1..=2).map(|s| ("b2".to_string(), s)))
+            .collect();
+        assert_eq!(got, expected);
+        spool.ack("b1", 30).unwrap();
+        assert_eq!(spool.unacked_boots(), vec!["b2".to_string()]);
+        assert!(
+            !dir.0.join("00000001_b1.acked").exists(),
+            "a finished boot leaves nothing behind"
+        );
+        assert_eq!(spool.boots().len(), 1);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_not_poisoning_the_spool() {
+        let dir = Dir::new("torn");
+        let mut old = Sequencer::new("a", "b1");
+        let path;
+        {
+            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+            spool
+                .append(&mut events(&mut old, 5), &mut Vec::new(), false)
+                .unwrap();
+            path = spool.boots[0].segments[0].path.clone();
+        }
+        // Half of a sixth line, as a kill in mid-write leaves it, then zeros
+        // as a power loss can.
+        let sixth = events(&mut old, 1)[0].to_json();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&sixth.as_bytes()[..sixth.len() / 2])
+            .unwrap();
+        drop(file);
+        let whole = fs::metadata(&path).unwrap().len();
+
+        let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
+        assert_eq!(recovery.discarded_bytes, (sixth.len() / 2) as u64);
+        assert!(fs::metadata(&path).unwrap().len() < whole);
+        let mut new = Sequencer::new("a", "b2");
+        spool
+            .append(&mut events(&mut new, 1), &mut Vec::new(), false)
+            .unwrap();
+        let got = drain(&mut spool);
+        assert_eq!(seqs(&got), vec![1, 2, 3, 4, 5, 1]);
+
+        // Zeros after the last good line are cut the same way.
+        drop(spool);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[0; 300]).unwrap();
+        file.write_all(b"\n").unwrap();
+        drop(file);
+        let (mut spool, recovery) = Spool::open(&dir.0, "b3", 1 << 20).unwrap();
+        assert_eq!(recovery.discarded_bytes, 301);
+        assert_eq!(drain(&mut spool).len(), 6);
+    }
+
+    #[test]
+    fn reopening_the_running_boot_appends_after_what_it_holds() {
+        let dir = Dir::new("reload");
+        let mut seq = Sequencer::new("a", "b1");
+        {
+            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+            spool
+                .append(&mut events(&mut seq, 3), &mut Vec::new(), false)
+                .unwrap();
+        }
+        let (mut spool, recovery) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        assert!(
+            recovery.boots.is_empty(),
+            "the running boot is not an old one"
+        );
+        spool
+            .append(&mut events(&mut seq, 2), &mut Vec::new(), false)
+            .unwrap();
+        assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3, 4, 5]);
+        assert_eq!(spool.boots().len(), 1);
+    }
+
+    #[test]
+    fn gaps_before_the_spool_are_counted_exactly() {
+        let mut runs = Runs::default();
+        for seq in [1, 2, 3, 7, 8, 10] {
+            assert!(runs.push(seq));
+        }
+        assert!(!runs.push(10));
+        assert_eq!(runs.count_after(0), 6);
+        assert_eq!(runs.count_after(2), 4);
+        assert_eq!(runs.count_after(5), 3);
+        assert_eq!(runs.first_after(3), Some(7));
+        assert_eq!(runs.count_after(10), 0);
+        assert_eq!(runs.first_after(10), None);
+    }
+
+    #[test]
+    fn boot_ids_must_name_files() {
+        let dir = Dir::new("badboot");
+        assert!(matches!(
+            Spool::open(&dir.0, "a_b", 1 << 20),
+            Err(SpoolError::BadBoot { .. })
+        ));
+    }
+}

@@ -1,0 +1,1057 @@
+//! The real binary's `[output.collector]` against a fake collector in the
+//! test: a real TCP (and TLS) listener speaking the wire protocol, storing
+//! events by `(boot, seq)` and acknowledging them as the real collector
+//! does. Delivery order, resume after `last_seq`, the spool riding out an
+//! outage, a SIGKILL and a full disk budget, and a refused token. Needs no
+//! root.
+
+use crate::util::{TempDir, hopwatch};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+const TOKEN: &str = "agent-token-0123456789";
+
+/// How the fake collector answers.
+#[derive(Clone)]
+struct Behaviour {
+    token: String,
+    /// Acknowledge each event as it arrives.
+    ack: bool,
+    /// Answer `hello` with this `last_seq` for every boot, instead of what
+    /// is stored.
+    welcome_last_seq: Option<u64>,
+    /// Trace queries to send after the welcome, with ids 1, 2, ...
+    traces: Vec<Value>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Behaviour {
+        Behaviour {
+            token: TOKEN.into(),
+            ack: true,
+            welcome_last_seq: None,
+            traces: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Hello(Value),
+    Event(Value),
+    TraceResult(Value),
+}
+
+#[derive(Default)]
+struct State {
+    /// Everything received, in order, over every connection.
+    log: Vec<Msg>,
+    /// Events stored, by boot and seq.
+    stored: BTreeMap<String, BTreeSet<u64>>,
+}
+
+struct Inner {
+    behaviour: Mutex<Behaviour>,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Clones of every open connection's socket, to cut them on stop.
+    conns: Mutex<Vec<TcpStream>>,
+    stopping: AtomicBool,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A collector that stores events in memory.
+struct FakeCollector {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeCollector {
+    fn start(port: u16, behaviour: Behaviour) -> FakeCollector {
+        FakeCollector::start_with(port, behaviour, None, None)
+    }
+
+    /// On `port` (0 for any), carrying over what `previous` stored, as a
+    /// restarted collector keeps its database.
+    fn start_with(
+        port: u16,
+        behaviour: Behaviour,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        previous: Option<FakeCollector>,
+    ) -> FakeCollector {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the fake collector");
+        let addr = listener.local_addr().unwrap();
+        let state = previous
+            .map(|mut p| {
+                p.stop();
+                std::mem::take(&mut *p.inner.state.lock().unwrap())
+            })
+            .unwrap_or_default();
+        let inner = Arc::new(Inner {
+            behaviour: Mutex::new(behaviour),
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            conns: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            tls,
+        });
+        let shared = Arc::clone(&inner);
+        let accept = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                shared
+                    .conns
+                    .lock()
+                    .unwrap()
+                    .push(stream.try_clone().unwrap());
+                let conn = Arc::clone(&shared);
+                thread::spawn(move || serve(&conn, stream));
+            }
+        });
+        FakeCollector {
+            addr,
+            inner,
+            accept: Some(accept),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn set(&self, behaviour: Behaviour) {
+        *self.inner.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Closes the listener and every connection, as a crashed collector.
+    fn stop(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        for conn in self.inner.conns.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            accept.join().unwrap();
+        }
+    }
+
+    /// Waits until `f` finds what it looks for in the collector's state.
+    fn wait<T>(&self, timeout: Duration, what: &str, f: impl Fn(&State) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.inner.state.lock().unwrap();
+        loop {
+            if let Some(found) = f(&state) {
+                return found;
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("the collector never saw {what}; log: {:#?}", state.log));
+            state = self.inner.changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+
+    fn hellos(&self) -> Vec<Value> {
+        let state = self.inner.state.lock().unwrap();
+        state
+            .log
+            .iter()
+            .filter_map(|m| match m {
+                Msg::Hello(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        events_of(&self.inner.state.lock().unwrap())
+    }
+}
+
+impl Drop for FakeCollector {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn events_of(state: &State) -> Vec<Value> {
+    state
+        .log
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// One agent connection, as the real collector handles it.
+fn serve(inner: &Inner, tcp: TcpStream) {
+    let stream: Box<dyn Stream> = match &inner.tls {
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
+        None => Box::new(tcp),
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+        return;
+    }
+    let hello: Value = serde_json::from_str(&line).expect("hello is JSON");
+    assert_eq!(hello["type"], "hello");
+    let behaviour = inner.behaviour.lock().unwrap().clone();
+    {
+        let mut state = inner.state.lock().unwrap();
+        state.log.push(Msg::Hello(hello.clone()));
+        inner.changed.notify_all();
+    }
+    if hello["token"] != behaviour.token.as_str() {
+        let _ = reader
+            .get_mut()
+            .write_all(b"{\"type\":\"refused\",\"reason\":\"unknown agent token\"}\n");
+        return;
+    }
+    let mut last_seq = serde_json::Map::new();
+    {
+        let state = inner.state.lock().unwrap();
+        let boots = hello["boots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain([&hello["boot"]]);
+        for boot in boots {
+            let boot = boot.as_str().unwrap();
+            let seq = behaviour.welcome_last_seq.unwrap_or_else(|| {
+                state
+                    .stored
+                    .get(boot)
+                    .and_then(|s| s.last().copied())
+                    .unwrap_or(0)
+            });
+            last_seq.insert(boot.to_string(), json!(seq));
+        }
+    }
+    let welcome = json!({"type": "welcome", "protocol": 1, "last_seq": last_seq});
+    if writeln!(reader.get_mut(), "{welcome}").is_err() {
+        return;
+    }
+    for (id, query) in behaviour.traces.iter().enumerate() {
+        let request = json!({"type": "trace_request", "id": id + 1, "query": query});
+        if writeln!(reader.get_mut(), "{request}").is_err() {
+            return;
+        }
+    }
+    loop {
+        line.clear();
+        if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            return;
+        }
+        let event: Value = serde_json::from_str(&line).expect("an event line is JSON");
+        if event["type"] == "trace_result" {
+            inner
+                .state
+                .lock()
+                .unwrap()
+                .log
+                .push(Msg::TraceResult(event));
+            inner.changed.notify_all();
+            continue;
+        }
+        let boot = event["boot"].as_str().unwrap().to_string();
+        let seq = event["seq"].as_u64().unwrap();
+        {
+            let mut state = inner.state.lock().unwrap();
+            state.log.push(Msg::Event(event));
+            state.stored.entry(boot.clone()).or_default().insert(seq);
+            inner.changed.notify_all();
+        }
+        if inner.behaviour.lock().unwrap().ack {
+            let ack = json!({"type": "ack", "boot": boot, "seq": seq});
+            if writeln!(reader.get_mut(), "{ack}").is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A port nobody listens on yet.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fixture machine with one interface, `eth0`, and a state directory.
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = TempDir::new("hopwatch-collector");
+        let f = Fixture { dir };
+        std::fs::create_dir_all(f.dir.path().join("proc/net")).unwrap();
+        let eth0 = f.dir.path().join("sys/class/net/eth0");
+        std::fs::create_dir_all(&eth0).unwrap();
+        for (name, value) in [
+            ("flags", "0x1003"),
+            ("carrier", "1"),
+            ("operstate", "up"),
+            ("carrier_changes", "1"),
+            ("speed", "10000"),
+        ] {
+            std::fs::write(eth0.join(name), format!("{value}\n")).unwrap();
+        }
+        f.counters(0);
+        f
+    }
+
+    /// eth0 with `tx_errors` errors sent.
+    fn counters(&self, tx_errors: u64) {
+        let path = self.dir.path().join("proc/net/dev");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            format!("{HEADER}  eth0: 5000 50 0 0 0 0 0 0 7000 70 {tx_errors} 0 0 0 0 0\n"),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A config with heartbeats every `heartbeat` and `collector` as the
+    /// body of `[output.collector]`.
+    fn config(&self, heartbeat: &str, collector: &str) -> PathBuf {
+        self.dir.write(
+            "agent.toml",
+            &format!(
+                r#"[agent]
+name = "fixture"
+interval = "100ms"
+heartbeat = "{heartbeat}"
+state_dir = "{state}"
+proc_root = "{root}/proc"
+sys_root = "{root}/sys"
+
+[links]
+interfaces = ["eth*"]
+
+[[rule]]
+name = "tx-errors"
+interfaces = ["eth*"]
+when = "increase(tx_errors[1s]) > 3"
+severity = "critical"
+
+[output.collector]
+backoff_max = "500ms"
+{collector}
+"#,
+                state = self.state().display(),
+                root = self.dir.path().display(),
+            ),
+        )
+    }
+
+    fn spawn(&self, config: &Path) -> Agent {
+        let stderr = self
+            .dir
+            .path()
+            .join(format!("stderr-{}.log", crate::util::unique("a")));
+        let child = hopwatch()
+            .args(["run", "-c"])
+            .arg(config)
+            .env("HOPWATCH_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawning hopwatch");
+        Agent { child, stderr }
+    }
+
+    fn status(&self) -> Option<Value> {
+        let out = hopwatch()
+            .args(["status", "--json", "--socket"])
+            .arg(self.state().join("hopwatch.sock"))
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Polls the collector output's status until `pred` holds.
+    fn collector_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(status) = self.status() {
+                let collector = status["outputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|o| o["name"] == "collector")
+                    .expect("a collector output")["collector"]
+                    .clone();
+                if pred(&collector) {
+                    return collector;
+                }
+                last = collector;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the collector output never reached {what}: {last:#}");
+    }
+}
+
+struct Agent {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Agent {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then whether it exited cleanly.
+    fn stop(&mut self) -> bool {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "agent did not exit on SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn seqs(events: &[Value]) -> Vec<u64> {
+    events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+}
+
+fn of_boot<'a>(events: &'a [Value], boot: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["boot"] == boot).collect()
+}
+
+fn collector_table(port: u16, extra: &str) -> String {
+    format!("address = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n{extra}")
+}
+
+#[test]
+fn events_arrive_in_seq_order_and_acks_empty_the_spool() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(0, Behaviour::default());
+    let mut agent = fx.spawn(&fx.config("300ms", &collector_table(collector.port(), "")));
+
+    let hello = collector.wait(Duration::from_secs(5), "a hello", |s| {
+        s.log.iter().find_map(|m| match m {
+            Msg::Hello(h) => Some(h.clone()),
+            _ => None,
+        })
+    });
+    assert_eq!(hello["agent"], "fixture");
+    assert_eq!(hello["protocol"], 1);
+    assert!(hello["addresses"][0]["vrf"] == "default", "{hello}");
+    let boot = hello["boot"].as_str().unwrap().to_string();
+
+    // The first heartbeat follows the first sample; then errors count.
+    collector.wait(Duration::from_secs(5), "a heartbeat", |s| {
+        events_of(s)
+            .iter()
+            .any(|e| e["type"] == "heartbeat")
+            .then_some(())
+    });
+    fx.counters(9);
+    let events = collector.wait(Duration::from_secs(5), "an alert and heartbeats", |s| {
+        let events = events_of(s);
+        let alert = events.iter().any(|e| e["type"] == "alert");
+        let beats = events.iter().filter(|e| e["type"] == "heartbeat").count();
+        (alert && beats >= 3).then_some(events)
+    });
+    assert!(events.iter().all(|e| e["boot"] == boot.as_str()));
+    let got = seqs(&events);
+    assert_eq!(
+        got,
+        (1..=got.len() as u64).collect::<Vec<_>>(),
+        "in order, none missing"
+    );
+    let alert = events.iter().find(|e| e["type"] == "alert").unwrap();
+    assert_eq!(alert["interface"], "eth0");
+    assert_eq!(alert["state"], "firing");
+
+    // Acknowledged events leave the spool, files and all.
+    let status = fx.collector_until(Duration::from_secs(5), "an empty spool", |c| {
+        c["state"] == "connected"
+            && c["spool_events"] == 0
+            && c["spool_bytes"] == 0
+            && c["boots"][0]["acked_seq"].as_u64() >= Some(got.len() as u64)
+    });
+    assert_eq!(status["boots"][0]["boot"], boot.as_str());
+    assert_eq!(status["connects"], 1);
+    assert_eq!(status["spool_dropped"], 0);
+    // Heartbeats now report the spool's real depth, a small one.
+    let beat = collector.wait(Duration::from_secs(3), "a later heartbeat", |s| {
+        events_of(s)
+            .into_iter()
+            .rev()
+            .find(|e| e["type"] == "heartbeat" && e["seq"].as_u64() > Some(got.len() as u64))
+    });
+    assert!(beat["spool_depth"].as_u64().unwrap() < 5, "{beat}");
+    assert_eq!(beat["events_dropped"], 0);
+    assert!(agent.stop());
+}
+
+#[test]
+fn an_outage_spools_events_and_the_resend_starts_after_the_welcomes_last_seq() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(port, "")));
+
+    // Nobody listens: events pile up in the spool.
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(15) && c["state"] == "backoff"
+    });
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{status:#}"
+    );
+    let boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+
+    // The collector comes up claiming it already holds 1..=5.
+    let collector = FakeCollector::start(
+        port,
+        Behaviour {
+            welcome_last_seq: Some(5),
+            ..Behaviour::default()
+        },
+    );
+    let events = collector.wait(Duration::from_secs(10), "the backlog", |s| {
+        let events = events_of(s);
+        (events.len() >= 15).then_some(events)
+    });
+    let got = seqs(&events);
+    assert_eq!(got[0], 6, "resent from last_seq + 1");
+    assert_eq!(
+        got,
+        (6..6 + got.len() as u64).collect::<Vec<_>>(),
+        "in order, none missing"
+    );
+    fx.collector_until(Duration::from_secs(5), "a drained spool", |c| {
+        c["state"] == "connected" && c["spool_events"].as_u64() < Some(3)
+    });
+
+    // A collector crash: later events wait, then all arrive in order.
+    let mut collector = collector;
+    collector.stop();
+    let before = collector.events().len();
+    let status = fx.collector_until(Duration::from_secs(10), "a second backlog", |c| {
+        c["state"] != "connected" && c["spool_events"].as_u64() >= Some(10)
+    });
+    let spooled_through = status["boots"][0]["last_seq"].as_u64().unwrap();
+    let collector = FakeCollector::start_with(port, Behaviour::default(), None, Some(collector));
+    let stored = collector.wait(Duration::from_secs(10), "the second backlog", |s| {
+        let stored = s.stored.get(&boot)?;
+        (stored.last().copied() >= Some(spooled_through)).then(|| stored.clone())
+    });
+    let last = *stored.last().unwrap();
+    assert_eq!(
+        stored,
+        (6..=last).collect::<BTreeSet<_>>(),
+        "every event once, none lost"
+    );
+    let after: Vec<Value> = collector.events()[before..].to_vec();
+    let resent = seqs(&after);
+    assert!(
+        resent.windows(2).all(|w| w[0] < w[1]),
+        "in order: {resent:?}"
+    );
+    assert_eq!(collector.hellos().len(), 2);
+    let status = fx.collector_until(Duration::from_secs(5), "a second connection", |c| {
+        c["connects"] == 2 && c["state"] == "connected"
+    });
+    assert_eq!(status["spool_dropped"], 0);
+    assert!(agent.stop());
+}
+
+#[test]
+fn a_spool_smaller_than_the_backlog_loses_exactly_what_its_loss_events_say() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(port, "spool_max = \"8KiB\"\n")));
+    let status = fx.collector_until(Duration::from_secs(15), "a full spool", |c| {
+        c["spool_dropped"].as_u64() >= Some(20)
+    });
+    assert!(status["spool_bytes"].as_u64() <= Some(8192), "{status:#}");
+    let boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    fx.collector_until(Duration::from_secs(10), "a drained spool", |c| {
+        c["state"] == "connected" && c["spool_events"] == 0
+    });
+    // Stop first, so nothing is in flight when the books are balanced.
+    assert!(agent.stop());
+    let events = collector.events();
+    let events = of_boot(&events, &boot);
+    let received: BTreeSet<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(received.len(), events.len(), "no duplicates");
+    let last = *received.last().unwrap();
+    let missing: BTreeSet<u64> = (1..=last).filter(|s| !received.contains(s)).collect();
+    let kinds: BTreeMap<u64, &str> = events
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    // Each loss event counts exactly the missing events in its range; the
+    // only events delivered inside a range are loss events the spool kept.
+    let mut named = BTreeSet::new();
+    for loss in events.iter().filter(|e| e["type"] == "loss") {
+        let range = loss["first_seq"].as_u64().unwrap()..=loss["last_seq"].as_u64().unwrap();
+        let gone: BTreeSet<u64> = range.clone().filter(|s| missing.contains(s)).collect();
+        assert_eq!(loss["count"].as_u64().unwrap(), gone.len() as u64, "{loss}");
+        assert!(
+            range
+                .clone()
+                .filter(|s| received.contains(s))
+                .all(|s| kinds[&s] == "loss"),
+            "{loss}"
+        );
+        assert!(named.is_disjoint(&gone), "counted twice: {loss}");
+        assert!(
+            loss["message"]
+                .as_str()
+                .unwrap()
+                .contains("spool was full (spool_max 8 KiB)"),
+            "{loss}"
+        );
+        named.extend(gone);
+    }
+    assert!(
+        named.len() >= 20,
+        "loss events name what was dropped: {named:?}"
+    );
+    assert_eq!(
+        named, missing,
+        "nothing is missing that no loss event names"
+    );
+    // The heartbeat sent last counts the drops too.
+    let beat = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "heartbeat")
+        .unwrap();
+    assert!(beat["events_dropped"].as_u64() >= Some(20), "{beat}");
+}
+
+#[test]
+fn a_sigkilled_agent_delivers_its_old_boot_after_a_restart() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let config = fx.config("100ms", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(10)
+    });
+    let old_boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+    let spooled = status["boots"][0]["last_seq"].as_u64().unwrap();
+    first.kill();
+    assert!(fx.state().join("spool").is_dir());
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let _second = fx.spawn(&config);
+    let hello = collector.wait(Duration::from_secs(10), "a hello", |s| {
+        s.log.iter().find_map(|m| match m {
+            Msg::Hello(h) => Some(h.clone()),
+            _ => None,
+        })
+    });
+    let new_boot = hello["boot"].as_str().unwrap().to_string();
+    assert_ne!(new_boot, old_boot);
+    assert_eq!(
+        hello["boots"][0],
+        old_boot.as_str(),
+        "the old boot is listed first: {hello}"
+    );
+    let events = collector.wait(Duration::from_secs(10), "both boots' events", |s| {
+        let events = events_of(s);
+        let new = events
+            .iter()
+            .filter(|e| e["boot"] == new_boot.as_str())
+            .count();
+        (new >= 3).then_some(events)
+    });
+    let old = seqs(
+        &of_boot(&events, &old_boot)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        old.len() as u64 >= spooled,
+        "every spooled event of the old boot: {old:?}"
+    );
+    assert_eq!(old, (1..=old.len() as u64).collect::<Vec<_>>());
+    // Older boots go first.
+    let first_new = events
+        .iter()
+        .position(|e| e["boot"] == new_boot.as_str())
+        .unwrap();
+    let last_old = events
+        .iter()
+        .rposition(|e| e["boot"] == old_boot.as_str())
+        .unwrap();
+    assert!(last_old < first_new, "the old boot's events came first");
+    let status = fx.collector_until(Duration::from_secs(5), "the old boot acknowledged", |c| {
+        c["boots"].as_array().unwrap().len() == 1 && c["boots"][0]["boot"] == new_boot.as_str()
+    });
+    assert_eq!(status["spool_dropped"], 0);
+}
+
+#[test]
+fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(
+        0,
+        Behaviour {
+            token: "the-right-one".into(),
+            ..Behaviour::default()
+        },
+    );
+    let token_file = fx.dir.write("token", "wrong-token-7f3a9c\n");
+    let mut agent = fx.spawn(&fx.config(
+        "300ms",
+        &format!(
+            "address = \"127.0.0.1:{}\"\ntoken_file = \"{}\"\n",
+            collector.port(),
+            token_file.display()
+        ),
+    ));
+    let status = fx.collector_until(Duration::from_secs(10), "two refusals", |c| {
+        c["refused"].as_u64() >= Some(2)
+    });
+    assert!(
+        status["state"] == "refused" || status["state"] == "connecting",
+        "{status:#}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown agent token"),
+        "{status:#}"
+    );
+    assert_eq!(status["connects"], 0);
+    assert!(collector.hellos().len() >= 2);
+    assert!(
+        collector.events().is_empty(),
+        "nothing is sent before a welcome"
+    );
+    let full = fx.status().unwrap().to_string();
+    assert!(
+        !full.contains("wrong-token-7f3a9c"),
+        "status shows no token"
+    );
+
+    // A corrected token file is read at the next attempt.
+    std::fs::write(&token_file, "the-right-one\n").unwrap();
+    fx.collector_until(Duration::from_secs(10), "a connection", |c| {
+        c["state"] == "connected" && c["spool_events"].as_u64() < Some(3)
+    });
+    assert!(!collector.events().is_empty());
+    assert!(agent.stop());
+    let stderr = agent.stderr();
+    assert!(stderr.contains("refused this agent"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-token-7f3a9c"),
+        "the token leaked into the log:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("the-right-one"),
+        "the token leaked into the log:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_collector_that_stops_acknowledging_is_left_after_ack_timeout() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(
+        0,
+        Behaviour {
+            ack: false,
+            ..Behaviour::default()
+        },
+    );
+    let mut agent = fx.spawn(&fx.config(
+        "200ms",
+        &collector_table(collector.port(), "ack_timeout = \"1s\"\n"),
+    ));
+    let status = fx.collector_until(Duration::from_secs(10), "a reconnect", |c| {
+        c["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no acknowledgement"))
+    });
+    assert!(
+        status["spool_events"].as_u64() > Some(0),
+        "unacknowledged events stay"
+    );
+    collector.wait(Duration::from_secs(5), "a second hello", |s| {
+        (s.log.iter().filter(|m| matches!(m, Msg::Hello(_))).count() >= 2).then_some(())
+    });
+    // Once it acknowledges again, the spool drains.
+    collector.set(Behaviour::default());
+    fx.collector_until(Duration::from_secs(10), "a drained spool", |c| {
+        c["state"] == "connected" && c["spool_events"].as_u64() < Some(3)
+    });
+    assert!(agent.stop());
+}
+
+/// A CA, and a collector certificate it signed for `collector.test` and
+/// 127.0.0.1.
+fn test_pki(dir: &TempDir) -> (Arc<rustls::ServerConfig>, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "hopwatch test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["collector.test".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let ca_path = dir.write("ca.pem", &ca.pem());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    (Arc::new(config), ca_path)
+}
+
+#[test]
+fn tls_to_a_collector_with_a_private_ca() {
+    let fx = Fixture::new();
+    let (server, ca_path) = test_pki(&fx.dir);
+    let collector = FakeCollector::start_with(0, Behaviour::default(), Some(server), None);
+    let tls = format!(
+        "[output.collector.tls]\nca_file = \"{}\"\nserver_name = \"collector.test\"\n",
+        ca_path.display()
+    );
+    let mut agent = fx.spawn(&fx.config("200ms", &collector_table(collector.port(), &tls)));
+    let events = collector.wait(Duration::from_secs(10), "events over TLS", |s| {
+        let events = events_of(s);
+        (events.len() >= 3).then_some(events)
+    });
+    assert_eq!(seqs(&events)[..3], [1, 2, 3]);
+    let status = fx.collector_until(Duration::from_secs(5), "acks over TLS", |c| {
+        c["state"] == "connected"
+            && c["tls"] == true
+            && c["boots"][0]["acked_seq"].as_u64() >= Some(3)
+    });
+    assert_eq!(status["disk_errors"], 0);
+    assert!(agent.stop());
+
+    // A CA that did not sign the collector's certificate: no connection.
+    let other = TempDir::new("hopwatch-other-ca");
+    let (_, wrong_ca) = test_pki(&other);
+    let tls = format!(
+        "[output.collector.tls]\nca_file = \"{}\"\n",
+        wrong_ca.display()
+    );
+    let _agent = fx.spawn(&fx.config("200ms", &collector_table(collector.port(), &tls)));
+    let status = fx.collector_until(Duration::from_secs(10), "a certificate error", |c| {
+        c["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("certificate"))
+    });
+    assert_eq!(status["connects"], 0, "{status:#}");
+}
+
+#[test]
+fn trace_requests_are_answered_on_the_same_connection() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(
+        0,
+        Behaviour {
+            traces: vec![
+                json!({"dst": "127.0.0.1"}),
+                json!({"dst": "not an address"}),
+                json!({"dst": "127.0.0.1", "proto": 17, "sport_range": {"first": 1000, "last": 1003}, "dport": 53}),
+            ],
+            ..Behaviour::default()
+        },
+    );
+    let mut agent = fx.spawn(&fx.config("300ms", &collector_table(collector.port(), "")));
+    let results = collector.wait(Duration::from_secs(10), "three trace results", |s| {
+        let results: BTreeMap<u64, Value> = s
+            .log
+            .iter()
+            .filter_map(|m| match m {
+                Msg::TraceResult(r) => Some((r["id"].as_u64().unwrap(), r["result"].clone())),
+                _ => None,
+            })
+            .collect();
+        (results.len() == 3).then_some(results)
+    });
+    // The loopback route is there in any namespace: a real trace.
+    assert_eq!(
+        results[&1]["request"]["dst"], "127.0.0.1",
+        "{:#}",
+        results[&1]
+    );
+    assert!(results[&1].get("error").is_none(), "{:#}", results[&1]);
+    assert!(
+        results[&2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unreadable trace query"),
+        "{:#}",
+        results[&2]
+    );
+    assert!(results[&3].is_object(), "{:#}", results[&3]);
+    // Events flowed all along.
+    assert!(!collector.events().is_empty());
+    assert!(agent.stop());
+}
+
+#[test]
+fn an_unwritable_spool_is_counted_while_sampling_and_memory_carry_on() {
+    let fx = Fixture::new();
+    // A file where the spool directory should be: every attempt to open
+    // the spool fails, as on a broken or full disk.
+    std::fs::create_dir_all(fx.state()).unwrap();
+    std::fs::write(fx.state().join("spool"), "not a directory").unwrap();
+    let collector = FakeCollector::start(0, Behaviour::default());
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(collector.port(), "")));
+    let status = fx.collector_until(Duration::from_secs(10), "disk errors", |c| {
+        c["disk_errors"].as_u64() >= Some(2) && c["in_memory"].as_u64() >= Some(10)
+    });
+    assert!(
+        status["last_disk_error"]
+            .as_str()
+            .unwrap()
+            .contains("spool"),
+        "{status:#}"
+    );
+    let ticks = fx.status().unwrap()["ticks"].as_u64().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        fx.status().unwrap()["ticks"].as_u64().unwrap() >= ticks + 3,
+        "sampling goes on"
+    );
+    assert!(
+        collector.events().is_empty(),
+        "nothing is sent before it is spooled"
+    );
+
+    // The disk is back: what waited in memory goes out, in order, from 1.
+    std::fs::remove_file(fx.state().join("spool")).unwrap();
+    let events = collector.wait(Duration::from_secs(10), "the events held in memory", |s| {
+        let events = events_of(s);
+        (events.len() >= 12).then_some(events)
+    });
+    let got = seqs(&events);
+    assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
+    let status = fx.collector_until(Duration::from_secs(5), "a healthy spool", |c| {
+        c["in_memory"] == 0 && c["last_disk_error"].is_null()
+    });
+    assert_eq!(status["spool_dropped"], 0);
+    assert!(agent.stop());
+}
+
+#[test]
+fn a_reload_hands_the_spool_to_the_new_output_without_a_gap() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(0, Behaviour::default());
+    let path = fx.config("100ms", &collector_table(collector.port(), ""));
+    let mut agent = fx.spawn(&path);
+    fx.collector_until(Duration::from_secs(5), "a connection", |c| {
+        c["state"] == "connected" && c["boots"][0]["acked_seq"].as_u64() >= Some(5)
+    });
+    let boot = collector.hellos()[0]["boot"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("backoff_max = \"500ms\"", "backoff_max = \"700ms\"");
+    std::fs::write(&path, text).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let status = fx.collector_until(Duration::from_secs(10), "the new output connected", |c| {
+        c["state"] == "connected"
+            && c["connects"] == 1
+            && c["boots"][0]["acked_seq"].as_u64() >= Some(5)
+    });
+    assert_eq!(status["disk_errors"], 0, "{status:#}");
+    let before = collector.inner.state.lock().unwrap().stored[&boot].len();
+    let stored = collector.wait(Duration::from_secs(5), "events after the reload", |s| {
+        let stored = &s.stored[&boot];
+        (stored.len() >= before + 5).then(|| stored.clone())
+    });
+    let last = *stored.last().unwrap();
+    assert_eq!(
+        stored,
+        (1..=last).collect::<BTreeSet<_>>(),
+        "no gap across the reload"
+    );
+    assert_eq!(collector.hellos().len(), 2);
+    assert!(
+        collector.events().iter().all(|e| e["type"] != "loss"),
+        "nothing was lost"
+    );
+    assert!(agent.stop());
+}

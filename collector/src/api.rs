@@ -1,0 +1,380 @@
+//! The HTTP API (axum): JSON answers to the fleet questions behind a bearer
+//! token and a per-token rate limit, plus `/metrics` and `/healthz` open to
+//! scrapers. Bad parameters get a 400 naming the parameter and the fix.
+
+use crate::auth::Tokens;
+use crate::forward;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
+use crate::store::{ReadPool, StoreError, millis};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hopwatch::output::OutputStats;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the handlers share.
+pub struct Api {
+    pub pool: Arc<ReadPool>,
+    pub tokens: Arc<Tokens>,
+    pub limiter: RateLimiter,
+    pub metrics: Arc<Metrics>,
+    pub heartbeat_timeout: Duration,
+    pub forward: Option<Arc<OutputStats>>,
+}
+
+type Shared = Arc<Api>;
+
+/// The routes.
+pub fn router(api: Shared) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/links/changes", get(changes))
+        .route("/api/v1/links/downtime", get(downtime))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    Router::new()
+        .merge(protected)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+/// An error answer: a status and a sentence saying what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn bad_request(message: String) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "An API query failed.");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("the store could not answer: {error}"),
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                error: &self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Checks the bearer token, then the token's rate limit.
+async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(index) = token.and_then(|t| api.tokens.check_api(t)) else {
+        api.metrics.api_unauthorized.fetch_add(1, Ordering::Relaxed);
+        return ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "missing or wrong API token; send `Authorization: Bearer <token>` with a token from the collector's api_tokens (by default the file api-token in its data_dir)".into(),
+            retry_after: None,
+        }
+        .into_response();
+    };
+    if let Err(wait) = api.limiter.check(index, Instant::now()) {
+        api.metrics.api_rate_limited.fetch_add(1, Ordering::Relaxed);
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        return ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("rate limit exceeded for this token; retry in {seconds}s"),
+            retry_after: Some(seconds),
+        }
+        .into_response();
+    }
+    api.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
+}
+
+/// A query string's parameters, each allowed once and only if the endpoint
+/// takes it.
+struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn new(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Params, ApiError> {
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter `{key}`; this endpoint takes {}",
+                    allowed.join(", ")
+                )));
+            }
+            if pairs[..i].iter().any(|(k, _)| k == key) {
+                return Err(ApiError::bad_request(format!(
+                    "parameter `{key}` is given twice; give it once"
+                )));
+            }
+        }
+        Ok(Params { pairs })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A filter value; empty counts as not given.
+    fn filter(&self, key: &str) -> Option<String> {
+        self.get(key).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
+    /// `since` as milliseconds: a duration back from `now` or an RFC 3339
+    /// time.
+    fn since(&self, now_ms: i64, default: Option<&str>) -> Result<Option<i64>, ApiError> {
+        match self.get("since").or(default) {
+            None => Ok(None),
+            Some(value) => parse_since(value, now_ms)
+                .map(Some)
+                .map_err(ApiError::bad_request),
+        }
+    }
+}
+
+/// Parses `10m`, `30d` (back from `now_ms`) or `2024-05-01T00:00:00Z`.
+pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(d) = humantime::parse_duration(value) {
+        return Ok(now_ms - d.as_millis().min(i64::MAX as u128) as i64);
+    }
+    if let Ok(at) = humantime::parse_rfc3339_weak(value) {
+        return Ok(millis(at));
+    }
+    Err(format!(
+        "bad `since` value {value:?}: write a duration back from now like 10m, 24h or 30d, or a time like 2024-05-01T00:00:00Z"
+    ))
+}
+
+fn now_ms() -> i64 {
+    millis(SystemTime::now())
+}
+
+/// Runs a store query on the blocking pool.
+async fn read<T: Send + 'static>(
+    api: &Shared,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = Arc::clone(&api.pool);
+    tokio::task::spawn_blocking(move || pool.with(f))
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("query task failed: {e}"),
+            retry_after: None,
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn agents(
+    State(api): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    Params::new(pairs, &[])?;
+    let timeout = api.heartbeat_timeout;
+    let now = now_ms();
+    let agents = read(&api, move |db| query::agents(db, now, timeout)).await?;
+    Ok(Json(agents).into_response())
+}
+
+async fn alerts(
+    State(api): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let p = Params::new(
+        pairs,
+        &["state", "since", "agent", "interface", "rule", "limit"],
+    )?;
+    let now = now_ms();
+    let state = match p.get("state").unwrap_or("firing") {
+        "firing" => AlertFilter::Firing,
+        "resolved" => AlertFilter::Resolved,
+        "all" => AlertFilter::All,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "bad `state` value {other:?}: use firing, resolved or all"
+            )));
+        }
+    };
+    let limit = match p.get("limit") {
+        None => query::DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "bad `limit` value {v:?}: use a whole number from 1 to {MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    // Resolved alerts pile up; without `since` a list of them covers a day.
+    let default_since = (state != AlertFilter::Firing).then_some("24h");
+    let q = AlertQuery {
+        state,
+        since_ms: p.since(now, default_since)?,
+        agent: p.filter("agent"),
+        interface: p.filter("interface"),
+        rule: p.filter("rule"),
+        limit,
+    };
+    let alerts = read(&api, move |db| query::alerts(db, &q)).await?;
+    Ok(Json(alerts).into_response())
+}
+
+async fn changes(
+    State(api): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let p = Params::new(pairs, &["since", "agent"])?;
+    let now = now_ms();
+    let since = p.since(now, Some("10m"))?.expect("defaulted");
+    let agent = p.filter("agent");
+    let changes = read(&api, move |db| query::changes(db, since, agent.as_deref())).await?;
+    Ok(Json(changes).into_response())
+}
+
+async fn downtime(
+    State(api): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let p = Params::new(pairs, &["since", "agent", "interface"])?;
+    let now = now_ms();
+    let q = DowntimeQuery {
+        since_ms: p.since(now, Some("30d"))?.expect("defaulted"),
+        agent: p.filter("agent"),
+        interface: p.filter("interface"),
+    };
+    let timeout = api.heartbeat_timeout;
+    let downtime = read(&api, move |db| query::downtime(db, &q, now, timeout)).await?;
+    Ok(Json(downtime).into_response())
+}
+
+async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
+    let agents = read(&api, query::metrics_snapshot).await?;
+    let forward = api.forward.as_deref().map(forward::counts);
+    let body = api.metrics.render(&agents, forward);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok((headers, body).into_response())
+}
+
+async fn healthz(State(api): State<Shared>) -> Response {
+    match read(&api, |db| {
+        Ok(db.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+    })
+    .await
+    {
+        Ok(_) => "ok\n".into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {}\n", e.message),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "no such endpoint; try /api/v1/agents, /api/v1/alerts, /api/v1/links/changes, /api/v1/links/downtime, /metrics or /healthz".into(),
+        retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let now = 1_700_000_000_000;
+        assert_eq!(parse_since("10m", now), Ok(now - 600_000));
+        assert_eq!(parse_since("30d", now), Ok(now - 30 * 86_400_000));
+        assert_eq!(
+            parse_since("2023-11-14T22:13:20Z", now),
+            Ok(1_700_000_000_000)
+        );
+        let error = parse_since("last week", now).unwrap_err();
+        assert!(
+            error.contains("`since`") && error.contains("30d"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn params_refuse_unknown_and_repeated_keys() {
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert!(Params::new(pairs(&[("since", "1h")]), &["since"]).is_ok());
+        let e = Params::new(pairs(&[("snice", "1h")]), &["since", "agent"])
+            .err()
+            .unwrap();
+        assert!(
+            e.message
+                .contains("unknown parameter `snice`; this endpoint takes since, agent"),
+            "{}",
+            e.message
+        );
+        let e = Params::new(pairs(&[("since", "1h"), ("since", "2h")]), &["since"])
+            .err()
+            .unwrap();
+        assert!(e.message.contains("twice"), "{}", e.message);
+    }
+}

@@ -1,0 +1,312 @@
+//! Tokens: the agents' (checked on `hello`) and the API's (checked on every
+//! request). Comparisons take the same time whatever the candidate, so a
+//! client cannot find a token byte by byte from response times. With no token
+//! configured, one is generated on first start and kept under `data_dir`.
+
+use crate::config::{AuthSettings, Secret};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The file under `data_dir` holding the generated agent token.
+pub const AGENT_TOKEN_FILE: &str = "agent-token";
+/// The file under `data_dir` holding the generated API token.
+pub const API_TOKEN_FILE: &str = "api-token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read token file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "token file {path} holds no token; put one token per line (lines starting with # are comments)"
+    )]
+    Empty { path: String },
+    #[error("cannot write token file {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read /dev/urandom to generate a token: {0}")]
+    Random(#[source] io::Error),
+}
+
+/// Which side a token admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Agent,
+    Api,
+}
+
+/// A token made on this start; printed once by the caller.
+#[derive(Debug, Clone)]
+pub struct GeneratedToken {
+    pub kind: TokenKind,
+    pub path: PathBuf,
+    pub token: Secret,
+}
+
+/// Where each side's tokens came from, for the start-up log (never the
+/// tokens themselves).
+#[derive(Debug, Clone, Default)]
+pub struct TokenSources {
+    pub agent: Vec<String>,
+    pub api: Vec<String>,
+}
+
+/// The accepted tokens.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    agent: Vec<Secret>,
+    api: Vec<Secret>,
+}
+
+impl Tokens {
+    pub fn new(agent: Vec<Secret>, api: Vec<Secret>) -> Tokens {
+        Tokens { agent, api }
+    }
+
+    /// Collects the configured tokens and the files' ones; a side with none
+    /// gets the token kept in `data_dir`, generated now if there is none yet.
+    pub fn resolve(
+        settings: &AuthSettings,
+        data_dir: &Path,
+    ) -> Result<(Tokens, Vec<GeneratedToken>, TokenSources), AuthError> {
+        let mut generated = Vec::new();
+        let mut sources = TokenSources::default();
+        let mut side = |kind: TokenKind,
+                        listed: &[Secret],
+                        file: Option<&Path>,
+                        sources: &mut Vec<String>|
+         -> Result<Vec<Secret>, AuthError> {
+            let mut tokens = listed.to_vec();
+            if !listed.is_empty() {
+                sources.push("the config".into());
+            }
+            if let Some(file) = file {
+                tokens.extend(read_token_file(file)?);
+                sources.push(file.display().to_string());
+            }
+            if tokens.is_empty() {
+                let name = match kind {
+                    TokenKind::Agent => AGENT_TOKEN_FILE,
+                    TokenKind::Api => API_TOKEN_FILE,
+                };
+                let path = data_dir.join(name);
+                let (token, fresh) = kept_or_generated(&path)?;
+                if fresh {
+                    generated.push(GeneratedToken {
+                        kind,
+                        path: path.clone(),
+                        token: token.clone(),
+                    });
+                }
+                sources.push(path.display().to_string());
+                tokens.push(token);
+            }
+            Ok(tokens)
+        };
+        let agent = side(
+            TokenKind::Agent,
+            &settings.agent_tokens,
+            settings
+                .agent_tokens_file
+                .as_ref()
+                .map(|f| f.value.as_path()),
+            &mut sources.agent,
+        )?;
+        let api = side(
+            TokenKind::Api,
+            &settings.api_tokens,
+            settings.api_tokens_file.as_ref().map(|f| f.value.as_path()),
+            &mut sources.api,
+        )?;
+        Ok((Tokens { agent, api }, generated, sources))
+    }
+
+    /// Whether `candidate` is an agent token.
+    pub fn check_agent(&self, candidate: &str) -> bool {
+        find(&self.agent, candidate).is_some()
+    }
+
+    /// The index of the API token `candidate` is, which names its rate
+    /// limit bucket.
+    pub fn check_api(&self, candidate: &str) -> Option<usize> {
+        find(&self.api, candidate)
+    }
+}
+
+/// Compares against every token, never stopping early, so the time taken
+/// tells nothing about which token (if any) matched or how far.
+fn find(tokens: &[Secret], candidate: &str) -> Option<usize> {
+    let mut found = None;
+    for (i, token) in tokens.iter().enumerate() {
+        if ct_eq(token.0.as_bytes(), candidate.as_bytes()) && found.is_none() {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// Equality in time that depends only on the lengths. The loop runs over the
+/// longer input so a short guess takes as long as a full one.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len().max(b.len());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..len {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// One token per line; blank lines and lines starting with `#` skipped.
+pub fn read_token_file(path: &Path) -> Result<Vec<Secret>, AuthError> {
+    let text = fs::read_to_string(path).map_err(|source| AuthError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let tokens: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| Secret(l.to_string()))
+        .collect();
+    if tokens.is_empty() {
+        return Err(AuthError::Empty {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(tokens)
+}
+
+/// The token in `path`, or a new one written there (mode 0600) when the
+/// file does not exist; the flag says which.
+fn kept_or_generated(path: &Path) -> Result<(Secret, bool), AuthError> {
+    match read_token_file(path) {
+        Ok(mut tokens) => return Ok((tokens.swap_remove(0), false)),
+        Err(AuthError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let token = generate()?;
+    let write_error = |source| AuthError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    // create_new: two collectors starting on one data_dir must not each
+    // write a different token.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write_error)?;
+    file.write_all(format!("{}\n", token.0).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(write_error)?;
+    Ok((token, true))
+}
+
+/// 32 bytes from the kernel's random source, as 64 hex digits.
+pub fn generate() -> Result<Secret, AuthError> {
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(AuthError::Random)?;
+    Ok(Secret(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hopwatch-auth-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(!ct_eq(b"", b"a"));
+        assert!(ct_eq(b"", b""));
+    }
+
+    #[test]
+    fn checks_every_token_of_each_side() {
+        let tokens = Tokens::new(
+            vec![Secret("agent-a".into())],
+            vec![Secret("api-1".into()), Secret("api-2".into())],
+        );
+        assert!(tokens.check_agent("agent-a"));
+        assert!(!tokens.check_agent("api-1"));
+        assert_eq!(tokens.check_api("api-2"), Some(1));
+        assert_eq!(tokens.check_api("agent-a"), None);
+        assert_eq!(tokens.check_api(""), None);
+    }
+
+    #[test]
+    fn generates_once_then_keeps_with_mode_0600() {
+        let dir = temp_dir("gen");
+        let (first, generated, sources) = Tokens::resolve(&AuthSettings::default(), &dir).unwrap();
+        assert_eq!(generated.len(), 2);
+        assert_eq!(
+            sources.api,
+            vec![dir.join(API_TOKEN_FILE).display().to_string()]
+        );
+        let api = &generated
+            .iter()
+            .find(|g| g.kind == TokenKind::Api)
+            .unwrap()
+            .token;
+        assert_eq!(api.0.len(), 64);
+        assert_eq!(first.check_api(&api.0), Some(0));
+        let mode = fs::metadata(dir.join(API_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (second, again, _) = Tokens::resolve(&AuthSettings::default(), &dir).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(second.check_api(&api.0), Some(0));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn configured_tokens_prevent_generation() {
+        let dir = temp_dir("conf");
+        fs::write(dir.join("api"), "# ops\nfrom-file\n\n").unwrap();
+        let settings = AuthSettings {
+            agent_tokens: vec![Secret("a1".into())],
+            api_tokens_file: Some(crate::config::Located {
+                value: dir.join("api"),
+                file: "c.toml".into(),
+                line: 1,
+                col: 1,
+            }),
+            ..AuthSettings::default()
+        };
+        let (tokens, generated, _) = Tokens::resolve(&settings, &dir).unwrap();
+        assert!(generated.is_empty());
+        assert!(tokens.check_agent("a1"));
+        assert_eq!(tokens.check_api("from-file"), Some(0));
+        assert!(!dir.join(API_TOKEN_FILE).exists());
+        fs::write(dir.join("empty"), "# nothing\n").unwrap();
+        assert!(matches!(
+            read_token_file(&dir.join("empty")),
+            Err(AuthError::Empty { .. })
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

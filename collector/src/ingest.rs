@@ -1,0 +1,851 @@
+//! Agent connections: accept (capped by a semaphore), optional TLS, the
+//! `hello` with its token, `welcome` with what is already stored, then
+//! events in and acks out. Each connection is its own task; whatever goes
+//! wrong on one (a wrong token, garbage, an oversized line, silence) ends
+//! that one with a `refused` line where the protocol allows, a log line and
+//! a counter, and touches no other.
+
+use crate::auth::Tokens;
+use crate::metrics::{Metrics, Reject};
+use crate::store::writer::{Ack, Committed, Incoming, Request};
+use hopwatch::event::{
+    Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
+    VrfAddresses,
+};
+use hopwatch::wire::{CollectorMessage, Hello, PROTOCOL_VERSION, TraceResult};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_rustls::TlsAcceptor;
+
+/// The longest a new connection may take to complete TLS and send its
+/// hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Events handed to the writer in one request at most.
+const CHUNK: usize = 4096;
+
+/// How long a closing connection waits for the acks of what it already
+/// handed to the writer.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The read buffer's usual size; it grows for a long line up to
+/// `max_line`.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// What every connection shares.
+pub struct Ingest {
+    pub tokens: Arc<Tokens>,
+    pub committed: Arc<Committed>,
+    pub metrics: Arc<Metrics>,
+    pub writer: mpsc::Sender<Request>,
+    pub tls: Option<TlsAcceptor>,
+    pub max_line: usize,
+    pub read_timeout: Duration,
+}
+
+/// Accepts agent connections until shutdown; each runs in its own task
+/// holding a permit of `limit` and a clone of `done`, whose closing tells
+/// the caller every connection has finished.
+pub async fn serve(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    limit: Arc<Semaphore>,
+    notify: broadcast::Sender<()>,
+    done: mpsc::Sender<()>,
+) {
+    let mut shutdown = notify.subscribe();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.recv() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.recv() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(10);
+                accepted
+            }
+            Err(error) => {
+                // Out of file descriptors, most likely: wait for some to be
+                // freed rather than spin.
+                tracing::warn!(%error, retry_in = ?backoff, "Accepting an agent connection failed.");
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let ingest = Arc::clone(&ingest);
+        let shutdown = notify.subscribe();
+        let done = done.clone();
+        tokio::spawn(async move {
+            connection(stream, peer, &ingest, shutdown).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard(Arc<Metrics>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ingest: &Ingest,
+    shutdown: broadcast::Receiver<()>,
+) {
+    let metrics = &ingest.metrics;
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenGuard(Arc::clone(metrics));
+    let _ = stream.set_nodelay(true);
+    let result = match &ingest.tls {
+        None => session(stream, peer, ingest, shutdown).await,
+        Some(acceptor) => match timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => session(tls, peer, ingest, shutdown).await,
+            Ok(Err(error)) => Err(End::Reject {
+                why: Reject::Tls,
+                agent: None,
+                detail: format!("TLS handshake failed: {error}"),
+            }),
+            Err(_) => Err(End::Reject {
+                why: Reject::Tls,
+                agent: None,
+                detail: format!("no TLS handshake within {HELLO_TIMEOUT:?}"),
+            }),
+        },
+    };
+    match result {
+        Ok(()) => {}
+        Err(End::Reject { why, agent, detail }) => {
+            metrics.reject(why);
+            let agent = agent.as_deref().unwrap_or("-");
+            tracing::warn!(agent, %peer, reason = why.as_str(), "Agent connection ended: {detail}");
+        }
+        Err(End::Io { agent, error }) => {
+            tracing::info!(agent = agent.as_deref().unwrap_or("-"), %peer, %error, "Agent connection lost.");
+        }
+    }
+}
+
+/// Why a session ended other than by the agent closing it.
+#[derive(Debug)]
+enum End {
+    /// The collector ended it; counted by reason.
+    Reject {
+        why: Reject,
+        agent: Option<String>,
+        detail: String,
+    },
+    /// The connection broke.
+    Io {
+        agent: Option<String>,
+        error: std::io::Error,
+    },
+}
+
+/// A line-splitting read buffer that never holds more than one line of
+/// `max_line` bytes plus what followed it in the same read.
+struct Lines {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Where the search for the next newline resumes.
+    scanned: usize,
+    max_line: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct TooLong;
+
+impl Lines {
+    fn new(max_line: usize) -> Lines {
+        Lines {
+            buf: vec![0; READ_BUFFER.min(max_line + 1).max(4096)],
+            start: 0,
+            end: 0,
+            scanned: 0,
+            max_line,
+        }
+    }
+
+    /// Room to read into: moves the unread part to the front when the tail
+    /// is short, and grows the buffer when one line fills it.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.scanned -= self.start;
+                self.start = 0;
+            } else {
+                let grown = (self.buf.len() * 2).min(self.max_line + 2);
+                self.buf.resize(grown.max(self.buf.len() + 1), 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// The next complete line (without its newline), or None when only
+    /// part of one is here; TooLong once a line passes `max_line`.
+    fn next_line(&mut self) -> Result<Option<&[u8]>, TooLong> {
+        match memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
+            Some(i) => {
+                let newline = self.scanned + i;
+                let line_start = self.start;
+                if newline - line_start > self.max_line {
+                    return Err(TooLong);
+                }
+                self.start = newline + 1;
+                self.scanned = self.start;
+                let mut line = &self.buf[line_start..newline];
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                Ok(Some(line))
+            }
+            None => {
+                self.scanned = self.end;
+                if self.end - self.start > self.max_line {
+                    Err(TooLong)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Bytes of an unfinished line.
+    fn pending(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Reads until one whole line is buffered. Ok(None) when the peer closed
+/// first.
+async fn read_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    lines: &mut Lines,
+) -> Result<Option<Vec<u8>>, LineError> {
+    loop {
+        if let Some(line) = lines.next_line().map_err(|_| LineError::TooLong)? {
+            return Ok(Some(line.to_vec()));
+        }
+        let n = stream.read(lines.spare()).await.map_err(LineError::Io)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        lines.filled(n);
+    }
+}
+
+#[derive(Debug)]
+enum LineError {
+    TooLong,
+    Io(std::io::Error),
+}
+
+/// Writes one collector message, bounded by `limit` so a peer that stops
+/// reading cannot hold the task.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &CollectorMessage,
+    limit: Duration,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).expect("messages always serialize");
+    line.push(b'\n');
+    write(stream, &line, limit).await
+}
+
+async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match timeout(limit, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the agent stopped reading",
+        )),
+    }
+}
+
+/// Sends `refused` (best effort) and builds the matching end.
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    why: Reject,
+    agent: Option<&str>,
+    reason: String,
+) -> End {
+    let message = CollectorMessage::Refused {
+        reason: reason.clone(),
+    };
+    let _ = send(stream, &message, Duration::from_secs(1)).await;
+    let _ = stream.shutdown().await;
+    End::Reject {
+        why,
+        agent: agent.map(str::to_string),
+        detail: reason,
+    }
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    ingest: &Ingest,
+    mut shutdown: broadcast::Receiver<()>,
+) -> Result<(), End> {
+    let mut lines = Lines::new(ingest.max_line);
+    let hello_wait = HELLO_TIMEOUT.min(ingest.read_timeout);
+    let first = match timeout(hello_wait, read_line(&mut stream, &mut lines)).await {
+        Err(_) => {
+            let reason = format!("no hello within {hello_wait:?}");
+            return Err(refuse(&mut stream, Reject::Timeout, None, reason).await);
+        }
+        Ok(Err(LineError::TooLong)) => {
+            let reason = format!(
+                "the hello is longer than max_line ({} bytes)",
+                ingest.max_line
+            );
+            return Err(refuse(&mut stream, Reject::LineTooLong, None, reason).await);
+        }
+        Ok(Err(LineError::Io(error))) => return Err(End::Io { agent: None, error }),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(line))) => line,
+    };
+    let mut hello: Hello = match serde_json::from_slice(&first) {
+        Ok(hello) => hello,
+        Err(error) => {
+            let reason = format!("expected a hello as the first line: {error}");
+            return Err(refuse(&mut stream, Reject::Malformed, None, reason).await);
+        }
+    };
+    let agent = hello.agent.clone();
+    if hello.protocol != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol {} is not spoken here; this collector speaks protocol {PROTOCOL_VERSION}",
+            hello.protocol
+        );
+        return Err(refuse(&mut stream, Reject::Protocol, Some(&agent), reason).await);
+    }
+    let token_ok = ingest.tokens.check_agent(&hello.token);
+    hello.token.clear();
+    if !token_ok {
+        let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
+        return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+    }
+    if agent.trim().is_empty() || agent.len() > 255 || agent.chars().any(char::is_control) {
+        let reason = "the agent name is empty, longer than 255 bytes or holds control characters"
+            .to_string();
+        return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
+    }
+    let mut last_seq = BTreeMap::new();
+    for boot in hello.boots.iter().chain(std::iter::once(&hello.boot)) {
+        last_seq.insert(boot.clone(), ingest.committed.last_seq(&agent, boot));
+    }
+    tracing::info!(agent, %peer, version = hello.version, boot = hello.boot, "Agent connected.");
+    let io = |error| End::Io {
+        agent: Some(agent.clone()),
+        error,
+    };
+    let address = peer.ip().to_string();
+    if ingest
+        .writer
+        .send(Request::Hello {
+            hello: Box::new(hello),
+            address,
+        })
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    let welcome = CollectorMessage::Welcome {
+        protocol: PROTOCOL_VERSION,
+        last_seq,
+    };
+    send(&mut stream, &welcome, ingest.read_timeout)
+        .await
+        .map_err(io)?;
+
+    let (reply, mut acks) = mpsc::unbounded_channel::<Ack>();
+    let mut in_flight = 0usize;
+    // Events the agent sent right behind its hello, without waiting for the
+    // welcome, are in the buffer already.
+    match hand_over(&mut lines, ingest, &mut in_flight) {
+        Ok(chunks) => {
+            for events in chunks {
+                let request = Request::Events {
+                    events,
+                    reply: reply.clone(),
+                };
+                if ingest.writer.send(request).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
+    }
+    let mut deadline = Instant::now() + ingest.read_timeout;
+    let mut closing = false;
+    loop {
+        if closing && in_flight == 0 {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            ack = acks.recv() => {
+                let Some(ack) = ack else { return Ok(()) };
+                in_flight -= 1;
+                let mut newest: BTreeMap<String, u64> = BTreeMap::new();
+                let mut failed = None;
+                let mut absorb = |ack: Ack, newest: &mut BTreeMap<String, u64>| match ack {
+                    // The spent events are freed here, on this task's thread.
+                    Ack::Stored(list, _spent) => {
+                        for (boot, seq) in list {
+                            let e = newest.entry(boot).or_insert(0);
+                            *e = (*e).max(seq);
+                        }
+                    }
+                    Ack::Failed(reason) => failed = Some(reason),
+                };
+                absorb(ack, &mut newest);
+                while let Ok(more) = acks.try_recv() {
+                    in_flight -= 1;
+                    absorb(more, &mut newest);
+                }
+                if let Some(reason) = failed {
+                    return Err(refuse(&mut stream, Reject::Store, Some(&agent), reason).await);
+                }
+                let mut out = Vec::with_capacity(64 * newest.len());
+                for (boot, seq) in newest {
+                    serde_json::to_writer(&mut out, &CollectorMessage::Ack { boot, seq })
+                        .expect("acks always serialize");
+                    out.push(b'\n');
+                }
+                write(&mut stream, &out, ingest.read_timeout).await.map_err(io)?;
+            }
+            read = stream.read(lines.spare()), if !closing => {
+                let n = read.map_err(io)?;
+                if n == 0 {
+                    if lines.pending() > 0 {
+                        tracing::info!(agent, %peer, bytes = lines.pending(), "Agent closed the connection in the middle of a line.");
+                    }
+                    closing = true;
+                    continue;
+                }
+                lines.filled(n);
+                deadline = Instant::now() + ingest.read_timeout;
+                match hand_over(&mut lines, ingest, &mut in_flight) {
+                    Ok(chunks) => {
+                        for events in chunks {
+                            if ingest.writer.send(Request::Events { events, reply: reply.clone() }).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
+                }
+            }
+            _ = sleep_until(deadline), if !closing => {
+                let reason = format!("nothing received for {:?}; closing what looks like a dead connection", ingest.read_timeout);
+                return Err(refuse(&mut stream, Reject::Timeout, Some(&agent), reason).await);
+            }
+            _ = sleep(DRAIN_GRACE), if closing => {
+                tracing::warn!(agent, %peer, in_flight, "Closing without the acks of events still being stored; the agent resends them.");
+                return Ok(());
+            }
+            _ = shutdown.recv(), if !closing => {
+                closing = true;
+            }
+        }
+    }
+}
+
+/// Parses every complete line in the buffer into chunks for the writer,
+/// counting them as in flight; or the reason to refuse the connection.
+fn hand_over(
+    lines: &mut Lines,
+    ingest: &Ingest,
+    in_flight: &mut usize,
+) -> Result<Vec<Vec<Incoming>>, (Reject, String)> {
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    loop {
+        let line = match lines.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(TooLong) => {
+                return Err((
+                    Reject::LineTooLong,
+                    format!("a line is longer than max_line ({} bytes)", ingest.max_line),
+                ));
+            }
+        };
+        if line.is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(Some(incoming)) => chunk.push(incoming),
+            Ok(None) => {}
+            Err(error) => return Err((Reject::Malformed, format!("expected an event: {error}"))),
+        }
+        if chunk.len() >= CHUNK {
+            chunks.push(std::mem::take(&mut chunk));
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    *in_flight += chunks.len();
+    Ok(chunks)
+}
+
+/// Every field of every event type, side by side, so a line parses in one
+/// pass. (The shared [`Event`] flattens its body into the envelope, which
+/// makes serde buffer each whole line before it can tell the type; at a few
+/// hundred thousand lines a second that buffering was the largest cost.)
+/// Unknown fields are ignored, as `Event` ignores them.
+#[derive(Deserialize)]
+struct Flat {
+    v: u32,
+    agent: String,
+    boot: String,
+    seq: u64,
+    ts: String,
+    #[serde(rename = "type")]
+    kind: String,
+    state: Option<String>,
+    rule: Option<String>,
+    severity: Option<Severity>,
+    interface: Option<String>,
+    expr: Option<String>,
+    value: Option<f64>,
+    threshold: Option<f64>,
+    message: Option<String>,
+    previous: Option<LinkState>,
+    carrier_changes: Option<u64>,
+    oper_state: Option<String>,
+    uptime_s: Option<u64>,
+    interfaces: Option<Vec<InterfaceStatus>>,
+    addresses: Option<Vec<VrfAddresses>>,
+    spool_depth: Option<u64>,
+    events_dropped: Option<u64>,
+    firing: Option<u64>,
+    count: Option<u64>,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+}
+
+/// A field the event's type requires.
+fn field<T>(value: Option<T>, kind: &str, name: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("a `{kind}` event without `{name}`"))
+}
+
+impl Flat {
+    /// The body for the known types; None for a type this collector does
+    /// not know (a newer agent's), which is stored and acknowledged as is.
+    fn body(&mut self) -> Result<Option<Body>, String> {
+        let kind = self.kind.as_str();
+        let state = self.state.take();
+        let message = self.message.take();
+        Ok(Some(match kind {
+            "alert" => Body::Alert(Alert {
+                state: match state.as_deref() {
+                    Some("firing") => AlertState::Firing,
+                    Some("resolved") => AlertState::Resolved,
+                    other => {
+                        return Err(format!(
+                            "an alert with state {other:?}; expected \"firing\" or \"resolved\""
+                        ));
+                    }
+                },
+                rule: field(self.rule.take(), kind, "rule")?,
+                severity: field(self.severity, kind, "severity")?,
+                interface: field(self.interface.take(), kind, "interface")?,
+                expr: field(self.expr.take(), kind, "expr")?,
+                value: self.value,
+                threshold: field(self.threshold, kind, "threshold")?,
+                message: field(message, kind, "message")?,
+            }),
+            "link" => Body::Link(Link {
+                interface: field(self.interface.take(), kind, "interface")?,
+                state: match state.as_deref() {
+                    Some("up") => LinkState::Up,
+                    Some("down") => LinkState::Down,
+                    other => {
+                        return Err(format!(
+                            "a link with state {other:?}; expected \"up\" or \"down\""
+                        ));
+                    }
+                },
+                previous: field(self.previous, kind, "previous")?,
+                carrier_changes: field(self.carrier_changes, kind, "carrier_changes")?,
+                oper_state: field(self.oper_state.take(), kind, "oper_state")?,
+                message: field(message, kind, "message")?,
+            }),
+            "heartbeat" => Body::Heartbeat(Heartbeat {
+                uptime_s: field(self.uptime_s, kind, "uptime_s")?,
+                interfaces: field(self.interfaces.take(), kind, "interfaces")?,
+                addresses: field(self.addresses.take(), kind, "addresses")?,
+                spool_depth: field(self.spool_depth, kind, "spool_depth")?,
+                events_dropped: field(self.events_dropped, kind, "events_dropped")?,
+                firing: field(self.firing, kind, "firing")?,
+            }),
+            "loss" => Body::Loss(Loss {
+                count: field(self.count, kind, "count")?,
+                first_seq: field(self.first_seq, kind, "first_seq")?,
+                last_seq: field(self.last_seq, kind, "last_seq")?,
+                message: field(message, kind, "message")?,
+            }),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Parses one agent line: an event (Some), a trace result (None; no trace
+/// is asked yet), or an error naming what is wrong.
+pub fn parse_line(line: &[u8]) -> Result<Option<Incoming>, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("the line is not UTF-8: {e}"))?;
+    let mut flat = match serde_json::from_str::<Flat>(text) {
+        Ok(flat) => flat,
+        Err(error) => {
+            if serde_json::from_str::<TraceResult>(text).is_ok() {
+                return Ok(None);
+            }
+            return Err(error.to_string());
+        }
+    };
+    let body = flat.body()?;
+    let Flat {
+        v,
+        agent,
+        boot,
+        seq,
+        ts,
+        kind,
+        ..
+    } = flat;
+    if agent.is_empty() || boot.is_empty() {
+        return Err("`agent` and `boot` must not be empty".into());
+    }
+    if seq == 0 || seq > i64::MAX as u64 {
+        return Err(format!(
+            "`seq` {seq} is out of range: it starts at 1 and stays below 2^63"
+        ));
+    }
+    let at = humantime::parse_rfc3339_weak(&ts).map_err(|e| {
+        format!("bad `ts` {ts:?}: {e}; expected RFC 3339 such as 2024-05-01T12:00:00.000Z")
+    })?;
+    let ts_ms = crate::store::millis(at);
+    let line = match &body {
+        // A heartbeat's interface list is folded into the timeline; the row
+        // keeps the rest, so a month of heartbeats from a large fleet does
+        // not outweigh everything else in the store.
+        Some(Body::Heartbeat(hb)) => serde_json::json!({
+            "v": v, "agent": agent, "boot": boot, "seq": seq, "ts": ts, "type": "heartbeat",
+            "uptime_s": hb.uptime_s, "interfaces": hb.interfaces.len(),
+            "spool_depth": hb.spool_depth, "events_dropped": hb.events_dropped, "firing": hb.firing,
+        })
+        .to_string(),
+        _ => text.to_owned(),
+    };
+    Ok(Some(Incoming {
+        v,
+        agent,
+        boot,
+        seq,
+        ts,
+        ts_ms,
+        kind,
+        body,
+        line,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(max_line: usize, chunks: &[&[u8]]) -> Result<Vec<Vec<u8>>, TooLong> {
+        let mut lines = Lines::new(max_line);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut rest = *chunk;
+            while !rest.is_empty() {
+                let spare = lines.spare();
+                let n = spare.len().min(rest.len());
+                spare[..n].copy_from_slice(&rest[..n]);
+                lines.filled(n);
+                rest = &rest[n..];
+                while let Some(line) = lines.next_line()? {
+                    out.push(line.to_vec());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let got = lines_of(1 << 20, &[b"ab", b"c\r\nde", b"f\n\ng\n"]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                b"abc".to_vec(),
+                b"def".to_vec(),
+                b"".to_vec(),
+                b"g".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_before_it_is_buffered() {
+        let long = vec![b'x'; 10 << 20];
+        assert_eq!(lines_of(1 << 20, &[&long]), Err(TooLong));
+        let mut exact = vec![b'y'; 5000];
+        exact.push(b'\n');
+        assert_eq!(lines_of(5000, &[&exact]).unwrap()[0].len(), 5000);
+        exact.insert(0, b'y');
+        assert_eq!(lines_of(5000, &[&exact]), Err(TooLong));
+    }
+
+    #[test]
+    fn a_long_line_grows_the_buffer_and_shorter_ones_follow() {
+        let mut data = vec![b'z'; 600_000];
+        data.push(b'\n');
+        data.extend_from_slice(b"next\n");
+        let got = lines_of(1 << 20, &[&data]).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], b"next");
+    }
+
+    #[test]
+    fn parses_events_and_keeps_unknown_types() {
+        let line = br#"{"v":1,"agent":"leaf1","boot":"b","seq":3,"ts":"2023-11-14T22:13:20.123Z","type":"link","interface":"swp1","state":"down","previous":"up","carrier_changes":2,"oper_state":"down","message":"swp1 went down"}"#;
+        let incoming = parse_line(line).unwrap().unwrap();
+        assert_eq!(incoming.ts_ms, 1_700_000_000_123);
+        assert_eq!(incoming.kind, "link");
+        assert!(matches!(incoming.body, Some(Body::Link(_))));
+        assert_eq!(incoming.line.as_bytes(), line);
+        let future = br#"{"v":2,"agent":"leaf1","boot":"b","seq":4,"ts":"2023-11-14T22:13:21Z","type":"qos","queue":3}"#;
+        let incoming = parse_line(future).unwrap().unwrap();
+        assert_eq!(incoming.kind, "qos");
+        assert!(incoming.body.is_none());
+        assert!(
+            parse_line(br#"{"type":"trace_result","id":1,"result":{}}"#)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn reads_every_type_as_the_shared_event_type_does() {
+        use hopwatch::event::{Event, InterfaceAddress, Sequencer};
+        let mut seq = Sequencer::new("leaf1", "b1");
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let bodies = [
+            Body::Alert(Alert {
+                state: AlertState::Resolved,
+                rule: "tx-errors".into(),
+                severity: Severity::Warning,
+                interface: "swp1".into(),
+                expr: "increase(tx_errors[5s]) <= 3".into(),
+                value: None,
+                threshold: 3.0,
+                message: "swp1 vanished".into(),
+            }),
+            Body::Link(Link {
+                interface: "swp2".into(),
+                state: LinkState::Up,
+                previous: LinkState::Down,
+                carrier_changes: 7,
+                oper_state: "up".into(),
+                message: "swp2 came up".into(),
+            }),
+            Body::Heartbeat(Heartbeat {
+                uptime_s: 9,
+                interfaces: vec![InterfaceStatus {
+                    name: "swp1".into(),
+                    state: LinkState::Down,
+                }],
+                addresses: vec![VrfAddresses {
+                    vrf: "default".into(),
+                    addresses: vec![InterfaceAddress {
+                        interface: "swp1".into(),
+                        address: "10.0.0.1/31".into(),
+                    }],
+                }],
+                spool_depth: 1,
+                events_dropped: 2,
+                firing: 3,
+            }),
+            Body::Loss(Loss {
+                count: 5,
+                first_seq: 10,
+                last_seq: 14,
+                message: "dropped 5".into(),
+            }),
+        ];
+        for body in bodies {
+            let event: Event = seq.stamp(at, body);
+            let incoming = parse_line(event.to_json().as_bytes()).unwrap().unwrap();
+            assert_eq!(incoming.body.as_ref(), Some(&event.body));
+            assert_eq!(incoming.kind, event.kind());
+            assert_eq!(
+                (incoming.seq, incoming.ts_ms),
+                (event.seq, 1_700_000_000_123)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_event() {
+        for bad in [
+            &b"garbage"[..],
+            br#"{"v":1}"#,
+            br#"{"v":1,"agent":"a","boot":"b","seq":1,"ts":"yesterday","type":"qos"}"#,
+            br#"{"v":1,"agent":"a","boot":"b","seq":0,"ts":"2023-11-14T22:13:21Z","type":"qos"}"#,
+            br#"{"v":1,"agent":"a","boot":"b","seq":1,"ts":"2023-11-14T22:13:21Z","type":"link"}"#,
+        ] {
+            assert!(parse_line(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn heartbeats_are_stored_without_their_interface_list() {
+        let line = br#"{"v":1,"agent":"leaf1","boot":"b","seq":1,"ts":"2023-11-14T22:13:20.123Z","type":"heartbeat","uptime_s":5,"interfaces":[{"name":"swp1","state":"up"}],"addresses":[],"spool_depth":0,"events_dropped":0,"firing":0}"#;
+        let incoming = parse_line(line).unwrap().unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&incoming.line).unwrap();
+        assert_eq!(stored["interfaces"], 1);
+        assert_eq!(stored["seq"], 1);
+        match incoming.body {
+            Some(Body::Heartbeat(hb)) => assert_eq!(hb.interfaces.len(), 1),
+            other => panic!("{other:?}"),
+        }
+    }
+}

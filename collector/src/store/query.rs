@@ -1,0 +1,398 @@
+//! The questions the API and the shell commands ask, each a function of a
+//! read connection, its parameters and the time `now`, returning what both
+//! print (the API as JSON, the shell as a table).
+
+use super::{StoreError, rfc3339};
+use crate::timeline::{self, Liveness, Segment, State};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use std::time::Duration;
+
+/// The most rows a list answers with unless asked for fewer.
+pub const DEFAULT_LIMIT: usize = 1000;
+/// The most rows a list answers with at all.
+pub const MAX_LIMIT: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentInfo {
+    pub agent: String,
+    /// The peer address of its latest connection.
+    pub address: String,
+    pub version: String,
+    pub boot: String,
+    pub last_seen: String,
+    /// `online`, or `stale` when nothing arrived for `heartbeat_timeout`.
+    pub state: &'static str,
+    pub firing: u64,
+    pub interfaces: u64,
+    #[serde(skip)]
+    pub last_seen_ms: i64,
+}
+
+/// Every agent, by name.
+pub fn agents(
+    db: &Connection,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<Vec<AgentInfo>, StoreError> {
+    let mut stmt = db.prepare_cached(
+        "SELECT a.name, a.address, a.version, a.boot, a.last_seen_ms, a.last_ts_ms,
+                (SELECT count(*) FROM alerts al WHERE al.agent_id = a.id AND al.resolved_at_ms IS NULL),
+                (SELECT count(*) FROM interfaces i WHERE i.agent_id = a.id)
+         FROM agents a ORDER BY a.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let live = Liveness {
+            last_seen_ms: r.get(4)?,
+            last_ts_ms: r.get(5)?,
+        };
+        Ok(AgentInfo {
+            agent: r.get(0)?,
+            address: r.get(1)?,
+            version: r.get(2)?,
+            boot: r.get(3)?,
+            last_seen: rfc3339(live.last_seen_ms),
+            state: if live.is_stale(now_ms, timeout) {
+                "stale"
+            } else {
+                "online"
+            },
+            firing: r.get::<_, i64>(6)? as u64,
+            interfaces: r.get::<_, i64>(7)? as u64,
+            last_seen_ms: live.last_seen_ms,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Which alerts a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertFilter {
+    Firing,
+    Resolved,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertQuery {
+    pub state: AlertFilter,
+    /// Only alerts active at or after this time.
+    pub since_ms: Option<i64>,
+    pub agent: Option<String>,
+    pub interface: Option<String>,
+    pub rule: Option<String>,
+    pub limit: usize,
+}
+
+impl AlertQuery {
+    pub fn firing() -> AlertQuery {
+        AlertQuery {
+            state: AlertFilter::Firing,
+            since_ms: None,
+            agent: None,
+            interface: None,
+            rule: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+
+    pub fn all_since(since_ms: i64) -> AlertQuery {
+        AlertQuery {
+            state: AlertFilter::All,
+            since_ms: Some(since_ms),
+            ..AlertQuery::firing()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertRecord {
+    pub agent: String,
+    pub interface: String,
+    pub rule: String,
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub state: &'static str,
+    pub expr: String,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub message: String,
+    pub fired_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub resolved_value: Option<f64>,
+    pub resolved_message: Option<String>,
+    /// `agent` (the rule cleared), `restart` (a new boot of the agent
+    /// began) or `refired` (the agent fired it again without resolving).
+    pub resolved_by: Option<String>,
+}
+
+/// Alerts, newest first.
+pub fn alerts(db: &Connection, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+    let mut sql = String::from(
+        "SELECT a.name, al.interface, al.rule, al.severity, al.expr, al.value, al.threshold,
+                al.message, al.fired_at_ms, al.resolved_at_ms, al.resolved_value,
+                al.resolved_message, al.resolved_by
+         FROM alerts al JOIN agents a ON a.id = al.agent_id WHERE 1",
+    );
+    // Without `since` the bound is the smallest time, which every alert
+    // passes.
+    sql.push_str(match q.state {
+        AlertFilter::Firing => {
+            " AND al.resolved_at_ms IS NULL AND coalesce(al.fired_at_ms, 0) >= ?1"
+        }
+        AlertFilter::Resolved => " AND al.resolved_at_ms >= ?1",
+        AlertFilter::All => " AND (al.resolved_at_ms IS NULL OR al.resolved_at_ms >= ?1)",
+    });
+    sql.push_str(
+        " AND (?2 IS NULL OR a.name = ?2) AND (?3 IS NULL OR al.interface = ?3)
+          AND (?4 IS NULL OR al.rule = ?4)
+          ORDER BY coalesce(al.fired_at_ms, al.resolved_at_ms) DESC, al.id DESC LIMIT ?5",
+    );
+    let mut stmt = db.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            q.since_ms.unwrap_or(i64::MIN),
+            q.agent,
+            q.interface,
+            q.rule,
+            q.limit.min(MAX_LIMIT) as i64
+        ],
+        alert_record,
+    )?;
+    let out: Vec<AlertRecord> = rows.collect::<Result<_, _>>()?;
+    Ok(out)
+}
+
+fn alert_record(r: &Row) -> Result<AlertRecord, rusqlite::Error> {
+    let fired: Option<i64> = r.get(8)?;
+    let resolved: Option<i64> = r.get(9)?;
+    Ok(AlertRecord {
+        agent: r.get(0)?,
+        interface: r.get(1)?,
+        rule: r.get(2)?,
+        severity: r.get(3)?,
+        state: if resolved.is_some() {
+            "resolved"
+        } else {
+            "firing"
+        },
+        expr: r.get(4)?,
+        value: r.get(5)?,
+        threshold: r.get(6)?,
+        message: r.get(7)?,
+        fired_at: fired.map(rfc3339),
+        resolved_at: resolved.map(rfc3339),
+        resolved_value: r.get(10)?,
+        resolved_message: r.get(11)?,
+        resolved_by: r.get(12)?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WentDown {
+    pub agent: String,
+    pub interface: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CameUp {
+    pub agent: String,
+    pub interface: String,
+    pub at: String,
+    /// How long the outage it ended lasted; null when the collector did not
+    /// see it begin.
+    pub down_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Changes {
+    pub since: String,
+    pub went_down: Vec<WentDown>,
+    pub came_up: Vec<CameUp>,
+}
+
+/// Link transitions at or after `since_ms`, oldest first.
+pub fn changes(db: &Connection, since_ms: i64, agent: Option<&str>) -> Result<Changes, StoreError> {
+    let mut stmt = db.prepare_cached(
+        "SELECT a.name, i.name, c.at_ms, c.state, c.down_ms
+         FROM link_changes c
+         JOIN interfaces i ON i.id = c.iface_id
+         JOIN agents a ON a.id = i.agent_id
+         WHERE c.at_ms >= ?1 AND (?2 IS NULL OR a.name = ?2)
+         ORDER BY c.at_ms, c.event_id LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![since_ms, agent, MAX_LIMIT as i64])?;
+    let mut out = Changes {
+        since: rfc3339(since_ms),
+        went_down: Vec::new(),
+        came_up: Vec::new(),
+    };
+    while let Some(r) = rows.next()? {
+        let agent: String = r.get(0)?;
+        let interface: String = r.get(1)?;
+        let at = rfc3339(r.get(2)?);
+        match State::from_code(r.get(3)?) {
+            State::Down => out.went_down.push(WentDown {
+                agent,
+                interface,
+                at,
+            }),
+            _ => out.came_up.push(CameUp {
+                agent,
+                interface,
+                at,
+                down_seconds: r.get::<_, Option<i64>>(4)?.map(seconds),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DowntimeQuery {
+    pub since_ms: i64,
+    pub agent: Option<String>,
+    pub interface: Option<String>,
+}
+
+impl DowntimeQuery {
+    pub fn since(since_ms: i64) -> DowntimeQuery {
+        DowntimeQuery {
+            since_ms,
+            agent: None,
+            interface: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InterfaceDowntime {
+    pub agent: String,
+    pub interface: String,
+    pub down_seconds: f64,
+    pub down_count: i64,
+    pub currently_down: bool,
+    pub unknown_seconds: f64,
+    /// `up`, `down`, or `unknown` while its agent is stale.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Downtime {
+    pub since: String,
+    pub until: String,
+    /// Most down first.
+    pub interfaces: Vec<InterfaceDowntime>,
+    pub total_down_seconds: f64,
+}
+
+/// Per interface, down and unknown time over `[since, now]`, outages
+/// clipped to the window; silence of a stale agent counts as unknown.
+pub fn downtime(
+    db: &Connection,
+    q: &DowntimeQuery,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<Downtime, StoreError> {
+    let since = q.since_ms.min(now_ms);
+    let mut tails = db.prepare_cached(
+        "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
+                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages
+         FROM interfaces i JOIN agents a ON a.id = i.agent_id
+         WHERE (?1 IS NULL OR a.name = ?1) AND (?2 IS NULL OR i.name = ?2)",
+    )?;
+    // The segment in force at `since`, else the interface's first one.
+    let mut at_since = db.prepare_cached(
+        "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages
+                        FROM segments WHERE iface_id = ?1 AND start_ms <= ?2
+                        ORDER BY start_ms DESC, n DESC LIMIT 1)
+         UNION ALL
+         SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages
+                        FROM segments WHERE iface_id = ?1 ORDER BY start_ms, n LIMIT 1)",
+    )?;
+    let mut rows = tails.query(params![q.agent, q.interface])?;
+    let mut interfaces = Vec::new();
+    let mut total_ms = 0i64;
+    while let Some(r) = rows.next()? {
+        let live = Liveness {
+            last_seen_ms: r.get(2)?,
+            last_ts_ms: r.get(3)?,
+        };
+        let tail = segment(r, 5)?;
+        let id: i64 = r.get(4)?;
+        let stale = live.is_stale(now_ms, timeout);
+        let known_until = live.known_until(now_ms, now_ms, timeout);
+        // Most intervals end at the last segment; only a window or a silence
+        // that ends before it needs a seek.
+        let mut in_force = |at: i64| -> Result<Option<Segment>, rusqlite::Error> {
+            if tail.start_ms <= at {
+                return Ok(Some(tail));
+            }
+            at_since
+                .query_row(params![id, at], |s| segment(s, 0))
+                .optional()
+        };
+        let Some(first) = in_force(since)? else {
+            continue;
+        };
+        let Some(at_known) = in_force(known_until.max(since))? else {
+            continue;
+        };
+        let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
+        total_ms += m.down_ms;
+        interfaces.push(InterfaceDowntime {
+            agent: r.get(0)?,
+            interface: r.get(1)?,
+            down_seconds: seconds(m.down_ms),
+            down_count: m.down_count,
+            currently_down: !stale && tail.state == State::Down,
+            unknown_seconds: seconds(m.unknown_ms),
+            state: if stale {
+                "unknown"
+            } else {
+                tail.state.as_str()
+            },
+        });
+    }
+    interfaces.sort_by(|a, b| {
+        b.down_seconds
+            .total_cmp(&a.down_seconds)
+            .then_with(|| a.agent.cmp(&b.agent))
+            .then_with(|| a.interface.cmp(&b.interface))
+    });
+    Ok(Downtime {
+        since: rfc3339(since),
+        until: rfc3339(now_ms),
+        interfaces,
+        total_down_seconds: seconds(total_ms),
+    })
+}
+
+fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
+    Ok(Segment {
+        start_ms: r.get(at)?,
+        state: State::from_code(r.get(at + 1)?),
+        prior: State::from_code(r.get(at + 2)?),
+        down_before_ms: r.get(at + 3)?,
+        unknown_before_ms: r.get(at + 4)?,
+        outages: r.get(at + 5)?,
+    })
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Firing alerts per agent and the agents' last-seen times, for `/metrics`.
+pub fn metrics_snapshot(db: &Connection) -> Result<Vec<(String, i64, u64)>, StoreError> {
+    let mut stmt = db.prepare_cached(
+        "SELECT a.name, a.last_seen_ms,
+                (SELECT count(*) FROM alerts al WHERE al.agent_id = a.id AND al.resolved_at_ms IS NULL)
+         FROM agents a ORDER BY a.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,412 @@
+//! Liveness and downtime arithmetic, pure: an interface's time is a chain of
+//! segments, each `up`, `down` or `unknown` (its agent was silent), and each
+//! segment carries the totals of everything before it. Downtime over any
+//! window is then the difference of two running totals, read from two rows,
+//! however many link events the window holds. Times are milliseconds since
+//! the epoch and always arguments.
+
+use std::time::Duration;
+
+/// What is known about an interface during a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Up,
+    Down,
+    /// Its agent was silent: neither up nor down counts.
+    Unknown,
+}
+
+impl State {
+    pub fn code(self) -> i64 {
+        match self {
+            State::Up => 0,
+            State::Down => 1,
+            State::Unknown => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> State {
+        match code {
+            0 => State::Up,
+            1 => State::Down,
+            _ => State::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+/// One segment of an interface's timeline: from `start_ms` to the next
+/// segment's start (or to now for the last one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start_ms: i64,
+    pub state: State,
+    /// For an unknown segment, the state before the silence, which resumes
+    /// when the agent speaks again; otherwise `state`.
+    pub prior: State,
+    /// Total down time before `start_ms`.
+    pub down_before_ms: i64,
+    /// Total unknown time before `start_ms`.
+    pub unknown_before_ms: i64,
+    /// Outages begun up to and including this segment.
+    pub outages: i64,
+}
+
+impl Segment {
+    /// The first segment of an interface first seen at `at` in `state`.
+    pub fn first(at: i64, state: State) -> Segment {
+        Segment {
+            start_ms: at,
+            state,
+            prior: state,
+            down_before_ms: 0,
+            unknown_before_ms: 0,
+            outages: i64::from(state == State::Down),
+        }
+    }
+
+    /// The segment that follows this one when the state becomes `state` at
+    /// `at`. A time before this segment's start (an event stamped earlier
+    /// than one already applied) is taken as the start, so time never runs
+    /// backwards.
+    pub fn next(&self, at: i64, state: State) -> Segment {
+        let at = at.max(self.start_ms);
+        let elapsed = at - self.start_ms;
+        // Down, silence, down again is one outage seen through a gap.
+        let continues = self.state == State::Down
+            || (self.state == State::Unknown && self.prior == State::Down);
+        let prior = match state {
+            State::Unknown => self.prior,
+            known => known,
+        };
+        Segment {
+            start_ms: at,
+            state,
+            prior,
+            down_before_ms: self.down_before_ms
+                + if self.state == State::Down {
+                    elapsed
+                } else {
+                    0
+                },
+            unknown_before_ms: self.unknown_before_ms
+                + if self.state == State::Unknown {
+                    elapsed
+                } else {
+                    0
+                },
+            outages: self.outages + i64::from(state == State::Down && !continues),
+        }
+    }
+
+    /// Down time from the interface's first segment up to `t`, `t` in this
+    /// segment.
+    fn down_at(&self, t: i64) -> i64 {
+        self.down_before_ms
+            + if self.state == State::Down {
+                (t - self.start_ms).max(0)
+            } else {
+                0
+            }
+    }
+
+    fn unknown_at(&self, t: i64) -> i64 {
+        self.unknown_before_ms
+            + if self.state == State::Unknown {
+                (t - self.start_ms).max(0)
+            } else {
+                0
+            }
+    }
+}
+
+/// An interface's figures over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Measure {
+    pub down_ms: i64,
+    pub unknown_ms: i64,
+    /// Outages that overlap the window.
+    pub down_count: i64,
+}
+
+/// What the collector knows of an agent's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// When the collector last received anything from it (its own clock).
+    pub last_seen_ms: i64,
+    /// The newest event time the agent reported (the agent's clock).
+    pub last_ts_ms: Option<i64>,
+}
+
+impl Liveness {
+    /// Stale: nothing received for `timeout`.
+    pub fn is_stale(&self, now_ms: i64, timeout: Duration) -> bool {
+        now_ms - self.last_seen_ms > timeout.as_millis() as i64
+    }
+
+    /// Up to when an interface's last known state holds in a window ending
+    /// at `until_ms`: to the window's end for a live agent, to its last event
+    /// for a stale one (from there until it speaks again is unknown).
+    pub fn known_until(&self, until_ms: i64, now_ms: i64, timeout: Duration) -> i64 {
+        if self.is_stale(now_ms, timeout) {
+            self.last_ts_ms.unwrap_or(self.last_seen_ms).min(until_ms)
+        } else {
+            until_ms
+        }
+    }
+}
+
+/// An interface's figures over `[since_ms, until_ms]`. `at_since` is the
+/// segment in force at `since_ms` (or the interface's first segment when it
+/// was first seen later); `at_known` the one in force at `known_until`,
+/// from [`Liveness::known_until`] (for a live agent, the last segment).
+/// Time before the interface was first seen counts as nothing; time after
+/// `known_until` counts as unknown.
+pub fn measure(
+    at_since: &Segment,
+    at_known: &Segment,
+    since_ms: i64,
+    until_ms: i64,
+    known_until: i64,
+) -> Measure {
+    let from = since_ms.max(at_since.start_ms);
+    if until_ms <= from {
+        return Measure::default();
+    }
+    let known_end = known_until.clamp(from, until_ms);
+    // Both ends in the same segment when nothing is known past `from`.
+    let end = if known_end <= from {
+        at_since
+    } else {
+        at_known
+    };
+    // An outage under way at `from` overlaps the window if it goes on past
+    // it: at once when down, or once a silence inside it ends.
+    let under_way = known_end > from
+        && (at_since.state == State::Down
+            || (at_since.state == State::Unknown
+                && at_since.prior == State::Down
+                && end != at_since));
+    Measure {
+        down_ms: end.down_at(known_end) - at_since.down_at(from),
+        unknown_ms: end.unknown_at(known_end) - at_since.unknown_at(from) + (until_ms - known_end),
+        down_count: end.outages - at_since.outages + i64::from(under_way),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1000;
+
+    /// Applies (time, state) changes to a first segment and returns the
+    /// chain.
+    fn chain(first: (i64, State), changes: &[(i64, State)]) -> Vec<Segment> {
+        let mut segs = vec![Segment::first(first.0 * S, first.1)];
+        for &(at, state) in changes {
+            let next = segs.last().unwrap().next(at * S, state);
+            segs.push(next);
+        }
+        segs
+    }
+
+    /// The segment in force at `t`, or the first.
+    fn at(segs: &[Segment], t: i64) -> Segment {
+        *segs
+            .iter()
+            .rev()
+            .find(|s| s.start_ms <= t)
+            .unwrap_or(&segs[0])
+    }
+
+    fn window(segs: &[Segment], since: i64, until: i64, known: i64) -> Measure {
+        measure(
+            &at(segs, since * S),
+            &at(segs, known * S),
+            since * S,
+            until * S,
+            known * S,
+        )
+    }
+
+    #[test]
+    fn outage_clipped_to_the_window() {
+        // Up at 0, down at 100 for 30 s, down again at 200 and still down.
+        let segs = chain(
+            (0, State::Up),
+            &[(100, State::Down), (130, State::Up), (200, State::Down)],
+        );
+        let m = window(&segs, 0, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 130 * S,
+                unknown_ms: 0,
+                down_count: 2
+            }
+        );
+        // A window starting mid-outage counts only its part of it.
+        let m = window(&segs, 110, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 120 * S,
+                unknown_ms: 0,
+                down_count: 2
+            }
+        );
+        // A window that ends mid-outage too.
+        let m = window(&segs, 110, 250, 250);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 70 * S,
+                unknown_ms: 0,
+                down_count: 2
+            }
+        );
+        // Between the outages nothing is down.
+        let m = window(&segs, 140, 190, 190);
+        assert_eq!(m, Measure::default());
+    }
+
+    #[test]
+    fn time_before_first_seen_is_not_counted() {
+        let segs = chain((100, State::Down), &[(110, State::Up)]);
+        let m = window(&segs, 0, 200, 200);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 10 * S,
+                unknown_ms: 0,
+                down_count: 1
+            }
+        );
+        assert_eq!(window(&segs, 0, 50, 50), Measure::default());
+    }
+
+    #[test]
+    fn silence_is_unknown_not_down() {
+        // Down at 100; agent silent from 120 to 180; it resumes down, then
+        // comes up at 200.
+        let segs = chain(
+            (0, State::Up),
+            &[
+                (100, State::Down),
+                (120, State::Unknown),
+                (180, State::Down),
+                (200, State::Up),
+            ],
+        );
+        let m = window(&segs, 0, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 40 * S,
+                unknown_ms: 60 * S,
+                down_count: 1
+            }
+        );
+        let m = window(&segs, 150, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 20 * S,
+                unknown_ms: 30 * S,
+                down_count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_stale_agent_stops_the_count_at_its_last_event() {
+        let segs = chain((0, State::Up), &[(100, State::Down)]);
+        // Live: down from 100 to now.
+        assert_eq!(window(&segs, 0, 300, 300).down_ms, 200 * S);
+        // Stale since its last event at 150: down stops there, the rest is
+        // unknown, and waiting longer adds only unknown time.
+        let m = window(&segs, 0, 300, 150);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 50 * S,
+                unknown_ms: 150 * S,
+                down_count: 1
+            }
+        );
+        let m = window(&segs, 0, 400, 150);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 50 * S,
+                unknown_ms: 250 * S,
+                down_count: 1
+            }
+        );
+        // A window wholly after the last event is all unknown.
+        let m = window(&segs, 200, 400, 150);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 0,
+                unknown_ms: 200 * S,
+                down_count: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_agent_returning_records_the_gap_and_counting_resumes() {
+        // What the writer records when the stale agent speaks again at 250:
+        // unknown from its last event (150) to 250, then down again.
+        let segs = chain(
+            (0, State::Up),
+            &[
+                (100, State::Down),
+                (150, State::Unknown),
+                (250, State::Down),
+            ],
+        );
+        let m = window(&segs, 0, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 100 * S,
+                unknown_ms: 100 * S,
+                down_count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn earlier_stamped_changes_do_not_run_time_backwards() {
+        let a = Segment::first(100 * S, State::Up);
+        let b = a.next(90 * S, State::Down);
+        assert_eq!(b.start_ms, 100 * S);
+        assert_eq!(b.down_before_ms, 0);
+        let c = b.next(95 * S, State::Up);
+        assert_eq!(c.down_before_ms, 0);
+        assert_eq!(c.outages, 1);
+    }
+
+    #[test]
+    fn liveness() {
+        let timeout = Duration::from_secs(30);
+        let live = Liveness {
+            last_seen_ms: 100 * S,
+            last_ts_ms: Some(99 * S),
+        };
+        assert!(!live.is_stale(130 * S, timeout));
+        assert!(live.is_stale(131 * S, timeout));
+        assert_eq!(live.known_until(130 * S, 130 * S, timeout), 130 * S);
+        assert_eq!(live.known_until(200 * S, 200 * S, timeout), 99 * S);
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests: the collector in-process on real listeners or as the
+//! real binary, a real SQLite file in a temp dir, fake agents speaking the
+//! wire protocol over TCP, real `hopwatch` agents in network namespaces, and
+//! a real rsyslogd. Tests that need root say so in their name (`root_netns`)
+//! and skip with a reason outside CI.
+
+mod util;
+
+mod api;
+mod crash;
+mod e2e;
+mod ingest;
+mod liveness;
+mod rsyslog;
+mod syslog;
+mod tls;

@@ -1,0 +1,733 @@
+//! Helpers for the collector's integration tests: temp dirs, the collector
+//! in-process (on listeners bound to port 0) or as the real binary, a fake
+//! agent that speaks the wire protocol over a real socket, a small HTTP
+//! client, and event builders.
+
+#![allow(dead_code)]
+
+use hopwatch::event::{
+    Alert, AlertState, Body, Event, Heartbeat, InterfaceStatus, Link, LinkState, Severity,
+};
+use hopwatch::wire::{CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION};
+use hopwatch_collector::Collector;
+use hopwatch_collector::config::Config;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const AGENT_TOKEN: &str = "agent-secret-0123456789";
+pub const API_TOKEN: &str = "api-secret-0123456789";
+
+/// A directory removed on drop unless the test failed.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hopwatch-collector-test-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("kept {} for a look", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The config text for a test collector in `dir` with known tokens:
+/// `collector_keys` go in `[collector]`, `extra` holds further tables (but
+/// not `[collector]` or `[auth]`).
+pub fn config_text(dir: &Path, collector_keys: &str, extra: &str) -> String {
+    format!(
+        "[collector]\ndata_dir = {:?}\n{collector_keys}\n\
+         [auth]\nagent_tokens = [{AGENT_TOKEN:?}]\napi_tokens = [{API_TOKEN:?}]\n\
+         {extra}\n",
+        dir.display().to_string()
+    )
+}
+
+/// The collector running in this process on its own runtime thread.
+pub struct Server {
+    pub agents: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// `collector_keys` go in `[collector]` (after data_dir); `extra` is
+    /// further tables such as `[rate_limit]`.
+    pub fn start(name: &str, collector_keys: &str, extra: &str) -> Server {
+        Server::start_at(name, "127.0.0.1:0", collector_keys, extra)
+    }
+
+    /// As [`Server::start`], with the agents' listener bound to `agents`.
+    pub fn start_at(name: &str, agents: &str, collector_keys: &str, extra: &str) -> Server {
+        let agents_bind = agents.to_string();
+        let dir = TempDir::new(name);
+        let text = config_text(&dir.path, collector_keys, extra);
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let collector = Collector::build(config).unwrap();
+        let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let agents = tokio::net::TcpListener::bind(&agents_bind).await.unwrap();
+                let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addrs_tx
+                    .send((agents.local_addr().unwrap(), http.local_addr().unwrap()))
+                    .unwrap();
+                collector
+                    .run(agents, http, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let (agents, http) = addrs_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Server {
+            agents,
+            http,
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path.join("hopwatch.db")).unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.http, path, Some(API_TOKEN))
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        serde_json::from_str(&response.body).unwrap()
+    }
+
+    /// Stops the collector and waits until it has committed and closed.
+    pub fn stop(mut self) -> TempDir {
+        self.shutdown();
+        let dir = TempDir {
+            path: self.dir.path.clone(),
+        };
+        // The original guard must not delete what the caller keeps.
+        self.dir.path = PathBuf::new();
+        dir
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("collector thread");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Counts rows of `sql` (a `SELECT count(*)`-like query) in the store.
+pub fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `hopwatch-collector` binary as a child process.
+pub struct Process {
+    pub child: Child,
+    pub agents: SocketAddr,
+    pub http: SocketAddr,
+    pub config: PathBuf,
+}
+
+impl Process {
+    /// Starts the binary with a config in `dir` on fixed ports (so a restart
+    /// finds the same ones) and waits until /healthz answers.
+    pub fn start(dir: &Path, agents: u16, http: u16, collector_keys: &str, extra: &str) -> Process {
+        let keys = format!(
+            "agents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{collector_keys}"
+        );
+        let config = dir.join("collector.toml");
+        std::fs::write(&config, config_text(dir, &keys, extra)).unwrap();
+        Process::spawn(&config, agents, http)
+    }
+
+    pub fn spawn(config: &Path, agents: u16, http: u16) -> Process {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_file_name("stderr.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hopwatch-collector"))
+            .args(["run", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let process = Process {
+            child,
+            agents: format!("127.0.0.1:{agents}").parse().unwrap(),
+            http: format!("127.0.0.1:{http}").parse().unwrap(),
+            config: config.to_path_buf(),
+        };
+        process.wait_healthy();
+        process
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = try_http_get(self.http, "/healthz", None)
+                && r.status == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector never became healthy"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> HttpResponse {
+    try_http_get(addr, path, token).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// A one-shot HTTP/1.1 GET with `Connection: close`.
+pub fn try_http_get(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<HashMap<_, _>>();
+    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A metric's value in Prometheus text, e.g.
+/// `hopwatch_collector_connections_rejected_total{reason="bad_token"}`.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// An event of `agent`/`boot` stamped `at_ms`.
+pub fn event(agent: &str, boot: &str, seq: u64, at_ms: i64, body: Body) -> Event {
+    Event {
+        v: 1,
+        agent: agent.into(),
+        boot: boot.into(),
+        seq,
+        ts: humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms as u64))
+            .to_string(),
+        body,
+    }
+}
+
+pub fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
+    Body::Heartbeat(Heartbeat {
+        uptime_s: 1,
+        interfaces: interfaces
+            .iter()
+            .map(|(name, up)| InterfaceStatus {
+                name: (*name).into(),
+                state: LinkState::from_up(*up),
+            })
+            .collect(),
+        addresses: vec![],
+        spool_depth: 0,
+        events_dropped: 0,
+        firing: 0,
+    })
+}
+
+pub fn link(interface: &str, up: bool) -> Body {
+    Body::Link(Link {
+        interface: interface.into(),
+        state: LinkState::from_up(up),
+        previous: LinkState::from_up(!up),
+        carrier_changes: 1,
+        oper_state: if up { "up" } else { "down" }.into(),
+        message: format!("{interface} went {}", if up { "up" } else { "down" }),
+    })
+}
+
+pub fn alert(interface: &str, firing: bool) -> Body {
+    Body::Alert(Alert {
+        state: if firing {
+            AlertState::Firing
+        } else {
+            AlertState::Resolved
+        },
+        rule: "tx-errors".into(),
+        severity: Severity::Critical,
+        interface: interface.into(),
+        expr: "increase(tx_errors[5s]) > 3".into(),
+        value: Some(if firing { 7.0 } else { 0.0 }),
+        threshold: 3.0,
+        message: if firing {
+            format!("{interface} tx_errors increased by 7 in 5s (threshold 3)")
+        } else {
+            format!("{interface} tx_errors back to normal")
+        },
+    })
+}
+
+/// What the collector answered a hello.
+#[derive(Debug)]
+pub enum Greeting {
+    Welcome(BTreeMap<String, u64>),
+    Refused(String),
+}
+
+/// A fake agent on a real socket: hello, events as lines, acks read by a
+/// thread of its own into `acked`.
+pub struct FakeAgent {
+    pub name: String,
+    pub boot: String,
+    stream: TcpStream,
+    pub acked: Arc<(Mutex<Acks>, Condvar)>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+/// The acks received and how the connection ended.
+#[derive(Debug, Default)]
+pub struct Acks {
+    pub per_boot: HashMap<String, u64>,
+    pub lines: Vec<Value>,
+    pub closed: bool,
+    pub refused: Option<String>,
+}
+
+impl FakeAgent {
+    /// Connects and says hello; Err with the refusal when refused.
+    pub fn connect(
+        addr: SocketAddr,
+        token: &str,
+        name: &str,
+        boot: &str,
+    ) -> Result<(FakeAgent, BTreeMap<String, u64>), String> {
+        FakeAgent::connect_with(addr, token, name, boot, &[boot])
+    }
+
+    pub fn connect_with(
+        addr: SocketAddr,
+        token: &str,
+        name: &str,
+        boot: &str,
+        boots: &[&str],
+    ) -> Result<(FakeAgent, BTreeMap<String, u64>), String> {
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).unwrap();
+        let hello = Hello {
+            kind: HelloTag::Hello,
+            protocol: PROTOCOL_VERSION,
+            token: token.into(),
+            agent: name.into(),
+            boot: boot.into(),
+            boots: boots.iter().map(|b| b.to_string()).collect(),
+            version: "0.1.0-test".into(),
+            addresses: vec![],
+        };
+        let mut writer = stream.try_clone().unwrap();
+        writeln!(writer, "{}", serde_json::to_string(&hello).unwrap())
+            .map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let welcome = match serde_json::from_str::<CollectorMessage>(&line) {
+            Ok(CollectorMessage::Welcome { last_seq, .. }) => last_seq,
+            Ok(CollectorMessage::Refused { reason }) => return Err(format!("refused: {reason}")),
+            other => return Err(format!("unexpected answer {line:?}: {other:?}")),
+        };
+        reader.get_ref().set_read_timeout(None).unwrap();
+        let acked = Arc::new((Mutex::new(Acks::default()), Condvar::new()));
+        let shared = Arc::clone(&acked);
+        let thread = thread::spawn(move || {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).unwrap_or(0);
+                let (lock, cond) = &*shared;
+                let mut acks = lock.lock().unwrap();
+                if n == 0 {
+                    acks.closed = true;
+                    cond.notify_all();
+                    return;
+                }
+                let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                match value["type"].as_str() {
+                    Some("ack") => {
+                        let boot = value["boot"].as_str().unwrap_or_default().to_string();
+                        let seq = value["seq"].as_u64().unwrap_or(0);
+                        let e = acks.per_boot.entry(boot).or_insert(0);
+                        assert!(seq >= *e, "acks are cumulative: {seq} after {e}");
+                        *e = seq;
+                    }
+                    Some("refused") => {
+                        acks.refused =
+                            Some(value["reason"].as_str().unwrap_or_default().to_string());
+                    }
+                    _ => {}
+                }
+                acks.lines.push(value);
+                cond.notify_all();
+            }
+        });
+        Ok((
+            FakeAgent {
+                name: name.into(),
+                boot: boot.into(),
+                stream,
+                acked,
+                reader: Some(thread),
+            },
+            welcome,
+        ))
+    }
+
+    /// Sends events as lines in one write.
+    pub fn send(&mut self, events: &[Event]) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for e in events {
+            out.extend_from_slice(e.to_json().as_bytes());
+            out.push(b'\n');
+        }
+        self.stream.write_all(&out)
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The highest seq acknowledged for `boot` so far.
+    pub fn acked(&self, boot: &str) -> u64 {
+        self.acked
+            .0
+            .lock()
+            .unwrap()
+            .per_boot
+            .get(boot)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until `boot` is acknowledged up to `seq`; false on timeout or
+    /// when the connection closed first.
+    pub fn wait_acked(&self, boot: &str, seq: u64, timeout: Duration) -> bool {
+        let (lock, cond) = &*self.acked;
+        let deadline = Instant::now() + timeout;
+        let mut acks = lock.lock().unwrap();
+        loop {
+            if acks.per_boot.get(boot).copied().unwrap_or(0) >= seq {
+                return true;
+            }
+            if acks.closed || Instant::now() >= deadline {
+                return false;
+            }
+            acks = cond
+                .wait_timeout(acks, deadline - Instant::now())
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Waits until the collector closes the connection; returns the
+    /// refusal it sent, if any.
+    pub fn wait_closed(&self, timeout: Duration) -> Option<Option<String>> {
+        let (lock, cond) = &*self.acked;
+        let deadline = Instant::now() + timeout;
+        let mut acks = lock.lock().unwrap();
+        while !acks.closed {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            acks = cond
+                .wait_timeout(acks, deadline - Instant::now())
+                .unwrap()
+                .0;
+        }
+        Some(acks.refused.clone())
+    }
+
+    /// Another handle on the socket, to write from a second thread.
+    pub fn try_clone_stream(&self) -> TcpStream {
+        self.stream.try_clone().unwrap()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.acked.0.lock().unwrap().closed
+    }
+}
+
+impl Drop for FakeAgent {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(thread) = self.reader.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether tests that need root and network namespaces can run. Outside CI
+/// they skip with a printed reason; under `CI=true` they must run.
+pub fn can_use_netns(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("needs root".to_string())
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        Some("needs iproute2 (`ip`)".to_string())
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {reason}, and CI=true makes this test mandatory")
+        }
+        Some(reason) => {
+            eprintln!("skipping {test}: {reason}");
+            false
+        }
+    }
+}
+
+/// A unique short name; interface names are limited to 15 characters.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}{n}", std::process::id() % 10_000)
+}
+
+/// Runs a command that must succeed.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Netns {
+        let name = unique(prefix);
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip -n NAME ARGS`.
+    pub fn ip(&self, args: &[&str]) {
+        run(Command::new("ip").arg("-n").arg(&self.name).args(args));
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `f` on a thread that has entered this namespace.
+    pub fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("netns handle");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("thread in namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// The `hopwatch` agent binary next to this test's own build, as `cargo
+/// test --workspace` (or `cargo build -p hopwatch-agent --bin hopwatch`)
+/// leaves it. None, with the reason printed, when it is not there and this
+/// is not CI.
+pub fn agent_binary(test: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/tests-HASH → target/<profile>/hopwatch
+    let path = exe.parent()?.parent()?.join("hopwatch");
+    if path.exists() {
+        return Some(path);
+    }
+    let reason = format!(
+        "{} not found; build it with `cargo build -p hopwatch-agent --bin hopwatch`",
+        path.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {reason}");
+    }
+    eprintln!("skipping {test}: {reason}");
+    None
+}
