@@ -70,7 +70,9 @@ impl Glob {
                                     break;
                                 }
                                 Some(hi) if hi >= lo => hi,
-                                Some(hi) => return Err(format!("range `{lo}-{hi}` runs backwards")),
+                                Some(hi) => {
+                                    return Err(format!("range `{lo}-{hi}` runs backwards"));
+                                }
                                 None => return Err("unclosed `[`; close the set with `]`".into()),
                             }
                         } else {
@@ -103,7 +105,9 @@ impl Glob {
                 Some(Token::Any) => true,
                 Some(Token::Literal(c)) => *c == text[n],
                 Some(Token::Set { negated, ranges }) => {
-                    let inside = ranges.iter().any(|&(lo, hi)| lo <= text[n] && text[n] <= hi);
+                    let inside = ranges
+                        .iter()
+                        .any(|&(lo, hi)| lo <= text[n] && text[n] <= hi);
                     inside != *negated
                 }
                 None => false,

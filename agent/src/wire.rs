@@ -87,10 +87,7 @@ pub enum CollectorMessage {
     /// Every event of `boot` with `seq` ≤ this is durably stored.
     Ack { boot: String, seq: u64 },
     /// Asks the agent to trace a flow through its own switch.
-    TraceRequest {
-        id: u64,
-        query: serde_json::Value,
-    },
+    TraceRequest { id: u64, query: serde_json::Value },
 }
 
 /// The agent's answer to a [`CollectorMessage::TraceRequest`].

@@ -220,7 +220,11 @@ fn mixed_event(out: &mut String, agent: &str, seq: u64, ts: &str) {
     match seq % 20 {
         0 | 1 => return heartbeat_event(out, agent, "b1", seq, ts),
         n if n % 2 == 0 => {
-            let state = if round.is_multiple_of(2) { "firing" } else { "resolved" };
+            let state = if round.is_multiple_of(2) {
+                "firing"
+            } else {
+                "resolved"
+            };
             let _ = write!(
                 out,
                 r#"{head}"type":"alert","state":"{state}","rule":"tx-errors","severity":"critical","interface":"swp{iface}","expr":"increase(tx_errors[5s]) > 3","value":7.0,"threshold":3.0,"message":"swp{iface} tx_errors increased by 7 in 5s (threshold 3)"}}"#

@@ -111,7 +111,9 @@ fn agents_with_a_client_certificate_are_served_over_tls() {
     )
     .unwrap();
     let events: String = (1..=3)
-        .map(|seq| event("leaf1", "b1", seq, now_ms(), heartbeat(&[("swp1", true)])).to_json() + "\n")
+        .map(|seq| {
+            event("leaf1", "b1", seq, now_ms(), heartbeat(&[("swp1", true)])).to_json() + "\n"
+        })
         .collect();
     tls.write_all(events.as_bytes()).unwrap();
     tls.flush().unwrap();
@@ -163,5 +165,8 @@ fn check_config_points_at_an_unreadable_certificate() {
     );
     let config = Config::parse(&text, "c.toml").unwrap();
     let error = config.check_files().unwrap_err().to_string();
-    assert!(error.starts_with("c.toml:2:13: cannot read certificates from /nonexistent/cert.pem"), "{error}");
+    assert!(
+        error.starts_with("c.toml:2:13: cannot read certificates from /nonexistent/cert.pem"),
+        "{error}"
+    );
 }

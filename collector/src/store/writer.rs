@@ -542,10 +542,13 @@ fn link_state(state: LinkState) -> State {
     }
 }
 
+/// Per boot, the highest seq of a request.
+type BootSeqs = Vec<(String, u64)>;
+
 /// What one batch did, for acks, forwarding and metrics once it committed.
 #[derive(Default)]
 struct BatchOutcome {
-    acks: Vec<(Reply, Vec<(String, u64)>, Spent)>,
+    acks: Vec<(Reply, BootSeqs, Spent)>,
     fresh: Vec<Event>,
     stored: [u64; 5],
     duplicates: u64,
