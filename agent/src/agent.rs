@@ -69,6 +69,9 @@ struct Agent {
     stats: Stats,
     /// Reused between ticks so the steady state does not allocate.
     snapshot: Snapshot,
+    /// The interface addresses heartbeats carry; `None` until read, and
+    /// again after a change.
+    addresses: Option<Vec<event::VrfAddresses>>,
     alerts: Vec<event::Alert>,
     changes: Vec<LinkChange>,
 }
@@ -227,6 +230,7 @@ impl Agent {
             started: Instant::now(),
             stats: Stats::default(),
             snapshot: Snapshot::default(),
+            addresses: None,
             alerts: Vec::new(),
             changes: Vec::new(),
             config,
@@ -355,6 +359,7 @@ impl Agent {
             LinkUpdate::Changed { name, state } => self.apply_link(&name, state),
             LinkUpdate::Removed { name } => self.remove_link(&name),
             LinkUpdate::DumpDone => {}
+            LinkUpdate::AddressesChanged => self.addresses = None,
         }
     }
 
@@ -390,6 +395,17 @@ impl Agent {
         }
     }
 
+    /// The interface addresses, read again only after the kernel announced a
+    /// change (with netlink) or at every heartbeat (when polling): a full
+    /// address dump costs milliseconds on a switch with hundreds of ports.
+    fn addresses(&mut self) -> &[event::VrfAddresses] {
+        if self.link_mode == LinkWatch::Poll {
+            self.addresses = None;
+        }
+        self.addresses
+            .get_or_insert_with(crate::addresses::vrf_addresses)
+    }
+
     fn heartbeat(&mut self) {
         let mut interfaces: Vec<event::InterfaceStatus> = self
             .links
@@ -413,7 +429,7 @@ impl Agent {
         let body = Body::Heartbeat(event::Heartbeat {
             uptime_s: self.started.elapsed().as_secs(),
             interfaces,
-            addresses: crate::addresses::vrf_addresses(),
+            addresses: self.addresses().to_vec(),
             spool_depth,
             events_dropped: queue_dropped + spool_dropped,
             firing: self.engine.firing().len() as u64,

@@ -235,3 +235,38 @@ fn root_netns_interfaces_come_and_go_under_the_agent() {
     );
     assert!(agent.stop().success());
 }
+
+/// Heartbeats carry the namespace's addresses, and an address added while
+/// the agent runs shows in the next heartbeat (netlink tells the agent).
+#[test]
+fn root_netns_heartbeat_addresses_follow_changes() {
+    if !can_use_netns("root_netns_heartbeat_addresses_follow_changes") {
+        return;
+    }
+    let lab = VethPair::new(96);
+    let dir = TempDir::new("hopwatch-e2e-addr");
+    let text = std::fs::read_to_string(config(&dir, &lab.a_if, "")).unwrap();
+    let path = dir.write(
+        "beat.toml",
+        &text.replace("heartbeat = \"1h\"", "heartbeat = \"1s\""),
+    );
+    let mut cmd = lab.a.command(env!("CARGO_BIN_EXE_hopwatch"));
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut agent = AgentProcess::spawn(cmd);
+    let has = |e: &Value, addr: &str| {
+        e["type"] == "heartbeat"
+            && e["addresses"][0]["addresses"]
+                .as_array()
+                .is_some_and(|list| list.iter().any(|a| a["address"] == addr))
+    };
+    let first = agent
+        .wait_for(Duration::from_secs(3), |e| e["type"] == "heartbeat")
+        .expect("a heartbeat at start");
+    assert!(has(&first, "10.96.0.1/24"), "{first}");
+    lab.a
+        .ip(&["addr", "add", "10.196.7.7/16", "dev", &lab.a_if]);
+    agent
+        .wait_for(Duration::from_secs(3), |e| has(e, "10.196.7.7/16"))
+        .expect("the new address in a later heartbeat");
+    assert!(agent.stop().success());
+}

@@ -17,8 +17,12 @@ use std::io;
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// `RTMGRP_LINK`: the multicast group mask for link changes.
-const RTMGRP_LINK: u32 = 1;
+/// The multicast group masks: link changes, and IPv4 and IPv6 address
+/// changes (heartbeats carry the addresses; they are read again only when
+/// one changed).
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
 /// What the watcher tells the agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,13 +33,18 @@ pub enum LinkUpdate {
     Removed { name: String },
     /// A full dump finished: every link that exists was just reported.
     DumpDone,
+    /// An interface address was added or removed.
+    AddressesChanged,
 }
 
 /// Starts the watcher thread. Fails only if the netlink socket cannot be
 /// opened; later errors are logged and answered with a fresh dump.
 pub fn spawn(sys_root: PathBuf, updates: UnboundedSender<LinkUpdate>) -> io::Result<()> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
+    socket.bind(&SocketAddr::new(
+        0,
+        RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+    ))?;
     // Room for a burst of changes (a line card going down) between reads.
     let _ = socket.set_rx_buf_sz(1 << 20);
     std::thread::Builder::new()
@@ -114,6 +123,9 @@ fn watch(socket: Socket, sys_root: PathBuf, updates: UnboundedSender<LinkUpdate>
                         .or_else(|| decode(&link).map(|(_, name, _)| name));
                     name.map(|name| LinkUpdate::Removed { name })
                 }
+                NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_),
+                ) => Some(LinkUpdate::AddressesChanged),
                 NetlinkPayload::Done(_) => Some(LinkUpdate::DumpDone),
                 _ => None,
             };
