@@ -15,7 +15,8 @@
 # Run from anywhere: `bash bench/collector.sh`. Environment:
 #   AGENTS           ingest agents (default 100)
 #   EVENTS           events per ingest agent (default 20000)
-#   WINDOW           unacknowledged events an agent allows itself (default 2000)
+#   WINDOW           unacknowledged events an agent allows itself (default
+#                    500, about what the agent's own output keeps in flight)
 #   LINK_EVENTS      link events seeded for the downtime query (default 1000000)
 #   INTERFACES       interfaces they are spread over (default 10000)
 #   IDLE_AGENTS      agents for the RSS figure (default 1000)
@@ -25,7 +26,7 @@ set -euo pipefail
 
 AGENTS=${AGENTS:-100}
 EVENTS=${EVENTS:-20000}
-WINDOW=${WINDOW:-2000}
+WINDOW=${WINDOW:-500}
 LINK_EVENTS=${LINK_EVENTS:-1000000}
 INTERFACES=${INTERFACES:-10000}
 IDLE_AGENTS=${IDLE_AGENTS:-1000}
@@ -52,8 +53,21 @@ trap 'exit 143' TERM
 
 say() { printf '\n== %s\n' "$*"; }
 
+# A free port below the kernel's ephemeral range: a port bind(0) hands out
+# may still be the client end of a connection in TIME-WAIT from an earlier
+# step, and a server listening there sees its sessions reset.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import random, socket
+while True:
+    port = random.randint(20000, 30000)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break'
 }
 
 # start_collector NAME HEARTBEAT_TIMEOUT: a fresh data dir, the release
@@ -71,6 +85,9 @@ agents_listen = "$AGENTS_ADDR"
 http_listen = "$HTTP_ADDR"
 data_dir = "$DATA/data"
 heartbeat_timeout = "$timeout"
+[rate_limit]
+per_second = 1000
+burst = 1000
 [log]
 file = ""
 EOF
@@ -82,6 +99,13 @@ EOF
     done
     echo "the collector did not start: $(cat "$DATA/stderr")" >&2
     exit 1
+}
+
+# utime+stime of every thread of PID, in seconds.
+cpu_seconds() {
+    python3 -c 'import os, sys
+f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
+print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$1"
 }
 
 stop_collector() {
@@ -98,17 +122,27 @@ echo "$(nproc) cores; data under $WORK"
 
 say "1. ingest: $AGENTS agents x $EVENTS events, acknowledged after fsync"
 start_collector ingest 30s
+CPU_BEFORE=$(cpu_seconds "$COLLECTOR_PID")
 INGEST=$("$GEN" ingest --addr "$AGENTS_ADDR" --token-file "$DATA/data/agent-token" \
     --agents "$AGENTS" --events "$EVENTS" --window "$WINDOW")
 echo "$INGEST"
+CPU_AFTER=$(cpu_seconds "$COLLECTOR_PID")
+python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); n=int(sys.argv[3])
+print(f'collector CPU: {c:.2f}s for {n} events = {c/n*1e6:.2f} us per event, all threads')" \
+    "$CPU_BEFORE" "$CPU_AFTER" "$((AGENTS * EVENTS))"
+SYNCS=$(curl -fs "http://$HTTP_ADDR/metrics" | awk '$1 == "hopwatch_collector_syncs_total" { print $2 }')
 COMMITS=$(curl -fs "http://$HTTP_ADDR/metrics" | awk '$1 == "hopwatch_collector_commits_total" { print $2 }')
-echo "transactions committed (one fsync each): $COMMITS"
+echo "transactions committed: $COMMITS, WAL fsyncs before acks: $SYNCS"
 stop_collector
 INGEST_RATE=$(sed -E 's/.*= ([0-9]+) events\/s.*/\1/' <<<"$INGEST")
 
 say "2. reference: rsyslogd, TCP in, one file out, no fsync"
 TOTAL=$((AGENTS * EVENTS))
 if [[ -x $RSYSLOGD ]]; then
+    # Let the collector's writes reach the disk first, so rsyslog's file is
+    # not written behind them.
+    sync
+    sleep 2
     RS="$WORK/rsyslog"
     mkdir -p "$RS"
     RS_PORT=$(free_port)
@@ -127,8 +161,11 @@ EOF
         ss -ltn | grep -q ":$RS_PORT " && break
         sleep 0.05
     done
-    START=$(date +%s.%N)
-    "$GEN" syslog --addr "127.0.0.1:$RS_PORT" --conns "$AGENTS" --messages "$TOTAL"
+    # Listening is not yet serving: give its input thread a moment.
+    sleep 1
+    SENT=$("$GEN" syslog --addr "127.0.0.1:$RS_PORT" --conns "$AGENTS" --messages "$TOTAL")
+    echo "$SENT"
+    START=$(sed -E 's/.*started at ([0-9.]+).*/\1/' <<<"$SENT")
     while :; do
         LINES=$(wc -l <"$RS/messages" 2>/dev/null || echo 0)
         ((LINES >= TOTAL)) && break

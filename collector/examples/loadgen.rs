@@ -37,7 +37,7 @@ enum Mode {
         #[arg(long, default_value_t = 200)]
         batch: u64,
         /// Unacknowledged events an agent allows itself at most.
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 500)]
         window: u64,
     },
     /// Fills a collector with `events` link events over `interfaces`
@@ -486,11 +486,25 @@ async fn idle(addr: SocketAddr, token: &str, agents: usize, every: Duration, sec
 
 async fn syslog(addr: SocketAddr, conns: usize, messages: u64) {
     let per = messages / conns as u64;
+    // Connected one after the other: rsyslog's listen backlog is short, and
+    // a burst of connects overflows it into SYN cookies and reset sessions.
+    let mut streams = Vec::new();
+    for _ in 0..conns {
+        streams.push(
+            TcpStream::connect(addr)
+                .await
+                .expect("connecting to syslog"),
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let started = Instant::now();
+    let started_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let mut tasks = Vec::new();
-    for c in 0..conns {
+    for (c, mut stream) in streams.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
             let mut buf = Vec::with_capacity(256 * 1024);
             for i in 0..per {
                 let msg = format!(
@@ -511,7 +525,7 @@ async fn syslog(addr: SocketAddr, conns: usize, messages: u64) {
         t.await.unwrap();
     }
     println!(
-        "syslog: sent {} messages over {conns} connections in {:.2}s",
+        "syslog: sent {} messages over {conns} connections in {:.2}s (started at {started_epoch:.6})",
         per * conns as u64,
         started.elapsed().as_secs_f64()
     );

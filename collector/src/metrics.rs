@@ -58,6 +58,8 @@ pub struct Metrics {
     pub connections_total: AtomicU64,
     pub connections_open: AtomicU64,
     pub batches: AtomicU64,
+    /// fsyncs of the WAL, each making one or more batches durable.
+    pub syncs: AtomicU64,
     pub commit_micros: AtomicU64,
     pub commit_failures: AtomicU64,
     pub pruned: AtomicU64,
@@ -164,6 +166,13 @@ impl Metrics {
             "hopwatch_collector_commits_total {}",
             load(&self.batches)
         );
+        family(
+            &mut out,
+            "hopwatch_collector_syncs_total",
+            "counter",
+            "fsyncs of the store's WAL; each makes every batch committed before it durable.",
+        );
+        let _ = writeln!(out, "hopwatch_collector_syncs_total {}", load(&self.syncs));
         family(
             &mut out,
             "hopwatch_collector_commit_seconds_total",

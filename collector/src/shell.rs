@@ -2,7 +2,6 @@
 //! `downtime`): the same answers the API gives, laid out for a terminal.
 
 use crate::store::query::{AgentInfo, AlertRecord, Changes, Downtime};
-use std::time::Duration;
 
 /// Left-aligned columns two spaces apart, headers first.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -33,10 +32,26 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `1h 2m 3s`, to the second.
+/// `2d 1h 2m 3s`, to the second; days are the largest unit, so a month's
+/// total reads in the same units as one outage.
 pub fn duration(seconds: f64) -> String {
-    let d = Duration::from_secs(seconds.max(0.0).round() as u64);
-    humantime::format_duration(d).to_string()
+    let total = seconds.max(0.0).round() as u64;
+    let parts = [
+        (total / 86_400, "d"),
+        (total % 86_400 / 3600, "h"),
+        (total % 3600 / 60, "m"),
+        (total % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text.join(" ")
+    }
 }
 
 pub fn agents(agents: &[AgentInfo]) -> String {
@@ -181,6 +196,14 @@ pub fn downtime(downtime: &Downtime, all: bool) -> String {
 mod tests {
     use super::*;
     use crate::store::query::{CameUp, InterfaceDowntime, WentDown};
+
+    #[test]
+    fn durations_count_in_days_at_most() {
+        assert_eq!(duration(0.0), "0s");
+        assert_eq!(duration(3.4), "3s");
+        assert_eq!(duration(3723.0), "1h 2m 3s");
+        assert_eq!(duration(40.0 * 86_400.0 + 60.0), "40d 1m");
+    }
 
     #[test]
     fn tables_align_columns() {

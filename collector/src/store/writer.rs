@@ -14,7 +14,7 @@ use hopwatch::wire::Hello;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
@@ -576,12 +576,93 @@ enum PruneStep {
 pub struct Writer {
     db: Connection,
     cache: Cache,
-    committed: Arc<Committed>,
     metrics: Arc<Metrics>,
-    forward: Option<Forwarder>,
     settings: WriterSettings,
     last_now_ms: i64,
     prune: Option<(PruneStep, i64)>,
+    sync: Durability,
+    committed: Arc<Committed>,
+    forwarding: bool,
+    /// Set when making a batch durable failed: nothing more is accepted.
+    broken: Arc<AtomicBool>,
+}
+
+/// What a committed batch owes its connections once it is durable.
+struct Durable {
+    acks: Vec<(Reply, BootSeqs, Spent)>,
+    boots: Vec<(String, String, u64)>,
+    fresh: Vec<Event>,
+}
+
+/// Makes committed batches durable with one fsync of the WAL, then
+/// acknowledges them, tells `welcome` about them and forwards their events.
+///
+/// The store runs with synchronous=NORMAL, so a COMMIT writes the WAL but
+/// does not wait for the disk; the acks wait here instead, behind an fsync
+/// of the WAL file (fsync flushes the file whatever descriptor it comes
+/// through). Everything an ack covers was written to the WAL before the
+/// fsync began, so it is on disk when the ack goes out, exactly as with
+/// synchronous=FULL, but the writer commits the next batch while the disk
+/// works on this one.
+struct Syncer {
+    wal: std::fs::File,
+    committed: Arc<Committed>,
+    forward: Option<Forwarder>,
+    metrics: Arc<Metrics>,
+    broken: Arc<AtomicBool>,
+}
+
+impl Syncer {
+    fn deliver(&mut self, batches: Vec<Durable>) {
+        if let Err(error) = self.wal.sync_data() {
+            // After a failed fsync the kernel may have dropped the dirty
+            // pages: nothing written since the last good one can be trusted
+            // to be on disk, so nothing is acknowledged and the collector
+            // takes no more until it is restarted (and SQLite recovers).
+            tracing::error!(%error, "Syncing the store failed; acknowledging nothing more until a restart.");
+            self.broken.store(true, Ordering::SeqCst);
+            let reason = format!("the collector could not sync its store: {error}");
+            for batch in batches {
+                for (reply, _, _) in batch.acks {
+                    let _ = reply.send(Ack::Failed(reason.clone()));
+                }
+            }
+            return;
+        }
+        self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        for batch in batches {
+            for (agent, boot, seq) in &batch.boots {
+                self.committed.set(agent, boot, *seq);
+            }
+            for (reply, acks, spent) in batch.acks {
+                let _ = reply.send(Ack::Stored(acks, spent));
+            }
+            if let Some(forward) = &self.forward {
+                for event in batch.fresh {
+                    forward.send(event);
+                }
+            }
+        }
+    }
+
+    fn close(self) {
+        if let Some(forward) = self.forward {
+            forward.close();
+        }
+    }
+}
+
+/// Where committed batches go to become durable.
+enum Durability {
+    /// On the writer's own thread, before it takes the next batch (tests).
+    Inline(Syncer),
+    /// On a thread of its own, overlapping the writer's next batch.
+    Thread {
+        to: std::sync::mpsc::Sender<Durable>,
+        thread: std::thread::JoinHandle<Syncer>,
+    },
+    /// Between the two, for the moment of the switch.
+    Gone,
 }
 
 impl Writer {
@@ -601,20 +682,51 @@ impl Writer {
                 }
             }
         }
+        let wal_path = format!("{}-wal", db.path().unwrap_or_default());
+        let wal = std::fs::File::open(&wal_path).map_err(|source| StoreError::Wal {
+            path: wal_path,
+            source,
+        })?;
+        let broken = Arc::new(AtomicBool::new(false));
         Ok(Writer {
             db,
             cache,
-            committed,
-            metrics,
-            forward,
             settings,
             last_now_ms: 0,
             prune: None,
+            forwarding: forward.is_some(),
+            sync: Durability::Inline(Syncer {
+                wal,
+                committed: Arc::clone(&committed),
+                forward,
+                metrics: Arc::clone(&metrics),
+                broken: Arc::clone(&broken),
+            }),
+            metrics,
+            committed,
+            broken,
         })
     }
 
-    /// Serves requests until every sender is gone, then closes forwarding.
+    /// Serves requests until every sender is gone, then lets the last
+    /// batches become durable and closes forwarding.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        if let Durability::Inline(syncer) = std::mem::replace(&mut self.sync, Durability::Gone) {
+            let (to, from) = std::sync::mpsc::channel::<Durable>();
+            let thread = std::thread::Builder::new()
+                .name("store-sync".into())
+                .spawn(move || {
+                    let mut syncer = syncer;
+                    while let Ok(first) = from.recv() {
+                        let mut batches = vec![first];
+                        batches.extend(from.try_iter());
+                        syncer.deliver(batches);
+                    }
+                    syncer
+                })
+                .expect("spawning the sync thread");
+            self.sync = Durability::Thread { to, thread };
+        }
         loop {
             let first = if self.prune.is_some() {
                 match rx.try_recv() {
@@ -645,8 +757,15 @@ impl Writer {
             let now = self.now_ms(SystemTime::now());
             self.apply(batch, now);
         }
-        if let Some(forward) = self.forward.take() {
-            forward.close();
+        match std::mem::replace(&mut self.sync, Durability::Gone) {
+            Durability::Inline(syncer) => syncer.close(),
+            Durability::Thread { to, thread } => {
+                drop(to);
+                if let Ok(syncer) = thread.join() {
+                    syncer.close();
+                }
+            }
+            Durability::Gone => {}
         }
     }
 
@@ -663,6 +782,17 @@ impl Writer {
         let started = Instant::now();
         let mut replies: Vec<Reply> = Vec::new();
         let mut prune = false;
+        if self.broken.load(Ordering::SeqCst) {
+            for request in batch {
+                if let Request::Events { reply, .. } = request {
+                    let _ = reply.send(Ack::Failed(
+                        "the collector's store failed to sync; it takes no events until restarted"
+                            .into(),
+                    ));
+                }
+            }
+            return;
+        }
         let result = self.transaction(batch, now_ms, &mut replies, &mut prune);
         match result {
             Ok(outcome) => {
@@ -675,19 +805,27 @@ impl Writer {
                 for (i, n) in outcome.stored.iter().enumerate() {
                     m.ingested[i].fetch_add(*n, Ordering::Relaxed);
                 }
-                for (agent, boot, seq) in &outcome.boots {
-                    self.committed.set(agent, boot, *seq);
-                }
-                for (reply, acks, spent) in outcome.acks {
-                    let _ = reply.send(Ack::Stored(acks, spent));
-                }
-                if let Some(forward) = &self.forward {
-                    for event in outcome.fresh {
-                        forward.send(event);
-                    }
-                }
                 if outcome.events > 0 {
                     tracing::trace!(events = outcome.events, elapsed = ?started.elapsed(), "Committed a batch.");
+                }
+                let durable = Durable {
+                    acks: outcome.acks,
+                    boots: outcome.boots,
+                    fresh: outcome.fresh,
+                };
+                match &mut self.sync {
+                    Durability::Inline(syncer) => syncer.deliver(vec![durable]),
+                    Durability::Thread { to, .. } => {
+                        if let Err(unsent) = to.send(durable) {
+                            // Only if the sync thread died: deliver nothing
+                            // unsynced.
+                            for (reply, _, _) in unsent.0.acks {
+                                let _ = reply
+                                    .send(Ack::Failed("the store's sync thread is gone".into()));
+                            }
+                        }
+                    }
+                    Durability::Gone => {}
                 }
             }
             Err(error) => {
@@ -721,7 +859,7 @@ impl Writer {
         prune: &mut bool,
     ) -> Result<BatchOutcome, rusqlite::Error> {
         let timeout_ms = self.settings.heartbeat_timeout.as_millis() as i64;
-        let want_events = self.forward.is_some();
+        let want_events = self.forwarding;
         let tx = self.db.transaction()?;
         let mut hot = Hot::new(&tx)?;
         let cache = &mut self.cache;
