@@ -51,8 +51,8 @@ in_sw() { ip netns exec "$SW" "$@"; }
 now_ns() { date +%s%N; }
 
 say "build"
-cargo build --release --quiet -p hopwatch-agent --bin hopwatch
-BIN="$ROOT/target/release/hopwatch"
+cargo build --release --quiet -p hopwatch-agent --target x86_64-unknown-linux-musl --bin hopwatch
+BIN="$ROOT/target/x86_64-unknown-linux-musl/release/hopwatch"
 INPROC=$(cargo bench --quiet -p hopwatch-agent --bench trace --no-run --message-format=json |
     jq -r 'select(.target.name == "trace" and .target.kind[0] == "bench" and .executable) | .executable')
 if ! "$BIN" trace --help >/dev/null 2>&1; then

@@ -1185,6 +1185,14 @@ impl Session<'_> {
             (true, CollectorMessage::TraceRequest { id, query }) => {
                 self.trace(id, query);
             }
+            // After the welcome a refusal ends this connection only (a line
+            // the collector could not take, a store failure): reconnect with
+            // the ordinary backoff and resend what is unacknowledged.
+            (true, CollectorMessage::Refused { reason }) => {
+                return Err(SessionError::Broken(format!(
+                    "the collector closed the connection: {reason}"
+                )));
+            }
             (_, other) => {
                 let kind = match other {
                     CollectorMessage::Welcome { .. } => "welcome",
