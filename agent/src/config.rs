@@ -1086,8 +1086,8 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The byte offset of the key at `path` (`rule.1.whn`), found by walking the
-/// spanned document.
-fn key_offset(text: &str, path: &[&str]) -> Option<usize> {
+/// spanned document. Shared with the collector's config.
+pub fn key_offset(text: &str, path: &[&str]) -> Option<usize> {
     let doc = toml::de::DeTable::parse(text).ok()?;
     let mut table = doc.get_ref();
     let mut value: Option<&Spanned<toml::de::DeValue>> = None;
@@ -1117,8 +1117,8 @@ fn key_offset(text: &str, path: &[&str]) -> Option<usize> {
 }
 
 /// The known key nearest to `key` by edit distance, if it is near enough to
-/// be a typo.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+/// be a typo. Shared with the collector's config.
+pub fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(key, k), *k))

@@ -4,7 +4,7 @@
 //! [`Config::check_files`] is the part of `check-config` that reads the token
 //! and certificate files the config names.
 
-use hopwatch::config::{Diagnostic, line_col};
+use hopwatch::config::{Diagnostic, closest, key_offset, line_col};
 use hopwatch::output::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
 use serde::Deserialize;
 use std::fmt;
@@ -867,54 +867,6 @@ fn format_size(n: u64) -> String {
         }
     }
     format!("{n} bytes")
-}
-
-/// The byte offset of the key at `path` (`collector.tsl`), found by walking
-/// the spanned document.
-fn key_offset(text: &str, path: &[&str]) -> Option<usize> {
-    let doc = toml::de::DeTable::parse(text).ok()?;
-    let mut table = doc.get_ref();
-    for (i, segment) in path.iter().enumerate() {
-        let (key, value) = table.get_key_value(*segment)?;
-        if i == path.len() - 1 {
-            return Some(key.span().start);
-        }
-        match value.get_ref() {
-            toml::de::DeValue::Table(t) => table = t,
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// The known key nearest to `key` by edit distance, if near enough to be a
-/// typo.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(cur)
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
