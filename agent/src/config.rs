@@ -186,9 +186,10 @@ struct RawStdout {
     events: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
+/// `[output.syslog]` as written; the collector's config reads the same table.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawSyslog {
+pub struct RawSyslog {
     address: Option<Spanned<String>>,
     facility: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
@@ -742,87 +743,15 @@ impl Validator<'_> {
     }
 
     fn event_types(&mut self, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
-        let Some(list) = list else {
-            return Vec::new();
-        };
-        let mut types = Vec::new();
-        for t in list.get_ref() {
-            if EVENT_TYPES.contains(&t.get_ref().as_str()) {
-                types.push(t.get_ref().clone());
-            } else {
-                self.error(
-                    t,
-                    format!("unknown event type `{}`", t.get_ref()),
-                    Some(format!("event types: {}", EVENT_TYPES.join(", "))),
-                );
-            }
-        }
-        types
+        event_types(list, &mut |at, message, hint| {
+            self.error_at(at, message, hint)
+        })
     }
 
     fn syslog(&mut self, raw: &Spanned<RawSyslog>, agent: Option<&str>) -> Option<SyslogSettings> {
-        let s = raw.get_ref();
-        let target = match &s.address {
-            Some(a) => match SyslogTarget::parse(a.get_ref()) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.error(a, e, None);
-                    None
-                }
-            },
-            None => Some(SyslogTarget::Unix(PathBuf::from("/dev/log"))),
-        };
-        let facility = match &s.facility {
-            Some(f) => match parse_facility(f.get_ref()) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    self.error(f, e, None);
-                    None
-                }
-            },
-            None => Some(syslog::Facility::LOG_LOCAL7),
-        };
-        let protocol = match s.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "rfc5424")) => Some(Protocol::Rfc5424),
-            Some((_, "rfc3164")) => Some(Protocol::Rfc3164),
-            Some((p, other)) => {
-                self.error(
-                    p,
-                    format!("unknown syslog protocol `{other}`"),
-                    Some("use \"rfc5424\" or \"rfc3164\"".into()),
-                );
-                None
-            }
-        };
-        let format = match s.format.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "text")) => Some(Format::Text),
-            Some((_, "json")) => Some(Format::Json),
-            Some((p, other)) => {
-                self.error(
-                    p,
-                    format!("unknown syslog format `{other}`"),
-                    Some("use \"text\" (the sentence) or \"json\" (the event)".into()),
-                );
-                None
-            }
-        };
-        let types = match &s.events {
-            Some(list) => self.event_types(Some(list)),
-            None => vec!["alert".into(), "link".into(), "loss".into()],
-        };
-        let hostname = s
-            .hostname
-            .as_ref()
-            .map(|h| h.get_ref().clone())
-            .or_else(|| agent.map(str::to_string))
-            .unwrap_or_else(hostname);
-        Some(SyslogSettings {
-            target: target?,
-            facility: facility?,
-            protocol: protocol?,
-            format: format?,
-            hostname,
-            types,
+        let hostname = agent.map(str::to_string).unwrap_or_else(hostname);
+        raw.get_ref().settings(&hostname, &mut |at, message, hint| {
+            self.error_at(at, message, hint)
         })
     }
 }
@@ -1074,6 +1003,101 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err("not a whole number of bytes".into());
     }
     Ok(bytes as u64)
+}
+
+/// Reports one problem in a config value: the byte offset it is at, the
+/// message and a hint. Lets the agent's and the collector's validators share
+/// the checks of the tables they have in common.
+pub type Report<'a> = dyn FnMut(usize, String, Option<String>) + 'a;
+
+impl RawSyslog {
+    /// Validates the table, reporting every problem; `None` if there was one.
+    pub fn settings(&self, default_hostname: &str, report: &mut Report) -> Option<SyslogSettings> {
+        let target = match &self.address {
+            Some(a) => match SyslogTarget::parse(a.get_ref()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    report(a.span().start, e, None);
+                    None
+                }
+            },
+            None => Some(SyslogTarget::Unix(PathBuf::from("/dev/log"))),
+        };
+        let facility = match &self.facility {
+            Some(f) => match parse_facility(f.get_ref()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    report(f.span().start, e, None);
+                    None
+                }
+            },
+            None => Some(syslog::Facility::LOG_LOCAL7),
+        };
+        let protocol = match self.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
+            None | Some((_, "rfc5424")) => Some(Protocol::Rfc5424),
+            Some((_, "rfc3164")) => Some(Protocol::Rfc3164),
+            Some((p, other)) => {
+                report(
+                    p.span().start,
+                    format!("unknown syslog protocol `{other}`"),
+                    Some("use \"rfc5424\" or \"rfc3164\"".into()),
+                );
+                None
+            }
+        };
+        let format = match self.format.as_ref().map(|p| (p, p.get_ref().as_str())) {
+            None | Some((_, "text")) => Some(Format::Text),
+            Some((_, "json")) => Some(Format::Json),
+            Some((p, other)) => {
+                report(
+                    p.span().start,
+                    format!("unknown syslog format `{other}`"),
+                    Some("use \"text\" (the sentence) or \"json\" (the event)".into()),
+                );
+                None
+            }
+        };
+        let types = match &self.events {
+            Some(list) => event_types(Some(list), report),
+            None => vec!["alert".into(), "link".into(), "loss".into()],
+        };
+        let hostname = self
+            .hostname
+            .as_ref()
+            .map(|h| h.get_ref().clone())
+            .unwrap_or_else(|| default_hostname.to_string());
+        Some(SyslogSettings {
+            target: target?,
+            facility: facility?,
+            protocol: protocol?,
+            format: format?,
+            hostname,
+            types,
+        })
+    }
+}
+
+/// Checks a list of event type names, reporting the unknown ones.
+pub fn event_types(
+    list: Option<&Spanned<Vec<Spanned<String>>>>,
+    report: &mut Report,
+) -> Vec<String> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let mut types = Vec::new();
+    for t in list.get_ref() {
+        if EVENT_TYPES.contains(&t.get_ref().as_str()) {
+            types.push(t.get_ref().clone());
+        } else {
+            report(
+                t.span().start,
+                format!("unknown event type `{}`", t.get_ref()),
+                Some(format!("event types: {}", EVENT_TYPES.join(", "))),
+            );
+        }
+    }
+    types
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -4,8 +4,8 @@
 //! [`Config::check_files`] is the part of `check-config` that reads the token
 //! and certificate files the config names.
 
-use hopwatch::config::{Diagnostic, closest, key_offset, line_col};
-use hopwatch::output::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
+use hopwatch::config::{Diagnostic, RawSyslog, closest, key_offset, line_col};
+use hopwatch::output::syslog::SyslogSettings;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -217,17 +217,6 @@ struct RawOutputs {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawSyslog {
-    address: Option<Spanned<String>>,
-    facility: Option<Spanned<String>>,
-    protocol: Option<Spanned<String>>,
-    format: Option<Spanned<String>>,
-    events: Option<Spanned<Vec<Spanned<String>>>>,
-    hostname: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
 struct RawRateLimit {
     per_second: Option<Spanned<f64>>,
     burst: Option<Spanned<i64>>,
@@ -280,8 +269,6 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("rate_limit", &["per_second", "burst"]),
     ("log", &["file", "max_size", "keep"]),
 ];
-
-const EVENT_TYPES: &[&str] = &["alert", "link", "heartbeat", "loss"];
 
 pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:7000";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
@@ -683,88 +670,11 @@ impl Validator<'_> {
         }
     }
 
-    fn event_types(&mut self, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
-        let Some(list) = list else {
-            return Vec::new();
-        };
-        let mut types = Vec::new();
-        for t in list.get_ref() {
-            if EVENT_TYPES.contains(&t.get_ref().as_str()) {
-                types.push(t.get_ref().clone());
-            } else {
-                self.error(
-                    t,
-                    format!("unknown event type `{}`", t.get_ref()),
-                    Some(format!("event types: {}", EVENT_TYPES.join(", "))),
-                );
-            }
-        }
-        types
-    }
-
     fn syslog(&mut self, raw: &Spanned<RawSyslog>) -> Option<SyslogSettings> {
-        let s = raw.get_ref();
-        let target = match &s.address {
-            Some(a) => match SyslogTarget::parse(a.get_ref()) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.error(a, e, None);
-                    None
-                }
-            },
-            None => Some(SyslogTarget::Unix(PathBuf::from("/dev/log"))),
-        };
-        let facility = match &s.facility {
-            Some(f) => match parse_facility(f.get_ref()) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    self.error(f, e, None);
-                    None
-                }
-            },
-            None => Some(syslog::Facility::LOG_LOCAL7),
-        };
-        let protocol = match s.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "rfc5424")) => Some(Protocol::Rfc5424),
-            Some((_, "rfc3164")) => Some(Protocol::Rfc3164),
-            Some((p, other)) => {
-                self.error(
-                    p,
-                    format!("unknown syslog protocol `{other}`"),
-                    Some("use \"rfc5424\" or \"rfc3164\"".into()),
-                );
-                None
-            }
-        };
-        let format = match s.format.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "text")) => Some(Format::Text),
-            Some((_, "json")) => Some(Format::Json),
-            Some((p, other)) => {
-                self.error(
-                    p,
-                    format!("unknown syslog format `{other}`"),
-                    Some("use \"text\" (the sentence) or \"json\" (the event)".into()),
-                );
-                None
-            }
-        };
-        let types = match &s.events {
-            Some(list) => self.event_types(Some(list)),
-            None => vec!["alert".into(), "link".into(), "loss".into()],
-        };
-        let hostname = s
-            .hostname
-            .as_ref()
-            .map(|h| h.get_ref().clone())
-            .unwrap_or_else(hopwatch::config::hostname);
-        Some(SyslogSettings {
-            target: target?,
-            facility: facility?,
-            protocol: protocol?,
-            format: format?,
-            hostname,
-            types,
-        })
+        raw.get_ref()
+            .settings(&hopwatch::config::hostname(), &mut |at, message, hint| {
+                self.error_at(at, message, hint)
+            })
     }
 
     fn rate_limit(&mut self, raw: &RawRateLimit) -> Option<RateLimitSettings> {
@@ -951,7 +861,7 @@ file = ""
         assert_eq!(c.auth.api_tokens.len(), 2);
         assert_eq!(c.auth.agent_tokens, vec![Secret("agent-secret-1".into())]);
         let syslog = c.syslog.unwrap();
-        assert_eq!(syslog.format, Format::Json);
+        assert_eq!(syslog.format, hopwatch::output::syslog::Format::Json);
         assert_eq!(syslog.types, vec!["alert".to_string()]);
         assert_eq!(syslog.hostname, "collector1");
         assert_eq!(c.rate_limit.burst, 5);

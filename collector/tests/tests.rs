@@ -11,6 +11,9 @@ mod crash;
 mod e2e;
 mod ingest;
 mod liveness;
+// The agent tests' rsyslogd helper, shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../agent/tests/rsyslog.rs"]
 mod rsyslog;
 mod syslog;
 mod tls;
