@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod event;
+pub mod hash;
 pub mod link;
 pub mod matcher;
 pub mod metric;

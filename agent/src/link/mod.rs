@@ -6,6 +6,7 @@
 pub mod netlink;
 pub mod sysfs;
 
+use crate::hash::NameMap;
 use std::collections::HashMap;
 
 /// RFC 2863 operational state, as the kernel reports it.
@@ -75,7 +76,7 @@ impl LinkState {
 /// The link state of every interface, by name.
 #[derive(Debug, Default, Clone)]
 pub struct LinkTable {
-    links: HashMap<String, LinkState>,
+    links: NameMap<LinkState>,
 }
 
 impl LinkTable {

@@ -63,12 +63,12 @@
 //! so a steady tick allocates nothing.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use super::Rule;
 use super::expr::{Condition, Func};
 use crate::event::{Alert, AlertState, Severity};
+use crate::hash::NameMap;
 use crate::link::LinkState;
 use crate::metric::{COUNTER_COLUMNS, Metric, counter_delta};
 
@@ -101,7 +101,7 @@ pub struct FiringAlert {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    interfaces: HashMap<String, Interface, BuildHasherDefault<NameHasher>>,
+    interfaces: NameMap<Interface>,
     /// Counts ticks, so an interface knows whether this tick listed it.
     tick: u64,
     /// The first tick's time; windows keep [`Nanos`] since then.
@@ -675,38 +675,6 @@ impl Window {
             Buffer::Sum { entries, .. } => entries.len(),
             Buffer::Avg { entries, .. } | Buffer::Extreme { entries } => entries.len(),
         }
-    }
-}
-
-/// Hashes interface names for the per-tick lookups. Names are short and
-/// chosen by the switch's own administrator, so SipHash's resistance to
-/// hash flooding buys nothing here, and its cost showed in every tick.
-#[derive(Debug, Default, Clone, Copy)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.mix(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
