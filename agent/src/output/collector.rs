@@ -181,50 +181,10 @@ pub fn parse_address(address: &str) -> Result<(String, u16), String> {
     if address.contains("://") {
         return Err(bad("has a scheme"));
     }
-    let (host, port) = if let Some(bracketed) = address.strip_prefix('[') {
-        let (ip, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| bad("has an unclosed `[`"))?;
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad(&format!(
-                "has `{ip}` in brackets, which is no IPv6 address"
-            )));
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("has text after the `]`"))?,
-            ),
-        };
-        (ip, port)
-    } else {
-        match address.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err(bad("looks like a bare IPv6 address; put it in brackets"));
-            }
-            Some((host, port)) => (host, Some(port)),
-            None => (address, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("has no host"));
-    }
+    let (host, port) = super::split_host_port(address, DEFAULT_PORT, &bad)?;
     if host.contains(['/', ' ']) {
         return Err(bad("has a path or a space in its host"));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => {
-                return Err(bad(&format!(
-                    "has port `{p}`, not a number from 1 to 65535"
-                )));
-            }
-        },
-    };
     Ok((host.to_string(), port))
 }
 

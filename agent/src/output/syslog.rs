@@ -87,51 +87,10 @@ fn host_port(input: &str, rest: &str) -> Result<String, String> {
     if rest.contains('/') {
         return Err(bad("has a path"));
     }
-    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-        // An IPv6 literal has colons of its own, so it comes in brackets as
-        // in a URL.
-        let Some((ip, after)) = bracketed.split_once(']') else {
-            return Err(bad("has an unclosed `[`"));
-        };
-        if ip.parse::<Ipv6Addr>().is_err() {
-            return Err(bad(&format!(
-                "has `{ip}` in brackets, which is no IPv6 address"
-            )));
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("has text after the `]`"))?,
-            ),
-        };
-        (&rest[..ip.len() + 2], port)
-    } else {
-        match rest.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err(bad(
-                    "looks like a bare IPv6 address; put it in brackets, as in udp://[2001:db8::5]:514",
-                ));
-            }
-            Some((host, port)) => (host, Some(port)),
-            None => (rest, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("has no host"));
+    let (host, port) = super::split_host_port(rest, DEFAULT_PORT, &bad)?;
+    if host.contains(':') {
+        return Ok(format!("[{host}]:{port}"));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => {
-                return Err(bad(&format!(
-                    "has port `{p}`, not a number from 1 to 65535"
-                )));
-            }
-        },
-    };
     Ok(format!("{host}:{port}"))
 }
 
