@@ -320,6 +320,7 @@ impl Agent {
             snapshot.rows.iter().map(|row| Observation {
                 name: &row.name,
                 counters: &row.counters,
+                columns: row.columns,
                 link: links.get(&row.name),
             }),
             &mut self.alerts,
