@@ -221,20 +221,24 @@ struct Sample {
 
 type Samples = [Option<Sample>; METRICS];
 
+/// One rule on one interface. There are thousands (every rule times every
+/// interface it matches), so it is kept small: few rules have a
+/// `clear_when`, and its window lives behind a pointer.
 #[derive(Debug)]
 struct RuleState {
-    rule: usize,
-    /// The first tick this rule evaluated this interface; set on that tick,
-    /// since a reload creates states between ticks.
-    start: Option<Nanos>,
-    /// The tick of the latest step; ticks after it were skipped.
+    /// The time of the first tick this rule evaluated this interface, once
+    /// `stepped` is set; a reload creates states between ticks.
+    start: Nanos,
+    /// The tick of the latest step, 0 before the first; ticks after it were
+    /// skipped.
     stepped: Tick,
+    rule: usize,
     /// The metrics `when` and `clear_when` read.
     reads: MetricSet,
     /// Whether a tick with the latest step's inputs would change nothing.
     quiet: bool,
     when: Window,
-    clear: Option<Window>,
+    clear: Option<Box<Window>>,
     phase: Phase,
 }
 
@@ -716,13 +720,16 @@ impl RuleState {
                 set | 1 << c.metric as usize
             });
         RuleState {
-            rule,
-            start: None,
+            start: 0,
             stepped: 0,
+            rule,
             reads,
             quiet: false,
             when: Window::new(&definition.when),
-            clear: definition.clear_when.as_ref().map(Window::new),
+            clear: definition
+                .clear_when
+                .as_ref()
+                .map(|c| Box::new(Window::new(c))),
             phase: Phase::Idle,
         }
     }
@@ -736,7 +743,10 @@ impl RuleState {
         samples: &Samples,
         out: &mut Vec<Alert>,
     ) {
-        let start = *self.start.get_or_insert(clock.stamp);
+        if self.stepped == 0 {
+            self.start = clock.stamp;
+        }
+        let start = self.start;
         // The ticks skipped since the latest step had its inputs.
         if self.stepped != 0 && self.stepped + 1 < clock.tick {
             self.when.catch_up(self.stepped, clock.tick - 1);
@@ -1200,7 +1210,7 @@ mod tests {
                 .interfaces
                 .iter()
                 .flat_map(|i| &i.states)
-                .flat_map(|s| std::iter::once(&s.when).chain(s.clear.as_ref()))
+                .flat_map(|s| std::iter::once(&s.when).chain(s.clear.as_deref()))
                 .map(Window::len)
                 .max()
                 .unwrap_or(0)
@@ -2108,5 +2118,12 @@ mod tests {
             10
         );
         assert_eq!(h.engine.glob_checks, 500 * 21);
+    }
+}
+#[cfg(test)]
+mod sizes {
+    #[test]
+    fn print_sizes() {
+        eprintln!("RuleState {} Window {} Phase {} Interface {} Prev {}", size_of::<super::RuleState>(), size_of::<super::Window>(), size_of::<super::Phase>(), size_of::<super::Interface>(), size_of::<super::Prev>());
     }
 }
