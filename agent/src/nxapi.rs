@@ -144,14 +144,15 @@ impl Client {
         };
         let code = output.code.unwrap_or_default();
         if code.0 != "200" {
-            let message = output
-                .clierror
-                .or(output.msg)
-                .unwrap_or_else(|| "no message".into());
+            let message = match (output.msg, output.clierror) {
+                (Some(msg), Some(detail)) => format!("{} ({})", msg.trim(), detail.trim()),
+                (Some(text), None) | (None, Some(text)) => text.trim().to_string(),
+                (None, None) => "no message".into(),
+            };
             return Err(NxapiError::Command {
                 command: command.to_string(),
                 code: code.0,
-                message: message.trim().to_string(),
+                message,
             });
         }
         output
@@ -365,16 +366,27 @@ impl<T> Default for Rows<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rows<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rows<T>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany<T> {
-            Many(Vec<T>),
-            One(T),
+        // A visitor rather than an untagged enum: the rows are read in place,
+        // so a raw `body` inside them and numbers of either kind survive.
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
+            type Value = Rows<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a row or a list of rows")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Rows<T>, A::Error> {
+                let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(row) = seq.next_element()? {
+                    rows.push(row);
+                }
+                Ok(Rows(rows))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Rows<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|row| Rows(vec![row]))
+            }
         }
-        Ok(match OneOrMany::deserialize(deserializer)? {
-            OneOrMany::Many(rows) => Rows(rows),
-            OneOrMany::One(row) => Rows(vec![row]),
-        })
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -485,12 +497,23 @@ mod tests {
         assert_eq!(counts.d, None);
     }
 
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Row {
+        name: Text,
+    }
+
     #[test]
     fn one_row_or_many() {
-        let one: Rows<Text> = serde_json::from_str(r#""x""#).unwrap();
-        let many: Rows<Text> = serde_json::from_str(r#"["x", 2]"#).unwrap();
-        assert_eq!(one.0, vec![Text("x".into())]);
-        assert_eq!(many.0, vec![Text("x".into()), Text("2".into())]);
+        let one: Rows<Row> = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        let many: Rows<Row> = serde_json::from_str(r#"[{"name": "x"}, {"name": 2}]"#).unwrap();
+        assert_eq!(
+            one.0,
+            vec![Row {
+                name: Text("x".into())
+            }]
+        );
+        assert_eq!(many.0.len(), 2);
+        assert_eq!(many.0[1].name, Text("2".into()));
     }
 
     #[test]
