@@ -135,7 +135,8 @@ fn serve(stream: UnixStream, seen: &Mutex<Vec<Request>>, answer: &Mutex<Box<Hand
         return;
     }
     // Every other reply is chunked, as nginx sends a body of unknown length.
-    let head = if request.number % 2 == 1 {
+    let chunked = !request.number.is_multiple_of(2);
+    let head = if chunked {
         format!(
             "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
@@ -146,7 +147,7 @@ fn serve(stream: UnixStream, seen: &Mutex<Vec<Request>>, answer: &Mutex<Box<Hand
         )
     };
     let _ = stream.write_all(head.as_bytes());
-    if request.number % 2 == 1 {
+    if chunked {
         for chunk in reply.as_bytes().chunks(1000) {
             let _ = write!(stream, "{:x}\r\n", chunk.len());
             let _ = stream.write_all(chunk);
@@ -513,7 +514,7 @@ fn trace_server(dir: &TempDir) -> Server {
                 "show_routing_hash_ipv6.txt"
             } else {
                 let sport: u32 = words.get(4).and_then(|p| p.parse().ok()).unwrap_or(0);
-                if sport % 2 == 0 {
+                if sport.is_multiple_of(2) {
                     "show_routing_hash_ecmp.txt"
                 } else {
                     "show_routing_hash_no_out_if.txt"
