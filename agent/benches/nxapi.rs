@@ -116,12 +116,32 @@ fn main() {
     let mut procfs = ProcfsSource::new(std::path::Path::new("/proc"));
     let per_round = (iterations / ROUNDS).max(1);
     let (mut n, mut p) = (
-        Figure { cpu: vec![], wall: vec![] },
-        Figure { cpu: vec![], wall: vec![] },
+        Figure {
+            cpu: vec![],
+            wall: vec![],
+        },
+        Figure {
+            cpu: vec![],
+            wall: vec![],
+        },
     );
     // Warm both up, then take turns so a slow spell lands on both.
-    measure(&mut nxapi, 50, &mut Figure { cpu: vec![], wall: vec![] });
-    measure(&mut procfs, 50, &mut Figure { cpu: vec![], wall: vec![] });
+    measure(
+        &mut nxapi,
+        50,
+        &mut Figure {
+            cpu: vec![],
+            wall: vec![],
+        },
+    );
+    measure(
+        &mut procfs,
+        50,
+        &mut Figure {
+            cpu: vec![],
+            wall: vec![],
+        },
+    );
     let (mut nxapi_rows, mut procfs_rows) = (0, 0);
     for _ in 0..ROUNDS {
         nxapi_rows = measure(&mut nxapi, per_round, &mut n);

@@ -3,7 +3,7 @@
 //! heartbeats, answers `hopwatch status`, and reloads on SIGHUP. Outputs run
 //! on their own threads, so nothing here waits on the network.
 
-use crate::config::{AgentSettings, Config, LinkWatch, SourceKind};
+use crate::config::{AgentSettings, Config, LinkWatch, SourceKind, TraceBackendKind};
 use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
 use crate::event::{self, Body, Sequencer};
 use crate::link::netlink::{self, LinkUpdate};
@@ -187,6 +187,7 @@ fn build_outputs(
             on_loss: Box::new(move |loss| {
                 let _ = loss_tx.send(loss);
             }),
+            trace_backend: new_trace_backend(&config.agent),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
             Ok((handle, m)) => {
@@ -211,6 +212,24 @@ pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
             nxapi_timeout(settings.interval),
         )),
     }
+}
+
+/// The trace backend the config names, `auto` resolved, made anew for each
+/// request the collector sends.
+pub fn new_trace_backend(settings: &AgentSettings) -> collector::NewBackend {
+    let (kind, socket, user) = (
+        settings.resolved_trace_backend(),
+        settings.nxapi_socket.clone(),
+        settings.nxapi_user.clone(),
+    );
+    Arc::new(move || -> Box<dyn crate::trace::Backend> {
+        match kind {
+            TraceBackendKind::Nxapi => Box::new(crate::trace::NxapiBackend::new(&socket, &user)),
+            TraceBackendKind::Auto | TraceBackendKind::Kernel => {
+                Box::new(crate::trace::KernelBackend::new())
+            }
+        }
+    })
 }
 
 /// How long one NX-API poll may take: a tick's worth, within 1 to 10 s. A
@@ -521,6 +540,11 @@ impl Agent {
             || config.collector != self.config.collector
             || (config.collector.is_some() && config.agent.name != self.config.agent.name)
             || (config.collector.is_some() && config.agent.state_dir != self.config.agent.state_dir)
+            || (config.collector.is_some()
+                && (config.agent.resolved_trace_backend()
+                    != self.config.agent.resolved_trace_backend()
+                    || config.agent.nxapi_socket != self.config.agent.nxapi_socket
+                    || config.agent.nxapi_user != self.config.agent.nxapi_user))
         {
             // The old outputs finish first: the new collector output opens
             // the same spool, which only one may hold.

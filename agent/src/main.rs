@@ -143,22 +143,13 @@ fn trace_backend(
     forced: Option<&str>,
 ) -> anyhow::Result<Box<dyn hopwatch::trace::Backend>> {
     use hopwatch::config::TraceBackendKind;
-    let config = settings_config(config)?;
-    let settings = &config.agent;
-    let kind = match forced {
-        Some("kernel") => TraceBackendKind::Kernel,
-        Some("nxapi") => TraceBackendKind::Nxapi,
-        _ => settings.resolved_trace_backend(),
-    };
-    Ok(match kind {
-        TraceBackendKind::Nxapi => Box::new(hopwatch::trace::NxapiBackend::new(
-            &settings.nxapi_socket,
-            &settings.nxapi_user,
-        )),
-        TraceBackendKind::Auto | TraceBackendKind::Kernel => {
-            Box::new(hopwatch::trace::KernelBackend::new())
-        }
-    })
+    let mut config = settings_config(config)?;
+    match forced {
+        Some("kernel") => config.agent.trace_backend = TraceBackendKind::Kernel,
+        Some("nxapi") => config.agent.trace_backend = TraceBackendKind::Nxapi,
+        _ => {}
+    }
+    Ok(agent::new_trace_backend(&config.agent)())
 }
 
 /// `HOPWATCH_LOG=error|warn|info|debug|trace`; info by default.
