@@ -61,7 +61,7 @@ pub enum SourceError {
     #[error("{path} is not in /proc/net/dev format: {reason}")]
     Format { path: String, reason: String },
     #[error(transparent)]
-    Nxapi(#[from] nxapi::NxapiError),
+    Nxapi(#[from] crate::nxapi::NxapiError),
 }
 
 /// Something that yields a snapshot of every interface's counters.
