@@ -293,6 +293,7 @@ struct Ticker {
     source: ProcfsSource,
     engine: Engine,
     links: LinkTable,
+    link_hints: Vec<usize>,
     /// Kept between ticks, as the agent keeps it.
     snapshot: Snapshot,
     alerts: Vec<Alert>,
@@ -323,6 +324,7 @@ impl Ticker {
             source,
             engine: Engine::new(config.rules),
             links,
+            link_hints: Vec::new(),
             snapshot: Snapshot::default(),
             alerts: Vec::new(),
             now: Instant::now(),
@@ -350,14 +352,19 @@ impl Ticker {
             .sample_into(snapshot)
             .expect("sample /proc/net/dev");
         let links = &self.links;
+        self.link_hints.resize(snapshot.rows.len(), 0);
         self.engine.observe(
             self.now,
-            snapshot.rows.iter().map(|row| Observation {
-                name: &row.name,
-                counters: &row.counters,
-                columns: row.columns,
-                link: links.get(&row.name),
-            }),
+            snapshot
+                .rows
+                .iter()
+                .zip(&mut self.link_hints)
+                .map(|(row, hint)| Observation {
+                    name: &row.name,
+                    counters: &row.counters,
+                    columns: row.columns,
+                    link: links.get_hinted(&row.name, hint),
+                }),
             &mut self.alerts,
         );
         self.changes += self.alerts.len();
@@ -426,7 +433,9 @@ fn main() {
     for _ in 0..WARMUP {
         bare_read(&path, &mut buffer);
         if let Some(ticker) = &mut ticker {
-            source.sample_into(&mut snapshot).expect("sample /proc/net/dev");
+            source
+                .sample_into(&mut snapshot)
+                .expect("sample /proc/net/dev");
             black_box(&snapshot);
             ticker.tick();
         }
@@ -445,7 +454,9 @@ fn main() {
         if let Some(ticker) = &mut ticker {
             std::thread::sleep(gap);
             sample.run(per_round, || {
-                source.sample_into(&mut snapshot).expect("sample /proc/net/dev");
+                source
+                    .sample_into(&mut snapshot)
+                    .expect("sample /proc/net/dev");
                 black_box(&snapshot);
             });
             std::thread::sleep(gap);

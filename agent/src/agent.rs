@@ -59,6 +59,8 @@ struct Agent {
     source: Box<dyn CounterSource>,
     engine: Engine,
     links: LinkTable,
+    /// Where each snapshot row's link was found last tick.
+    link_hints: Vec<usize>,
     tracker: LinkTracker,
     link_mode: LinkWatch,
     outputs: Vec<OutputHandle>,
@@ -252,6 +254,7 @@ impl Agent {
             source: build_source(&config.agent),
             engine: Engine::new(config.rules.clone()),
             links: LinkTable::default(),
+            link_hints: Vec::new(),
             tracker: LinkTracker::default(),
             link_mode: LinkWatch::Poll,
             outputs,
@@ -353,14 +356,19 @@ impl Agent {
             LinkWatch::Auto | LinkWatch::Netlink => {}
         }
         let links = &self.links;
+        self.link_hints.resize(snapshot.rows.len(), 0);
         self.engine.observe(
             now,
-            snapshot.rows.iter().map(|row| Observation {
-                name: &row.name,
-                counters: &row.counters,
-                columns: row.columns,
-                link: links.get(&row.name),
-            }),
+            snapshot
+                .rows
+                .iter()
+                .zip(&mut self.link_hints)
+                .map(|(row, hint)| Observation {
+                    name: &row.name,
+                    counters: &row.counters,
+                    columns: row.columns,
+                    link: links.get_hinted(&row.name, hint),
+                }),
             &mut self.alerts,
         );
         let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();

@@ -6,7 +6,7 @@
 pub mod netlink;
 pub mod sysfs;
 
-use crate::hash::NameMap;
+use crate::hash::{NameMap, ShortName};
 use std::collections::HashMap;
 
 /// RFC 2863 operational state, as the kernel reports it.
@@ -76,39 +76,74 @@ impl LinkState {
 /// The link state of every interface, by name.
 #[derive(Debug, Default, Clone)]
 pub struct LinkTable {
-    links: NameMap<LinkState>,
+    entries: Vec<LinkEntry>,
+    /// Where each name is in `entries`.
+    index: NameMap<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct LinkEntry {
+    short: ShortName,
+    name: String,
+    state: LinkState,
 }
 
 impl LinkTable {
     pub fn get(&self, name: &str) -> Option<&LinkState> {
-        self.links.get(name)
+        self.index.get(name).map(|&at| &self.entries[at].state)
+    }
+
+    /// [`LinkTable::get`] for a caller that asks for the same names in the
+    /// same order every tick: `hint` remembers where the name was found, so
+    /// the usual answer is a comparison in place rather than a hash lookup.
+    pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&LinkState> {
+        if let Some(entry) = self.entries.get(*hint)
+            && entry.short.is(&entry.name, name)
+        {
+            return Some(&entry.state);
+        }
+        let &at = self.index.get(name)?;
+        *hint = at;
+        Some(&self.entries[at].state)
     }
 
     /// Records a new state; returns the previous one.
     pub fn set(&mut self, name: &str, state: LinkState) -> Option<LinkState> {
-        match self.links.get_mut(name) {
-            Some(slot) => Some(std::mem::replace(slot, state)),
+        match self.index.get(name) {
+            Some(&at) => Some(std::mem::replace(&mut self.entries[at].state, state)),
             None => {
-                self.links.insert(name.to_string(), state);
+                self.index.insert(name.to_string(), self.entries.len());
+                self.entries.push(LinkEntry {
+                    short: ShortName::of(name),
+                    name: name.to_string(),
+                    state,
+                });
                 None
             }
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<LinkState> {
-        self.links.remove(name)
+        let at = self.index.remove(name)?;
+        let entry = self.entries.swap_remove(at);
+        if let Some(moved) = self.entries.get(at)
+            && let Some(slot) = self.index.get_mut(moved.name.as_str())
+        {
+            *slot = at;
+        }
+        Some(entry.state)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &LinkState)> {
-        self.links.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|e| (e.name.as_str(), &e.state))
     }
 
     pub fn len(&self) -> usize {
-        self.links.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -170,6 +205,46 @@ impl LinkTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn up(carrier_changes: u64) -> LinkState {
+        LinkState {
+            admin_up: true,
+            carrier: true,
+            oper: OperState::Up,
+            carrier_changes,
+            speed_mbps: None,
+        }
+    }
+
+    #[test]
+    fn the_link_table_finds_names_with_and_without_hints() {
+        let mut table = LinkTable::default();
+        for (i, name) in ["eth0", "eth1", "eth2"].iter().enumerate() {
+            assert_eq!(table.set(name, up(i as u64)), None);
+        }
+        assert_eq!(table.set("eth1", up(10)), Some(up(1)));
+        let mut hints = vec![0; 3];
+        for _ in 0..2 {
+            for (hint, (name, changes)) in
+                hints
+                    .iter_mut()
+                    .zip([("eth2", 2), ("eth1", 10), ("eth0", 0)])
+            {
+                assert_eq!(table.get_hinted(name, hint), Some(&up(changes)));
+            }
+        }
+        assert_eq!(hints, [2, 1, 0]);
+        // Removing eth0 moves eth2 into its place; hints still find both.
+        assert_eq!(table.remove("eth0"), Some(up(0)));
+        assert_eq!(table.remove("eth0"), None);
+        assert_eq!(table.get_hinted("eth2", &mut hints[0]), Some(&up(2)));
+        assert_eq!(table.get_hinted("eth0", &mut hints[2]), None);
+        assert_eq!(table.get("eth1"), Some(&up(10)));
+        assert_eq!(table.len(), 2);
+        let mut names: Vec<&str> = table.iter().map(|(n, _)| n).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["eth1", "eth2"]);
+    }
 
     #[test]
     fn up_needs_admin_carrier_and_a_live_oper_state() {

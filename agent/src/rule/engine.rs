@@ -88,7 +88,7 @@ use std::time::{Duration, Instant};
 use super::Rule;
 use super::expr::{Condition, Func};
 use crate::event::{Alert, AlertState, Severity};
-use crate::hash::NameMap;
+use crate::hash::{NameMap, ShortName};
 use crate::link::LinkState;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric, counter_delta};
 
@@ -186,6 +186,7 @@ struct Recent {
 
 #[derive(Debug)]
 struct Interface {
+    short: ShortName,
     name: String,
     last_tick: Tick,
     prev: Option<Prev>,
@@ -386,7 +387,10 @@ impl Engine {
     /// adding it when it is new.
     fn slot(&mut self, position: usize, name: &str) -> usize {
         if let Some(&slot) = self.order.get(position)
-            && self.interfaces.get(slot).is_some_and(|i| i.name == name)
+            && self
+                .interfaces
+                .get(slot)
+                .is_some_and(|i| i.short.is(&i.name, name))
         {
             return slot;
         }
@@ -595,6 +599,7 @@ impl Recent {
 impl Interface {
     fn new(name: &str, states: Vec<RuleState>) -> Interface {
         Interface {
+            short: ShortName::of(name),
             name: name.to_string(),
             last_tick: 0,
             prev: None,
@@ -2124,6 +2129,13 @@ mod tests {
 mod sizes {
     #[test]
     fn print_sizes() {
-        eprintln!("RuleState {} Window {} Phase {} Interface {} Prev {}", size_of::<super::RuleState>(), size_of::<super::Window>(), size_of::<super::Phase>(), size_of::<super::Interface>(), size_of::<super::Prev>());
+        eprintln!(
+            "RuleState {} Window {} Phase {} Interface {} Prev {}",
+            size_of::<super::RuleState>(),
+            size_of::<super::Window>(),
+            size_of::<super::Phase>(),
+            size_of::<super::Interface>(),
+            size_of::<super::Prev>()
+        );
     }
 }
