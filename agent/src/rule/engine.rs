@@ -619,44 +619,54 @@ impl Interface {
         out: &mut Vec<Alert>,
     ) {
         let prev = self.prev;
-        let samples = samples(prev.as_ref(), clock.now, obs);
+        let derived = derived(prev.as_ref(), clock.now, obs);
         let mut available: MetricSet = 0;
-        let mut derived = [0; DERIVED];
-        for (metric, sample) in samples.iter().enumerate() {
+        for column in 0..COUNTER_COLUMNS {
+            available |= MetricSet::from(obs.columns.has(column)) << column;
+        }
+        let mut bits = [0; DERIVED];
+        for (slot, sample) in derived.iter().enumerate() {
             if let Some(sample) = sample {
-                available |= 1 << metric;
-                if let Some(slot) = metric.checked_sub(COUNTER_COLUMNS) {
-                    derived[slot] = sample.value.to_bits();
-                }
+                available |= 1 << (COUNTER_COLUMNS + slot);
+                bits[slot] = sample.value.to_bits();
             }
         }
         let changed = match &prev {
             None => ALL_METRICS,
             Some(prev) => {
-                let mut changed = (available ^ prev.available) & ALL_METRICS;
+                let mut changed = available ^ prev.available;
                 for (column, (now, before)) in obs.counters.iter().zip(&prev.counters).enumerate() {
                     changed |= MetricSet::from(now != before) << column;
                 }
-                for (slot, (now, before)) in derived.iter().zip(&prev.derived).enumerate() {
+                for (slot, (now, before)) in bits.iter().zip(&prev.derived).enumerate() {
                     changed |= MetricSet::from(now != before) << (COUNTER_COLUMNS + slot);
                 }
                 changed
             }
         };
-        self.prev = Some(Prev {
-            at: clock.now,
-            counters: *obs.counters,
-            columns: obs.columns,
-            carrier_changes: obs
-                .link
-                .map(|l| l.carrier_changes)
-                .or(prev.and_then(|p| p.carrier_changes)),
-            available,
-            derived,
-        });
-        if changed == 0 && self.busy == 0 && skip_quiet {
-            return;
+        if let Some(prev) = &mut self.prev
+            && changed == 0
+        {
+            // The counters, the link and what follows from them are as
+            // they were; only the time moves on.
+            prev.at = clock.now;
+            if self.busy == 0 && skip_quiet {
+                return;
+            }
+        } else {
+            self.prev = Some(Prev {
+                at: clock.now,
+                counters: *obs.counters,
+                columns: obs.columns,
+                carrier_changes: obs
+                    .link
+                    .map(|l| l.carrier_changes)
+                    .or(prev.and_then(|p| p.carrier_changes)),
+                available,
+                derived: bits,
+            });
         }
+        let samples = samples(prev.as_ref(), obs, &derived);
         let mut busy = 0;
         for state in &mut self.states {
             if skip_quiet && state.quiet && state.reads & changed == 0 {
@@ -670,8 +680,13 @@ impl Interface {
     }
 }
 
-/// Every metric's value for one interface this tick.
-fn samples(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> Samples {
+/// Every metric's value for one interface this tick: the counter columns',
+/// then `derived`.
+fn samples(
+    prev: Option<&Prev>,
+    obs: &Observation<'_>,
+    derived: &[Option<Sample>; DERIVED],
+) -> Samples {
     let mut samples: Samples = [None; METRICS];
     for (column, &value) in obs.counters.iter().enumerate() {
         if !obs.columns.has(column) {
@@ -684,16 +699,33 @@ fn samples(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> Samples 
                 .map(|p| counter_delta(p.counters[column], value)),
         });
     }
+    samples[COUNTER_COLUMNS..].copy_from_slice(derived);
+    samples
+}
+
+/// The values of the metrics after the counter columns, which come from the
+/// link state and the byte counters' deltas.
+fn derived(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> [Option<Sample>; DERIVED] {
+    let mut derived = [None; DERIVED];
+    let mut set = |metric: Metric, sample: Option<Sample>| {
+        derived[metric as usize - COUNTER_COLUMNS] = sample;
+    };
     let link = obs.link;
-    samples[Metric::CarrierChanges as usize] = link.map(|l| Sample {
-        value: l.carrier_changes as f64,
-        delta: prev
-            .and_then(|p| p.carrier_changes)
-            .map(|before| counter_delta(before, l.carrier_changes)),
-    });
-    samples[Metric::OperUp as usize] = link.map(|l| gauge(if l.is_up() { 1.0 } else { 0.0 }));
+    set(
+        Metric::CarrierChanges,
+        link.map(|l| Sample {
+            value: l.carrier_changes as f64,
+            delta: prev
+                .and_then(|p| p.carrier_changes)
+                .map(|before| counter_delta(before, l.carrier_changes)),
+        }),
+    );
+    set(
+        Metric::OperUp,
+        link.map(|l| gauge(if l.is_up() { 1.0 } else { 0.0 })),
+    );
     let speed = link.and_then(|l| l.speed_mbps).filter(|&s| s > 0);
-    samples[Metric::SpeedMbps as usize] = speed.map(|s| gauge(s as f64));
+    set(Metric::SpeedMbps, speed.map(|s| gauge(s as f64)));
     if let (Some(prev), Some(speed)) = (prev, speed) {
         let seconds = now.saturating_duration_since(prev.at).as_secs_f64();
         if seconds > 0.0 {
@@ -702,14 +734,16 @@ fn samples(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> Samples 
                 (Metric::RxUtil, Metric::RxBytes),
                 (Metric::TxUtil, Metric::TxBytes),
             ] {
-                let delta = samples[bytes as usize].and_then(|s| s.delta);
+                let column = bytes as usize;
+                let delta = (obs.columns.has(column) && prev.columns.has(column))
+                    .then(|| counter_delta(prev.counters[column], obs.counters[column]));
                 // Bits over capacity, as a percent; multiplied before dividing
                 // so round numbers stay round.
-                samples[util as usize] = delta.map(|d| gauge(d as f64 * 800.0 / capacity_bits));
+                set(util, delta.map(|d| gauge(d as f64 * 800.0 / capacity_bits)));
             }
         }
     }
-    samples
+    derived
 }
 
 fn gauge(value: f64) -> Sample {
