@@ -106,6 +106,16 @@ else
     MUSL_BYTES=""
 fi
 GNU_BYTES=$(stat -c %s "$BIN")
+# The whole-process figures are the shipped binary's: the static musl build,
+# whose allocator and page footprint are what a switch runs. The glibc build
+# is what `cargo build` makes on a workstation; its peak RSS is printed too.
+if [[ -n "$MUSL_BYTES" ]]; then
+    RUN_BIN=$MUSL_BIN
+    RUN_KIND="static musl"
+else
+    RUN_BIN=$BIN
+    RUN_KIND="glibc, dynamic (the musl build failed)"
+fi
 TICK=$(cargo bench -p hopwatch-agent --bench tick --no-run --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
@@ -150,13 +160,13 @@ events = ["alert", "link", "heartbeat", "loss"]
 
 $(cat bench/rules.toml)
 EOF
-"$BIN" check-config -c "$WORK/big.toml"
+"$RUN_BIN" check-config -c "$WORK/big.toml"
 
-say "whole process: hopwatch run in $NS_BIG for ${DURATION}s"
+say "whole process: hopwatch run ($RUN_KIND) in $NS_BIG for ${DURATION}s"
 SOCK="$WORK/state-big/hopwatch.sock"
 # `ip netns exec` execs the command, so $! is the agent itself.
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
-ip netns exec "$NS_BIG" "$BIN" run -c "$WORK/big.toml" > "$WORK/big.out" 2> "$WORK/big.err" &
+ip netns exec "$NS_BIG" "$RUN_BIN" run -c "$WORK/big.toml" > "$WORK/big.out" 2> "$WORK/big.err" &
 AGENT_PID=$!
 STARTED=$(date +%s.%N)
 for _ in $(seq 100); do
@@ -195,6 +205,20 @@ cat "$WORK/paced.txt"
 
 say "bare read of /proc/net/dev in $NS_BIG, back to back, after the agent ran"
 "$TICK" --netns "$NS_BIG" --bare-only --json-out "$WORK/bare2.json"
+
+GNU_HWM_KIB=""
+if [[ "$RUN_BIN" != "$BIN" ]]; then
+    say "peak RSS of the glibc build: hopwatch run in $NS_BIG for 10s"
+    rm -f "$SOCK"
+    ip netns exec "$NS_BIG" "$BIN" run -c "$WORK/big.toml" > /dev/null 2> "$WORK/gnu.err" &
+    AGENT_PID=$!
+    sleep 10
+    GNU_HWM_KIB=$(awk '/^VmHWM:/ {print $2}' "/proc/$AGENT_PID/status")
+    kill -TERM "$AGENT_PID"
+    wait "$AGENT_PID" || true
+    AGENT_PID=""
+    echo "VmHWM $GNU_HWM_KIB kB"
+fi
 ip netns del "$NS_BIG"
 
 say "latency: agent in $NS_A, watching lat0; its peer lat1 in $NS_B"
@@ -227,9 +251,9 @@ severity = "warning"
 [output.stdout]
 events = ["alert", "link"]
 EOF
-"$BIN" check-config -c "$WORK/lat.toml"
+"$RUN_BIN" check-config -c "$WORK/lat.toml"
 ip netns exec "$NS_A" python3 -u bench/latency.py \
-    --agent "$BIN" --config "$WORK/lat.toml" --socket "$WORK/state-lat/hopwatch.sock" \
+    --agent "$RUN_BIN" --config "$WORK/lat.toml" --socket "$WORK/state-lat/hopwatch.sock" \
     --interface lat0 --target 10.199.0.2 --peer-netns "$NS_B" --peer lat1 \
     --interval "$INTERVAL" --repeats "$REPEATS" \
     --stderr "$WORK/lat.err" --json-out "$WORK/latency.json" &
@@ -239,7 +263,7 @@ LATENCY_PID=""
 
 say "summary (paste into README.md)"
 export IFACES RULES DURATION WARMUP STAT_MS CLOCK0 CLOCK1 TICKS0 HWM_KIB ANON_KIB FILE_KIB \
-    LOAD0 LOAD1 MUSL_BYTES GNU_BYTES WORK
+    LOAD0 LOAD1 MUSL_BYTES GNU_BYTES GNU_HWM_KIB RUN_KIND WORK
 python3 <<'EOF'
 import json, os
 
@@ -324,6 +348,9 @@ rows += [
     ("RSS at the end: anonymous / file-backed",
      f"{int(env['ANON_KIB']) / 1024:.2f} / {int(env['FILE_KIB']) / 1024:.2f} MiB", ""),
 ]
+if env.get("GNU_HWM_KIB"):
+    rows.append(("Peak RSS (VmHWM) of the glibc build, 10 s run",
+                 f"{int(env['GNU_HWM_KIB']) / 1024:.2f} MiB", "not shipped; for comparison"))
 if micro.get("engine_anon_kib") is not None:
     rows.append(("Rule state for all interfaces, full windows (tick bench, anonymous RSS)",
                  f"{micro['engine_anon_kib'] / 1024:.2f} MiB", "part of the RSS above"))
@@ -336,7 +363,7 @@ rows += [
     latency_row("Link latency, peer down -> down line, min / median / max", "link_down", 50),
     latency_row("Link latency, peer up -> up line, min / median / max", "link_up", 50),
 ]
-print(f"Agent run {env['DURATION']} s, tick {interval_ms:.0f} ms, {ticks} ticks; "
+print(f"Agent ({env['RUN_KIND']}) run {env['DURATION']} s, tick {interval_ms:.0f} ms, {ticks} ticks; "
       f"{os.cpu_count()} CPUs, 1-minute load average {env['LOAD0']} at the start, "
       f"{env['LOAD1']} at the end (other work on the machine inflates every figure).")
 print()
