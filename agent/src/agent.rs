@@ -16,6 +16,7 @@ use crate::rule::{Engine, Observation};
 use crate::source::nxapi::NxapiSource;
 use crate::source::procfs::ProcfsSource;
 use crate::source::{CounterSource, Snapshot};
+use crate::timer::Ticker;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,8 +112,7 @@ pub async fn run(
         "Agent started."
     );
 
-    let mut ticker = tokio::time::interval(agent.config.agent.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ticker = Ticker::new(agent.config.agent.interval);
     let mut heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
     // The first tick, then at once the first heartbeat: it tells whoever
@@ -137,8 +137,7 @@ pub async fn run(
                 let (interval, beat) = (agent.config.agent.interval, agent.config.agent.heartbeat);
                 agent.reload(&link_tx);
                 if agent.config.agent.interval != interval {
-                    ticker = tokio::time::interval(agent.config.agent.interval);
-                    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    ticker = Ticker::new(agent.config.agent.interval);
                 }
                 if agent.config.agent.heartbeat != beat {
                     heartbeat = tokio::time::interval(agent.config.agent.heartbeat);

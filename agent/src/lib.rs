@@ -18,5 +18,6 @@ pub mod nxapi;
 pub mod output;
 pub mod rule;
 pub mod source;
+pub mod timer;
 pub mod trace;
 pub mod wire;

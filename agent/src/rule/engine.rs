@@ -98,6 +98,7 @@ const DERIVED: usize = METRICS - COUNTER_COLUMNS;
 /// One bit per metric, in [`Metric`] order.
 type MetricSet = u32;
 const ALL_METRICS: MetricSet = (1 << METRICS) - 1;
+const _: () = assert!(METRICS <= MetricSet::BITS as usize);
 
 /// One interface as seen this tick.
 #[derive(Debug, Clone, Copy)]
@@ -2157,19 +2158,5 @@ mod tests {
             10
         );
         assert_eq!(h.engine.glob_checks, 500 * 21);
-    }
-}
-#[cfg(test)]
-mod sizes {
-    #[test]
-    fn print_sizes() {
-        eprintln!(
-            "RuleState {} Window {} Phase {} Interface {} Prev {}",
-            size_of::<super::RuleState>(),
-            size_of::<super::Window>(),
-            size_of::<super::Phase>(),
-            size_of::<super::Interface>(),
-            size_of::<super::Prev>()
-        );
     }
 }
