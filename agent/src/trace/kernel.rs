@@ -21,6 +21,7 @@ use super::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::libc;
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -1334,7 +1335,7 @@ impl Outcome {
         let request = &self.trace.request;
         let mut prefix = request.describe();
         if let Some(iif) = &self.trace.ingress_interface {
-            prefix.push_str(&format!(" arriving on {iif}"));
+            let _ = write!(prefix, " arriving on {iif}");
         }
         prefix
     }
@@ -1405,27 +1406,33 @@ impl Outcome {
         let out = egress.name.clone();
         self.trace.next_hop = gateway;
         self.trace.egress_interface = Some(out.clone());
-        let origin = format!(
-            "{} route {} ({}, table {}, metric {})",
+        // Written piece by piece into one string: a trace's words cost
+        // more than its kernel lookups when each piece is its own string.
+        let mut words = String::with_capacity(160);
+        let _ = write!(
+            words,
+            "{} route {} ({}, table {}, metric {}): ",
             route.kind, route.prefix, route.protocol, route.table_name, route.metric
         );
-        let hop = match gateway {
-            Some(gw) => format!("via {gw} dev {out}"),
-            None => format!("directly connected on {out}"),
+        let _ = match gateway {
+            Some(gw) => write!(words, "via {gw} dev {out}"),
+            None => write!(words, "directly connected on {out}"),
         };
-        let member = match (route.chosen, route.members.len()) {
-            (Some(i), n) if n > 1 => format!(
+        if let (Some(i), n) = (route.chosen, route.members.len())
+            && n > 1
+        {
+            let _ = write!(
+                words,
                 ", member {} of {} (weight {} of {}) chosen by the multipath hash",
                 i + 1,
                 n,
                 route.members[i].weight,
                 route.members.iter().map(|m| m.weight).sum::<u32>()
-            ),
-            _ => String::new(),
-        };
+            );
+        }
         self.push(
             "forward",
-            format!("{origin}: {hop}{member}"),
+            words,
             Step::L3Routing {
                 route,
                 source_address,
@@ -1521,17 +1528,20 @@ impl Outcome {
         let description = egress_words(&egress);
         self.push("output", description, Step::Egress { interface: egress });
         self.trace.reaches_destination = true;
-        self.trace.summary = match gateway {
-            Some(gw) => format!(
-                "{} leaves by {out} towards next hop {gw}{}",
-                self.prefix(),
-                member_words(&self.trace)
-            ),
-            None => format!(
-                "{} leaves by {out}, where {dst} is directly connected",
-                self.prefix()
-            ),
-        };
+        let mut summary = self.prefix();
+        match gateway {
+            Some(gw) => {
+                let _ = write!(summary, " leaves by {out} towards next hop {gw}");
+                write_member_words(&self.trace, &mut summary);
+            }
+            None => {
+                let _ = write!(
+                    summary,
+                    " leaves by {out}, where {dst} is directly connected"
+                );
+            }
+        }
+        self.trace.summary = summary;
     }
 
     fn finish(self) -> Trace {
@@ -1539,39 +1549,44 @@ impl Outcome {
     }
 }
 
-/// `, member 2 of 4 of 10.9.0.0/16` when the route is multipath.
-fn member_words(trace: &Trace) -> String {
-    match trace.route() {
-        Some(route) if route.members.len() > 1 => match route.chosen {
-            Some(i) => format!(
+/// Appends `, member 2 of 4 of 10.9.0.0/16` when the route is multipath.
+fn write_member_words(trace: &Trace, out: &mut String) {
+    if let Some(route) = trace.route()
+        && route.members.len() > 1
+    {
+        let _ = match route.chosen {
+            Some(i) => write!(
+                out,
                 ", member {} of {} of {}",
                 i + 1,
                 route.members.len(),
                 route.prefix
             ),
-            None => format!(
+            None => write!(
+                out,
                 ", one of {} members of {}",
                 route.members.len(),
                 route.prefix
             ),
-        },
-        _ => String::new(),
+        };
     }
 }
 
 fn egress_words(interface: &Interface) -> String {
-    let mut words = format!("out {}: {}", interface.name, interface.oper_state);
+    let mut words = String::with_capacity(128);
+    let _ = write!(words, "out {}: {}", interface.name, interface.oper_state);
     if let Some(mtu) = interface.mtu {
-        words.push_str(&format!(", mtu {mtu}"));
+        let _ = write!(words, ", mtu {mtu}");
     }
     if let Some(speed) = interface.speed_mbps {
-        words.push_str(&format!(", {speed} Mb/s"));
+        let _ = write!(words, ", {speed} Mb/s");
     }
     if let Some(c) = interface.counters {
-        words.push_str(&format!(
+        let _ = write!(
+            words,
             ", tx {} packets {} bytes {} errors {} dropped",
             c.tx_packets, c.tx_bytes, c.tx_errors, c.tx_dropped
-        ));
+        );
     }
     words
 }
@@ -1825,7 +1840,7 @@ fn decode_neighbour(
             if i > 0 {
                 text.push(':');
             }
-            text.push_str(&format!("{b:02x}"));
+            let _ = write!(text, "{b:02x}");
         }
         text
     });
@@ -2143,6 +2158,17 @@ mod tests {
                     // cache or a fresh lookup.
                     query.sport = by_p1;
                     let after = names(&home.trace(&query).unwrap());
+                    // The egress link is remembered too, all but its
+                    // counters; a new MTU must show all the same.
+                    let mtu = |trace: &Trace| {
+                        trace.hops.iter().find_map(|hop| match &hop.step {
+                            Step::Egress { interface } => interface.mtu,
+                            _ => None,
+                        })
+                    };
+                    assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1500));
+                    lab.ip("link set p1 mtu 1400");
+                    assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1400));
                     (before, after)
                 })
                 .join()
