@@ -6,6 +6,12 @@
 //! write returns. A batch therefore costs one system call for any number of
 //! lookups, and an answer that is missing after the write was dropped for
 //! lack of receive buffer, never merely late.
+//!
+//! What a trace or `paths` sends and reads is written and read here by hand
+//! (the tests hold the bytes against netlink-packet-route's): going through
+//! the message types cost more than the kernel's own work on each request.
+//! The message types remain for the rare questions whose answers are rich
+//! (a VRF device's link info).
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized,
