@@ -250,7 +250,10 @@ struct Namespace {
 /// change: a socket subscribed to link notifications is drained before each
 /// query, so nothing remembered is older than the last announcement. The
 /// kernel announces every change of what is kept (a rename, an MTU, admin
-/// state, carrier and operational state); a speed changes only through a
+/// state, carrier and operational state). A carrier change is announced
+/// when linkwatch processes it, up to a second after the driver reports it,
+/// which is also when the FIB marks the link's next hops: a remembered link
+/// agrees with the routes the trace reads. A speed changes only through a
 /// renegotiation, which takes the carrier down and so is announced. Counters
 /// change with every packet and are never kept: a trace asks for the egress
 /// counters alone, a fraction of the whole link's answer.
