@@ -48,7 +48,8 @@ const PATHS_STALLS: u32 = 8;
 /// kernel notification announces: the hostname, the multipath hash policy,
 /// and that no namespace is named `default`. A change shows in traces at
 /// most this much later; a fresh backend (a `hopwatch trace` process) reads
-/// them all, and a busy agent saves a system call or two per trace.
+/// them all, and a busy agent saves three system calls per trace (`uname`,
+/// a `pread` of the policy, a `statx` in the netns directory).
 const REREAD_AFTER: Duration = Duration::from_millis(100);
 
 /// Answers queries from the kernel of the namespace the agent runs in, or
@@ -238,7 +239,6 @@ struct Namespace {
     /// Links and speeds kept between queries; only the agent's own
     /// namespace lives long enough to use one.
     cache: Option<LinkCache>,
-
     /// This is the agent's own namespace, kept between queries.
     home: bool,
     /// Queries answered so far.
@@ -2175,6 +2175,21 @@ mod tests {
                     assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1500));
                     lab.ip("link set p1 mtu 1400");
                     assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1400));
+
+                    // The hash policy is trusted for REREAD_AFTER, then read
+                    // again; /proc/sys/net opened here is the lab's.
+                    let mut namespace =
+                        Namespace::open(PathBuf::from("/proc/sys"), PathBuf::from("/sys"), true)
+                            .unwrap();
+                    let read = Instant::now();
+                    let policy = |namespace: &mut Namespace, at| {
+                        namespace.load_share(true, at).map(|share| share.policy)
+                    };
+                    assert_eq!(policy(&mut namespace, read), Some(1));
+                    std::fs::write("/proc/sys/net/ipv4/fib_multipath_hash_policy", "0").unwrap();
+                    let soon = read + REREAD_AFTER / 2;
+                    assert_eq!(policy(&mut namespace, soon), Some(1));
+                    assert_eq!(policy(&mut namespace, read + REREAD_AFTER), Some(0));
                     (before, after)
                 })
                 .join()
