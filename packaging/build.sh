@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=x86_64-unknown-linux-musl
-out=target/packages
-work=target/package-build
+target_dir=${CARGO_TARGET_DIR:-target}
+out=$target_dir/packages
+work=$target_dir/package-build
 
 need() {
   if ! command -v "$1" >/dev/null 2>&1; then
@@ -48,7 +49,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Static binaries ($target)"
 cargo build --release --locked --target "$target" --bin hopwatch
 cargo build --release --locked --target "$target" --bin hopwatch-collector
-bin=target/$target/release
+bin=$target_dir/$target/release
 for b in hopwatch hopwatch-collector; do
   if ! file "$bin/$b" | grep -Eq 'static(ally|-pie) linked'; then
     echo "build.sh: $bin/$b is not statically linked: $(file -b "$bin/$b")" >&2
@@ -72,9 +73,9 @@ cp packaging/collector-setup "$src/"
 step "RPMs"
 for spec in hopwatch hopwatch-collector; do
   rpmbuild -bb --quiet \
-    --define "_topdir $PWD/$work/rpm" \
-    --define "_sourcedir $PWD/$src" \
-    --define "_rpmdir $PWD/$out" \
+    --define "_topdir $(realpath "$work")/rpm" \
+    --define "_sourcedir $(realpath "$src")" \
+    --define "_rpmdir $(realpath "$out")" \
     --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
     --define "pkg_version $version" \
     "packaging/$spec.spec"
