@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds every package into target/packages/ from static musl binaries:
+# Builds every package into target/packages/ (CARGO_TARGET_DIR/packages when
+# that is set) from static musl binaries:
 #
-#   hopwatch-VERSION-1.x86_64.rpm                 the agent (NX-OS bash shell,
-#                                                 RHEL-family and any x86_64 Linux)
-#   hopwatch-collector-VERSION-1.x86_64.rpm       the collector, RHEL family
-#   hopwatch-collector_VERSION-1_amd64.deb        the collector, Debian family
+#   hopwatch-VERSION-1.x86_64.rpm             the agent: NX-OS bash shell,
+#                                             RHEL family, any x86_64 Linux
+#   hopwatch_VERSION-1_amd64.deb              the agent: Cumulus Linux, SONiC,
+#                                             Debian family
+#   hopwatch-collector-VERSION-1.x86_64.rpm   the collector, RHEL family
+#   hopwatch-collector_VERSION-1_amd64.deb    the collector, Debian family
 #
 # and prints each package's size and installed size. Needs cargo with the
 # x86_64-unknown-linux-musl target, a musl C compiler (SQLite and ring are C),
@@ -81,21 +84,38 @@ for spec in hopwatch hopwatch-collector; do
     "packaging/$spec.spec"
 done
 
-step "Collector .deb"
-deb=$work/deb/hopwatch-collector
-install -D -m 0755 "$src/hopwatch-collector" "$deb/usr/bin/hopwatch-collector"
-install -D -m 0644 "$src/collector.toml" "$deb/etc/hopwatch/collector.toml"
-install -D -m 0644 "$src/hopwatch-collector.service" "$deb/lib/systemd/system/hopwatch-collector.service"
-install -D -m 0755 "$src/collector-setup" "$deb/usr/libexec/hopwatch-collector/setup"
-mkdir -p "$deb/DEBIAN"
-installed_kb=$(du -sk --exclude=DEBIAN "$deb" | cut -f1)
-sed -e "s/@VERSION@/$version-1/" -e "s/@INSTALLED_SIZE@/$installed_kb/" \
-  packaging/deb/hopwatch-collector/control >"$deb/DEBIAN/control"
-install -m 0644 packaging/deb/hopwatch-collector/conffiles "$deb/DEBIAN/conffiles"
-for script in postinst prerm postrm; do
-  install -m 0755 "packaging/deb/hopwatch-collector/$script" "$deb/DEBIAN/$script"
-done
-dpkg-deb --root-owner-group -Zxz --build "$deb" "$out/hopwatch-collector_${version}-1_amd64.deb" >/dev/null
+# deb NAME: packs $work/deb/NAME (already filled) with the control files in
+# packaging/deb/NAME.
+deb() {
+  local name=$1 tree=$work/deb/$1 kib script
+  mkdir -p "$tree/DEBIAN"
+  kib=$(du -sk --exclude=DEBIAN "$tree" | cut -f1)
+  sed -e "s/@VERSION@/$version-1/" -e "s/@INSTALLED_SIZE@/$kib/" \
+    "packaging/deb/$name/control" >"$tree/DEBIAN/control"
+  install -m 0644 "packaging/deb/$name/conffiles" "$tree/DEBIAN/conffiles"
+  for script in postinst prerm postrm; do
+    install -m 0755 "packaging/deb/$name/$script" "$tree/DEBIAN/$script"
+  done
+  dpkg-deb --root-owner-group -Zxz --build "$tree" "$out/${name}_${version}-1_amd64.deb" >/dev/null
+}
+
+step ".debs"
+tree=$work/deb/hopwatch
+install -D -m 0755 "$src/hopwatch" "$tree/usr/bin/hopwatch"
+install -D -m 0640 "$src/agent.toml" "$tree/etc/hopwatch/agent.toml"
+install -D -m 0644 "$src/hopwatch.sysconfig" "$tree/etc/sysconfig/hopwatch"
+install -D -m 0755 "$src/hopwatch.init" "$tree/etc/init.d/hopwatch"
+install -D -m 0644 "$src/hopwatch.service" "$tree/lib/systemd/system/hopwatch.service"
+install -D -m 0755 "$src/vrf-exec" "$tree/usr/libexec/hopwatch/vrf-exec"
+install -d -m 0750 "$tree/var/lib/hopwatch"
+deb hopwatch
+
+tree=$work/deb/hopwatch-collector
+install -D -m 0755 "$src/hopwatch-collector" "$tree/usr/bin/hopwatch-collector"
+install -D -m 0644 "$src/collector.toml" "$tree/etc/hopwatch/collector.toml"
+install -D -m 0644 "$src/hopwatch-collector.service" "$tree/lib/systemd/system/hopwatch-collector.service"
+install -D -m 0755 "$src/collector-setup" "$tree/usr/libexec/hopwatch-collector/setup"
+deb hopwatch-collector
 
 step "Packages in $out"
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
@@ -106,11 +126,12 @@ for rpm in "$agent_rpm" "$out/hopwatch-collector-$version-1.x86_64.rpm"; do
   printf '%-44s %9d bytes (%s), installed %9d bytes (%s)\n' \
     "$(basename "$rpm")" "$size" "$(mib "$size")" "$installed" "$(mib "$installed")"
 done
-debfile=$out/hopwatch-collector_${version}-1_amd64.deb
-size=$(stat -c %s "$debfile")
-installed=$(($(dpkg-deb -f "$debfile" Installed-Size) * 1024))
-printf '%-44s %9d bytes (%s), installed %9d bytes (%s)\n' \
-  "$(basename "$debfile")" "$size" "$(mib "$size")" "$installed" "$(mib "$installed")"
+for debfile in "$out/hopwatch_${version}-1_amd64.deb" "$out/hopwatch-collector_${version}-1_amd64.deb"; do
+  size=$(stat -c %s "$debfile")
+  installed=$(($(dpkg-deb -f "$debfile" Installed-Size) * 1024))
+  printf '%-44s %9d bytes (%s), installed %9d bytes (%s)\n' \
+    "$(basename "$debfile")" "$size" "$(mib "$size")" "$installed" "$(mib "$installed")"
+done
 
 limit=$((2 * 1024 * 1024))
 size=$(stat -c %s "$agent_rpm")
