@@ -349,6 +349,7 @@ impl Ticker {
             snapshot.rows.iter().map(|row| Observation {
                 name: &row.name,
                 counters: &row.counters,
+                columns: row.columns,
                 link: links.get(&row.name),
             }),
             &mut self.alerts,

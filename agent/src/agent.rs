@@ -3,7 +3,7 @@
 //! heartbeats, answers `hopwatch status`, and reloads on SIGHUP. Outputs run
 //! on their own threads, so nothing here waits on the network.
 
-use crate::config::{Config, LinkWatch, SourceKind};
+use crate::config::{AgentSettings, Config, LinkWatch, SourceKind, TraceBackendKind};
 use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
 use crate::event::{self, Body, Sequencer};
 use crate::link::netlink::{self, LinkUpdate};
@@ -13,6 +13,7 @@ use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
 use crate::rule::{Engine, Observation};
+use crate::source::nxapi::NxapiSource;
 use crate::source::procfs::ProcfsSource;
 use crate::source::{CounterSource, Snapshot};
 use std::future::Future;
@@ -186,6 +187,7 @@ fn build_outputs(
             on_loss: Box::new(move |loss| {
                 let _ = loss_tx.send(loss);
             }),
+            trace_backend: new_trace_backend(&config.agent),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
             Ok((handle, m)) => {
@@ -200,12 +202,40 @@ fn build_outputs(
     (outputs, monitor)
 }
 
-fn build_source(config: &Config) -> Box<dyn CounterSource> {
-    match config.agent.source {
-        SourceKind::Auto | SourceKind::Procfs => {
-            Box::new(ProcfsSource::new(&config.agent.proc_root))
-        }
+/// The counter source the config names, `auto` resolved.
+pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
+    match settings.resolved_source() {
+        SourceKind::Auto | SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
+        SourceKind::Nxapi => Box::new(NxapiSource::new(
+            &settings.nxapi_socket,
+            &settings.nxapi_user,
+            nxapi_timeout(settings.interval),
+        )),
     }
+}
+
+/// The trace backend the config names, `auto` resolved, made anew for each
+/// request the collector sends.
+pub fn new_trace_backend(settings: &AgentSettings) -> collector::NewBackend {
+    let (kind, socket, user) = (
+        settings.resolved_trace_backend(),
+        settings.nxapi_socket.clone(),
+        settings.nxapi_user.clone(),
+    );
+    Arc::new(move || -> Box<dyn crate::trace::Backend> {
+        match kind {
+            TraceBackendKind::Nxapi => Box::new(crate::trace::NxapiBackend::new(&socket, &user)),
+            TraceBackendKind::Auto | TraceBackendKind::Kernel => {
+                Box::new(crate::trace::KernelBackend::new())
+            }
+        }
+    })
+}
+
+/// How long one NX-API poll may take: a tick's worth, within 1 to 10 s. A
+/// poll that runs out loses its tick; the next tick asks again.
+fn nxapi_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 impl Agent {
@@ -219,7 +249,7 @@ impl Agent {
         let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
         let mut agent = Agent {
             seq,
-            source: build_source(&config),
+            source: build_source(&config.agent),
             engine: Engine::new(config.rules.clone()),
             links: LinkTable::default(),
             tracker: LinkTracker::default(),
@@ -244,6 +274,12 @@ impl Agent {
     /// when that is the choice.
     fn start_link_watch(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
         let settings = &self.config.agent;
+        if self.source.reports_links() {
+            // The source's view is the hardware's; the kernel's netdevs on
+            // NX-OS may lag it or name the ports differently.
+            self.link_mode = LinkWatch::Source;
+            return;
+        }
         let wanted = match settings.link_watch {
             LinkWatch::Auto if settings.sys_root == std::path::Path::new("/sys") => {
                 LinkWatch::Netlink
@@ -311,8 +347,10 @@ impl Agent {
             self.stats.skipped_lines += snapshot.skipped.len() as u64;
             tracing::debug!(skipped = ?snapshot.skipped, "Unreadable counter lines skipped.");
         }
-        if self.link_mode == LinkWatch::Poll {
-            self.poll_links(&snapshot);
+        match self.link_mode {
+            LinkWatch::Poll => self.poll_links(&snapshot),
+            LinkWatch::Source => self.source_links(&snapshot),
+            LinkWatch::Auto | LinkWatch::Netlink => {}
         }
         let links = &self.links;
         self.engine.observe(
@@ -320,6 +358,7 @@ impl Agent {
             snapshot.rows.iter().map(|row| Observation {
                 name: &row.name,
                 counters: &row.counters,
+                columns: row.columns,
                 link: links.get(&row.name),
             }),
             &mut self.alerts,
@@ -354,7 +393,39 @@ impl Agent {
         }
     }
 
+    /// Takes every interface's link from the rows the source reported.
+    fn source_links(&mut self, snapshot: &Snapshot) {
+        for row in &snapshot.rows {
+            if let Some(link) = &row.link {
+                self.apply_link_because(&row.name, link.state, link.reason.as_deref());
+            }
+        }
+        if self.links.len() > snapshot.rows.len() {
+            let present: std::collections::HashSet<&str> =
+                snapshot.rows.iter().map(|r| r.name.as_str()).collect();
+            let gone: Vec<String> = self
+                .links
+                .iter()
+                .map(|(name, _)| name)
+                .filter(|name| !present.contains(name))
+                .map(str::to_string)
+                .collect();
+            for name in gone {
+                self.remove_link(&name);
+            }
+        }
+    }
+
     fn link_update(&mut self, update: LinkUpdate) {
+        if self.link_mode == LinkWatch::Source
+            && matches!(
+                update,
+                LinkUpdate::Changed { .. } | LinkUpdate::Removed { .. }
+            )
+        {
+            // A watcher started before a reload to a link-reporting source.
+            return;
+        }
         match update {
             LinkUpdate::Changed { name, state } => self.apply_link(&name, state),
             LinkUpdate::Removed { name } => self.remove_link(&name),
@@ -363,7 +434,13 @@ impl Agent {
         }
     }
 
-    fn apply_link(&mut self, name: &str, mut state: LinkState) {
+    fn apply_link(&mut self, name: &str, state: LinkState) {
+        self.apply_link_because(name, state, None);
+    }
+
+    /// Records a link's state; a change of an interface `[links]` watches
+    /// becomes a `link` event, which names `reason` when the source gave one.
+    fn apply_link_because(&mut self, name: &str, mut state: LinkState, reason: Option<&str>) {
         if let Some(old) = self.links.get(name)
             && state.speed_mbps.is_none()
             && state.carrier
@@ -377,7 +454,7 @@ impl Agent {
         self.tracker.observe(name, &state, &mut self.changes);
         let changes: Vec<LinkChange> = self.changes.drain(..).collect();
         for change in changes {
-            self.emit(Body::Link(link_event(&change)));
+            self.emit(Body::Link(link_event(&change, reason)));
         }
     }
 
@@ -463,6 +540,11 @@ impl Agent {
             || config.collector != self.config.collector
             || (config.collector.is_some() && config.agent.name != self.config.agent.name)
             || (config.collector.is_some() && config.agent.state_dir != self.config.agent.state_dir)
+            || (config.collector.is_some()
+                && (config.agent.resolved_trace_backend()
+                    != self.config.agent.resolved_trace_backend()
+                    || config.agent.nxapi_socket != self.config.agent.nxapi_socket
+                    || config.agent.nxapi_user != self.config.agent.nxapi_user))
         {
             // The old outputs finish first: the new collector output opens
             // the same spool, which only one may hold.
@@ -474,10 +556,14 @@ impl Agent {
             self.outputs = outputs;
             self.collector = collector;
         }
-        if config.agent.source != self.config.agent.source
-            || config.agent.proc_root != self.config.agent.proc_root
+        let (old, new) = (&self.config.agent, &config.agent);
+        if new.source != old.source
+            || new.proc_root != old.proc_root
+            || new.nxapi_socket != old.nxapi_socket
+            || new.nxapi_user != old.nxapi_user
+            || new.interval != old.interval
         {
-            self.source = build_source(&config);
+            self.source = build_source(new);
         }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
@@ -499,6 +585,12 @@ impl Agent {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "<embedded default>".into()),
             source: self.source.name().to_string(),
+            trace_backend: self
+                .config
+                .agent
+                .resolved_trace_backend()
+                .as_str()
+                .to_string(),
             link_watch: format!("{:?}", self.link_mode).to_lowercase(),
             interval_ms: self.config.agent.interval.as_millis() as u64,
             interfaces: self.stats.interfaces,
@@ -555,12 +647,17 @@ impl Agent {
     }
 }
 
-fn link_event(change: &LinkChange) -> event::Link {
+fn link_event(change: &LinkChange, reason: Option<&str>) -> event::Link {
     let state = event::LinkState::from_up(change.up);
     let previous = event::LinkState::from_up(!change.up);
     let message = if change.up {
         format!(
             "{} came up (carrier changes {})",
+            change.name, change.carrier_changes
+        )
+    } else if let Some(reason) = reason {
+        format!(
+            "{} went down: {reason} (carrier changes {})",
             change.name, change.carrier_changes
         )
     } else {

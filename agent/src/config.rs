@@ -40,14 +40,75 @@ pub struct AgentSettings {
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
     pub link_watch: LinkWatch,
+    pub trace_backend: TraceBackendKind,
+    /// NX-API's local unix socket on NX-OS.
+    pub nxapi_socket: PathBuf,
+    /// The NX-OS user NX-API runs commands as.
+    pub nxapi_user: String,
+}
+
+impl AgentSettings {
+    /// The counter source `auto` resolves to: `nxapi` where NX-API's socket
+    /// exists (the bash shell of an NX-OS switch), else `procfs`.
+    pub fn resolved_source(&self) -> SourceKind {
+        match self.source {
+            SourceKind::Auto if self.nxapi_socket.exists() => SourceKind::Nxapi,
+            SourceKind::Auto => SourceKind::Procfs,
+            other => other,
+        }
+    }
+
+    /// The trace backend `auto` resolves to, by the same test.
+    pub fn resolved_trace_backend(&self) -> TraceBackendKind {
+        match self.trace_backend {
+            TraceBackendKind::Auto if self.nxapi_socket.exists() => TraceBackendKind::Nxapi,
+            TraceBackendKind::Auto => TraceBackendKind::Kernel,
+            other => other,
+        }
+    }
 }
 
 /// Where counters come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
-    /// Detect the platform; `procfs` on every Linux this build supports.
+    /// `nxapi` where NX-API's socket exists, else `procfs`.
     Auto,
+    /// `/proc/net/dev`: every Linux, and the hardware's counters where the
+    /// driver mirrors them (Cumulus, SONiC, switchdev).
     Procfs,
+    /// NX-OS hardware counters through NX-API's `show interface`.
+    Nxapi,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Auto => "auto",
+            SourceKind::Procfs => "procfs",
+            SourceKind::Nxapi => "nxapi",
+        }
+    }
+}
+
+/// Who answers flow traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceBackendKind {
+    /// `nxapi` where NX-API's socket exists, else `kernel`.
+    Auto,
+    /// The Linux FIB over rtnetlink.
+    Kernel,
+    /// The hardware's answer: `show routing hash` through NX-API.
+    Nxapi,
+}
+
+impl TraceBackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceBackendKind::Auto => "auto",
+            TraceBackendKind::Kernel => "kernel",
+            TraceBackendKind::Nxapi => "nxapi",
+        }
+    }
 }
 
 /// How link state changes are noticed.
@@ -60,6 +121,9 @@ pub enum LinkWatch {
     /// `sys_root` is read at every tick; for fixture roots and containers
     /// whose `/sys` belongs to another network namespace.
     Poll,
+    /// The counter source reports each link with its counters (`nxapi`);
+    /// chosen by the agent whatever `link_watch` says, never configured.
+    Source,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +216,9 @@ struct RawAgent {
     proc_root: Option<Spanned<String>>,
     sys_root: Option<Spanned<String>>,
     link_watch: Option<Spanned<String>>,
+    trace_backend: Option<Spanned<String>>,
+    nxapi_socket: Option<Spanned<String>>,
+    nxapi_user: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,6 +308,9 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "proc_root",
             "sys_root",
             "link_watch",
+            "trace_backend",
+            "nxapi_socket",
+            "nxapi_user",
         ],
     ),
     ("links", &["interfaces"]),
@@ -497,13 +567,30 @@ impl Validator<'_> {
             Some(v) => match v.get_ref().as_str() {
                 "auto" => SourceKind::Auto,
                 "procfs" => SourceKind::Procfs,
+                "nxapi" => SourceKind::Nxapi,
                 other => {
                     self.error(
                         v,
                         format!("unknown counter source `{other}`"),
-                        Some("use \"auto\" or \"procfs\"".into()),
+                        Some("use \"auto\", \"procfs\" or \"nxapi\"".into()),
                     );
                     SourceKind::Auto
+                }
+            },
+        };
+        let trace_backend = match raw.trace_backend.as_ref() {
+            None => TraceBackendKind::Auto,
+            Some(v) => match v.get_ref().as_str() {
+                "auto" => TraceBackendKind::Auto,
+                "kernel" => TraceBackendKind::Kernel,
+                "nxapi" => TraceBackendKind::Nxapi,
+                other => {
+                    self.error(
+                        v,
+                        format!("unknown trace backend `{other}`"),
+                        Some("use \"auto\", \"kernel\" or \"nxapi\"".into()),
+                    );
+                    TraceBackendKind::Auto
                 }
             },
         };
@@ -540,6 +627,29 @@ impl Validator<'_> {
         let state_dir = path(&raw.state_dir, "state_dir", "/var/lib/hopwatch");
         let proc_root = path(&raw.proc_root, "proc_root", "/proc");
         let sys_root = path(&raw.sys_root, "sys_root", "/sys");
+        let nxapi_socket = path(
+            &raw.nxapi_socket,
+            "nxapi_socket",
+            crate::nxapi::DEFAULT_SOCKET,
+        );
+        let nxapi_user = match &raw.nxapi_user {
+            Some(u)
+                if u.get_ref().trim().is_empty()
+                    || u.get_ref().contains([':', ';', '\r', '\n']) =>
+            {
+                self.error(
+                    u,
+                    format!("`nxapi_user` {:?} is not an NX-OS user name", u.get_ref()),
+                    Some(format!(
+                        "name a local NX-OS user; the default is {:?}",
+                        crate::nxapi::DEFAULT_USER
+                    )),
+                );
+                crate::nxapi::DEFAULT_USER.to_string()
+            }
+            Some(u) => u.get_ref().clone(),
+            None => crate::nxapi::DEFAULT_USER.to_string(),
+        };
         let name = match &raw.name {
             Some(n) if n.get_ref().trim().is_empty() => {
                 self.error(
@@ -561,6 +671,9 @@ impl Validator<'_> {
             proc_root,
             sys_root,
             link_watch,
+            trace_backend,
+            nxapi_socket,
+            nxapi_user,
         })
     }
 

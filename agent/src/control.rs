@@ -25,6 +25,9 @@ pub struct Status {
     pub uptime_s: u64,
     pub config: String,
     pub source: String,
+    /// Who answers flow traces: `kernel` or `nxapi`.
+    #[serde(default)]
+    pub trace_backend: String,
     pub link_watch: String,
     pub interval_ms: u64,
     pub interfaces: usize,
@@ -255,8 +258,13 @@ pub fn render(status: &Status) -> String {
     );
     let _ = writeln!(
         out,
-        "up {}s, config {}, source {}, link watch {}, every {}ms",
-        status.uptime_s, status.config, status.source, status.link_watch, status.interval_ms
+        "up {}s, config {}, source {}, trace backend {}, link watch {}, every {}ms",
+        status.uptime_s,
+        status.config,
+        status.source,
+        status.trace_backend,
+        status.link_watch,
+        status.interval_ms
     );
     let _ = writeln!(
         out,

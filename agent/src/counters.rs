@@ -180,14 +180,11 @@ mod tests {
     use crate::source::CounterRow;
 
     fn snapshot(name: &str, rx_bytes: u64, tx_packets: u64) -> Snapshot {
-        let mut counters = [0; 16];
+        let mut counters = [0; crate::metric::COUNTER_COLUMNS];
         counters[Metric::RxBytes as usize] = rx_bytes;
         counters[Metric::TxPackets as usize] = tx_packets;
         Snapshot {
-            rows: vec![CounterRow {
-                name: name.into(),
-                counters,
-            }],
+            rows: vec![CounterRow::proc_net_dev(name, counters)],
             skipped: vec![],
         }
     }

@@ -5,8 +5,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hopwatch::config::{self, Config, ConfigError};
-use hopwatch::source::CounterSource;
-use hopwatch::source::procfs::ProcfsSource;
 use hopwatch::{agent, control, counters, link};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,7 +37,8 @@ enum Command {
     },
     /// Show every interface's counters and per-second rates.
     Counters {
-        /// Read proc_root and sys_root from this config.
+        /// Read the source settings (source, proc_root, sys_root, nxapi_*)
+        /// from this config [default: /etc/hopwatch/agent.toml if present]
         #[arg(short, long)]
         config: Option<PathBuf>,
         /// Print JSON instead of a table.
@@ -63,7 +62,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Trace one flow through this switch as the kernel forwards it: the
+    /// Trace one flow through this switch as it forwards it (the kernel, or
+    /// NX-OS through NX-API): the
     /// route, the ECMP member, the next hop's neighbour entry, the egress
     /// interface. Exit 0 when answered, also when the answer is a drop.
     Trace(TraceArgs),
@@ -73,7 +73,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -90,6 +90,66 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Parses the command line. `--version` also says which counter source and
+/// trace backend the installed config leads to on this machine.
+fn parse_args() -> Args {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Args::command();
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--version" || a == "-V")
+    {
+        let config = installed_config();
+        let settings = &config.agent;
+        let text = format!(
+            "{} (counter source {}, trace backend {}; NX-API socket {} {})",
+            env!("CARGO_PKG_VERSION"),
+            settings.resolved_source().as_str(),
+            settings.resolved_trace_backend().as_str(),
+            settings.nxapi_socket.display(),
+            if settings.nxapi_socket.exists() {
+                "present"
+            } else {
+                "absent"
+            },
+        );
+        command = command.version(&*Box::leak(text.into_boxed_str()));
+    }
+    let matches = command.get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// The installed config if it loads, else the embedded default; for
+/// commands that only read settings from it.
+fn installed_config() -> Config {
+    Config::load(Path::new(config::DEFAULT_PATH)).unwrap_or_else(|_| Config::embedded())
+}
+
+/// The config a read-only command takes its settings from: the named file
+/// (errors are the caller's to fix), else the installed one, else the
+/// embedded default.
+fn settings_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(&path)?,
+        None => installed_config(),
+    })
+}
+
+/// The trace backend a config names, or the one `--backend` forces.
+fn trace_backend(
+    config: Option<PathBuf>,
+    forced: Option<&str>,
+) -> anyhow::Result<Box<dyn hopwatch::trace::Backend>> {
+    use hopwatch::config::TraceBackendKind;
+    let mut config = settings_config(config)?;
+    match forced {
+        Some("kernel") => config.agent.trace_backend = TraceBackendKind::Kernel,
+        Some("nxapi") => config.agent.trace_backend = TraceBackendKind::Nxapi,
+        _ => {}
+    }
+    Ok(agent::new_trace_backend(&config.agent)())
 }
 
 /// `HOPWATCH_LOG=error|warn|info|debug|trace`; info by default.
@@ -127,10 +187,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             watch,
             interval,
         } => {
-            let config = match config {
-                Some(path) => Config::load(&path)?,
-                None => Config::embedded(),
-            };
+            let config = settings_config(config)?;
             show_counters(&config, json, watch, interval)
         }
         Command::Status {
@@ -202,14 +259,18 @@ fn show_counters(
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
     let settings = &config.agent;
-    let mut source = ProcfsSource::new(&settings.proc_root);
-    let link = |name: &str| link::sysfs::read_link(&settings.sys_root, name).ok();
+    let mut source = agent::build_source(settings);
     let mut prev = source.sample()?;
     let mut prev_at = Instant::now();
     loop {
         std::thread::sleep(interval);
         let cur = source.sample()?;
         let now = Instant::now();
+        // A source that reports links (NX-API) is the truth for them.
+        let link = |name: &str| match cur.rows.iter().find(|r| r.name == name) {
+            Some(row) if row.link.is_some() => row.link.as_ref().map(|l| l.state),
+            _ => link::sysfs::read_link(&settings.sys_root, name).ok(),
+        };
         let rows = counters::compute(&prev, &cur, now - prev_at, link);
         if json {
             println!("{}", serde_json::to_string(&rows)?);
@@ -249,12 +310,28 @@ struct TraceArgs {
     sport: Option<u16>,
     #[arg(long)]
     dport: Option<u16>,
-    /// A namespace in /var/run/netns, an l3mdev vrf device, or default.
+    /// A namespace in /var/run/netns, an l3mdev vrf device, or default
+    /// (with the nxapi backend: an NX-OS VRF name).
     #[arg(long, default_value = hopwatch::trace::DEFAULT_VRF)]
     vrf: String,
     /// Print the trace as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Who answers a trace.
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// Read trace_backend and the nxapi_* settings from this config
+    /// [default: /etc/hopwatch/agent.toml if present]
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// kernel (the Linux FIB) or nxapi (NX-OS's `show routing hash`)
+    /// [default: the config's trace_backend]
+    #[arg(long, value_parser = ["auto", "kernel", "nxapi"])]
+    backend: Option<String>,
 }
 
 /// The flows `hopwatch paths` spreads.
@@ -296,6 +373,8 @@ struct PathsArgs {
     /// List every flow and the member it takes.
     #[arg(long)]
     per_flow: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// A protocol as given; `icmp` means ICMPv6 for an IPv6 destination, as a
@@ -330,7 +409,7 @@ fn parse_proto(text: &str) -> Result<ProtoArg, String> {
 }
 
 fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
-    use hopwatch::trace::Backend;
+    let mut backend = trace_backend(args.backend.config, args.backend.backend.as_deref())?;
     let query = hopwatch::trace::FlowQuery {
         dst: args.dst,
         src: args.src,
@@ -340,7 +419,7 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         dport: args.dport,
         vrf: args.vrf,
     };
-    let answer = hopwatch::trace::KernelBackend::new().trace(&query);
+    let answer = backend.trace(&query);
     let trace = match trace_outcome(answer, "trace")? {
         Ok(trace) => trace,
         Err(code) => return Ok(code),
@@ -354,7 +433,7 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
-    use hopwatch::trace::Backend;
+    let mut backend = trace_backend(args.backend.config, args.backend.backend.as_deref())?;
     let query = hopwatch::trace::PathsQuery {
         dst: args.dst,
         src: args.src,
@@ -368,7 +447,7 @@ fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
         vrf: args.vrf,
         per_flow: args.per_flow,
     };
-    let answer = hopwatch::trace::KernelBackend::new().paths(&query);
+    let answer = backend.paths(&query);
     let paths = match trace_outcome(answer, "paths")? {
         Ok(paths) => paths,
         Err(code) => return Ok(code),

@@ -172,9 +172,14 @@ impl InterfaceMatcher {
         InterfaceMatcher::new::<&str>(&[]).expect("empty list is valid")
     }
 
+    /// Whether `name` is chosen. An NX-OS name is also tried in its Linux
+    /// form, so `Eth1-*` chooses `Ethernet1/1` and `!Eth1-2` leaves out
+    /// `Ethernet1/2`: a config works with either source on a Nexus switch.
     pub fn matches(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|g| g.matches(name)))
-            && !self.exclude.iter().any(|g| g.matches(name))
+        let alias = crate::nxapi::linux_name(name);
+        let alias = (alias != name).then_some(alias);
+        let hit = |g: &Glob| g.matches(name) || alias.as_deref().is_some_and(|a| g.matches(a));
+        (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
     }
 
     pub fn patterns(&self) -> &[String] {
@@ -191,6 +196,18 @@ impl PartialEq for InterfaceMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nxos_names_match_their_linux_form() {
+        let m = InterfaceMatcher::new(&["Eth1-*", "po*", "!Eth1-2"]).unwrap();
+        assert!(m.matches("Ethernet1/1"));
+        assert!(m.matches("Eth1-1"));
+        assert!(!m.matches("Ethernet1/2"));
+        assert!(m.matches("port-channel10"));
+        assert!(!m.matches("Vlan10"));
+        let native = InterfaceMatcher::new(&["Ethernet1/*"]).unwrap();
+        assert!(native.matches("Ethernet1/7"));
+    }
 
     #[test]
     fn includes_and_excludes() {

@@ -1,11 +1,16 @@
-//! The metrics a rule can name: every `/proc/net/dev` column plus the link
-//! state and utilisation that hopwatch derives. One enum, so a typo in a rule
-//! is a config error rather than a silent zero.
+//! The metrics a rule can name: every `/proc/net/dev` column, the CRC error
+//! count the hardware keeps, and the link state and utilisation that hopwatch
+//! derives. One enum, so a typo in a rule is a config error rather than a
+//! silent zero.
 
 use std::fmt;
 
-/// The number of `/proc/net/dev` columns, in file order.
-pub const COUNTER_COLUMNS: usize = 16;
+/// The number of counter columns: the 16 of `/proc/net/dev` in file order,
+/// then `rx_crc`.
+pub const COUNTER_COLUMNS: usize = 17;
+
+/// The columns `/proc/net/dev` has.
+pub const PROC_NET_DEV_COLUMNS: usize = 16;
 
 /// Whether a metric only ever grows (a counter) or goes up and down (a gauge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +22,8 @@ pub enum Kind {
 macro_rules! metrics {
     ($($variant:ident => $name:literal, $kind:ident;)*) => {
         /// A per-interface metric. The first [`COUNTER_COLUMNS`] variants are the
-        /// `/proc/net/dev` columns in file order, so `metric as usize` indexes a
-        /// counter row.
+        /// counter columns (`/proc/net/dev`'s in file order, then `rx_crc`), so
+        /// `metric as usize` indexes a counter row.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Metric {
             $($variant,)*
@@ -61,6 +66,7 @@ metrics! {
     TxCollisions => "tx_collisions", Counter;
     TxCarrier => "tx_carrier", Counter;
     TxCompressed => "tx_compressed", Counter;
+    RxCrc => "rx_crc", Counter;
     CarrierChanges => "carrier_changes", Counter;
     OperUp => "oper_up", Gauge;
     SpeedMbps => "speed_mbps", Gauge;
@@ -74,7 +80,7 @@ impl Metric {
         Metric::ALL.iter().copied().find(|m| m.name() == name)
     }
 
-    /// The `/proc/net/dev` column of this metric, if it is one.
+    /// The counter column of this metric, if it is one.
     pub fn column(self) -> Option<usize> {
         let index = self as usize;
         (index < COUNTER_COLUMNS).then_some(index)
@@ -93,6 +99,48 @@ impl Metric {
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Which counter columns a source supplied for one interface. A source
+/// supplies what its platform counts: `/proc/net/dev` has no CRC column, and
+/// NX-API reports no compressed packets. A metric whose column is missing is
+/// unavailable for that interface, never zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Columns(u32);
+
+impl Columns {
+    pub const NONE: Columns = Columns(0);
+    pub const ALL: Columns = Columns((1 << COUNTER_COLUMNS) - 1);
+    /// The sixteen columns of `/proc/net/dev`.
+    pub const PROC_NET_DEV: Columns = Columns((1 << PROC_NET_DEV_COLUMNS) - 1);
+
+    /// These columns and `metric`'s, if it is a counter column.
+    pub const fn with(self, metric: Metric) -> Columns {
+        let index = metric as usize;
+        if index < COUNTER_COLUMNS {
+            Columns(self.0 | 1 << index)
+        } else {
+            self
+        }
+    }
+
+    pub const fn has(self, column: usize) -> bool {
+        column < COUNTER_COLUMNS && self.0 & (1 << column) != 0
+    }
+
+    /// Whether `metric`'s value can be had from these columns; metrics that
+    /// are not columns (link state, utilisation) are judged elsewhere.
+    pub fn supplies(self, metric: Metric) -> bool {
+        metric.column().is_none_or(|column| self.has(column))
+    }
+
+    /// The counter metrics these columns lack, in column order.
+    pub fn missing(self) -> impl Iterator<Item = Metric> {
+        Metric::ALL[..COUNTER_COLUMNS]
+            .iter()
+            .copied()
+            .filter(move |m| !self.has(*m as usize))
     }
 }
 
@@ -124,6 +172,7 @@ mod tests {
         assert_eq!(Metric::RxMulticast.column(), Some(7));
         assert_eq!(Metric::TxBytes.column(), Some(8));
         assert_eq!(Metric::TxCompressed.column(), Some(15));
+        assert_eq!(Metric::RxCrc.column(), Some(16));
         assert_eq!(Metric::CarrierChanges.column(), None);
     }
 
@@ -133,6 +182,18 @@ mod tests {
             assert_eq!(Metric::from_name(m.name()), Some(m));
         }
         assert_eq!(Metric::from_name("tx_error"), None);
+    }
+
+    #[test]
+    fn columns_say_what_a_source_supplies() {
+        let procfs = Columns::PROC_NET_DEV;
+        assert!(procfs.has(0) && procfs.has(15));
+        assert!(!procfs.supplies(Metric::RxCrc));
+        assert!(procfs.supplies(Metric::OperUp));
+        assert_eq!(procfs.missing().collect::<Vec<_>>(), vec![Metric::RxCrc]);
+        let some = Columns::NONE.with(Metric::RxBytes).with(Metric::RxCrc);
+        assert!(some.has(0) && some.has(16) && !some.has(1));
+        assert_eq!(Columns::NONE.with(Metric::OperUp), Columns::NONE);
     }
 
     #[test]

@@ -199,7 +199,13 @@ pub struct Context {
     /// Told of every loss, from the spool writer's thread; the agent turns
     /// each into a `loss` event.
     pub on_loss: Box<dyn Fn(Loss) + Send>,
+    /// Makes the backend that answers the collector's `trace_request`s:
+    /// the one `[agent] trace_backend` names.
+    pub trace_backend: NewBackend,
 }
+
+/// Makes a trace backend, on the thread that answers one request.
+pub type NewBackend = Arc<dyn Fn() -> Box<dyn crate::trace::Backend> + Send + Sync>;
 
 /// The spool directory under `state_dir`.
 pub fn spool_dir(state_dir: &Path) -> PathBuf {
@@ -257,6 +263,7 @@ struct Shared {
     stop: AtomicBool,
     /// Written to wake the connection thread: new events, or stop.
     waker: UnixStream,
+    new_backend: NewBackend,
 }
 
 impl Shared {
@@ -393,6 +400,7 @@ pub fn spawn(
         stop: AtomicBool::new(false),
         waker,
         settings,
+        new_backend: Arc::clone(&context.trace_backend),
     });
     let monitor = CollectorMonitor {
         shared: Arc::clone(&shared),
@@ -1202,10 +1210,11 @@ impl Session<'_> {
         let tx = self.trace_tx.clone();
         let waker = self.shared.waker.try_clone();
         let running = Arc::clone(&busy);
+        let new_backend = Arc::clone(&self.shared.new_backend);
         let spawned = thread::Builder::new()
             .name("collector-trace".into())
             .spawn(move || {
-                let result = answer_trace(query);
+                let result = answer_trace(new_backend().as_mut(), query);
                 running.fetch_sub(1, Ordering::SeqCst);
                 let _ = tx.send(TraceResult {
                     kind: TraceResultTag::TraceResult,
@@ -1236,14 +1245,17 @@ const PATHS_KEYS: [&str; 4] = ["sport_range", "samples", "dport_range", "per_flo
 /// [`PathsQuery`](crate::trace::PathsQuery) (told apart by its
 /// `sport_range`, `samples`, `dport_range` or `per_flow`), answered with
 /// the spread over the route's members; a failure is `{"error": "..."}`.
-fn answer_trace(query: serde_json::Value) -> serde_json::Value {
+fn answer_trace(
+    backend: &mut dyn crate::trace::Backend,
+    query: serde_json::Value,
+) -> serde_json::Value {
     let error = |e: &dyn fmt::Display| serde_json::json!({ "error": e.to_string() });
     let is_paths = query
         .as_object()
         .is_some_and(|o| PATHS_KEYS.iter().any(|k| o.contains_key(*k)));
     if is_paths {
         match serde_json::from_value::<crate::trace::PathsQuery>(query) {
-            Ok(q) => match crate::trace::paths(&q) {
+            Ok(q) => match backend.paths(&q) {
                 Ok(paths) => serde_json::to_value(paths).unwrap_or_else(|e| error(&e)),
                 Err(e) => error(&e),
             },
@@ -1251,7 +1263,7 @@ fn answer_trace(query: serde_json::Value) -> serde_json::Value {
         }
     } else {
         match serde_json::from_value::<crate::trace::FlowQuery>(query) {
-            Ok(q) => match crate::trace::trace(&q) {
+            Ok(q) => match backend.trace(&q) {
                 Ok(trace) => serde_json::to_value(trace).unwrap_or_else(|e| error(&e)),
                 Err(e) => error(&e),
             },

@@ -70,7 +70,7 @@ use super::expr::{Condition, Func};
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
-use crate::metric::{COUNTER_COLUMNS, Metric, counter_delta};
+use crate::metric::{COUNTER_COLUMNS, Columns, Metric, counter_delta};
 
 const METRICS: usize = Metric::ALL.len();
 
@@ -78,8 +78,10 @@ const METRICS: usize = Metric::ALL.len();
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
     pub name: &'a str,
-    /// The `/proc/net/dev` columns, in file order.
+    /// The counter columns, in [`Metric`] order.
     pub counters: &'a [u64; COUNTER_COLUMNS],
+    /// The columns the source filled; the others are unavailable.
+    pub columns: Columns,
     /// `None` when the link state is unknown this tick; the link metrics are
     /// then unavailable.
     pub link: Option<&'a LinkState>,
@@ -125,6 +127,7 @@ struct Interface {
 struct Prev {
     at: Instant,
     counters: [u64; COUNTER_COLUMNS],
+    columns: Columns,
     /// The last known value: a tick without link state keeps the one before,
     /// so the next delta spans the gap instead of being lost.
     carrier_changes: Option<u64>,
@@ -243,6 +246,7 @@ impl Engine {
             iface.prev = Some(Prev {
                 at: now,
                 counters: *obs.counters,
+                columns: obs.columns,
                 carrier_changes: obs
                     .link
                     .map(|l| l.carrier_changes)
@@ -429,9 +433,14 @@ impl Interface {
 fn samples(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> Samples {
     let mut samples: Samples = [None; METRICS];
     for (column, &value) in obs.counters.iter().enumerate() {
+        if !obs.columns.has(column) {
+            continue;
+        }
         samples[column] = Some(Sample {
             value: value as f64,
-            delta: prev.map(|p| counter_delta(p.counters[column], value)),
+            delta: prev
+                .filter(|p| p.columns.has(column))
+                .map(|p| counter_delta(p.counters[column], value)),
         });
     }
     let link = obs.link;
@@ -797,6 +806,7 @@ mod tests {
                 ifaces.iter().map(|(name, counters, link)| Observation {
                     name,
                     counters,
+                    columns: Columns::ALL,
                     link: link.as_ref(),
                 }),
                 &mut out,
@@ -1179,6 +1189,44 @@ mod tests {
     }
 
     #[test]
+    fn a_column_the_source_lacks_is_unavailable_not_zero() {
+        let mut engine = Engine::new(vec![rule("crc", "increase(rx_crc[5s]) > 3")]);
+        let start = Instant::now();
+        let mut out = Vec::new();
+        for (s, crc) in [(0, 0), (1, 100), (2, 200)] {
+            let counters = row(Metric::RxCrc, crc);
+            engine.observe(
+                start + secs(f64::from(s)),
+                [Observation {
+                    name: "eth0",
+                    counters: &counters,
+                    columns: Columns::PROC_NET_DEV,
+                    link: None,
+                }],
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        // Once the source supplies the column, the first reading is a
+        // baseline, not a jump from zero.
+        for (s, crc) in [(3, 1_000), (4, 1_002), (5, 1_010)] {
+            let counters = row(Metric::RxCrc, crc);
+            engine.observe(
+                start + secs(f64::from(s)),
+                [Observation {
+                    name: "eth0",
+                    counters: &counters,
+                    columns: Columns::ALL,
+                    link: None,
+                }],
+                &mut out,
+            );
+        }
+        let alert = only(out);
+        assert_eq!(alert.value, Some(10.0));
+    }
+
+    #[test]
     fn an_unavailable_tick_does_not_fire_a_pending_alert() {
         let mut r = rule("down", "oper_up == 0");
         r.for_ = Duration::from_secs(2);
@@ -1448,6 +1496,7 @@ mod tests {
                     .map(|((name, counters), link)| Observation {
                         name,
                         counters,
+                        columns: Columns::ALL,
                         link: Some(link),
                     }),
                 &mut out,

@@ -1,18 +1,45 @@
 //! Counter sources: where a tick's interface counters come from. A source is
-//! one method, [`CounterSource::sample`]; link state arrives separately (see
-//! [`crate::link`]) because the kernel pushes it rather than being polled.
+//! one method, [`CounterSource::sample_into`]. On Linux the link state arrives
+//! separately (see [`crate::link`]) because the kernel pushes it; a source
+//! that reads the hardware's own view (NX-API) brings it with the counters.
 
+pub mod nxapi;
 pub mod procfs;
 
-use crate::metric::COUNTER_COLUMNS;
+use crate::link::LinkState;
+use crate::metric::{COUNTER_COLUMNS, Columns};
 use thiserror::Error;
 
-/// One interface's counters at one tick, in `/proc/net/dev` column order
-/// (index with [`crate::metric::Metric::column`]).
+/// One interface's counters at one tick, in counter column order (index with
+/// [`crate::metric::Metric::column`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterRow {
     pub name: String,
     pub counters: [u64; COUNTER_COLUMNS],
+    /// The columns the source filled; the others hold zero and mean nothing.
+    pub columns: Columns,
+    /// The link as the source saw it, for sources that report it.
+    pub link: Option<SourceLink>,
+}
+
+/// A link state a source reported with the counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceLink {
+    pub state: LinkState,
+    /// Why the link is down, in the platform's words (`Link not connected`).
+    pub reason: Option<String>,
+}
+
+impl CounterRow {
+    /// A row with every `/proc/net/dev` column, as the procfs source gives.
+    pub fn proc_net_dev(name: impl Into<String>, counters: [u64; COUNTER_COLUMNS]) -> CounterRow {
+        CounterRow {
+            name: name.into(),
+            counters,
+            columns: Columns::PROC_NET_DEV,
+            link: None,
+        }
+    }
 }
 
 /// Every interface the source saw at one tick.
@@ -33,12 +60,20 @@ pub enum SourceError {
     },
     #[error("{path} is not in /proc/net/dev format: {reason}")]
     Format { path: String, reason: String },
+    #[error(transparent)]
+    Nxapi(#[from] crate::nxapi::NxapiError),
 }
 
 /// Something that yields a snapshot of every interface's counters.
 pub trait CounterSource: Send {
     /// A short name for logs and `hopwatch status` (`procfs`, `nxapi`).
     fn name(&self) -> &'static str;
+
+    /// Whether rows carry the link state ([`CounterRow::link`]); the agent
+    /// then takes link changes from the source instead of the kernel.
+    fn reports_links(&self) -> bool {
+        false
+    }
 
     /// Reads the counters once into a snapshot the caller keeps between
     /// ticks, so a steady set of interfaces costs no allocation. An error

@@ -5,7 +5,7 @@
 //! its buffer between ticks.
 
 use super::{CounterRow, CounterSource, Snapshot, SourceError};
-use crate::metric::{COUNTER_COLUMNS, Metric};
+use crate::metric::{COUNTER_COLUMNS, Columns, Metric, PROC_NET_DEV_COLUMNS};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -92,6 +92,8 @@ pub fn parse_into(text: &str, snapshot: &mut Snapshot) -> Result<(), ParseError>
                 snapshot.rows.push(CounterRow {
                     name: String::new(),
                     counters: [0; COUNTER_COLUMNS],
+                    columns: Columns::PROC_NET_DEV,
+                    link: None,
                 });
                 &mut snapshot.rows[filled]
             }
@@ -173,7 +175,7 @@ impl std::fmt::Display for RowProblem<'_> {
             RowProblem::Count { name, found } => {
                 write!(
                     f,
-                    "{name}: expected {COUNTER_COLUMNS} counters, found {found}"
+                    "{name}: expected {PROC_NET_DEV_COLUMNS} counters, found {found}"
                 )
             }
             RowProblem::NotANumber {
@@ -227,7 +229,7 @@ fn parse_row<'a>(line: &'a str, row: &mut CounterRow) -> Result<(), RowProblem<'
         // Nineteen digits always fit in a u64; longer fields may wrap, so
         // only they pay for a checked parse.
         let fits = i - start < 20 || parse_u64(&bytes[start..i]).is_some();
-        if found < COUNTER_COLUMNS {
+        if found < PROC_NET_DEV_COLUMNS {
             if digits_only && fits {
                 row.counters[found] = value;
             } else if first_bad.is_none() {
@@ -238,7 +240,7 @@ fn parse_row<'a>(line: &'a str, row: &mut CounterRow) -> Result<(), RowProblem<'
     }
     // A wrong count is reported first: a line cut off by truncation usually
     // ends in a number that parses but holds fewer columns.
-    if found != COUNTER_COLUMNS {
+    if found != PROC_NET_DEV_COLUMNS {
         return Err(RowProblem::Count { name, found });
     }
     if let Some((column, field)) = first_bad {
@@ -360,11 +362,10 @@ mod tests {
     const GARBAGE_HEADER: &str = include_str!("../../tests/fixtures/procfs/garbage_header.dev");
     const HEADER_ONLY: &str = include_str!("../../tests/fixtures/procfs/header_only.dev");
 
-    fn row(name: &str, counters: [u64; COUNTER_COLUMNS]) -> CounterRow {
-        CounterRow {
-            name: name.to_string(),
-            counters,
-        }
+    fn row(name: &str, columns: [u64; PROC_NET_DEV_COLUMNS]) -> CounterRow {
+        let mut counters = [0; COUNTER_COLUMNS];
+        counters[..PROC_NET_DEV_COLUMNS].copy_from_slice(&columns);
+        CounterRow::proc_net_dev(name, counters)
     }
 
     fn names(snapshot: &Snapshot) -> Vec<&str> {
@@ -382,8 +383,8 @@ mod tests {
                         "lo",
                         [4951, 50, 0, 0, 0, 0, 0, 0, 4951, 50, 0, 0, 0, 0, 0, 0]
                     ),
-                    row("ifb0", [0; COUNTER_COLUMNS]),
-                    row("ifb1", [0; COUNTER_COLUMNS]),
+                    row("ifb0", [0; PROC_NET_DEV_COLUMNS]),
+                    row("ifb1", [0; PROC_NET_DEV_COLUMNS]),
                     row(
                         "eth0",
                         [
@@ -402,10 +403,13 @@ mod tests {
         let snapshot = parse_proc_net_dev(AWKWARD).unwrap();
         let eth0 = snapshot.rows.iter().find(|r| r.name == "eth0").unwrap();
         for metric in Metric::ALL {
-            if let Some(column) = metric.column() {
+            if let Some(column) = metric.column()
+                && eth0.columns.has(column)
+            {
                 assert_eq!(eth0.counters[column], column as u64 + 1, "{metric}");
             }
         }
+        assert!(!eth0.columns.supplies(Metric::RxCrc));
     }
 
     #[test]
@@ -425,12 +429,12 @@ mod tests {
         assert_eq!(snapshot.skipped, Vec::<String>::new());
         let alias = &snapshot.rows[1];
         assert_eq!(
-            alias.counters,
+            alias.counters[..PROC_NET_DEV_COLUMNS],
             [30, 31, 0, 0, 0, 0, 0, 2, 40, 41, 0, 0, 0, 0, 0, 0]
         );
         let unicode = &snapshot.rows[2];
         assert_eq!(
-            unicode.counters,
+            unicode.counters[..PROC_NET_DEV_COLUMNS],
             [5, 1, 0, 0, 0, 0, 0, 0, 6, 1, 0, 0, 0, 0, 0, 0]
         );
     }
@@ -520,7 +524,7 @@ mod tests {
         let snapshot = parse_proc_net_dev(MISSING_COLUMNS).unwrap();
         assert_eq!(names(&snapshot), ["lo", "eth0", "eth1", "eth5"]);
         assert_eq!(
-            snapshot.rows[3].counters,
+            snapshot.rows[3].counters[..PROC_NET_DEV_COLUMNS],
             [500, 5, 0, 0, 0, 0, 0, 0, 600, 6, 0, 0, 0, 0, 0, 0]
         );
         assert_eq!(

@@ -11,11 +11,13 @@
 
 pub mod kernel;
 mod netlink;
+pub mod nxapi;
 pub mod paths;
 pub mod render;
 mod vrf;
 
 pub use kernel::KernelBackend;
+pub use nxapi::NxapiBackend;
 pub use paths::{FlowPath, PathMember, Paths, PathsQuery, PortRange, SourcePorts, Verdict};
 
 use serde::{Deserialize, Serialize};
@@ -538,6 +540,9 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+    /// NX-API could not answer (absent socket, timeout, refused command).
+    #[error("{0}")]
+    Nxapi(String),
     #[error(
         "{dst} is not forwarded in VRF {vrf} ({reason}), so there are no paths to spread flows over; `hopwatch trace --dst {dst}` shows why"
     )]

@@ -1,0 +1,548 @@
+//! NX-API over the switch's local unix socket: how hopwatch asks NX-OS for
+//! what the hardware counts and how it forwards.
+//!
+//! In the bash shell of a Nexus switch, NX-API listens on a unix socket
+//! (`/tmp/nginx_local/nginx_1_be_nxapi.sock`) that trusts its caller by a
+//! cookie naming the user: `nxapi_auth=<user>:local`. One request is one
+//! `POST /ins_local` carrying a `cli_show` (JSON answer) or `cli_show_ascii`
+//! (text answer) command; the answer is under `ins_api.outputs.output` with
+//! a `code` ("200" when the command ran) and the `body`.
+//!
+//! NX-OS writes numbers as strings or as numbers depending on the release,
+//! and a table with one row as an object rather than a list; the helpers
+//! here ([`number`], [`Rows`]) accept both, so callers never see the
+//! difference.
+
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Where NX-API listens inside the NX-OS bash shell.
+pub const DEFAULT_SOCKET: &str = "/tmp/nginx_local/nginx_1_be_nxapi.sock";
+/// The NX-OS user the local socket runs commands as.
+pub const DEFAULT_USER: &str = "admin";
+/// The largest answer read; `show interface` on a 400-port chassis is a few
+/// megabytes.
+const MAX_REPLY: usize = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum NxapiError {
+    #[error(
+        "cannot connect to NX-API at {path}: {source}; enable it with `feature nxapi` on the switch, or set [agent] source/trace_backend to the Linux ones"
+    )]
+    Connect {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("NX-API at {path} did not answer `{command}` within {timeout:?}")]
+    Timeout {
+        path: String,
+        command: String,
+        timeout: Duration,
+    },
+    #[error("NX-API at {path}: `{command}`: {source}")]
+    Io {
+        path: String,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("NX-API refused `{command}`: code {code}, {message}")]
+    Command {
+        command: String,
+        code: String,
+        message: String,
+    },
+    #[error("NX-API's answer to `{command}` is not what NX-OS documents: {reason}")]
+    Reply { command: String, reason: String },
+}
+
+/// Which answer a command asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `cli_show`: structured JSON.
+    Json,
+    /// `cli_show_ascii`: the text the CLI prints, for commands without a
+    /// JSON form (`show routing hash`).
+    Text,
+}
+
+/// A client for the local NX-API socket. Each request opens its own
+/// connection: a unix connect costs microseconds and a fresh connection
+/// cannot be left half-read by an earlier timeout.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+    user: String,
+    timeout: Duration,
+    /// The last answer's bytes, kept so a steady poll does not allocate.
+    reply: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(socket: impl Into<PathBuf>, user: impl Into<String>, timeout: Duration) -> Client {
+        Client {
+            socket: socket.into(),
+            user: user.into(),
+            timeout,
+            reply: Vec::new(),
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Runs `command` and parses its JSON body as `T`.
+    pub fn show<T: DeserializeOwned>(&mut self, command: &str) -> Result<T, NxapiError> {
+        let body = self.call(command, Format::Json)?;
+        serde_json::from_str(body.get()).map_err(|e| NxapiError::Reply {
+            command: command.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Runs `command` and returns the text the CLI would print.
+    pub fn show_text(&mut self, command: &str) -> Result<String, NxapiError> {
+        let body = self.call(command, Format::Text)?;
+        serde_json::from_str::<String>(body.get()).map_err(|e| NxapiError::Reply {
+            command: command.to_string(),
+            reason: format!("a text command's body must be a string: {e}"),
+        })
+    }
+
+    /// One request; returns the `body` of a successful answer.
+    fn call(&mut self, command: &str, format: Format) -> Result<Box<RawValue>, NxapiError> {
+        self.exchange(command, format)?;
+        let start = body_start(&self.reply)
+            .ok_or_else(|| self.reply_error(command, "no end of the HTTP header"))?;
+        let status = http_status(&self.reply)
+            .ok_or_else(|| self.reply_error(command, "no HTTP status line"))?;
+        let head = String::from_utf8_lossy(&self.reply[..start]).to_ascii_lowercase();
+        let payload = if head.contains("transfer-encoding: chunked") {
+            dechunk(&self.reply[start..])
+                .ok_or_else(|| self.reply_error(command, "a broken chunked body"))?
+        } else {
+            self.reply[start..].to_vec()
+        };
+        let envelope: Envelope = match serde_json::from_slice(&payload) {
+            Ok(envelope) => envelope,
+            Err(_) if status != 200 => {
+                return Err(self.reply_error(command, &format!("HTTP status {status}")));
+            }
+            Err(e) => return Err(self.reply_error(command, &e.to_string())),
+        };
+        let output = match envelope.ins_api.outputs.output {
+            Rows(mut outputs) if !outputs.is_empty() => outputs.swap_remove(0),
+            _ => return Err(self.reply_error(command, "no output in ins_api.outputs")),
+        };
+        let code = output.code.unwrap_or_default();
+        if code.0 != "200" {
+            let message = match (output.msg, output.clierror) {
+                (Some(msg), Some(detail)) => format!("{} ({})", msg.trim(), detail.trim()),
+                (Some(text), None) | (None, Some(text)) => text.trim().to_string(),
+                (None, None) => "no message".into(),
+            };
+            return Err(NxapiError::Command {
+                command: command.to_string(),
+                code: code.0,
+                message,
+            });
+        }
+        output
+            .body
+            .ok_or_else(|| self.reply_error(command, "code 200 without a body"))
+    }
+
+    /// Sends the request and reads the whole answer into `self.reply`.
+    fn exchange(&mut self, command: &str, format: Format) -> Result<(), NxapiError> {
+        let path = self.socket.display().to_string();
+        let io = |source: std::io::Error| {
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                NxapiError::Timeout {
+                    path: path.clone(),
+                    command: command.to_string(),
+                    timeout: self.timeout,
+                }
+            } else {
+                NxapiError::Io {
+                    path: path.clone(),
+                    command: command.to_string(),
+                    source,
+                }
+            }
+        };
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| NxapiError::Connect {
+                path: path.clone(),
+                source,
+            })?;
+        stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        let body = serde_json::to_string(&Request::new(command, format))
+            .expect("a request always serializes");
+        let head = format!(
+            "POST /ins_local HTTP/1.1\r\nHost: localhost\r\nCookie: nxapi_auth={}:local\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.user,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).map_err(io)?;
+        stream.write_all(body.as_bytes()).map_err(io)?;
+        self.reply.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut chunk).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            self.reply.extend_from_slice(&chunk[..n]);
+            if self.reply.len() > MAX_REPLY {
+                return Err(self.reply_error(command, "the answer exceeds 64 MiB"));
+            }
+            // With a length given, stop at its end rather than waiting for
+            // the server to close.
+            if let Some(total) = complete_length(&self.reply)
+                && self.reply.len() >= total
+            {
+                self.reply.truncate(total);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reply_error(&self, command: &str, reason: &str) -> NxapiError {
+        NxapiError::Reply {
+            command: command.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    ins_api: RequestBody<'a>,
+}
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    version: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    chunk: &'static str,
+    sid: &'static str,
+    input: &'a str,
+    output_format: &'static str,
+}
+
+impl<'a> Request<'a> {
+    fn new(command: &'a str, format: Format) -> Request<'a> {
+        Request {
+            ins_api: RequestBody {
+                version: "1.0",
+                kind: match format {
+                    Format::Json => "cli_show",
+                    Format::Text => "cli_show_ascii",
+                },
+                chunk: "0",
+                sid: "1",
+                input: command,
+                output_format: "json",
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    ins_api: InsApi,
+}
+
+#[derive(Deserialize)]
+struct InsApi {
+    outputs: Outputs,
+}
+
+#[derive(Deserialize)]
+struct Outputs {
+    output: Rows<Output>,
+}
+
+#[derive(Deserialize)]
+struct Output {
+    #[serde(default)]
+    code: Option<Text>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    clierror: Option<String>,
+    #[serde(default)]
+    body: Option<Box<RawValue>>,
+}
+
+/// A field NX-OS writes as a string or a number, kept as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Deserializes a count NX-OS writes as `"123"` or `123`. Anything else
+/// (`"N/A"`, an empty string, a negative number) is `None`: unavailable,
+/// never zero.
+pub fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Visitor;
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a count as a number or a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u64>, E> {
+            Ok(v.trim().parse().ok())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u64>, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u64>, E> {
+            Ok((v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+            d.deserialize_any(Visitor)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+/// A `ROW_*` of an NX-OS table: a list of rows, or one row written as an
+/// object. Absent tables deserialize to no rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows<T>(pub Vec<T>);
+
+impl<T> Default for Rows<T> {
+    fn default() -> Rows<T> {
+        Rows(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rows<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rows<T>, D::Error> {
+        // A visitor rather than an untagged enum: the rows are read in place,
+        // so a raw `body` inside them and numbers of either kind survive.
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
+            type Value = Rows<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a row or a list of rows")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Rows<T>, A::Error> {
+                let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(row) = seq.next_element()? {
+                    rows.push(row);
+                }
+                Ok(Rows(rows))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Rows<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|row| Rows(vec![row]))
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// The Linux netdev name NX-OS gives an interface in the bash shell:
+/// `Ethernet1/1` is `Eth1-1`, `Ethernet1/1/2` is `Eth1-1-2`, `port-channel10`
+/// is `po10`. Other names (`Vlan10`, `mgmt0`, `loopback0`) are unchanged.
+pub fn linux_name(nxos: &str) -> String {
+    if let Some(rest) = nxos.strip_prefix("Ethernet") {
+        format!("Eth{}", rest.replace('/', "-"))
+    } else if let Some(rest) = nxos.strip_prefix("port-channel") {
+        format!("po{rest}")
+    } else {
+        nxos.to_string()
+    }
+}
+
+/// The full NX-OS name of an interface given in any form: the Linux
+/// `Eth1-1`, the CLI's short `Eth1/1` and `Ethernet1/1` are all
+/// `Ethernet1/1`; `po10` and `Po10` are `port-channel10`.
+pub fn nxos_name(name: &str) -> String {
+    let digits = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'/')
+    };
+    if let Some(rest) = name.strip_prefix("Eth")
+        && digits(rest)
+    {
+        format!("Ethernet{}", rest.replace('-', "/"))
+    } else if let Some(rest) = name.strip_prefix("po").or_else(|| name.strip_prefix("Po"))
+        && digits(rest)
+    {
+        format!("port-channel{rest}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Where the HTTP header ends.
+fn body_start(reply: &[u8]) -> Option<usize> {
+    reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+fn http_status(reply: &[u8]) -> Option<u16> {
+    let line = reply.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    words.next().filter(|w| w.starts_with("HTTP/"))?;
+    words.next()?.parse().ok()
+}
+
+/// The full length of a reply whose header gives `Content-Length`.
+fn complete_length(reply: &[u8]) -> Option<usize> {
+    let start = body_start(reply)?;
+    let head = std::str::from_utf8(&reply[..start]).ok()?;
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+            .map(|length| start + length)
+    })
+}
+
+/// Joins a `Transfer-Encoding: chunked` body.
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Counts {
+        #[serde(default, deserialize_with = "number")]
+        a: Option<u64>,
+        #[serde(default, deserialize_with = "number")]
+        b: Option<u64>,
+        #[serde(default, deserialize_with = "number")]
+        c: Option<u64>,
+        #[serde(default, deserialize_with = "number")]
+        d: Option<u64>,
+    }
+
+    #[test]
+    fn counts_read_as_strings_or_numbers() {
+        let counts: Counts =
+            serde_json::from_str(r#"{"a": "18446744073709551615", "b": 7, "c": "N/A"}"#).unwrap();
+        assert_eq!(counts.a, Some(u64::MAX));
+        assert_eq!(counts.b, Some(7));
+        assert_eq!(counts.c, None);
+        assert_eq!(counts.d, None);
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Row {
+        name: Text,
+    }
+
+    #[test]
+    fn one_row_or_many() {
+        let one: Rows<Row> = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        let many: Rows<Row> = serde_json::from_str(r#"[{"name": "x"}, {"name": 2}]"#).unwrap();
+        assert_eq!(
+            one.0,
+            vec![Row {
+                name: Text("x".into())
+            }]
+        );
+        assert_eq!(many.0.len(), 2);
+        assert_eq!(many.0[1].name, Text("2".into()));
+    }
+
+    #[test]
+    fn names_convert_both_ways() {
+        for (nxos, linux) in [
+            ("Ethernet1/1", "Eth1-1"),
+            ("Ethernet1/49/2", "Eth1-49-2"),
+            ("port-channel10", "po10"),
+            ("Vlan10", "Vlan10"),
+            ("mgmt0", "mgmt0"),
+        ] {
+            assert_eq!(linux_name(nxos), linux);
+            assert_eq!(nxos_name(linux), nxos);
+            assert_eq!(nxos_name(nxos), nxos);
+        }
+        assert_eq!(nxos_name("Eth1/49"), "Ethernet1/49");
+        assert_eq!(nxos_name("Po7"), "port-channel7");
+        assert_eq!(nxos_name("eth0"), "eth0");
+        assert_eq!(nxos_name("Eth"), "Eth");
+        assert_eq!(nxos_name("power0"), "power0");
+    }
+
+    #[test]
+    fn http_framing() {
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(http_status(reply), Some(200));
+        assert_eq!(complete_length(reply), Some(reply.len()));
+        let chunked = b"5\r\nhello\r\n6; x=y\r\n world\r\n0\r\n\r\n";
+        assert_eq!(dechunk(chunked).unwrap(), b"hello world");
+        assert_eq!(dechunk(b"5\r\nhel"), None);
+    }
+}

@@ -1,0 +1,786 @@
+//! NX-OS through NX-API: the `nxapi` counter source and trace backend against
+//! a server that speaks HTTP on a real unix socket, as NX-OS's nginx does in
+//! the switch's bash shell, and answers from fixtures written from the
+//! documented `show interface`, `show ip route` and `show routing hash`
+//! shapes. The server changes counters and states between requests, so
+//! rules fire and links change on them as they would on a switch.
+
+use crate::util::{AgentProcess, TempDir, hopwatch};
+use hopwatch::metric::Metric;
+use hopwatch::source::nxapi::NxapiSource;
+use hopwatch::source::{CounterSource, Snapshot};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nxapi");
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(Path::new(FIXTURES).join(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// What the server answers: the HTTP status and body for one command.
+type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+
+/// One request as the server read it.
+#[derive(Debug, Clone)]
+struct Request {
+    cookie: Option<String>,
+    content_type: Option<String>,
+    /// `cli_show` or `cli_show_ascii`.
+    kind: String,
+    input: String,
+    /// How many requests came before this one.
+    number: usize,
+}
+
+/// An NX-API lookalike on a unix socket, one thread per connection.
+struct Server {
+    path: PathBuf,
+    requests: Arc<Mutex<Vec<Request>>>,
+    handler: Arc<Mutex<Box<Handler>>>,
+}
+
+impl Server {
+    fn start(
+        dir: &TempDir,
+        handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> Server {
+        let path = dir.path().join("nxapi.sock");
+        let listener = UnixListener::bind(&path).expect("bind the NX-API socket");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Mutex<Box<Handler>>> = Arc::new(Mutex::new(Box::new(handler)));
+        let (seen, answer) = (Arc::clone(&requests), Arc::clone(&handler));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (seen, answer) = (Arc::clone(&seen), Arc::clone(&answer));
+                std::thread::spawn(move || serve(stream, &seen, &answer));
+            }
+        });
+        Server {
+            path,
+            requests,
+            handler,
+        }
+    }
+
+    /// Replaces what the server answers from now on.
+    fn answer(&self, handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) {
+        *self.handler.lock().unwrap() = Box::new(handler);
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: UnixStream, seen: &Mutex<Vec<Request>>, answer: &Mutex<Box<Handler>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut length = 0;
+    let (mut cookie, mut content_type) = (None, None);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("POST /ins_local HTTP/1."),
+        "request line {line:?}"
+    );
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        let value = value.trim().to_string();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse().unwrap(),
+            "cookie" => cookie = Some(value),
+            "content-type" => content_type = Some(value),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let body: Value = serde_json::from_slice(&body).expect("the request body is JSON");
+    let api = &body["ins_api"];
+    assert_eq!(api["version"], "1.0");
+    assert_eq!(api["output_format"], "json");
+    let request = {
+        let mut seen = seen.lock().unwrap();
+        let request = Request {
+            cookie,
+            content_type,
+            kind: api["type"].as_str().unwrap().to_string(),
+            input: api["input"].as_str().unwrap().to_string(),
+            number: seen.len(),
+        };
+        seen.push(request.clone());
+        request
+    };
+    let (status, reply) = (answer.lock().unwrap())(&request);
+    let mut stream = stream;
+    if status == 0 {
+        // Stand silent: the client's timeout must end the wait.
+        std::thread::sleep(Duration::from_secs(5));
+        return;
+    }
+    // Every other reply is chunked, as nginx sends a body of unknown length.
+    let chunked = !request.number.is_multiple_of(2);
+    let head = if chunked {
+        format!(
+            "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+    } else {
+        format!(
+            "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            reply.len()
+        )
+    };
+    let _ = stream.write_all(head.as_bytes());
+    if chunked {
+        for chunk in reply.as_bytes().chunks(1000) {
+            let _ = write!(stream, "{:x}\r\n", chunk.len());
+            let _ = stream.write_all(chunk);
+            let _ = stream.write_all(b"\r\n");
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+    } else {
+        let _ = stream.write_all(reply.as_bytes());
+    }
+}
+
+/// A text command's answer in NX-API's envelope.
+fn text_reply(command: &str, text: &str) -> String {
+    serde_json::json!({"ins_api": {"type": "cli_show_ascii", "version": "1.0", "sid": "eoc",
+        "outputs": {"output": {"input": command, "msg": "Success", "code": "200", "body": text}}}})
+    .to_string()
+}
+
+/// Sets `field` of the interface row named `name` in a `show interface`
+/// reply; a number stays a number and a string a string.
+fn set_field(reply: &mut Value, name: &str, field: &str, value: u64) {
+    for row in rows_mut(reply) {
+        if row["interface"] == name {
+            row[field] = if row[field].is_string() {
+                Value::String(value.to_string())
+            } else {
+                Value::from(value)
+            };
+        }
+    }
+}
+
+fn rows_mut(reply: &mut Value) -> Vec<&mut Value> {
+    let rows =
+        &mut reply["ins_api"]["outputs"]["output"]["body"]["TABLE_interface"]["ROW_interface"];
+    match rows {
+        Value::Array(rows) => rows.iter_mut().collect(),
+        row => vec![row],
+    }
+}
+
+fn source(server: &Server, timeout: Duration) -> NxapiSource {
+    NxapiSource::new(&server.path, "admin", timeout)
+}
+
+fn sample(source: &mut NxapiSource) -> Snapshot {
+    source.sample().expect("a good reply samples")
+}
+
+fn row<'a>(snapshot: &'a Snapshot, name: &str) -> &'a hopwatch::source::CounterRow {
+    snapshot
+        .rows
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
+}
+
+#[test]
+fn nxapi_source_reads_every_fixture_shape() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = Server::start(&dir, |_| (200, fixture("show_interface_one.json")));
+    let mut source = source(&server, Duration::from_secs(2));
+
+    // One interface: ROW_interface is an object, counts are strings.
+    let one = sample(&mut source);
+    assert_eq!(one.rows.len(), 1);
+    let eth = row(&one, "Ethernet1/1");
+    assert_eq!(eth.counters[Metric::RxBytes as usize], 1041 * 512);
+    assert_eq!(eth.counters[Metric::TxBytes as usize], 931 * 400);
+    assert_eq!(eth.counters[Metric::RxCrc as usize], 1);
+    assert!(eth.columns.supplies(Metric::RxCrc));
+    assert!(!eth.columns.supplies(Metric::RxCompressed));
+    let link = eth.link.as_ref().unwrap();
+    assert!(link.state.is_up());
+    assert_eq!(link.state.speed_mbps, Some(25_000));
+    let request = &server.requests()[0];
+    assert_eq!(request.cookie.as_deref(), Some("nxapi_auth=admin:local"));
+    assert_eq!(request.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        (request.kind.as_str(), request.input.as_str()),
+        ("cli_show", "show interface")
+    );
+
+    // 48 ports as strings plus mgmt0; one port down with its reason. The
+    // reply comes chunked (odd request numbers), which must not matter.
+    server.answer(|_| (200, fixture("show_interface_48.json")));
+    let ports = sample(&mut source);
+    assert_eq!(ports.rows.len(), 49);
+    let down = row(&ports, "Ethernet1/7").link.clone().unwrap();
+    assert!(!down.state.is_up() && down.state.admin_up);
+    assert_eq!(down.reason.as_deref(), Some("Link not connected"));
+    let mgmt = row(&ports, "mgmt0");
+    assert_eq!(mgmt.counters[Metric::RxBytes as usize], 123_456);
+    assert!(
+        !mgmt.columns.supplies(Metric::RxCrc),
+        "mgmt0 reports no CRC count"
+    );
+
+    // 96 ports over two slots, counts as numbers.
+    server.answer(|_| (200, fixture("show_interface_96.json")));
+    let chassis = sample(&mut source);
+    assert_eq!(chassis.rows.len(), 96);
+    let last = row(&chassis, "Ethernet2/48");
+    assert_eq!(last.counters[Metric::RxPackets as usize], 1041 * 248);
+    assert_eq!(last.counters[Metric::TxDropped as usize], 248 % 7);
+
+    // SVIs and an NVE tunnel count bytes and packets; a loopback counts
+    // nothing and is left out.
+    server.answer(|_| (200, fixture("show_interface_svi.json")));
+    let mixed = sample(&mut source);
+    let names: Vec<&str> = mixed.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Ethernet1/1", "Vlan10", "Vlan20", "nve1"]);
+    let vlan = row(&mixed, "Vlan10");
+    assert_eq!(vlan.counters[Metric::RxBytes as usize], 640_000 + 1_536);
+    assert_eq!(vlan.counters[Metric::TxPackets as usize], 4_008);
+    assert!(!vlan.columns.supplies(Metric::RxErrors));
+    let shut = row(&mixed, "Vlan20").link.clone().unwrap();
+    assert!(!shut.state.admin_up);
+    assert_eq!(shut.reason.as_deref(), Some("Administratively down"));
+    let nve = row(&mixed, "nve1");
+    assert_eq!(
+        nve.counters[Metric::RxBytes as usize],
+        452_570_604_264 + 523_026_676
+    );
+}
+
+#[test]
+fn nxapi_errors_timeouts_and_absent_sockets_are_clear() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = Server::start(&dir, |_| (200, fixture("error.json")));
+    let mut source = source(&server, Duration::from_millis(300));
+    let error = source.sample().unwrap_err().to_string();
+    assert!(error.contains("code 400"), "{error}");
+    assert!(error.contains("Invalid command"), "{error}");
+
+    server.answer(|_| (200, "<html>502 Bad Gateway</html>".into()));
+    let error = source.sample().unwrap_err().to_string();
+    assert!(error.contains("not what NX-OS documents"), "{error}");
+
+    server.answer(|_| (0, String::new()));
+    let started = Instant::now();
+    let error = source.sample().unwrap_err().to_string();
+    assert!(error.contains("did not answer"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout ended the wait"
+    );
+
+    let mut absent = NxapiSource::new(
+        dir.path().join("absent.sock"),
+        "admin",
+        Duration::from_secs(1),
+    );
+    let error = absent.sample().unwrap_err().to_string();
+    assert!(
+        error.contains("absent.sock") && error.contains("feature nxapi"),
+        "{error}"
+    );
+}
+
+/// `show interface` for 48 ports whose counters and states the test moves.
+#[derive(Default)]
+struct Switch {
+    tx_errors: u64,
+    crc: u64,
+    port7_up: bool,
+    refuse: bool,
+}
+
+fn agent_config(dir: &TempDir, socket: &Path) -> PathBuf {
+    dir.write(
+        "agent.toml",
+        &format!(
+            r#"
+[agent]
+name = "nexus"
+interval = "200ms"
+heartbeat = "1h"
+state_dir = "{state}"
+source = "auto"
+trace_backend = "auto"
+nxapi_socket = "{socket}"
+
+[links]
+interfaces = ["Eth1-*"]
+
+[[rule]]
+name = "tx-errors"
+interfaces = ["Eth1-*", "!Eth1-48"]
+when = "increase(tx_errors[1s]) > 3"
+clear_when = "increase(tx_errors[1s]) == 0"
+severity = "critical"
+
+[[rule]]
+name = "crc"
+interfaces = ["Ethernet1/*"]
+when = "increase(rx_crc[1s]) > 3"
+severity = "warning"
+
+[output.stdout]
+"#,
+            state = dir.path().join("state").display(),
+            socket = socket.display(),
+        ),
+    )
+}
+
+#[test]
+fn nxapi_agent_fires_rules_and_reports_links_from_hardware_counters() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let switch = Arc::new(Mutex::new(Switch {
+        port7_up: true,
+        ..Switch::default()
+    }));
+    let state = Arc::clone(&switch);
+    let base = fixture_json("show_interface_48.json");
+    let server = Server::start(&dir, move |_| {
+        let state = state.lock().unwrap();
+        if state.refuse {
+            return (200, fixture("error.json"));
+        }
+        let mut reply = base.clone();
+        set_field(&mut reply, "Ethernet1/5", "eth_outerr", state.tx_errors);
+        set_field(&mut reply, "Ethernet1/48", "eth_outerr", state.tx_errors);
+        set_field(&mut reply, "Ethernet1/9", "eth_crc", state.crc);
+        for row in rows_mut(&mut reply) {
+            if row["interface"] == "Ethernet1/7" {
+                let (up, reason) = if state.port7_up {
+                    ("up", Value::Null)
+                } else {
+                    ("down", Value::from("Link not connected"))
+                };
+                row["state"] = Value::from(up);
+                row["state_rsn_desc"] = reason;
+            }
+        }
+        (200, reply.to_string())
+    });
+    let config = agent_config(&dir, &server.path);
+    let mut cmd = hopwatch();
+    cmd.args(["run", "-c"]).arg(&config);
+    let mut agent = AgentProcess::spawn(cmd);
+
+    // Ethernet1/7 starts down in the fixture; the test brings it up first,
+    // so the agent's first view is all ports up but the moved ones.
+    let heartbeat = agent
+        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
+        .expect("a first heartbeat");
+    let interfaces = heartbeat["interfaces"].as_array().unwrap();
+    assert_eq!(
+        interfaces.len(),
+        48,
+        "[links] Eth1-* chooses the 48 ports, not mgmt0"
+    );
+    assert!(
+        agent
+            .wait_for(Duration::from_millis(800), |e| e["type"] == "alert")
+            .is_none(),
+        "an alert fired on counters the agent found at start: {:?}",
+        agent.seen
+    );
+
+    // Status names the source and the backend auto chose.
+    let status = hopwatch()
+        .args(["status", "--json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["source"], "nxapi");
+    assert_eq!(status["trace_backend"], "nxapi");
+    assert_eq!(status["link_watch"], "source");
+
+    switch.lock().unwrap().tx_errors = 10;
+    switch.lock().unwrap().crc = 50;
+    let fired = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "alert" && e["rule"] == "tx-errors" && e["state"] == "firing"
+        })
+        .expect("tx-errors fires on the hardware counter");
+    assert_eq!(fired["interface"], "Ethernet1/5");
+    assert_eq!(fired["value"], 10.0);
+    let crc = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "alert" && e["rule"] == "crc"
+        })
+        .expect("rx_crc fires");
+    assert_eq!(crc["interface"], "Ethernet1/9");
+    assert!(
+        !agent
+            .seen
+            .iter()
+            .any(|e| e["type"] == "alert" && e["interface"] == "Ethernet1/48"),
+        "!Eth1-48 excludes Ethernet1/48"
+    );
+    agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "alert" && e["rule"] == "tx-errors" && e["state"] == "resolved"
+        })
+        .expect("tx-errors resolves once the counter stands still");
+
+    switch.lock().unwrap().port7_up = false;
+    let down = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "link" && e["interface"] == "Ethernet1/7" && e["state"] == "down"
+        })
+        .expect("a link down event from NX-API's state");
+    let message = down["message"].as_str().unwrap();
+    assert!(message.contains("Link not connected"), "{message}");
+
+    // A refusing NX-API costs ticks, not the agent; it recovers on its own.
+    switch.lock().unwrap().refuse = true;
+    let before = server.requests().len();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.requests().len() < before + 3 {
+        assert!(Instant::now() < deadline, "the agent stopped polling");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    switch.lock().unwrap().refuse = false;
+    switch.lock().unwrap().port7_up = true;
+    agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "link" && e["interface"] == "Ethernet1/7" && e["state"] == "up"
+        })
+        .expect("polling resumes after NX-API refused");
+    let status = hopwatch()
+        .args(["status", "--json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["source_errors"].as_u64().unwrap() >= 3, "{status}");
+    assert!(
+        status["last_source_error"]
+            .as_str()
+            .unwrap()
+            .contains("code 400"),
+        "{status}"
+    );
+    assert!(agent.stop().success());
+}
+
+/// Answers the trace commands from fixtures: `show routing hash` by the
+/// source port's parity, so `paths` sees both members.
+fn trace_server(dir: &TempDir) -> Server {
+    Server::start(dir, |request| {
+        let input = request.input.as_str();
+        let reply = if let Some(args) = input.strip_prefix("show routing hash ") {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            let dst = words[1];
+            let name = if dst.starts_with("10.66.") {
+                "show_routing_hash_null0.txt"
+            } else if dst.starts_with("192.0.2.") {
+                return (
+                    200,
+                    fixture("error.json").replace("Input CLI command error", "Route not found"),
+                );
+            } else if dst.contains(':') {
+                "show_routing_hash_ipv6.txt"
+            } else {
+                let sport: u32 = words.get(4).and_then(|p| p.parse().ok()).unwrap_or(0);
+                if sport.is_multiple_of(2) {
+                    "show_routing_hash_ecmp.txt"
+                } else {
+                    "show_routing_hash_no_out_if.txt"
+                }
+            };
+            text_reply(input, &fixture(name))
+        } else if input.starts_with("show ip route 10.66.") {
+            fixture("show_ip_route_null0.json")
+        } else if input.starts_with("show ip route 192.0.2.") {
+            fixture("show_ip_route_none.json")
+        } else if input.starts_with("show ip route ") {
+            fixture("show_ip_route_ecmp.json")
+        } else if input.starts_with("show ipv6 route ") {
+            fixture("show_ipv6_route_ecmp.json")
+        } else if input == "show interface Ethernet1/50" {
+            fixture("show_interface_eth1_50.json")
+        } else if input == "show interface Ethernet1/49" {
+            fixture("show_interface_eth1_49_down.json")
+        } else {
+            return (200, fixture("error.json"));
+        };
+        (200, reply)
+    })
+}
+
+fn trace(server: &Server, args: &[&str]) -> std::process::Output {
+    hopwatch()
+        .args(["trace", "--backend", "nxapi", "--json"])
+        .args(args)
+        .args(["-c"])
+        .arg(server.path.with_file_name("agent.toml"))
+        .output()
+        .unwrap()
+}
+
+fn trace_config(dir: &TempDir, server: &Server) {
+    dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nstate_dir = \"{}\"\nnxapi_socket = \"{}\"\nnxapi_user = \"netops\"\n",
+            dir.path().display(),
+            server.path.display()
+        ),
+    );
+}
+
+fn json(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn hop_types(trace: &Value) -> Vec<&str> {
+    trace["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["type"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn nxapi_trace_follows_the_hardware_hash() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = trace_server(&dir);
+    trace_config(&dir, &server);
+    let flow = [
+        "--src", "10.9.9.9", "--dst", "10.1.2.3", "--proto", "tcp", "--sport", "40000", "--dport",
+        "443",
+    ];
+    let answer = json(&trace(&server, &flow));
+    assert_eq!(answer["backend"], "nxapi");
+    assert_eq!(answer["next_hop"], "10.0.0.5");
+    assert_eq!(answer["egress_interface"], "Ethernet1/50");
+    assert_eq!(answer["reaches_destination"], true);
+    assert_eq!(hop_types(&answer), ["l3_routing", "egress"]);
+    let route = &answer["hops"][0]["route"];
+    assert_eq!(route["prefix"], "10.1.0.0/16");
+    assert_eq!(route["members"].as_array().unwrap().len(), 2);
+    assert_eq!(route["chosen"], 1);
+    assert_eq!(
+        answer["load_share"]["mode"],
+        "address source-destination port source-destination"
+    );
+    assert_eq!(
+        answer["hops"][1]["interface"]["counters"]["tx_bytes"],
+        931 * 50 * 400
+    );
+    let commands: Vec<String> = server.requests().iter().map(|r| r.input.clone()).collect();
+    assert_eq!(
+        commands[0],
+        "show routing hash 10.9.9.9 10.1.2.3 ip-proto 6 40000 443 vrf default"
+    );
+    assert_eq!(server.requests()[0].kind, "cli_show_ascii");
+    assert_eq!(
+        server.requests()[0].cookie.as_deref(),
+        Some("nxapi_auth=netops:local")
+    );
+
+    // Without an `Out Interface` line the interface comes from the via line.
+    let odd = flow.map(|a| if a == "40000" { "40001" } else { a });
+    let answer = json(&trace(&server, &odd));
+    assert_eq!(answer["next_hop"], "10.0.0.1");
+    assert_eq!(answer["egress_interface"], "Ethernet1/49");
+    // Ethernet1/49 is down in its fixture: the flow is dropped there.
+    assert_eq!(answer["reaches_destination"], false);
+    assert_eq!(hop_types(&answer), ["l3_routing", "drop"]);
+    assert_eq!(answer["hops"][1]["reason"], "egress_down");
+
+    let v6 = json(&trace(
+        &server,
+        &[
+            "--src",
+            "2001:db8:9::9",
+            "--dst",
+            "2001:db8:1::9",
+            "--proto",
+            "udp",
+            "--sport",
+            "1",
+            "--dport",
+            "2",
+        ],
+    ));
+    assert_eq!(v6["next_hop"], "fe80::5");
+    assert_eq!(v6["egress_interface"], "Ethernet1/50");
+
+    let null = json(&trace(
+        &server,
+        &["--src", "10.9.9.9", "--dst", "10.66.0.1"],
+    ));
+    assert_eq!(null["reaches_destination"], false);
+    assert_eq!(null["hops"][0]["reason"], "blackhole");
+    assert_eq!(null["hops"][0]["route"]["prefix"], "10.66.0.0/16");
+
+    let none = json(&trace(
+        &server,
+        &["--src", "10.9.9.9", "--dst", "192.0.2.1"],
+    ));
+    assert_eq!(none["hops"][0]["reason"], "no_route");
+
+    // The human form is the same trace.
+    let text = hopwatch()
+        .args(["trace", "--backend", "nxapi", "-c"])
+        .arg(dir.path().join("agent.toml"))
+        .args(flow)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Ethernet1/50") && text.contains("10.0.0.5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nxapi_paths_count_flows_per_member() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = trace_server(&dir);
+    trace_config(&dir, &server);
+    let out = hopwatch()
+        .args(["paths", "--backend", "nxapi", "--json", "-c"])
+        .arg(dir.path().join("agent.toml"))
+        .args(["--src", "10.9.9.9", "--dst", "10.1.2.3", "--proto", "tcp"])
+        .args(["--sport-range", "1000-1099", "--dport", "443"])
+        .output()
+        .unwrap();
+    let paths = json(&out);
+    assert_eq!(paths["flows"], 100);
+    let counts: Vec<u64> = paths["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        counts,
+        [50, 50],
+        "odd ports hash to 10.0.0.1, even to 10.0.0.5"
+    );
+    assert_eq!(paths["members"][0]["interface"], "Ethernet1/49");
+    assert_eq!(paths["verdict"]["even"], true);
+}
+
+#[test]
+fn nxapi_trace_bad_input_and_failures() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = trace_server(&dir);
+    trace_config(&dir, &server);
+    // No source: a usage error, since NX-OS hashes on it.
+    let out = trace(&server, &["--dst", "10.1.2.3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--src"));
+    // NX-API refusing a command is a runtime failure with its words.
+    server.answer(|_| (200, fixture("error.json")));
+    let out = trace(&server, &["--src", "10.9.9.9", "--dst", "10.1.2.3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("code 400") && stderr.contains("Invalid command"),
+        "{stderr}"
+    );
+    // No NX-API at all.
+    std::fs::remove_file(&server.path).unwrap();
+    let out = trace(&server, &["--src", "10.9.9.9", "--dst", "10.1.2.3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("feature nxapi"));
+}
+
+#[test]
+fn nxapi_auto_falls_back_to_linux_without_the_socket() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nnxapi_socket = \"{}\"\n",
+            dir.path().join("absent.sock").display()
+        ),
+    );
+    let out = hopwatch()
+        .args(["counters", "--json", "--interval", "100ms", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.as_array().unwrap().iter().any(|r| r["name"] == "lo"),
+        "procfs rows"
+    );
+}
+
+#[test]
+fn nxapi_counters_command_reads_the_hardware() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = Server::start(&dir, |_| (200, fixture("show_interface_48.json")));
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nsource = \"nxapi\"\nnxapi_socket = \"{}\"\n",
+            server.path.display()
+        ),
+    );
+    let out = hopwatch()
+        .args(["counters", "--json", "--interval", "100ms", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 49);
+    let port7 = rows.iter().find(|r| r["name"] == "Ethernet1/7").unwrap();
+    assert_eq!(port7["state"], "down");
+    let port1 = rows.iter().find(|r| r["name"] == "Ethernet1/1").unwrap();
+    assert_eq!(port1["speed_mbps"], 25_000);
+}
