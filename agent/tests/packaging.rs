@@ -400,9 +400,11 @@ fn agent_deb_control_and_files() {
     );
     let root = dir.path().join("root");
     let bin = root.join("usr/bin/hopwatch");
-    assert_eq!(
-        stdout(Command::new(&bin).arg("--version")).trim(),
-        format!("hopwatch {VERSION}")
+    let version = stdout(Command::new(&bin).arg("--version"));
+    // The version, then which counter source and trace backend it would use.
+    assert!(
+        version.starts_with(&format!("hopwatch {VERSION} (counter source ")),
+        "{version}"
     );
     let check = stdout(
         Command::new(&bin)
@@ -520,9 +522,11 @@ fn root_agent_rpm_installs_into_an_empty_root_and_keeps_edited_config() {
     assert_eq!(verify, "");
 
     let bin = r.join("usr/bin/hopwatch");
-    assert_eq!(
-        stdout(Command::new(&bin).arg("--version")).trim(),
-        format!("hopwatch {VERSION}")
+    let version = stdout(Command::new(&bin).arg("--version"));
+    // The version, then which counter source and trace backend it would use.
+    assert!(
+        version.starts_with(&format!("hopwatch {VERSION} (counter source ")),
+        "{version}"
     );
     let config = r.join("etc/hopwatch/agent.toml");
     let check = stdout(
