@@ -1,8 +1,9 @@
 //! The packages `packaging/build.sh` leaves in target/packages: their metadata,
 //! files and config flags; the agent RPM installed into an empty root, with
 //! its scriptlets and without; its init script starting, reloading, reporting
-//! and stopping the installed binary, in a VRF too; the collector's RPM and
-//! .deb. Without the packages or the tools these tests skip with a reason,
+//! and stopping the installed binary, in a VRF too; the agent .deb installed,
+//! removed and purged by dpkg; the collector's RPM and .deb and its hardened
+//! unit. Without the packages or the tools these tests skip with a reason,
 //! except under CI=true, where `.ci/run` builds the packages first.
 
 use crate::util::{Netns, TempDir, run, unique};
