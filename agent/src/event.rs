@@ -147,8 +147,14 @@ pub struct InterfaceAddress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Loss {
     pub count: u64,
+    /// The seqs lost, within `lost_boot`.
     pub first_seq: u64,
     pub last_seq: u64,
+    /// The boot the lost events belong to, which is an earlier one when a
+    /// restarted agent's spool had to let them go; absent from agents that
+    /// predate the field, whose losses are of the loss event's own boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_boot: Option<String>,
     pub message: String,
 }
 

@@ -655,6 +655,7 @@ fn a_spool_smaller_than_the_backlog_loses_exactly_what_its_loss_events_say() {
         let range = loss["first_seq"].as_u64().unwrap()..=loss["last_seq"].as_u64().unwrap();
         let gone: BTreeSet<u64> = range.clone().filter(|s| missing.contains(s)).collect();
         assert_eq!(loss["count"].as_u64().unwrap(), gone.len() as u64, "{loss}");
+        assert_eq!(loss["lost_boot"], boot.as_str(), "{loss}");
         assert!(
             range
                 .clone()

@@ -672,7 +672,8 @@ impl Validator<'_> {
 
     fn syslog(&mut self, raw: &Spanned<RawSyslog>) -> Option<SyslogSettings> {
         raw.get_ref()
-            .settings(&hopwatch::config::hostname(), &mut |at, message, hint| {
+            // No default HOSTNAME: each message carries its agent's name.
+            .settings("", &mut |at, message, hint| {
                 self.error_at(at, message, hint)
             })
     }

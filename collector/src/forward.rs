@@ -2,9 +2,10 @@
 //! on its own thread behind a bounded queue: a slow or dead syslog server
 //! never holds up ingest, and overflow drops the oldest and counts them.
 //!
-//! The agent's output writes one HOSTNAME for every message, which on the
-//! collector is its own name; so in the `text` format each message starts
-//! with the agent it came from (`leaf1: swp1 went down`). The `json` format
+//! Each message's HOSTNAME is the agent the event came from, as RFC 5424 asks
+//! of a relay, unless `hostname` names one for all. Where the header has no
+//! HOSTNAME (the local socket) or one is named for all, a `text` message
+//! starts with its agent instead (`leaf1: swp1 went down`); the `json` format
 //! carries the `agent` field already.
 
 use hopwatch::event::{Body, Event};
@@ -33,12 +34,16 @@ impl std::fmt::Debug for Forwarder {
 
 impl Forwarder {
     /// Starts the forwarding thread; connecting waits for the first event.
+    /// An empty `settings.hostname` means each event's agent.
     pub fn start(settings: SyslogSettings) -> Forwarder {
-        let prefix = settings.format == Format::Text;
-        let relay = Relay {
-            inner: SyslogOutput::new(settings),
-            prefix,
-        };
+        let per_agent = settings.hostname.is_empty();
+        let text = settings.format == Format::Text;
+        let mut inner = SyslogOutput::new(settings);
+        if per_agent {
+            inner = inner.relaying();
+        }
+        let prefix = text && !(per_agent && inner.has_hostname());
+        let relay = Relay { inner, prefix };
         Forwarder {
             handle: OutputHandle::spawn(Box::new(relay), QUEUE),
         }

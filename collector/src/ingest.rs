@@ -558,6 +558,7 @@ struct Flat {
     count: Option<u64>,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
+    lost_boot: Option<String>,
 }
 
 /// A field the event's type requires.
@@ -619,6 +620,7 @@ impl Flat {
                 count: field(self.count, kind, "count")?,
                 first_seq: field(self.first_seq, kind, "first_seq")?,
                 last_seq: field(self.last_seq, kind, "last_seq")?,
+                lost_boot: self.lost_boot.take(),
                 message: field(message, kind, "message")?,
             }),
             _ => return Ok(None),
@@ -808,6 +810,7 @@ mod tests {
                 count: 5,
                 first_seq: 10,
                 last_seq: 14,
+                lost_boot: Some("b0".into()),
                 message: "dropped 5".into(),
             }),
         ];

@@ -1,5 +1,6 @@
 //! Events the collector stores are forwarded to a real rsyslogd, named by
-//! the agent they came from, and each once even when an agent resends.
+//! the agent they came from (its HOSTNAME, or the text's first word when one
+//! HOSTNAME is configured), and each once even when an agent resends.
 
 use crate::rsyslog::{Proto, Rsyslog};
 use crate::util::{AGENT_TOKEN, FakeAgent, Server, alert, event, heartbeat, link, now_ms};
@@ -58,4 +59,21 @@ fn stored_events_reach_rsyslog_once() {
     std::thread::sleep(Duration::from_millis(300));
     let lines = rsyslog.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
+
+    // Without `hostname`, HOSTNAME is the agent's, and the text is bare.
+    let relay = Server::start(
+        "syslog-relay",
+        "",
+        &format!("[output.syslog]\naddress = {:?}\n", rsyslog.address()),
+    );
+    let (mut agent, _) = FakeAgent::connect(relay.agents, AGENT_TOKEN, "leaf2", "b2").unwrap();
+    agent
+        .send(&[event("leaf2", "b2", 1, t, link("swp9", false))])
+        .unwrap();
+    assert!(agent.wait_acked("b2", 1, Duration::from_secs(10)));
+    let relayed = rsyslog
+        .wait_for(|l| l.hostname == "leaf2", Duration::from_secs(10))
+        .expect("the relayed event never reached rsyslog");
+    assert_eq!(relayed.msg, "swp9 went down");
+    assert_eq!(relayed.msgid, "link");
 }

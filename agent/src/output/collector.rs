@@ -621,6 +621,7 @@ impl Writer {
             count: dropped.count,
             first_seq: dropped.first_seq,
             last_seq: dropped.last_seq,
+            lost_boot: Some(dropped.boot.clone()),
             message,
         };
         self.announce(loss, dropped.boot);

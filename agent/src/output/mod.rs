@@ -375,6 +375,7 @@ mod tests {
                 count: 0,
                 first_seq: 0,
                 last_seq: 0,
+                lost_boot: None,
                 message: String::new(),
             }),
         ))

@@ -1098,6 +1098,7 @@ mod tests {
                 count,
                 first_seq: 1,
                 last_seq: count,
+                lost_boot: None,
                 message: String::new(),
             }),
         ))

@@ -67,6 +67,7 @@ mod tests {
                     count: 1,
                     first_seq: 1,
                     last_seq: 1,
+                    lost_boot: None,
                     message: "lost".into(),
                 }),
             );

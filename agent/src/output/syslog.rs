@@ -186,6 +186,8 @@ impl PartialEq for SyslogSettings {
 
 pub struct SyslogOutput {
     settings: SyslogSettings,
+    /// HOSTNAME is each event's agent rather than `settings.hostname`.
+    relay: bool,
     pid: u32,
     /// None until the first send and after any failure, so the next send
     /// connects afresh.
@@ -198,9 +200,22 @@ impl SyslogOutput {
     pub fn new(settings: SyslogSettings) -> SyslogOutput {
         SyslogOutput {
             settings,
+            relay: false,
             pid: std::process::id(),
             conn: None,
         }
+    }
+
+    /// Names each message's HOSTNAME after the agent the event came from, as
+    /// a relay does (RFC 5424: HOSTNAME is the machine that originated it).
+    pub fn relaying(mut self) -> SyslogOutput {
+        self.relay = true;
+        self
+    }
+
+    /// Whether the header has a HOSTNAME; messages to the local socket do not.
+    pub fn has_hostname(&self) -> bool {
+        self.header() != Header::Local
     }
 
     fn header(&self) -> Header {
@@ -215,7 +230,12 @@ impl SyslogOutput {
     fn frame(&self, event: &Event) -> Vec<u8> {
         let header = self.header();
         let s = &self.settings;
-        let message = render(header, s.facility, &s.hostname, self.pid, s.format, event);
+        let hostname = if self.relay {
+            &event.agent
+        } else {
+            &s.hostname
+        };
+        let message = render(header, s.facility, hostname, self.pid, s.format, event);
         match (&s.target, header) {
             // RFC 6587 octet counting: the receiver splits by length, so a
             // newline inside the message cannot cut it in two. rsyslog,
