@@ -21,6 +21,9 @@
 #   INTERFACES       interfaces they are spread over (default 10000)
 #   IDLE_AGENTS      agents for the RSS figure (default 1000)
 #   IDLE_SECONDS     how long they stay connected (default 30)
+#   COLLECTOR_BIN    the collector binary to measure (default: the release
+#                    build this script makes; e.g. the static musl build the
+#                    packages ship)
 # The data goes under /var/tmp (a disk, so fsync costs what it costs).
 set -euo pipefail
 
@@ -116,7 +119,7 @@ stop_collector() {
 
 say "building (release)"
 cargo build --release -p hopwatch-collector --bin hopwatch-collector --example loadgen
-BIN="$ROOT/target/release/hopwatch-collector"
+BIN="${COLLECTOR_BIN:-$ROOT/target/release/hopwatch-collector}"
 GEN="$ROOT/target/release/examples/loadgen"
 echo "$(nproc) cores; data under $WORK"
 

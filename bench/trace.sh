@@ -4,7 +4,8 @@
 # namespace with a 4-way ECMP route (one member of weight 2, hash policy 1).
 # Prints figures, asserts none.
 #
-# (c), the in-process trace against one raw netlink round trip, is
+# (c), the in-process trace against one raw netlink round trip and against
+# the trace's own two rounds of requests sent as raw bytes (its floor), is
 # `cargo bench --bench trace` run inside the same lab.
 #
 # Run as root from anywhere: `bash bench/trace.sh`. Environment:
@@ -165,5 +166,5 @@ printf '  paths / per-process    %9.4f / %.4f (shell loop / median of (a); targe
     "$(echo "$paths_us / $loop_us" | bc -l)" "$(echo "$paths_us / $get_us" | bc -l)"
 printf '  paths / ip -batch      %9.2fx   (target <= 2x)\n' "$(echo "$paths_us / $batch_us" | bc -l)"
 
-say "(c) in process: library trace vs one raw RTM_GETROUTE round trip (cargo bench --bench trace)"
+say "(c) in process: library trace vs one raw RTM_GETROUTE round trip and vs its own raw conversation (cargo bench --bench trace)"
 in_sw "$INPROC" --dst "$DST"

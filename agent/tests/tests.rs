@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod lab;
 mod nxapi;
+mod packaging;
 mod rsyslog;
 mod syslog;
 mod trace;

@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+/// The collector's allocator: ingest allocates a little per event on many
+/// threads, where musl's allocator, which the static packages link, runs at
+/// about 0.6 times glibc's; mimalloc is as fast on both.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hopwatch-collector",

@@ -31,7 +31,7 @@ use super::{CounterRow, CounterSource, Snapshot, SourceError, SourceLink};
 use crate::hash::NameMap;
 use crate::link::{LinkState, OperState};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
-use crate::nxapi::{Client, Rows, number};
+use crate::nxapi::{Client, Count, Key, Rows};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +90,9 @@ impl CounterSource for NxapiSource {
             let Some((counters, columns)) = row.counters() else {
                 continue;
             };
+            if row.interface.is_empty() {
+                continue;
+            }
             let link = row.link().map(|(mut state, reason)| {
                 state.carrier_changes = self.count_flaps(&row.interface, &state, row.flap_age());
                 SourceLink { state, reason }
@@ -154,84 +157,65 @@ struct Table {
     rows: Rows<Row>,
 }
 
-/// One `ROW_interface`. Every field NX-OS may leave out is optional; the
-/// names are NX-API's.
-#[derive(Debug, Default, Deserialize)]
-struct Row {
-    interface: String,
-    state: Option<String>,
-    admin_state: Option<String>,
-    state_rsn_desc: Option<String>,
-    eth_link_flapped: Option<String>,
-    #[serde(default, deserialize_with = "number")]
-    eth_bw: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_inbytes: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_inpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_inerr: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_indiscard: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_overrun: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_frame: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_inmcast: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_crc: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_outbytes: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_outpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_outerr: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_outdiscard: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_underrun: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_coll: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    eth_lostcarrier: Option<u64>,
-    svi_admin_state: Option<String>,
-    svi_line_proto: Option<String>,
-    svi_rsn_desc: Option<String>,
-    #[serde(default, deserialize_with = "number")]
-    svi_bw: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_ucast_pkts_in: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_ucast_bytes_in: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_mcast_pkts_in: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_mcast_bytes_in: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_ucast_pkts_out: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_ucast_bytes_out: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_mcast_pkts_out: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    svi_mcast_bytes_out: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_rx_ucastpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_rx_ucastbytes: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_rx_mcastpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_rx_mcastbytes: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_tx_ucastpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_tx_ucastbytes: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_tx_mcastpkts: Option<u64>,
-    #[serde(default, deserialize_with = "number")]
-    nve_tx_mcastbytes: Option<u64>,
+/// Declares [`Row`] and reads it field by field: a `show interface` row
+/// carries some eighty fields of which the source wants thirty-odd, and one
+/// `match` on each borrowed key, skipping the rest unread, is both smaller
+/// code and a faster parse than a derived visitor per field.
+macro_rules! row {
+    (text: [$($text:ident),* $(,)?], counts: [$($count:ident),* $(,)?] $(,)?) => {
+        /// One `ROW_interface`. Every field NX-OS may leave out is optional;
+        /// the names are NX-API's.
+        #[derive(Debug, Default)]
+        struct Row {
+            interface: String,
+            $($text: Option<String>,)*
+            $($count: Option<u64>,)*
+        }
+
+        impl<'de> Deserialize<'de> for Row {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = Row;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a ROW_interface object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+                        let mut row = Row::default();
+                        while let Some(key) = map.next_key::<Key<'de>>()? {
+                            match key.0.as_ref() {
+                                "interface" => row.interface = map.next_value()?,
+                                $(stringify!($text) => row.$text = map.next_value()?,)*
+                                $(stringify!($count) => row.$count = map.next_value::<Count>()?.0,)*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(row)
+                    }
+                }
+                deserializer.deserialize_map(Visitor)
+            }
+        }
+    };
+}
+
+row! {
+    text: [
+        state, admin_state, state_rsn_desc, eth_link_flapped,
+        svi_admin_state, svi_line_proto, svi_rsn_desc,
+    ],
+    counts: [
+        eth_bw, eth_inbytes, eth_inpkts, eth_inerr, eth_indiscard, eth_overrun,
+        eth_frame, eth_inmcast, eth_crc, eth_outbytes, eth_outpkts, eth_outerr,
+        eth_outdiscard, eth_underrun, eth_coll, eth_lostcarrier,
+        svi_bw, svi_ucast_pkts_in, svi_ucast_bytes_in, svi_mcast_pkts_in,
+        svi_mcast_bytes_in, svi_ucast_pkts_out, svi_ucast_bytes_out,
+        svi_mcast_pkts_out, svi_mcast_bytes_out,
+        nve_rx_ucastpkts, nve_rx_ucastbytes, nve_rx_mcastpkts, nve_rx_mcastbytes,
+        nve_tx_ucastpkts, nve_tx_ucastbytes, nve_tx_mcastpkts, nve_tx_mcastbytes,
+    ],
 }
 
 /// Adds two halves of a count; either alone is the count when the other is

@@ -5,36 +5,32 @@
 //!
 //! A trace is two batches on one socket: the route taken and the FIB entry
 //! it came from (`RTM_F_FIB_MATCH`, every member with its weight); then the
-//! egress link, the next hop's neighbour entry and the other members' names.
+//! egress link (only its counters when the link is remembered), the next
+//! hop's neighbour entry and the names of the other members not remembered.
+//! Answers are read straight from their bytes: a kept backend's trace costs
+//! a few microseconds, most of them the kernel's.
 //! When the kernel refuses a lookup, its errno says why (`EINVAL` for a
 //! blackhole, `EHOSTUNREACH` for unreachable, `EACCES` for prohibit,
 //! `ENETUNREACH` for no route or a throw) and a type-filtered route dump
 //! names the route behind the refusal, which `RTM_F_FIB_MATCH` cannot.
 
-use super::netlink::{self, Answer, Conn, RouteGet};
+use super::netlink::{self, Conn, RouteFacts, RouteGet};
 use super::paths::{self, FlowPath, Paths, PathsQuery};
 use super::vrf::{self, Place};
 use super::{
     Backend, DropReason, FlowQuery, Hop, Interface, LoadShare, Member, Neighbor, Route, Step,
     Trace, TraceError,
 };
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::neighbour::{
-    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
-};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteNextHopFlags,
-    RouteType, RouteVia,
-};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::libc;
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where `ip netns` keeps the namespaces it names, and NX-OS its VRFs.
 pub const NETNS_DIR: &str = "/var/run/netns";
@@ -48,6 +44,14 @@ const PATHS_BATCH: usize = 128;
 /// Batches in a row that may come back empty before `paths` gives up.
 const PATHS_STALLS: u32 = 8;
 
+/// How long a kept backend trusts what an operator changes by hand and no
+/// kernel notification announces: the hostname, the multipath hash policy,
+/// and that no namespace is named `default`. A change shows in traces at
+/// most this much later; a fresh backend (a `hopwatch trace` process) reads
+/// them all, and a busy agent saves three system calls per trace (`uname`,
+/// a `pread` of the policy, a `statx` in the netns directory).
+const REREAD_AFTER: Duration = Duration::from_millis(100);
+
 /// Answers queries from the kernel of the namespace the agent runs in, or
 /// of the VRF a query names.
 pub struct KernelBackend {
@@ -57,6 +61,10 @@ pub struct KernelBackend {
     /// The agent's own namespace, opened on first use and kept, so repeated
     /// queries reuse one socket and the open sysctl files.
     home: Option<Namespace>,
+    /// The hostname and when it was read.
+    host: Option<(Instant, String)>,
+    /// When `default` was last found to name no namespace, so means home.
+    default_is_home: Option<Instant>,
 }
 
 impl Default for KernelBackend {
@@ -80,6 +88,8 @@ impl KernelBackend {
             proc_sys: PathBuf::from("/proc/sys"),
             sys_root: PathBuf::from("/sys"),
             home: None,
+            host: None,
+            default_is_home: None,
         }
     }
 
@@ -108,26 +118,54 @@ impl KernelBackend {
         Ok(self.home.as_mut().expect("opened above"))
     }
 
+    /// The switch's name, read again once [`REREAD_AFTER`] has passed.
+    fn hostname(&mut self, now: Instant) -> String {
+        match &self.host {
+            Some((read, name)) if now.saturating_duration_since(*read) < REREAD_AFTER => {
+                name.clone()
+            }
+            _ => {
+                let name = hostname();
+                self.host = Some((now, name.clone()));
+                name
+            }
+        }
+    }
+
     /// Runs `work` against the namespace that holds VRF `name`: at home, or
     /// on a thread inside another namespace with a socket opened there.
     fn in_vrf<T: Send>(
         &mut self,
         name: &str,
+        now: Instant,
         work: impl FnOnce(&mut Namespace, &Place) -> Result<T, TraceError> + Send,
     ) -> Result<T, TraceError> {
-        let proc_sys = self.proc_sys.clone();
-        let sys_root = self.sys_root.clone();
-        let netns_dir = self.netns_dir.clone();
-        let home = self.home()?;
+        self.home()?;
+        let home = self.home.as_mut().expect("opened above");
         home.refresh();
-        let place = vrf::locate(&netns_dir, name, &mut home.conn)?;
+        let recently_home = self
+            .default_is_home
+            .is_some_and(|read| now.saturating_duration_since(read) < REREAD_AFTER);
+        let place = if name == super::DEFAULT_VRF && recently_home {
+            Place::Home
+        } else {
+            let place = vrf::locate(&self.netns_dir, name, &mut home.conn)?;
+            if place == Place::Home {
+                self.default_is_home = Some(now);
+            }
+            place
+        };
         match &place {
-            Place::Namespace(path) => vrf::within(name, path, || {
-                // sysfs shows the namespace it was mounted from, not the one
-                // this thread entered, so speeds are left out there.
-                let mut namespace = Namespace::open(proc_sys, sys_root, false)?;
-                work(&mut namespace, &place)
-            }),
+            Place::Namespace(path) => {
+                let proc_sys = self.proc_sys.clone();
+                let sys_root = self.sys_root.clone();
+                vrf::within(name, path, || {
+                    // sysfs shows the namespace it was mounted from, not the
+                    // one this thread entered, so speeds are left out there.
+                    let mut namespace = Namespace::open(proc_sys, sys_root, false)?;
+                    work(&mut namespace, &place)
+                })
+            }
             _ => work(home, &place),
         }
     }
@@ -141,9 +179,9 @@ impl Backend for KernelBackend {
     fn trace(&mut self, query: &FlowQuery) -> Result<Trace, TraceError> {
         let started = Instant::now();
         query.validate()?;
-        let switch = hostname();
+        let switch = self.hostname(started);
         let component = format!("{switch}/{}", query.vrf);
-        let mut trace = self.in_vrf(&query.vrf, |namespace, place| {
+        let mut trace = self.in_vrf(&query.vrf, started, |namespace, place| {
             namespace.trace(query, place, &component)
         })?;
         trace.switch = switch;
@@ -161,10 +199,10 @@ impl Backend for KernelBackend {
         }
         let flows = query.flows()?;
         let vrf = query.vrf.clone();
-        let mut answer = self.in_vrf(&vrf, |namespace, place| {
+        let mut answer = self.in_vrf(&vrf, started, |namespace, place| {
             namespace.paths(&query, &flows, place)
         })?;
-        answer.switch = hostname();
+        answer.switch = self.hostname(started);
         answer.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(answer)
     }
@@ -196,7 +234,9 @@ struct Namespace {
     /// open sysctl file gets the current value for a fraction of the cost
     /// of opening it, and the file stays bound to this namespace.
     hash_policy: [Option<File>; 2],
-    /// Names and speeds kept between queries; only the agent's own
+    /// The load share last read from `hash_policy`, and when.
+    load_shares: [Option<(Instant, Option<LoadShare>)>; 2],
+    /// Links and speeds kept between queries; only the agent's own
     /// namespace lives long enough to use one.
     cache: Option<LinkCache>,
     /// This is the agent's own namespace, kept between queries.
@@ -205,14 +245,22 @@ struct Namespace {
     served: u32,
 }
 
-/// Interface names and speeds remembered between queries, forgotten
-/// whenever the kernel announces any link change: a socket subscribed to
-/// link notifications is drained before each query, so nothing remembered
-/// is older than the last announcement. A speed changes only through a
-/// renegotiation, which takes the carrier down and so is announced.
+/// Links (name, flags, MTU, operational state) and speeds remembered
+/// between queries, forgotten whenever the kernel announces any link
+/// change: a socket subscribed to link notifications is drained before each
+/// query, so nothing remembered is older than the last announcement. The
+/// kernel announces every change of what is kept (a rename, an MTU, admin
+/// state, carrier and operational state). A carrier change is announced
+/// when linkwatch processes it, up to a second after the driver reports it,
+/// which is also when the FIB marks the link's next hops: a remembered link
+/// agrees with the routes the trace reads. A speed changes only through a
+/// renegotiation, which takes the carrier down and so is announced. Counters
+/// change with every packet and are never kept: a trace asks for the egress
+/// counters alone, a fraction of the whole link's answer.
 struct LinkCache {
     watch: Socket,
-    names: Names,
+    /// Without counters.
+    links: Vec<netlink::LinkFacts>,
     speeds: Vec<(u32, Option<u64>)>,
 }
 
@@ -225,9 +273,27 @@ impl LinkCache {
         watch.bind(&SocketAddr::new(0, Self::RTMGRP_LINK))?;
         Ok(LinkCache {
             watch,
-            names: Names::default(),
+            links: Vec::new(),
             speeds: Vec::new(),
         })
+    }
+
+    fn link(&self, index: u32) -> Option<&netlink::LinkFacts> {
+        self.links.iter().find(|link| link.index == index)
+    }
+
+    fn name(&self, index: u32) -> Option<String> {
+        self.link(index).and_then(|link| link.name.clone())
+    }
+
+    /// Remembers a link answer, counters left out.
+    fn remember(&mut self, facts: &netlink::LinkFacts) {
+        if self.link(facts.index).is_none() {
+            self.links.push(netlink::LinkFacts {
+                counters: None,
+                ..facts.clone()
+            });
+        }
     }
 
     /// Reads every announcement waiting; any at all, or an overrun that
@@ -249,7 +315,7 @@ impl LinkCache {
             }
         }
         if changed {
-            self.names.0.clear();
+            self.links.clear();
             self.speeds.clear();
         }
     }
@@ -271,6 +337,7 @@ impl Namespace {
             proc_sys,
             sys_root: home.then_some(sys_root),
             hash_policy: [None, None],
+            load_shares: [None, None],
             cache: None,
             home,
             served: 0,
@@ -318,17 +385,33 @@ impl Namespace {
             .map_err(|e| TraceError::netlink(format!("sending {what}"), e))
     }
 
-    fn answer(&mut self, sequence: u32, what: &str) -> Result<Answer, TraceError> {
-        self.conn
-            .answer(sequence)
-            .map_err(|e| TraceError::netlink(format!("reading the answer to {what}"), e))
+    /// The answer to the route lookup `sequence`: the route, `None` when
+    /// the kernel answered with something else, or the errno it refused with.
+    fn route_answer(
+        &mut self,
+        sequence: u32,
+        what: &str,
+    ) -> Result<Result<Option<RouteFacts>, i32>, TraceError> {
+        let answer = self
+            .conn
+            .answer_raw(sequence)
+            .map_err(|e| TraceError::netlink(format!("reading the answer to {what}"), e))?;
+        Ok(match answer {
+            Ok((netlink::RTM_NEWROUTE, payload)) => Ok(netlink::route_facts(payload)),
+            Ok(_) => Ok(None),
+            Err(errno) => Err(errno),
+        })
     }
 
-    /// One question, one answer.
-    fn ask(&mut self, message: RouteNetlinkMessage, what: &str) -> Result<Answer, TraceError> {
-        let sequence = self.conn.queue(message, false);
+    /// One route lookup, one answer.
+    fn ask_route(
+        &mut self,
+        lookup: &RouteGet,
+        what: &str,
+    ) -> Result<Result<Option<RouteFacts>, i32>, TraceError> {
+        let sequence = self.conn.queue_route_get(lookup);
         self.send(what)?;
-        self.answer(sequence, what)
+        self.route_answer(sequence, what)
     }
 
     /// A sysctl under `/proc/sys` of this namespace, opened afresh.
@@ -338,8 +421,21 @@ impl Namespace {
         read_number(&File::open(path).ok()?)
     }
 
-    /// The multipath hash in words, read from this namespace's sysctls.
-    fn load_share(&mut self, ipv4: bool) -> Option<LoadShare> {
+    /// The multipath hash in words, read from this namespace's sysctls at
+    /// most once per [`REREAD_AFTER`].
+    fn load_share(&mut self, ipv4: bool, now: Instant) -> Option<LoadShare> {
+        let slot = usize::from(!ipv4);
+        if let Some((read, share)) = &self.load_shares[slot]
+            && now.saturating_duration_since(*read) < REREAD_AFTER
+        {
+            return share.clone();
+        }
+        let share = self.read_load_share(ipv4);
+        self.load_shares[slot] = Some((now, share.clone()));
+        share
+    }
+
+    fn read_load_share(&mut self, ipv4: bool) -> Option<LoadShare> {
         let family = if ipv4 { "ipv4" } else { "ipv6" };
         let slot = usize::from(!ipv4);
         if self.hash_policy[slot].is_none() {
@@ -397,10 +493,10 @@ impl Namespace {
             {
                 continue;
             }
-            match self.cache.as_ref().and_then(|c| c.names.get(index)) {
+            match self.cache.as_ref().and_then(|c| c.name(index)) {
                 Some(name) => pending.known.0.push((index, name)),
                 None => {
-                    let sequence = self.conn.queue(netlink::link_by_index(index, false), false);
+                    let sequence = self.conn.queue_link(index, false);
                     pending.asked.push((index, sequence));
                 }
             }
@@ -421,12 +517,14 @@ impl Namespace {
                 .answer_raw(sequence)
                 .map_err(|e| TraceError::netlink("reading an interface lookup", e))?;
             if let Ok((netlink::RTM_NEWLINK, payload)) = answer
-                && let Some(name) = netlink::link_facts(payload).and_then(|facts| facts.name)
+                && let Some(facts) = netlink::link_facts(payload)
             {
                 if let Some(cache) = &mut self.cache {
-                    cache.names.0.push((index, name.clone()));
+                    cache.remember(&facts);
                 }
-                names.0.push((index, name));
+                if let Some(name) = facts.name {
+                    names.0.push((index, name));
+                }
             }
         }
         Ok(names)
@@ -470,12 +568,10 @@ impl Namespace {
             dport: query.sport,
             ..RouteGet::default()
         };
-        match self.ask(back.message(), "the route back to the source")? {
-            Ok(RouteNetlinkMessage::NewRoute(route)) if route.header.kind == RouteType::Local => {
-                Ok(Ingress::default())
-            }
-            Ok(RouteNetlinkMessage::NewRoute(route)) => {
-                let Some(index) = answer_oif(&route) else {
+        match self.ask_route(&back, "the route back to the source")? {
+            Ok(Some(route)) if route.kind == netlink::RTN_LOCAL => Ok(Ingress::default()),
+            Ok(Some(route)) => {
+                let Some(index) = route.oif else {
                     return Err(TraceError::IngressUnknown {
                         src,
                         reason: "the route names no interface".into(),
@@ -491,7 +587,7 @@ impl Namespace {
                     inferred: true,
                 })
             }
-            Ok(_) => Err(TraceError::IngressUnknown {
+            Ok(None) => Err(TraceError::IngressUnknown {
                 src,
                 reason: "the kernel answered with something other than a route".into(),
             }),
@@ -514,7 +610,7 @@ impl Namespace {
         };
         let ipv4 = query.dst.is_ipv4();
         let ingress = self.ingress(query, vrf_oif)?;
-        let lookup = RouteGet {
+        let mut lookup = RouteGet {
             dst: Some(query.dst),
             src: query.src,
             iif: ingress.index,
@@ -524,15 +620,12 @@ impl Namespace {
             dport: query.dport,
             fib_match: false,
         };
-        let taken = self.conn.queue(lookup.message(), false);
-        let matched = RouteGet {
-            fib_match: true,
-            ..lookup.clone()
-        };
-        let matched = self.conn.queue(matched.message(), false);
+        let taken = self.conn.queue_route_get(&lookup);
+        lookup.fib_match = true;
+        let matched = self.conn.queue_route_get(&lookup);
         self.send("the route lookup")?;
-        let taken = self.answer(taken, "the route lookup")?;
-        let matched = self.answer(matched, "the matching-route lookup")?;
+        let taken = self.route_answer(taken, "the route lookup")?;
+        let matched = self.route_answer(matched, "the matching-route lookup")?;
 
         let mut out = Outcome {
             trace: Trace {
@@ -547,19 +640,19 @@ impl Namespace {
                 summary: String::new(),
                 switch: String::new(),
                 backend: String::new(),
-                load_share: self.load_share(ipv4),
+                load_share: self.load_share(ipv4, Instant::now()),
                 elapsed_us: 0,
             },
             component: component.to_string(),
         };
         let fib_route = match &matched {
-            Ok(RouteNetlinkMessage::NewRoute(route)) => Some(decode_route(route)),
+            Ok(Some(route)) => Some(decode_route(route)),
             _ => None,
         };
 
         let answer = match taken {
-            Ok(RouteNetlinkMessage::NewRoute(answer)) => answer,
-            Ok(_) => {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
                 return Err(TraceError::netlink(
                     "the route lookup",
                     io::Error::new(io::ErrorKind::InvalidData, "answered with no route"),
@@ -572,13 +665,10 @@ impl Namespace {
             }
         };
 
-        let kind = answer.header.kind;
-        let oif = answer_oif(&answer).unwrap_or(0);
-        let gateway = answer_gateway(&answer);
-        let source_address = answer_attribute(&answer, |a| match a {
-            RouteAttribute::PrefSource(a) => route_ip(a),
-            _ => None,
-        });
+        let kind = answer.kind;
+        let oif = answer.oif.unwrap_or(0);
+        let gateway = answer.gateway;
+        let source_address = answer.pref_source;
         let mut route = fib_route.unwrap_or_else(|| {
             // The FIB entry could not be fetched; the answer itself still
             // says what the lookup found.
@@ -593,7 +683,7 @@ impl Namespace {
         }
         route.chosen = route.member_of(gateway, oif);
 
-        if matches!(kind, RouteType::Local | RouteType::Broadcast) {
+        if matches!(kind, netlink::RTN_LOCAL | netlink::RTN_BROADCAST) {
             let mut indexes: Vec<u32> = route.members.iter().map(|m| m.ifindex).collect();
             indexes.push(oif);
             let names = self.names(&indexes)?;
@@ -625,12 +715,15 @@ impl Namespace {
         }
 
         // The egress link, the neighbour behind it and the names of the
-        // other members, in one batch.
-        let link = self.conn.queue(netlink::link_by_index(oif, true), false);
+        // other members, in one batch. A link the cache holds needs only
+        // its counters asked.
+        let known = self.cache.as_ref().and_then(|c| c.link(oif)).cloned();
+        let link = match known {
+            Some(_) => self.conn.queue_stats(oif),
+            None => self.conn.queue_link(oif, true),
+        };
         let neighbour_address = gateway.unwrap_or(query.dst);
-        let neighbour = self
-            .conn
-            .queue(netlink::neighbour_get(oif, neighbour_address), false);
+        let neighbour = self.conn.queue_neighbour(oif, neighbour_address);
         let others: Vec<u32> = route
             .members
             .iter()
@@ -640,6 +733,10 @@ impl Namespace {
         let asked = self.queue_names(&others);
         self.send("the egress and neighbour lookups")?;
         let link = match self.conn.answer_raw(link) {
+            Ok(Ok((netlink::RTM_NEWSTATS, payload))) => known.map(|facts| netlink::LinkFacts {
+                counters: netlink::stats_counters(payload),
+                ..facts
+            }),
             Ok(Ok((netlink::RTM_NEWLINK, payload))) => netlink::link_facts(payload),
             Ok(_) => None,
             Err(e) => return Err(TraceError::netlink("reading the egress interface", e)),
@@ -650,34 +747,39 @@ impl Namespace {
                 io::Error::new(io::ErrorKind::NotFound, "it vanished during the trace"),
             ));
         };
-        let neighbour = self.answer(neighbour, "the neighbour lookup")?;
-        let mut names = self.read_names(asked)?;
-        let mut egress = decode_link(&link);
-        egress.speed_mbps = self.speed(&egress);
-        names.0.push((oif, egress.name.clone()));
-        if let Some(cache) = &mut self.cache
-            && cache.names.get(oif).is_none()
-        {
-            cache.names.0.push((oif, egress.name.clone()));
+        if let Some(cache) = &mut self.cache {
+            cache.remember(&link);
         }
-        names.apply(&mut route);
+        let mut egress = decode_link(&link);
         // Multicast maps to a link-layer group address without asking, and
         // NOARP or loopback links resolve nothing.
         let resolves = link.flags & (netlink::IFF_NOARP | netlink::IFF_LOOPBACK) == 0
             && !query.dst.is_multicast()
-            && kind != RouteType::Multicast;
-        let neighbour = resolves.then(|| match neighbour {
-            Ok(RouteNetlinkMessage::NewNeighbour(entry)) => {
-                decode_neighbour(&entry, &egress.name, neighbour_address)
+            && kind != netlink::RTN_MULTICAST;
+        let neighbour = match self.conn.answer_raw(neighbour) {
+            Ok(Ok((netlink::RTM_NEWNEIGH, payload))) => netlink::neighbour_facts(payload)
+                .map(|facts| decode_neighbour(&facts, &egress.name, neighbour_address)),
+            Ok(_) => None,
+            Err(e) => {
+                return Err(TraceError::netlink(
+                    "reading the answer to the neighbour lookup",
+                    e,
+                ));
             }
-            _ => Neighbor {
+        };
+        let neighbour = resolves.then(|| {
+            neighbour.unwrap_or_else(|| Neighbor {
                 address: neighbour_address,
                 interface: egress.name.clone(),
                 lladdr: None,
                 state: "none".into(),
                 router: false,
-            },
+            })
         });
+        let mut names = self.read_names(asked)?;
+        egress.speed_mbps = self.speed(&egress);
+        names.0.push((oif, egress.name.clone()));
+        names.apply(&mut route);
         out.forward(route, source_address, gateway, egress, neighbour);
         Ok(out.finish())
     }
@@ -728,7 +830,7 @@ impl Namespace {
         }
         Ok(match errno {
             libc::EINVAL => {
-                if let Some(route) = self.covering(dst, RouteType::BlackHole, vrf_table)? {
+                if let Some(route) = self.covering(dst, netlink::RTN_BLACKHOLE, vrf_table)? {
                     let detail = format!("blackhole route {}: discarded silently", route.prefix);
                     refusal(DropReason::Blackhole, Some(route), detail)
                 } else if let (Some(iif), Some(src), true) = (&ingress.name, query.src, ipv4) {
@@ -742,7 +844,7 @@ impl Namespace {
                 }
             }
             libc::EHOSTUNREACH => {
-                let route = self.covering(dst, RouteType::Unreachable, vrf_table)?;
+                let route = self.covering(dst, netlink::RTN_UNREACHABLE, vrf_table)?;
                 let detail = match &route {
                     Some(r) => format!(
                         "unreachable route {}: discarded with ICMP host unreachable",
@@ -753,7 +855,7 @@ impl Namespace {
                 refusal(DropReason::Unreachable, route, detail)
             }
             libc::EACCES | libc::EPERM => {
-                let route = self.covering(dst, RouteType::Prohibit, vrf_table)?;
+                let route = self.covering(dst, netlink::RTN_PROHIBIT, vrf_table)?;
                 let detail = match &route {
                     Some(r) => format!(
                         "prohibit route {}: discarded with ICMP administratively prohibited",
@@ -767,7 +869,7 @@ impl Namespace {
             // matching, the kernel answers as for no route (IPv4 turns the
             // throw's EAGAIN into ENETUNREACH, IPv6 answers ENETUNREACH).
             libc::ENETUNREACH | libc::EAGAIN => {
-                match self.covering(dst, RouteType::Throw, vrf_table)? {
+                match self.covering(dst, netlink::RTN_THROW, vrf_table)? {
                     Some(route) => {
                         let detail = format!(
                             "throw route {}: the lookup left the table and no other table routes {dst}",
@@ -809,8 +911,8 @@ impl Namespace {
             ..RouteGet::default()
         };
         Ok(
-            match self.ask(lookup.message(), "the matching-route lookup")? {
-                Ok(RouteNetlinkMessage::NewRoute(route)) => {
+            match self.ask_route(&lookup, "the matching-route lookup")? {
+                Ok(Some(route)) => {
                     let mut route = decode_route(&route);
                     self.name_members(&mut route)?;
                     Some(route)
@@ -846,9 +948,9 @@ impl Namespace {
             oif: vrf_oif,
             ..RouteGet::default()
         };
-        let back = self.ask(back.message(), "the route back to the source")?;
-        if let Ok(RouteNetlinkMessage::NewRoute(route)) = &back
-            && route.header.kind == RouteType::Local
+        let back = self.ask_route(&back, "the route back to the source")?;
+        if let Ok(Some(route)) = &back
+            && route.kind == netlink::RTN_LOCAL
         {
             return Ok(martian(format!(
                 "source {src} is an address of this switch, so it cannot arrive on {iif}"
@@ -866,7 +968,7 @@ impl Namespace {
             return Ok(martian(format!("the kernel refuses source {src} on {iif}")));
         }
         let back_by = match &back {
-            Ok(RouteNetlinkMessage::NewRoute(route)) => match answer_oif(route) {
+            Ok(Some(route)) => match route.oif {
                 Some(index) => match self.names(&[index])?.get(index) {
                     Some(name) => format!("the route back to {src} leaves by {name}"),
                     None => format!("the route back to {src} leaves by ifindex {index}"),
@@ -891,51 +993,43 @@ impl Namespace {
     fn covering(
         &mut self,
         dst: IpAddr,
-        kind: RouteType,
+        kind: u8,
         vrf_table: Option<u32>,
     ) -> Result<Option<Route>, TraceError> {
-        let sequence = self
-            .conn
-            .queue(netlink::route_dump(dst.is_ipv4(), kind), true);
+        let sequence = self.conn.queue_route_dump(dst.is_ipv4(), kind);
         self.send("a route dump")?;
-        let routes = match self.conn.dump(sequence) {
-            Ok(Ok(routes)) => routes,
+        let mut routes = Vec::new();
+        let dumped = self.conn.dump_raw(sequence, |message, payload| {
+            if message == netlink::RTM_NEWROUTE
+                && let Some(route) = netlink::route_facts(payload)
+            {
+                routes.push(route);
+            }
+        });
+        match dumped {
+            Ok(Ok(())) => {}
             Ok(Err(_)) => return Ok(None),
             Err(error) => return Err(TraceError::netlink("reading a route dump", error)),
-        };
+        }
         let best = routes
             .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(route) if route.header.kind == kind => Some(route),
-                _ => None,
+            .filter(|route| route.kind == kind)
+            .filter(|route| match vrf_table {
+                Some(vrf) => route.table == vrf,
+                None => route.table != u32::from(LOCAL_TABLE),
             })
             .filter(|route| {
-                let table = route_table(route);
-                match vrf_table {
-                    Some(vrf) => table == vrf,
-                    None => table != u32::from(LOCAL_TABLE),
-                }
-            })
-            .filter(|route| {
-                let prefix = answer_attribute(route, |a| match a {
-                    RouteAttribute::Destination(a) => route_ip(a),
-                    _ => None,
-                });
-                let prefix = prefix.unwrap_or(if dst.is_ipv4() {
+                let prefix = route.destination.unwrap_or(if dst.is_ipv4() {
                     IpAddr::V4(Ipv4Addr::UNSPECIFIED)
                 } else {
                     IpAddr::V6(Ipv6Addr::UNSPECIFIED)
                 });
-                prefix_contains(prefix, route.header.destination_prefix_length, dst)
+                prefix_contains(prefix, route.dst_len, dst)
             })
             .max_by_key(|route| {
-                let metric = answer_attribute(route, |a| match a {
-                    RouteAttribute::Priority(p) => Some(*p),
-                    _ => None,
-                });
                 (
-                    route.header.destination_prefix_length,
-                    std::cmp::Reverse(metric.unwrap_or(0)),
+                    route.dst_len,
+                    std::cmp::Reverse(route.priority.unwrap_or(0)),
                 )
             });
         Ok(best.map(decode_route))
@@ -973,10 +1067,10 @@ impl Namespace {
             dport: first_dport,
             fib_match: true,
         };
-        let mut route = match self.ask(lookup.message(), "the matching-route lookup")? {
-            Ok(RouteNetlinkMessage::NewRoute(route)) => {
-                let kind = route.header.kind;
-                if kind != RouteType::Unicast {
+        let mut route = match self.ask_route(&lookup, "the matching-route lookup")? {
+            Ok(Some(route)) => {
+                let kind = route.kind;
+                if kind != netlink::RTN_UNICAST {
                     return Err(TraceError::NotForwarded {
                         dst: query.dst,
                         vrf: query.vrf.clone(),
@@ -985,7 +1079,7 @@ impl Namespace {
                 }
                 decode_route(&route)
             }
-            Ok(_) => {
+            Ok(None) => {
                 return Err(TraceError::netlink(
                     "the matching-route lookup",
                     io::Error::new(io::ErrorKind::InvalidData, "answered with no route"),
@@ -1078,7 +1172,7 @@ impl Namespace {
                 })
                 .collect()
         });
-        let load_share = self.load_share(ipv4);
+        let load_share = self.load_share(ipv4, Instant::now());
         Ok(paths::assemble(
             query.clone(),
             route,
@@ -1118,7 +1212,7 @@ impl Namespace {
                 let (sport, dport) = flows[index];
                 lookup.sport = Some(sport);
                 lookup.dport = dport;
-                let sequence = self.conn.queue(lookup.message(), false);
+                let sequence = self.conn.queue_route_get(&lookup);
                 first.get_or_insert(sequence);
                 batch.push(index);
             }
@@ -1247,7 +1341,7 @@ impl Outcome {
         let request = &self.trace.request;
         let mut prefix = request.describe();
         if let Some(iif) = &self.trace.ingress_interface {
-            prefix.push_str(&format!(" arriving on {iif}"));
+            let _ = write!(prefix, " arriving on {iif}");
         }
         prefix
     }
@@ -1318,27 +1412,33 @@ impl Outcome {
         let out = egress.name.clone();
         self.trace.next_hop = gateway;
         self.trace.egress_interface = Some(out.clone());
-        let origin = format!(
-            "{} route {} ({}, table {}, metric {})",
+        // Written piece by piece into one string: a trace's words cost
+        // more than its kernel lookups when each piece is its own string.
+        let mut words = String::with_capacity(160);
+        let _ = write!(
+            words,
+            "{} route {} ({}, table {}, metric {}): ",
             route.kind, route.prefix, route.protocol, route.table_name, route.metric
         );
-        let hop = match gateway {
-            Some(gw) => format!("via {gw} dev {out}"),
-            None => format!("directly connected on {out}"),
+        let _ = match gateway {
+            Some(gw) => write!(words, "via {gw} dev {out}"),
+            None => write!(words, "directly connected on {out}"),
         };
-        let member = match (route.chosen, route.members.len()) {
-            (Some(i), n) if n > 1 => format!(
+        if let (Some(i), n) = (route.chosen, route.members.len())
+            && n > 1
+        {
+            let _ = write!(
+                words,
                 ", member {} of {} (weight {} of {}) chosen by the multipath hash",
                 i + 1,
                 n,
                 route.members[i].weight,
                 route.members.iter().map(|m| m.weight).sum::<u32>()
-            ),
-            _ => String::new(),
-        };
+            );
+        }
         self.push(
             "forward",
-            format!("{origin}: {hop}{member}"),
+            words,
             Step::L3Routing {
                 route,
                 source_address,
@@ -1434,17 +1534,20 @@ impl Outcome {
         let description = egress_words(&egress);
         self.push("output", description, Step::Egress { interface: egress });
         self.trace.reaches_destination = true;
-        self.trace.summary = match gateway {
-            Some(gw) => format!(
-                "{} leaves by {out} towards next hop {gw}{}",
-                self.prefix(),
-                member_words(&self.trace)
-            ),
-            None => format!(
-                "{} leaves by {out}, where {dst} is directly connected",
-                self.prefix()
-            ),
-        };
+        let mut summary = self.prefix();
+        match gateway {
+            Some(gw) => {
+                let _ = write!(summary, " leaves by {out} towards next hop {gw}");
+                write_member_words(&self.trace, &mut summary);
+            }
+            None => {
+                let _ = write!(
+                    summary,
+                    " leaves by {out}, where {dst} is directly connected"
+                );
+            }
+        }
+        self.trace.summary = summary;
     }
 
     fn finish(self) -> Trace {
@@ -1452,39 +1555,44 @@ impl Outcome {
     }
 }
 
-/// `, member 2 of 4 of 10.9.0.0/16` when the route is multipath.
-fn member_words(trace: &Trace) -> String {
-    match trace.route() {
-        Some(route) if route.members.len() > 1 => match route.chosen {
-            Some(i) => format!(
+/// Appends `, member 2 of 4 of 10.9.0.0/16` when the route is multipath.
+fn write_member_words(trace: &Trace, out: &mut String) {
+    if let Some(route) = trace.route()
+        && route.members.len() > 1
+    {
+        let _ = match route.chosen {
+            Some(i) => write!(
+                out,
                 ", member {} of {} of {}",
                 i + 1,
                 route.members.len(),
                 route.prefix
             ),
-            None => format!(
+            None => write!(
+                out,
                 ", one of {} members of {}",
                 route.members.len(),
                 route.prefix
             ),
-        },
-        _ => String::new(),
+        };
     }
 }
 
 fn egress_words(interface: &Interface) -> String {
-    let mut words = format!("out {}: {}", interface.name, interface.oper_state);
+    let mut words = String::with_capacity(128);
+    let _ = write!(words, "out {}: {}", interface.name, interface.oper_state);
     if let Some(mtu) = interface.mtu {
-        words.push_str(&format!(", mtu {mtu}"));
+        let _ = write!(words, ", mtu {mtu}");
     }
     if let Some(speed) = interface.speed_mbps {
-        words.push_str(&format!(", {speed} Mb/s"));
+        let _ = write!(words, ", {speed} Mb/s");
     }
     if let Some(c) = interface.counters {
-        words.push_str(&format!(
+        let _ = write!(
+            words,
             ", tx {} packets {} bytes {} errors {} dropped",
             c.tx_packets, c.tx_bytes, c.tx_errors, c.tx_dropped
-        ));
+        );
     }
     words
 }
@@ -1549,54 +1657,6 @@ pub fn hash_mode(ipv4: bool, policy: u32, fields: Option<u32>) -> String {
     }
 }
 
-/// The interface a route answer leaves by.
-fn answer_oif(route: &RouteMessage) -> Option<u32> {
-    answer_attribute(route, |a| match a {
-        RouteAttribute::Oif(index) => Some(*index),
-        _ => None,
-    })
-}
-
-/// The gateway a route answer names.
-fn answer_gateway(route: &RouteMessage) -> Option<IpAddr> {
-    answer_attribute(route, |a| match a {
-        RouteAttribute::Gateway(a) => route_ip(a),
-        RouteAttribute::Via(v) => via_ip(v),
-        _ => None,
-    })
-}
-
-fn answer_attribute<T>(
-    route: &RouteMessage,
-    pick: impl Fn(&RouteAttribute) -> Option<T>,
-) -> Option<T> {
-    route.attributes.iter().find_map(pick)
-}
-
-fn route_table(route: &RouteMessage) -> u32 {
-    answer_attribute(route, |a| match a {
-        RouteAttribute::Table(t) => Some(*t),
-        _ => None,
-    })
-    .unwrap_or(u32::from(route.header.table))
-}
-
-fn route_ip(address: &RouteAddress) -> Option<IpAddr> {
-    match address {
-        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
-    }
-}
-
-fn via_ip(via: &RouteVia) -> Option<IpAddr> {
-    match via {
-        RouteVia::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteVia::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
-    }
-}
-
 fn is_broadcast(address: IpAddr) -> bool {
     matches!(address, IpAddr::V4(a) if a.is_broadcast())
 }
@@ -1620,127 +1680,91 @@ pub(crate) fn prefix_contains(prefix: IpAddr, length: u8, address: IpAddr) -> bo
     }
 }
 
-/// A route message as a [`Route`], interface names not yet filled in.
-fn decode_route(message: &RouteMessage) -> Route {
-    let header = &message.header;
-    let ipv4 = header.address_family == netlink_packet_route::AddressFamily::Inet;
-    let mut destination = None;
-    let mut metric = 0;
-    let mut preferred_source = None;
-    let mut gateway = None;
-    let mut oif = None;
-    let mut multipath = None;
-    for attribute in &message.attributes {
-        match attribute {
-            RouteAttribute::Destination(a) => destination = route_ip(a),
-            RouteAttribute::Priority(p) => metric = *p,
-            RouteAttribute::PrefSource(a) => preferred_source = route_ip(a),
-            RouteAttribute::Gateway(a) => gateway = route_ip(a),
-            RouteAttribute::Via(v) => gateway = via_ip(v),
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
-            _ => {}
-        }
-    }
-    let destination = destination.unwrap_or(if ipv4 {
+/// A route answer as a [`Route`], interface names not yet filled in.
+fn decode_route(facts: &RouteFacts) -> Route {
+    let destination = facts.destination.unwrap_or(if facts.ipv4 {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     });
     let forwards = matches!(
-        header.kind,
-        RouteType::Unicast
-            | RouteType::Local
-            | RouteType::Broadcast
-            | RouteType::Multicast
-            | RouteType::Anycast
+        facts.kind,
+        netlink::RTN_UNICAST
+            | netlink::RTN_LOCAL
+            | netlink::RTN_BROADCAST
+            | netlink::RTN_ANYCAST
+            | netlink::RTN_MULTICAST
     );
-    let members = match (forwards, multipath) {
+    let members = match (forwards, &facts.next_hops) {
         (false, _) => Vec::new(),
         (true, Some(hops)) => hops.iter().map(decode_next_hop).collect(),
-        (true, None) if oif.is_some() || gateway.is_some() => vec![Member {
-            next_hop: gateway,
+        (true, None) if facts.oif.is_some() || facts.gateway.is_some() => vec![Member {
+            next_hop: facts.gateway,
             interface: None,
-            ifindex: oif.unwrap_or(0),
+            ifindex: facts.oif.unwrap_or(0),
             weight: 1,
-            flags: route_flags(header.flags),
+            flags: next_hop_flags(facts.flags),
         }],
         (true, None) => Vec::new(),
     };
-    let table = route_table(message);
-    let protocol = u8::from(header.protocol);
     Route {
-        prefix: format!("{destination}/{}", header.destination_prefix_length),
-        kind: route_kind(header.kind),
-        table,
-        table_name: table_name(table),
-        protocol: protocol_name(protocol),
-        protocol_id: protocol,
-        metric,
-        preferred_source,
+        prefix: format!("{destination}/{}", facts.dst_len),
+        kind: route_kind(facts.kind),
+        table: facts.table,
+        table_name: table_name(facts.table),
+        protocol: protocol_name(facts.protocol),
+        protocol_id: facts.protocol,
+        metric: facts.priority.unwrap_or(0),
+        preferred_source: facts.pref_source,
         members,
         chosen: None,
     }
 }
 
-fn decode_next_hop(hop: &RouteNextHop) -> Member {
-    let next_hop = hop.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(a) => route_ip(a),
-        RouteAttribute::Via(v) => via_ip(v),
-        _ => None,
-    });
-    let mut flags = Vec::new();
-    for (flag, name) in [
-        (RouteNextHopFlags::Dead, "dead"),
-        (RouteNextHopFlags::Linkdown, "linkdown"),
-        (RouteNextHopFlags::Onlink, "onlink"),
-        (RouteNextHopFlags::Offload, "offload"),
-        (RouteNextHopFlags::Trap, "trap"),
-    ] {
-        if hop.flags.contains(flag) {
-            flags.push(name.to_string());
-        }
-    }
+fn decode_next_hop(hop: &netlink::NextHopFacts) -> Member {
     Member {
-        next_hop,
+        next_hop: hop.gateway,
         interface: None,
-        ifindex: hop.interface_index,
+        ifindex: hop.ifindex,
         // rtnh_hops is the weight less one.
         weight: u32::from(hop.hops) + 1,
-        flags,
+        flags: next_hop_flags(u32::from(hop.flags)),
     }
 }
 
-fn route_flags(flags: RouteFlags) -> Vec<String> {
+/// `RTNH_F_*` flags in words; a route's header carries them for its one
+/// next hop.
+fn next_hop_flags(flags: u32) -> Vec<String> {
     [
-        (RouteFlags::Dead, "dead"),
-        (RouteFlags::Linkdown, "linkdown"),
-        (RouteFlags::Onlink, "onlink"),
-        (RouteFlags::Offload, "offload"),
-        (RouteFlags::Trap, "trap"),
+        (1, "dead"),
+        (16, "linkdown"),
+        (4, "onlink"),
+        (8, "offload"),
+        (64, "trap"),
     ]
     .into_iter()
-    .filter(|(flag, _)| flags.contains(*flag))
+    .filter(|&(flag, _)| flags & flag != 0)
     .map(|(_, name)| name.to_string())
     .collect()
 }
 
-/// The route type as `ip route` names it.
-pub(crate) fn route_kind(kind: RouteType) -> String {
+/// The route type (`RTN_*`) as `ip route` names it.
+pub(crate) fn route_kind(kind: u8) -> String {
     match kind {
-        RouteType::Unicast => "unicast".into(),
-        RouteType::Local => "local".into(),
-        RouteType::Broadcast => "broadcast".into(),
-        RouteType::Anycast => "anycast".into(),
-        RouteType::Multicast => "multicast".into(),
-        RouteType::BlackHole => "blackhole".into(),
-        RouteType::Unreachable => "unreachable".into(),
-        RouteType::Prohibit => "prohibit".into(),
-        RouteType::Throw => "throw".into(),
-        RouteType::Nat => "nat".into(),
-        RouteType::ExternalResolve => "xresolve".into(),
-        other => format!("type {}", u8::from(other)),
+        1 => "unicast",
+        2 => "local",
+        3 => "broadcast",
+        4 => "anycast",
+        5 => "multicast",
+        6 => "blackhole",
+        7 => "unreachable",
+        8 => "prohibit",
+        9 => "throw",
+        10 => "nat",
+        11 => "xresolve",
+        other => return format!("type {other}"),
     }
+    .into()
 }
 
 /// Table names as iproute2's `rt_tables` ships them.
@@ -1811,38 +1835,42 @@ fn decode_link(link: &netlink::LinkFacts) -> Interface {
     }
 }
 
-fn decode_neighbour(entry: &NeighbourMessage, interface: &str, address: IpAddr) -> Neighbor {
-    let lladdr = entry.attributes.iter().find_map(|a| match a {
-        NeighbourAttribute::LinkLayerAddress(bytes) if !bytes.is_empty() => Some(
-            bytes
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-        ),
-        _ => None,
+fn decode_neighbour(
+    entry: &netlink::NeighbourFacts<'_>,
+    interface: &str,
+    address: IpAddr,
+) -> Neighbor {
+    let lladdr = entry.lladdr.filter(|bytes| !bytes.is_empty()).map(|bytes| {
+        let mut text = String::with_capacity(bytes.len() * 3);
+        for (i, b) in bytes.iter().enumerate() {
+            if i > 0 {
+                text.push(':');
+            }
+            let _ = write!(text, "{b:02x}");
+        }
+        text
     });
     Neighbor {
         address,
         interface: interface.to_string(),
         lladdr,
-        state: nud_name(entry.header.state),
-        router: entry.header.flags.contains(NeighbourFlags::Router),
+        state: nud_name(entry.state),
+        router: entry.router,
     }
 }
 
-/// NUD states as `ip neigh` prints them, lower case.
-fn nud_name(state: NeighbourState) -> String {
+/// NUD states (`NUD_*`) as `ip neigh` prints them, lower case.
+fn nud_name(state: u16) -> String {
     match state {
-        NeighbourState::Incomplete => "incomplete",
-        NeighbourState::Reachable => "reachable",
-        NeighbourState::Stale => "stale",
-        NeighbourState::Delay => "delay",
-        NeighbourState::Probe => "probe",
-        NeighbourState::Failed => "failed",
-        NeighbourState::Noarp => "noarp",
-        NeighbourState::Permanent => "permanent",
-        NeighbourState::None => "none",
+        0x01 => "incomplete",
+        0x02 => "reachable",
+        0x04 => "stale",
+        0x08 => "delay",
+        0x10 => "probe",
+        0x20 => "failed",
+        0x40 => "noarp",
+        0x80 => "permanent",
+        0x00 => "none",
         _ => "unknown",
     }
     .into()
@@ -1851,6 +1879,11 @@ fn nud_name(state: NeighbourState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_core::Emitable;
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteMessage, RouteNextHop, RouteNextHopFlags, RouteType,
+        RouteVia,
+    };
     use std::path::Path;
 
     #[test]
@@ -1890,7 +1923,9 @@ mod tests {
         assert_eq!(protocol_name(200), "200");
         assert_eq!(table_name(254), "main");
         assert_eq!(table_name(1001), "1001");
-        assert_eq!(route_kind(RouteType::BlackHole), "blackhole");
+        assert_eq!(route_kind(u8::from(RouteType::BlackHole)), "blackhole");
+        assert_eq!(route_kind(0), "type 0");
+        assert_eq!(nud_name(0x20), "failed");
     }
 
     #[test]
@@ -1902,6 +1937,12 @@ mod tests {
         hop.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet(
             "10.0.4.2".parse().unwrap(),
         ))];
+        // An IPv4 member through an IPv6 next hop, as RFC 5549 routes it.
+        let mut via = RouteNextHop::default();
+        via.interface_index = 5;
+        via.attributes = vec![RouteAttribute::Via(RouteVia::Inet6(
+            "fe80::5".parse().unwrap(),
+        ))];
         let mut message = RouteMessage::default();
         message.header.address_family = netlink_packet_route::AddressFamily::Inet;
         message.header.kind = RouteType::Unicast;
@@ -1911,16 +1952,25 @@ mod tests {
             RouteAttribute::Destination(RouteAddress::Inet("10.9.0.0".parse().unwrap())),
             RouteAttribute::Table(254),
             RouteAttribute::Priority(20),
-            RouteAttribute::MultiPath(vec![hop]),
+            RouteAttribute::PrefSource(RouteAddress::Inet("10.0.4.1".parse().unwrap())),
+            RouteAttribute::MultiPath(vec![hop, via]),
         ];
-        let route = decode_route(&message);
+        // The bytes the kernel would send, read as a trace reads them.
+        let mut bytes = vec![0; message.buffer_len()];
+        message.emit(&mut bytes);
+        let route = decode_route(&netlink::route_facts(&bytes).expect("a route"));
         assert_eq!(route.prefix, "10.9.0.0/16");
         assert_eq!(route.protocol, "bgp");
         assert_eq!(route.metric, 20);
         assert_eq!(route.table_name, "main");
-        assert_eq!(route.members.len(), 1);
+        assert_eq!(route.preferred_source, Some("10.0.4.1".parse().unwrap()));
+        assert_eq!(route.members.len(), 2);
         assert_eq!(route.members[0].weight, 2);
         assert_eq!(route.members[0].flags, ["linkdown"]);
+        assert_eq!(route.members[1].weight, 1);
+        assert_eq!(route.members[1].ifindex, 5);
+        assert!(route.members[1].flags.is_empty());
+        assert_eq!(route.members[1].next_hop, Some("fe80::5".parse().unwrap()));
         assert_eq!(
             route.member_of(Some("10.0.4.2".parse().unwrap()), 4),
             Some(0)
@@ -2114,6 +2164,32 @@ mod tests {
                     // cache or a fresh lookup.
                     query.sport = by_p1;
                     let after = names(&home.trace(&query).unwrap());
+                    // The egress link is remembered too, all but its
+                    // counters; a new MTU must show all the same.
+                    let mtu = |trace: &Trace| {
+                        trace.hops.iter().find_map(|hop| match &hop.step {
+                            Step::Egress { interface } => interface.mtu,
+                            _ => None,
+                        })
+                    };
+                    assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1500));
+                    lab.ip("link set p1 mtu 1400");
+                    assert_eq!(mtu(&home.trace(&query).unwrap()), Some(1400));
+
+                    // The hash policy is trusted for REREAD_AFTER, then read
+                    // again; /proc/sys/net opened here is the lab's.
+                    let mut namespace =
+                        Namespace::open(PathBuf::from("/proc/sys"), PathBuf::from("/sys"), true)
+                            .unwrap();
+                    let read = Instant::now();
+                    let policy = |namespace: &mut Namespace, at| {
+                        namespace.load_share(true, at).map(|share| share.policy)
+                    };
+                    assert_eq!(policy(&mut namespace, read), Some(1));
+                    std::fs::write("/proc/sys/net/ipv4/fib_multipath_hash_policy", "0").unwrap();
+                    let soon = read + REREAD_AFTER / 2;
+                    assert_eq!(policy(&mut namespace, soon), Some(1));
+                    assert_eq!(policy(&mut namespace, read + REREAD_AFTER), Some(0));
                     (before, after)
                 })
                 .join()

@@ -6,16 +6,24 @@
 //! write returns. A batch therefore costs one system call for any number of
 //! lookups, and an answer that is missing after the write was dropped for
 //! lack of receive buffer, never merely late.
+//!
+//! What a trace or `paths` sends and reads is written and read here by hand
+//! (the tests hold the bytes against netlink-packet-route's): going through
+//! the message types cost more than the kernel's own work on each request.
+//! The message types remain for the rare questions whose answers are rich
+//! (a VRF device's link info).
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized,
 };
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
-use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteType,
+#[cfg(test)]
+use netlink_packet_route::{
+    AddressFamily,
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage},
+    route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage},
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::io;
 use std::net::IpAddr;
@@ -25,17 +33,56 @@ use std::ops::Range;
 pub(crate) const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 pub(crate) const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
 pub(crate) const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+pub(crate) const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+pub(crate) const RTM_NEWSTATS: u16 = 92;
+const RTM_GETSTATS: u16 = 94;
 const NLMSG_HEADER_LEN: usize = 16;
 const RTMSG_LEN: usize = 12;
 const IFINFOMSG_LEN: usize = 16;
+const NDMSG_LEN: usize = 12;
+const IF_STATS_MSG_LEN: usize = 12;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_STATS64: u16 = 23;
+const IFLA_EXT_MASK: u16 = 29;
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+/// `IFLA_STATS_LINK_64`, the attribute of an `RTM_NEWSTATS` answer that
+/// holds `rtnl_link_stats64`, and its bit in a request's filter mask.
+const IFLA_STATS_LINK_64: u16 = 1;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const RTA_DST: u16 = 1;
+const RTA_SRC: u16 = 2;
+const RTA_IIF: u16 = 3;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
 const RTA_VIA: u16 = 18;
+const RTA_IP_PROTO: u16 = 27;
+const RTA_SPORT: u16 = 28;
+const RTA_DPORT: u16 = 29;
+const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
+const RTM_F_FIB_MATCH: u32 = 0x2000;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+/// Route types (`RTN_*`) a trace tells apart.
+pub(crate) const RTN_UNICAST: u8 = 1;
+pub(crate) const RTN_LOCAL: u8 = 2;
+pub(crate) const RTN_BROADCAST: u8 = 3;
+pub(crate) const RTN_ANYCAST: u8 = 4;
+pub(crate) const RTN_MULTICAST: u8 = 5;
+pub(crate) const RTN_BLACKHOLE: u8 = 6;
+pub(crate) const RTN_UNREACHABLE: u8 = 7;
+pub(crate) const RTN_PROHIBIT: u8 = 8;
+pub(crate) const RTN_THROW: u8 = 9;
 
 /// Room for the largest single answer: a link with all its attributes is a
 /// few KiB (no VF details are asked for). The kernel sizes dump parts to
@@ -66,11 +113,55 @@ pub(crate) struct RouteGet {
 }
 
 impl RouteGet {
-    /// The request message, built as iproute2's `iproute_get` builds it so
-    /// the answers agree with `ip route get`: full-length prefixes,
-    /// `RTM_F_LOOKUP_TABLE` for IPv4 (the answer names the table that
-    /// matched; IPv6 refuses the flag), the ports and protocol as attributes
-    /// so the kernel hashes the flow as it would a packet.
+    /// Writes the request body (`rtmsg` and attributes), built as
+    /// iproute2's `iproute_get` builds it so the answers agree with `ip
+    /// route get`: full-length prefixes, `RTM_F_LOOKUP_TABLE` for IPv4 (the
+    /// answer names the table that matched; IPv6 refuses the flag), the
+    /// ports and protocol as attributes so the kernel hashes the flow as it
+    /// would a packet. Written by hand rather than through a message type:
+    /// `paths` writes thousands, and a trace's budget is a few microseconds.
+    fn emit(&self, out: &mut Vec<u8>) {
+        let dst = self.dst.expect("a route lookup has a destination");
+        let (family, length) = match dst {
+            IpAddr::V4(_) => (AF_INET, 32),
+            IpAddr::V6(_) => (AF_INET6, 128),
+        };
+        let mut flags = 0;
+        if dst.is_ipv4() {
+            flags |= RTM_F_LOOKUP_TABLE;
+        }
+        if self.fib_match {
+            flags |= RTM_F_FIB_MATCH;
+        }
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+        let src_length = if self.src.is_some() { length } else { 0 };
+        out.extend_from_slice(&[family, length, src_length, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&flags.to_ne_bytes());
+        put_address(out, RTA_DST, dst);
+        if let Some(src) = self.src {
+            put_address(out, RTA_SRC, src);
+        }
+        if let Some(iif) = self.iif {
+            put(out, RTA_IIF, &iif.to_ne_bytes());
+        }
+        if let Some(oif) = self.oif {
+            put(out, RTA_OIF, &oif.to_ne_bytes());
+        }
+        if let Some(proto) = self.proto {
+            put(out, RTA_IP_PROTO, &[proto]);
+        }
+        // Ports go in network byte order, as in the packet.
+        if let Some(port) = self.sport {
+            put(out, RTA_SPORT, &port.to_be_bytes());
+        }
+        if let Some(port) = self.dport {
+            put(out, RTA_DPORT, &port.to_be_bytes());
+        }
+    }
+
+    /// The same request through netlink-packet-route, which the tests hold
+    /// the hand-written bytes against.
+    #[cfg(test)]
     pub fn message(&self) -> RouteNetlinkMessage {
         let mut message = RouteMessage::default();
         let dst = self.dst.expect("a route lookup has a destination");
@@ -116,30 +207,20 @@ impl RouteGet {
     }
 }
 
-/// A dump of the routes of one family and type: the kernel filters by type
-/// itself when the socket asks for strict checking.
-pub(crate) fn route_dump(ipv4: bool, kind: RouteType) -> RouteNetlinkMessage {
-    let mut message = RouteMessage::default();
-    message.header.address_family = if ipv4 {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    message.header.kind = kind;
-    message.header.table = RouteHeader::RT_TABLE_UNSPEC;
-    RouteNetlinkMessage::GetRoute(message)
+/// Appends one attribute, its value padded to 4 bytes as netlink wants.
+fn put(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let length = 4 + value.len();
+    out.extend_from_slice(&(length as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(value);
+    out.resize(align(out.len()), 0);
 }
 
-/// One link by index; `stats` false leaves the counters out of the answer.
-pub(crate) fn link_by_index(index: u32, stats: bool) -> RouteNetlinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    if !stats {
-        message
-            .attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+fn put_address(out: &mut Vec<u8>, kind: u16, address: IpAddr) {
+    match address {
+        IpAddr::V4(a) => put(out, kind, &a.octets()),
+        IpAddr::V6(a) => put(out, kind, &a.octets()),
     }
-    RouteNetlinkMessage::GetLink(message)
 }
 
 /// One link by name.
@@ -163,7 +244,9 @@ pub(crate) fn link_dump() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(message)
 }
 
-/// The neighbour entry for `address` on interface `index`.
+/// The neighbour entry for `address` on interface `index`, through
+/// netlink-packet-route, which the tests hold the hand-written bytes against.
+#[cfg(test)]
 pub(crate) fn neighbour_get(index: u32, address: IpAddr) -> RouteNetlinkMessage {
     let mut message = NeighbourMessage::default();
     message.header.ifindex = index;
@@ -217,6 +300,82 @@ impl Conn {
             rx: vec![0; RX_BUFFER],
             offset: 0,
             filled: 0,
+        })
+    }
+
+    /// Queues a request of type `kind` whose body `body` writes; returns
+    /// its sequence number.
+    fn queue_with(&mut self, kind: u16, dump: bool, body: impl FnOnce(&mut Vec<u8>)) -> u32 {
+        self.sequence = self.sequence.wrapping_add(1).max(1);
+        let start = self.tx.len();
+        self.tx.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
+        body(&mut self.tx);
+        let length = (self.tx.len() - start) as u32;
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST
+        };
+        // nlmsghdr: length, type, flags, sequence, port (0: the kernel).
+        let header = &mut self.tx[start..start + NLMSG_HEADER_LEN];
+        header[0..4].copy_from_slice(&length.to_ne_bytes());
+        header[4..6].copy_from_slice(&kind.to_ne_bytes());
+        header[6..8].copy_from_slice(&flags.to_ne_bytes());
+        header[8..12].copy_from_slice(&self.sequence.to_ne_bytes());
+        self.sequence
+    }
+
+    /// Queues a route lookup.
+    pub fn queue_route_get(&mut self, get: &RouteGet) -> u32 {
+        self.queue_with(RTM_GETROUTE, false, |out| get.emit(out))
+    }
+
+    /// Queues a dump of the routes of one family and type (`RTN_*`): the
+    /// kernel filters by type itself when the socket asks for strict checking.
+    pub fn queue_route_dump(&mut self, ipv4: bool, kind: u8) -> u32 {
+        let family = if ipv4 { AF_INET } else { AF_INET6 };
+        self.queue_with(RTM_GETROUTE, true, |out| {
+            // Every table (RT_TABLE_UNSPEC), any protocol and scope.
+            out.extend_from_slice(&[family, 0, 0, 0, 0, 0, 0, kind]);
+            out.extend_from_slice(&0u32.to_ne_bytes());
+        })
+    }
+
+    /// Queues a lookup of one link by index; `stats` false leaves the
+    /// counters out of the answer.
+    pub fn queue_link(&mut self, index: u32, stats: bool) -> u32 {
+        self.queue_with(RTM_GETLINK, false, |out| {
+            // ifinfomsg: family, pad, type, index, flags, change.
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&index.to_ne_bytes());
+            out.extend_from_slice(&[0; 8]);
+            if !stats {
+                put(out, IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes());
+            }
+        })
+    }
+
+    /// Queues a lookup of one link's 64-bit counters alone: a fraction of
+    /// what the kernel writes for a whole link.
+    pub fn queue_stats(&mut self, index: u32) -> u32 {
+        self.queue_with(RTM_GETSTATS, false, |out| {
+            // if_stats_msg: family, pad, pad, ifindex, filter_mask.
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&index.to_ne_bytes());
+            let filter: u32 = 1 << (IFLA_STATS_LINK_64 - 1);
+            out.extend_from_slice(&filter.to_ne_bytes());
+        })
+    }
+
+    /// Queues a lookup of the neighbour entry for `address` on interface `index`.
+    pub fn queue_neighbour(&mut self, index: u32, address: IpAddr) -> u32 {
+        self.queue_with(RTM_GETNEIGH, false, |out| {
+            let family = if address.is_ipv4() { AF_INET } else { AF_INET6 };
+            // ndmsg: family, pad, pad, ifindex, state, flags, type.
+            out.extend_from_slice(&[family, 0, 0, 0]);
+            out.extend_from_slice(&index.to_ne_bytes());
+            out.extend_from_slice(&[0; 4]);
+            put_address(out, NDA_DST, address);
         })
     }
 
@@ -287,6 +446,26 @@ impl Conn {
                 NLMSG_DONE => return Ok(Ok(messages)),
                 NLMSG_ERROR => return Ok(Err(raw_error(&self.rx[range]))),
                 _ => messages.push(decode(kind, &self.rx[range])?),
+            }
+        }
+    }
+
+    /// Hands each message of the dump `sequence` to `each` undecoded, as
+    /// (type, payload); or the errno that refused the dump.
+    pub fn dump_raw(
+        &mut self,
+        sequence: u32,
+        mut each: impl FnMut(u16, &[u8]),
+    ) -> io::Result<Result<(), i32>> {
+        loop {
+            let (header_sequence, kind, range) = self.next_raw()?;
+            if header_sequence != sequence {
+                continue;
+            }
+            match kind {
+                NLMSG_DONE => return Ok(Ok(())),
+                NLMSG_ERROR => return Ok(Err(raw_error(&self.rx[range]))),
+                _ => each(kind, &self.rx[range]),
             }
         }
     }
@@ -418,29 +597,158 @@ pub(crate) fn link_facts(payload: &[u8]) -> Option<LinkFacts> {
             }
             IFLA_MTU => facts.mtu = u32_at(value, 0),
             IFLA_OPERSTATE => facts.operstate = value.first().copied(),
-            IFLA_STATS64 => {
-                // rtnl_link_stats64 opens with rx/tx packets, bytes,
-                // errors, dropped, in that order.
-                let at = |i: usize| {
-                    value
-                        .get(i * 8..i * 8 + 8)
-                        .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-                };
-                facts.counters = Some(super::Counters {
-                    rx_packets: at(0),
-                    tx_packets: at(1),
-                    rx_bytes: at(2),
-                    tx_bytes: at(3),
-                    rx_errors: at(4),
-                    tx_errors: at(5),
-                    rx_dropped: at(6),
-                    tx_dropped: at(7),
-                });
-            }
+            IFLA_STATS64 => facts.counters = Some(counters64(value)),
             _ => {}
         }
     }
     Some(facts)
+}
+
+/// Reads `rtnl_link_stats64`, which opens with rx/tx packets, bytes,
+/// errors, dropped, in that order.
+fn counters64(value: &[u8]) -> super::Counters {
+    let at = |i: usize| {
+        value
+            .get(i * 8..i * 8 + 8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    super::Counters {
+        rx_packets: at(0),
+        tx_packets: at(1),
+        rx_bytes: at(2),
+        tx_bytes: at(3),
+        rx_errors: at(4),
+        tx_errors: at(5),
+        rx_dropped: at(6),
+        tx_dropped: at(7),
+    }
+}
+
+/// Reads the counters of an `RTM_NEWSTATS` payload.
+pub(crate) fn stats_counters(payload: &[u8]) -> Option<super::Counters> {
+    attributes(payload.get(IF_STATS_MSG_LEN..)?)
+        .find(|&(kind, _)| kind == IFLA_STATS_LINK_64)
+        .map(|(_, value)| counters64(value))
+}
+
+/// What a trace reads of a route answer, straight from the bytes: every
+/// field a [`super::Route`] shows, and the member the lookup took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RouteFacts {
+    pub ipv4: bool,
+    pub dst_len: u8,
+    /// `RTN_*`.
+    pub kind: u8,
+    pub protocol: u8,
+    /// `RTM_F_*` and `RTNH_F_*` flags of the header.
+    pub flags: u32,
+    /// `RTA_TABLE`, else the header's 8-bit table.
+    pub table: u32,
+    pub destination: Option<IpAddr>,
+    pub priority: Option<u32>,
+    pub pref_source: Option<IpAddr>,
+    /// `RTA_GATEWAY`, or `RTA_VIA` for an IPv4 route through an IPv6 next hop.
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    /// `RTA_MULTIPATH`: every member of a multipath route.
+    pub next_hops: Option<Vec<NextHopFacts>>,
+}
+
+/// One `rtnexthop` of an `RTA_MULTIPATH` attribute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NextHopFacts {
+    /// `RTNH_F_*`.
+    pub flags: u8,
+    /// The weight less one.
+    pub hops: u8,
+    pub ifindex: u32,
+    pub gateway: Option<IpAddr>,
+}
+
+/// Reads an `RTM_NEWROUTE` payload.
+pub(crate) fn route_facts(payload: &[u8]) -> Option<RouteFacts> {
+    let header = payload.get(..RTMSG_LEN)?;
+    let mut facts = RouteFacts {
+        ipv4: header[0] == AF_INET,
+        dst_len: header[1],
+        table: u32::from(header[4]),
+        protocol: header[5],
+        kind: header[7],
+        flags: u32_at(header, 8)?,
+        ..RouteFacts::default()
+    };
+    for (kind, value) in attributes(&payload[RTMSG_LEN..]) {
+        match kind {
+            RTA_DST => facts.destination = ip_from_bytes(value),
+            RTA_OIF => facts.oif = u32_at(value, 0),
+            RTA_GATEWAY => facts.gateway = ip_from_bytes(value),
+            RTA_VIA => facts.gateway = via(value),
+            RTA_PRIORITY => facts.priority = u32_at(value, 0),
+            RTA_PREFSRC => facts.pref_source = ip_from_bytes(value),
+            RTA_TABLE => facts.table = u32_at(value, 0).unwrap_or(facts.table),
+            RTA_MULTIPATH => facts.next_hops = Some(next_hops(value)),
+            _ => {}
+        }
+    }
+    Some(facts)
+}
+
+/// The members of an `RTA_MULTIPATH` value: `rtnexthop` headers (length,
+/// flags, hops, ifindex), each followed by its own attributes.
+fn next_hops(mut bytes: &[u8]) -> Vec<NextHopFacts> {
+    const RTNEXTHOP_LEN: usize = 8;
+    let mut hops = Vec::new();
+    while bytes.len() >= RTNEXTHOP_LEN {
+        let length = usize::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
+        if length < RTNEXTHOP_LEN || length > bytes.len() {
+            break;
+        }
+        let mut hop = NextHopFacts {
+            flags: bytes[2],
+            hops: bytes[3],
+            ifindex: u32_at(bytes, 4).unwrap_or(0),
+            gateway: None,
+        };
+        for (kind, value) in attributes(&bytes[RTNEXTHOP_LEN..length]) {
+            match kind {
+                RTA_GATEWAY => hop.gateway = ip_from_bytes(value),
+                RTA_VIA => hop.gateway = via(value),
+                _ => {}
+            }
+        }
+        hops.push(hop);
+        bytes = bytes.get(align(length)..).unwrap_or(&[]);
+    }
+    hops
+}
+
+/// An `RTA_VIA` value: `struct rtvia`, a family and the address.
+fn via(value: &[u8]) -> Option<IpAddr> {
+    ip_from_bytes(value.get(2..)?)
+}
+
+/// What a trace reads of a neighbour answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeighbourFacts<'a> {
+    /// `NUD_*`.
+    pub state: u16,
+    /// `NTF_ROUTER` is set.
+    pub router: bool,
+    pub lladdr: Option<&'a [u8]>,
+}
+
+/// Reads an `RTM_NEWNEIGH` payload.
+pub(crate) fn neighbour_facts(payload: &[u8]) -> Option<NeighbourFacts<'_>> {
+    const NTF_ROUTER: u8 = 0x80;
+    let header = payload.get(..NDMSG_LEN)?;
+    let lladdr = attributes(&payload[NDMSG_LEN..])
+        .find(|&(kind, _)| kind == NDA_LLADDR)
+        .map(|(_, value)| value);
+    Some(NeighbourFacts {
+        state: u16::from_ne_bytes([header[8], header[9]]),
+        router: header[10] & NTF_ROUTER != 0,
+        lladdr,
+    })
 }
 
 /// The (type, value) of each attribute in `bytes`, stopping at the first
@@ -506,6 +814,9 @@ mod tests {
             ..RouteGet::default()
         };
         let raw = bytes(&get.message());
+        let mut hand = Vec::new();
+        get.emit(&mut hand);
+        assert_eq!(hand, raw);
         // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
         assert_eq!(&raw[..8], &[2, 32, 32, 0, 0, 0, 0, 0]);
         assert_eq!(u32::from_ne_bytes(raw[8..12].try_into().unwrap()), 0x1000);
@@ -522,9 +833,65 @@ mod tests {
             ..RouteGet::default()
         };
         let raw = bytes(&v6.message());
+        let mut hand = Vec::new();
+        v6.emit(&mut hand);
+        assert_eq!(hand, raw);
         assert_eq!(&raw[..3], &[10, 128, 0]);
         // IPv6 refuses RTM_F_LOOKUP_TABLE; only FIB_MATCH is set.
         assert_eq!(u32::from_ne_bytes(raw[8..12].try_into().unwrap()), 0x2000);
+    }
+
+    /// Queues a request by hand and the same through netlink-packet-route,
+    /// and holds the two byte for byte.
+    fn same_request(hand: impl FnOnce(&mut Conn) -> u32, message: RouteNetlinkMessage, dump: bool) {
+        let mut conn = Conn::open().expect("netlink socket");
+        hand(&mut conn);
+        let by_hand = std::mem::take(&mut conn.tx);
+        conn.sequence = 0;
+        conn.queue(message, dump);
+        assert_eq!(by_hand, conn.tx);
+    }
+
+    #[test]
+    fn every_request_is_written_as_the_message_types_write_it() {
+        let get = RouteGet {
+            dst: Some("fd09::1".parse().unwrap()),
+            src: Some("fd00::2".parse().unwrap()),
+            oif: Some(3),
+            proto: Some(17),
+            dport: Some(53),
+            ..RouteGet::default()
+        };
+        same_request(|c| c.queue_route_get(&get), get.message(), false);
+        for stats in [true, false] {
+            let mut link = LinkMessage::default();
+            link.header.index = 7;
+            if !stats {
+                link.attributes
+                    .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+            }
+            same_request(
+                |c| c.queue_link(7, stats),
+                RouteNetlinkMessage::GetLink(link),
+                false,
+            );
+        }
+        for address in ["10.0.2.2", "fe80::1"] {
+            let address: IpAddr = address.parse().unwrap();
+            same_request(
+                |c| c.queue_neighbour(4, address),
+                neighbour_get(4, address),
+                false,
+            );
+        }
+        let mut dump = RouteMessage::default();
+        dump.header.address_family = AddressFamily::Inet6;
+        dump.header.kind = netlink_packet_route::route::RouteType::Throw;
+        same_request(
+            |c| c.queue_route_dump(false, RTN_THROW),
+            RouteNetlinkMessage::GetRoute(dump),
+            true,
+        );
     }
 
     #[test]
@@ -563,12 +930,17 @@ mod tests {
         };
         let a = conn.queue(lookup("127.0.0.1", false), false);
         let b = conn.queue(lookup("127.0.0.1", true), false);
-        let c = conn.queue(link_by_index(1, true), false);
+        let c = conn.queue_link(1, true);
+        let d = conn.queue_stats(1);
+        let e = conn.queue_neighbour(1, "127.0.0.9".parse().unwrap());
         conn.send().unwrap();
         let Ok(RouteNetlinkMessage::NewRoute(route)) = conn.answer(a).unwrap() else {
             panic!("no route answer");
         };
-        assert_eq!(route.header.kind, RouteType::Local);
+        assert_eq!(
+            route.header.kind,
+            netlink_packet_route::route::RouteType::Local
+        );
         assert!(matches!(
             conn.answer(b).unwrap(),
             Ok(RouteNetlinkMessage::NewRoute(_))
@@ -582,5 +954,20 @@ mod tests {
         assert_eq!(lo.name.as_deref(), Some("lo"));
         assert_ne!(lo.flags & IFF_LOOPBACK, 0);
         assert!(lo.mtu.is_some() && lo.counters.is_some(), "{lo:?}");
+        let Ok((kind, payload)) = conn.answer_raw(d).unwrap() else {
+            panic!("no stats answer");
+        };
+        assert_eq!(kind, RTM_NEWSTATS);
+        let counters = stats_counters(payload).expect("64-bit counters");
+        // Counted after the link answer, so never fewer.
+        assert!(counters.rx_packets >= lo.counters.unwrap().rx_packets);
+        // The loopback resolves nothing: no entry, or one without an address.
+        match conn.answer_raw(e).unwrap() {
+            Err(errno) => assert_eq!(errno, nix::libc::ENOENT),
+            Ok((kind, payload)) => {
+                assert_eq!(kind, RTM_NEWNEIGH);
+                assert!(neighbour_facts(payload).is_some());
+            }
+        }
     }
 }
