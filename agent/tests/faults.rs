@@ -3,7 +3,7 @@
 //! malformed or missing counter file, a dead syslog server, a broken config on
 //! reload — are counted and survived. Needs no root.
 
-use crate::util::{AgentProcess, TempDir, hopwatch};
+use crate::util::{AgentProcess, TempDir, hopwatch, hopwatch_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -350,17 +350,10 @@ fn heartbeats_carry_interfaces_and_uptime() {
 fn counters_reads_the_configured_roots() {
     let fx = Fixture::new();
     fx.counters(12);
-    let out = hopwatch()
-        .args(["counters", "--json", "--interval", "100ms", "-c"])
-        .arg(fx.config(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = hopwatch_json(
+        &["counters", "--json", "--interval", "100ms"],
+        &fx.config(""),
     );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let eth0 = rows
         .as_array()
         .unwrap()

@@ -5,7 +5,7 @@
 //! shapes. The server changes counters and states between requests, so
 //! rules fire and links change on them as they would on a switch.
 
-use crate::util::{AgentProcess, TempDir, hopwatch};
+use crate::util::{AgentProcess, TempDir, hopwatch, hopwatch_json};
 use hopwatch::metric::Metric;
 use hopwatch::source::nxapi::NxapiSource;
 use hopwatch::source::{CounterSource, Snapshot};
@@ -411,17 +411,7 @@ fn nxapi_agent_fires_rules_and_reports_links_from_hardware_counters() {
     );
 
     // Status names the source and the backend auto chose.
-    let status = hopwatch()
-        .args(["status", "--json", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = hopwatch_json(&["status", "--json"], &config);
     assert_eq!(status["source"], "nxapi");
     assert_eq!(status["trace_backend"], "nxapi");
     assert_eq!(status["link_watch"], "source");
@@ -478,12 +468,7 @@ fn nxapi_agent_fires_rules_and_reports_links_from_hardware_counters() {
             e["type"] == "link" && e["interface"] == "Ethernet1/7" && e["state"] == "up"
         })
         .expect("polling resumes after NX-API refused");
-    let status = hopwatch()
-        .args(["status", "--json", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = hopwatch_json(&["status", "--json"], &config);
     assert!(status["source_errors"].as_u64().unwrap() >= 3, "{status}");
     assert!(
         status["last_source_error"]
@@ -738,17 +723,7 @@ fn nxapi_auto_falls_back_to_linux_without_the_socket() {
             dir.path().join("absent.sock").display()
         ),
     );
-    let out = hopwatch()
-        .args(["counters", "--json", "--interval", "100ms", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = hopwatch_json(&["counters", "--json", "--interval", "100ms"], &config);
     assert!(
         rows.as_array().unwrap().iter().any(|r| r["name"] == "lo"),
         "procfs rows"
@@ -766,17 +741,7 @@ fn nxapi_counters_command_reads_the_hardware() {
             server.path.display()
         ),
     );
-    let out = hopwatch()
-        .args(["counters", "--json", "--interval", "100ms", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = hopwatch_json(&["counters", "--json", "--interval", "100ms"], &config);
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 49);
     let port7 = rows.iter().find(|r| r["name"] == "Ethernet1/7").unwrap();

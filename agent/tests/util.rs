@@ -188,6 +188,23 @@ pub fn hopwatch() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hopwatch"))
 }
 
+/// Runs `hopwatch ARGS -c CONFIG`, which must succeed, and parses its JSON.
+pub fn hopwatch_json(args: &[&str], config: &Path) -> Value {
+    let out = hopwatch()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hopwatch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("hopwatch {args:?} printed no JSON ({e})"))
+}
+
 /// A running `hopwatch run`, its stdout read line by line as JSON.
 pub struct AgentProcess {
     child: Child,
