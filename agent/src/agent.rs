@@ -480,10 +480,11 @@ impl Agent {
     }
 
     /// The interface addresses, read again only after the kernel announced a
-    /// change (with netlink) or at every heartbeat (when polling): a full
-    /// address dump costs milliseconds on a switch with hundreds of ports.
+    /// change (with netlink) or at every heartbeat (without the netlink
+    /// watcher, which announces them): a full address dump costs
+    /// milliseconds on a switch with hundreds of ports.
     fn addresses(&mut self) -> &[event::VrfAddresses] {
-        if self.link_mode == LinkWatch::Poll {
+        if matches!(self.link_mode, LinkWatch::Poll | LinkWatch::Source) {
             self.addresses = None;
         }
         self.addresses
