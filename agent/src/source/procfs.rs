@@ -9,8 +9,8 @@ use super::{CounterRow, CounterSource, Snapshot, SourceError};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric, PROC_NET_DEV_COLUMNS};
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -91,7 +91,7 @@ pub fn parse_into(text: &str, snapshot: &mut Snapshot) -> Result<(), ParseError>
 /// parsed from.
 #[derive(Debug, Default)]
 pub struct Reparser {
-    /// The last text parsed.
+    /// Holds the last text parsed, perhaps followed by stale bytes.
     previous: Vec<u8>,
     /// Its good rows, in order.
     known: Vec<KnownLine>,
@@ -125,20 +125,41 @@ impl Reparser {
     /// whole tick, so a name that is not UTF-8 is decoded lossily. Only the
     /// names and the header are decoded; the counters are digits or wrong.
     pub fn parse_into(&mut self, text: &[u8], snapshot: &mut Snapshot) -> Result<(), ParseError> {
+        self.fill(text, snapshot)?;
+        self.previous.clear();
+        self.previous.extend_from_slice(text);
+        Ok(())
+    }
+
+    /// [`Reparser::parse_into`] on the first `length` bytes of `buffer`,
+    /// which it keeps for the next call, handing back the buffer it kept
+    /// before: a reader that reads into the same buffer each time saves
+    /// copying the text.
+    pub fn parse_buffer(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        length: usize,
+        snapshot: &mut Snapshot,
+    ) -> Result<(), ParseError> {
+        self.fill(&buffer[..length], snapshot)?;
+        std::mem::swap(&mut self.previous, buffer);
+        Ok(())
+    }
+
+    /// Parses `text`, and on success makes its good rows the known ones; the
+    /// caller then keeps `text` as the previous text.
+    fn fill(&mut self, text: &[u8], snapshot: &mut Snapshot) -> Result<(), ParseError> {
         self.seen.clear();
-        let result = self.fill(text, snapshot);
+        let result = self.fill_rows(text, snapshot);
         if result.is_ok() {
-            self.previous.clear();
-            self.previous.extend_from_slice(text);
             std::mem::swap(&mut self.known, &mut self.seen);
         } else {
-            self.previous.clear();
             self.known.clear();
         }
         result
     }
 
-    fn fill(&mut self, text: &[u8], snapshot: &mut Snapshot) -> Result<(), ParseError> {
+    fn fill_rows(&mut self, text: &[u8], snapshot: &mut Snapshot) -> Result<(), ParseError> {
         snapshot.skipped.clear();
         let mut pos = 0;
         let title = next_line(text, &mut pos);
@@ -158,7 +179,8 @@ impl Reparser {
             number += 1;
             let unchanged = (next_known..known.len().min(next_known + 2)).find(|&k| {
                 let line = &known[k].line;
-                text.get(pos..pos + line.len()) == Some(&previous[line.clone()])
+                text.get(pos..pos + line.len())
+                    .is_some_and(|new| same_bytes(new, &previous[line.clone()]))
             });
             if let Some(k) = unchanged {
                 let old = &known[k];
@@ -221,6 +243,20 @@ impl Reparser {
         snapshot.rows.truncate(filled);
         Ok(())
     }
+}
+
+/// Whether two slices of the same length hold the same bytes, eight at a
+/// time. Slice equality calls the C library's `memcmp`, and the static musl
+/// build's compares one byte at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a_words.len() == b_words.len()
+        && a_words
+            .iter()
+            .zip(b_words)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_rest == b_rest
 }
 
 /// The row at `index`, added if the snapshot has fewer.
@@ -500,6 +536,15 @@ const READ_STEP: usize = 16 * 1024;
 /// Reads `<proc_root>/net/dev` each tick.
 pub struct ProcfsSource {
     path: PathBuf,
+    /// The file, kept open between ticks when it is on procfs.
+    ///
+    /// Opening `/proc/net/dev` walks `/proc/self/net` and sets up the
+    /// kernel's reader, a tenth of the read's own cost. Procfs regenerates
+    /// the text each time it is read from the start, so an open file reads
+    /// as a new one would. Any other file (a fixture under a test's proc
+    /// root) is opened anew each tick, so one that is replaced or removed
+    /// shows as it would.
+    kept: Option<File>,
     /// Room for the file's bytes, kept between ticks and never shrunk, so a
     /// read neither allocates nor clears it; only the front is this tick's.
     buffer: Vec<u8>,
@@ -510,6 +555,7 @@ impl ProcfsSource {
     pub fn new(proc_root: &Path) -> ProcfsSource {
         ProcfsSource {
             path: proc_root.join("net").join("dev"),
+            kept: None,
             buffer: Vec::new(),
             parser: Reparser::default(),
         }
@@ -521,26 +567,46 @@ impl ProcfsSource {
     }
 
     /// Reads the whole file into the buffer and returns its length.
-    ///
-    /// Procfs files report a size of 0, so they are read until a read returns
-    /// nothing. `read_to_end` would first ask the file's size and position
-    /// (a `statx` and an `lseek`) for a hint that procfs cannot give. The
-    /// kernel hands back at most a page per read whatever the buffer.
     fn read(&mut self) -> std::io::Result<usize> {
-        let mut file = File::open(&self.path)?;
-        let mut filled = 0;
-        loop {
-            if filled == self.buffer.len() {
-                self.buffer.resize(filled + READ_STEP, 0);
-            }
-            match file.read(&mut self.buffer[filled..]) {
-                Ok(0) => return Ok(filled),
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+        let (file, opened) = match self.kept.take() {
+            Some(file) => (file, false),
+            None => (File::open(&self.path)?, true),
+        };
+        // A file that fails a read is dropped here and opened again next tick.
+        let length = read_whole(&file, &mut self.buffer)?;
+        if !opened || on_procfs(&file) {
+            self.kept = Some(file);
+        }
+        Ok(length)
+    }
+}
+
+/// Reads `file` from its start into `buffer`, growing it as needed, and
+/// returns the length read.
+///
+/// Procfs files report a size of 0, so they are read until a read returns
+/// nothing; `read_to_end` would first ask the file's size and position (a
+/// `statx` and an `lseek`) for a hint that procfs cannot give. The kernel
+/// hands back at most a page per read whatever the buffer. Reads name their
+/// offset (`pread`), and a procfs file read at offset 0 starts its text over.
+fn read_whole(file: &File, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            buffer.resize(filled + READ_STEP, 0);
+        }
+        match file.read_at(&mut buffer[filled..], filled as u64) {
+            Ok(0) => return Ok(filled),
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
     }
+}
+
+fn on_procfs(file: &File) -> bool {
+    nix::sys::statfs::fstatfs(file)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
 
 impl CounterSource for ProcfsSource {
@@ -554,7 +620,7 @@ impl CounterSource for ProcfsSource {
             source,
         })?;
         self.parser
-            .parse_into(&self.buffer[..length], snapshot)
+            .parse_buffer(&mut self.buffer, length, snapshot)
             .map_err(|error| SourceError::Format {
                 path: self.path.display().to_string(),
                 reason: error.to_string(),
@@ -824,10 +890,24 @@ mod tests {
     fn reparse_each(texts: &[&str]) -> Reparser {
         let mut parser = Reparser::default();
         let mut kept = Snapshot::default();
+        // The same through buffers swapped as the source swaps them, with
+        // stale bytes after each text.
+        let mut swapping = Reparser::default();
+        let mut buffer = Vec::new();
+        let mut swapped = Snapshot::default();
         for (tick, text) in texts.iter().enumerate() {
             let expected = parse_proc_net_dev(text);
             let result = parser.parse_into(text.as_bytes(), &mut kept);
             assert_eq!(result.map(|()| kept.clone()), expected, "tick {tick}");
+            buffer.clear();
+            buffer.extend_from_slice(text.as_bytes());
+            buffer.extend_from_slice(b"  swp1: 1 2 0 0 0 0 0 0 3 4 0 0 0 0 0 0\n");
+            let result = swapping.parse_buffer(&mut buffer, text.len(), &mut swapped);
+            assert_eq!(
+                result.map(|()| swapped.clone()),
+                expected,
+                "tick {tick}, swapped"
+            );
             let mut fresh = Snapshot::default();
             let result = parser.parse_into(text.as_bytes(), &mut fresh);
             assert_eq!(
@@ -957,6 +1037,8 @@ mod tests {
             assert_eq!(snapshot.rows[403].name, "swp399");
             assert_eq!(snapshot.rows[403].counters[8], 399);
         }
+        // Not procfs, so opened afresh each time: the changes below show.
+        assert!(source.kept.is_none());
 
         std::fs::write(root.join("net/dev"), "garbage\n").unwrap();
         let error = source.sample().unwrap_err();
@@ -999,6 +1081,7 @@ mod tests {
             let snapshot = source.sample().unwrap();
             assert!(names(&snapshot).contains(&"lo"));
             assert_eq!(snapshot.skipped, Vec::<String>::new());
+            assert!(source.kept.is_some(), "a procfs file stays open");
         }
     }
 }
