@@ -619,8 +619,7 @@ impl Interface {
         skip_quiet: bool,
         out: &mut Vec<Alert>,
     ) {
-        let prev = self.prev;
-        let derived = derived(prev.as_ref(), clock.now, obs);
+        let derived = derived(self.prev.as_ref(), clock.now, obs);
         let mut available: MetricSet = 0;
         for column in 0..COUNTER_COLUMNS {
             available |= MetricSet::from(obs.columns.has(column)) << column;
@@ -632,7 +631,7 @@ impl Interface {
                 bits[slot] = sample.value.to_bits();
             }
         }
-        let changed = match &prev {
+        let changed = match &self.prev {
             None => ALL_METRICS,
             Some(prev) => {
                 let mut changed = available ^ prev.available;
@@ -645,15 +644,23 @@ impl Interface {
                 changed
             }
         };
+        // The counters, the link and what follows from them are as they
+        // were; only the time moves on. A quiet interface with nothing
+        // pending is done here, before the copy of its last sample below:
+        // that copy is a `memcpy` call per interface in the static build.
+        if changed == 0
+            && self.busy == 0
+            && skip_quiet
+            && let Some(prev) = &mut self.prev
+        {
+            prev.at = clock.now;
+            return;
+        }
+        let prev = self.prev;
         if let Some(prev) = &mut self.prev
             && changed == 0
         {
-            // The counters, the link and what follows from them are as
-            // they were; only the time moves on.
             prev.at = clock.now;
-            if self.busy == 0 && skip_quiet {
-                return;
-            }
         } else {
             self.prev = Some(Prev {
                 at: clock.now,
