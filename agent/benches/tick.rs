@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 /// The rule set `bench/agent.sh` gives the whole agent, so both views price
 /// the same work.
-const RULES: &str = include_str!("../../bench/rules.toml");
+const RULES: &str = include_str!("../bench/rules.toml");
 /// Untimed runs before each measure: page cache, allocator and branch
 /// predictors settle, and every 60 s window is full before (iii) is timed.
 const WARMUP: usize = 70;
@@ -303,7 +303,8 @@ struct Ticker {
 
 impl Ticker {
     fn new(proc_root: &Path) -> Ticker {
-        let config = Config::parse(RULES, "bench/rules.toml").expect("bench/rules.toml is valid");
+        let config = Config::parse(RULES, "agent/bench/rules.toml")
+            .expect("agent/bench/rules.toml is valid");
         let mut source = ProcfsSource::new(proc_root);
         // The agent learns link states from netlink; here every interface is
         // an up 10G link, so the link and utilisation rules have values.

@@ -10,6 +10,7 @@
 //!                                       ◄─ ack {boot, seq}      (everything ≤ seq is durably stored)
 //!                                       ◄─ trace_request {id, query}
 //!   trace_result {id, result}           ─►
+//!   goodbye {boot, last_seq}            ─►  (clean shutdown, after the last event)
 //! ```
 //!
 //! An agent restarted before its spool drained holds events of earlier
@@ -17,7 +18,7 @@
 //! collector answers with the last seq it stored of each. The collector drops
 //! a duplicate `(agent, boot, seq)` in any case, so a resend is harmless.
 //!
-//! Agent lines are either a [`Hello`], a [`TraceResult`] or an
+//! Agent lines are either a [`Hello`], a [`TraceResult`], a [`Goodbye`] or an
 //! [`Event`](crate::event::Event) exactly as the other outputs print it; the
 //! `type` field tells them apart. Every line ends with `\n`.
 
@@ -107,6 +108,26 @@ pub enum TraceResultTag {
     TraceResult,
 }
 
+/// The agent's last line before a clean shutdown: it is stopping on purpose,
+/// so the collector marks it stopped at once instead of waiting for the
+/// heartbeat timeout. Sent after the agent's last event; `last_seq` is the
+/// last seq of `boot` it emitted, so the collector can tell whether anything
+/// is still owed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goodbye {
+    /// Always `"goodbye"`.
+    #[serde(rename = "type")]
+    pub kind: GoodbyeTag,
+    pub boot: String,
+    pub last_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoodbyeTag {
+    Goodbye,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +171,17 @@ mod tests {
             r#"{"type":"welcome","protocol":1,"last_seq":{"b":7}}"#
         );
         assert!(serde_json::from_str::<Hello>(r#"{"type":"alert"}"#).is_err());
+    }
+
+    #[test]
+    fn goodbye_is_tagged() {
+        let bye = Goodbye {
+            kind: GoodbyeTag::Goodbye,
+            boot: "b".into(),
+            last_seq: 9,
+        };
+        let line = serde_json::to_string(&bye).unwrap();
+        assert_eq!(line, r#"{"type":"goodbye","boot":"b","last_seq":9}"#);
+        assert!(serde_json::from_str::<Goodbye>(r#"{"type":"hello"}"#).is_err());
     }
 }

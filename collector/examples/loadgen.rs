@@ -1,4 +1,4 @@
-//! Load generator for `bench/collector.sh`: simulated agents that speak the
+//! Load generator for `collector/bench/collector.sh`: simulated agents that speak the
 //! wire protocol to a collector (ingest throughput and ack latency, a seeded
 //! link history, a thousand idle agents heartbeating), an HTTP timer for the
 //! downtime query, and a plain syslog sender for the rsyslog reference.

@@ -4,13 +4,13 @@
 # 48 veth pairs (97 interfaces with lo) while it serves a 96-port
 # `show interface` reply on a unix socket. Prints figures, asserts none.
 #
-# Run as root from anywhere: `bash bench/nxapi.sh`. ITERATIONS (default
+# Run as root from anywhere: `bash agent/bench/nxapi.sh`. ITERATIONS (default
 # 2000) sets the samples per source.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ITERATIONS=${ITERATIONS:-2000}
 if [[ $(id -u) -ne 0 ]]; then
-    echo "bench/nxapi.sh needs root for its namespace; 'cargo bench --bench nxapi' runs without, on this host's interfaces" >&2
+    echo "agent/bench/nxapi.sh needs root for its namespace; 'cargo bench --bench nxapi' runs without, on this host's interfaces" >&2
     exit 2
 fi
 cargo bench --bench nxapi --no-run >/dev/null 2>&1 || cargo bench --bench nxapi --no-run

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 # How long hopwatch takes to say what happened: runs the agent on one end of
 # a veth, makes a counter jump or the link drop at a recorded time, and times
-# the matching JSON line on the agent's stdout. Run by bench/agent.sh inside
+# the matching JSON line on the agent's stdout. Run by agent/bench/agent.sh inside
 # the agent's namespace (so the UDP burst leaves from the watched interface).
-"""Alert and link latency of a running hopwatch agent; see bench/README.md."""
+"""Alert and link latency of a running hopwatch agent; see agent/bench/README.md."""
 
 import argparse
 import json
@@ -126,7 +126,7 @@ def show(label, values_ms, target_ms):
 
 def main():
     args = parse_args()
-    # bench/agent.sh stops this script with SIGTERM; the agent must go too.
+    # agent/bench/agent.sh stops this script with SIGTERM; the agent must go too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     interval_ms = args.interval * 1000
     agent = Agent(args)

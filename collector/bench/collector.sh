@@ -12,7 +12,7 @@
 #     INTERFACES interfaces: HTTP request latency.
 #  4. Collector RSS with IDLE_AGENTS connected agents heartbeating every 10 s.
 #
-# Run from anywhere: `bash bench/collector.sh`. Environment:
+# Run from anywhere: `bash collector/bench/collector.sh`. Environment:
 #   AGENTS           ingest agents (default 100)
 #   EVENTS           events per ingest agent (default 20000)
 #   WINDOW           unacknowledged events an agent allows itself (default
@@ -36,7 +36,7 @@ IDLE_AGENTS=${IDLE_AGENTS:-1000}
 IDLE_SECONDS=${IDLE_SECONDS:-30}
 RSYSLOGD=/usr/sbin/rsyslogd
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
 WORK=$(mktemp -d /var/tmp/hopwatch-collector-bench.XXXXXX)
 COLLECTOR_PID=""

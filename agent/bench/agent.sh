@@ -4,7 +4,7 @@
 # reading /proc/net/dev measured in the same run; then alert and link event
 # latency on a veth between two namespaces. Prints figures, asserts none.
 #
-# Run as root from anywhere: `bash bench/agent.sh`. Environment:
+# Run as root from anywhere: `bash agent/bench/agent.sh`. Environment:
 #   DURATION  seconds the agent runs among the 500 interfaces (default 60)
 #   WARMUP    seconds excluded from the steady-state CPU figure (default 5)
 #   PAIRS     veth pairs in the big namespace (default 250 -> 501 interfaces)
@@ -20,11 +20,11 @@ INTERVAL=${INTERVAL:-1}
 
 INTERVAL_MS=$(python3 -c "print(round(float('$INTERVAL') * 1000))")
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
-    echo "bench/agent.sh needs root: it builds network namespaces and veth pairs" >&2
+    echo "agent/bench/agent.sh needs root: it builds network namespaces and veth pairs" >&2
     exit 2
 fi
 if (( DURATION <= WARMUP + 2 )); then
@@ -134,8 +134,8 @@ new_netns "$NS_BIG"
     done
 } | ip -n "$NS_BIG" -batch -
 IFACES=$(ip netns exec "$NS_BIG" tail -n +3 /proc/net/dev | wc -l)
-RULES=$(grep -c '^\[\[rule\]\]' bench/rules.toml)
-echo "$IFACES interfaces, $RULES rules (bench/rules.toml)"
+RULES=$(grep -c '^\[\[rule\]\]' agent/bench/rules.toml)
+echo "$IFACES interfaces, $RULES rules (agent/bench/rules.toml)"
 
 say "in-process view (agent/benches/tick.rs) in $NS_BIG, back to back"
 "$TICK" --netns "$NS_BIG" --json-out "$WORK/micro.json"
@@ -145,7 +145,7 @@ say "bare read of /proc/net/dev in $NS_BIG, back to back, before the agent runs"
 
 mkdir -p "$WORK/state-big"
 cat > "$WORK/big.toml" <<EOF
-# Written by bench/agent.sh: 500 veths, 20 rules, events on stdout.
+# Written by agent/bench/agent.sh: 500 veths, 20 rules, events on stdout.
 [agent]
 name = "bench"
 interval = "${INTERVAL_MS}ms"
@@ -158,7 +158,7 @@ interfaces = ["veth*", "vpeer*"]
 [output.stdout]
 events = ["alert", "link", "heartbeat", "loss"]
 
-$(cat bench/rules.toml)
+$(cat agent/bench/rules.toml)
 EOF
 "$RUN_BIN" check-config -c "$WORK/big.toml"
 
@@ -232,7 +232,7 @@ ip -n "$NS_A" link set lat0 up
 ip -n "$NS_B" link set lat1 up
 mkdir -p "$WORK/state-lat"
 cat > "$WORK/lat.toml" <<EOF
-# Written by bench/agent.sh: one veth, one rule, alerts and links on stdout.
+# Written by agent/bench/agent.sh: one veth, one rule, alerts and links on stdout.
 [agent]
 name = "bench-latency"
 interval = "${INTERVAL_MS}ms"
@@ -252,7 +252,7 @@ severity = "warning"
 events = ["alert", "link"]
 EOF
 "$RUN_BIN" check-config -c "$WORK/lat.toml"
-ip netns exec "$NS_A" python3 -u bench/latency.py \
+ip netns exec "$NS_A" python3 -u agent/bench/latency.py \
     --agent "$RUN_BIN" --config "$WORK/lat.toml" --socket "$WORK/state-lat/hopwatch.sock" \
     --interface lat0 --target 10.199.0.2 --peer-netns "$NS_B" --peer lat1 \
     --interval "$INTERVAL" --repeats "$REPEATS" \

@@ -8,7 +8,7 @@
 # the trace's own two rounds of requests sent as raw bytes (its floor), is
 # `cargo bench --bench trace` run inside the same lab.
 #
-# Run as root from anywhere: `bash bench/trace.sh`. Environment:
+# Run as root from anywhere: `bash agent/bench/trace.sh`. Environment:
 #   RUNS      whole-process runs of each single-flow command (default 200)
 #   FLOWS     flows for `hopwatch paths` and `ip -batch` (default 10000)
 #   LOOP      `ip route get` processes a shell loop runs for the
@@ -19,11 +19,11 @@ RUNS=${RUNS:-200}
 FLOWS=${FLOWS:-10000}
 LOOP=${LOOP:-500}
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
-    echo "bench/trace.sh needs root: it builds network namespaces and veth pairs" >&2
+    echo "agent/bench/trace.sh needs root: it builds network namespaces and veth pairs" >&2
     exit 2
 fi
 if (( FLOWS < 2 || FLOWS > 55000 || LOOP < 1 )); then
