@@ -69,6 +69,7 @@ enum Command {
     Trace(TraceArgs),
     /// Look up many flows (a source-port range or a sample) and show how
     /// they spread over the route's ECMP members, with a verdict on evenness.
+    /// Exit 0 when answered, also when every flow is dropped.
     Paths(PathsArgs),
 }
 
@@ -310,6 +311,11 @@ struct TraceArgs {
     sport: Option<u16>,
     #[arg(long)]
     dport: Option<u16>,
+    /// The IPv6 flow label (decimal or 0x hex), for hash policies that hash
+    /// it: the label forwarded packets carry, or the one the switch's own
+    /// socket sets (automatic labels come after the lookup) [default: 0]
+    #[arg(long, value_name = "LABEL", value_parser = parse_flowlabel)]
+    flowlabel: Option<u32>,
     /// A namespace in /var/run/netns, an l3mdev vrf device, or default
     /// (with the nxapi backend: an NX-OS VRF name).
     #[arg(long, default_value = hopwatch::trace::DEFAULT_VRF)]
@@ -364,6 +370,11 @@ struct PathsArgs {
     /// Every destination port from A to B, against every source port.
     #[arg(long, value_name = "A-B")]
     dport_range: Option<hopwatch::trace::PortRange>,
+    /// The IPv6 flow label (decimal or 0x hex), for hash policies that hash
+    /// it: the label forwarded packets carry, or the one the switch's own
+    /// socket sets (automatic labels come after the lookup) [default: 0]
+    #[arg(long, value_name = "LABEL", value_parser = parse_flowlabel)]
+    flowlabel: Option<u32>,
     /// A namespace in /var/run/netns, an l3mdev vrf device, or default.
     #[arg(long, default_value = hopwatch::trace::DEFAULT_VRF)]
     vrf: String,
@@ -395,6 +406,16 @@ impl ProtoArg {
     }
 }
 
+fn parse_flowlabel(text: &str) -> Result<u32, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| {
+        format!("{text:?} is not a flow label; give a number 0 to 1048575, or 0x0 to 0xfffff")
+    })
+}
+
 fn parse_proto(text: &str) -> Result<ProtoArg, String> {
     Ok(match text.to_ascii_lowercase().as_str() {
         "tcp" => ProtoArg::Number(6),
@@ -418,6 +439,7 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         sport: args.sport,
         dport: args.dport,
         vrf: args.vrf,
+        flowlabel: args.flowlabel,
     };
     let answer = backend.trace(&query);
     let trace = match trace_outcome(answer, "trace")? {
@@ -446,6 +468,7 @@ fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
         dport_range: args.dport_range,
         vrf: args.vrf,
         per_flow: args.per_flow,
+        flowlabel: args.flowlabel,
     };
     let answer = backend.paths(&query);
     let paths = match trace_outcome(answer, "paths")? {

@@ -334,6 +334,9 @@ pub fn wait_no_carrier(ns: &Netns, dev: &str, timeout: Duration) {
 
 /// Sends one UDP datagram from a socket inside `ns`; `from` may pin the
 /// source address and port so the real packet is the flow a test traced.
+/// The socket stays unconnected: a connected one gets a socket hash that
+/// rides on its packets, and a switch under hash policy 1 would forward on
+/// that instead of the 5-tuple (see `EcmpLab::new`).
 pub fn send_udp(ns: &Netns, from: SocketAddr, to: SocketAddr) {
     ns.within(move || {
         let socket = std::net::UdpSocket::bind(from).expect("bind in namespace");
@@ -380,6 +383,22 @@ impl EcmpLab {
         switch.sysctl("net.ipv6.conf.all.forwarding", "1");
         switch.sysctl("net.ipv4.fib_multipath_hash_policy", &policy.to_string());
         switch.sysctl("net.ipv6.fib_multipath_hash_policy", &policy.to_string());
+        // The client's packets must be hashed by the switch from their
+        // headers, as `ip route get` and `hopwatch trace` hash them. A Linux
+        // sender with automatic flow labels (the default) computes a flow
+        // hash for each IPv6 datagram (`ip6_make_flowlabel` calls
+        // `skb_get_hash_flowi6`, which marks it an L4 hash); the skb keeps
+        // it across the veth into the switch, and under policy 1 the
+        // switch's `rt6_multipath_hash` takes that hash as it is
+        // (`skb->l4_hash`) instead of hashing the 5-tuple; under policy 0 the
+        // label itself is hashed. Either way the real datagram could leave
+        // by another member than the traced one. With automatic labels off
+        // the client sends label 0 and no hash. IPv4 needs nothing: the
+        // client's sockets are unconnected (`send_udp`), so they carry no
+        // socket hash (`sk_txhash`, set on connect), and the veth runs no
+        // RPS that would hash on receive. `root_netns_trace_packet_hash_caveat`
+        // shows the other case.
+        client.sysctl("net.ipv6.auto_flowlabels", "0");
 
         veth(&switch, Self::INGRESS, &client, "c0");
         addr(&switch, Self::INGRESS, "10.50.0.1/24");

@@ -700,10 +700,66 @@ impl Netns {
         .join()
         .expect("thread in namespace")
     }
+
+    /// What the namespace looked like, for a failing test's log: its
+    /// neighbours, routes, links with counters, addresses and the sysctls
+    /// the labs rely on. Each part is best effort: a namespace half built
+    /// when the test failed still shows what it has.
+    pub fn describe(&self) -> String {
+        let mut text = format!("--- network namespace {} ---\n", self.name);
+        for args in [
+            &["neigh", "show"][..],
+            &["route", "show"],
+            &["-6", "route", "show"],
+            &["-s", "link", "show"],
+            &["addr", "show"],
+        ] {
+            let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output();
+            text += &format!("$ ip {}\n", args.join(" "));
+            match out {
+                Ok(out) => {
+                    text += &String::from_utf8_lossy(&out.stdout);
+                    text += &String::from_utf8_lossy(&out.stderr);
+                }
+                Err(error) => text += &format!("(not run: {error})\n"),
+            }
+        }
+        let keys = [
+            "net.ipv4.ip_forward",
+            "net.ipv4.conf.all.forwarding",
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.fib_multipath_hash_policy",
+            "net.ipv4.fib_multipath_hash_fields",
+            "net.ipv4.fib_multipath_use_neigh",
+            "net.ipv4.conf.all.ignore_routes_with_linkdown",
+            "net.ipv6.conf.all.forwarding",
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.fib_multipath_hash_policy",
+            "net.ipv6.fib_multipath_hash_fields",
+            "net.ipv6.auto_flowlabels",
+            "net.ipv6.conf.all.ignore_routes_with_linkdown",
+        ];
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl"])
+            .args(keys)
+            .output();
+        text += "$ sysctl ...\n";
+        if let Ok(out) = out {
+            text += &String::from_utf8_lossy(&out.stdout);
+            text += &String::from_utf8_lossy(&out.stderr);
+        }
+        text
+    }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // A failing test unwinds through here: show what the lab saw
+        // before it is gone, so a failure on a machine nobody can log
+        // into still says which neighbour, route or counter was wrong.
+        if std::thread::panicking() {
+            eprintln!("{}", self.describe());
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();

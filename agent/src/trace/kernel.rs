@@ -15,6 +15,7 @@
 //! names the route behind the refusal, which `RTM_F_FIB_MATCH` cannot.
 
 use super::netlink::{self, Conn, RouteFacts, RouteGet};
+use super::hash::{self, HashInfo, HashedFlow};
 use super::paths::{self, FlowPath, Paths, PathsQuery};
 use super::vrf::{self, Place};
 use super::{
@@ -199,8 +200,9 @@ impl Backend for KernelBackend {
         }
         let flows = query.flows()?;
         let vrf = query.vrf.clone();
+        let component = format!("{}/{vrf}", self.hostname(started));
         let mut answer = self.in_vrf(&vrf, started, |namespace, place| {
-            namespace.paths(&query, &flows, place)
+            namespace.paths(&query, &flows, place, &component)
         })?;
         answer.switch = self.hostname(started);
         answer.elapsed_us = started.elapsed().as_micros() as u64;
@@ -234,8 +236,9 @@ struct Namespace {
     /// open sysctl file gets the current value for a fraction of the cost
     /// of opening it, and the file stays bound to this namespace.
     hash_policy: [Option<File>; 2],
-    /// The load share last read from `hash_policy`, and when.
-    load_shares: [Option<(Instant, Option<LoadShare>)>; 2],
+    /// The load share last read from `hash_policy`, with the hash fields
+    /// under policy 3, and when.
+    load_shares: [Option<(Instant, Option<Policy>)>; 2],
     /// Links and speeds kept between queries; only the agent's own
     /// namespace lives long enough to use one.
     cache: Option<LinkCache>,
@@ -244,6 +247,10 @@ struct Namespace {
     /// Queries answered so far.
     served: u32,
 }
+
+/// A family's multipath hash: the load share in words and the
+/// `fib_multipath_hash_fields` mask policy 3 hashes.
+type Policy = (LoadShare, Option<u32>);
 
 /// Links (name, flags, MTU, operational state) and speeds remembered
 /// between queries, forgotten whenever the kernel announces any link
@@ -424,18 +431,40 @@ impl Namespace {
     /// The multipath hash in words, read from this namespace's sysctls at
     /// most once per [`REREAD_AFTER`].
     fn load_share(&mut self, ipv4: bool, now: Instant) -> Option<LoadShare> {
-        let slot = usize::from(!ipv4);
-        if let Some((read, share)) = &self.load_shares[slot]
-            && now.saturating_duration_since(*read) < REREAD_AFTER
-        {
-            return share.clone();
-        }
-        let share = self.read_load_share(ipv4);
-        self.load_shares[slot] = Some((now, share.clone()));
-        share
+        self.policy(ipv4, now).map(|(share, _)| share)
     }
 
-    fn read_load_share(&mut self, ipv4: bool) -> Option<LoadShare> {
+    /// The policy and fields behind [`Namespace::load_share`].
+    fn policy(&mut self, ipv4: bool, now: Instant) -> Option<Policy> {
+        let slot = usize::from(!ipv4);
+        if let Some((read, policy)) = &self.load_shares[slot]
+            && now.saturating_duration_since(*read) < REREAD_AFTER
+        {
+            return policy.clone();
+        }
+        let policy = self.read_policy(ipv4);
+        self.load_shares[slot] = Some((now, policy.clone()));
+        policy
+    }
+
+    /// The hash section for `flow`, and the check that a flow label given
+    /// means something under the policy in force.
+    fn hash_info(&mut self, flow: HashedFlow, now: Instant) -> Result<Option<HashInfo>, TraceError> {
+        let Some((share, fields)) = self.policy(flow.ipv4, now) else {
+            return Ok(None);
+        };
+        if let Some(label) = flow.flowlabel
+            && !hash::flowlabel_hashed(share.policy, fields)
+        {
+            return Err(TraceError::InvalidQuery(format!(
+                "{} = {} ({}) does not hash the flow label, so --flowlabel {label} changes nothing; drop --flowlabel",
+                share.setting, share.policy, share.mode
+            )));
+        }
+        Ok(Some(hash::describe(flow, share.policy, fields)))
+    }
+
+    fn read_policy(&mut self, ipv4: bool) -> Option<Policy> {
         let family = if ipv4 { "ipv4" } else { "ipv6" };
         let slot = usize::from(!ipv4);
         if self.hash_policy[slot].is_none() {
@@ -452,11 +481,14 @@ impl Namespace {
             .then(|| self.sysctl(&["net", family, "fib_multipath_hash_fields"]))
             .flatten()
             .map(|f| f as u32);
-        Some(LoadShare {
-            setting: format!("net.{family}.fib_multipath_hash_policy"),
-            policy,
-            mode: hash_mode(ipv4, policy, fields),
-        })
+        Some((
+            LoadShare {
+                setting: format!("net.{family}.fib_multipath_hash_policy"),
+                policy,
+                mode: hash_mode(ipv4, policy, fields),
+            },
+            fields,
+        ))
     }
 
     /// The index of the interface `name`.
@@ -610,6 +642,15 @@ impl Namespace {
         };
         let ipv4 = query.dst.is_ipv4();
         let ingress = self.ingress(query, vrf_oif)?;
+        let hash = self.hash_info(
+            HashedFlow {
+                ipv4,
+                forwarded: ingress.index.is_some(),
+                proto: query.proto,
+                flowlabel: query.flowlabel,
+            },
+            Instant::now(),
+        )?;
         let mut lookup = RouteGet {
             dst: Some(query.dst),
             src: query.src,
@@ -618,6 +659,7 @@ impl Namespace {
             proto: query.proto,
             sport: query.sport,
             dport: query.dport,
+            flowlabel: query.flowlabel,
             fib_match: false,
         };
         let taken = self.conn.queue_route_get(&lookup);
@@ -626,6 +668,9 @@ impl Namespace {
         self.send("the route lookup")?;
         let taken = self.route_answer(taken, "the route lookup")?;
         let matched = self.route_answer(matched, "the matching-route lookup")?;
+        if matches!(taken, Err(libc::EINVAL)) && lookup.flowlabel.is_some() {
+            self.check_flowlabel_taken(&lookup)?;
+        }
 
         let mut out = Outcome {
             trace: Trace {
@@ -642,6 +687,7 @@ impl Namespace {
                 backend: String::new(),
                 load_share: self.load_share(ipv4, Instant::now()),
                 elapsed_us: 0,
+                hash,
             },
             component: component.to_string(),
         };
@@ -782,6 +828,27 @@ impl Namespace {
         names.apply(&mut route);
         out.forward(route, source_address, gateway, egress, neighbour);
         Ok(out.finish())
+    }
+
+    /// A lookup with a flow label refused with `EINVAL` is a blackhole, or
+    /// a kernel that does not take `RTA_FLOWLABEL` (the socket's strict
+    /// checking refuses an attribute it does not know rather than ignore
+    /// it): the same lookup without the label tells them apart.
+    fn check_flowlabel_taken(&mut self, lookup: &RouteGet) -> Result<(), TraceError> {
+        let without = RouteGet {
+            flowlabel: None,
+            ..lookup.clone()
+        };
+        match self.ask_route(&without, "the route lookup without a flow label")? {
+            Err(libc::EINVAL) => Ok(()),
+            _ => Err(TraceError::netlink(
+                "the route lookup with a flow label",
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this kernel does not take a flow label in route lookups (RTA_FLOWLABEL); leave out --flowlabel, and read the answer's hash caveat",
+                ),
+            )),
+        }
     }
 
     /// Why the kernel refused a lookup with `errno`, and the route or
@@ -1040,6 +1107,7 @@ impl Namespace {
         query: &PathsQuery,
         flows: &[(u16, Option<u16>)],
         place: &Place,
+        component: &str,
     ) -> Result<Paths, TraceError> {
         let vrf_oif = match place {
             Place::Device { ifindex, .. } => Some(*ifindex),
@@ -1054,8 +1122,18 @@ impl Namespace {
             sport: None,
             dport: None,
             vrf: query.vrf.clone(),
+            flowlabel: query.flowlabel,
         };
         let ingress = self.ingress(&as_flow, vrf_oif)?;
+        let hash = self.hash_info(
+            HashedFlow {
+                ipv4,
+                forwarded: ingress.index.is_some(),
+                proto: Some(query.proto),
+                flowlabel: query.flowlabel,
+            },
+            Instant::now(),
+        )?;
         let (first_sport, first_dport) = flows[0];
         let lookup = RouteGet {
             dst: Some(query.dst),
@@ -1065,32 +1143,45 @@ impl Namespace {
             proto: Some(query.proto),
             sport: Some(first_sport),
             dport: first_dport,
+            flowlabel: query.flowlabel,
             fib_match: true,
         };
-        let mut route = match self.ask_route(&lookup, "the matching-route lookup")? {
-            Ok(Some(route)) => {
-                let kind = route.kind;
-                if kind != netlink::RTN_UNICAST {
-                    return Err(TraceError::NotForwarded {
-                        dst: query.dst,
-                        vrf: query.vrf.clone(),
-                        reason: format!("it matches a {} route", route_kind(kind)),
-                    });
-                }
-                decode_route(&route)
-            }
+        let matched = self.ask_route(&lookup, "the matching-route lookup")?;
+        if matches!(matched, Err(libc::EINVAL)) && lookup.flowlabel.is_some() {
+            self.check_flowlabel_taken(&lookup)?;
+        }
+        let mut route = match matched {
+            Ok(Some(route)) if route.kind == netlink::RTN_UNICAST => decode_route(&route),
             Ok(None) => {
                 return Err(TraceError::netlink(
                     "the matching-route lookup",
                     io::Error::new(io::ErrorKind::InvalidData, "answered with no route"),
                 ));
             }
-            Err(errno) => {
-                return Err(TraceError::NotForwarded {
-                    dst: query.dst,
-                    vrf: query.vrf.clone(),
-                    reason: format!("the kernel answers: {}", errno_words(errno)),
-                });
+            // Not forwarded (a blackhole, local, no route…): a drop is an
+            // answer, as in a trace, and the trace of the first flow says
+            // which route or setting stops them all.
+            _ => {
+                let first = FlowQuery {
+                    sport: Some(first_sport),
+                    dport: first_dport,
+                    ..as_flow
+                };
+                let traced = self.trace(&first, place, component)?;
+                let drop = traced.hops.iter().find(|h| h.kind() == "drop").cloned();
+                let Some(drop) = drop.or_else(|| traced.hops.last().cloned()) else {
+                    return Err(TraceError::NotForwarded {
+                        dst: query.dst,
+                        vrf: query.vrf.clone(),
+                        reason: "the kernel names no route".into(),
+                    });
+                };
+                let mut answer = paths::dropped(query.clone(), drop, traced.route().cloned());
+                answer.ingress_interface = traced.ingress_interface;
+                answer.ingress_inferred = traced.ingress_inferred;
+                answer.load_share = traced.load_share;
+                answer.hash = hash;
+                return Ok(answer);
             }
         };
         if !ipv4 {
@@ -1173,7 +1264,7 @@ impl Namespace {
                 .collect()
         });
         let load_share = self.load_share(ipv4, Instant::now());
-        Ok(paths::assemble(
+        let mut answer = paths::assemble(
             query.clone(),
             route,
             &members,
@@ -1183,7 +1274,9 @@ impl Namespace {
             load_share,
             ingress.name,
             ingress.inferred,
-        ))
+        );
+        answer.hash = hash;
+        Ok(answer)
     }
 
     /// The member every flow takes: one route lookup per flow, written in

@@ -9,6 +9,7 @@
 //! in beside it without touching callers. Every type here is serde both ways
 //! because the collector carries queries to agents and traces back.
 
+pub mod hash;
 pub mod kernel;
 mod netlink;
 pub mod nxapi;
@@ -16,9 +17,12 @@ pub mod paths;
 pub mod render;
 mod vrf;
 
+pub use hash::HashInfo;
 pub use kernel::KernelBackend;
 pub use nxapi::NxapiBackend;
-pub use paths::{FlowPath, PathMember, Paths, PathsQuery, PortRange, SourcePorts, Verdict};
+pub use paths::{
+    FlowPath, MemberState, PathMember, Paths, PathsQuery, PortRange, SourcePorts, Verdict,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,6 +81,10 @@ pub struct FlowQuery {
     /// `default` for the namespace the agent runs in.
     #[serde(default = "default_vrf")]
     pub vrf: String,
+    /// The IPv6 flow label the packets carry, for the policies that hash
+    /// it; left out of the JSON when not given, as older answers were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flowlabel: Option<u32>,
 }
 
 fn default_vrf() -> String {
@@ -94,6 +102,7 @@ impl FlowQuery {
             sport: None,
             dport: None,
             vrf: default_vrf(),
+            flowlabel: None,
         }
     }
 
@@ -117,6 +126,7 @@ impl FlowQuery {
             check_interface_name(iif)?;
         }
         check_vrf_name(&self.vrf)?;
+        check_flowlabel(self.flowlabel, self.dst)?;
         if let Some(proto) = self.proto
             && !has_ports(proto)
             && (self.sport.is_some() || self.dport.is_some())
@@ -165,6 +175,19 @@ pub(crate) fn check_interface_name(name: &str) -> Result<(), TraceError> {
         )));
     }
     Ok(())
+}
+
+/// A flow label is IPv6's, and 20 bits.
+pub(crate) fn check_flowlabel(label: Option<u32>, dst: IpAddr) -> Result<(), TraceError> {
+    match label {
+        Some(_) if dst.is_ipv4() => Err(TraceError::InvalidQuery(format!(
+            "--flowlabel is for IPv6; {dst} is IPv4, whose packets have no flow label: drop --flowlabel"
+        ))),
+        Some(label) if label > 0xF_FFFF => Err(TraceError::InvalidQuery(format!(
+            "flow label {label} does not fit the 20 bits of the IPv6 header; give 0 to 1048575 (0xfffff)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A VRF name becomes a path under `/var/run/netns`, so it must not leave it.
@@ -240,6 +263,11 @@ pub struct Trace {
     /// Time taken to answer, in microseconds.
     #[serde(default)]
     pub elapsed_us: u64,
+    /// What the multipath hash read for this flow and whether a real
+    /// packet is hashed the same; absent where no kernel hash applies (the
+    /// nxapi backend, whose `show routing hash` is the hardware's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashInfo>,
 }
 
 impl Trace {

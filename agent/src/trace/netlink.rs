@@ -69,6 +69,7 @@ const RTA_VIA: u16 = 18;
 const RTA_IP_PROTO: u16 = 27;
 const RTA_SPORT: u16 = 28;
 const RTA_DPORT: u16 = 29;
+const RTA_FLOWLABEL: u16 = 31;
 const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
 const RTM_F_FIB_MATCH: u32 = 0x2000;
 const AF_INET: u8 = 2;
@@ -107,6 +108,8 @@ pub(crate) struct RouteGet {
     pub proto: Option<u8>,
     pub sport: Option<u16>,
     pub dport: Option<u16>,
+    /// An IPv6 flow label (`RTA_FLOWLABEL`), which policies 0 and 2 hash.
+    pub flowlabel: Option<u32>,
     /// `RTM_F_FIB_MATCH`: answer with the FIB entry that matched, every
     /// member included, rather than the route taken.
     pub fib_match: bool,
@@ -157,6 +160,10 @@ impl RouteGet {
         if let Some(port) = self.dport {
             put(out, RTA_DPORT, &port.to_be_bytes());
         }
+        // Big-endian too: the kernel reads it as the header's 20 bits.
+        if let Some(label) = self.flowlabel {
+            put(out, RTA_FLOWLABEL, &label.to_be_bytes());
+        }
     }
 
     /// The same request through netlink-packet-route, which the tests hold
@@ -194,6 +201,9 @@ impl RouteGet {
         }
         if let Some(port) = self.dport {
             message.attributes.push(RouteAttribute::Dport(port));
+        }
+        if let Some(label) = self.flowlabel {
+            message.attributes.push(RouteAttribute::Flowlabel(label));
         }
         let mut flags = RouteFlags::empty();
         if dst.is_ipv4() {
@@ -829,6 +839,7 @@ mod tests {
 
         let v6 = RouteGet {
             dst: Some("fd09::1".parse().unwrap()),
+            flowlabel: Some(0x12345),
             fib_match: true,
             ..RouteGet::default()
         };

@@ -108,6 +108,7 @@ impl Backend for NxapiBackend {
     fn trace(&mut self, query: &FlowQuery) -> Result<Trace, TraceError> {
         let started = Instant::now();
         query.validate()?;
+        refuse_flowlabel(query.flowlabel)?;
         let hash = self.hash(query)?;
         let route = self.route(query.dst, &query.vrf)?;
         let mut outcome = Outcome::new(query, &self.switch, &hash);
@@ -145,13 +146,35 @@ impl Backend for NxapiBackend {
     fn paths(&mut self, query: &PathsQuery) -> Result<Paths, TraceError> {
         let started = Instant::now();
         query.validate()?;
-        let route = self
-            .route(query.dst, &query.vrf)?
-            .ok_or_else(|| TraceError::NotForwarded {
+        refuse_flowlabel(query.flowlabel)?;
+        let route = self.route(query.dst, &query.vrf)?;
+        let Some(route) = route.filter(|route| !route.members.is_empty()) else {
+            // Nothing to spread over (no route, Null0): a drop is an
+            // answer, as in a trace, which names it.
+            let (sport, dport) = query.flows()?[0];
+            let traced = self.trace(&FlowQuery {
                 dst: query.dst,
+                src: query.src,
+                iif: query.iif.clone(),
+                proto: Some(query.proto),
+                sport: Some(sport),
+                dport,
                 vrf: query.vrf.clone(),
-                reason: "NX-OS has no route to it".into(),
+                flowlabel: None,
             })?;
+            let Some(drop) = traced.hops.iter().find(|h| h.kind() == "drop").cloned() else {
+                return Err(TraceError::NotForwarded {
+                    dst: query.dst,
+                    vrf: query.vrf.clone(),
+                    reason: "NX-OS names no path to it".into(),
+                });
+            };
+            let mut answer = paths::dropped(query.clone(), drop, traced.route().cloned());
+            answer.load_share = traced.load_share;
+            answer.switch = self.switch.clone();
+            answer.elapsed_us = started.elapsed().as_micros() as u64;
+            return Ok(answer);
+        };
         let mut counts = vec![0u64; route.members.len()];
         let mut unrouted = 0;
         let mut detail = query.per_flow.then(Vec::new);
@@ -165,6 +188,7 @@ impl Backend for NxapiBackend {
                 sport: Some(sport),
                 dport,
                 vrf: query.vrf.clone(),
+                flowlabel: None,
             };
             let hash = self.hash(&flow)?;
             if load_share.is_none() {
@@ -214,6 +238,19 @@ impl Backend for NxapiBackend {
         answer.switch = self.switch.clone();
         answer.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(answer)
+    }
+}
+
+/// `show routing hash` takes no flow label, so the hardware's answer
+/// cannot be asked for one. The answers carry no `hash` section either:
+/// NX-OS hashes the flow as the ASIC does, and no packet brings its own hash
+/// into that, so the kernel's caveats do not apply.
+fn refuse_flowlabel(label: Option<u32>) -> Result<(), TraceError> {
+    match label {
+        Some(label) => Err(TraceError::InvalidQuery(format!(
+            "the nxapi backend asks `show routing hash`, which takes no flow label; drop --flowlabel {label} or give --backend kernel"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -383,6 +420,7 @@ impl Outcome {
                 backend: "nxapi".into(),
                 load_share: hash.load_share(),
                 elapsed_us: 0,
+                hash: None,
             },
         }
     }

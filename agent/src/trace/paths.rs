@@ -7,8 +7,17 @@
 //! less one degrees of freedom. A p-value under 0.01 means a spread this far
 //! from the weights would arise by chance less than once in a hundred runs
 //! of a fair hash, so the hashing is called uneven.
+//!
+//! A member whose link is down is no share of an even spread. The kernel
+//! marks it `linkdown` and, unless `ignore_routes_with_linkdown` was set
+//! when the link went down (the hash's ranges are recomputed on link events
+//! only, so setting it later changes the flag `ip route` shows but not the
+//! choice), still hashes flows onto it and forwards them into the dead link,
+//! where they are dropped. The test therefore spreads the flows of the
+//! members that forward over their weights alone, and the flows the lookups
+//! put on a down member are counted as dropped, which no even verdict hides.
 
-use super::{LoadShare, Member, Route, TraceError};
+use super::{HashInfo, Hop, LoadShare, Member, Route, TraceError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -56,6 +65,9 @@ pub struct PathsQuery {
     /// List every flow's member in the answer.
     #[serde(default)]
     pub per_flow: bool,
+    /// The IPv6 flow label every flow carries (see [`super::FlowQuery`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flowlabel: Option<u32>,
 }
 
 /// Ports `first` to `last`, both included.
@@ -133,6 +145,7 @@ impl PathsQuery {
             dport_range: None,
             vrf: super::default_vrf(),
             per_flow: false,
+            flowlabel: None,
         }
     }
 
@@ -147,6 +160,7 @@ impl PathsQuery {
             sport: None,
             dport: None,
             vrf: self.vrf.clone(),
+            flowlabel: self.flowlabel,
         };
         as_flow.validate()?;
         if !super::has_ports(self.proto) {
@@ -302,8 +316,16 @@ pub struct Paths {
     /// Flows the kernel refused to route (counted in `flows`, in no member).
     #[serde(default)]
     pub unrouted: u64,
-    /// The route the flows match.
-    pub route: Route,
+    /// Flows hashed onto a member whose link is down, or refused by a
+    /// route that drops: forwarded nowhere.
+    #[serde(default)]
+    pub dropped: u64,
+    /// The route the flows match; `None` when no route matches at all.
+    pub route: Option<Route>,
+    /// Why every flow is dropped, when the destination is not forwarded
+    /// (a blackhole, no route…): the trace's drop hop for the first flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Hop>,
     #[serde(default)]
     pub load_share: Option<LoadShare>,
     #[serde(default)]
@@ -320,6 +342,46 @@ pub struct Paths {
     /// Every flow's member, when the query asked for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows_detail: Option<Vec<FlowPath>>,
+    /// What the multipath hash reads and how far the spread holds for real
+    /// packets (see [`super::hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashInfo>,
+}
+
+/// Whether a member can carry flows, from the kernel's flags for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    #[default]
+    Up,
+    /// The member's link has no carrier; flows hashed onto it are dropped.
+    Linkdown,
+    /// The kernel holds the next hop dead (its link is administratively
+    /// down, or it is linkdown under `ignore_routes_with_linkdown`).
+    Dead,
+}
+
+impl MemberState {
+    /// `linkdown` wins over `dead`: the kernel shows a linkdown member as
+    /// dead whenever `ignore_routes_with_linkdown` is set now, whether or
+    /// not it was when the link went down and the hash was laid out.
+    pub fn of(flags: &[String]) -> MemberState {
+        if flags.iter().any(|f| f == "linkdown") {
+            MemberState::Linkdown
+        } else if flags.iter().any(|f| f == "dead") {
+            MemberState::Dead
+        } else {
+            MemberState::Up
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Up => "up",
+            MemberState::Linkdown => "linkdown",
+            MemberState::Dead => "dead",
+        }
+    }
 }
 
 /// One member's share of the flows.
@@ -331,8 +393,11 @@ pub struct PathMember {
     pub count: u64,
     /// `count / flows`.
     pub share: f64,
-    /// `weight / sum of weights`.
+    /// `weight / sum of the weights of the members that are up`; 0 for a
+    /// member that is down, which an even spread gives nothing.
     pub expected_share: f64,
+    #[serde(default)]
+    pub state: MemberState,
 }
 
 /// One flow and the member it takes.
@@ -372,20 +437,37 @@ pub(crate) fn assemble(
 ) -> Paths {
     let flows = counts.iter().sum::<u64>() + unrouted;
     let routed = flows - unrouted;
-    let total_weight: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
+    let up_weight: u64 = members
+        .iter()
+        .filter(|m| MemberState::of(&m.flags) == MemberState::Up)
+        .map(|m| u64::from(m.weight))
+        .sum();
     let members: Vec<PathMember> = members
         .iter()
         .zip(counts)
-        .map(|(m, &count)| PathMember {
-            next_hop: m.next_hop,
-            interface: m.interface.clone(),
-            weight: m.weight,
-            count,
-            share: ratio(count, routed),
-            expected_share: ratio(u64::from(m.weight), total_weight),
+        .map(|(m, &count)| {
+            let state = MemberState::of(&m.flags);
+            PathMember {
+                next_hop: m.next_hop,
+                interface: m.interface.clone(),
+                weight: m.weight,
+                count,
+                share: ratio(count, routed),
+                expected_share: if state == MemberState::Up {
+                    ratio(u64::from(m.weight), up_weight)
+                } else {
+                    0.0
+                },
+                state,
+            }
         })
         .collect();
     let verdict = verdict(&members, routed);
+    let dropped = members
+        .iter()
+        .filter(|m| m.state != MemberState::Up)
+        .map(|m| m.count)
+        .sum();
     let note = load_share.as_ref().and_then(|share| {
         let ports_hashed = match share.policy {
             1 => true,
@@ -406,7 +488,9 @@ pub(crate) fn assemble(
         members,
         verdict,
         unrouted,
-        route,
+        dropped,
+        route: Some(route),
+        drop: None,
         load_share,
         ingress_interface,
         ingress_inferred,
@@ -414,6 +498,41 @@ pub(crate) fn assemble(
         switch: String::new(),
         elapsed_us: 0,
         flows_detail,
+        hash: None,
+    }
+}
+
+/// The answer for a destination the switch does not forward: every flow
+/// meets the drop the trace of the first one found.
+pub(crate) fn dropped(request: PathsQuery, drop: Hop, route: Option<Route>) -> Paths {
+    let flows = request.flow_count();
+    let text = format!(
+        "dropped: all {flows} flows go no further than this switch: {}",
+        drop.description
+    );
+    Paths {
+        request,
+        flows,
+        members: Vec::new(),
+        verdict: Verdict {
+            even: false,
+            chi_square: 0.0,
+            degrees_of_freedom: 0,
+            p_value: 1.0,
+            text,
+        },
+        unrouted: flows,
+        dropped: flows,
+        route,
+        drop: Some(drop),
+        load_share: None,
+        ingress_interface: None,
+        ingress_inferred: false,
+        note: None,
+        switch: String::new(),
+        elapsed_us: 0,
+        flows_detail: None,
+        hash: None,
     }
 }
 
@@ -425,14 +544,19 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// The chi-square test of the members' counts against their weights.
+/// The chi-square test of the counts of the members that are up against
+/// their weights; flows on a member that is down are dropped, and say so.
 pub fn verdict(members: &[PathMember], flows: u64) -> Verdict {
-    let weighted: Vec<&PathMember> = members.iter().filter(|m| m.weight > 0).collect();
+    let up = |m: &&PathMember| m.state == MemberState::Up;
+    let weighted: Vec<&PathMember> = members.iter().filter(up).filter(|m| m.weight > 0).collect();
     let stray: u64 = members
         .iter()
+        .filter(up)
         .filter(|m| m.weight == 0)
         .map(|m| m.count)
         .sum();
+    let down: Vec<&PathMember> = members.iter().filter(|m| !up(m) && m.count > 0).collect();
+    let dropped: u64 = down.iter().map(|m| m.count).sum();
     if flows == 0 {
         return Verdict {
             even: false,
@@ -442,9 +566,11 @@ pub fn verdict(members: &[PathMember], flows: u64) -> Verdict {
             text: "no flows were routed, so there is no spread to judge".into(),
         };
     }
+    // The flows the members that are up carry, spread over their weights.
+    let forwarded = flows - dropped;
     let mut chi_square = 0.0;
     for m in &weighted {
-        let expected = m.expected_share * flows as f64;
+        let expected = m.expected_share * forwarded as f64;
         if expected > 0.0 {
             let gap = m.count as f64 - expected;
             chi_square += gap * gap / expected;
@@ -458,37 +584,63 @@ pub fn verdict(members: &[PathMember], flows: u64) -> Verdict {
     } else {
         chi_square_survival(chi_square, f64::from(degrees_of_freedom))
     };
-    let even = stray == 0 && p_value >= SIGNIFICANCE;
+    let even = stray == 0 && dropped == 0 && p_value >= SIGNIFICANCE;
     let name = |m: &PathMember| match (&m.next_hop, &m.interface) {
         (Some(gw), Some(dev)) => format!("{gw} via {dev}"),
         (Some(gw), None) => gw.to_string(),
         (None, Some(dev)) => format!("{dev} (connected)"),
         (None, None) => "a member".into(),
     };
-    let mut text = if weighted.len() <= 1 && stray == 0 {
-        format!(
-            "even: a single path, all {flows} flows take {}",
+    let mut text = String::new();
+    if dropped > 0 {
+        let names: Vec<String> = down
+            .iter()
+            .map(|m| format!("{} ({}, {} flows)", name(m), m.state.as_str(), m.count))
+            .collect();
+        text = format!(
+            "dropped: {dropped} of {flows} flows ({:.1}%) hash onto {}, whose link is down, and the kernel forwards them into it; ",
+            ratio(dropped, flows) * 100.0,
+            names.join(", ")
+        );
+        if forwarded == 0 {
+            text.push_str("no flow is forwarded");
+            return Verdict {
+                even,
+                chi_square,
+                degrees_of_freedom,
+                p_value,
+                text,
+            };
+        }
+        text.push_str(&format!("the other {forwarded}: "));
+    }
+    if weighted.len() <= 1 && stray == 0 {
+        text.push_str(&format!(
+            "{}a single path, all {forwarded} flows take {}",
+            if dropped == 0 { "even: " } else { "" },
             weighted.first().map_or_else(|| "it".into(), |m| name(m))
-        )
+        ));
     } else {
-        let word = if even { "even" } else { "uneven" };
-        let compare = if even { "≥" } else { "<" };
-        format!(
+        let spread_even = stray == 0 && p_value >= SIGNIFICANCE;
+        let word = if spread_even { "even" } else { "uneven" };
+        let compare = if spread_even { "≥" } else { "<" };
+        text.push_str(&format!(
             "{word}: chi-square {chi_square:.2} on {degrees_of_freedom} degree{} of freedom, p = {} {compare} {SIGNIFICANCE}",
             if degrees_of_freedom == 1 { "" } else { "s" },
             format_p(p_value)
-        )
-    };
+        ));
+    }
     if stray > 0 {
         text.push_str(&format!(
             "; {stray} flows took a member the route does not list"
         ));
     }
-    if let Some(worst) = members.iter().max_by(|a, b| {
+    if let Some(worst) = members.iter().filter(up).max_by(|a, b| {
         (a.share - a.expected_share)
             .abs()
             .total_cmp(&(b.share - b.expected_share).abs())
     }) && members.len() > 1
+        && dropped == 0
     {
         let points = (worst.share - worst.expected_share) * 100.0;
         text.push_str(&format!(
@@ -500,7 +652,7 @@ pub fn verdict(members: &[PathMember], flows: u64) -> Verdict {
     }
     let smallest_expected = weighted
         .iter()
-        .map(|m| m.expected_share * flows as f64)
+        .map(|m| m.expected_share * forwarded as f64)
         .fold(f64::INFINITY, f64::min);
     if weighted.len() > 1 && smallest_expected < 5.0 {
         text.push_str(
@@ -629,6 +781,7 @@ mod tests {
             count,
             share: count as f64 / flows as f64,
             expected_share: f64::from(weight) / f64::from(total_weight),
+            state: MemberState::Up,
         }
     }
 
@@ -717,6 +870,42 @@ mod tests {
                 .contains("1 flows took a member the route does not list")
         );
         assert!(!verdict(&[], 0).even);
+    }
+
+    #[test]
+    fn flows_on_a_member_that_is_down_are_dropped_not_even() {
+        // Four members of weight 1, one linkdown: the hash still spreads
+        // evenly over all four, but a quarter of the flows die.
+        let flows = 1000;
+        let mut members = [
+            member(1, 250, 3, flows),
+            member(1, 252, 3, flows),
+            member(1, 248, 3, flows),
+            member(1, 250, 3, flows),
+        ];
+        members[1].state = MemberState::Linkdown;
+        members[1].expected_share = 0.0;
+        let v = verdict(&members, flows);
+        assert!(!v.even, "{v:?}");
+        assert!(
+            v.text.starts_with("dropped: 252 of 1000 flows (25.2%)"),
+            "{}",
+            v.text
+        );
+        assert!(v.text.contains("(linkdown, 252 flows)"), "{}", v.text);
+        // The other three are judged among themselves, and are even.
+        assert!(v.text.contains("the other 748: even"), "{}", v.text);
+        assert_eq!(v.degrees_of_freedom, 2);
+        // A member the kernel left out gets no flows and spoils nothing.
+        members[1].count = 0;
+        members[0].count = 334;
+        members[2].count = 333;
+        members[3].count = 333;
+        let v = verdict(&members, flows);
+        assert!(v.even, "{v:?}");
+        assert_eq!(MemberState::of(&["dead".into(), "linkdown".into()]), MemberState::Linkdown);
+        assert_eq!(MemberState::of(&["dead".into()]), MemberState::Dead);
+        assert_eq!(MemberState::of(&[]), MemberState::Up);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! elapsed time), so operators used to it find each line where they expect.
 
 use super::paths::Paths;
-use super::{Interface, Route, Step, Trace, proto_name};
+use super::{HashInfo, Interface, Route, Step, Trace, proto_name};
 use std::fmt::Write as _;
 
 const RULE: &str = "#############################################################################";
@@ -56,6 +56,9 @@ pub fn trace(trace: &Trace) -> String {
         None => {
             let _ = writeln!(out, "LOAD_SHARE_MODE: unknown (hash policy unreadable)");
         }
+    }
+    if let Some(hash) = &trace.hash {
+        write_hash(hash, &mut out);
     }
     let _ = writeln!(out, "VRF: {}", request.vrf);
     if let Some(route) = trace.route() {
@@ -155,6 +158,27 @@ fn proto_words(proto: Option<u8>) -> String {
 
 fn port_words(port: Option<u16>) -> String {
     port.map_or_else(|| "-".to_string(), |p| p.to_string())
+}
+
+/// `HASH:` the inputs and whether the answer holds for real packets, with
+/// the caveat when it may not.
+fn write_hash(hash: &HashInfo, out: &mut String) {
+    let label = hash
+        .flowlabel
+        .map_or_else(String::new, |l| format!(", flow label {l:#x}"));
+    let exact = if hash.exact {
+        "exact for real packets"
+    } else {
+        "real packets may differ"
+    };
+    let _ = writeln!(
+        out,
+        "HASH: {}{label} ({exact})",
+        super::hash::inputs_words(hash)
+    );
+    if let Some(caveat) = &hash.caveat {
+        let _ = writeln!(out, "HASH CAVEAT: {caveat}");
+    }
 }
 
 fn route_line(route: &Route) -> String {
@@ -292,26 +316,45 @@ pub fn paths(paths: &Paths) -> String {
             share.mode, share.setting, share.policy
         );
     }
-    let _ = writeln!(out, "ROUTE: {}\n", route_line(&paths.route));
-    let _ = writeln!(
-        out,
-        "{:<40} {:<16} {:>6} {:>8} {:>7} {:>9}",
-        "NEXT_HOP", "OUT_IF", "WEIGHT", "FLOWS", "SHARE", "EXPECTED"
-    );
+    if let Some(hash) = &paths.hash {
+        write_hash(hash, &mut out);
+    }
+    let route = paths
+        .route
+        .as_ref()
+        .map_or_else(|| "none".to_string(), route_line);
+    let _ = writeln!(out, "ROUTE: {route}\n");
+    if let Some(drop) = &paths.drop {
+        let _ = writeln!(out, "DROP: {}", drop.description);
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<40} {:<16} {:>6} {:<8} {:>8} {:>7} {:>9}",
+            "NEXT_HOP", "OUT_IF", "WEIGHT", "STATE", "FLOWS", "SHARE", "EXPECTED"
+        );
+    }
     for m in &paths.members {
         let _ = writeln!(
             out,
-            "{:<40} {:<16} {:>6} {:>8} {:>6.1}% {:>8.1}%",
+            "{:<40} {:<16} {:>6} {:<8} {:>8} {:>6.1}% {:>8.1}%",
             m.next_hop
                 .map_or_else(|| "connected".to_string(), |gw| gw.to_string()),
             m.interface.as_deref().unwrap_or("?"),
             m.weight,
+            m.state.as_str(),
             m.count,
             m.share * 100.0,
             m.expected_share * 100.0
         );
     }
-    if paths.unrouted > 0 {
+    if paths.dropped > 0 && paths.drop.is_none() {
+        let _ = writeln!(
+            out,
+            "{} flows are dropped on members whose link is down",
+            paths.dropped
+        );
+    }
+    if paths.unrouted > 0 && paths.drop.is_none() {
         let _ = writeln!(out, "{} flows were not routed", paths.unrouted);
     }
     let _ = writeln!(out, "\nVERDICT: {}", paths.verdict.text);
@@ -352,7 +395,8 @@ pub fn paths(paths: &Paths) -> String {
 mod tests {
     use super::*;
     use crate::trace::{
-        Counters, DropReason, FlowQuery, Hop, LoadShare, Member, Neighbor, paths::PathMember,
+        Counters, DropReason, FlowQuery, Hop, LoadShare, Member, MemberState, Neighbor,
+        paths::PathMember,
         paths::PathsQuery, paths::PortRange, paths::SourcePorts, paths::Verdict,
     };
 
@@ -453,6 +497,16 @@ mod tests {
                 mode: "L4: ports".into(),
             }),
             elapsed_us: 84,
+            hash: Some(crate::trace::hash::describe(
+                crate::trace::hash::HashedFlow {
+                    ipv4: true,
+                    forwarded: true,
+                    proto: Some(6),
+                    flowlabel: None,
+                },
+                1,
+                None,
+            )),
         }
     }
 
@@ -467,6 +521,8 @@ mod tests {
             "IN_IF: sw-in (inferred: the route back to 10.0.0.2 leaves by sw-in)",
             "SWITCH: sw1 (kernel backend)",
             "LOAD_SHARE_MODE: L4: ports (net.ipv4.fib_multipath_hash_policy = 1)",
+            "HASH: src, dst, proto, sport, dport (real packets may differ)",
+            "HASH CAVEAT: a forwarded packet that already carries an L4 hash",
             "ROUTE: unicast 10.9.0.0/16 proto bgp metric 20 table main",
             "  nexthop via 10.0.2.2 dev sw-p2 weight 2   <- this flow",
             "OUT_IF: sw-p2",
@@ -528,6 +584,7 @@ mod tests {
                 count: 3,
                 share: 1.0,
                 expected_share: 1.0,
+                state: MemberState::Up,
             }],
             verdict: Verdict {
                 even: true,
@@ -537,7 +594,9 @@ mod tests {
                 text: "even: a single path".into(),
             },
             unrouted: 0,
-            route: route(),
+            dropped: 0,
+            route: Some(route()),
+            drop: None,
             load_share: None,
             ingress_interface: None,
             ingress_inferred: false,
@@ -545,6 +604,7 @@ mod tests {
             switch: "sw1".into(),
             elapsed_us: 30,
             flows_detail: None,
+            hash: None,
         };
         let text = paths(&answer);
         assert!(
@@ -554,5 +614,7 @@ mod tests {
         assert!(text.contains("sw-p1"), "{text}");
         assert!(text.contains("100.0%"), "{text}");
         assert!(text.contains("VERDICT: even: a single path"), "{text}");
+        assert!(text.contains("STATE"), "{text}");
+        assert!(text.contains(" up "), "{text}");
     }
 }
