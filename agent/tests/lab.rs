@@ -344,6 +344,104 @@ pub fn send_udp(ns: &Netns, from: SocketAddr, to: SocketAddr) {
     });
 }
 
+/// Transmit counters of `dev` in `ns`: (packets, dropped).
+pub fn tx_counters(ns: &Netns, dev: &str) -> (u64, u64) {
+    let out = ns.ip(&["-s", "-j", "link", "show", "dev", dev]);
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tx = &value[0]["stats64"]["tx"];
+    (
+        tx["packets"].as_u64().unwrap_or(0),
+        tx["dropped"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Sends `count` UDP datagrams of one flow from `ns`. Without `flowlabel`
+/// they leave an unconnected UDP socket (see `send_udp`); with it they are
+/// written whole, IPv6 header and all, through a raw socket, so they carry
+/// exactly that flow label and no hash of the sender's.
+pub fn send_udp_burst(
+    ns: &Netns,
+    from: SocketAddr,
+    to: SocketAddr,
+    count: usize,
+    flowlabel: Option<u32>,
+) {
+    ns.within(move || match (flowlabel, from, to) {
+        (Some(label), SocketAddr::V6(from), SocketAddr::V6(to)) => {
+            use nix::sys::socket::{
+                AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, sendto,
+                socket,
+            };
+            use std::os::fd::AsRawFd;
+            // IPPROTO_RAW implies IPV6_HDRINCL: the kernel sends the header given.
+            let fd = socket(
+                AddressFamily::Inet6,
+                SockType::Raw,
+                SockFlag::empty(),
+                SockProtocol::Raw,
+            )
+            .expect("raw IPv6 socket");
+            let packet = udp6_packet(from, to, label, b"hopwatch hash test");
+            let address = SockaddrIn6::from(std::net::SocketAddrV6::new(*to.ip(), 0, 0, 0));
+            for _ in 0..count {
+                sendto(fd.as_raw_fd(), &packet, &address, MsgFlags::empty()).expect("raw send");
+            }
+        }
+        _ => {
+            let socket = std::net::UdpSocket::bind(from).expect("bind in namespace");
+            for _ in 0..count {
+                socket.send_to(b"hopwatch hash test", to).expect("send");
+            }
+        }
+    });
+}
+
+/// An IPv6 header with flow label `label` and a UDP datagram with its
+/// checksum, as a sender would put them on the wire.
+fn udp6_packet(
+    from: std::net::SocketAddrV6,
+    to: std::net::SocketAddrV6,
+    label: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let udp_length = (8 + payload.len()) as u16;
+    let mut packet = Vec::with_capacity(40 + usize::from(udp_length));
+    packet.extend_from_slice(&((6u32 << 28) | (label & 0xF_FFFF)).to_be_bytes());
+    packet.extend_from_slice(&udp_length.to_be_bytes());
+    packet.extend_from_slice(&[17, 64]);
+    packet.extend_from_slice(&from.ip().octets());
+    packet.extend_from_slice(&to.ip().octets());
+    let mut udp = Vec::with_capacity(usize::from(udp_length));
+    udp.extend_from_slice(&from.port().to_be_bytes());
+    udp.extend_from_slice(&to.port().to_be_bytes());
+    udp.extend_from_slice(&udp_length.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    // The checksum covers a pseudo-header of addresses, length and protocol.
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for pair in bytes.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+    };
+    add(&from.ip().octets());
+    add(&to.ip().octets());
+    add(&u32::from(udp_length).to_be_bytes());
+    add(&[0, 0, 0, 17]);
+    add(&udp);
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    let checksum = match !(sum as u16) {
+        0 => 0xFFFF,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&checksum.to_be_bytes());
+    packet.extend_from_slice(&udp);
+    packet
+}
+
 /// One ECMP member of the lab switch: its interface, gateways and weight.
 pub struct Member {
     pub dev: String,

@@ -9,6 +9,7 @@ mod config;
 mod e2e;
 mod faults;
 mod lab;
+mod multipath;
 mod nxapi;
 mod packaging;
 mod rsyslog;
