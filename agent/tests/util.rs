@@ -114,7 +114,11 @@ impl Netns {
             &["-s", "link", "show"],
             &["addr", "show"],
         ] {
-            let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output();
+            let out = Command::new("ip")
+                .arg("-n")
+                .arg(&self.name)
+                .args(args)
+                .output();
             text += &format!("$ ip {}\n", args.join(" "));
             match out {
                 Ok(out) => {

@@ -311,7 +311,13 @@ mod tests {
         assert!(swapped.caveat.as_deref().unwrap().contains("byte order"));
         let custom = describe(flow(false, true), 3, Some(0x37));
         assert!(!custom.exact);
-        assert!(custom.caveat.as_deref().unwrap().contains("custom_hash_skb"));
+        assert!(
+            custom
+                .caveat
+                .as_deref()
+                .unwrap()
+                .contains("custom_hash_skb")
+        );
     }
 
     #[test]

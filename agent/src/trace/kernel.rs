@@ -14,8 +14,8 @@
 //! `ENETUNREACH` for no route or a throw) and a type-filtered route dump
 //! names the route behind the refusal, which `RTM_F_FIB_MATCH` cannot.
 
-use super::netlink::{self, Conn, RouteFacts, RouteGet};
 use super::hash::{self, HashInfo, HashedFlow};
+use super::netlink::{self, Conn, RouteFacts, RouteGet};
 use super::paths::{self, FlowPath, Paths, PathsQuery};
 use super::vrf::{self, Place};
 use super::{
@@ -449,7 +449,11 @@ impl Namespace {
 
     /// The hash section for `flow`, and the check that a flow label given
     /// means something under the policy in force.
-    fn hash_info(&mut self, flow: HashedFlow, now: Instant) -> Result<Option<HashInfo>, TraceError> {
+    fn hash_info(
+        &mut self,
+        flow: HashedFlow,
+        now: Instant,
+    ) -> Result<Option<HashInfo>, TraceError> {
         let Some((share, fields)) = self.policy(flow.ipv4, now) else {
             return Ok(None);
         };

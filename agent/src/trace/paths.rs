@@ -903,7 +903,10 @@ mod tests {
         members[3].count = 333;
         let v = verdict(&members, flows);
         assert!(v.even, "{v:?}");
-        assert_eq!(MemberState::of(&["dead".into(), "linkdown".into()]), MemberState::Linkdown);
+        assert_eq!(
+            MemberState::of(&["dead".into(), "linkdown".into()]),
+            MemberState::Linkdown
+        );
         assert_eq!(MemberState::of(&["dead".into()]), MemberState::Dead);
         assert_eq!(MemberState::of(&[]), MemberState::Up);
     }

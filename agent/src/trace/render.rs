@@ -396,8 +396,7 @@ mod tests {
     use super::*;
     use crate::trace::{
         Counters, DropReason, FlowQuery, Hop, LoadShare, Member, MemberState, Neighbor,
-        paths::PathMember,
-        paths::PathsQuery, paths::PortRange, paths::SourcePorts, paths::Verdict,
+        paths::PathMember, paths::PathsQuery, paths::PortRange, paths::SourcePorts, paths::Verdict,
     };
 
     fn route() -> Route {
