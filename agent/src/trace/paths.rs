@@ -316,16 +316,8 @@ pub struct Paths {
     /// Flows the kernel refused to route (counted in `flows`, in no member).
     #[serde(default)]
     pub unrouted: u64,
-    /// Flows hashed onto a member whose link is down, or refused by a
-    /// route that drops: forwarded nowhere.
-    #[serde(default)]
-    pub dropped: u64,
     /// The route the flows match; `None` when no route matches at all.
     pub route: Option<Route>,
-    /// Why every flow is dropped, when the destination is not forwarded
-    /// (a blackhole, no route…): the trace's drop hop for the first flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drop: Option<Hop>,
     #[serde(default)]
     pub load_share: Option<LoadShare>,
     #[serde(default)]
@@ -346,6 +338,14 @@ pub struct Paths {
     /// packets (see [`super::hash`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<HashInfo>,
+    /// Flows hashed onto a member whose link is down, or refused by a
+    /// route that drops: forwarded nowhere.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Why every flow is dropped, when the destination is not forwarded
+    /// (a blackhole, no route…): the trace's drop hop for the first flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Hop>,
 }
 
 /// Whether a member can carry flows, from the kernel's flags for it.
