@@ -448,7 +448,8 @@ impl Namespace {
     }
 
     /// The hash section for `flow`, and the check that a flow label given
-    /// means something under the policy in force.
+    /// means something under the policy in force. When a real packet is
+    /// hashed otherwise than this lookup, and why, is in [`super::hash`].
     fn hash_info(
         &mut self,
         flow: HashedFlow,
