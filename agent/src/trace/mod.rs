@@ -645,6 +645,20 @@ mod tests {
                 .contains("not a VRF name")
         );
 
+        let mut q = query("10.1.0.9");
+        q.flowlabel = Some(1);
+        assert!(
+            q.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("is for IPv6")
+        );
+        let mut q = query("fd09::1");
+        q.flowlabel = Some(0x10_0000);
+        assert!(q.validate().unwrap_err().to_string().contains("20 bits"));
+        q.flowlabel = Some(0xF_FFFF);
+        assert!(q.validate().is_ok());
+
         let mut q = query("fd09::1");
         q.src = Some("fd00::2".parse().unwrap());
         q.iif = Some("sw-in".into());

@@ -818,6 +818,14 @@ Out Interface: Eth1/50
 ";
 
     #[test]
+    fn a_flow_label_is_refused_as_usage() {
+        assert!(refuse_flowlabel(None).is_ok());
+        let error = refuse_flowlabel(Some(7)).unwrap_err();
+        assert!(error.is_usage());
+        assert!(error.to_string().contains("--backend kernel"), "{error}");
+    }
+
+    #[test]
     fn reads_the_hash_answer() {
         let hash = parse_hash(ECMP);
         assert_eq!(
