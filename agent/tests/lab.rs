@@ -494,7 +494,7 @@ impl EcmpLab {
         // the client sends label 0 and no hash. IPv4 needs nothing: the
         // client's sockets are unconnected (`send_udp`), so they carry no
         // socket hash (`sk_txhash`, set on connect), and the veth runs no
-        // RPS that would hash on receive. `root_netns_trace_packet_hash_caveat`
+        // RPS that would hash on receive. `multipath::root_netns_trace_packet_hash_caveat`
         // shows the other case.
         client.sysctl("net.ipv6.auto_flowlabels", "0");
 
