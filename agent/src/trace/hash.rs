@@ -217,15 +217,6 @@ pub fn flowlabel_hashed(policy: u32, fields: Option<u32>) -> bool {
     }
 }
 
-/// The policy in words, for the human output.
-pub fn inputs_words(info: &HashInfo) -> String {
-    if info.inputs.is_empty() {
-        "nothing".into()
-    } else {
-        info.inputs.join(", ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

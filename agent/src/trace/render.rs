@@ -163,19 +163,25 @@ fn port_words(port: Option<u16>) -> String {
 /// `HASH:` the inputs and whether the answer holds for real packets, with
 /// the caveat when it may not.
 fn write_hash(hash: &HashInfo, out: &mut String) {
-    let label = hash
-        .flowlabel
-        .map_or_else(String::new, |l| format!(", flow label {l:#x}"));
+    let inputs: Vec<String> = hash
+        .inputs
+        .iter()
+        .map(|input| match hash.flowlabel {
+            Some(label) if input == "flowlabel" => format!("flowlabel {label:#x}"),
+            _ => input.clone(),
+        })
+        .collect();
+    let inputs = if inputs.is_empty() {
+        "nothing known".to_string()
+    } else {
+        inputs.join(", ")
+    };
     let exact = if hash.exact {
         "exact for real packets"
     } else {
         "real packets may differ"
     };
-    let _ = writeln!(
-        out,
-        "HASH: {}{label} ({exact})",
-        super::hash::inputs_words(hash)
-    );
+    let _ = writeln!(out, "HASH: {inputs} ({exact})");
     if let Some(caveat) = &hash.caveat {
         let _ = writeln!(out, "HASH CAVEAT: {caveat}");
     }
