@@ -9,6 +9,7 @@
 //! in beside it without touching callers. Every type here is serde both ways
 //! because the collector carries queries to agents and traces back.
 
+mod chi_square;
 pub mod hash;
 pub mod kernel;
 mod netlink;
