@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         watch: bool,
         /// Time between the two readings the rates come from.
-        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = counters_interval)]
         interval: Duration,
     },
     /// Ask the running agent for its rules, firing alerts and output health.
@@ -250,6 +250,17 @@ fn outputs(config: &Config) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// `--interval`: long enough for a rate, short enough to be waited for.
+fn counters_interval(value: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{value} is out of range: use between 100ms and 1h; 1s is usual"
+        ));
+    }
+    Ok(d)
 }
 
 fn show_counters(

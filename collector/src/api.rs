@@ -184,16 +184,31 @@ impl Params {
     }
 }
 
-/// Parses `10m`, `30d` (back from `now_ms`) or `2024-05-01T00:00:00Z`.
+/// The furthest back `since` may reach as a duration: a century (`100y`,
+/// years of 365.25 days as humantime counts them), more than `retain`
+/// ever keeps.
+pub const MAX_SINCE: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// Parses `10m`, `30d` (back from `now_ms`) or `2024-05-01T00:00:00Z`. A
+/// duration is at most [`MAX_SINCE`], and one reaching before 1970 means
+/// from 1970, before which nothing is stored; a time is one the store can
+/// hold (1970 to 9999). So the answer is never before the epoch.
 pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(d) = humantime::parse_duration(value) {
-        return Ok(now_ms - d.as_millis().min(i64::MAX as u128) as i64);
+        if d > MAX_SINCE {
+            return Err(format!(
+                "`since` value {value:?} reaches back more than 100 years, longer than the store keeps anything: use at most 100y (36525d), or a time like 2024-05-01T00:00:00Z"
+            ));
+        }
+        // Within a century, so the milliseconds fit an i64 with room.
+        let back = d.as_millis() as i64;
+        return Ok(now_ms.saturating_sub(back).max(0));
     }
     if let Ok(at) = humantime::parse_rfc3339_weak(value) {
-        return Ok(millis(at));
+        return Ok(millis(at).max(0));
     }
     Err(format!(
-        "bad `since` value {value:?}: write a duration back from now like 10m, 24h or 30d, or a time like 2024-05-01T00:00:00Z"
+        "bad `since` value {value:?}: write a duration back from now like 10m, 24h or 30d (at most 100y), or a time like 2024-05-01T00:00:00Z"
     ))
 }
 
@@ -352,6 +367,30 @@ mod tests {
         assert!(
             error.contains("`since`") && error.contains("30d"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn since_never_reaches_before_the_epoch() {
+        let now = 1_700_000_000_000;
+        // Within the century but before 1970: from 1970.
+        assert_eq!(parse_since("57y", now), Ok(0));
+        assert_eq!(parse_since("100y", now), Ok(0));
+        assert_eq!(parse_since("36525d", now), Ok(0));
+        assert_eq!(parse_since("0s", now), Ok(now));
+        for value in ["36526d", "101y", "999999999d", "18446744073709551615s"] {
+            let error = parse_since(value, now).unwrap_err();
+            assert!(
+                error.contains("`since`") && error.contains("at most 100y"),
+                "{value}: {error}"
+            );
+        }
+        // Too large even to parse: still an answer, not a panic.
+        assert!(parse_since("100000000000000000000000000000s", now).is_err());
+        assert!(parse_since("1960-01-01T00:00:00Z", now).is_err());
+        assert_eq!(
+            parse_since("9999-12-31T23:59:59Z", now),
+            Ok(253_402_300_799_000)
         );
     }
 

@@ -680,11 +680,13 @@ impl Validator<'_> {
 
     fn rate_limit(&mut self, raw: &RawRateLimit) -> Option<RateLimitSettings> {
         let per_second = match &raw.per_second {
-            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
+            // Below one request in 1000 s the wait a 429 names would run
+            // past what a Retry-After can say.
+            Some(v) if !(0.001..=1_000_000.0).contains(v.get_ref()) => {
                 self.error(
                     v,
-                    format!("`per_second` {} must be above 0", v.get_ref()),
-                    Some("allow e.g. 10 requests per second per API token".into()),
+                    format!("`per_second` {} is out of range", v.get_ref()),
+                    Some("allow between 0.001 and 1000000 requests per second per API token; 10 is usual".into()),
                 );
                 None
             }
@@ -923,7 +925,7 @@ burst = 0
             "{joined}"
         );
         assert!(
-            joined.contains("c.toml:14:14: `per_second` 0 must be above 0"),
+            joined.contains("c.toml:14:14: `per_second` 0 is out of range"),
             "{joined}"
         );
         assert!(
@@ -942,6 +944,16 @@ burst = 0
             errs[0].contains("`http_listen` and `agents_listen` are both 127.0.0.1:9000"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn rates_too_small_to_wait_for_are_refused() {
+        for rate in ["1e-300", "0.0009", "-1.0", "nan", "inf"] {
+            let errs = errors(&format!("[rate_limit]\nper_second = {rate}\n"));
+            assert_eq!(errs.len(), 1, "{rate}: {errs:?}");
+            assert!(errs[0].contains("`per_second`"), "{errs:?}");
+        }
+        assert!(errors("[rate_limit]\nper_second = 0.001\n").is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod util;
 
 mod api;
+mod bounds;
 mod crash;
 mod e2e;
 mod ingest;
