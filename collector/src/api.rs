@@ -4,6 +4,7 @@
 
 use crate::auth::Tokens;
 use crate::forward;
+use crate::http::Authenticated;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
@@ -122,6 +123,11 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
         }
         .into_response();
     };
+    // The connection has shown a token: the accept loop keeps it when the
+    // HTTP connections run out.
+    if let Some(connection) = request.extensions().get::<Authenticated>() {
+        connection.set();
+    }
     if let Err(wait) = api.limiter.check(index, Instant::now()) {
         api.metrics.api_rate_limited.fetch_add(1, Ordering::Relaxed);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;

@@ -28,6 +28,26 @@ pub struct Config {
     pub syslog: Option<SyslogSettings>,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: how long the API's clients may take and how many may be
+/// connected, so slow or idle sockets cannot starve the agents or the
+/// API's own users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// A request's headers must arrive in full within this, counted from
+    /// when the connection opens or its previous answer was sent; so a
+    /// keep-alive connection waiting for its next request is closed after
+    /// it too.
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is
+    /// closed: a body that stops arriving, an answer nobody reads.
+    pub idle_timeout: Duration,
+    /// HTTP connections open at once at most, apart from the agents' port;
+    /// when full, the oldest one that has not yet shown an API token is
+    /// closed for a new one.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +188,15 @@ struct RawConfig {
     output: RawOutputs,
     rate_limit: RawRateLimit,
     log: RawLog,
+    http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawHttp {
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,7 +261,10 @@ struct RawLog {
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["collector", "auth", "output", "rate_limit", "log"]),
+    (
+        "",
+        &["collector", "auth", "output", "rate_limit", "log", "http"],
+    ),
     (
         "collector",
         &[
@@ -268,6 +300,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     ("rate_limit", &["per_second", "burst"]),
     ("log", &["file", "max_size", "keep"]),
+    (
+        "http",
+        &["header_timeout", "idle_timeout", "max_connections"],
+    ),
 ];
 
 pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:7000";
@@ -279,6 +315,11 @@ pub const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 86_400);
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_LOG_FILE: &str = "hopwatch-collector.log";
+pub const DEFAULT_HTTP: HttpSettings = HttpSettings {
+    header_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(60),
+    max_connections: 1024,
+};
 
 impl Config {
     /// Reads and validates a config file.
@@ -388,6 +429,7 @@ impl Validator<'_> {
         let syslog = raw.output.syslog.as_ref().and_then(|s| self.syslog(s));
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
+        let http = self.http(&raw.http);
         if !self.errors.is_empty() {
             return None;
         }
@@ -397,6 +439,7 @@ impl Validator<'_> {
             syslog,
             rate_limit: rate_limit?,
             log: log?,
+            http: http?,
         })
     }
 
@@ -711,6 +754,42 @@ impl Validator<'_> {
         })
     }
 
+    fn http(&mut self, raw: &RawHttp) -> Option<HttpSettings> {
+        let header_timeout = match &raw.header_timeout {
+            Some(v) => self.duration(
+                v,
+                "header_timeout",
+                (Duration::from_millis(100), Duration::from_secs(600)),
+            ),
+            None => Some(DEFAULT_HTTP.header_timeout),
+        };
+        let idle_timeout = match &raw.idle_timeout {
+            Some(v) => self.duration(
+                v,
+                "idle_timeout",
+                (Duration::from_millis(100), Duration::from_secs(3600)),
+            ),
+            None => Some(DEFAULT_HTTP.idle_timeout),
+        };
+        let max_connections = match &raw.max_connections {
+            Some(v) if *v.get_ref() < 1 || *v.get_ref() > 1_000_000 => {
+                self.error(
+                    v,
+                    format!("`max_connections` {} is out of range", v.get_ref()),
+                    Some("allow between 1 and 1000000 HTTP connections; 1024 is usual".into()),
+                );
+                None
+            }
+            Some(v) => Some(*v.get_ref() as usize),
+            None => Some(DEFAULT_HTTP.max_connections),
+        };
+        Some(HttpSettings {
+            header_timeout: header_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
+        })
+    }
+
     fn log(&mut self, raw: &RawLog) -> Option<LogSettings> {
         let file = match &raw.file {
             Some(f) if f.get_ref().is_empty() => None,
@@ -815,6 +894,7 @@ mod tests {
         );
         assert_eq!(c.log.max_size, 10 << 20);
         assert_eq!(c.log.keep, 5);
+        assert_eq!(c.http, DEFAULT_HTTP);
     }
 
     #[test]
@@ -847,10 +927,22 @@ per_second = 2.5
 burst = 5
 [log]
 file = ""
+[http]
+header_timeout = "2s"
+idle_timeout = "30s"
+max_connections = 64
 "#,
             "c.toml",
         )
         .unwrap();
+        assert_eq!(
+            c.http,
+            HttpSettings {
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: 64
+            }
+        );
         assert_eq!(c.collector.agents_listen.to_string(), "0.0.0.0:7100");
         assert_eq!(c.collector.http_listen.to_string(), "[::1]:8100");
         assert_eq!(c.collector.max_line, 65_536);
@@ -943,6 +1035,31 @@ burst = 0
         assert!(
             errs[0].contains("`http_listen` and `agents_listen` are both 127.0.0.1:9000"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn http_limits_are_bounded() {
+        let errs = errors(
+            "[http]\nheader_timeout = \"0s\"\nidle_timeout = \"2h\"\nmax_connections = 0\nheader_timout = \"1s\"\n",
+        );
+        let joined = errs.join("\n");
+        assert_eq!(errs.len(), 4, "{joined}");
+        assert!(
+            joined.contains("c.toml:2:18: `header_timeout` \"0s\" is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.toml:3:16: `idle_timeout` \"2h\" is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.toml:4:19: `max_connections` 0 is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("unknown key `header_timout` in [http]"),
+            "{joined}"
         );
     }
 

@@ -48,6 +48,37 @@ impl Reject {
     }
 }
 
+/// Why the API's accept loop closed an HTTP connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpClose {
+    /// Its request headers did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// Nothing moved on it for `idle_timeout`.
+    IdleTimeout,
+    /// The cap was reached and it was the oldest without an API token.
+    Evicted,
+    /// The cap was reached and every open connection had a token.
+    Full,
+}
+
+impl HttpClose {
+    pub const ALL: [HttpClose; 4] = [
+        HttpClose::HeaderTimeout,
+        HttpClose::IdleTimeout,
+        HttpClose::Evicted,
+        HttpClose::Full,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpClose::HeaderTimeout => "header_timeout",
+            HttpClose::IdleTimeout => "idle_timeout",
+            HttpClose::Evicted => "evicted",
+            HttpClose::Full => "full",
+        }
+    }
+}
+
 /// Every counter, shared by the ingest, the writer and the API.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -66,6 +97,9 @@ pub struct Metrics {
     pub api_requests: AtomicU64,
     pub api_unauthorized: AtomicU64,
     pub api_rate_limited: AtomicU64,
+    pub http_connections_total: AtomicU64,
+    pub http_connections_open: AtomicU64,
+    pub http_closed: [AtomicU64; 4],
 }
 
 impl Metrics {
@@ -77,6 +111,22 @@ impl Metrics {
     pub fn rejected(&self, why: Reject) -> u64 {
         let i = Reject::ALL.iter().position(|r| *r == why).expect("listed");
         self.rejected[i].load(Ordering::Relaxed)
+    }
+
+    pub fn http_closed(&self, why: HttpClose) {
+        let i = HttpClose::ALL
+            .iter()
+            .position(|r| *r == why)
+            .expect("listed");
+        self.http_closed[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn http_closed_count(&self, why: HttpClose) -> u64 {
+        let i = HttpClose::ALL
+            .iter()
+            .position(|r| *r == why)
+            .expect("listed");
+        self.http_closed[i].load(Ordering::Relaxed)
     }
 
     /// Events stored, all types.
@@ -227,6 +277,42 @@ impl Metrics {
             "hopwatch_collector_api_requests_total{{outcome=\"rate_limited\"}} {}",
             load(&self.api_rate_limited)
         );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_total",
+            "counter",
+            "HTTP connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_http_connections_total {}",
+            load(&self.http_connections_total)
+        );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_open",
+            "gauge",
+            "HTTP connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_http_connections_open {}",
+            load(&self.http_connections_open)
+        );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_closed_total",
+            "counter",
+            "HTTP connections the collector closed itself, by reason.",
+        );
+        for (i, why) in HttpClose::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "hopwatch_collector_http_connections_closed_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                load(&self.http_closed[i])
+            );
+        }
         if let Some((sent, dropped)) = forward {
             family(
                 &mut out,

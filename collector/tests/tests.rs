@@ -12,6 +12,7 @@ mod crash;
 mod e2e;
 mod ingest;
 mod liveness;
+mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../agent/tests/rsyslog.rs"]
