@@ -240,3 +240,34 @@ fn an_http_flood_never_takes_the_descriptors_the_agents_need() {
     assert!(log.contains("capping HTTP connections lower"), "{log}");
     drop((flood, agents));
 }
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_closed_after_the_idle_timeout() {
+    let dir = TempDir::new("httpidle");
+    let process = Process::start(
+        &dir.path,
+        free_port(),
+        free_port(),
+        "",
+        "[http]\nheader_timeout = \"60s\"\nidle_timeout = \"1s\"\n",
+    );
+    // Pipelined requests for far more answer than the socket buffers hold,
+    // never read: the collector's writes stall.
+    let mut stalled = TcpStream::connect(process.http).unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let mut writer = stalled.try_clone().unwrap();
+    std::thread::spawn(move || writer.write_all(requests.as_bytes()));
+    let idle_closed = |text: &str| {
+        metric(
+            text,
+            "hopwatch_collector_http_connections_closed_total{reason=\"idle_timeout\"}",
+        )
+    };
+    wait_for(Duration::from_secs(10), || {
+        let text = try_http_get(process.http, "/metrics", None).ok()?.body;
+        (idle_closed(&text) == 1.0).then_some(())
+    })
+    .expect("a connection whose answers were not read stayed open");
+    // What it had been sent ends in a close.
+    assert!(closed_within(&mut stalled, Duration::from_secs(10)).is_some());
+}
