@@ -333,19 +333,34 @@ async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
     Ok((headers, body).into_response())
 }
 
+#[derive(Serialize)]
+struct Degraded {
+    status: &'static str,
+    reasons: Vec<String>,
+}
+
+/// `ok` while the store takes events; otherwise 503 and why, so a load
+/// balancer or monitor sees a collector that refuses every batch.
 async fn healthz(State(api): State<Shared>) -> Response {
-    match read(&api, |db| {
+    let mut reasons = api.metrics.store.problems();
+    if let Err(e) = read(&api, |db| {
         Ok(db.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
     })
     .await
     {
-        Ok(_) => "ok\n".into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {}\n", e.message),
-        )
-            .into_response(),
+        reasons.push(format!("store: cannot be read: {}", e.message));
     }
+    if reasons.is_empty() {
+        return "ok\n".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Degraded {
+            status: "degraded",
+            reasons,
+        }),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

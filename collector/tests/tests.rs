@@ -10,6 +10,7 @@ mod api;
 mod bounds;
 mod crash;
 mod e2e;
+mod health;
 mod ingest;
 mod liveness;
 mod starve;
