@@ -438,7 +438,11 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&trace)?);
     } else {
-        print!("{}", hopwatch::trace::render::trace(&trace));
+        // Names come from the kernel or NX-API: escaped for the terminal.
+        print!(
+            "{}",
+            hopwatch::text::escape_lines(&hopwatch::trace::render::trace(&trace))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -466,7 +470,10 @@ fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&paths)?);
     } else {
-        print!("{}", hopwatch::trace::render::paths(&paths));
+        print!(
+            "{}",
+            hopwatch::text::escape_lines(&hopwatch::trace::render::paths(&paths))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,4 +19,5 @@ mod starve;
 #[path = "../../agent/tests/rsyslog.rs"]
 mod rsyslog;
 mod syslog;
+mod terminal;
 mod tls;
