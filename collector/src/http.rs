@@ -136,6 +136,9 @@ pub async fn serve(
     let mut shutdown = notify.subscribe();
     let mut next_id = 0u64;
     loop {
+        // Subscribed before the accept, so a shutdown sent while this
+        // connection is being set up still reaches it.
+        let connection_shutdown = notify.subscribe();
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -171,10 +174,9 @@ pub async fn serve(
         };
         registry.insert(id, open);
         let registry = Arc::clone(&registry);
-        let shutdown = notify.subscribe();
         let done = done.clone();
         tokio::spawn(async move {
-            connection.run(stream, shutdown).await;
+            connection.run(stream, connection_shutdown).await;
             registry.remove(id);
             drop(done);
         });
