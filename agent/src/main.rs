@@ -493,3 +493,19 @@ fn trace_outcome<T>(
         Err(error) => Err(error.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_interval_is_bounded() {
+        assert_eq!(counters_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(counters_interval("100ms"), Ok(Duration::from_millis(100)));
+        for bad in ["0s", "99ms", "2h", "10000000000y"] {
+            let error = counters_interval(bad).unwrap_err();
+            assert!(error.contains("between 100ms and 1h"), "{bad}: {error}");
+        }
+        assert!(counters_interval("soon").is_err());
+    }
+}
