@@ -42,6 +42,8 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the HTTP server failed: {0}")]
+    Http(String),
     #[error("the writer thread failed: {0}")]
     Writer(String),
 }
@@ -163,7 +165,8 @@ impl Collector {
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
         });
-        // The HTTP connections' own `done`, so the agents' side stays as is.
+        // Every HTTP connection task holds an `http_done` sender, as the
+        // agents' connections hold `done`.
         let (http_done, mut http_all_done) = mpsc::channel::<()>(1);
         let http_settings = self.config.http;
         let http_cap = crate::http::connection_cap(&http_settings, settings.max_connections);
@@ -182,7 +185,7 @@ impl Collector {
             http_cap,
             Arc::clone(&http_metrics),
             notify.clone(),
-            http_done.clone(),
+            http_done,
         ));
 
         let pruner = {
@@ -218,7 +221,6 @@ impl Collector {
         // once the last one has finished.
         let _ = all_done.recv().await;
         let http_result = http_server.await;
-        drop(http_done);
         let _ = http_all_done.recv().await;
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.
@@ -228,7 +230,7 @@ impl Collector {
         joined.map_err(|_| CollectorError::Writer("the writer thread panicked".into()))?;
         drop(checkpointer);
         tracing::info!("Collector stopped.");
-        http_result.map_err(|e| CollectorError::Writer(e.to_string()))
+        http_result.map_err(|e| CollectorError::Http(e.to_string()))
     }
 }
 
