@@ -94,4 +94,11 @@ fn the_shell_commands_bound_since_too() {
             "{command}: {stderr}"
         );
     }
+    let bad = cli(&["alerts", "--limit", "0"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--limit") && stderr.contains("1 to 100000"),
+        "{stderr}"
+    );
 }
