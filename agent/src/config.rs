@@ -558,6 +558,16 @@ impl Validator<'_> {
                     );
                     return None;
                 }
+                // The collector takes an agent silent for a day at most for
+                // gone; a longer heartbeat would keep it stale.
+                if d > Duration::from_secs(3600) {
+                    self.error(
+                        v,
+                        format!("heartbeat {:?} is longer than 1h", v.get_ref()),
+                        Some("the collector counts an agent silent past its heartbeat_timeout as stale; use 10s".into()),
+                    );
+                    return None;
+                }
                 d
             }
             None => Duration::from_secs(10),
@@ -785,7 +795,17 @@ impl Validator<'_> {
                 }
             }
             let for_ = match &r.for_ {
-                Some(f) => self.duration(f, "for"),
+                Some(f) => self.duration(f, "for").and_then(|d| {
+                    if d > MAX_FOR {
+                        self.error(
+                            f,
+                            format!("`for` {:?} is longer than 7d", f.get_ref()),
+                            Some("a condition must hold at most 7d before firing; use a window's length or a few minutes".into()),
+                        );
+                        return None;
+                    }
+                    Some(d)
+                }),
                 None => Some(Duration::ZERO),
             };
             let severity = match &r.severity {
@@ -1283,6 +1303,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// The longest a rule's condition may have to hold before it fires.
+const MAX_FOR: Duration = Duration::from_secs(7 * 86_400);
+
 /// The machine's hostname, the default agent name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -1319,6 +1342,21 @@ mod tests {
         ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_from_the_file_are_bounded() {
+        let errors = |text: &str| match Config::parse(text, "t.toml") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+        };
+        let rule = "[[rule]]\nname = \"r\"\nwhen = \"increase(tx_errors[5s]) > 3\"\n";
+        let e = errors("[agent]\nheartbeat = \"10000000000y\"\n");
+        assert!(e.len() == 1 && e[0].contains("longer than 1h"), "{e:?}");
+        let e = errors(&format!("{rule}for = \"10000000000y\"\n"));
+        assert!(e.len() == 1 && e[0].contains("`for`"), "{e:?}");
+        assert!(errors(&format!("{rule}for = \"7d\"\n")).is_empty());
+        assert!(errors("[agent]\nheartbeat = \"1h\"\n").is_empty());
     }
 
     fn collector(table: &str) -> Result<Option<CollectorSettings>, Vec<String>> {

@@ -4,6 +4,7 @@
 //! and only the agent's own user can reach it.
 
 use crate::event::Severity;
+use crate::text::escape;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -254,13 +255,16 @@ pub fn render(status: &Status) -> String {
     let _ = writeln!(
         out,
         "agent {} (hopwatch {}, pid {}, boot {})",
-        status.agent, status.version, status.pid, status.boot
+        escape(&status.agent),
+        escape(&status.version),
+        status.pid,
+        escape(&status.boot)
     );
     let _ = writeln!(
         out,
         "up {}s, config {}, source {}, trace backend {}, link watch {}, every {}ms",
         status.uptime_s,
-        status.config,
+        escape(&status.config),
         status.source,
         status.trace_backend,
         status.link_watch,
@@ -284,7 +288,7 @@ pub fn render(status: &Status) -> String {
             out,
             "source errors {} (last: {}), skipped lines {}",
             status.source_errors,
-            status.last_source_error.as_deref().unwrap_or("-"),
+            escape(status.last_source_error.as_deref().unwrap_or("-")),
             status.skipped_lines
         );
     }
@@ -293,10 +297,10 @@ pub fn render(status: &Status) -> String {
         let _ = writeln!(
             out,
             "  {:<20} {:<9} {}  on {}",
-            r.name,
+            escape(&r.name),
             r.severity.as_str(),
-            r.when,
-            r.interfaces.join(" ")
+            escape(&r.when),
+            escape(&r.interfaces.join(" "))
         );
     }
     let _ = writeln!(out, "\nFIRING ({})", status.firing.len());
@@ -304,8 +308,8 @@ pub fn render(status: &Status) -> String {
         let _ = writeln!(
             out,
             "  {:<20} {:<16} {:<9} value {} for {}s",
-            f.rule,
-            f.interface,
+            escape(&f.rule),
+            escape(&f.interface),
             f.severity.as_str(),
             f.value,
             f.for_s
@@ -314,7 +318,7 @@ pub fn render(status: &Status) -> String {
     let _ = writeln!(out, "\nOUTPUTS");
     for o in &status.outputs {
         let health = match &o.last_error {
-            Some(e) => format!("failing: {e}"),
+            Some(e) => format!("failing: {}", escape(e)),
             None => "ok".into(),
         };
         let _ = writeln!(
@@ -334,7 +338,7 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
     let _ = writeln!(
         out,
         "           {}{} {} for {}s; {} connects, {} refused",
-        c.address,
+        escape(&c.address),
         if c.tls { " (tls)" } else { "" },
         c.state,
         c.state_for_s,
@@ -351,7 +355,7 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
         c.disk_errors,
         c.last_disk_error
             .as_ref()
-            .map(|e| format!(" (last: {e})"))
+            .map(|e| format!(" (last: {})", escape(e)))
             .unwrap_or_default()
     );
     if c.in_memory > 0 {
@@ -365,7 +369,10 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
         let _ = writeln!(
             out,
             "           boot {}: acked through seq {}, spooled through {}, {} waiting",
-            b.boot, b.acked_seq, b.last_seq, b.events
+            escape(&b.boot),
+            b.acked_seq,
+            b.last_seq,
+            b.events
         );
     }
 }

@@ -4,6 +4,7 @@
 use crate::link::LinkState;
 use crate::metric::{Metric, counter_delta};
 use crate::source::Snapshot;
+use crate::text::escape;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -156,7 +157,7 @@ pub fn render(rows: &[CounterView]) -> String {
         let _ = writeln!(
             out,
             "{:<16} {:<5} {:>7} {:>12} {:>12} {:>9.0} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
-            r.name,
+            escape(&r.name),
             r.state,
             speed,
             human_rate(r.rx_bps),

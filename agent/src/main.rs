@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         watch: bool,
         /// Time between the two readings the rates come from.
-        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = counters_interval)]
         interval: Duration,
     },
     /// Ask the running agent for its rules, firing alerts and output health.
@@ -253,6 +253,17 @@ fn outputs(config: &Config) -> String {
     }
 }
 
+/// `--interval`: long enough for a rate, short enough to be waited for.
+fn counters_interval(value: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{value} is out of range: use between 100ms and 1h; 1s is usual"
+        ));
+    }
+    Ok(d)
+}
+
 fn show_counters(
     config: &Config,
     json: bool,
@@ -449,7 +460,11 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&trace)?);
     } else {
-        print!("{}", hopwatch::trace::render::trace(&trace));
+        // Names come from the kernel or NX-API: escaped for the terminal.
+        print!(
+            "{}",
+            hopwatch::text::escape_lines(&hopwatch::trace::render::trace(&trace))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -478,7 +493,10 @@ fn run_paths(args: PathsArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&paths)?);
     } else {
-        print!("{}", hopwatch::trace::render::paths(&paths));
+        print!(
+            "{}",
+            hopwatch::text::escape_lines(&hopwatch::trace::render::paths(&paths))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -496,5 +514,21 @@ fn trace_outcome<T>(
             Ok(Err(ExitCode::from(2)))
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_interval_is_bounded() {
+        assert_eq!(counters_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(counters_interval("100ms"), Ok(Duration::from_millis(100)));
+        for bad in ["0s", "99ms", "2h", "10000000000y"] {
+            let error = counters_interval(bad).unwrap_err();
+            assert!(error.contains("between 100ms and 1h"), "{bad}: {error}");
+        }
+        assert!(counters_interval("soon").is_err());
     }
 }

@@ -14,4 +14,5 @@ mod nxapi;
 mod packaging;
 mod rsyslog;
 mod syslog;
+mod terminal;
 mod trace;

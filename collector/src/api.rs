@@ -4,6 +4,7 @@
 
 use crate::auth::Tokens;
 use crate::forward;
+use crate::http::Authenticated;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
@@ -122,6 +123,11 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
         }
         .into_response();
     };
+    // The connection has shown a token: the accept loop keeps it when the
+    // HTTP connections run out.
+    if let Some(connection) = request.extensions().get::<Authenticated>() {
+        connection.set();
+    }
     if let Err(wait) = api.limiter.check(index, Instant::now()) {
         api.metrics.api_rate_limited.fetch_add(1, Ordering::Relaxed);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -184,16 +190,31 @@ impl Params {
     }
 }
 
-/// Parses `10m`, `30d` (back from `now_ms`) or `2024-05-01T00:00:00Z`.
+/// The furthest back `since` may reach as a duration: a century (`100y`,
+/// years of 365.25 days as humantime counts them), more than `retain`
+/// ever keeps.
+pub const MAX_SINCE: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// Parses `10m`, `30d` (back from `now_ms`) or `2024-05-01T00:00:00Z`. A
+/// duration is at most [`MAX_SINCE`], and one reaching before 1970 means
+/// from 1970, before which nothing is stored; a time is one the store can
+/// hold (1970 to 9999). So the answer is never before the epoch.
 pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(d) = humantime::parse_duration(value) {
-        return Ok(now_ms - d.as_millis().min(i64::MAX as u128) as i64);
+        if d > MAX_SINCE {
+            return Err(format!(
+                "`since` value {value:?} reaches back more than 100 years, longer than the store keeps anything: use at most 100y (36525d), or a time like 2024-05-01T00:00:00Z"
+            ));
+        }
+        // Within a century, so the milliseconds fit an i64 with room.
+        let back = d.as_millis() as i64;
+        return Ok(now_ms.saturating_sub(back).max(0));
     }
     if let Ok(at) = humantime::parse_rfc3339_weak(value) {
-        return Ok(millis(at));
+        return Ok(millis(at).max(0));
     }
     Err(format!(
-        "bad `since` value {value:?}: write a duration back from now like 10m, 24h or 30d, or a time like 2024-05-01T00:00:00Z"
+        "bad `since` value {value:?}: write a duration back from now like 10m, 24h or 30d (at most 100y), or a time like 2024-05-01T00:00:00Z"
     ))
 }
 
@@ -312,19 +333,34 @@ async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
     Ok((headers, body).into_response())
 }
 
+#[derive(Serialize)]
+struct Degraded {
+    status: &'static str,
+    reasons: Vec<String>,
+}
+
+/// `ok` while the store takes events; otherwise 503 and why, so a load
+/// balancer or monitor sees a collector that refuses every batch.
 async fn healthz(State(api): State<Shared>) -> Response {
-    match read(&api, |db| {
+    let mut reasons = api.metrics.store.problems();
+    if let Err(e) = read(&api, |db| {
         Ok(db.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
     })
     .await
     {
-        Ok(_) => "ok\n".into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {}\n", e.message),
-        )
-            .into_response(),
+        reasons.push(format!("store: cannot be read: {}", e.message));
     }
+    if reasons.is_empty() {
+        return "ok\n".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Degraded {
+            status: "degraded",
+            reasons,
+        }),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -352,6 +388,30 @@ mod tests {
         assert!(
             error.contains("`since`") && error.contains("30d"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn since_never_reaches_before_the_epoch() {
+        let now = 1_700_000_000_000;
+        // Within the century but before 1970: from 1970.
+        assert_eq!(parse_since("57y", now), Ok(0));
+        assert_eq!(parse_since("100y", now), Ok(0));
+        assert_eq!(parse_since("36525d", now), Ok(0));
+        assert_eq!(parse_since("0s", now), Ok(now));
+        for value in ["36526d", "101y", "999999999d", "18446744073709551615s"] {
+            let error = parse_since(value, now).unwrap_err();
+            assert!(
+                error.contains("`since`") && error.contains("at most 100y"),
+                "{value}: {error}"
+            );
+        }
+        // Too large even to parse: still an answer, not a panic.
+        assert!(parse_since("100000000000000000000000000000s", now).is_err());
+        assert!(parse_since("1960-01-01T00:00:00Z", now).is_err());
+        assert_eq!(
+            parse_since("9999-12-31T23:59:59Z", now),
+            Ok(253_402_300_799_000)
         );
     }
 

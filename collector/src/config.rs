@@ -28,6 +28,26 @@ pub struct Config {
     pub syslog: Option<SyslogSettings>,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: how long the API's clients may take and how many may be
+/// connected, so slow or idle sockets cannot starve the agents or the
+/// API's own users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// A request's headers must arrive in full within this, counted from
+    /// when the connection opens or its previous answer was sent; so a
+    /// keep-alive connection waiting for its next request is closed after
+    /// it too.
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is
+    /// closed: a body that stops arriving, an answer nobody reads.
+    pub idle_timeout: Duration,
+    /// HTTP connections open at once at most, apart from the agents' port;
+    /// when full, the oldest one that has not yet shown an API token is
+    /// closed for a new one.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +188,15 @@ struct RawConfig {
     output: RawOutputs,
     rate_limit: RawRateLimit,
     log: RawLog,
+    http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawHttp {
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,7 +261,10 @@ struct RawLog {
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["collector", "auth", "output", "rate_limit", "log"]),
+    (
+        "",
+        &["collector", "auth", "output", "rate_limit", "log", "http"],
+    ),
     (
         "collector",
         &[
@@ -268,6 +300,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     ("rate_limit", &["per_second", "burst"]),
     ("log", &["file", "max_size", "keep"]),
+    (
+        "http",
+        &["header_timeout", "idle_timeout", "max_connections"],
+    ),
 ];
 
 pub const DEFAULT_AGENTS_LISTEN: &str = "127.0.0.1:7000";
@@ -279,6 +315,11 @@ pub const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 86_400);
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_LOG_FILE: &str = "hopwatch-collector.log";
+pub const DEFAULT_HTTP: HttpSettings = HttpSettings {
+    header_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(60),
+    max_connections: 1024,
+};
 
 impl Config {
     /// Reads and validates a config file.
@@ -388,6 +429,7 @@ impl Validator<'_> {
         let syslog = raw.output.syslog.as_ref().and_then(|s| self.syslog(s));
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
+        let http = self.http(&raw.http);
         if !self.errors.is_empty() {
             return None;
         }
@@ -397,6 +439,7 @@ impl Validator<'_> {
             syslog,
             rate_limit: rate_limit?,
             log: log?,
+            http: http?,
         })
     }
 
@@ -680,11 +723,13 @@ impl Validator<'_> {
 
     fn rate_limit(&mut self, raw: &RawRateLimit) -> Option<RateLimitSettings> {
         let per_second = match &raw.per_second {
-            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
+            // Below one request in 1000 s the wait a 429 names would run
+            // past what a Retry-After can say.
+            Some(v) if !(0.001..=1_000_000.0).contains(v.get_ref()) => {
                 self.error(
                     v,
-                    format!("`per_second` {} must be above 0", v.get_ref()),
-                    Some("allow e.g. 10 requests per second per API token".into()),
+                    format!("`per_second` {} is out of range", v.get_ref()),
+                    Some("allow between 0.001 and 1000000 requests per second per API token; 10 is usual".into()),
                 );
                 None
             }
@@ -706,6 +751,42 @@ impl Validator<'_> {
         Some(RateLimitSettings {
             per_second: per_second?,
             burst: burst?,
+        })
+    }
+
+    fn http(&mut self, raw: &RawHttp) -> Option<HttpSettings> {
+        let header_timeout = match &raw.header_timeout {
+            Some(v) => self.duration(
+                v,
+                "header_timeout",
+                (Duration::from_millis(100), Duration::from_secs(600)),
+            ),
+            None => Some(DEFAULT_HTTP.header_timeout),
+        };
+        let idle_timeout = match &raw.idle_timeout {
+            Some(v) => self.duration(
+                v,
+                "idle_timeout",
+                (Duration::from_millis(100), Duration::from_secs(3600)),
+            ),
+            None => Some(DEFAULT_HTTP.idle_timeout),
+        };
+        let max_connections = match &raw.max_connections {
+            Some(v) if *v.get_ref() < 1 || *v.get_ref() > 1_000_000 => {
+                self.error(
+                    v,
+                    format!("`max_connections` {} is out of range", v.get_ref()),
+                    Some("allow between 1 and 1000000 HTTP connections; 1024 is usual".into()),
+                );
+                None
+            }
+            Some(v) => Some(*v.get_ref() as usize),
+            None => Some(DEFAULT_HTTP.max_connections),
+        };
+        Some(HttpSettings {
+            header_timeout: header_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
         })
     }
 
@@ -813,6 +894,7 @@ mod tests {
         );
         assert_eq!(c.log.max_size, 10 << 20);
         assert_eq!(c.log.keep, 5);
+        assert_eq!(c.http, DEFAULT_HTTP);
     }
 
     #[test]
@@ -845,10 +927,22 @@ per_second = 2.5
 burst = 5
 [log]
 file = ""
+[http]
+header_timeout = "2s"
+idle_timeout = "30s"
+max_connections = 64
 "#,
             "c.toml",
         )
         .unwrap();
+        assert_eq!(
+            c.http,
+            HttpSettings {
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: 64
+            }
+        );
         assert_eq!(c.collector.agents_listen.to_string(), "0.0.0.0:7100");
         assert_eq!(c.collector.http_listen.to_string(), "[::1]:8100");
         assert_eq!(c.collector.max_line, 65_536);
@@ -923,7 +1017,7 @@ burst = 0
             "{joined}"
         );
         assert!(
-            joined.contains("c.toml:14:14: `per_second` 0 must be above 0"),
+            joined.contains("c.toml:14:14: `per_second` 0 is out of range"),
             "{joined}"
         );
         assert!(
@@ -942,6 +1036,41 @@ burst = 0
             errs[0].contains("`http_listen` and `agents_listen` are both 127.0.0.1:9000"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn http_limits_are_bounded() {
+        let errs = errors(
+            "[http]\nheader_timeout = \"0s\"\nidle_timeout = \"2h\"\nmax_connections = 0\nheader_timout = \"1s\"\n",
+        );
+        let joined = errs.join("\n");
+        assert_eq!(errs.len(), 4, "{joined}");
+        assert!(
+            joined.contains("c.toml:2:18: `header_timeout` \"0s\" is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.toml:3:16: `idle_timeout` \"2h\" is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("c.toml:4:19: `max_connections` 0 is out of range"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("unknown key `header_timout` in [http]"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn rates_too_small_to_wait_for_are_refused() {
+        for rate in ["1e-300", "0.0009", "-1.0", "nan", "inf"] {
+            let errs = errors(&format!("[rate_limit]\nper_second = {rate}\n"));
+            assert_eq!(errs.len(), 1, "{rate}: {errs:?}");
+            assert!(errs[0].contains("`per_second`"), "{errs:?}");
+        }
+        assert!(errors("[rate_limit]\nper_second = 0.001\n").is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod forward;
+pub mod http;
 pub mod ingest;
 pub mod log;
 pub mod metrics;

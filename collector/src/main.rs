@@ -82,7 +82,8 @@ enum Command {
         interface: Option<String>,
         #[arg(long)]
         rule: Option<String>,
-        #[arg(long, default_value_t = query::DEFAULT_LIMIT)]
+        /// At most this many alerts (1 to 100000).
+        #[arg(long, default_value_t = query::DEFAULT_LIMIT, value_parser = limit)]
         limit: usize,
         #[arg(long)]
         json: bool,
@@ -229,6 +230,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let downtime = query::downtime(&db, &q, now_ms(), config.collector.heartbeat_timeout)?;
             print(json, &downtime, || shell::downtime(&downtime, all))
         }
+    }
+}
+
+/// `--limit`: as the API's `limit`, a whole number from 1 to the most
+/// rows a list answers with.
+fn limit(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=query::MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!("use a whole number from 1 to {}", query::MAX_LIMIT)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! figures come from the store at scrape time.
 
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why an agent connection was ended by the collector.
@@ -48,6 +49,37 @@ impl Reject {
     }
 }
 
+/// Why the API's accept loop closed an HTTP connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpClose {
+    /// Its request headers did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// Nothing moved on it for `idle_timeout`.
+    IdleTimeout,
+    /// The cap was reached and it was the oldest without an API token.
+    Evicted,
+    /// The cap was reached and every open connection had a token.
+    Full,
+}
+
+impl HttpClose {
+    pub const ALL: [HttpClose; 4] = [
+        HttpClose::HeaderTimeout,
+        HttpClose::IdleTimeout,
+        HttpClose::Evicted,
+        HttpClose::Full,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpClose::HeaderTimeout => "header_timeout",
+            HttpClose::IdleTimeout => "idle_timeout",
+            HttpClose::Evicted => "evicted",
+            HttpClose::Full => "full",
+        }
+    }
+}
+
 /// Every counter, shared by the ingest, the writer and the API.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -66,6 +98,66 @@ pub struct Metrics {
     pub api_requests: AtomicU64,
     pub api_unauthorized: AtomicU64,
     pub api_rate_limited: AtomicU64,
+    pub http_connections_total: AtomicU64,
+    pub http_connections_open: AtomicU64,
+    pub http_closed: [AtomicU64; 4],
+    pub store: StoreHealth,
+}
+
+/// Whether the store is taking events, for `/healthz` and `/metrics`: the
+/// writer reports each commit and a failed sync; a load balancer or monitor
+/// then sees a collector that refuses every batch as unhealthy.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Commits that failed since the last one that succeeded.
+    failed_in_a_row: AtomicU64,
+    // Held to copy a string, never across an await.
+    last_error: Mutex<String>,
+    /// Set once a sync failed: the writer takes nothing until a restart.
+    broken: Mutex<Option<String>>,
+}
+
+impl StoreHealth {
+    pub fn commit_succeeded(&self) {
+        self.failed_in_a_row.store(0, Ordering::Relaxed);
+    }
+
+    pub fn commit_failed(&self, error: &dyn std::fmt::Display) {
+        *self.last_error.lock().expect("store health poisoned") = error.to_string();
+        self.failed_in_a_row.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sync_failed(&self, error: &dyn std::fmt::Display) {
+        *self.broken.lock().expect("store health poisoned") = Some(error.to_string());
+    }
+
+    pub fn failed_in_a_row(&self) -> u64 {
+        self.failed_in_a_row.load(Ordering::Relaxed)
+    }
+
+    /// Why the store is not taking events; empty when it is.
+    pub fn problems(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(error) = &*self.broken.lock().expect("store health poisoned") {
+            reasons.push(format!(
+                "store: syncing the store failed ({error}); no events are taken until the collector is restarted"
+            ));
+        }
+        let failed = self.failed_in_a_row();
+        if failed > 0 {
+            let error = self
+                .last_error
+                .lock()
+                .expect("store health poisoned")
+                .clone();
+            reasons.push(if failed == 1 {
+                format!("store: the last commit failed: {error}")
+            } else {
+                format!("store: the last {failed} commits failed: {error}")
+            });
+        }
+        reasons
+    }
 }
 
 impl Metrics {
@@ -77,6 +169,22 @@ impl Metrics {
     pub fn rejected(&self, why: Reject) -> u64 {
         let i = Reject::ALL.iter().position(|r| *r == why).expect("listed");
         self.rejected[i].load(Ordering::Relaxed)
+    }
+
+    pub fn http_closed(&self, why: HttpClose) {
+        let i = HttpClose::ALL
+            .iter()
+            .position(|r| *r == why)
+            .expect("listed");
+        self.http_closed[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn http_closed_count(&self, why: HttpClose) -> u64 {
+        let i = HttpClose::ALL
+            .iter()
+            .position(|r| *r == why)
+            .expect("listed");
+        self.http_closed[i].load(Ordering::Relaxed)
     }
 
     /// Events stored, all types.
@@ -197,6 +305,28 @@ impl Metrics {
         );
         family(
             &mut out,
+            "hopwatch_collector_commit_failures_in_a_row",
+            "gauge",
+            "Transactions that failed since the last one that succeeded.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_commit_failures_in_a_row {}",
+            self.store.failed_in_a_row()
+        );
+        family(
+            &mut out,
+            "hopwatch_collector_healthy",
+            "gauge",
+            "1 when /healthz answers ok, 0 when it reports the collector degraded.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_healthy {}",
+            u8::from(self.store.problems().is_empty())
+        );
+        family(
+            &mut out,
             "hopwatch_collector_pruned_rows_total",
             "counter",
             "Rows deleted for being older than `retain`.",
@@ -227,6 +357,42 @@ impl Metrics {
             "hopwatch_collector_api_requests_total{{outcome=\"rate_limited\"}} {}",
             load(&self.api_rate_limited)
         );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_total",
+            "counter",
+            "HTTP connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_http_connections_total {}",
+            load(&self.http_connections_total)
+        );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_open",
+            "gauge",
+            "HTTP connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "hopwatch_collector_http_connections_open {}",
+            load(&self.http_connections_open)
+        );
+        family(
+            &mut out,
+            "hopwatch_collector_http_connections_closed_total",
+            "counter",
+            "HTTP connections the collector closed itself, by reason.",
+        );
+        for (i, why) in HttpClose::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "hopwatch_collector_http_connections_closed_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                load(&self.http_closed[i])
+            );
+        }
         if let Some((sent, dropped)) = forward {
             family(
                 &mut out,
@@ -303,6 +469,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_health_says_how_many_commits_failed_and_why() {
+        let m = Metrics::default();
+        assert!(m.store.problems().is_empty());
+        m.store.commit_failed(&"database or disk is full");
+        assert_eq!(
+            m.store.problems(),
+            vec!["store: the last commit failed: database or disk is full".to_string()]
+        );
+        m.store.commit_failed(&"database or disk is full");
+        assert_eq!(
+            m.store.problems(),
+            vec!["store: the last 2 commits failed: database or disk is full".to_string()]
+        );
+        let text = m.render(&[], None);
+        assert!(text.contains("hopwatch_collector_healthy 0\n"), "{text}");
+        assert!(
+            text.contains("hopwatch_collector_commit_failures_in_a_row 2\n"),
+            "{text}"
+        );
+        m.store.commit_succeeded();
+        assert!(m.store.problems().is_empty());
+        m.store.sync_failed(&"Input/output error");
+        assert!(m.store.problems()[0].contains("until the collector is restarted"));
+    }
+
+    #[test]
     fn renders_counters_and_agents() {
         let m = Metrics::default();
         m.ingested[1].fetch_add(3, Ordering::Relaxed);
@@ -321,6 +513,7 @@ mod tests {
         assert!(text.contains("hopwatch_collector_alerts_firing_total 2\n"));
         assert!(text.contains("hopwatch_collector_syslog_forwarded_total 5\n"));
         assert_eq!(m.ingested_total(), 3);
+        assert!(text.contains("hopwatch_collector_healthy 1\n"), "{text}");
         assert_eq!(m.rejected(Reject::BadToken), 1);
     }
 }

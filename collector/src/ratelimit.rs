@@ -45,7 +45,7 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = (1.0 - bucket.tokens) / self.settings.per_second;
-            Err(Duration::from_secs_f64(wait))
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -85,6 +85,14 @@ mod tests {
         assert_eq!(limiter.check(0, t0), Ok(()));
         assert!(limiter.check(0, t0).is_err());
         assert_eq!(limiter.check(1, t0), Ok(()));
+    }
+
+    #[test]
+    fn a_wait_too_long_to_write_is_the_longest() {
+        let limiter = limiter(1e-300, 1);
+        let t0 = Instant::now();
+        assert_eq!(limiter.check(0, t0), Ok(()));
+        assert_eq!(limiter.check(0, t0), Err(Duration::MAX));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub enum CollectorError {
         source: std::io::Error,
     },
     #[error("the HTTP server failed: {0}")]
-    Http(#[source] std::io::Error),
+    Http(String),
     #[error("the writer thread failed: {0}")]
     Writer(String),
 }
@@ -156,22 +156,37 @@ impl Collector {
         let limit = Arc::new(Semaphore::new(settings.max_connections));
         let accept = tokio::spawn(ingest::serve(agents, ingest, limit, notify.clone(), done));
 
+        let http_metrics = Arc::clone(&metrics);
         let api = Arc::new(Api {
             pool: Arc::new(ReadPool::new(&settings.data_dir)),
             tokens: Arc::clone(&self.tokens),
             limiter: RateLimiter::new(self.config.rate_limit),
-            metrics,
+            metrics: Arc::clone(&http_metrics),
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
         });
-        let mut http_shutdown = notify.subscribe();
-        let http_server = tokio::spawn(
-            axum::serve(http, api::router(api))
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.recv().await;
-                })
-                .into_future(),
-        );
+        // Every HTTP connection task holds an `http_done` sender, as the
+        // agents' connections hold `done`.
+        let (http_done, mut http_all_done) = mpsc::channel::<()>(1);
+        let http_settings = self.config.http;
+        let http_cap = crate::http::connection_cap(&http_settings, settings.max_connections);
+        if http_cap < http_settings.max_connections {
+            tracing::warn!(
+                configured = http_settings.max_connections,
+                cap = http_cap,
+                agent_connections = settings.max_connections,
+                "Too few file descriptors for [http] max_connections besides the agents' max_connections; capping HTTP connections lower. Raise the open file limit (LimitNOFILE) to lift it."
+            );
+        }
+        let http_server = tokio::spawn(crate::http::serve(
+            http,
+            api::router(api),
+            http_settings,
+            http_cap,
+            Arc::clone(&http_metrics),
+            notify.clone(),
+            http_done,
+        ));
 
         let pruner = {
             let to_writer = to_writer.clone();
@@ -206,6 +221,7 @@ impl Collector {
         // once the last one has finished.
         let _ = all_done.recv().await;
         let http_result = http_server.await;
+        let _ = http_all_done.recv().await;
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.
         let joined = tokio::task::spawn_blocking(move || writer_thread.join())
@@ -214,11 +230,7 @@ impl Collector {
         joined.map_err(|_| CollectorError::Writer("the writer thread panicked".into()))?;
         drop(checkpointer);
         tracing::info!("Collector stopped.");
-        match http_result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CollectorError::Http(e)),
-            Err(e) => Err(CollectorError::Writer(e.to_string())),
-        }
+        http_result.map_err(|e| CollectorError::Http(e.to_string()))
     }
 }
 

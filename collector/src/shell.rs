@@ -2,11 +2,17 @@
 //! `downtime`): the same answers the API gives, laid out for a terminal.
 
 use crate::store::query::{AgentInfo, AlertRecord, Changes, Downtime};
+use hopwatch::text::escape;
 
-/// Left-aligned columns two spaces apart, headers first.
+/// Left-aligned columns two spaces apart, headers first. Every cell is
+/// escaped for the terminal: names and messages come from agents.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
         }
@@ -26,7 +32,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut headers.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
@@ -212,6 +218,18 @@ mod tests {
             &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
         );
         assert_eq!(t, "A    LONGER\nxyz  1\nq\n");
+    }
+
+    #[test]
+    fn cells_are_escaped_and_aligned_as_printed() {
+        let t = table(
+            &["A", "B"],
+            &[
+                vec!["\x1b[2J".into(), "1".into()],
+                vec!["q".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "A        B\n\\x1b[2J  1\nq\n");
     }
 
     #[test]

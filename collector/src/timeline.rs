@@ -148,7 +148,7 @@ pub struct Liveness {
 impl Liveness {
     /// Stale: nothing received for `timeout`.
     pub fn is_stale(&self, now_ms: i64, timeout: Duration) -> bool {
-        now_ms - self.last_seen_ms > timeout.as_millis() as i64
+        now_ms.saturating_sub(self.last_seen_ms) > timeout.as_millis().min(i64::MAX as u128) as i64
     }
 
     /// Up to when an interface's last known state holds in a window ending
@@ -408,5 +408,12 @@ mod tests {
         assert!(live.is_stale(131 * S, timeout));
         assert_eq!(live.known_until(130 * S, 130 * S, timeout), 130 * S);
         assert_eq!(live.known_until(200 * S, 200 * S, timeout), 99 * S);
+        // Extreme clocks and timeouts answer rather than overflow.
+        let far = Liveness {
+            last_seen_ms: i64::MIN,
+            last_ts_ms: None,
+        };
+        assert!(far.is_stale(i64::MAX, timeout));
+        assert!(!live.is_stale(i64::MAX, Duration::MAX));
     }
 }

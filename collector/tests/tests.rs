@@ -7,13 +7,17 @@
 mod util;
 
 mod api;
+mod bounds;
 mod crash;
 mod e2e;
+mod health;
 mod ingest;
 mod liveness;
+mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../agent/tests/rsyslog.rs"]
 mod rsyslog;
 mod syslog;
+mod terminal;
 mod tls;

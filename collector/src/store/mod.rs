@@ -374,9 +374,14 @@ pub fn system_time(ms: i64) -> SystemTime {
     }
 }
 
-/// RFC 3339 with milliseconds, as events carry.
+/// The last millisecond RFC 3339's four-digit year can write.
+const LAST_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// RFC 3339 with milliseconds, as events carry. Times outside 1970 to 9999
+/// are written as the nearest end: the formatter panics before the epoch,
+/// and no stored or parsed time lies outside.
 pub fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(system_time(ms)).to_string()
+    humantime::format_rfc3339_millis(system_time(ms.clamp(0, LAST_RFC3339_MS))).to_string()
 }
 
 #[cfg(test)]
@@ -411,5 +416,8 @@ mod tests {
     fn times() {
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(millis(system_time(1_700_000_000_123)), 1_700_000_000_123);
+        assert_eq!(rfc3339(-1), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

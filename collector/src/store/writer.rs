@@ -621,6 +621,7 @@ impl Syncer {
             // takes no more until it is restarted (and SQLite recovers).
             tracing::error!(%error, "Syncing the store failed; acknowledging nothing more until a restart.");
             self.broken.store(true, Ordering::SeqCst);
+            self.metrics.store.sync_failed(&error);
             let reason = format!("the collector could not sync its store: {error}");
             for batch in batches {
                 for (reply, _, _) in batch.acks {
@@ -798,6 +799,11 @@ impl Writer {
             Ok(outcome) => {
                 let m = &self.metrics;
                 m.batches.fetch_add(1, Ordering::Relaxed);
+                // Only a batch with events shows the store takes them; a
+                // hello's bookkeeping may fit where no event does.
+                if outcome.events > 0 {
+                    m.store.commit_succeeded();
+                }
                 m.commit_micros
                     .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 m.duplicates
@@ -830,6 +836,7 @@ impl Writer {
             }
             Err(error) => {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.store.commit_failed(&error);
                 tracing::error!(%error, "Storing a batch failed; its connections are closed so their agents resend.");
                 let reason = format!("the collector could not store events: {error}");
                 for reply in replies {
