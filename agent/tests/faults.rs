@@ -171,7 +171,7 @@ fn rules_and_links_work_on_fixture_roots() {
     assert_eq!(fired["value"], 9.0);
     assert_eq!(
         fired["message"],
-        "eth0 tx_errors increased by 9 in 1s (threshold > 3)"
+        "eth0 tx-errors firing (critical): tx_errors increased by 9 in 1s (threshold > 3)"
     );
     let resolved = agent
         .wait_for(Duration::from_secs(3), |e| e["state"] == "resolved")
