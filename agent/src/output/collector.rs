@@ -876,7 +876,7 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
                 shared.refused.fetch_add(1, Ordering::Relaxed);
                 let delay = backoff.longest();
                 if logged.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; check the token.");
+                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; the reason says why.");
                 }
                 (LinkState::Refused, delay)
             }
