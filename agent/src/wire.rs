@@ -48,6 +48,10 @@ pub struct Hello {
     /// The switch's interface addresses per VRF, so the collector can map a
     /// next hop to the switch that owns it.
     pub addresses: Vec<VrfAddresses>,
+    /// The agent's clock as it sent this line (RFC 3339, ms): the collector
+    /// measures the agent's clock skew from it. Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
 }
 
 impl fmt::Debug for Hello {
@@ -60,6 +64,7 @@ impl fmt::Debug for Hello {
             .field("boots", &self.boots)
             .field("version", &self.version)
             .field("addresses", &self.addresses)
+            .field("now", &self.now)
             .finish()
     }
 }
@@ -189,11 +194,15 @@ mod tests {
             boots: vec!["a".into(), "b".into()],
             version: "0.1.0".into(),
             addresses: vec![],
+            now: Some("2026-12-01T10:00:00.000Z".into()),
         };
         let line = serde_json::to_string(&hello).unwrap();
         assert!(line.starts_with(r#"{"type":"hello","#), "{line}");
         assert_eq!(serde_json::from_str::<Hello>(&line).unwrap(), hello);
         assert!(!format!("{hello:?}").contains("s3cret"));
+        // An older agent's hello has no clock.
+        let old = line.replace(r#","now":"2026-12-01T10:00:00.000Z""#, "");
+        assert_eq!(serde_json::from_str::<Hello>(&old).unwrap().now, None);
     }
 
     #[test]

@@ -990,6 +990,7 @@ impl Session<'_> {
             boots,
             version: env!("CARGO_PKG_VERSION").to_string(),
             addresses: crate::addresses::vrf_addresses(),
+            now: Some(crate::event::timestamp(std::time::SystemTime::now())),
         };
         let mut line = serde_json::to_vec(&hello).expect("hello serializes");
         line.push(b'\n');

@@ -8,7 +8,7 @@
 use super::{StoreError, millis};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use crate::timeline::{Segment, State};
+use crate::timeline::{self, Segment, State};
 use hopwatch::event::{AlertState, Body, Event, LinkState};
 use hopwatch::wire::Hello;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
@@ -157,6 +157,11 @@ struct AgentRow {
     addresses: String,
     latest_boot: Option<i64>,
     interfaces: Vec<i64>,
+    /// How far the agent's clock runs ahead of ours, measured at its last
+    /// hello (0 within the tolerance, or before any hello).
+    skew_ms: i64,
+    /// Whether a future-stamped event was logged since that hello.
+    future_logged: bool,
 }
 
 struct BootRow {
@@ -259,6 +264,8 @@ impl Cache {
                 addresses: r.get(4)?,
                 latest_boot: r.get(5)?,
                 interfaces: Vec::new(),
+                skew_ms: 0,
+                future_logged: false,
             })
         })?;
         for row in rows {
@@ -365,6 +372,8 @@ impl Cache {
                 addresses: "[]".into(),
                 latest_boot: None,
                 interfaces: Vec::new(),
+                skew_ms: 0,
+                future_logged: false,
             },
         );
         Ok(id)
@@ -539,7 +548,29 @@ fn link_state(state: LinkState) -> State {
     match state {
         LinkState::Up => State::Up,
         LinkState::Down => State::Down,
+        LinkState::Unknown => State::Unknown,
     }
+}
+
+/// The agent's clock skew from its hello's `now`, logged when it is
+/// corrected for.
+fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
+    let Some(agent_now) = hello
+        .now
+        .as_deref()
+        .and_then(|now| humantime::parse_rfc3339_weak(now).ok())
+    else {
+        return 0;
+    };
+    let skew = timeline::skew(super::millis(agent_now), now_ms);
+    if skew != 0 {
+        tracing::warn!(
+            agent = hello.agent,
+            skew_ms = skew,
+            "The agent's clock differs from the collector's; its event times are corrected by the difference. Fix its clock (NTP)."
+        );
+    }
+    skew
 }
 
 /// Per boot, the highest seq of a request.
@@ -908,6 +939,8 @@ impl Writer {
                     let agent = cache.agent_row(id);
                     agent.last_seen_ms = now_ms;
                     agent.addresses = addresses;
+                    agent.skew_ms = hello_skew(&hello, now_ms);
+                    agent.future_logged = false;
                 }
                 Request::Prune => *prune = true,
             }
@@ -1052,7 +1085,18 @@ fn apply_event(
     if !inserted {
         return Ok(false);
     }
-    let at = ev.ts_ms;
+    let time = timeline::event_time(ev.ts_ms, agent.skew_ms, now_ms);
+    if time.future && !agent.future_logged {
+        agent.future_logged = true;
+        tracing::warn!(
+            agent = ev.agent,
+            boot = ev.boot,
+            seq = ev.seq,
+            ts = ev.ts,
+            "Event stamped too far ahead of the collector's clock; it is stored as sent, and its arrival time stands for it in timelines and alerts. Later ones from this connection are not logged."
+        );
+    }
+    let at = time.at_ms;
     let previous_ts = agent.last_ts_ms;
     agent.last_ts_ms = Some(previous_ts.map_or(at, |t| t.max(at)));
     let previous_boot = agent.latest_boot;
@@ -1068,10 +1112,19 @@ fn apply_event(
         resolve_for_restart(hot, cache, agent_id, boot_id, at)?;
     }
     match &ev.body {
-        Some(Body::Link(link)) => {
+        Some(Body::Link(link)) if link.state != LinkState::Unknown => {
             let state = link_state(link.state);
             let (iface, created) =
                 cache.interface(db, hot, agent_id, &link.interface, at, state)?;
+            // A first state (at agent start, or a new interface) is a change
+            // only when it differs from what was known: down at first sight
+            // starts an outage, up at first sight starts nothing.
+            let known = cache.tails[&iface].seg.prior;
+            let record = match (link.previous == LinkState::Unknown, created) {
+                (false, _) => true,
+                (true, true) => state == State::Down,
+                (true, false) => state != known,
+            };
             let down_ms = match (state, created) {
                 (State::Up, false) => {
                     let tail = &cache.tails[&iface];
@@ -1086,11 +1139,17 @@ fn apply_event(
             if !created {
                 cache.transition(hot, iface, at, state)?;
             }
-            hot.change
-                .execute(params![at, event_id, iface, state.code(), down_ms])?;
+            if record {
+                hot.change
+                    .execute(params![at, event_id, iface, state.code(), down_ms])?;
+            }
         }
         Some(Body::Heartbeat(hb)) => {
-            for status in &hb.interfaces {
+            for status in hb
+                .interfaces
+                .iter()
+                .filter(|i| i.state != LinkState::Unknown)
+            {
                 let state = link_state(status.state);
                 let (iface, created) =
                     cache.interface(db, hot, agent_id, &status.name, at, state)?;
@@ -1156,7 +1215,7 @@ fn apply_event(
                 },
             }
         }
-        Some(Body::Loss(_)) | None => {}
+        Some(Body::Link(_) | Body::Loss(_)) | None => {}
     }
     Ok(true)
 }
@@ -1520,6 +1579,161 @@ mod tests {
         assert_eq!(swp1.down_count, 1);
         assert!(!swp1.currently_down);
         assert_eq!(dt.total_down_seconds, 3.0);
+    }
+
+    /// A link event with `previous: unknown`: the agent's first state.
+    fn initial(interface: &str, up: bool) -> Body {
+        let Body::Link(mut l) = link(interface, up) else {
+            unreachable!()
+        };
+        l.previous = LinkState::Unknown;
+        Body::Link(l)
+    }
+
+    fn downtime(w: &Writer, now_s: i64) -> query::Downtime {
+        query::downtime(
+            &w.db,
+            &query::DowntimeQuery::since(T0),
+            T0 + now_s * 1000,
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_future_stamped_event_does_not_hide_a_later_outage() {
+        let mut f = fixture("future");
+        let w = &mut f.writer;
+        // Each event arrives as it happens, except that one claims a day
+        // ahead.
+        let day = 86_400;
+        let mut events = vec![
+            (0, 0, heartbeat(&[("swp1", true)])),
+            (day, 5, heartbeat(&[("swp1", true)])),
+            (10, 10, link("swp1", false)),
+        ];
+        // Heartbeats every 10 s, as the agent sends them, during the outage.
+        events.extend((2..7).map(|t| (t * 10, t * 10, heartbeat(&[("swp1", false)]))));
+        events.push((70, 70, link("swp1", true)));
+        for (seq, (at, arrives, body)) in events.into_iter().enumerate() {
+            send(
+                w,
+                vec![incoming("leaf1", "b1", seq as u64 + 1, at, body)],
+                arrives,
+            );
+        }
+        let dt = downtime(w, 80);
+        assert_eq!(dt.interfaces[0].down_seconds, 60.0);
+        assert_eq!(dt.interfaces[0].down_count, 1);
+        assert_eq!(dt.interfaces[0].unknown_seconds, 0.0);
+        let changes = query::changes(&w.db, T0, None).unwrap();
+        assert_eq!(changes.came_up[0].down_seconds, Some(60.0));
+        // The event is kept as the agent sent it.
+        assert_eq!(
+            count(w, "SELECT ts_ms FROM events WHERE seq = 2"),
+            T0 + day * 1000
+        );
+    }
+
+    #[test]
+    fn a_skewed_agent_clock_is_corrected_from_its_hello() {
+        let mut f = fixture("skew");
+        let w = &mut f.writer;
+        // The agent's clock runs a day ahead; its hello says so.
+        let day = 86_400;
+        let hello = Hello {
+            kind: hopwatch::wire::HelloTag::Hello,
+            protocol: hopwatch::wire::PROTOCOL_VERSION,
+            token: String::new(),
+            agent: "leaf1".into(),
+            boot: "b1".into(),
+            boots: vec![],
+            version: "t".into(),
+            addresses: vec![],
+            now: Some(crate::store::rfc3339(T0 + day * 1000)),
+        };
+        w.apply(
+            vec![Request::Hello {
+                hello: Box::new(hello),
+                address: "127.0.0.1".into(),
+            }],
+            T0,
+        );
+        let mut events = vec![(0, heartbeat(&[("swp1", true)])), (10, link("swp1", false))];
+        events.extend((2..7).map(|t| (t * 10, heartbeat(&[("swp1", false)]))));
+        events.push((70, link("swp1", true)));
+        for (seq, (at, body)) in events.into_iter().enumerate() {
+            send(
+                w,
+                vec![incoming("leaf1", "b1", seq as u64 + 1, day + at, body)],
+                at,
+            );
+        }
+        let dt = downtime(w, 80);
+        assert_eq!(dt.interfaces[0].down_seconds, 60.0);
+        assert_eq!(dt.interfaces[0].unknown_seconds, 0.0);
+        let changes = query::changes(&w.db, T0, None).unwrap();
+        assert_eq!(changes.went_down[0].at, crate::store::rfc3339(T0 + 10_000));
+    }
+
+    #[test]
+    fn an_initial_state_starts_the_timeline_and_is_a_change_only_when_it_differs() {
+        let mut f = fixture("initial");
+        let w = &mut f.writer;
+        send(
+            w,
+            vec![
+                // Already down at agent start: the outage counts from here.
+                incoming("leaf1", "b1", 1, 100, initial("swp1", false)),
+                // Up at start: no change to show.
+                incoming("leaf1", "b1", 2, 100, initial("swp2", true)),
+                incoming("leaf1", "b1", 3, 130, link("swp1", true)),
+            ],
+            130,
+        );
+        let changes = query::changes(&w.db, T0, None).unwrap();
+        let down: Vec<_> = changes
+            .went_down
+            .iter()
+            .map(|c| c.interface.as_str())
+            .collect();
+        let up: Vec<_> = changes
+            .came_up
+            .iter()
+            .map(|c| c.interface.as_str())
+            .collect();
+        assert_eq!((down, up), (vec!["swp1"], vec!["swp1"]));
+        assert_eq!(changes.came_up[0].down_seconds, Some(30.0));
+        let dt = downtime(w, 140);
+        let swp1 = dt
+            .interfaces
+            .iter()
+            .find(|i| i.interface == "swp1")
+            .unwrap();
+        // Nothing before the first known state: 0..100 counts neither way.
+        assert_eq!((swp1.down_seconds, swp1.down_count), (30.0, 1));
+        assert_eq!(swp1.unknown_seconds, 0.0);
+
+        // The agent restarts: initial states equal to what is known add no
+        // change; one that differs is the change it missed.
+        send(
+            w,
+            vec![
+                incoming("leaf1", "b2", 1, 140, initial("swp1", true)),
+                incoming("leaf1", "b2", 2, 140, initial("swp2", false)),
+            ],
+            140,
+        );
+        let changes = query::changes(&w.db, T0, None).unwrap();
+        assert_eq!(changes.went_down.len() + changes.came_up.len(), 3);
+        assert_eq!(changes.went_down.last().unwrap().interface, "swp2");
+        let dt = downtime(w, 150);
+        let swp2 = dt
+            .interfaces
+            .iter()
+            .find(|i| i.interface == "swp2")
+            .unwrap();
+        assert_eq!((swp2.down_seconds, swp2.down_count), (10.0, 1));
     }
 
     #[test]
