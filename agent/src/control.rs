@@ -188,11 +188,11 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
                 return;
             }
             let reply = match request(&line) {
-                Request::TooLong => format!(
-                    "{{\"error\":\"request longer than {MAX_REQUEST} bytes; send status\"}}"
-                ),
+                Request::TooLong => error_reply(&format!(
+                    "request longer than {MAX_REQUEST} bytes; send status"
+                )),
                 Request::Unknown(other) => {
-                    format!("{{\"error\":\"unknown request {other:?}; send status\"}}")
+                    error_reply(&format!("unknown request {other:?}; send status"))
                 }
                 Request::Status => {
                     let (tx, rx) = oneshot::channel();
@@ -233,6 +233,11 @@ fn request(line: &[u8]) -> Request {
         return parse_request(line);
     };
     parse_request(body)
+}
+
+/// `{"error": …}`, escaped as JSON: the text may quote what the peer sent.
+fn error_reply(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
 }
 
 fn parse_request(body: &[u8]) -> Request {
@@ -448,6 +453,18 @@ mod tests {
         assert_eq!(
             request(b"\xff\xfe\n"),
             Request::Unknown("\u{fffd}\u{fffd}".into())
+        );
+        // An error quoting the request is still one JSON object.
+        let Request::Unknown(word) = request(b"sta\"tus\n") else {
+            panic!("not unknown");
+        };
+        let reply: serde_json::Value = serde_json::from_str(&error_reply(&format!(
+            "unknown request {word:?}; send status"
+        )))
+        .unwrap();
+        assert_eq!(
+            reply["error"],
+            "unknown request \"sta\\\"tus\"; send status"
         );
     }
 

@@ -428,9 +428,11 @@ fn a_huge_control_request_is_refused_without_growing_the_agent() {
     }
     let sent = sender.join().unwrap();
     let reply = String::from_utf8_lossy(&reply);
-    assert!(
-        reply.contains("longer than 4096 bytes"),
-        "a clear error: {reply:.200}"
+    let answer: Value = serde_json::from_str(reply.trim())
+        .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {reply:.200}"));
+    assert_eq!(
+        answer["error"], "request longer than 4096 bytes; send status",
+        "a clear error"
     );
     assert!(
         !reply.contains("AAAA"),
