@@ -465,6 +465,24 @@ impl Agent {
         }
     }
 
+    /// After a reload: links `[links]` no longer watches are forgotten, and
+    /// links it watches for the first time report their initial state now
+    /// rather than at their next change. Links watched before and after
+    /// report nothing again.
+    fn watch_links_anew(&mut self) {
+        let links = &self.config.links;
+        self.tracker.retain(|name| links.matches(name));
+        let fresh: Vec<(String, LinkState)> = self
+            .links
+            .iter()
+            .filter(|(name, _)| links.matches(name) && !self.tracker.knows(name))
+            .map(|(name, state)| (name.to_string(), *state))
+            .collect();
+        for (name, state) in fresh {
+            self.apply_link(&name, state);
+        }
+    }
+
     fn remove_link(&mut self, name: &str) {
         self.links.remove(name);
         if self.tracker.forget(name) == Some(true) && self.config.links.matches(name) {
@@ -575,6 +593,7 @@ impl Agent {
         }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
+        self.watch_links_anew();
         self.start_link_watch(link_tx);
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
     }
@@ -657,8 +676,24 @@ impl Agent {
 
 fn link_event(change: &LinkChange, reason: Option<&str>) -> event::Link {
     let state = event::LinkState::from_up(change.up);
-    let previous = event::LinkState::from_up(!change.up);
-    let message = if change.up {
+    let previous = if change.initial {
+        event::LinkState::Unknown
+    } else {
+        event::LinkState::from_up(!change.up)
+    };
+    let message = if change.initial {
+        let why = match reason {
+            Some(reason) if !change.up => format!(": {reason}"),
+            _ if !change.up => format!(": oper state {}", change.oper.as_str()),
+            _ => String::new(),
+        };
+        format!(
+            "{} is {}{why} (first seen; carrier changes {})",
+            change.name,
+            state.as_str(),
+            change.carrier_changes
+        )
+    } else if change.up {
         format!(
             "{} came up (carrier changes {})",
             change.name, change.carrier_changes

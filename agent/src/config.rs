@@ -661,15 +661,19 @@ impl Validator<'_> {
             None => crate::nxapi::DEFAULT_USER.to_string(),
         };
         let name = match &raw.name {
-            Some(n) if n.get_ref().trim().is_empty() => {
-                self.error(
-                    n,
-                    "`name` is empty",
-                    Some("remove it to use the hostname".into()),
-                );
-                String::new()
+            Some(n) => {
+                // The collector's rule: a name it would refuse is a config
+                // error here, not a refusal at every reconnect.
+                if let Err(e) = crate::wire::check_agent_name(n.get_ref()) {
+                    let hint = match e.problem {
+                        crate::wire::NameProblem::Empty => "remove it to use the hostname",
+                        crate::wire::NameProblem::TooLong(_) => "shorten it",
+                        crate::wire::NameProblem::Control { .. } => "use printable characters only",
+                    };
+                    self.error(n, format!("`name` {}", e.problem), Some(hint.into()));
+                }
+                n.get_ref().clone()
             }
-            Some(n) => n.get_ref().clone(),
             None => hostname(),
         };
         Some(AgentSettings {

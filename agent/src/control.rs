@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 /// The socket's file name inside `state_dir`.
@@ -179,14 +179,23 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
         let requests = requests.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            let mut reader = tokio::io::BufReader::new(read);
-            let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line));
+            let mut line = Vec::new();
+            // One byte past the bound tells a long request from one that
+            // ends exactly there; nothing beyond it is ever buffered.
+            let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64 + 1));
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line));
             if !matches!(read.await, Ok(Ok(_))) {
                 return;
             }
-            let reply = match line.trim() {
-                "status" => {
+            let reply = match request(&line) {
+                Request::TooLong => error_reply(&format!(
+                    "request longer than {MAX_REQUEST} bytes; send status"
+                )),
+                Request::Unknown(other) => {
+                    error_reply(&format!("unknown request {other:?}; send status"))
+                }
+                Request::Status => {
                     let (tx, rx) = oneshot::channel();
                     if requests.send(tx).await.is_err() {
                         return;
@@ -196,11 +205,47 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
                         Err(_) => return,
                     }
                 }
-                other => format!("{{\"error\":\"unknown request {other:?}; send status\"}}"),
             };
             let _ = write.write_all(reply.as_bytes()).await;
             let _ = write.write_all(b"\n").await;
         });
+    }
+}
+
+/// The longest request line read. Requests are single words; the bound
+/// keeps a peer from making the agent buffer (and answer) without limit.
+pub const MAX_REQUEST: usize = 4096;
+
+#[derive(Debug, PartialEq)]
+enum Request {
+    Status,
+    /// A short prefix of what was sent, for the error.
+    Unknown(String),
+    TooLong,
+}
+
+/// Reads one request line as `read_until` left it (with its newline, unless
+/// the peer closed first or the bound cut it).
+fn request(line: &[u8]) -> Request {
+    let Some(body) = line.strip_suffix(b"\n") else {
+        if line.len() > MAX_REQUEST {
+            return Request::TooLong;
+        }
+        return parse_request(line);
+    };
+    parse_request(body)
+}
+
+/// `{"error": …}`, escaped as JSON: the text may quote what the peer sent.
+fn error_reply(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+fn parse_request(body: &[u8]) -> Request {
+    let text = String::from_utf8_lossy(body);
+    match text.trim() {
+        "status" => Request::Status,
+        other => Request::Unknown(other.chars().take(40).collect()),
     }
 }
 
@@ -399,6 +444,36 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_bounded_and_never_echoed_whole() {
+        assert_eq!(request(b"status\n"), Request::Status);
+        assert_eq!(request(b" status \r\n"), Request::Status);
+        assert_eq!(request(b"status"), Request::Status);
+        let long = vec![b'x'; MAX_REQUEST + 1];
+        assert_eq!(request(&long), Request::TooLong);
+        // Exactly at the bound, with or without its newline, is a request.
+        assert_eq!(
+            request(&long[..MAX_REQUEST]),
+            Request::Unknown("x".repeat(40))
+        );
+        assert_eq!(
+            request(b"\xff\xfe\n"),
+            Request::Unknown("\u{fffd}\u{fffd}".into())
+        );
+        // An error quoting the request is still one JSON object.
+        let Request::Unknown(word) = request(b"sta\"tus\n") else {
+            panic!("not unknown");
+        };
+        let reply: serde_json::Value = serde_json::from_str(&error_reply(&format!(
+            "unknown request {word:?}; send status"
+        )))
+        .unwrap();
+        assert_eq!(
+            reply["error"],
+            "unknown request \"sta\\\"tus\"; send status"
+        );
+    }
 
     #[test]
     fn sizes_format_in_binary_units() {

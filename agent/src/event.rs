@@ -83,6 +83,10 @@ pub struct Alert {
 pub enum LinkState {
     Up,
     Down,
+    /// Not known: the `previous` of a link's first reported state (at agent
+    /// start, or when the interface appears). Collectors older than this
+    /// value refuse such an event as malformed.
+    Unknown,
 }
 
 impl LinkState {
@@ -94,15 +98,18 @@ impl LinkState {
         match self {
             LinkState::Up => "up",
             LinkState::Down => "down",
+            LinkState::Unknown => "unknown",
         }
     }
 }
 
-/// An interface changed operational state.
+/// An interface changed operational state, or its first state is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     pub interface: String,
     pub state: LinkState,
+    /// `unknown` for the first state reported for the interface: the agent
+    /// started (or the interface appeared) and this is where it stands.
     pub previous: LinkState,
     pub carrier_changes: u64,
     /// The kernel's operational state word (`up`, `down`, `lowerlayerdown`, …).
@@ -168,7 +175,7 @@ impl Event {
             },
             Body::Link(l) => match l.state {
                 LinkState::Down => Severity::Warning,
-                LinkState::Up => Severity::Info,
+                LinkState::Up | LinkState::Unknown => Severity::Info,
             },
             Body::Heartbeat(_) => Severity::Info,
             Body::Loss(_) => Severity::Warning,
@@ -331,6 +338,26 @@ mod tests {
         );
         assert_eq!(e.severity(), Severity::Warning);
         assert_eq!(e.kind(), "link");
+    }
+
+    #[test]
+    fn an_initial_link_state_has_an_unknown_previous() {
+        let json = r#"{"v":1,"agent":"a","boot":"b","seq":1,"ts":"2026-01-01T00:00:00.000Z","type":"link","interface":"swp1","state":"down","previous":"unknown","carrier_changes":0,"oper_state":"lowerlayerdown","message":""}"#;
+        let event: Event = serde_json::from_str(json).unwrap();
+        let Body::Link(link) = &event.body else {
+            panic!("not a link: {event:?}");
+        };
+        assert_eq!(
+            (link.state, link.previous),
+            (LinkState::Down, LinkState::Unknown)
+        );
+        assert_eq!(event.to_json(), json);
+        // The values agents sent before are spelled as they were.
+        assert_eq!(serde_json::to_string(&LinkState::Up).unwrap(), r#""up""#);
+        assert_eq!(
+            serde_json::to_string(&LinkState::Down).unwrap(),
+            r#""down""#
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Hello {
     /// The switch's interface addresses per VRF, so the collector can map a
     /// next hop to the switch that owns it.
     pub addresses: Vec<VrfAddresses>,
+    /// The agent's clock as it sent this line (RFC 3339, ms): the collector
+    /// measures the agent's clock skew from it. Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
 }
 
 impl fmt::Debug for Hello {
@@ -60,6 +64,7 @@ impl fmt::Debug for Hello {
             .field("boots", &self.boots)
             .field("version", &self.version)
             .field("addresses", &self.addresses)
+            .field("now", &self.now)
             .finish()
     }
 }
@@ -128,6 +133,52 @@ pub enum GoodbyeTag {
     Goodbye,
 }
 
+/// The longest agent name, in bytes: the collector stores and prints it,
+/// and this is the bound both sides check.
+pub const MAX_AGENT_NAME: usize = 255;
+
+/// What is wrong with an agent name. The same rule runs in the agent's
+/// config check and in the collector's hello, so a name `check-config`
+/// accepts is never refused at the collector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("is empty")]
+    Empty,
+    #[error("is {0} bytes long; agent names are at most {MAX_AGENT_NAME} bytes")]
+    TooLong(usize),
+    #[error("holds the control character {ch:?} at byte {at}; agent names are printable text")]
+    Control { ch: char, at: usize },
+}
+
+/// A refused agent name with its problem: `agent name "…": is empty`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent name {shown}: {problem}")]
+pub struct AgentNameError {
+    /// The name quoted and escaped, cut to 64 characters: it may be long or
+    /// hold terminal escapes, and it goes into logs.
+    shown: String,
+    pub problem: NameProblem,
+}
+
+/// Checks an agent name: not blank, at most [`MAX_AGENT_NAME`] bytes, no
+/// control characters (TAB, NUL, escapes: they corrupt logs and terminals).
+pub fn check_agent_name(name: &str) -> Result<(), AgentNameError> {
+    let problem = if name.trim().is_empty() {
+        NameProblem::Empty
+    } else if name.len() > MAX_AGENT_NAME {
+        NameProblem::TooLong(name.len())
+    } else if let Some((at, ch)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        NameProblem::Control { ch, at }
+    } else {
+        return Ok(());
+    };
+    let mut shown = format!("{:?}", name.chars().take(64).collect::<String>());
+    if name.chars().count() > 64 {
+        shown.push('…');
+    }
+    Err(AgentNameError { shown, problem })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,11 +194,15 @@ mod tests {
             boots: vec!["a".into(), "b".into()],
             version: "0.1.0".into(),
             addresses: vec![],
+            now: Some("2026-12-01T10:00:00.000Z".into()),
         };
         let line = serde_json::to_string(&hello).unwrap();
         assert!(line.starts_with(r#"{"type":"hello","#), "{line}");
         assert_eq!(serde_json::from_str::<Hello>(&line).unwrap(), hello);
         assert!(!format!("{hello:?}").contains("s3cret"));
+        // An older agent's hello has no clock.
+        let old = line.replace(r#","now":"2026-12-01T10:00:00.000Z""#, "");
+        assert_eq!(serde_json::from_str::<Hello>(&old).unwrap().now, None);
     }
 
     #[test]
@@ -171,6 +226,33 @@ mod tests {
             r#"{"type":"welcome","protocol":1,"last_seq":{"b":7}}"#
         );
         assert!(serde_json::from_str::<Hello>(r#"{"type":"alert"}"#).is_err());
+    }
+
+    #[test]
+    fn agent_names_follow_one_rule() {
+        assert_eq!(check_agent_name("leaf1"), Ok(()));
+        assert_eq!(check_agent_name("spine 1.dc-2/ü"), Ok(()));
+        assert_eq!(check_agent_name(&"a".repeat(MAX_AGENT_NAME)), Ok(()));
+        let problem = |name: &str| check_agent_name(name).unwrap_err().problem;
+        assert_eq!(problem(""), NameProblem::Empty);
+        assert_eq!(problem(" \t"), NameProblem::Empty);
+        assert_eq!(problem(&"a".repeat(256)), NameProblem::TooLong(256));
+        // Bytes, not characters: 128 two-byte characters are 256 bytes.
+        assert_eq!(problem(&"é".repeat(128)), NameProblem::TooLong(256));
+        assert_eq!(problem("le\taf"), NameProblem::Control { ch: '\t', at: 2 });
+        assert_eq!(problem("a\0"), NameProblem::Control { ch: '\0', at: 1 });
+        assert_eq!(
+            check_agent_name("x\u{1b}]0;pwned\u{7}")
+                .unwrap_err()
+                .to_string(),
+            "agent name \"x\\u{1b}]0;pwned\\u{7}\": holds the control character '\\u{1b}' \
+             at byte 1; agent names are printable text"
+        );
+        let long = check_agent_name(&"a".repeat(300)).unwrap_err().to_string();
+        assert!(
+            long.starts_with(&format!("agent name \"{}\"…: is 300 bytes", "a".repeat(64))),
+            "{long}"
+        );
     }
 
     #[test]

@@ -96,3 +96,53 @@ fn missing_file_exits_2_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/agent.toml"));
 }
+
+#[test]
+fn agent_names_the_collector_would_refuse_are_config_errors() {
+    let dir = TempDir::new("hopwatch-badname");
+    let long = "a".repeat(256);
+    for (name, words) in [
+        (long.as_str(), "is 256 bytes long"),
+        ("leaf\\t1", "control character '\\t'"),
+        ("leaf\\u00001", "control character '\\0'"),
+        ("", "is empty"),
+        ("   ", "is empty"),
+    ] {
+        let path = dir.write(
+            "name.toml",
+            &format!("[agent]\nname = \"{name}\"\n\n[output.stdout]\n"),
+        );
+        let out = hopwatch()
+            .args(["check-config", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "name {name:?}: {stderr}");
+        let expected = format!("{}:2:8", path.display());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&expected) && l.contains("`name`") && l.contains(words)),
+            "name {name:?}: no `{expected} ... `name` ... {words}` in:\n{stderr}"
+        );
+    }
+    // The longest name the collector takes is fine.
+    let path = dir.write(
+        "name.toml",
+        &format!(
+            "[agent]\nname = \"{}\"\n\n[output.stdout]\n",
+            "a".repeat(255)
+        ),
+    );
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

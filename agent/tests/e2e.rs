@@ -270,3 +270,83 @@ fn root_netns_heartbeat_addresses_follow_changes() {
         .expect("the new address in a later heartbeat");
     assert!(agent.stop().success());
 }
+
+/// A link already down when the agent starts is reported down, with an
+/// unknown previous state, as is every other watched link's initial state;
+/// a reload does not report them again.
+#[test]
+fn root_netns_links_report_their_initial_state_at_start() {
+    if !can_use_netns("root_netns_links_report_their_initial_state_at_start") {
+        return;
+    }
+    let lab = VethPair::new(97);
+    // A second pair whose peer is down: no carrier on the watched end.
+    let dead = crate::util::unique("hwd");
+    let dead_peer = crate::util::unique("hwe");
+    lab.a.ip(&[
+        "link", "add", &dead, "type", "veth", "peer", "name", &dead_peer,
+    ]);
+    lab.a.ip(&["link", "set", &dead_peer, "netns", &lab.b.name]);
+    lab.a.ip(&["link", "set", &dead, "up"]);
+    let dir = TempDir::new("hopwatch-e2e-initial");
+    for link_watch in ["netlink", "poll"] {
+        let watched = format!("{}\", \"{dead}", lab.a_if);
+        let text = std::fs::read_to_string(config(&dir, &watched, "")).unwrap();
+        let path = dir.write(
+            "initial.toml",
+            &text.replace(
+                "heartbeat = \"1h\"",
+                &format!("heartbeat = \"1h\"\nlink_watch = \"{link_watch}\""),
+            ),
+        );
+        let mut cmd = lab.a.command(env!("CARGO_BIN_EXE_hopwatch"));
+        cmd.args(["run", "-c"]).arg(&path);
+        let mut agent = AgentProcess::spawn(cmd);
+        // In whichever order they come.
+        let initial = |agent: &mut AgentProcess, name: &str| {
+            let is_it = |e: &Value| e["type"] == "link" && e["interface"] == name;
+            if let Some(e) = agent.seen.iter().find(|e| is_it(e)) {
+                return e.clone();
+            }
+            agent
+                .wait_for(Duration::from_secs(3), is_it)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{link_watch}: no initial state for {name}: {:?}",
+                        agent.seen
+                    )
+                })
+        };
+        let down = initial(&mut agent, &dead);
+        assert_eq!(down["state"], "down", "{link_watch}: {down}");
+        assert_eq!(down["previous"], "unknown", "{link_watch}: {down}");
+        assert_ne!(down["oper_state"], "up", "{link_watch}: {down}");
+        assert!(
+            down["message"].as_str().unwrap().contains("is down"),
+            "{link_watch}: {down}"
+        );
+        let up = initial(&mut agent, &lab.a_if);
+        assert_eq!(up["state"], "up", "{link_watch}: {up}");
+        assert_eq!(up["previous"], "unknown", "{link_watch}: {up}");
+
+        // A reload reports nothing again for links it already knew.
+        agent.signal(nix::sys::signal::Signal::SIGHUP);
+        let again = agent.wait_for(Duration::from_millis(1500), |e| e["type"] == "link");
+        assert!(
+            again.is_none(),
+            "{link_watch}: reported again after a reload: {again:?}"
+        );
+        // Later changes have a known previous state.
+        lab.a.ip(&["link", "set", &dead, "down"]);
+        lab.b.ip(&["link", "set", &dead_peer, "up"]);
+        lab.a.ip(&["link", "set", &dead, "up"]);
+        let came = agent
+            .wait_for(Duration::from_secs(3), |e| {
+                e["type"] == "link" && e["interface"] == dead.as_str() && e["state"] == "up"
+            })
+            .unwrap_or_else(|| panic!("{link_watch}: no up: {:?}", agent.seen));
+        assert_eq!(came["previous"], "down", "{link_watch}: {came}");
+        assert!(agent.stop().success());
+        lab.b.ip(&["link", "set", &dead_peer, "down"]);
+    }
+}

@@ -171,7 +171,7 @@ fn rules_and_links_work_on_fixture_roots() {
     assert_eq!(fired["value"], 9.0);
     assert_eq!(
         fired["message"],
-        "eth0 tx_errors increased by 9 in 1s (threshold > 3)"
+        "eth0 tx-errors firing (critical): tx_errors increased by 9 in 1s (threshold > 3)"
     );
     let resolved = agent
         .wait_for(Duration::from_secs(3), |e| e["state"] == "resolved")
@@ -378,4 +378,76 @@ fn counters_reads_the_configured_roots() {
             .any(|l| l.starts_with("eth0") && l.contains("10G")),
         "{text}"
     );
+}
+
+/// The agent's peak resident set, from `/proc/PID/status`.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_huge_control_request_is_refused_without_growing_the_agent() {
+    use std::io::{Read, Write};
+    let fx = Fixture::new();
+    let agent = fx.spawn(&fx.config(""));
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+    let before = vm_hwm_kib(agent.pid());
+
+    // 256 MiB without a newline, written while the answer is read: the agent
+    // must answer after a few KiB and hang up, so the writer sees a broken
+    // pipe long before the end.
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(fx.state().join("hopwatch.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b'A'; 1 << 20];
+        let mut sent = 0usize;
+        for _ in 0..256 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    let mut reply = Vec::new();
+    // The kernel resets a unix socket closed with unread data in it, after
+    // the reader has taken what was queued before: the answer arrives either way.
+    match stream.read_to_end(&mut reply) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("reading the answer: {e}"),
+    }
+    let sent = sender.join().unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let answer: Value = serde_json::from_str(reply.trim())
+        .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {reply:.200}"));
+    assert_eq!(
+        answer["error"], "request longer than 4096 bytes; send status",
+        "a clear error"
+    );
+    assert!(
+        !reply.contains("AAAA"),
+        "the input is not echoed: {reply:.200}"
+    );
+    assert!(
+        sent < 64 << 20,
+        "the agent read {sent} bytes before hanging up"
+    );
+    let after = vm_hwm_kib(agent.pid());
+    eprintln!("peak RSS {before} KiB before, {after} KiB after; {sent} bytes accepted");
+    assert!(
+        after < before + 8 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+    // Still serving.
+    assert_eq!(fx.status()["agent"], "fixture");
 }

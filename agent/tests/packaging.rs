@@ -842,12 +842,37 @@ fn root_netns_agent_init_script_runs_the_agent_in_a_vrf() {
     let (code, said) = service.init("status", &env);
     assert_eq!(code, 0, "status: {said}");
     assert!(said.contains(&format!("in VRF {}", vrf.name)), "{said}");
+
+    // A restart into a VRF that does not exist is refused before the
+    // running agent is stopped, naming the VRFs there are.
+    let missing = unique("hwnovrf");
+    for action in ["restart", "try-restart"] {
+        let (code, said) = service.init(
+            action,
+            &[
+                ("HOPWATCH_VRF", missing.as_str()),
+                ("HOPWATCH_VRF_WAIT", "0"),
+            ],
+        );
+        assert_eq!(code, 1, "{action} into a missing VRF: {said}");
+        assert!(said.contains(&format!("no VRF '{missing}'")), "{said}");
+        assert!(
+            said.contains(&vrf.name),
+            "the VRFs there are not listed: {said}"
+        );
+        assert!(
+            !said.contains("stopped"),
+            "{action} stopped the agent: {said}"
+        );
+        assert!(alive(pid), "{action} into a missing VRF stopped the agent");
+        assert_eq!(service.pid(), pid);
+    }
+
     let (code, said) = service.init("stop", &env);
     assert_eq!(code, 0, "stop: {said}");
     assert!(!alive(pid));
 
     // A VRF that does not exist: refused, naming it and the VRFs there are.
-    let missing = unique("hwnovrf");
     let (code, said) = service.init(
         "start",
         &[

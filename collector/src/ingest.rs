@@ -357,9 +357,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
         return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
     }
-    if agent.trim().is_empty() || agent.len() > 255 || agent.chars().any(char::is_control) {
-        let reason = "the agent name is empty, longer than 255 bytes or holds control characters"
-            .to_string();
+    // The agent's own config check applies the same rule.
+    if let Err(error) = hopwatch::wire::check_agent_name(&agent) {
+        let reason = error.to_string();
         return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
     }
     let mut last_seq = BTreeMap::new();

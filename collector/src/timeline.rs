@@ -127,6 +127,56 @@ impl Segment {
     }
 }
 
+/// Clock differences up to this between an agent and the collector are
+/// network delay and ordinary drift: the agent's own times are kept.
+pub const SKEW_TOLERANCE_MS: i64 = 5_000;
+
+/// How far past its arrival an event's time may lie, once the agent's
+/// measured skew is taken off. Beyond it the time is wrong (a clock stepped
+/// after the hello, an agent that sent no clock), and the arrival time
+/// stands in for it: a time a day ahead would otherwise start a segment
+/// there, and every real change before that day would shrink to nothing.
+pub const MAX_FUTURE_MS: i64 = 10_000;
+
+/// An agent's clock skew from the `now` of its hello and the collector's
+/// clock when the hello arrived: positive when the agent runs ahead, zero
+/// when within [`SKEW_TOLERANCE_MS`].
+pub fn skew(agent_now_ms: i64, arrival_ms: i64) -> i64 {
+    let skew = agent_now_ms.saturating_sub(arrival_ms);
+    if skew.unsigned_abs() <= SKEW_TOLERANCE_MS.unsigned_abs() {
+        0
+    } else {
+        skew
+    }
+}
+
+/// Where an event falls on the collector's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTime {
+    pub at_ms: i64,
+    /// The event claimed a time too far ahead of its arrival; `at_ms` is the
+    /// arrival.
+    pub future: bool,
+}
+
+/// The time of an event stamped `ts_ms` by an agent `skew_ms` ahead of the
+/// collector, arriving at `arrival_ms`: its own time corrected by the skew,
+/// or its arrival when that still lies more than [`MAX_FUTURE_MS`] ahead.
+pub fn event_time(ts_ms: i64, skew_ms: i64, arrival_ms: i64) -> EventTime {
+    let at_ms = ts_ms.saturating_sub(skew_ms);
+    if at_ms > arrival_ms.saturating_add(MAX_FUTURE_MS) {
+        EventTime {
+            at_ms: arrival_ms,
+            future: true,
+        }
+    } else {
+        EventTime {
+            at_ms,
+            future: false,
+        }
+    }
+}
+
 /// An interface's figures over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Measure {
@@ -395,6 +445,71 @@ mod tests {
         let c = b.next(95 * S, State::Up);
         assert_eq!(c.down_before_ms, 0);
         assert_eq!(c.outages, 1);
+    }
+
+    #[test]
+    fn a_future_stamp_cannot_swallow_a_later_outage() {
+        // Arrival at 1000 s; the agent's clock agrees with the collector's.
+        let arrival = 1000 * S;
+        let bad = event_time(arrival + 86_400 * S, 0, arrival);
+        assert_eq!(
+            bad,
+            EventTime {
+                at_ms: arrival,
+                future: true
+            }
+        );
+        // A little ahead is delay and drift, kept as stamped.
+        assert_eq!(
+            event_time(arrival + 9 * S, 0, arrival).at_ms,
+            arrival + 9 * S
+        );
+        // Then a real 60 s outage, each event arriving as it happens.
+        let mut segs = vec![Segment::first(bad.at_ms, State::Up)];
+        for (ts, state) in [(1010, State::Down), (1070, State::Up)] {
+            let t = event_time(ts * S, 0, ts * S);
+            assert!(!t.future);
+            let next = segs.last().unwrap().next(t.at_ms, state);
+            segs.push(next);
+        }
+        assert_eq!(
+            window(&segs, 900, 1100, 1100),
+            Measure {
+                down_ms: 60 * S,
+                unknown_ms: 0,
+                down_count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_skewed_clock_is_corrected_by_what_the_hello_measured() {
+        // Within the tolerance: no correction.
+        assert_eq!(skew(1000 * S + 4 * S, 1000 * S), 0);
+        assert_eq!(skew(1000 * S - 5 * S, 1000 * S), 0);
+        // A day ahead, and a minute behind.
+        let ahead = skew(1000 * S + 86_400 * S, 1000 * S);
+        assert_eq!(ahead, 86_400 * S);
+        assert_eq!(skew(940 * S, 1000 * S), -60 * S);
+        // Its events land where they happened on the collector's clock, and
+        // are not future.
+        let t = event_time(1030 * S + 86_400 * S, ahead, 1030 * S);
+        assert_eq!(
+            t,
+            EventTime {
+                at_ms: 1030 * S,
+                future: false
+            }
+        );
+        // Spooled events from before the hello keep their spacing.
+        assert_eq!(
+            event_time(970 * S + 86_400 * S, ahead, 1031 * S).at_ms,
+            970 * S
+        );
+        // Absurd inputs saturate rather than overflow.
+        assert_eq!(skew(i64::MAX, i64::MIN), i64::MAX);
+        assert_eq!(skew(i64::MIN, i64::MAX), i64::MIN);
+        assert!(event_time(i64::MAX, i64::MIN, 0).future);
     }
 
     #[test]

@@ -185,11 +185,21 @@ fn ts_ms(event: &Value) -> i64 {
 
 /// The lab, a collector listening on its uplink, and the agent connected.
 fn setup(test: &str, subnet: u8) -> Option<(Lab, Server, Agent, TempDir)> {
+    setup_with(test, subnet, |_| {})
+}
+
+/// [`setup`], with `prepare` run on the lab before the agent starts.
+fn setup_with(
+    test: &str,
+    subnet: u8,
+    prepare: impl FnOnce(&Lab),
+) -> Option<(Lab, Server, Agent, TempDir)> {
     if !can_use_netns(test) {
         return None;
     }
     let binary = agent_binary(test)?;
     let lab = Lab::new(subnet);
+    prepare(&lab);
     let server = Server::start_at(
         test,
         &format!("{}:0", lab.collector_ip()),
@@ -309,4 +319,52 @@ fn root_netns_link_down_for_3s_is_3s_of_downtime() {
     assert_eq!(row["currently_down"], false);
     assert_eq!(row["unknown_seconds"], 0.0);
     assert_eq!(downtime["total_down_seconds"], seconds);
+}
+
+#[test]
+fn root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start() {
+    let Some((lab, server, agent, _dir)) = setup_with(
+        "root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start",
+        183,
+        |lab| lab.peer.ip(&["link", "set", &lab.peer_if, "down"]),
+    ) else {
+        return;
+    };
+    let down = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "link" && e["state"] == "down"
+        })
+        .expect("no initial down event");
+    assert_eq!(down["previous"], "unknown", "{down}");
+    let went = wait_for(Duration::from_secs(10), || {
+        let c = server.get_json("/api/v1/links/changes?since=10m&agent=e2e183");
+        (!c["went_down"].as_array()?.is_empty()).then_some(c)
+    })
+    .expect("the initial down never reached the API");
+    assert_eq!(went["went_down"][0]["interface"], lab.watched.as_str());
+    assert_eq!(went["went_down"][0]["at"], down["ts"]);
+
+    lab.peer.ip(&["link", "set", &lab.peer_if, "up"]);
+    let up = agent
+        .wait_for(Duration::from_secs(3), |e| {
+            e["type"] == "link" && e["state"] == "up"
+        })
+        .expect("no link up event");
+    assert_eq!(up["previous"], "down", "{up}");
+    let changes = wait_for(Duration::from_secs(10), || {
+        let c = server.get_json("/api/v1/links/changes?since=10m&agent=e2e183");
+        (!c["came_up"].as_array()?.is_empty()).then_some(c)
+    })
+    .expect("the link up never reached the API");
+    assert_eq!(
+        changes["went_down"].as_array().unwrap().len(),
+        1,
+        "{changes}"
+    );
+    assert_eq!(changes["came_up"].as_array().unwrap().len(), 1, "{changes}");
+    let agent_says = (ts_ms(&up) - ts_ms(&down)) as f64 / 1000.0;
+    assert_eq!(
+        changes["came_up"][0]["down_seconds"], agent_says,
+        "{changes}"
+    );
 }

@@ -128,6 +128,34 @@ fn a_wrong_agent_token_is_refused_and_nothing_stored() {
 }
 
 #[test]
+fn a_bad_agent_name_is_refused_with_the_real_reason() {
+    let server = Server::start("badname", "", "");
+    let long = "a".repeat(256);
+    for (name, reason) in [
+        (
+            "leaf\t1",
+            r#"agent name "leaf\t1": holds the control character '\t' at byte 4"#,
+        ),
+        (
+            "leaf\u{0}1",
+            r#"agent name "leaf\01": holds the control character '\0' at byte 4"#,
+        ),
+        (
+            long.as_str(),
+            "is 256 bytes long; agent names are at most 255 bytes",
+        ),
+        (" ", r#"agent name " ": is empty"#),
+    ] {
+        let refused = FakeAgent::connect(server.agents, AGENT_TOKEN, name, "b1")
+            .err()
+            .unwrap_or_else(|| panic!("{name:?} was welcomed"));
+        assert!(refused.contains(reason), "{name:?}: {refused}");
+        assert!(!refused.contains("token"), "{name:?}: {refused}");
+    }
+    assert_eq!(count(&server.db(), "SELECT count(*) FROM agents"), 0);
+}
+
+#[test]
 fn bad_input_ends_only_the_connection_that_sent_it() {
     let server = Server::start("badinput", "heartbeat_timeout = \"1s\"", "");
     // A well-behaved agent heartbeating throughout.

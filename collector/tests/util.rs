@@ -464,6 +464,7 @@ impl FakeAgent {
             boots: boots.iter().map(|b| b.to_string()).collect(),
             version: "0.1.0-test".into(),
             addresses: vec![],
+            now: None,
         };
         let mut writer = stream.try_clone().unwrap();
         writeln!(writer, "{}", serde_json::to_string(&hello).unwrap())

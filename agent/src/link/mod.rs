@@ -154,12 +154,16 @@ pub struct LinkChange {
     pub up: bool,
     pub carrier_changes: u64,
     pub oper: OperState,
+    /// The first state seen for this name: what it was before is unknown.
+    pub initial: bool,
 }
 
 /// Turns successive link states into up/down transitions. The first state
-/// seen for a name is the baseline and reports nothing; a carrier that
-/// flapped and came back between two observations (its `carrier_changes`
-/// moved by two or more with the state unchanged) reports both halves.
+/// seen for a name is reported as initial, so a link already down when the
+/// agent starts (or when it appears) has a known start to its outage; a
+/// carrier that flapped and came back between two observations (its
+/// `carrier_changes` moved by two or more with the state unchanged) reports
+/// both halves.
 #[derive(Debug, Default)]
 pub struct LinkTracker {
     last: HashMap<String, (bool, u64)>,
@@ -171,6 +175,13 @@ impl LinkTracker {
         let changes = state.carrier_changes;
         let Some(last) = self.last.get_mut(name) else {
             self.last.insert(name.to_string(), (up, changes));
+            out.push(LinkChange {
+                name: name.to_string(),
+                up,
+                carrier_changes: changes,
+                oper: state.oper,
+                initial: true,
+            });
             return;
         };
         let (was_up, was_changes) = *last;
@@ -180,6 +191,7 @@ impl LinkTracker {
             up,
             carrier_changes: changes,
             oper: state.oper,
+            initial: false,
         };
         if up != was_up {
             out.push(change(up));
@@ -199,6 +211,16 @@ impl LinkTracker {
 
     pub fn is_up(&self, name: &str) -> Option<bool> {
         self.last.get(name).map(|(up, _)| *up)
+    }
+
+    /// Forgets every name `keep` rejects.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.last.retain(|name, _| keep(name));
+    }
+
+    /// Whether a state was seen for `name` since it last vanished.
+    pub fn knows(&self, name: &str) -> bool {
+        self.last.contains_key(name)
     }
 }
 
@@ -307,16 +329,31 @@ mod tests {
     }
 
     #[test]
-    fn tracker_reports_transitions_after_a_baseline() {
+    fn tracker_reports_the_initial_state_then_transitions() {
         let mut t = LinkTracker::default();
         let mut out = Vec::new();
         t.observe("eth0", &state(true, 1), &mut out);
-        assert!(out.is_empty(), "the first sighting is a baseline");
+        assert_eq!(
+            out,
+            [LinkChange {
+                name: "eth0".into(),
+                up: true,
+                carrier_changes: 1,
+                oper: OperState::Up,
+                initial: true,
+            }],
+            "the first sighting reports where the link starts"
+        );
+        out.clear();
+        t.observe("eth1", &state(false, 0), &mut out);
+        assert_eq!((out[0].up, out[0].initial), (false, true));
+        out.clear();
         t.observe("eth0", &state(true, 1), &mut out);
         assert!(out.is_empty());
         t.observe("eth0", &state(false, 2), &mut out);
         assert_eq!(out.len(), 1);
         assert!(!out[0].up);
+        assert!(!out[0].initial);
         assert_eq!(out[0].carrier_changes, 2);
         out.clear();
         t.observe("eth0", &state(true, 3), &mut out);
@@ -325,10 +362,24 @@ mod tests {
     }
 
     #[test]
+    fn a_link_that_returns_is_seen_anew() {
+        let mut t = LinkTracker::default();
+        let mut out = Vec::new();
+        t.observe("swp2", &state(true, 1), &mut out);
+        assert!(t.knows("swp2"));
+        assert_eq!(t.forget("swp2"), Some(true));
+        assert!(!t.knows("swp2"));
+        out.clear();
+        t.observe("swp2", &state(false, 0), &mut out);
+        assert_eq!((out.len(), out[0].up, out[0].initial), (1, false, true));
+    }
+
+    #[test]
     fn tracker_catches_a_flap_between_observations() {
         let mut t = LinkTracker::default();
         let mut out = Vec::new();
         t.observe("swp1", &state(true, 4), &mut out);
+        out.clear();
         t.observe("swp1", &state(true, 6), &mut out);
         let ups: Vec<bool> = out.iter().map(|c| c.up).collect();
         assert_eq!(ups, vec![false, true]);

@@ -876,7 +876,7 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
                 shared.refused.fetch_add(1, Ordering::Relaxed);
                 let delay = backoff.longest();
                 if logged.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; check the token.");
+                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; the reason says why.");
                 }
                 (LinkState::Refused, delay)
             }
@@ -990,6 +990,7 @@ impl Session<'_> {
             boots,
             version: env!("CARGO_PKG_VERSION").to_string(),
             addresses: crate::addresses::vrf_addresses(),
+            now: Some(crate::event::timestamp(std::time::SystemTime::now())),
         };
         let mut line = serde_json::to_vec(&hello).expect("hello serializes");
         line.push(b'\n');

@@ -457,7 +457,7 @@ impl Engine {
                                 name,
                                 &rule.when,
                                 None,
-                                format!("{name} {} resolved: {reason}", rule.name),
+                                reason.to_string(),
                             ));
                         }
                     }
@@ -564,7 +564,7 @@ impl Engine {
                         name,
                         &rule.when,
                         None,
-                        format!("{name} {} resolved: interface vanished", rule.name),
+                        "interface vanished".to_string(),
                     ));
                 }
             }
@@ -857,8 +857,8 @@ impl RuleState {
                     return;
                 }
                 self.phase = Phase::Firing { since: now, value };
-                let message = format!(
-                    "{interface} {} (threshold {} {})",
+                let detail = format!(
+                    "{} (threshold {} {})",
                     describe(&rule.when, value),
                     rule.when.op,
                     number(rule.when.threshold)
@@ -869,7 +869,7 @@ impl RuleState {
                     interface,
                     &rule.when,
                     Some(value),
-                    message,
+                    detail,
                 ));
             }
             Phase::Firing { since, .. } => {
@@ -880,18 +880,14 @@ impl RuleState {
                 match decided {
                     Some((value, true)) => {
                         self.phase = Phase::Idle;
-                        let message = format!(
-                            "{interface} {} resolved: {}",
-                            rule.name,
-                            describe(cond, value)
-                        );
+                        let detail = describe(cond, value);
                         out.push(alert(
                             AlertState::Resolved,
                             rule,
                             interface,
                             cond,
                             Some(value),
-                            message,
+                            detail,
                         ));
                     }
                     _ => {
@@ -1127,8 +1123,19 @@ fn alert(
     interface: &str,
     cond: &Condition,
     value: Option<f64>,
-    message: String,
+    detail: String,
 ) -> Alert {
+    // Firing and resolved read alike and both name the rule, so a syslog
+    // reader can pair them without the JSON.
+    let word = match state {
+        AlertState::Firing => "firing",
+        AlertState::Resolved => "resolved",
+    };
+    let message = format!(
+        "{interface} {} {word} ({}): {detail}",
+        rule.name,
+        rule.severity.as_str()
+    );
     Alert {
         state,
         rule: rule.name.clone(),
@@ -1286,7 +1293,7 @@ mod tests {
         assert_eq!(fired.threshold, 3.0);
         assert_eq!(
             fired.message,
-            "eth0 tx_errors increased by 4 in 5s (threshold > 3)"
+            "eth0 tx-errors firing (critical): tx_errors increased by 4 in 5s (threshold > 3)"
         );
         // At t5 the window (0, 5] still holds the +2 of t1: 4, firing.
         assert!(h.counter(4.0, Metric::TxErrors, 4).is_empty());
@@ -1297,7 +1304,7 @@ mod tests {
         assert_eq!(resolved.value, Some(2.0));
         assert_eq!(
             resolved.message,
-            "eth0 tx-errors resolved: tx_errors increased by 2 in 5s"
+            "eth0 tx-errors resolved (critical): tx_errors increased by 2 in 5s"
         );
     }
 
@@ -1311,14 +1318,14 @@ mod tests {
         assert_eq!(fired.value, Some(1_250_000.0));
         assert_eq!(
             fired.message,
-            "eth0 rx_bytes rate 1250000/s over 10s (threshold > 1000000)"
+            "eth0 rx firing (critical): rx_bytes rate 1250000/s over 10s (threshold > 1000000)"
         );
         // Nothing more: at t3 the same 2.5 MB over 3 s is 833333.33/s.
         let resolved = only(h.counter(3.0, Metric::RxBytes, 2_500_000));
         assert_eq!(resolved.value, Some(2_500_000.0 / 3.0));
         assert_eq!(
             resolved.message,
-            "eth0 rx resolved: rx_bytes rate 833333.33/s over 10s"
+            "eth0 rx resolved (critical): rx_bytes rate 833333.33/s over 10s"
         );
     }
 
@@ -1346,7 +1353,7 @@ mod tests {
         assert_eq!(fired.value, Some(1.0 / 3.0));
         assert_eq!(
             fired.message,
-            "eth0 oper_up averaged 0.33 over 3s (threshold < 0.5)"
+            "eth0 down firing (critical): oper_up averaged 0.33 over 3s (threshold < 0.5)"
         );
         assert!(h.link(3.0, up).is_empty()); // (0, 3]: 0, 0, 1
         assert!(h.link(4.0, up).is_empty()); // 0, 1, 1
@@ -1355,7 +1362,7 @@ mod tests {
         assert_eq!(resolved.expr, "avg(oper_up[3s]) == 1");
         assert_eq!(
             resolved.message,
-            "eth0 down resolved: oper_up averaged 1 over 3s"
+            "eth0 down resolved (critical): oper_up averaged 1 over 3s"
         );
     }
 
@@ -1371,13 +1378,13 @@ mod tests {
         assert_eq!((fired.rule.as_str(), fired.value), ("slow", Some(1000.0)));
         assert_eq!(
             fired.message,
-            "eth0 speed_mbps bottomed at 1000 over 3s (threshold < 5000)"
+            "eth0 slow firing (critical): speed_mbps bottomed at 1000 over 3s (threshold < 5000)"
         );
         let fired = only(h.link(2.0, speed(40_000)));
         assert_eq!((fired.rule.as_str(), fired.value), ("fast", Some(40000.0)));
         assert_eq!(
             fired.message,
-            "eth0 speed_mbps peaked at 40000 over 3s (threshold > 20000)"
+            "eth0 fast firing (critical): speed_mbps peaked at 40000 over 3s (threshold > 20000)"
         );
         assert!(h.link(3.0, speed(10_000)).is_empty()); // (0, 3]: 1000 still in
         let resolved = only(h.link(4.0, speed(10_000))); // (1, 4]: 40000, 10000, 10000
@@ -1655,10 +1662,16 @@ mod tests {
         assert!(h.link(0.0, Some(link(true, None, 0))).is_empty());
         let fired = only(h.link(1.0, Some(link(false, None, 1))));
         assert_eq!(fired.value, Some(0.0));
-        assert_eq!(fired.message, "eth0 oper_up is 0 (threshold == 0)");
+        assert_eq!(
+            fired.message,
+            "eth0 link-down firing (critical): oper_up is 0 (threshold == 0)"
+        );
         let resolved = only(h.link(2.0, Some(link(true, None, 2))));
         assert_eq!(resolved.value, Some(1.0));
-        assert_eq!(resolved.message, "eth0 link-down resolved: oper_up is 1");
+        assert_eq!(
+            resolved.message,
+            "eth0 link-down resolved (critical): oper_up is 1"
+        );
     }
 
     #[test]
@@ -1708,7 +1721,7 @@ mod tests {
         assert_eq!(resolved.threshold, 0.0);
         assert_eq!(
             resolved.message,
-            "eth0 tx-errors resolved: tx_errors increased by 0 in 10s"
+            "eth0 tx-errors resolved (critical): tx_errors increased by 0 in 10s"
         );
     }
 
@@ -1734,7 +1747,7 @@ mod tests {
         assert_eq!(fired.value, Some(7.0));
         assert_eq!(
             fired.message,
-            "eth0 tx_errors increased by 7 in 5s (threshold > 3)"
+            "eth0 e firing (critical): tx_errors increased by 7 in 5s (threshold > 3)"
         );
     }
 
@@ -1803,7 +1816,10 @@ mod tests {
         assert_eq!(resolved.interface, "eth0");
         assert_eq!(resolved.value, None);
         assert_eq!(resolved.expr, "increase(tx_errors[5s]) > 3");
-        assert_eq!(resolved.message, "eth0 e resolved: interface vanished");
+        assert_eq!(
+            resolved.message,
+            "eth0 e resolved (critical): interface vanished"
+        );
         assert_eq!(h.engine.interface_count(), 1);
         assert!(h.engine.firing().is_empty());
         // Back with a higher counter: new, so no delta from the old value.
@@ -1891,7 +1907,10 @@ mod tests {
         // 62.5 MB in 1 s = 500 Mbit/s = 50 % of 1 Gbit/s.
         let fired = only(h.tick(1.0, &[("eth0", row(Metric::RxBytes, 62_500_000), gig)]));
         assert_eq!(fired.value, Some(50.0));
-        assert_eq!(fired.message, "eth0 rx_util is 50 (threshold > 40)");
+        assert_eq!(
+            fired.message,
+            "eth0 hot firing (critical): rx_util is 50 (threshold > 40)"
+        );
         // 62.5 MB over 2 s is 25 %.
         let resolved = only(h.tick(3.0, &[("eth0", row(Metric::RxBytes, 125_000_000), gig)]));
         assert_eq!(resolved.value, Some(25.0));
@@ -1932,7 +1951,7 @@ mod tests {
         assert_eq!(fired.value, Some(2.0));
         assert_eq!(
             fired.message,
-            "eth0 carrier_changes increased by 2 in 10s (threshold > 0)"
+            "eth0 flap firing (critical): carrier_changes increased by 2 in 10s (threshold > 0)"
         );
     }
 
@@ -1994,8 +2013,14 @@ mod tests {
         assert_eq!(
             messages,
             [
-                (None, "eth0 changed resolved: rule changed by a reload"),
-                (None, "eth0 removed resolved: rule removed by a reload"),
+                (
+                    None,
+                    "eth0 changed resolved (critical): rule changed by a reload"
+                ),
+                (
+                    None,
+                    "eth0 removed resolved (critical): rule removed by a reload"
+                ),
             ]
         );
         assert!(out.iter().all(|a| a.state == AlertState::Resolved));
@@ -2076,7 +2101,7 @@ mod tests {
         assert_eq!(resolved.value, Some(1.0));
         assert_eq!(
             resolved.message,
-            "eth0 e resolved: tx_errors increased by 1 in 500ms"
+            "eth0 e resolved (critical): tx_errors increased by 1 in 500ms"
         );
     }
 

@@ -8,7 +8,7 @@
 use super::{StoreError, millis};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use crate::timeline::{Segment, State};
+use crate::timeline::{self, Segment, State};
 use hopwatch::event::{AlertState, Body, Event, LinkState};
 use hopwatch::wire::Hello;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
@@ -157,6 +157,11 @@ struct AgentRow {
     addresses: String,
     latest_boot: Option<i64>,
     interfaces: Vec<i64>,
+    /// How far the agent's clock runs ahead of ours, measured at its last
+    /// hello (0 within the tolerance, or before any hello).
+    skew_ms: i64,
+    /// Whether a future-stamped event was logged since that hello.
+    future_logged: bool,
 }
 
 struct BootRow {
@@ -259,6 +264,8 @@ impl Cache {
                 addresses: r.get(4)?,
                 latest_boot: r.get(5)?,
                 interfaces: Vec::new(),
+                skew_ms: 0,
+                future_logged: false,
             })
         })?;
         for row in rows {
@@ -365,6 +372,8 @@ impl Cache {
                 addresses: "[]".into(),
                 latest_boot: None,
                 interfaces: Vec::new(),
+                skew_ms: 0,
+                future_logged: false,
             },
         );
         Ok(id)
@@ -539,7 +548,29 @@ fn link_state(state: LinkState) -> State {
     match state {
         LinkState::Up => State::Up,
         LinkState::Down => State::Down,
+        LinkState::Unknown => State::Unknown,
     }
+}
+
+/// The agent's clock skew from its hello's `now`, logged when it is
+/// corrected for.
+fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
+    let Some(agent_now) = hello
+        .now
+        .as_deref()
+        .and_then(|now| humantime::parse_rfc3339_weak(now).ok())
+    else {
+        return 0;
+    };
+    let skew = timeline::skew(super::millis(agent_now), now_ms);
+    if skew != 0 {
+        tracing::warn!(
+            agent = hello.agent,
+            skew_ms = skew,
+            "The agent's clock differs from the collector's; its event times are corrected by the difference. Fix its clock (NTP)."
+        );
+    }
+    skew
 }
 
 /// Per boot, the highest seq of a request.
@@ -915,6 +946,8 @@ impl Writer {
                     let agent = cache.agent_row(id);
                     agent.last_seen_ms = now_ms;
                     agent.addresses = addresses;
+                    agent.skew_ms = hello_skew(&hello, now_ms);
+                    agent.future_logged = false;
                 }
                 Request::Prune => *prune = true,
             }
@@ -1059,7 +1092,18 @@ fn apply_event(
     if !inserted {
         return Ok(false);
     }
-    let at = ev.ts_ms;
+    let time = timeline::event_time(ev.ts_ms, agent.skew_ms, now_ms);
+    if time.future && !agent.future_logged {
+        agent.future_logged = true;
+        tracing::warn!(
+            agent = ev.agent,
+            boot = ev.boot,
+            seq = ev.seq,
+            ts = ev.ts,
+            "Event stamped too far ahead of the collector's clock; it is stored as sent, and its arrival time stands for it in timelines and alerts. Later ones from this connection are not logged."
+        );
+    }
+    let at = time.at_ms;
     let previous_ts = agent.last_ts_ms;
     agent.last_ts_ms = Some(previous_ts.map_or(at, |t| t.max(at)));
     let previous_boot = agent.latest_boot;
@@ -1075,10 +1119,19 @@ fn apply_event(
         resolve_for_restart(hot, cache, agent_id, boot_id, at)?;
     }
     match &ev.body {
-        Some(Body::Link(link)) => {
+        Some(Body::Link(link)) if link.state != LinkState::Unknown => {
             let state = link_state(link.state);
             let (iface, created) =
                 cache.interface(db, hot, agent_id, &link.interface, at, state)?;
+            // A first state (at agent start, or a new interface) is a change
+            // only when it differs from what was known: down at first sight
+            // starts an outage, up at first sight starts nothing.
+            let known = cache.tails[&iface].seg.prior;
+            let record = match (link.previous == LinkState::Unknown, created) {
+                (false, _) => true,
+                (true, true) => state == State::Down,
+                (true, false) => state != known,
+            };
             let down_ms = match (state, created) {
                 (State::Up, false) => {
                     let tail = &cache.tails[&iface];
@@ -1093,11 +1146,17 @@ fn apply_event(
             if !created {
                 cache.transition(hot, iface, at, state)?;
             }
-            hot.change
-                .execute(params![at, event_id, iface, state.code(), down_ms])?;
+            if record {
+                hot.change
+                    .execute(params![at, event_id, iface, state.code(), down_ms])?;
+            }
         }
         Some(Body::Heartbeat(hb)) => {
-            for status in &hb.interfaces {
+            for status in hb
+                .interfaces
+                .iter()
+                .filter(|i| i.state != LinkState::Unknown)
+            {
                 let state = link_state(status.state);
                 let (iface, created) =
                     cache.interface(db, hot, agent_id, &status.name, at, state)?;
@@ -1163,7 +1222,7 @@ fn apply_event(
                 },
             }
         }
-        Some(Body::Loss(_)) | None => {}
+        Some(Body::Link(_) | Body::Loss(_)) | None => {}
     }
     Ok(true)
 }
@@ -1322,14 +1381,17 @@ fn first_event_at_or_after(db: &Connection, cutoff: i64) -> Result<i64, rusqlite
 }
 
 #[cfg(test)]
+mod timeline_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{open_writer, query};
     use hopwatch::event::{Alert, Heartbeat, InterfaceStatus, Link, Severity};
 
-    struct Fixture {
+    pub(super) struct Fixture {
         dir: std::path::PathBuf,
-        writer: Writer,
+        pub(super) writer: Writer,
     }
 
     impl Drop for Fixture {
@@ -1338,7 +1400,7 @@ mod tests {
         }
     }
 
-    fn fixture(name: &str) -> Fixture {
+    pub(super) fn fixture(name: &str) -> Fixture {
         let dir =
             std::env::temp_dir().join(format!("hopwatch-writer-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1357,9 +1419,9 @@ mod tests {
         Fixture { dir, writer }
     }
 
-    const T0: i64 = 1_700_000_000_000;
+    pub(super) const T0: i64 = 1_700_000_000_000;
 
-    fn incoming(agent: &str, boot: &str, seq: u64, at_s: i64, body: Body) -> Incoming {
+    pub(super) fn incoming(agent: &str, boot: &str, seq: u64, at_s: i64, body: Body) -> Incoming {
         let ts_ms = T0 + at_s * 1000;
         let event = Event {
             v: 1,
@@ -1382,7 +1444,7 @@ mod tests {
         }
     }
 
-    fn link(interface: &str, up: bool) -> Body {
+    pub(super) fn link(interface: &str, up: bool) -> Body {
         Body::Link(Link {
             interface: interface.into(),
             state: LinkState::from_up(up),
@@ -1393,7 +1455,7 @@ mod tests {
         })
     }
 
-    fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
+    pub(super) fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
         Body::Heartbeat(Heartbeat {
             uptime_s: 1,
             interfaces: interfaces
@@ -1424,7 +1486,7 @@ mod tests {
     }
 
     /// Sends one request and returns its ack.
-    fn send(w: &mut Writer, events: Vec<Incoming>, now_s: i64) -> Ack {
+    pub(super) fn send(w: &mut Writer, events: Vec<Incoming>, now_s: i64) -> Ack {
         let (tx, mut rx) = mpsc::unbounded_channel();
         w.apply(
             vec![Request::Events { events, reply: tx }],
@@ -1433,7 +1495,7 @@ mod tests {
         rx.try_recv().unwrap()
     }
 
-    fn count(w: &Writer, sql: &str) -> i64 {
+    pub(super) fn count(w: &Writer, sql: &str) -> i64 {
         w.db.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
