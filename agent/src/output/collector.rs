@@ -29,7 +29,7 @@
 //! declare lost what the collector may be storing that moment, and it
 //! keeps loss events when it sheds their segment (see [`super::spool`]).
 
-use super::spool::{Dropped, Spool, SpoolError};
+use super::spool::{self, Dropped, LossReport, Spool, SpoolError};
 use super::{Inbox, OutputHandle, OutputStats};
 use crate::control::{CollectorBoot, CollectorStatus, format_size};
 use crate::event::{Body, Event, Loss};
@@ -424,7 +424,6 @@ pub fn spawn(
             open: false,
             full_since: None,
             announced: VecDeque::new(),
-            carried: Vec::new(),
         };
         writer.run(&inbox);
         writer.shared.stop.store(true, Ordering::Relaxed);
@@ -453,21 +452,9 @@ struct Writer {
     open: bool,
     /// Since when a full spool has been waiting for acks of events in flight.
     full_since: Option<Instant>,
-    /// Losses told to the agent and not yet seen back as events, with the
-    /// boot whose events they count.
-    announced: VecDeque<(Loss, String)>,
-    /// Loss events on their way to the collector. A full spool may drop
-    /// one of these too; what it said then goes into the next report, so
-    /// no loss is ever left unaccounted.
-    carried: Vec<Carried>,
-}
-
-/// A loss event of this boot, taken off the queue and not yet acknowledged.
-struct Carried {
-    seq: u64,
-    loss: Loss,
-    /// The boot whose events it counts.
-    boot: String,
+    /// Losses told to the agent and not yet seen back as events: one that
+    /// fell out of the queue before it reached the spool is told again.
+    announced: VecDeque<Loss>,
 }
 
 impl Writer {
@@ -515,19 +502,14 @@ impl Writer {
         for event in batch.drain(..) {
             if event.seq > self.next_seq {
                 let (first, last) = (self.next_seq, event.seq - 1);
-                self.report(
-                    Dropped {
-                        boot: event.boot.clone(),
-                        count: last - first + 1,
-                        first_seq: first,
-                        last_seq: last,
-                    },
+                self.account(
+                    Dropped::range(&event.boot, first, last),
                     "the collector output's queue overflowed",
                 );
             }
             self.next_seq = self.next_seq.max(event.seq + 1);
             if let Body::Loss(loss) = &event.body {
-                self.carry(event.seq, loss);
+                self.carry(loss);
             }
             self.pending.push_back(event);
         }
@@ -540,7 +522,7 @@ impl Writer {
             let reason = format!(
                 "the spool could not be written and more than {MEMORY_EVENTS} events waited in memory"
             );
-            for d in runs_of(&gone) {
+            for d in spool::dropped_events(&gone) {
                 self.account(d, &reason);
             }
         }
@@ -549,53 +531,30 @@ impl Writer {
             .store(self.pending.len() as u64, Ordering::Relaxed);
     }
 
-    /// Notes that a loss this writer announced is now an event with `seq`.
-    fn carry(&mut self, seq: u64, loss: &Loss) {
-        let Some(i) = self.announced.iter().position(|(a, _)| a == loss) else {
+    /// Notes that a loss this writer announced is now an event.
+    fn carry(&mut self, loss: &Loss) {
+        let Some(i) = self.announced.iter().position(|a| a == loss) else {
             return;
         };
         // Losses announced before this one and never seen fell out of the
-        // queue themselves: announce them again.
-        let missed: Vec<(Loss, String)> = self.announced.drain(..i).collect();
-        let (loss, boot) = self.announced.pop_front().expect("found above");
-        self.carried.push(Carried { seq, loss, boot });
-        for (loss, boot) in missed {
-            self.announce(loss, boot);
+        // queue themselves (their seqs are reported as a queue overflow):
+        // announce them again.
+        let missed: Vec<Loss> = self.announced.drain(..i).collect();
+        self.announced.pop_front();
+        for loss in missed {
+            self.announce(loss);
         }
     }
 
-    /// Reports `dropped`, first folding in what any loss event among the
-    /// dropped events said (oldest-first dropping makes the ranges adjoin).
-    fn account(&mut self, mut dropped: Dropped, why: &str) {
-        let mut folded = 0;
-        if dropped.boot == self.shared.boot {
-            let (covered, kept): (Vec<Carried>, Vec<Carried>) = self
-                .carried
-                .drain(..)
-                .partition(|c| (dropped.first_seq..=dropped.last_seq).contains(&c.seq));
-            self.carried = kept;
-            for c in covered {
-                if c.boot == dropped.boot {
-                    folded += c.loss.count;
-                    dropped.count += c.loss.count;
-                    dropped.first_seq = dropped.first_seq.min(c.loss.first_seq);
-                    dropped.last_seq = dropped.last_seq.max(c.loss.last_seq);
-                } else {
-                    self.announce(c.loss, c.boot);
-                }
-            }
-        }
-        if folded > 0 {
-            let why = format!(
-                "{why} (this counts the {folded} events of an earlier loss event that was dropped in turn)"
-            );
-            self.report(dropped, &why);
-        } else {
-            self.report(dropped, why);
+    /// Reports `dropped`, with what any loss event among the dropped
+    /// events had said folded in.
+    fn account(&mut self, dropped: Dropped, why: &str) {
+        for report in dropped.reports() {
+            self.report(report, why);
         }
     }
 
-    fn report(&mut self, dropped: Dropped, why: &str) {
+    fn report(&mut self, dropped: LossReport, why: &str) {
         let of_boot = if dropped.boot == self.shared.boot {
             String::new()
         } else {
@@ -606,8 +565,17 @@ impl Writer {
         } else {
             format!("seq {} to {}", dropped.first_seq, dropped.last_seq)
         };
+        let carried = match dropped.carried {
+            0 => String::new(),
+            n if n == dropped.count => {
+                " (an earlier loss event named them and was dropped before delivery)".to_string()
+            }
+            n => format!(
+                " ({n} of them named by an earlier loss event that was dropped before delivery)"
+            ),
+        };
         let message = format!(
-            "{} events ({range}{of_boot}) were dropped before the collector acknowledged them: {why}",
+            "{} events ({range}{of_boot}) were dropped before the collector acknowledged them: {why}{carried}",
             dropped.count
         );
         tracing::warn!(
@@ -617,19 +585,18 @@ impl Writer {
             boot = %dropped.boot,
             "{message}"
         );
-        let loss = Loss {
+        self.announce(Loss {
             count: dropped.count,
             first_seq: dropped.first_seq,
             last_seq: dropped.last_seq,
-            lost_boot: Some(dropped.boot.clone()),
+            lost_boot: Some(dropped.boot),
             message,
-        };
-        self.announce(loss, dropped.boot);
+        });
     }
 
-    fn announce(&mut self, loss: Loss, boot: String) {
+    fn announce(&mut self, loss: Loss) {
         (self.on_loss)(loss.clone());
-        self.announced.push_back((loss, boot));
+        self.announced.push_back(loss);
     }
 
     /// Opens the spool if need be and moves pending events into it.
@@ -683,9 +650,6 @@ impl Writer {
             .is_none_or(|since| now.duration_since(since) < IN_FLIGHT_WAIT);
         let result = spool.append(&mut self.pending, &mut dropped, spare);
         self.shared.publish(spool);
-        // A loss event the collector acknowledged can no longer be dropped.
-        let acked = spool.acked(&self.shared.boot);
-        self.carried.retain(|c| c.seq > acked);
         drop(guard);
         self.shared
             .in_memory
@@ -736,26 +700,6 @@ impl Writer {
             self.dirty_since = Some(Instant::now());
         }
     }
-}
-
-/// The seq ranges of events dropped from memory, one per gap-free run.
-fn runs_of(events: &[Arc<Event>]) -> Vec<Dropped> {
-    let mut out: Vec<Dropped> = Vec::new();
-    for e in events {
-        match out.last_mut() {
-            Some(d) if d.boot == e.boot => {
-                d.count += 1;
-                d.last_seq = e.seq;
-            }
-            _ => out.push(Dropped {
-                boot: e.boot.clone(),
-                count: 1,
-                first_seq: e.seq,
-                last_seq: e.seq,
-            }),
-        }
-    }
-    out
 }
 
 /// Jittered exponential backoff; the jitter comes from a small xorshift

@@ -19,10 +19,12 @@
 //! segment holds about `spool_max / 16` bytes (1 KiB to 1 MiB), so a full
 //! spool sheds a sixteenth of itself at a time.
 //!
-//! The `loss` events in a shed segment are not shed with it: they move to
-//! the boot's segment number 0, which always comes first, so the record of
-//! what was lost reaches the collector even after a long outage. Only a
-//! spool holding nothing but loss events drops those, oldest first.
+//! A shed segment may hold `loss` events. They go with it, but what each
+//! said comes back in [`Dropped::losses`], and [`Dropped::reports`] folds
+//! it into the report of the shed range (adjoining ranges merge), so the
+//! record of a loss survives the loss event, and no seq is ever counted by
+//! two delivered loss events: a range never spans a seq that is still held
+//! or that an earlier loss event still on its way already names.
 //!
 //! # Durability
 //!
@@ -46,7 +48,7 @@
 //! complete, parseable lines in ascending seq order and truncates the rest,
 //! so a torn tail is discarded instead of poisoning the spool.
 
-use crate::event::Event;
+use crate::event::{Body, Event, Loss};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
@@ -89,15 +91,91 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
-/// Events the spool let go of unacknowledged: `count` events of `boot` with
-/// seqs from `first_seq` to `last_seq` (gaps in that range were reported
-/// before).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Events the spool let go of unacknowledged: every seq of `boot` from
+/// `first_seq` to `last_seq` (`count` of them; one run, no gap).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dropped {
     pub boot: String,
     pub count: u64,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// What the `loss` events among them said: lost in turn, so their
+    /// report must be made again.
+    pub losses: Vec<Loss>,
+}
+
+/// One range of lost seqs to report in one `loss` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossReport {
+    pub boot: String,
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// How many of `count` an earlier loss event, itself dropped, had named.
+    pub carried: u64,
+}
+
+impl Dropped {
+    /// Every seq of `boot` from `first_seq` to `last_seq`.
+    pub fn range(boot: &str, first_seq: u64, last_seq: u64) -> Dropped {
+        Dropped {
+            boot: boot.to_string(),
+            count: last_seq - first_seq + 1,
+            first_seq,
+            last_seq,
+            losses: Vec::new(),
+        }
+    }
+
+    /// The loss events to emit for this drop: its own range, with the
+    /// ranges its dropped loss events named folded in where they adjoin
+    /// (the usual case: oldest-first dropping) and reported on their own
+    /// where acknowledged events lie between. Each lost seq is named once.
+    pub fn reports(self) -> Vec<LossReport> {
+        let mut ranges = vec![LossReport {
+            boot: self.boot.clone(),
+            count: self.count,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            carried: 0,
+        }];
+        for loss in self.losses {
+            ranges.push(LossReport {
+                boot: loss.lost_boot.unwrap_or_else(|| self.boot.clone()),
+                count: loss.count,
+                first_seq: loss.first_seq,
+                last_seq: loss.last_seq,
+                carried: loss.count,
+            });
+        }
+        ranges.sort_by(|a, b| (&a.boot, a.first_seq).cmp(&(&b.boot, b.first_seq)));
+        let mut out: Vec<LossReport> = Vec::new();
+        for r in ranges {
+            match out.last_mut() {
+                Some(last) if last.boot == r.boot && r.first_seq <= last.last_seq + 1 => {
+                    last.last_seq = last.last_seq.max(r.last_seq);
+                    last.count += r.count;
+                    last.carried += r.carried;
+                }
+                _ => out.push(r),
+            }
+        }
+        out
+    }
+}
+
+/// The drops for events that leave memory without reaching the spool: one
+/// per run of consecutive seqs, with the loss events among them.
+pub fn dropped_events(events: &[Arc<Event>]) -> Vec<Dropped> {
+    let mut out = Vec::new();
+    for e in events {
+        let loss = match &e.body {
+            Body::Loss(loss) => Some(loss.clone()),
+            _ => None,
+        };
+        note(&mut out, &e.boot, e.seq, loss);
+    }
+    out
 }
 
 /// Events read for sending: whole JSON lines of one boot.
@@ -523,7 +601,11 @@ impl Spool {
             if len > self.max_bytes {
                 // One event larger than the whole spool: it can never be kept.
                 let event = pending.pop_front().expect("a pending event");
-                note(dropped, &event.boot, 1, event.seq, event.seq);
+                let loss = match &event.body {
+                    Body::Loss(loss) => Some(loss.clone()),
+                    _ => None,
+                };
+                note(dropped, &event.boot, event.seq, loss);
                 continue;
             }
             while self.bytes + len > self.max_bytes {
@@ -602,8 +684,6 @@ impl Spool {
             "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
             log.ordinal, log.boot
         ));
-        // Number 0 is the kept loss events' segment.
-        debug_assert!(number > 0);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -625,148 +705,61 @@ impl Spool {
     }
 
     /// Sheds the oldest segment to make room; false when there is none.
-    ///
-    /// Its `loss` events are kept, moved to the boot's kept segment (number
-    /// 0, always first): a full spool must not lose the record of what it
-    /// lost. Only when nothing but kept loss events is left do they go too.
+    /// What its `loss` events said comes back with the drop (see
+    /// [`Dropped::reports`]).
     fn drop_oldest(&mut self, dropped: &mut Vec<Dropped>) -> Result<bool, SpoolError> {
-        let Some((i, j)) = self.oldest() else {
+        let Some(i) = self.oldest() else {
             return Ok(false);
         };
         let is_current = i == self.boots.len() - 1;
         let log = &mut self.boots[i];
-        let segment = log.segments.remove(j).expect("a segment");
-        if j == log.segments.len() {
+        let segment = log.segments.pop_front().expect("a segment");
+        if log.segments.is_empty() {
             // It was the last one, the one appended to.
             log.active = None;
         }
         let acked = log.acked;
-        let mut kept = Vec::new();
-        let mut kept_seqs = Vec::new();
-        let (mut count, mut first, mut last) = (0, None, 0);
-        if segment.number == 0 {
-            count = segment.seqs.count_after(acked);
-            first = segment.seqs.first_after(acked);
-            last = segment.seqs.last();
-        } else {
-            let data = fs::read(&segment.path).map_err(io_error("read", &segment.path))?;
-            for line in data.split_inclusive(|&b| b == b'\n') {
-                let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
-                    continue;
-                };
-                if head.seq <= acked {
-                    continue;
-                }
-                if head.kind == "loss" {
-                    kept.extend_from_slice(line);
-                    kept_seqs.push(head.seq);
-                } else {
-                    count += 1;
-                    first.get_or_insert(head.seq);
-                    last = head.seq;
-                }
+        let data = fs::read(&segment.path).map_err(io_error("read", &segment.path))?;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
+                continue;
+            };
+            if head.seq <= acked {
+                continue;
             }
-        }
-        if let Some(first) = first {
-            note(dropped, &log.boot, count, first, last);
+            let loss = (head.kind == "loss")
+                .then(|| serde_json::from_slice::<Event>(line).ok())
+                .flatten()
+                .and_then(|e| match e.body {
+                    Body::Loss(loss) => Some(loss),
+                    _ => None,
+                });
+            note(dropped, &log.boot, head.seq, loss);
         }
         fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
         self.bytes -= segment.bytes;
         self.dir_unsynced = true;
-        if !kept.is_empty() {
-            self.keep_losses(i, &kept, &kept_seqs)?;
-        }
         if !is_current && self.boots[i].segments.is_empty() {
             self.forget_boot(i)?;
         }
         Ok(true)
     }
 
-    /// The segment to shed next: the oldest that is not a kept segment, or
-    /// failing that the oldest kept one.
-    fn oldest(&self) -> Option<(usize, usize)> {
-        self.boots
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| {
-                b.segments
-                    .iter()
-                    .position(|s| s.number != 0)
-                    .map(|j| (i, j))
-            })
-            .or_else(|| {
-                self.boots
-                    .iter()
-                    .position(|b| !b.segments.is_empty())
-                    .map(|i| (i, 0))
-            })
+    /// The boot whose first segment is shed next: the oldest holding any.
+    fn oldest(&self) -> Option<usize> {
+        self.boots.iter().position(|b| !b.segments.is_empty())
     }
 
     /// Whether the next segment to shed holds events sent and not yet
     /// acknowledged.
     fn oldest_in_flight(&self) -> bool {
-        self.oldest().is_some_and(|(i, j)| {
+        self.oldest().is_some_and(|i| {
             let log = &self.boots[i];
-            log.segments[j]
+            log.segments[0]
                 .seqs
                 .first_after(log.acked)
                 .is_some_and(|first| first <= log.sent)
         })
-    }
-
-    /// Appends loss events to boot `i`'s kept segment, creating it first.
-    fn keep_losses(&mut self, i: usize, lines: &[u8], seqs: &[u64]) -> Result<(), SpoolError> {
-        let path = {
-            let log = &self.boots[i];
-            self.segment_path(log, 0)
-        };
-        let log = &mut self.boots[i];
-        if log.segments.front().map(|s| s.number) != Some(0) {
-            log.segments.push_front(Segment {
-                number: 0,
-                path: path.clone(),
-                bytes: 0,
-                seqs: Runs::default(),
-            });
-        }
-        let head = log.segments.front_mut().expect("the kept segment");
-        let before = head.bytes;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
-        file.set_len(before)
-            .and_then(|()| file.write_all(lines))
-            .and_then(|()| file.sync_data())
-            .map_err(io_error("write", &path))?;
-        head.bytes += lines.len() as u64;
-        for &seq in seqs {
-            // Every segment shed is younger than the kept events before it.
-            head.seqs.push(seq);
-        }
-        self.bytes += lines.len() as u64;
-        self.dir_unsynced = true;
-        // Loss events not yet sent must still go: if sending was past them,
-        // it goes back to them (a resent loss event is a harmless duplicate).
-        let kept_at = (log.ordinal, 0, before);
-        let cursor_at = (self.cursor.ordinal, self.cursor.segment, self.cursor.offset);
-        if seqs.iter().any(|&seq| seq > log.sent) && cursor_at > kept_at {
-            self.cursor = Cursor {
-                ordinal: log.ordinal,
-                segment: 0,
-                offset: before,
-                reader: None,
-            };
-        }
-        Ok(())
-    }
-
-    fn segment_path(&self, log: &BootLog, number: u64) -> PathBuf {
-        self.dir.join(format!(
-            "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
-            log.ordinal, log.boot
-        ))
     }
 
     fn forget_boot(&mut self, i: usize) -> Result<(), SpoolError> {
@@ -979,26 +972,23 @@ impl Spool {
     }
 }
 
-/// Adds a drop to the list, merging it with the previous one of the same
-/// boot, so one full spool makes one loss event.
-fn note(dropped: &mut Vec<Dropped>, boot: &str, count: u64, first_seq: u64, last_seq: u64) {
-    if count == 0 {
-        return;
+/// Adds one dropped seq to the list, extending the last drop when it is
+/// the next seq of the same boot, so one full spool makes one loss event,
+/// and a gap (events lost before they reached the spool, reported then)
+/// starts a new one.
+fn note(dropped: &mut Vec<Dropped>, boot: &str, seq: u64, loss: Option<Loss>) {
+    match dropped.last_mut() {
+        Some(last) if last.boot == boot && seq == last.last_seq + 1 => {
+            last.count += 1;
+            last.last_seq = seq;
+            last.losses.extend(loss);
+        }
+        _ => {
+            let mut d = Dropped::range(boot, seq, seq);
+            d.losses.extend(loss);
+            dropped.push(d);
+        }
     }
-    if let Some(last) = dropped.last_mut()
-        && last.boot == boot
-        && first_seq > last.last_seq
-    {
-        last.count += count;
-        last.last_seq = last_seq;
-        return;
-    }
-    dropped.push(Dropped {
-        boot: boot.to_string(),
-        count,
-        first_seq,
-        last_seq,
-    });
 }
 
 fn read_ack(path: &Path) -> u64 {
@@ -1061,6 +1051,18 @@ mod tests {
         fn new(name: &str) -> Dir {
             let dir =
                 std::env::temp_dir().join(format!("hopwatch-spool-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            Dir(dir)
+        }
+
+        /// In memory where the machine has a tmpfs: the oracle runs
+        /// thousands of segment syncs, which a disk makes slow.
+        fn in_memory(name: &str) -> Dir {
+            let shm = Path::new("/dev/shm");
+            if !shm.is_dir() {
+                return Dir::new(name);
+            }
+            let dir = shm.join(format!("hopwatch-spool-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             Dir(dir)
         }
@@ -1212,81 +1214,204 @@ mod tests {
         assert_eq!(dropped[0].count, first_left - 1);
     }
 
+    /// A loss event with the drop reports of the writer, as the agent
+    /// stamps it.
+    fn reported(seq: &mut Sequencer, r: &LossReport) -> Arc<Event> {
+        Arc::new(seq.stamp(
+            SystemTime::UNIX_EPOCH,
+            Body::Loss(Loss {
+                count: r.count,
+                first_seq: r.first_seq,
+                last_seq: r.last_seq,
+                lost_boot: Some(r.boot.clone()),
+                message: String::new(),
+            }),
+        ))
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// Every seq handed out is stored by the collector or named by exactly
+    /// one stored loss event, whatever order of appends, sends, acks,
+    /// broken connections and reopenings a tiny spool goes through. The
+    /// oracle is the collector's store, counted seq by seq.
     #[test]
-    fn loss_events_outlive_the_segments_they_were_in() {
-        let dir = Dir::new("keeploss");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut dropped = Vec::new();
-        let mut losses = Vec::new();
-        for round in 0..30 {
-            let mut batch = events(&mut seq, 5);
-            if round % 3 == 0 {
-                let l = loss(&mut seq, round);
-                losses.push(l.seq);
-                batch.push_back(l);
+    fn every_seq_is_delivered_or_named_by_exactly_one_delivered_loss_event() {
+        for round in 1..=100u64 {
+            let dir = Dir::in_memory(&format!("oracle{round}"));
+            let mut rng = Rng(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let max = 4096 + rng.below(4) * 1024;
+            let (mut spool, _) = Spool::open(&dir.0, "b1", max).unwrap();
+            let mut seq = Sequencer::new("a", "b1");
+            let mut pending: VecDeque<Arc<Event>> = VecDeque::new();
+            // The collector's store: what it acknowledged.
+            let mut stored: BTreeMap<u64, Event> = BTreeMap::new();
+            let settle = |spool: &mut Spool,
+                          pending: &mut VecDeque<Arc<Event>>,
+                          seq: &mut Sequencer,
+                          spare: bool| {
+                let mut dropped = Vec::new();
+                spool.append(pending, &mut dropped, spare).unwrap();
+                for d in dropped {
+                    for r in d.reports() {
+                        assert_eq!(r.count, r.last_seq - r.first_seq + 1, "{r:?}");
+                        pending.push_back(reported(seq, &r));
+                    }
+                }
+            };
+            let send = |spool: &mut Spool, rng: &mut Rng, batches: u64| -> Vec<Event> {
+                let mut sent = Vec::new();
+                for _ in 0..batches {
+                    let Some(batch) = spool.next_batch(200 + rng.below(2000) as usize).unwrap()
+                    else {
+                        break;
+                    };
+                    for line in batch.lines.split_inclusive(|&b| b == b'\n') {
+                        sent.push(serde_json::from_slice::<Event>(line).unwrap());
+                    }
+                }
+                sent
+            };
+            for _ in 0..120 {
+                match rng.below(10) {
+                    0..=4 => {
+                        let n = 1 + rng.below(15) as usize;
+                        pending.extend(events(&mut seq, n));
+                    }
+                    5 | 6 => {
+                        let n = 1 + rng.below(4);
+                        let sent = send(&mut spool, &mut rng, n);
+                        if let Some(last) = sent.last().map(|e| e.seq) {
+                            for e in sent {
+                                stored.insert(e.seq, e);
+                            }
+                            spool.ack("b1", last).unwrap();
+                        }
+                    }
+                    7 => {
+                        // Sent, then the connection broke before the
+                        // collector stored any of it.
+                        let n = 1 + rng.below(3);
+                        send(&mut spool, &mut rng, n);
+                        let held = stored.keys().next_back().copied().unwrap_or(0);
+                        spool
+                            .rewind(&[("b1".to_string(), held)].into_iter().collect())
+                            .unwrap();
+                    }
+                    8 => {
+                        drop(spool);
+                        spool = Spool::open(&dir.0, "b1", max).unwrap().0;
+                    }
+                    _ => {}
+                }
+                let spare = rng.below(2) == 0;
+                settle(&mut spool, &mut pending, &mut seq, spare);
             }
-            spool.append(&mut batch, &mut dropped, false).unwrap();
-            assert!(spool.bytes() <= 16 * 1024);
+            // The collector stays up to the end: everything drains.
+            for _ in 0..1000 {
+                settle(&mut spool, &mut pending, &mut seq, false);
+                let sent = send(&mut spool, &mut rng, 1000);
+                if sent.is_empty() && pending.is_empty() {
+                    break;
+                }
+                if let Some(last) = sent.last().map(|e| e.seq) {
+                    for e in sent {
+                        stored.insert(e.seq, e);
+                    }
+                    spool.ack("b1", last).unwrap();
+                }
+            }
+            assert!(pending.is_empty());
+            let mut named: BTreeMap<u64, u32> = stored.keys().map(|&s| (s, 1)).collect();
+            for e in stored.values() {
+                if let Body::Loss(loss) = &e.body {
+                    assert_eq!(loss.count, loss.last_seq - loss.first_seq + 1);
+                    for s in loss.first_seq..=loss.last_seq {
+                        *named.entry(s).or_default() += 1;
+                    }
+                }
+            }
+            for s in 1..=seq.last_seq() {
+                assert_eq!(
+                    named.get(&s).copied().unwrap_or(0),
+                    1,
+                    "round {round}: seq {s} is delivered or named once (max {max})"
+                );
+            }
+            assert_eq!(named.len() as u64, seq.last_seq(), "round {round}");
         }
-        let total = seq.last_seq();
-        let lost: u64 = dropped.iter().map(|d| d.count).sum();
-        assert!(lost > 0);
-        let got: Vec<u64> = seqs(&drain(&mut spool));
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "in seq order: {got:?}");
-        for l in &losses {
-            assert!(got.contains(l), "loss event {l} was kept: {got:?}");
-        }
-        // Every seq is either sent or reported dropped, exactly once.
-        assert_eq!(lost + got.len() as u64, total);
-        for d in &dropped {
-            assert!(d.count <= d.last_seq - d.first_seq + 1);
-            let inside = got
-                .iter()
-                .filter(|s| (d.first_seq..=d.last_seq).contains(s));
-            assert!(
-                inside.clone().all(|s| losses.contains(s)),
-                "only loss events survive inside a dropped range"
-            );
-            assert_eq!(
-                d.count + inside.count() as u64,
-                d.last_seq - d.first_seq + 1
-            );
-        }
-        // Kept across a restart, in their own segment, sent first.
-        drop(spool);
-        let (mut spool, _) = Spool::open(&dir.0, "b2", 16 * 1024).unwrap();
-        assert!(dir.0.join("00000001_b1_00000000.jsonl").exists());
-        assert_eq!(seqs(&drain(&mut spool)), got);
-        spool.ack("b1", total).unwrap();
-        assert_eq!(spool.bytes(), 0);
     }
 
     #[test]
-    fn sending_goes_back_for_a_kept_loss_event_it_had_not_reached() {
-        let dir = Dir::new("lossback");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut first = events(&mut seq, 3);
-        first.push_back(loss(&mut seq, 7));
-        spool.append(&mut first, &mut Vec::new(), false).unwrap();
-        // One event sent, the loss event not yet; then the spool overflows
-        // and sheds that segment.
-        let batch = spool.next_batch(200).unwrap().unwrap();
-        assert_eq!(batch.last_seq, 1);
-        let mut dropped = Vec::new();
-        for _ in 0..20 {
-            spool
-                .append(&mut events(&mut seq, 10), &mut dropped, false)
-                .unwrap();
-        }
+    fn a_dropped_loss_events_range_is_folded_into_the_next_report() {
+        let d = Dropped {
+            boot: "b".into(),
+            count: 20,
+            first_seq: 101,
+            last_seq: 120,
+            losses: vec![
+                Loss {
+                    count: 100,
+                    first_seq: 1,
+                    last_seq: 100,
+                    lost_boot: Some("b".into()),
+                    message: String::new(),
+                },
+                Loss {
+                    count: 5,
+                    first_seq: 1,
+                    last_seq: 5,
+                    lost_boot: Some("old".into()),
+                    message: String::new(),
+                },
+            ],
+        };
+        let reports = d.reports();
         assert_eq!(
-            dropped[0].first_seq, 1,
-            "sent but not acknowledged is not delivered"
+            reports,
+            vec![
+                LossReport {
+                    boot: "b".into(),
+                    count: 120,
+                    first_seq: 1,
+                    last_seq: 120,
+                    carried: 100,
+                },
+                LossReport {
+                    boot: "old".into(),
+                    count: 5,
+                    first_seq: 1,
+                    last_seq: 5,
+                    carried: 5,
+                },
+            ]
         );
-        let got = seqs(&drain(&mut spool));
-        assert_eq!(got[0], 4, "the kept loss event goes first: {got:?}");
-        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        // Acknowledged events between: two ranges, neither spanning them.
+        let d = Dropped {
+            losses: vec![Loss {
+                count: 50,
+                first_seq: 1,
+                last_seq: 50,
+                lost_boot: Some("b".into()),
+                message: String::new(),
+            }],
+            ..Dropped::range("b", 101, 120)
+        };
+        let ranges: Vec<(u64, u64)> = d
+            .reports()
+            .iter()
+            .map(|r| (r.first_seq, r.last_seq))
+            .collect();
+        assert_eq!(ranges, vec![(1, 50), (101, 120)]);
     }
 
     #[test]
