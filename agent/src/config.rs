@@ -975,9 +975,9 @@ impl Validator<'_> {
         let backoff_max = self.bounded_duration(
             c.backoff_max.as_ref(),
             "backoff_max",
-            Duration::from_secs(30),
+            Duration::from_secs(5),
             (Duration::from_millis(200), Duration::from_secs(3600)),
-            "back off between 200ms and 1h at most; 30s is usual",
+            "back off between 200ms and 1h at most; 5s finds a returning collector soon",
         );
         let tls = match &c.tls {
             None => Some(None),
@@ -1336,7 +1336,7 @@ mod tests {
         assert_eq!(c.token, TokenSource::Inline(Secret::new("s3cret")));
         assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
         assert_eq!(c.ack_timeout, Duration::from_secs(30));
-        assert_eq!(c.backoff_max, Duration::from_secs(30));
+        assert_eq!(c.backoff_max, Duration::from_secs(5));
         assert!(c.tls.is_none());
         assert!(
             !format!("{c:?}").contains("s3cret"),

@@ -32,6 +32,9 @@ struct Behaviour {
     welcome_last_seq: Option<u64>,
     /// Trace queries to send after the welcome, with ids 1, 2, ...
     traces: Vec<Value>,
+    /// Close the connection right after the welcome, as a collector whose
+    /// store fails does.
+    close_after_welcome: bool,
 }
 
 impl Default for Behaviour {
@@ -41,6 +44,7 @@ impl Default for Behaviour {
             ack: true,
             welcome_last_seq: None,
             traces: Vec::new(),
+            close_after_welcome: false,
         }
     }
 }
@@ -203,6 +207,7 @@ impl<T: Read + Write + Send> Stream for T {}
 
 /// One agent connection, as the real collector handles it.
 fn serve(inner: &Inner, tcp: TcpStream) {
+    let raw = tcp.try_clone().unwrap();
     let stream: Box<dyn Stream> = match &inner.tls {
         Some(config) => {
             let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
@@ -251,6 +256,10 @@ fn serve(inner: &Inner, tcp: TcpStream) {
     }
     let welcome = json!({"type": "welcome", "protocol": 1, "last_seq": last_seq});
     if writeln!(reader.get_mut(), "{welcome}").is_err() {
+        return;
+    }
+    if behaviour.close_after_welcome {
+        let _ = raw.shutdown(std::net::Shutdown::Both);
         return;
     }
     for (id, query) in behaviour.traces.iter().enumerate() {
@@ -366,11 +375,16 @@ when = "increase(tx_errors[1s]) > 3"
 severity = "critical"
 
 [output.collector]
-backoff_max = "500ms"
-{collector}
+{backoff}{collector}
 "#,
                 state = self.state().display(),
                 root = self.dir.path().display(),
+                // Short, so tests do not wait, unless the test sets its own.
+                backoff = if collector.contains("backoff_max") {
+                    ""
+                } else {
+                    "backoff_max = \"500ms\"\n"
+                },
             ),
         )
     }
@@ -1055,4 +1069,61 @@ fn a_reload_hands_the_spool_to_the_new_output_without_a_gap() {
         "nothing was lost"
     );
     assert!(agent.stop());
+}
+
+#[test]
+fn sessions_failing_after_their_welcome_back_off_instead_of_storming() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(
+        0,
+        Behaviour {
+            close_after_welcome: true,
+            ..Behaviour::default()
+        },
+    );
+    let config = fx.config(
+        "1s",
+        &collector_table(collector.port(), "backoff_max = \"5s\"\n"),
+    );
+    let _agent = fx.spawn(&config);
+    collector.wait(Duration::from_secs(5), "a hello", |s| {
+        (!s.log.is_empty()).then_some(())
+    });
+    let started = Instant::now();
+    let before = collector.hellos().len();
+    // Poll until 8 s have passed; the count is what matters.
+    while started.elapsed() < Duration::from_secs(8) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let attempts = collector.hellos().len() - before;
+    // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s (±20 %): about five more, not forty.
+    assert!(attempts <= 8, "{attempts} sessions in 8 s");
+    assert!(attempts >= 2, "it does retry: {attempts}");
+}
+
+#[test]
+fn a_restarted_collector_is_found_again_within_seconds() {
+    let fx = Fixture::new();
+    let port = free_port();
+    // The default backoff_max.
+    let config = fx.config("1s", &collector_table(port, "# backoff_max default\n"));
+    let _agent = fx.spawn(&config);
+    // Down long enough for the backoff to reach its cap.
+    fx.collector_until(Duration::from_secs(10), "a failed dial", |c| {
+        c["state"] == "backoff"
+    });
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(15) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let up = Instant::now();
+    collector.wait(Duration::from_secs(30), "a hello", |s| {
+        (!s.log.is_empty()).then_some(())
+    });
+    let found = up.elapsed();
+    assert!(
+        found < Duration::from_millis(6500),
+        "found again after {found:?}"
+    );
 }

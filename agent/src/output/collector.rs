@@ -16,8 +16,9 @@
 //!   events both progress without a thread per direction.
 //!
 //! A refused hello (a bad token) waits the longest backoff before the next
-//! try; any other failure backs off exponentially from 200 ms, with ±20 %
-//! jitter so a fleet does not reconnect in step after a collector restart.
+//! try; any other failure backs off as [`super::backoff`] says: growing
+//! across sessions that fail after their welcome, starting over only after
+//! one made progress, and capped so a returning collector is found soon.
 //! A collector that stops acknowledging while events are outstanding is
 //! treated as gone after `ack_timeout`.
 //!
@@ -29,6 +30,7 @@
 //! declare lost what the collector may be storing that moment, and it
 //! keeps loss events when it sheds their segment (see [`super::spool`]).
 
+use super::backoff::{Backoff, seed};
 use super::spool::{self, Dropped, LossReport, Spool, SpoolError};
 use super::{Inbox, OutputHandle, OutputStats};
 use crate::control::{CollectorBoot, CollectorStatus, format_size};
@@ -79,7 +81,6 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the collector has to answer `hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// The longest `poll` sleeps, so timeouts are checked at least this often.
 const POLL_MAX: Duration = Duration::from_secs(1);
 /// How much is read from the spool at a time, and how much may wait in the
@@ -702,59 +703,6 @@ impl Writer {
     }
 }
 
-/// Jittered exponential backoff; the jitter comes from a small xorshift
-/// seeded per process, which is all spreading reconnects needs.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-    rng: u64,
-}
-
-impl Backoff {
-    fn new(max: Duration, seed: u64) -> Backoff {
-        Backoff {
-            next: BACKOFF_MIN,
-            max: max.max(BACKOFF_MIN),
-            rng: seed | 1,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        self.jitter(delay)
-    }
-
-    fn longest(&mut self) -> Duration {
-        self.next = self.max;
-        self.jitter(self.max)
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-
-    /// `delay` scaled by a factor in [0.8, 1.2).
-    fn jitter(&mut self, delay: Duration) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        delay.mul_f64(0.8 + 0.4 * unit)
-    }
-}
-
-fn seed(boot: &str) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    boot.bytes()
-        .fold(nanos ^ u64::from(std::process::id()), |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-}
-
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -799,7 +747,9 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
         }
         shared.set_link(LinkState::Connecting, None);
         let mut welcomed = false;
-        let result = link.run(&mut tls, &mut backoff, &mut welcomed);
+        let mut progressed = false;
+        let started = Instant::now();
+        let result = link.run(&mut tls, &mut progressed, &mut welcomed);
         let error = match result {
             Ok(()) => return,
             Err(error) => error,
@@ -825,7 +775,7 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
                 (LinkState::Refused, delay)
             }
             _ => {
-                let delay = backoff.next();
+                let delay = backoff.after_session(started, Instant::now(), progressed);
                 if logged.as_deref() != Some(text.as_str()) {
                     tracing::warn!(collector = %shared.settings.address, %error, retry_in = ?delay, "Collector connection failed; events stay in the spool.");
                 } else {
@@ -887,7 +837,7 @@ impl Session<'_> {
     fn run(
         &mut self,
         tls: &mut Option<Arc<ClientConfig>>,
-        backoff: &mut Backoff,
+        progressed: &mut bool,
         welcomed: &mut bool,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
@@ -1009,7 +959,7 @@ impl Session<'_> {
             }
             let eof = conn.read(&mut lines)?;
             for line in lines.drain(..) {
-                self.handle(&line, welcomed, backoff, &mut waiting_since)?;
+                self.handle(&line, welcomed, progressed, &mut waiting_since)?;
             }
             if eof {
                 return Err(SessionError::Broken(
@@ -1051,7 +1001,7 @@ impl Session<'_> {
         &mut self,
         line: &[u8],
         welcomed: &mut bool,
-        backoff: &mut Backoff,
+        progressed: &mut bool,
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
@@ -1067,7 +1017,6 @@ impl Session<'_> {
                 }
                 self.resume(&last_seq)?;
                 *welcomed = true;
-                backoff.reset();
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 shared.set_link(LinkState::Connected, None);
                 *self.stats.last_error.lock().expect("stats poisoned") = None;
@@ -1084,7 +1033,9 @@ impl Session<'_> {
             (true, CollectorMessage::Ack { boot, seq }) => {
                 let mut guard = shared.spool.lock().expect("spool poisoned");
                 let spool = guard.as_mut().expect("the spool is open while connected");
+                let before = spool.acked(&boot);
                 let result = spool.ack(&boot, seq);
+                *progressed |= spool.acked(&boot) > before;
                 shared.publish(spool);
                 let outstanding = spool.outstanding();
                 drop(guard);
@@ -1479,24 +1430,6 @@ mod tests {
     fn secrets_do_not_print() {
         let token = TokenSource::Inline(Secret::new("s3cret"));
         assert!(!format!("{token:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_with_bounded_jitter() {
-        let mut b = Backoff::new(Duration::from_secs(30), 42);
-        let mut base = BACKOFF_MIN;
-        for _ in 0..12 {
-            let d = b.next();
-            assert!(
-                d >= base.mul_f64(0.8) && d < base.mul_f64(1.2),
-                "{d:?} vs {base:?}"
-            );
-            base = (base * 2).min(Duration::from_secs(30));
-        }
-        let longest = b.longest();
-        assert!(longest >= Duration::from_secs(24) && longest < Duration::from_secs(36));
-        b.reset();
-        assert!(b.next() < Duration::from_millis(240));
     }
 
     #[test]
