@@ -54,6 +54,7 @@ enum Msg {
     Hello(Value),
     Event(Value),
     TraceResult(Value),
+    Goodbye(Value),
 }
 
 #[derive(Default)]
@@ -274,6 +275,11 @@ fn serve(inner: &Inner, tcp: TcpStream) {
             return;
         }
         let event: Value = serde_json::from_str(&line).expect("an event line is JSON");
+        if event["type"] == "goodbye" {
+            inner.state.lock().unwrap().log.push(Msg::Goodbye(event));
+            inner.changed.notify_all();
+            continue;
+        }
         if event["type"] == "trace_result" {
             inner
                 .state
@@ -1125,5 +1131,46 @@ fn a_restarted_collector_is_found_again_within_seconds() {
     assert!(
         found < Duration::from_millis(6500),
         "found again after {found:?}"
+    );
+}
+
+#[test]
+fn a_clean_stop_says_goodbye_after_every_event() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(0, Behaviour::default());
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(collector.port(), "")));
+    collector.wait(Duration::from_secs(10), "a few events", |s| {
+        (events_of(s).len() >= 5).then_some(())
+    });
+    assert!(agent.stop());
+    let log = collector.wait(Duration::from_secs(5), "a goodbye", |s| {
+        s.log
+            .iter()
+            .any(|m| matches!(m, Msg::Goodbye(_)))
+            .then(|| s.log.clone())
+    });
+    let Some(Msg::Goodbye(bye)) = log.last() else {
+        panic!("the goodbye is the last line: {log:#?}");
+    };
+    let events: Vec<Value> = log
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let boot = events[0]["boot"].as_str().unwrap();
+    assert_eq!(bye["boot"], boot);
+    let last = bye["last_seq"].as_u64().unwrap();
+    let got: BTreeSet<u64> = seqs(&events).into_iter().collect();
+    assert_eq!(
+        got,
+        (1..=last).collect::<BTreeSet<_>>(),
+        "every event up to last_seq arrived before the goodbye: {bye}"
+    );
+    assert!(
+        agent.stderr().contains("Said goodbye"),
+        "{}",
+        agent.stderr()
     );
 }

@@ -36,7 +36,8 @@ use super::{Inbox, OutputHandle, OutputStats};
 use crate::control::{CollectorBoot, CollectorStatus, format_size};
 use crate::event::{Body, Event, Loss};
 use crate::wire::{
-    CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION, TraceResult, TraceResultTag,
+    CollectorMessage, Goodbye, GoodbyeTag, Hello, HelloTag, PROTOCOL_VERSION, TraceResult,
+    TraceResultTag,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::pki_types::pem::PemObject;
@@ -93,6 +94,11 @@ const MAX_LINE: usize = 1 << 20;
 const MAX_TRACES: usize = 4;
 /// How long the spool writer waits for the connection thread at exit.
 const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long a clean stop waits for the acks of what the spool holds before
+/// it says goodbye, and then for the goodbye to leave; within
+/// [`STOP_WAIT`].
+const FAREWELL: Duration = Duration::from_millis(1500);
+const FAREWELL_SEND: Duration = Duration::from_millis(300);
 
 /// A secret that never shows in logs, `Debug` output or status.
 #[derive(Clone, PartialEq, Eq)]
@@ -950,8 +956,9 @@ impl Session<'_> {
                 drain(self.wakee);
             }
             if shared.stopped() {
-                // Best effort: what is in flight stays in the spool anyway.
-                let _ = conn.flush();
+                if *welcomed {
+                    self.farewell(&mut conn, welcomed, progressed);
+                }
                 return Ok(());
             }
             if !socket_ready {
@@ -967,6 +974,91 @@ impl Session<'_> {
                 ));
             }
         }
+    }
+
+    /// A clean stop: sends what the spool still holds, waits a moment for
+    /// its acks, then says `goodbye` as the last line, so the collector
+    /// marks this agent stopped at once. Best effort within [`FAREWELL`]:
+    /// whatever is not acknowledged stays in the spool for the next start.
+    fn farewell(&mut self, conn: &mut Conn, welcomed: &mut bool, progressed: &mut bool) {
+        let deadline = Instant::now() + FAREWELL;
+        let mut waiting_since = None;
+        let mut lines = Vec::new();
+        loop {
+            if self.fill(conn, &mut waiting_since).is_err() || conn.flush().is_err() {
+                return;
+            }
+            let outstanding = {
+                let guard = self.shared.spool.lock().expect("spool poisoned");
+                guard.as_ref().is_some_and(Spool::outstanding)
+            };
+            if !conn.wants_write() && !outstanding {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::info!(
+                    "Stopping before the collector acknowledged every event; the rest stays in the spool."
+                );
+                break;
+            }
+            if !self.wait_socket(conn, deadline - now) {
+                return;
+            }
+            match conn.read(&mut lines) {
+                Ok(eof) => {
+                    for line in lines.drain(..) {
+                        if self
+                            .handle(&line, welcomed, progressed, &mut waiting_since)
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    if eof {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        let last_seq = {
+            let guard = self.shared.spool.lock().expect("spool poisoned");
+            guard
+                .as_ref()
+                .map_or(0, |spool| spool.last_seq(&self.shared.boot))
+        };
+        let goodbye = Goodbye {
+            kind: GoodbyeTag::Goodbye,
+            boot: self.shared.boot.clone(),
+            last_seq,
+        };
+        let mut line = serde_json::to_vec(&goodbye).expect("goodbye serializes");
+        line.push(b'\n');
+        conn.queue(&line);
+        let until = Instant::now() + FAREWELL_SEND;
+        while conn.flush().is_ok() && conn.wants_write() {
+            let now = Instant::now();
+            if now >= until || !self.wait_socket(conn, until - now) {
+                break;
+            }
+        }
+        let _ = conn.tcp.shutdown(std::net::Shutdown::Write);
+        tracing::info!(last_seq, "Said goodbye to the collector.");
+    }
+
+    /// Waits until the socket is readable (or writable, when output is
+    /// queued) or `wait` passes; false on a poll error.
+    fn wait_socket(&self, conn: &Conn, wait: Duration) -> bool {
+        let mut flags = PollFlags::POLLIN;
+        if conn.wants_write() {
+            flags |= PollFlags::POLLOUT;
+        }
+        let mut fds = [PollFd::new(conn.tcp.as_fd(), flags)];
+        matches!(
+            poll(&mut fds, poll_timeout(wait)),
+            Ok(_) | Err(nix::errno::Errno::EINTR)
+        )
     }
 
     /// Reads spooled events into the connection's buffer up to its high

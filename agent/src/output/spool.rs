@@ -543,6 +543,15 @@ impl Spool {
             .map_or(0, |b| b.acked)
     }
 
+    /// The last seq of `boot` written to the spool (0 for a boot it does
+    /// not hold).
+    pub fn last_seq(&self, boot: &str) -> u64 {
+        self.boots
+            .iter()
+            .find(|b| b.boot == boot)
+            .map_or(0, |b| b.last_seq)
+    }
+
     /// The boots with unacknowledged events, oldest first, for `hello`.
     pub fn unacked_boots(&self) -> Vec<String> {
         self.boots
