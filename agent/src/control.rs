@@ -146,7 +146,7 @@ pub fn serve(path: &Path, requests: mpsc::Sender<StatusRequest>) -> Option<Contr
 
 fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::state_dir::create_dir(dir)?;
     }
     // A socket left by an agent that died; a live agent would answer.
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -155,7 +155,20 @@ fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
             "another hopwatch agent is running with this state_dir",
         ));
     }
-    let _ = std::fs::remove_file(path);
+    // Only a stale socket is replaced; anything else at the path is not
+    // ours to delete.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} exists and is not a socket: remove it",
+                path.display()
+            )));
+        }
+        Err(_) => {}
+    }
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)

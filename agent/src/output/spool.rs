@@ -49,11 +49,12 @@
 //! so a torn tail is discarded instead of poisoning the spool.
 
 use crate::event::{Body, Event, Loss};
+use crate::state_dir::{self, Access};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -389,14 +390,10 @@ impl Spool {
                 boot: boot.to_string(),
             });
         }
-        fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+        state_dir::create_dir(dir).map_err(io_error("create", dir))?;
         let lock_path = dir.join(LOCK_NAME);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let lock_file =
+            state_dir::open(&lock_path, Access::ReadWrite).map_err(io_error("open", &lock_path))?;
         let lock =
             Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
                 match errno {
@@ -417,6 +414,12 @@ impl Spool {
             let Some(name) = entry.file_name().to_str().and_then(parse_name) else {
                 continue;
             };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                // Not ours: a symlink or a FIFO is neither followed nor
+                // read, and left where it is.
+                tracing::warn!(path = %entry.path().display(), "Skipping a spool entry that is not a regular file; remove it.");
+                continue;
+            }
             match name {
                 Name::Segment {
                     ordinal,
@@ -693,11 +696,17 @@ impl Spool {
             "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
             log.ordinal, log.boot
         ));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error("create", &path))?;
+        let file = match state_dir::open(&path, Access::Append) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::Other => {
+                // Something not ours sits at that name: leave it alone and
+                // take the next number, so the spool goes on.
+                tracing::warn!(%error, "Skipping a spool segment name that is taken.");
+                log.next_segment += 1;
+                return Err(io_error("create", &path)(error));
+            }
+            Err(error) => return Err(io_error("create", &path)(error)),
+        };
         // A leftover of a failed attempt with this number holds nothing
         // counted; start it empty.
         file.set_len(0).map_err(io_error("truncate", &path))?;
@@ -728,7 +737,7 @@ impl Spool {
             log.active = None;
         }
         let acked = log.acked;
-        let data = fs::read(&segment.path).map_err(io_error("read", &segment.path))?;
+        let data = state_dir::read(&segment.path).map_err(io_error("read", &segment.path))?;
         for line in data.split_inclusive(|&b| b == b'\n') {
             let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
                 continue;
@@ -818,12 +827,8 @@ impl Spool {
             return self.forget_boot(i);
         }
         if log.ack_file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io_error("open", &path))?;
+            let file =
+                state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
             log.ack_file = Some(file);
         }
         let record = format!("{seq:0ACK_DIGITS$}\n");
@@ -900,7 +905,8 @@ impl Spool {
             let open = matches!(&self.cursor.reader,
                 Some((o, n, _)) if *o == log.ordinal && *n == segment.number);
             if !open {
-                let file = File::open(&segment.path).map_err(io_error("open", &segment.path))?;
+                let file = state_dir::open(&segment.path, Access::Read)
+                    .map_err(io_error("open", &segment.path))?;
                 self.cursor.reader = Some((log.ordinal, segment.number, file));
             }
             let reader = &self.cursor.reader.as_ref().expect("opened above").2;
@@ -1001,8 +1007,9 @@ fn note(dropped: &mut Vec<Dropped>, boot: &str, seq: u64, loss: Option<Loss>) {
 }
 
 fn read_ack(path: &Path) -> u64 {
-    fs::read_to_string(path)
+    state_dir::read(path)
         .ok()
+        .and_then(|s| String::from_utf8(s).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -1010,7 +1017,7 @@ fn read_ack(path: &Path) -> u64 {
 /// Reads a segment back, keeping its longest prefix of whole, parseable
 /// lines with rising seqs; truncates the file there.
 fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolError> {
-    let data = fs::read(&path).map_err(io_error("read", &path))?;
+    let data = state_dir::read(&path).map_err(io_error("read", &path))?;
     let mut seqs = Runs::default();
     let mut valid = 0;
     for line in data.split_inclusive(|&b| b == b'\n') {
@@ -1024,10 +1031,7 @@ fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolEr
     }
     let discarded = (data.len() - valid) as u64;
     if discarded > 0 {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
+        let file = state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
         file.set_len(valid as u64)
             .and_then(|()| file.sync_all())
             .map_err(io_error("truncate", &path))?;
@@ -1052,6 +1056,7 @@ fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolEr
 mod tests {
     use super::*;
     use crate::event::{Body, Link, LinkState, Loss, Sequencer};
+    use std::fs::OpenOptions;
     use std::time::SystemTime;
 
     struct Dir(PathBuf);
@@ -1640,6 +1645,45 @@ mod tests {
         assert_eq!(runs.first_after(3), Some(7));
         assert_eq!(runs.count_after(10), 0);
         assert_eq!(runs.first_after(10), None);
+    }
+
+    #[test]
+    fn a_symlink_or_fifo_at_a_segment_path_is_refused_and_left_alone() {
+        let dir = Dir::new("planted");
+        let outside = Dir::new("planted-target");
+        fs::create_dir_all(&outside.0).unwrap();
+        let target = outside.0.join("precious");
+        fs::write(&target, "keep me").unwrap();
+        fs::create_dir_all(&dir.0).unwrap();
+        // Planted where the first segment of boot 1 will go, and a FIFO
+        // among an earlier boot's segments.
+        std::os::unix::fs::symlink(&target, dir.0.join("00000001_b1_00000001.jsonl")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.0.join("00000001_b0_00000001.jsonl"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        // Opening does not block on the FIFO and does not count it.
+        let (mut spool, recovery) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        assert!(recovery.boots.is_empty());
+        let mut seq = Sequencer::new("a", "b1");
+        let mut pending = events(&mut seq, 3);
+        // The symlink is refused, naming it; what was not written waits.
+        let error = spool
+            .append(&mut pending, &mut Vec::new(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("symbolic link") && error.contains("00000001_b1_00000001.jsonl"),
+            "{error}"
+        );
+        assert_eq!(pending.len(), 3);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+        // The retry takes the next name; nothing is lost.
+        spool.append(&mut pending, &mut Vec::new(), false).unwrap();
+        assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3]);
+        assert!(dir.0.join("00000001_b1_00000002.jsonl").is_file());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
     }
 
     #[test]
