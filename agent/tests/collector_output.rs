@@ -1262,3 +1262,48 @@ fn second_agent(config: &Path) -> (bool, String) {
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
     (status.is_some_and(|s| !s.success()), stderr)
 }
+
+#[test]
+fn check_config_refuses_a_short_token_file_and_warns_of_a_readable_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let token = fx.dir.write("token", "short\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let body = format!(
+        "address = \"127.0.0.1:{}\"\ntoken_file = \"{}\"\n",
+        free_port(),
+        token.display()
+    );
+    let config = fx.config("1s", &body);
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&token.display().to_string())
+            && stderr.contains("shorter than 16")
+            && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short\n"), "{stderr}");
+    std::fs::write(&token, "long-enough-token-0123\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

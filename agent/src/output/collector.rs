@@ -130,8 +130,12 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
+/// The shortest token accepted: a shorter one can be guessed.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 impl TokenSource {
-    fn read(&self) -> Result<Secret, String> {
+    /// The token, or why it cannot be used (naming the file and the fix).
+    pub fn read(&self) -> Result<Secret, String> {
         match self {
             TokenSource::Inline(secret) => Ok(secret.clone()),
             TokenSource::File(path) => {
@@ -141,8 +145,33 @@ impl TokenSource {
                 if token.is_empty() {
                     return Err(format!("token_file {} is empty", path.display()));
                 }
+                if token.len() < MIN_TOKEN_BYTES {
+                    return Err(format!(
+                        "the token in token_file {} is {} bytes, shorter than {MIN_TOKEN_BYTES}: \
+                         write a longer one, e.g. `head -c 24 /dev/urandom | base64 > {}`",
+                        path.display(),
+                        token.len(),
+                        path.display()
+                    ));
+                }
                 Ok(Secret::new(token))
             }
+        }
+    }
+
+    /// What an operator should fix about where the token is kept.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let TokenSource::File(path) = self else {
+            return Vec::new();
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o004 != 0 => vec![format!(
+                "token_file {} is readable by every user (mode {:o}): chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            )],
+            _ => Vec::new(),
         }
     }
 }
@@ -384,6 +413,9 @@ pub fn spawn(
     context: Context,
     capacity: usize,
 ) -> io::Result<(OutputHandle, CollectorMonitor)> {
+    for warning in settings.token.warnings() {
+        tracing::warn!("{warning}");
+    }
     let (waker, wakee) = UnixStream::pair()?;
     waker.set_nonblocking(true)?;
     wakee.set_nonblocking(true)?;
@@ -1522,6 +1554,28 @@ mod tests {
     fn secrets_do_not_print() {
         let token = TokenSource::Inline(Secret::new("s3cret"));
         assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_short_or_world_readable_token_file_is_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("hopwatch-token-{}", std::process::id()));
+        std::fs::write(&path, "short-secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let source = TokenSource::File(path.clone());
+        let error = source.read().unwrap_err();
+        assert!(
+            error.contains(&path.display().to_string()) && error.contains("12 bytes"),
+            "{error}"
+        );
+        assert!(!error.contains("short-secret"), "{error}");
+        let warnings = source.warnings();
+        assert!(warnings[0].contains("chmod 600"), "{warnings:?}");
+        std::fs::write(&path, "a-long-enough-secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.read().unwrap().expose(), "a-long-enough-secret");
+        assert!(source.warnings().is_empty());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
