@@ -1307,3 +1307,126 @@ fn check_config_refuses_a_short_token_file_and_warns_of_a_readable_one() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether this test may mount a tmpfs; outside CI it skips with a reason.
+fn can_mount(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: needs root to mount a tmpfs, and CI=true makes this test mandatory"
+    );
+    eprintln!("skipping {test}: needs root to mount a tmpfs");
+    false
+}
+
+/// A small tmpfs mounted for the test's life: a disk that really fills.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn root_a_kill_while_the_disk_is_full_leaves_no_gap_unreported() {
+    if !can_mount("root_a_kill_while_the_disk_is_full_leaves_no_gap_unreported") {
+        return;
+    }
+    let fx = Fixture::new();
+    let disk = SmallDisk::mount(&fx.state(), "1m");
+    let port = free_port();
+    let config = fx.config("100ms", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(5)
+    });
+    let old_boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+    let filler = disk.fill();
+    // Events now wait in memory, the spool unable to take them.
+    let status = fx.collector_until(Duration::from_secs(15), "events held in memory", |c| {
+        c["in_memory"].as_u64() >= Some(20)
+    });
+    let held = status["in_memory"].as_u64().unwrap();
+    first.kill();
+    std::fs::remove_file(&filler).unwrap();
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let _second = fx.spawn(&config);
+    // Everything of the old boot is either delivered or named lost.
+    let (delivered, losses) = collector.wait(
+        Duration::from_secs(20),
+        "the old boot delivered and its gap reported",
+        |s| {
+            let events = events_of(s);
+            let delivered: BTreeSet<u64> = events
+                .iter()
+                .filter(|e| e["boot"] == old_boot.as_str())
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect();
+            let losses: Vec<Value> = events
+                .into_iter()
+                .filter(|e| e["type"] == "loss" && e["lost_boot"] == old_boot.as_str())
+                .collect();
+            (!losses.is_empty()).then_some((delivered, losses))
+        },
+    );
+    let mut named = BTreeSet::new();
+    for loss in &losses {
+        for s in loss["first_seq"].as_u64().unwrap()..=loss["last_seq"].as_u64().unwrap() {
+            assert!(
+                !delivered.contains(&s),
+                "seq {s} delivered and named: {loss}"
+            );
+            assert!(named.insert(s), "seq {s} named twice: {loss}");
+        }
+    }
+    let last = named.iter().chain(&delivered).max().copied().unwrap();
+    for s in 1..=last {
+        assert!(
+            delivered.contains(&s) || named.contains(&s),
+            "seq {s} of the killed boot neither arrived nor was reported lost; losses {losses:#?}"
+        );
+    }
+    assert!(
+        named.len() as u64 >= held,
+        "the {held} events held in memory at the kill are named: {named:?}"
+    );
+}

@@ -520,6 +520,8 @@ impl Writer {
             let now = Instant::now();
             if !open || self.retry_at.is_none_or(|t| t <= now) {
                 self.store(now);
+            } else {
+                self.note_pending();
             }
             if !open || self.dirty_since.is_some_and(|t| now >= t + SYNC_INTERVAL) {
                 self.sync();
@@ -640,7 +642,8 @@ impl Writer {
 
     /// Opens the spool if need be and moves pending events into it.
     fn store(&mut self, now: Instant) {
-        let mut guard = self.shared.spool.lock().expect("spool poisoned");
+        let shared = Arc::clone(&self.shared);
+        let mut guard = shared.spool.lock().expect("spool poisoned");
         if guard.is_none() {
             let max = self.shared.settings.spool_max;
             match Spool::open(&self.shared.dir, &self.shared.boot, max) {
@@ -656,6 +659,12 @@ impl Writer {
                     self.shared.publish(&spool);
                     *guard = Some(spool);
                     self.open = true;
+                    for d in recovery.unwritten {
+                        self.account(
+                            d,
+                            "the agent stopped while they waited in memory for the spool (a full or failing disk)",
+                        );
+                    }
                     self.locked_since = None;
                     self.shared.wake();
                 }
@@ -687,7 +696,13 @@ impl Writer {
         let spare = self
             .full_since
             .is_none_or(|since| now.duration_since(since) < IN_FLIGHT_WAIT);
-        let result = spool.append(&mut self.pending, &mut dropped, spare);
+        let mut result = spool.append(&mut self.pending, &mut dropped, spare);
+        if let Some(last) = self.pending.back() {
+            // What waits in memory is on record, so a kill cannot lose it
+            // without the next start saying so.
+            let noted = spool.note_emitted(last.seq);
+            result = result.and(noted);
+        }
         self.shared.publish(spool);
         drop(guard);
         self.shared
@@ -719,6 +734,19 @@ impl Writer {
                 self.shared.disk_error(&error);
                 self.retry_at = Some(now + DISK_RETRY);
             }
+        }
+    }
+
+    /// Puts the seqs waiting in memory on record while the spool is not
+    /// retried yet (see [`Spool::note_emitted`]).
+    fn note_pending(&mut self) {
+        let Some(last) = self.pending.back().map(|e| e.seq) else {
+            return;
+        };
+        if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut()
+            && let Err(error) = spool.note_emitted(last)
+        {
+            self.shared.disk_error(&error);
         }
     }
 

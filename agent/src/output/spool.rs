@@ -62,6 +62,7 @@ use std::sync::Arc;
 
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const ACK_SUFFIX: &str = ".acked";
+const EMITTED_SUFFIX: &str = ".emitted";
 const LOCK_NAME: &str = "lock";
 /// An acknowledgement file holds one fixed-width record, rewritten in place
 /// with a single small `pwrite`, which a crash cannot tear.
@@ -201,12 +202,15 @@ pub struct BootState {
 }
 
 /// What [`Spool::open`] found left by earlier runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
     /// Boots with unacknowledged events, oldest first, and how many.
     pub boots: Vec<(String, u64)>,
     /// Bytes of torn or unreadable tails cut off.
     pub discarded_bytes: u64,
+    /// Seqs given to an earlier run that never reached the spool, to be
+    /// reported as lost.
+    pub unwritten: Vec<Dropped>,
 }
 
 /// The envelope fields the spool reads back from a line.
@@ -275,6 +279,10 @@ struct BootLog {
     ack_file: Option<File>,
     /// The current boot's last segment, open for appending.
     active: Option<File>,
+    /// The current boot's record of the highest seq it was given, and
+    /// that seq.
+    emitted_file: Option<File>,
+    emitted: u64,
 }
 
 impl BootLog {
@@ -344,6 +352,10 @@ enum Name {
         ordinal: u64,
         boot: String,
     },
+    Emitted {
+        ordinal: u64,
+        boot: String,
+    },
 }
 
 fn parse_name(name: &str) -> Option<Name> {
@@ -359,6 +371,10 @@ fn parse_name(name: &str) -> Option<Name> {
             boot,
             number: number.parse().ok()?,
         });
+    }
+    if let Some(stem) = name.strip_suffix(EMITTED_SUFFIX) {
+        let (ordinal, boot) = parse_boot(stem)?;
+        return Some(Name::Emitted { ordinal, boot });
     }
     let stem = name.strip_suffix(ACK_SUFFIX)?;
     let (ordinal, boot) = parse_boot(stem)?;
@@ -378,6 +394,7 @@ fn segment_bytes(max_bytes: u64) -> u64 {
 struct FoundBoot {
     boot: String,
     ack: Option<PathBuf>,
+    emitted: Option<PathBuf>,
     segments: BTreeMap<u64, PathBuf>,
 }
 
@@ -435,6 +452,11 @@ impl Spool {
                     f.boot = boot;
                     f.ack = Some(entry.path());
                 }
+                Name::Emitted { ordinal, boot } => {
+                    let f = found.entry(ordinal).or_default();
+                    f.boot = boot;
+                    f.emitted = Some(entry.path());
+                }
             }
         }
 
@@ -455,6 +477,8 @@ impl Spool {
                 next_segment: f.segments.keys().next_back().map_or(1, |n| n + 1),
                 ack_file: None,
                 active: None,
+                emitted_file: None,
+                emitted: 0,
             };
             for (number, path) in f.segments {
                 let (segment, discarded) = recover_segment(number, path)?;
@@ -468,13 +492,25 @@ impl Spool {
                 bytes += segment.bytes;
                 log.segments.push_back(segment);
             }
+            // Seqs handed to the spool that never reached a segment: the
+            // agent stopped (or was killed) while they waited in memory.
+            let emitted = f.emitted.as_deref().map(read_ack).unwrap_or(0);
+            if emitted > log.last_seq {
+                recovery
+                    .unwritten
+                    .push(Dropped::range(&log.boot, log.last_seq + 1, emitted));
+                log.last_seq = emitted;
+            }
             if log.boot == boot || !log.segments.is_empty() {
                 if log.boot != boot {
                     recovery.boots.push((log.boot.clone(), log.pending()));
+                    // Reported now; the record has done its job.
+                    remove_if_present(f.emitted.as_deref())?;
                 }
                 boots.push(log);
-            } else if let Some(ack) = &f.ack {
-                fs::remove_file(ack).map_err(io_error("remove", ack))?;
+            } else {
+                remove_if_present(f.ack.as_deref())?;
+                remove_if_present(f.emitted.as_deref())?;
             }
         }
         // The current boot goes last even if it was seen before (a reload
@@ -491,9 +527,28 @@ impl Spool {
                 next_segment: 1,
                 ack_file: None,
                 active: None,
+                emitted_file: None,
+                emitted: 0,
             },
         };
         boots.push(current);
+        let current = boots.last_mut().expect("pushed above");
+        let path = dir.join(format!(
+            "{:08}_{}{EMITTED_SUFFIX}",
+            current.ordinal, current.boot
+        ));
+        // Written in full now, while there is room, so that later it is
+        // only rewritten in place: that still works on a full disk.
+        let file = state_dir::open(&path, Access::ReadWrite)
+            .and_then(|file| {
+                let record = format!("{:0ACK_DIGITS$}\n", current.last_seq);
+                file.write_all_at(record.as_bytes(), 0)?;
+                file.sync_data()?;
+                Ok(file)
+            })
+            .map_err(io_error("write", &path))?;
+        current.emitted = current.last_seq;
+        current.emitted_file = Some(file);
         let cursor = Cursor {
             ordinal: boots[0].ordinal,
             ..Cursor::default()
@@ -782,11 +837,36 @@ impl Spool {
 
     fn forget_boot(&mut self, i: usize) -> Result<(), SpoolError> {
         let log = self.boots.remove(i);
-        let path = self.ack_path(&log);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
-            _ => Ok(()),
+        remove_if_present(Some(&self.ack_path(&log)))?;
+        let emitted = self
+            .dir
+            .join(format!("{:08}_{}{EMITTED_SUFFIX}", log.ordinal, log.boot));
+        remove_if_present(Some(&emitted))
+    }
+
+    /// Records durably, in place, that the current boot was given every
+    /// seq up to `seq`, for events that wait in memory because the spool
+    /// cannot take them yet: if the agent dies before they are written, the
+    /// next start reports them lost instead of never knowing them.
+    pub fn note_emitted(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let dir = self.dir.clone();
+        let log = self.current();
+        if seq <= log.emitted {
+            return Ok(());
         }
+        let Some(file) = &log.emitted_file else {
+            return Ok(());
+        };
+        let record = format!("{seq:0ACK_DIGITS$}\n");
+        file.write_all_at(record.as_bytes(), 0)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| SpoolError::Io {
+                action: "write",
+                path: dir.join(format!("{:08}_{}{EMITTED_SUFFIX}", log.ordinal, log.boot)),
+                source,
+            })?;
+        log.emitted = seq;
+        Ok(())
     }
 
     fn ack_path(&self, log: &BootLog) -> PathBuf {
@@ -810,6 +890,19 @@ impl Spool {
         }
         log.acked = seq;
         log.sent = log.sent.max(seq);
+        // The record first: segments gone with an older record would make
+        // a restart think acknowledged events were never written.
+        if log.ack_file.is_none() {
+            let file =
+                state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
+            log.ack_file = Some(file);
+        }
+        let record = format!("{seq:0ACK_DIGITS$}\n");
+        log.ack_file
+            .as_ref()
+            .expect("opened above")
+            .write_all_at(record.as_bytes(), 0)
+            .map_err(io_error("write", &path))?;
         let mut removed = 0;
         while let Some(front) = log.segments.front() {
             if front.seqs.count_after(seq) > 0 {
@@ -826,17 +919,7 @@ impl Spool {
         if !is_current && log.segments.is_empty() {
             return self.forget_boot(i);
         }
-        if log.ack_file.is_none() {
-            let file =
-                state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
-            log.ack_file = Some(file);
-        }
-        let record = format!("{seq:0ACK_DIGITS$}\n");
-        log.ack_file
-            .as_ref()
-            .expect("opened above")
-            .write_all_at(record.as_bytes(), 0)
-            .map_err(io_error("write", &path))
+        Ok(())
     }
 
     /// Starts sending over: everything `last_seq` (the collector's welcome)
@@ -1003,6 +1086,15 @@ fn note(dropped: &mut Vec<Dropped>, boot: &str, seq: u64, loss: Option<Loss>) {
             d.losses.extend(loss);
             dropped.push(d);
         }
+    }
+}
+
+fn remove_if_present(path: Option<&Path>) -> Result<(), SpoolError> {
+    match path.map(fs::remove_file) {
+        Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => {
+            Err(io_error("remove", path.expect("some"))(e))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -1501,6 +1593,40 @@ mod tests {
         spool.append(&mut pending, &mut Vec::new(), false).unwrap();
         assert!(pending.is_empty());
         assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn events_on_record_that_never_reached_the_spool_are_reported_after_a_kill() {
+        let dir = Dir::new("unwritten");
+        let mut seq = Sequencer::new("a", "b1");
+        {
+            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+            spool
+                .append(&mut events(&mut seq, 2), &mut Vec::new(), false)
+                .unwrap();
+            spool.ack("b1", 2).unwrap();
+            // The disk fills: three events wait in memory, on record.
+            let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+            spool.current().active = Some(full);
+            let mut pending = events(&mut seq, 3);
+            assert!(spool.append(&mut pending, &mut Vec::new(), false).is_err());
+            spool.note_emitted(5).unwrap();
+            // Killed here.
+        }
+        let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
+        assert_eq!(recovery.unwritten, vec![Dropped::range("b1", 3, 5)]);
+        assert!(drain(&mut spool).is_empty());
+        drop(spool);
+        // Said once: the next start has nothing more to say of b1, and b1
+        // leaves no file behind.
+        let (_, recovery) = Spool::open(&dir.0, "b3", 1 << 20).unwrap();
+        assert!(recovery.unwritten.is_empty(), "{recovery:?}");
+        let left: Vec<String> = fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("_b1"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
