@@ -193,7 +193,7 @@ fn build_outputs(
             boot: seq.boot().to_string(),
             first_seq: seq.last_seq() + 1,
             state_dir: config.agent.state_dir.clone(),
-            on_loss: Box::new(move |loss| {
+            on_loss: Arc::new(move |loss| {
                 let _ = loss_tx.send(loss);
             }),
             trace_backend: new_trace_backend(&config.agent),

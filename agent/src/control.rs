@@ -97,6 +97,10 @@ pub struct CollectorStatus {
     pub spool_max: u64,
     /// Events the spool had to drop (each drop is also a `loss` event).
     pub spool_dropped: u64,
+    /// Lines the collector refused as malformed, set aside in
+    /// `state_dir/quarantine.jsonl` (each also a `loss` event).
+    #[serde(default)]
+    pub quarantined: u64,
     /// Events waiting in memory because the spool cannot be written.
     pub in_memory: u64,
     pub disk_errors: u64,
@@ -372,6 +376,13 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
             out,
             "           {} events wait in memory for the spool",
             c.in_memory
+        );
+    }
+    if c.quarantined > 0 {
+        let _ = writeln!(
+            out,
+            "           {} lines the collector refused are set aside in quarantine.jsonl",
+            c.quarantined
         );
     }
     for b in &c.boots {

@@ -292,6 +292,17 @@ fn serve(inner: &Inner, tcp: TcpStream) {
         }
         let boot = event["boot"].as_str().unwrap().to_string();
         let seq = event["seq"].as_u64().unwrap();
+        if !event["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')) {
+            // As the real collector: a line it can never store is named,
+            // then the connection is refused.
+            let reject = json!({"type": "reject", "boot": boot, "seq": seq, "reason": "bad `ts`"});
+            let _ = writeln!(reader.get_mut(), "{reject}");
+            let _ = reader
+                .get_mut()
+                .write_all(b"{\"type\":\"refused\",\"reason\":\"expected an event\"}\n");
+            let _ = raw.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         {
             let mut state = inner.state.lock().unwrap();
             state.log.push(Msg::Event(event));
@@ -1429,4 +1440,83 @@ fn root_a_kill_while_the_disk_is_full_leaves_no_gap_unreported() {
         named.len() as u64 >= held,
         "the {held} events held in memory at the kill are named: {named:?}"
     );
+}
+
+#[test]
+fn a_line_the_collector_refuses_is_set_aside_reported_and_no_longer_blocks() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let config = fx.config("100ms", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(3)
+    });
+    let old_boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+    first.kill();
+    // A line no collector can store, after the old boot's last one.
+    let spool = fx.state().join("spool");
+    let segment = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let poison_seq = last["seq"].as_u64().unwrap() + 1;
+    let poison = json!({"v": 1, "agent": "fixture", "boot": old_boot, "seq": poison_seq,
+        "type": "link", "ts": "yesterday"});
+    std::fs::write(&segment, format!("{text}{poison}\n")).unwrap();
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let _second = fx.spawn(&config);
+    let loss = collector.wait(
+        Duration::from_secs(15),
+        "the loss of the refused line",
+        |s| {
+            events_of(s).into_iter().find(|e| {
+                e["type"] == "loss"
+                    && e["lost_boot"] == old_boot.as_str()
+                    && e["first_seq"] == poison_seq
+            })
+        },
+    );
+    assert_eq!(loss["last_seq"], poison_seq, "{loss}");
+    assert_eq!(loss["count"], 1, "{loss}");
+    assert!(
+        loss["message"].as_str().unwrap().contains("set aside"),
+        "{loss}"
+    );
+    let new_boot = loss["boot"].as_str().unwrap().to_string();
+    // Everything behind it flows: the new boot's heartbeats keep coming.
+    collector.wait(Duration::from_secs(10), "the new boot's events", |s| {
+        (events_of(s)
+            .iter()
+            .filter(|e| e["boot"] == new_boot.as_str() && e["type"] == "heartbeat")
+            .count()
+            >= 5)
+            .then_some(())
+    });
+    let status = fx.collector_until(Duration::from_secs(5), "connected", |c| {
+        c["state"] == "connected" && c["quarantined"] == 1
+    });
+    assert_eq!(status["boots"].as_array().unwrap().len(), 1, "{status:#}");
+    let kept = std::fs::read_to_string(fx.state().join("quarantine.jsonl")).unwrap();
+    assert!(
+        kept.contains("yesterday") && kept.contains("bad `ts`"),
+        "{kept}"
+    );
+    assert!(
+        collector.hellos().len() <= 3,
+        "{} hellos",
+        collector.hellos().len()
+    );
+    // The old boot's good events all arrived, once.
+    let old: Vec<u64> = seqs(
+        &of_boot(&collector.events(), &old_boot)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(old, (1..poison_seq).collect::<Vec<_>>());
 }

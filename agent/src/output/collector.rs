@@ -234,11 +234,15 @@ pub struct Context {
     pub state_dir: PathBuf,
     /// Told of every loss, from the spool writer's thread; the agent turns
     /// each into a `loss` event.
-    pub on_loss: Box<dyn Fn(Loss) + Send>,
+    pub on_loss: OnLoss,
     /// Makes the backend that answers the collector's `trace_request`s:
     /// the one `[agent] trace_backend` names.
     pub trace_backend: NewBackend,
 }
+
+/// Where losses go: called from the spool writer and, for a line the
+/// collector refused, from the connection thread.
+pub type OnLoss = Arc<dyn Fn(Loss) + Send + Sync>;
 
 /// Makes a trace backend, on the thread that answers one request.
 pub type NewBackend = Arc<dyn Fn() -> Box<dyn crate::trace::Backend> + Send + Sync>;
@@ -279,6 +283,7 @@ struct Link {
 struct Depth {
     events: u64,
     bytes: u64,
+    quarantined: u64,
     boots: Vec<CollectorBoot>,
 }
 
@@ -300,6 +305,7 @@ struct Shared {
     /// Written to wake the connection thread: new events, or stop.
     waker: UnixStream,
     new_backend: NewBackend,
+    on_loss: OnLoss,
 }
 
 impl Shared {
@@ -327,6 +333,7 @@ impl Shared {
         let depth = Depth {
             events: spool.pending(),
             bytes: spool.bytes(),
+            quarantined: spool.quarantined(),
             boots: spool
                 .boots()
                 .into_iter()
@@ -394,6 +401,7 @@ impl CollectorMonitor {
             spool_bytes: depth.bytes,
             spool_max: s.settings.spool_max,
             spool_dropped: s.dropped.load(Ordering::Relaxed),
+            quarantined: depth.quarantined,
             in_memory: s.in_memory.load(Ordering::Relaxed),
             disk_errors: s.disk_errors.load(Ordering::Relaxed),
             last_disk_error: s
@@ -440,6 +448,7 @@ pub fn spawn(
         waker,
         settings,
         new_backend: Arc::clone(&context.trace_backend),
+        on_loss: Arc::clone(&context.on_loss),
     });
     let monitor = CollectorMonitor {
         shared: Arc::clone(&shared),
@@ -454,7 +463,7 @@ pub fn spawn(
             .expect("spawning the collector connection thread");
         let mut writer = Writer {
             shared,
-            on_loss: context.on_loss,
+            on_loss: Arc::clone(&context.on_loss),
             pending: VecDeque::new(),
             next_seq: context.first_seq,
             dirty_since: None,
@@ -478,7 +487,7 @@ pub fn spawn(
 /// The spool writer: the output queue's worker.
 struct Writer {
     shared: Arc<Shared>,
-    on_loss: Box<dyn Fn(Loss) + Send>,
+    on_loss: OnLoss,
     /// Events taken off the queue and not yet in the spool.
     pending: VecDeque<Arc<Event>>,
     /// The seq the next event should carry.
@@ -1201,6 +1210,11 @@ impl Session<'_> {
             (true, CollectorMessage::TraceRequest { id, query }) => {
                 self.trace(id, query);
             }
+            (true, CollectorMessage::Reject { boot, seq, reason }) => {
+                self.set_aside(&boot, seq, &reason);
+                // The next session goes on behind it at once.
+                *progressed = true;
+            }
             // After the welcome a refusal ends this connection only (a line
             // the collector could not take, a store failure): reconnect with
             // the ordinary backoff and resend what is unacknowledged.
@@ -1215,6 +1229,7 @@ impl Session<'_> {
                     CollectorMessage::Refused { .. } => "refused",
                     CollectorMessage::Ack { .. } => "ack",
                     CollectorMessage::TraceRequest { .. } => "trace_request",
+                    CollectorMessage::Reject { .. } => "reject",
                 };
                 let when = if *welcomed { "after" } else { "before" };
                 return Err(SessionError::Broken(format!(
@@ -1223,6 +1238,38 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A line the collector can never store: quarantined, so it no longer
+    /// blocks everything behind it, and reported as a loss of its seq.
+    fn set_aside(&self, boot: &str, seq: u64, reason: &str) {
+        let shared = self.shared;
+        let result = {
+            let mut guard = shared.spool.lock().expect("spool poisoned");
+            let spool = guard.as_mut().expect("the spool is open while connected");
+            let path = spool.quarantine_path();
+            let result = spool.quarantine(boot, seq, reason).map(|done| (done, path));
+            shared.publish(spool);
+            result
+        };
+        match result {
+            Ok((true, path)) => {
+                let message = format!(
+                    "1 event (seq {seq}) was set aside in {}: the collector refused it: {reason}",
+                    path.display()
+                );
+                tracing::warn!(boot, seq, "{message}");
+                (shared.on_loss)(Loss {
+                    count: 1,
+                    first_seq: seq,
+                    last_seq: seq,
+                    lost_boot: Some(boot.to_string()),
+                    message,
+                });
+            }
+            Ok((false, _)) => {}
+            Err(error) => shared.disk_error(&error),
+        }
     }
 
     /// Applies a welcome: the collector holds each boot up to its

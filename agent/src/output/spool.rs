@@ -52,8 +52,8 @@ use crate::event::{Body, Event, Loss};
 use crate::state_dir::{self, Access};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -63,6 +63,8 @@ use std::sync::Arc;
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const ACK_SUFFIX: &str = ".acked";
 const EMITTED_SUFFIX: &str = ".emitted";
+/// In `state_dir`, beside the spool.
+const QUARANTINE_NAME: &str = "quarantine.jsonl";
 const LOCK_NAME: &str = "lock";
 /// An acknowledgement file holds one fixed-width record, rewritten in place
 /// with a single small `pwrite`, which a crash cannot tear.
@@ -283,6 +285,9 @@ struct BootLog {
     /// that seq.
     emitted_file: Option<File>,
     emitted: u64,
+    /// Seqs the collector refused as malformed, set aside: never sent
+    /// again.
+    skip: BTreeSet<u64>,
 }
 
 impl BootLog {
@@ -339,7 +344,19 @@ pub struct Spool {
     cursor: Cursor,
     unsynced: bool,
     dir_unsynced: bool,
+    /// Lines in the quarantine file.
+    quarantined: u64,
     _lock: Flock<File>,
+}
+
+/// One line the collector refused, as the quarantine file keeps it.
+#[derive(Serialize, Deserialize)]
+struct Quarantined {
+    boot: String,
+    seq: u64,
+    reason: String,
+    /// The line as spooled, without its newline.
+    line: String,
 }
 
 enum Name {
@@ -479,6 +496,7 @@ impl Spool {
                 active: None,
                 emitted_file: None,
                 emitted: 0,
+                skip: BTreeSet::new(),
             };
             for (number, path) in f.segments {
                 let (segment, discarded) = recover_segment(number, path)?;
@@ -529,6 +547,7 @@ impl Spool {
                 active: None,
                 emitted_file: None,
                 emitted: 0,
+                skip: BTreeSet::new(),
             },
         };
         boots.push(current);
@@ -553,20 +572,20 @@ impl Spool {
             ordinal: boots[0].ordinal,
             ..Cursor::default()
         };
-        Ok((
-            Spool {
-                dir: dir.to_path_buf(),
-                max_bytes,
-                segment_bytes: segment_bytes(max_bytes),
-                boots,
-                bytes,
-                cursor,
-                unsynced: false,
-                dir_unsynced,
-                _lock: lock,
-            },
-            recovery,
-        ))
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: segment_bytes(max_bytes),
+            boots,
+            bytes,
+            cursor,
+            unsynced: false,
+            dir_unsynced,
+            quarantined: 0,
+            _lock: lock,
+        };
+        spool.load_quarantine();
+        Ok((spool, recovery))
     }
 
     /// Bytes the segments take on disk.
@@ -884,7 +903,11 @@ impl Spool {
         let path = self.ack_path(&self.boots[i]);
         let is_current = i == self.boots.len() - 1;
         let log = &mut self.boots[i];
-        let seq = seq.min(log.last_seq);
+        let mut seq = seq.min(log.last_seq);
+        // Lines set aside are done once everything before them is.
+        while seq < log.last_seq && log.skip.contains(&(seq + 1)) {
+            seq += 1;
+        }
         if seq <= log.acked {
             return Ok(());
         }
@@ -1022,7 +1045,7 @@ impl Spool {
                 let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
                     continue;
                 };
-                if head.seq > acked {
+                if head.seq > acked && !log.skip.contains(&head.seq) {
                     lines.extend_from_slice(line);
                     count += 1;
                     last_seq = head.seq;
@@ -1041,6 +1064,78 @@ impl Spool {
                 last_seq,
             }));
         }
+    }
+
+    /// The file lines the collector refused are set aside in: beside the
+    /// spool, in `state_dir`.
+    pub fn quarantine_path(&self) -> PathBuf {
+        self.dir.with_file_name(QUARANTINE_NAME)
+    }
+
+    /// Lines set aside so far, over every run.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined
+    }
+
+    /// Reads which lines earlier runs set aside, so they stay aside.
+    fn load_quarantine(&mut self) {
+        let Ok(data) = state_dir::read(&self.quarantine_path()) else {
+            return;
+        };
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            self.quarantined += 1;
+            if let Ok(q) = serde_json::from_slice::<Quarantined>(line)
+                && let Some(log) = self.boots.iter_mut().find(|b| b.boot == q.boot)
+            {
+                log.skip.insert(q.seq);
+            }
+        }
+    }
+
+    /// Sets the line of `(boot, seq)` aside: copies it to the quarantine
+    /// file with `reason` and never sends it again. False when there is no
+    /// such line to set aside (acknowledged, shed, or aside already).
+    pub fn quarantine(&mut self, boot: &str, seq: u64, reason: &str) -> Result<bool, SpoolError> {
+        let path = self.quarantine_path();
+        let Some(log) = self.boots.iter_mut().find(|b| b.boot == boot) else {
+            return Ok(false);
+        };
+        if seq <= log.acked || log.skip.contains(&seq) {
+            return Ok(false);
+        }
+        let mut found = None;
+        for segment in &log.segments {
+            let data = state_dir::read(&segment.path).map_err(io_error("read", &segment.path))?;
+            found = data
+                .split(|&b| b == b'\n')
+                .find(|line| serde_json::from_slice::<LineHead>(line).is_ok_and(|h| h.seq == seq))
+                .map(|line| String::from_utf8_lossy(line).into_owned());
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(line) = found else {
+            return Ok(false);
+        };
+        let mut record = serde_json::to_vec(&Quarantined {
+            boot: boot.to_string(),
+            seq,
+            reason: reason.to_string(),
+            line,
+        })
+        .expect("a quarantine record serializes");
+        record.push(b'\n');
+        state_dir::open(&path, Access::Append)
+            .and_then(|mut file| {
+                file.write_all(&record)?;
+                file.sync_data()
+            })
+            .map_err(io_error("write", &path))?;
+        log.skip.insert(seq);
+        let acked = log.acked;
+        self.quarantined += 1;
+        self.ack(boot, acked)?;
+        Ok(true)
     }
 
     /// What needs flushing to the device since the last job, if anything.
