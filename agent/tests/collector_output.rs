@@ -789,7 +789,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
     let collector = FakeCollector::start(
         0,
         Behaviour {
-            token: "the-right-one".into(),
+            token: "the-right-one-0123".into(),
             ..Behaviour::default()
         },
     );
@@ -829,7 +829,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
     );
 
     // A corrected token file is read at the next attempt.
-    std::fs::write(&token_file, "the-right-one\n").unwrap();
+    std::fs::write(&token_file, "the-right-one-0123\n").unwrap();
     fx.collector_until(Duration::from_secs(10), "a connection", |c| {
         c["state"] == "connected" && c["spool_events"].as_u64() < Some(3)
     });
@@ -842,7 +842,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
         "the token leaked into the log:\n{stderr}"
     );
     assert!(
-        !stderr.contains("the-right-one"),
+        !stderr.contains("the-right-one-0123"),
         "the token leaked into the log:\n{stderr}"
     );
 }
