@@ -557,17 +557,26 @@ impl Spool {
             current.ordinal, current.boot
         ));
         // Written in full now, while there is room, so that later it is
-        // only rewritten in place: that still works on a full disk.
-        let file = state_dir::open(&path, Access::ReadWrite)
-            .and_then(|file| {
-                let record = format!("{:0ACK_DIGITS$}\n", current.last_seq);
-                file.write_all_at(record.as_bytes(), 0)?;
-                file.sync_data()?;
-                Ok(file)
-            })
-            .map_err(io_error("write", &path))?;
-        current.emitted = current.last_seq;
-        current.emitted_file = Some(file);
+        // only rewritten in place: that still works on a full disk. A disk
+        // already full costs only this record, not the spool: what earlier
+        // boots left is still sent.
+        let written = state_dir::open(&path, Access::ReadWrite).and_then(|file| {
+            let record = format!("{:0ACK_DIGITS$}\n", current.last_seq);
+            file.write_all_at(record.as_bytes(), 0)?;
+            file.sync_data()?;
+            Ok(file)
+        });
+        match written {
+            Ok(file) => {
+                current.emitted = current.last_seq;
+                current.emitted_file = Some(file);
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                path = %path.display(),
+                "Cannot keep a record of events waiting in memory; a kill while the disk fails may lose them unreported."
+            ),
+        }
         let cursor = Cursor {
             ordinal: boots[0].ordinal,
             ..Cursor::default()
