@@ -22,38 +22,45 @@
 //! A collector that stops acknowledging while events are outstanding is
 //! treated as gone after `ack_timeout`.
 //!
-//! Losses are counted exactly, each once: events the spool sheds when full,
-//! events kept in memory beyond [`MEMORY_EVENTS`] while the disk fails, and
-//! seqs that never arrived from the queue all become `loss` events through
-//! the agent (they need a seq). A full spool first waits up to
-//! [`IN_FLIGHT_WAIT`] for the acks of events already sent rather than
-//! declare lost what the collector may be storing that moment, and it
-//! keeps loss events when it sheds their segment (see [`super::spool`]).
+//! Losses are counted exactly, each once (see `writer.rs`): events the spool
+//! sheds when full, events kept in memory beyond 10,000 while the disk
+//! fails, seqs that never arrived from the queue, seqs an earlier run never
+//! spooled, and a line the collector refused (set aside in quarantine) all
+//! become `loss` events through the agent (they need a seq). A full spool
+//! first waits up to 2 s for the acks of events already sent rather than
+//! declare lost what the collector may be storing that moment.
+//!
+//! A clean stop sends what the spool holds, waits briefly for its acks and
+//! says `goodbye` as the last line.
 
 use super::backoff::{Backoff, seed};
-use super::spool::{self, Dropped, LossReport, Spool, SpoolError};
-use super::{Inbox, OutputHandle, OutputStats};
-use crate::control::{CollectorBoot, CollectorStatus, format_size};
-use crate::event::{Body, Event, Loss};
+use super::spool::{Spool, SpoolError};
+use super::{OutputHandle, OutputStats};
+use crate::control::{CollectorBoot, CollectorStatus};
+use crate::event::Loss;
 use crate::wire::{
     CollectorMessage, Goodbye, GoodbyeTag, Hello, HelloTag, PROTOCOL_VERSION, TraceResult,
     TraceResultTag,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
-use std::collections::{BTreeMap, VecDeque};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+
+mod transport;
+mod writer;
+
 use std::time::{Duration, Instant};
+use transport::{Conn, connect, tls_config};
+use writer::Writer;
 
 /// The port collectors listen on for agents when `address` names none.
 pub const DEFAULT_PORT: u16 = 7000;
@@ -62,24 +69,11 @@ pub const DEFAULT_PORT: u16 = 7000;
 /// to the device: what a power loss can cost.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Events kept in memory while the spool cannot be written (a full disk);
-/// beyond this the oldest go, and a `loss` event says which.
-const MEMORY_EVENTS: usize = 10_000;
-/// How often a failing spool is tried again.
-const DISK_RETRY: Duration = Duration::from_secs(1);
-/// How long a full spool waits for the acks of events in flight before it
-/// sheds them anyway (a healthy collector acks within milliseconds), and
-/// how often it looks meanwhile.
-const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
-const FULL_RETRY: Duration = Duration::from_millis(20);
 /// How often a spool held by another process (the previous output of a
 /// reload, finishing) is tried again, and for how long that is not an error.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
 const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Short enough that stopping the output never waits long on a collector
-/// that drops SYNs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the collector has to answer `hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `poll` sleeps, so timeouts are checked at least this often.
@@ -88,8 +82,6 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 /// connection's buffer before the spool is read again.
 const BATCH_BYTES: usize = 64 * 1024;
 const HIGH_WATER: usize = 256 * 1024;
-/// A collector line longer than this is a broken collector.
-const MAX_LINE: usize = 1 << 20;
 /// Traces answered at once for the collector.
 const MAX_TRACES: usize = 4;
 /// How long the spool writer waits for the connection thread at exit.
@@ -461,321 +453,20 @@ pub fn spawn(
             .stack_size(512 * 1024)
             .spawn(move || connection_loop(&net_shared, wakee, &stats))
             .expect("spawning the collector connection thread");
-        let mut writer = Writer {
-            shared,
-            on_loss: Arc::clone(&context.on_loss),
-            pending: VecDeque::new(),
-            next_seq: context.first_seq,
-            dirty_since: None,
-            retry_at: None,
-            locked_since: None,
-            open: false,
-            full_since: None,
-            announced: VecDeque::new(),
-        };
-        writer.run(&inbox);
-        writer.shared.stop.store(true, Ordering::Relaxed);
-        writer.shared.wake();
+        Writer::new(
+            Arc::clone(&shared),
+            Arc::clone(&context.on_loss),
+            context.first_seq,
+        )
+        .run(&inbox);
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.wake();
         let deadline = Instant::now() + STOP_WAIT;
         while !network.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
     });
     Ok((handle, monitor))
-}
-
-/// The spool writer: the output queue's worker.
-struct Writer {
-    shared: Arc<Shared>,
-    on_loss: OnLoss,
-    /// Events taken off the queue and not yet in the spool.
-    pending: VecDeque<Arc<Event>>,
-    /// The seq the next event should carry.
-    next_seq: u64,
-    dirty_since: Option<Instant>,
-    /// When a failed spool may be tried again.
-    retry_at: Option<Instant>,
-    locked_since: Option<Instant>,
-    /// Whether the spool is open.
-    open: bool,
-    /// Since when a full spool has been waiting for acks of events in flight.
-    full_since: Option<Instant>,
-    /// Losses told to the agent and not yet seen back as events: one that
-    /// fell out of the queue before it reached the spool is told again.
-    announced: VecDeque<Loss>,
-}
-
-impl Writer {
-    fn run(&mut self, inbox: &Inbox) {
-        let mut batch = Vec::new();
-        // Open the spool at once, so what earlier boots left goes out
-        // before this boot has anything to say.
-        self.store(Instant::now());
-        loop {
-            let now = Instant::now();
-            let sync_in = self
-                .dirty_since
-                .map(|t| (t + SYNC_INTERVAL).saturating_duration_since(now));
-            let retry_in = self
-                .retry_at
-                .filter(|_| !self.pending.is_empty() || !self.open)
-                .map(|t| t.saturating_duration_since(now));
-            let timeout = match (sync_in, retry_in) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let open = inbox.recv(&mut batch, timeout);
-            self.take(&mut batch);
-            let now = Instant::now();
-            if !open || self.retry_at.is_none_or(|t| t <= now) {
-                self.store(now);
-            } else {
-                self.note_pending();
-            }
-            if !open || self.dirty_since.is_some_and(|t| now >= t + SYNC_INTERVAL) {
-                self.sync();
-            }
-            if !open {
-                if !self.pending.is_empty() {
-                    tracing::warn!(
-                        events = self.pending.len(),
-                        "Exiting with events the spool could not take; they are lost."
-                    );
-                }
-                return;
-            }
-        }
-    }
-
-    /// Queues events for the spool, noticing any that never arrived.
-    fn take(&mut self, batch: &mut Vec<Arc<Event>>) {
-        for event in batch.drain(..) {
-            if event.seq > self.next_seq {
-                let (first, last) = (self.next_seq, event.seq - 1);
-                self.account(
-                    Dropped::range(&event.boot, first, last),
-                    "the collector output's queue overflowed",
-                );
-            }
-            self.next_seq = self.next_seq.max(event.seq + 1);
-            if let Body::Loss(loss) = &event.body {
-                self.carry(loss);
-            }
-            self.pending.push_back(event);
-        }
-        if self.pending.len() > MEMORY_EVENTS {
-            let excess = self.pending.len() - MEMORY_EVENTS;
-            let gone: Vec<Arc<Event>> = self.pending.drain(..excess).collect();
-            self.shared
-                .dropped
-                .fetch_add(gone.len() as u64, Ordering::Relaxed);
-            let reason = format!(
-                "the spool could not be written and more than {MEMORY_EVENTS} events waited in memory"
-            );
-            for d in spool::dropped_events(&gone) {
-                self.account(d, &reason);
-            }
-        }
-        self.shared
-            .in_memory
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Notes that a loss this writer announced is now an event.
-    fn carry(&mut self, loss: &Loss) {
-        let Some(i) = self.announced.iter().position(|a| a == loss) else {
-            return;
-        };
-        // Losses announced before this one and never seen fell out of the
-        // queue themselves (their seqs are reported as a queue overflow):
-        // announce them again.
-        let missed: Vec<Loss> = self.announced.drain(..i).collect();
-        self.announced.pop_front();
-        for loss in missed {
-            self.announce(loss);
-        }
-    }
-
-    /// Reports `dropped`, with what any loss event among the dropped
-    /// events had said folded in.
-    fn account(&mut self, dropped: Dropped, why: &str) {
-        for report in dropped.reports() {
-            self.report(report, why);
-        }
-    }
-
-    fn report(&mut self, dropped: LossReport, why: &str) {
-        let of_boot = if dropped.boot == self.shared.boot {
-            String::new()
-        } else {
-            format!(" of the earlier boot {}", dropped.boot)
-        };
-        let range = if dropped.first_seq == dropped.last_seq {
-            format!("seq {}", dropped.first_seq)
-        } else {
-            format!("seq {} to {}", dropped.first_seq, dropped.last_seq)
-        };
-        let carried = match dropped.carried {
-            0 => String::new(),
-            n if n == dropped.count => {
-                " (an earlier loss event named them and was dropped before delivery)".to_string()
-            }
-            n => format!(
-                " ({n} of them named by an earlier loss event that was dropped before delivery)"
-            ),
-        };
-        let message = format!(
-            "{} events ({range}{of_boot}) were dropped before the collector acknowledged them: {why}{carried}",
-            dropped.count
-        );
-        tracing::warn!(
-            count = dropped.count,
-            first_seq = dropped.first_seq,
-            last_seq = dropped.last_seq,
-            boot = %dropped.boot,
-            "{message}"
-        );
-        self.announce(Loss {
-            count: dropped.count,
-            first_seq: dropped.first_seq,
-            last_seq: dropped.last_seq,
-            lost_boot: Some(dropped.boot),
-            message,
-        });
-    }
-
-    fn announce(&mut self, loss: Loss) {
-        (self.on_loss)(loss.clone());
-        self.announced.push_back(loss);
-    }
-
-    /// Opens the spool if need be and moves pending events into it.
-    fn store(&mut self, now: Instant) {
-        let shared = Arc::clone(&self.shared);
-        let mut guard = shared.spool.lock().expect("spool poisoned");
-        if guard.is_none() {
-            let max = self.shared.settings.spool_max;
-            match Spool::open(&self.shared.dir, &self.shared.boot, max) {
-                Ok((spool, recovery)) => {
-                    if !recovery.boots.is_empty() {
-                        let events: u64 = recovery.boots.iter().map(|b| b.1).sum();
-                        tracing::info!(
-                            boots = recovery.boots.len(),
-                            events,
-                            "The spool holds events of earlier boots; they go to the collector first."
-                        );
-                    }
-                    self.shared.publish(&spool);
-                    *guard = Some(spool);
-                    self.open = true;
-                    for d in recovery.unwritten {
-                        self.account(
-                            d,
-                            "the agent stopped while they waited in memory for the spool (a full or failing disk)",
-                        );
-                    }
-                    self.locked_since = None;
-                    self.shared.wake();
-                }
-                Err(error @ SpoolError::Locked { .. }) => {
-                    // The previous output of a reload lets go within moments;
-                    // only a lock held for long is worth an operator's eye.
-                    let since = *self.locked_since.get_or_insert(now);
-                    if now.duration_since(since) >= LOCK_PATIENCE {
-                        self.shared.disk_error(&error);
-                        self.retry_at = Some(now + DISK_RETRY);
-                    } else {
-                        self.retry_at = Some(now + LOCK_RETRY);
-                    }
-                    return;
-                }
-                Err(error) => {
-                    self.shared.disk_error(&error);
-                    self.retry_at = Some(now + DISK_RETRY);
-                    return;
-                }
-            }
-        }
-        if self.pending.is_empty() {
-            self.retry_at = None;
-            return;
-        }
-        let spool = guard.as_mut().expect("opened above");
-        let mut dropped = Vec::new();
-        let spare = self
-            .full_since
-            .is_none_or(|since| now.duration_since(since) < IN_FLIGHT_WAIT);
-        let mut result = spool.append(&mut self.pending, &mut dropped, spare);
-        if let Some(last) = self.pending.back() {
-            // What waits in memory is on record, so a kill cannot lose it
-            // without the next start saying so.
-            let noted = spool.note_emitted(last.seq);
-            result = result.and(noted);
-        }
-        self.shared.publish(spool);
-        drop(guard);
-        self.shared
-            .in_memory
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-        for d in dropped {
-            self.shared.dropped.fetch_add(d.count, Ordering::Relaxed);
-            let why = format!(
-                "the spool was full (spool_max {})",
-                format_size(self.shared.settings.spool_max)
-            );
-            self.account(d, &why);
-        }
-        self.dirty_since.get_or_insert(now);
-        self.shared.wake();
-        match result {
-            Ok(()) if !self.pending.is_empty() => {
-                // Full, with the oldest events in flight: their acks make room.
-                self.full_since.get_or_insert(now);
-                self.retry_at = Some(now + FULL_RETRY);
-                self.shared.disk_ok();
-            }
-            Ok(()) => {
-                self.full_since = None;
-                self.retry_at = None;
-                self.shared.disk_ok();
-            }
-            Err(error) => {
-                self.shared.disk_error(&error);
-                self.retry_at = Some(now + DISK_RETRY);
-            }
-        }
-    }
-
-    /// Puts the seqs waiting in memory on record while the spool is not
-    /// retried yet (see [`Spool::note_emitted`]).
-    fn note_pending(&mut self) {
-        let Some(last) = self.pending.back().map(|e| e.seq) else {
-            return;
-        };
-        if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut()
-            && let Err(error) = spool.note_emitted(last)
-        {
-            self.shared.disk_error(&error);
-        }
-    }
-
-    /// Flushes the spool to the device, outside the spool's lock.
-    fn sync(&mut self) {
-        self.dirty_since = None;
-        let job = match self.shared.spool.lock().expect("spool poisoned").as_mut() {
-            Some(spool) => spool.sync_job(),
-            None => None,
-        };
-        if let Some(job) = job
-            && let Err(error) = job.run()
-        {
-            self.shared.disk_error(&error);
-            if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut() {
-                spool.mark_unsynced();
-            }
-            self.dirty_since = Some(Instant::now());
-        }
-    }
 }
 
 /// Why a connection ended.
@@ -1364,233 +1055,6 @@ fn answer_trace(
             },
             Err(e) => error(&format!("unreadable trace query: {e}")),
         }
-    }
-}
-
-/// Dials every address the host resolves to in turn, each within
-/// `CONNECT_TIMEOUT`.
-fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
-    let mut last = "the name resolves to no address".to_string();
-    for addr in (host, port).to_socket_addrs().map_err(|e| e.to_string())? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            // Name the address tried when it is not the one written.
-            Err(e) if addr.ip().to_string() == host => last = e.to_string(),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(last)
-}
-
-/// Reads the CA bundle and the optional client certificate.
-fn tls_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
-    let ca = match &tls.ca_file {
-        Some(path) => path.clone(),
-        None => system_bundle().ok_or(
-            "no ca_file is set and no system CA bundle was found; set [output.collector.tls] ca_file",
-        )?,
-    };
-    let certs = pem_certs(&ca)?;
-    let mut roots = RootCertStore::empty();
-    let (_, unusable) = roots.add_parsable_certificates(certs);
-    if roots.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no usable certificate ({unusable} unusable)",
-            ca.display()
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots);
-    let config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = pem_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("cannot read key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("the client certificate and key do not work together: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
-}
-
-fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let fail =
-        |e: &dyn fmt::Display| format!("cannot read certificates from {}: {e}", path.display());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(&e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| fail(&e))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
-/// The system's CA bundle, where the usual distributions keep it.
-fn system_bundle() -> Option<PathBuf> {
-    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    env.into_iter()
-        .chain(
-            [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-                "/etc/ssl/ca-bundle.pem",
-                "/etc/ssl/cert.pem",
-            ]
-            .into_iter()
-            .map(PathBuf::from),
-        )
-        .find(|p| p.is_file())
-}
-
-/// One connection, plain or TLS, driven without blocking: `flush` and
-/// `read` do what the socket allows now and return.
-struct Conn {
-    tcp: TcpStream,
-    tls: Option<ClientConnection>,
-    /// Bytes queued and not yet handed to the socket (or to TLS).
-    out: Vec<u8>,
-    /// Bytes received and not yet split into lines.
-    input: Vec<u8>,
-}
-
-impl Conn {
-    fn new(tcp: TcpStream, tls: Option<ClientConnection>) -> io::Result<Conn> {
-        tcp.set_nodelay(true)?;
-        tcp.set_nonblocking(true)?;
-        Ok(Conn {
-            tcp,
-            tls,
-            out: Vec::new(),
-            input: Vec::new(),
-        })
-    }
-
-    fn queue(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-
-    fn backlog(&self) -> usize {
-        self.out.len()
-    }
-
-    fn wants_write(&self) -> bool {
-        match &self.tls {
-            Some(tls) => tls.wants_write(),
-            None => !self.out.is_empty(),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.tls {
-            None => {
-                while !self.out.is_empty() {
-                    match self.tcp.write(&self.out) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            self.out.drain(..n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Some(tls) => loop {
-                if !self.out.is_empty() {
-                    // rustls takes what fits in its buffer and says how much.
-                    let n = tls.writer().write(&self.out)?;
-                    self.out.drain(..n);
-                }
-                if !tls.wants_write() {
-                    break;
-                }
-                match tls.write_tls(&mut self.tcp) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            },
-        }
-        Ok(())
-    }
-
-    /// Reads what has arrived and appends each complete line to `lines`;
-    /// true when the collector has closed the connection.
-    fn read(&mut self, lines: &mut Vec<Vec<u8>>) -> Result<bool, SessionError> {
-        let mut buf = [0u8; 16 * 1024];
-        let mut eof = false;
-        match &mut self.tls {
-            None => loop {
-                match self.tcp.read(&mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            },
-            Some(tls) => {
-                loop {
-                    match tls.read_tls(&mut self.tcp) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(_) => {
-                            if let Err(error) = tls.process_new_packets() {
-                                // Tell the collector why, as TLS expects.
-                                let _ = tls.write_tls(&mut self.tcp);
-                                return Err(SessionError::Broken(format!("TLS: {error}")));
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                loop {
-                    match tls.reader().read(&mut buf) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            eof = true;
-                            break;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        }
-        let mut start = 0;
-        while let Some(i) = self.input[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.input[start..start + i];
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                lines.push(line.to_vec());
-            }
-            start += i + 1;
-        }
-        self.input.drain(..start);
-        if self.input.len() > MAX_LINE {
-            return Err(SessionError::Broken(format!(
-                "the collector sent a line over {}",
-                format_size(MAX_LINE as u64)
-            )));
-        }
-        Ok(eof)
     }
 }
 
