@@ -576,6 +576,9 @@ impl Agent {
         {
             // The old outputs finish first: the new collector output opens
             // the same spool, which only one may hold.
+            if let Some(collector) = &self.collector {
+                collector.hand_over();
+            }
             for output in self.outputs.drain(..) {
                 output.close(Duration::from_secs(1));
             }

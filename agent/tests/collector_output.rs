@@ -1085,7 +1085,23 @@ fn a_reload_hands_the_spool_to_the_new_output_without_a_gap() {
         collector.events().iter().all(|e| e["type"] != "loss"),
         "nothing was lost"
     );
+    let goodbyes = |c: &FakeCollector| {
+        let state = c.inner.state.lock().unwrap();
+        state
+            .log
+            .iter()
+            .filter(|m| matches!(m, Msg::Goodbye(_)))
+            .count()
+    };
+    assert_eq!(goodbyes(&collector), 0, "a reload is not a goodbye");
     assert!(agent.stop());
+    collector.wait(Duration::from_secs(5), "the goodbye at the stop", |s| {
+        s.log
+            .iter()
+            .any(|m| matches!(m, Msg::Goodbye(_)))
+            .then_some(())
+    });
+    assert_eq!(goodbyes(&collector), 1);
 }
 
 #[test]

@@ -294,6 +294,8 @@ struct Shared {
     last_disk_error: Mutex<Option<String>>,
     in_memory: AtomicU64,
     stop: AtomicBool,
+    /// A stop for a reload: the agent goes on, so no goodbye.
+    handing_over: AtomicBool,
     /// Written to wake the connection thread: new events, or stop.
     waker: UnixStream,
     new_backend: NewBackend,
@@ -377,6 +379,13 @@ impl CollectorMonitor {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// The output is about to be closed for a reload, not a shutdown: it
+    /// leaves without a goodbye, so the collector does not see this agent
+    /// stop.
+    pub fn hand_over(&self) {
+        self.shared.handing_over.store(true, Ordering::Relaxed);
+    }
+
     pub fn status(&self) -> CollectorStatus {
         let s = &self.shared;
         let depth = s.depth.lock().expect("depth poisoned").clone();
@@ -437,6 +446,7 @@ pub fn spawn(
         last_disk_error: Mutex::new(None),
         in_memory: AtomicU64::new(0),
         stop: AtomicBool::new(false),
+        handing_over: AtomicBool::new(false),
         waker,
         settings,
         new_backend: Arc::clone(&context.trace_backend),
@@ -716,7 +726,7 @@ impl Session<'_> {
                 drain(self.wakee);
             }
             if shared.stopped() {
-                if *welcomed {
+                if *welcomed && !shared.handing_over.load(Ordering::Relaxed) {
                     self.farewell(&mut conn, welcomed, progressed);
                 }
                 return Ok(());
