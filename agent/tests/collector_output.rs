@@ -659,7 +659,7 @@ fn a_spool_smaller_than_the_backlog_names_every_lost_seq_exactly_once() {
     let mut agent = fx.spawn(&fx.config("100ms", &collector_table(port, "spool_max = \"4KiB\"\n")));
     // Long enough for loss events to be shed in turn.
     let status = fx.collector_until(Duration::from_secs(30), "a full spool", |c| {
-        c["spool_dropped"].as_u64() >= Some(80)
+        c["spool_dropped"].as_u64() >= Some(150)
     });
     assert!(status["spool_bytes"].as_u64() <= Some(4096), "{status:#}");
     let boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
@@ -667,6 +667,12 @@ fn a_spool_smaller_than_the_backlog_names_every_lost_seq_exactly_once() {
     let collector = FakeCollector::start(port, Behaviour::default());
     fx.collector_until(Duration::from_secs(10), "a drained spool", |c| {
         c["state"] == "connected" && c["spool_events"] == 0
+    });
+    collector.wait(Duration::from_secs(5), "a heartbeat", |s| {
+        events_of(s)
+            .iter()
+            .any(|e| e["type"] == "heartbeat")
+            .then_some(())
     });
     // Stop first, so nothing is in flight when the books are balanced.
     assert!(agent.stop());
@@ -703,12 +709,14 @@ fn a_spool_smaller_than_the_backlog_names_every_lost_seq_exactly_once() {
         );
     }
     assert!(
-        named.len() >= 60,
+        named.len() >= 150,
         "loss events name what was dropped: {named:?}"
     );
-    assert_eq!(
-        named, missing,
-        "nothing is missing that no loss event names"
+    let unnamed: Vec<&u64> = missing.difference(&named).collect();
+    assert!(
+        unnamed.is_empty(),
+        "missing and named by no loss event: {unnamed:?}\n{}",
+        agent.stderr()
     );
     // The heartbeat sent last counts the drops too.
     let beat = events

@@ -24,6 +24,8 @@ const DISK_RETRY: Duration = Duration::from_secs(1);
 /// how often it looks meanwhile.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 const FULL_RETRY: Duration = Duration::from_millis(20);
+/// How long a stopping agent waits for acks to make room in a full spool.
+const EXIT_ROOM_WAIT: Duration = Duration::from_secs(1);
 /// The spool writer: the output queue's worker.
 pub(super) struct Writer {
     shared: Arc<Shared>,
@@ -84,7 +86,9 @@ impl Writer {
             let open = inbox.recv(&mut batch, timeout);
             self.take(&mut batch);
             let now = Instant::now();
-            if !open || self.retry_at.is_none_or(|t| t <= now) {
+            if !open {
+                self.last_store(now);
+            } else if self.retry_at.is_none_or(|t| t <= now) {
                 self.store(now);
             } else {
                 self.note_pending();
@@ -96,11 +100,30 @@ impl Writer {
                 if !self.pending.is_empty() {
                     tracing::warn!(
                         events = self.pending.len(),
-                        "Exiting with events the spool could not take; they are lost."
+                        "Exiting with events the spool could not take; the next start reports them lost."
                     );
                 }
                 return;
             }
+        }
+    }
+
+    /// The store at exit: the agent no longer turns losses into events, so
+    /// nothing is shed; acks of events in flight may still make room for a
+    /// moment, and what does not fit stays on record for the next start.
+    fn last_store(&mut self, now: Instant) {
+        if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut() {
+            spool.stop_shedding();
+        }
+        let deadline = now + EXIT_ROOM_WAIT;
+        self.store(now);
+        let in_flight = |shared: &Shared| {
+            let guard = shared.spool.lock().expect("spool poisoned");
+            guard.as_ref().is_some_and(Spool::outstanding)
+        };
+        while !self.pending.is_empty() && in_flight(&self.shared) && Instant::now() < deadline {
+            std::thread::sleep(FULL_RETRY);
+            self.store(Instant::now());
         }
     }
 

@@ -273,6 +273,9 @@ pub struct Spool {
     dir_unsynced: bool,
     /// Lines in the quarantine file.
     quarantined: u64,
+    /// Whether a full spool may shed its oldest events (see
+    /// [`Spool::stop_shedding`]).
+    shedding: bool,
     _lock: Flock<File>,
 }
 
@@ -508,10 +511,19 @@ impl Spool {
             unsynced: false,
             dir_unsynced,
             quarantined: 0,
+            shedding: true,
             _lock: lock,
         };
         spool.load_quarantine();
         Ok((spool, recovery))
+    }
+
+    /// From now on a full spool sheds nothing: what does not fit stays
+    /// with the caller. For an agent stopping, which could no longer turn
+    /// a shed into a `loss` event: kept on record instead (see
+    /// [`Spool::note_emitted`]), the next start reports it.
+    pub fn stop_shedding(&mut self) {
+        self.shedding = false;
     }
 
     /// Bytes the segments take on disk.
@@ -621,7 +633,7 @@ impl Spool {
                 continue;
             }
             while self.bytes + len > self.max_bytes {
-                if spare_in_flight && self.oldest_in_flight() {
+                if !self.shedding || (spare_in_flight && self.oldest_in_flight()) {
                     return Ok(());
                 }
                 if !self.drop_oldest(dropped)? {

@@ -611,3 +611,33 @@ fn boot_ids_must_name_files() {
         Err(SpoolError::BadBoot { .. })
     ));
 }
+
+#[test]
+fn a_stopping_spool_sheds_nothing_and_keeps_the_rest_on_record() {
+    let dir = Dir::new("noshed");
+    let mut seq = Sequencer::new("a", "b1");
+    {
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 4 * 1024).unwrap();
+        let mut dropped = Vec::new();
+        while spool.bytes() < 3 * 1024 {
+            spool
+                .append(&mut events(&mut seq, 1), &mut dropped, false)
+                .unwrap();
+        }
+        spool.stop_shedding();
+        let mut more = events(&mut seq, 20);
+        spool.append(&mut more, &mut dropped, false).unwrap();
+        assert!(dropped.is_empty(), "nothing shed: {dropped:?}");
+        assert!(!more.is_empty(), "what does not fit waits");
+        spool.note_emitted(seq.last_seq()).unwrap();
+    }
+    let held = seq.last_seq();
+    let (mut spool, recovery) = Spool::open(&dir.0, "b2", 4 * 1024).unwrap();
+    let sent = drain(&mut spool);
+    let first_unwritten = sent.last().unwrap().1 + 1;
+    assert_eq!(
+        recovery.unwritten,
+        vec![Dropped::range("b1", first_unwritten, held)]
+    );
+    assert_eq!(seqs(&sent), (1..first_unwritten).collect::<Vec<_>>());
+}
