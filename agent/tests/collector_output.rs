@@ -1137,6 +1137,7 @@ fn sessions_failing_after_their_welcome_back_off_instead_of_storming() {
         thread::sleep(Duration::from_millis(200));
     }
     let attempts = collector.hellos().len() - before;
+    eprintln!("{attempts} sessions in 8 s");
     // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s (±20 %): about five more, not forty.
     assert!(attempts <= 8, "{attempts} sessions in 8 s");
     assert!(attempts >= 2, "it does retry: {attempts}");
@@ -1163,6 +1164,7 @@ fn a_restarted_collector_is_found_again_within_seconds() {
         (!s.log.is_empty()).then_some(())
     });
     let found = up.elapsed();
+    eprintln!("found the restarted collector after {found:?}");
     assert!(
         found < Duration::from_millis(6500),
         "found again after {found:?}"
@@ -1543,4 +1545,25 @@ fn a_line_the_collector_refuses_is_set_aside_reported_and_no_longer_blocks() {
             .collect::<Vec<_>>(),
     );
     assert_eq!(old, (1..poison_seq).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_file_at_the_control_socket_path_is_left_alone_and_named() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.state()).unwrap();
+    let socket = fx.state().join("hopwatch.sock");
+    std::fs::write(&socket, "not a socket").unwrap();
+    let config = fx.config("1s", &collector_table(free_port(), ""));
+    let agent = fx.spawn(&config);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !agent.stderr().contains("Agent started") {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = agent.stderr();
+    assert!(
+        stderr.contains("hopwatch.sock exists and is not a socket: remove it"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "not a socket");
 }
