@@ -16,6 +16,7 @@ use crate::rule::{Engine, Observation};
 use crate::source::nxapi::NxapiSource;
 use crate::source::procfs::ProcfsSource;
 use crate::source::{CounterSource, Snapshot};
+use crate::state_dir::{LockError, StateLock};
 use crate::timer::Ticker;
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub enum AgentError {
     Runtime(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    StateDir(#[from] LockError),
 }
 
 /// Counts that `hopwatch status` reports.
@@ -55,6 +58,8 @@ struct Stats {
 
 struct Agent {
     config: Config,
+    /// Held for the process's life: one agent per state_dir.
+    lock: StateLock,
     path: Option<PathBuf>,
     seq: Sequencer,
     source: Box<dyn CounterSource>,
@@ -92,9 +97,12 @@ pub async fn run(
     let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
     tokio::pin!(shutdown);
 
+    // Before anything touches the state directory: a second agent on it
+    // would share the spool and replace the control socket.
+    let lock = StateLock::acquire(&config.agent.state_dir)?;
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, &link_tx, loss_tx);
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx);
     let (status_tx, mut status_rx) = mpsc::channel(4);
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, status_tx);
@@ -185,7 +193,7 @@ fn build_outputs(
             boot: seq.boot().to_string(),
             first_seq: seq.last_seq() + 1,
             state_dir: config.agent.state_dir.clone(),
-            on_loss: Box::new(move |loss| {
+            on_loss: Arc::new(move |loss| {
                 let _ = loss_tx.send(loss);
             }),
             trace_backend: new_trace_backend(&config.agent),
@@ -243,12 +251,14 @@ impl Agent {
     fn new(
         config: Config,
         path: Option<PathBuf>,
+        lock: StateLock,
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
     ) -> Agent {
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
         let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
         let mut agent = Agent {
+            lock,
             seq,
             source: build_source(&config.agent),
             engine: Engine::new(config.rules.clone()),
@@ -555,6 +565,16 @@ impl Agent {
                 return;
             }
         };
+        if config.agent.state_dir != self.config.agent.state_dir {
+            match StateLock::acquire(&config.agent.state_dir) {
+                // The old directory's lock goes with the old value.
+                Ok(lock) => self.lock = lock,
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "Reload refused; the running config stays.");
+                    return;
+                }
+            }
+        }
         if config.rules != self.config.rules {
             self.engine
                 .reconfigure(config.rules.clone(), &mut self.alerts);
@@ -574,6 +594,9 @@ impl Agent {
         {
             // The old outputs finish first: the new collector output opens
             // the same spool, which only one may hold.
+            if let Some(collector) = &self.collector {
+                collector.hand_over();
+            }
             for output in self.outputs.drain(..) {
                 output.close(Duration::from_secs(1));
             }

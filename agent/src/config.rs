@@ -935,6 +935,17 @@ impl Validator<'_> {
                 );
                 None
             }
+            (Some(t), None) if t.get_ref().trim().len() < collector::MIN_TOKEN_BYTES => {
+                self.error(
+                    t,
+                    format!(
+                        "`token` is shorter than {} bytes",
+                        collector::MIN_TOKEN_BYTES
+                    ),
+                    Some("use the longer token the collector gave this agent".into()),
+                );
+                None
+            }
             (Some(t), None) => Some(TokenSource::Inline(Secret::new(t.get_ref().trim()))),
             (None, Some(f)) if f.get_ref().is_empty() => {
                 self.error(
@@ -999,9 +1010,9 @@ impl Validator<'_> {
         let backoff_max = self.bounded_duration(
             c.backoff_max.as_ref(),
             "backoff_max",
-            Duration::from_secs(30),
+            Duration::from_secs(5),
             (Duration::from_millis(200), Duration::from_secs(3600)),
-            "back off between 200ms and 1h at most; 30s is usual",
+            "back off between 200ms and 1h at most; 5s finds a returning collector soon",
         );
         let tls = match &c.tls {
             None => Some(None),
@@ -1371,17 +1382,20 @@ mod tests {
 
     #[test]
     fn a_collector_table_validates_with_defaults() {
-        let c = collector("address = \"col.example.net\"\ntoken = \"s3cret\"\n")
+        let c = collector("address = \"col.example.net\"\ntoken = \"s3cret-0123456789ab\"\n")
             .unwrap()
             .unwrap();
         assert_eq!((c.host.as_str(), c.port), ("col.example.net", 7000));
-        assert_eq!(c.token, TokenSource::Inline(Secret::new("s3cret")));
+        assert_eq!(
+            c.token,
+            TokenSource::Inline(Secret::new("s3cret-0123456789ab"))
+        );
         assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
         assert_eq!(c.ack_timeout, Duration::from_secs(30));
-        assert_eq!(c.backoff_max, Duration::from_secs(30));
+        assert_eq!(c.backoff_max, Duration::from_secs(5));
         assert!(c.tls.is_none());
         assert!(
-            !format!("{c:?}").contains("s3cret"),
+            !format!("{c:?}").contains("s3cret-0123456789ab"),
             "Debug hides the token"
         );
 
@@ -1398,7 +1412,7 @@ mod tests {
         assert_eq!(tls.server_name.as_deref(), Some("collector.example.net"));
         assert_eq!(tls.cert_file, None);
 
-        let c = collector("address = \"c:1\"\ntoken = \"t\"\nspool_max = 65536\n")
+        let c = collector("address = \"c:1\"\ntoken = \"t-0123456789abcdef\"\nspool_max = 65536\n")
             .unwrap()
             .unwrap();
         assert_eq!(c.spool_max, 65536);

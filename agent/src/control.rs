@@ -98,6 +98,10 @@ pub struct CollectorStatus {
     pub spool_max: u64,
     /// Events the spool had to drop (each drop is also a `loss` event).
     pub spool_dropped: u64,
+    /// Lines the collector refused as malformed, set aside in
+    /// `state_dir/quarantine.jsonl` (each also a `loss` event).
+    #[serde(default)]
+    pub quarantined: u64,
     /// Events waiting in memory because the spool cannot be written.
     pub in_memory: u64,
     pub disk_errors: u64,
@@ -147,7 +151,7 @@ pub fn serve(path: &Path, requests: mpsc::Sender<StatusRequest>) -> Option<Contr
 
 fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::state_dir::create_dir(dir)?;
     }
     // A socket left by an agent that died; a live agent would answer.
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -156,7 +160,20 @@ fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
             "another hopwatch agent is running with this state_dir",
         ));
     }
-    let _ = std::fs::remove_file(path);
+    // Only a stale socket is replaced; anything else at the path is not
+    // ours to delete.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} exists and is not a socket: remove it",
+                path.display()
+            )));
+        }
+        Err(_) => {}
+    }
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
@@ -408,6 +425,13 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
             out,
             "           {} events wait in memory for the spool",
             c.in_memory
+        );
+    }
+    if c.quarantined > 0 {
+        let _ = writeln!(
+            out,
+            "           {} lines the collector refused are set aside in quarantine.jsonl",
+            c.quarantined
         );
     }
     for b in &c.boots {

@@ -18,6 +18,7 @@ pub mod nxapi;
 pub mod output;
 pub mod rule;
 pub mod source;
+pub mod state_dir;
 pub mod text;
 pub mod timer;
 pub mod trace;

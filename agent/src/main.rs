@@ -174,6 +174,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
+            if let Some(collector) = &loaded.collector {
+                // The file's contents are only known here, not to the
+                // pure validation.
+                for warning in collector.token.warnings() {
+                    eprintln!("{}: warning: {warning}", config.display());
+                }
+                if let Err(error) = collector.token.read() {
+                    eprintln!("{}: error: {error}", config.display());
+                    return Ok(ExitCode::from(2));
+                }
+            }
             println!(
                 "{}: ok ({} rules, outputs: {})",
                 config.display(),

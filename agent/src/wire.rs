@@ -9,6 +9,7 @@
 //!   events after last_seq, per boot     ─►
 //!                                       ◄─ ack {boot, seq}      (everything ≤ seq is durably stored)
 //!                                       ◄─ trace_request {id, query}
+//!                                       ◄─ reject {boot, seq, reason}  (that line can never be stored; then refused)
 //!   trace_result {id, result}           ─►
 //!   goodbye {boot, last_seq}            ─►  (clean shutdown, after the last event)
 //! ```
@@ -94,6 +95,14 @@ pub enum CollectorMessage {
     Ack { boot: String, seq: u64 },
     /// Asks the agent to trace a flow through its own switch.
     TraceRequest { id: u64, query: serde_json::Value },
+    /// The agent's line for `(boot, seq)` can never be stored (it is
+    /// malformed); sent before the `refused` that ends the connection, so
+    /// the agent sets that line aside instead of resending it for ever.
+    Reject {
+        boot: String,
+        seq: u64,
+        reason: String,
+    },
 }
 
 /// The agent's answer to a [`CollectorMessage::TraceRequest`].

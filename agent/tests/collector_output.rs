@@ -32,6 +32,9 @@ struct Behaviour {
     welcome_last_seq: Option<u64>,
     /// Trace queries to send after the welcome, with ids 1, 2, ...
     traces: Vec<Value>,
+    /// Close the connection right after the welcome, as a collector whose
+    /// store fails does.
+    close_after_welcome: bool,
 }
 
 impl Default for Behaviour {
@@ -41,6 +44,7 @@ impl Default for Behaviour {
             ack: true,
             welcome_last_seq: None,
             traces: Vec::new(),
+            close_after_welcome: false,
         }
     }
 }
@@ -50,6 +54,7 @@ enum Msg {
     Hello(Value),
     Event(Value),
     TraceResult(Value),
+    Goodbye(Value),
 }
 
 #[derive(Default)]
@@ -203,6 +208,7 @@ impl<T: Read + Write + Send> Stream for T {}
 
 /// One agent connection, as the real collector handles it.
 fn serve(inner: &Inner, tcp: TcpStream) {
+    let raw = tcp.try_clone().unwrap();
     let stream: Box<dyn Stream> = match &inner.tls {
         Some(config) => {
             let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
@@ -253,6 +259,10 @@ fn serve(inner: &Inner, tcp: TcpStream) {
     if writeln!(reader.get_mut(), "{welcome}").is_err() {
         return;
     }
+    if behaviour.close_after_welcome {
+        let _ = raw.shutdown(std::net::Shutdown::Both);
+        return;
+    }
     for (id, query) in behaviour.traces.iter().enumerate() {
         let request = json!({"type": "trace_request", "id": id + 1, "query": query});
         if writeln!(reader.get_mut(), "{request}").is_err() {
@@ -265,6 +275,11 @@ fn serve(inner: &Inner, tcp: TcpStream) {
             return;
         }
         let event: Value = serde_json::from_str(&line).expect("an event line is JSON");
+        if event["type"] == "goodbye" {
+            inner.state.lock().unwrap().log.push(Msg::Goodbye(event));
+            inner.changed.notify_all();
+            continue;
+        }
         if event["type"] == "trace_result" {
             inner
                 .state
@@ -277,6 +292,17 @@ fn serve(inner: &Inner, tcp: TcpStream) {
         }
         let boot = event["boot"].as_str().unwrap().to_string();
         let seq = event["seq"].as_u64().unwrap();
+        if !event["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')) {
+            // As the real collector: a line it can never store is named,
+            // then the connection is refused.
+            let reject = json!({"type": "reject", "boot": boot, "seq": seq, "reason": "bad `ts`"});
+            let _ = writeln!(reader.get_mut(), "{reject}");
+            let _ = reader
+                .get_mut()
+                .write_all(b"{\"type\":\"refused\",\"reason\":\"expected an event\"}\n");
+            let _ = raw.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         {
             let mut state = inner.state.lock().unwrap();
             state.log.push(Msg::Event(event));
@@ -366,11 +392,16 @@ when = "increase(tx_errors[1s]) > 3"
 severity = "critical"
 
 [output.collector]
-backoff_max = "500ms"
-{collector}
+{backoff}{collector}
 "#,
                 state = self.state().display(),
                 root = self.dir.path().display(),
+                // Short, so tests do not wait, unless the test sets its own.
+                backoff = if collector.contains("backoff_max") {
+                    ""
+                } else {
+                    "backoff_max = \"500ms\"\n"
+                },
             ),
         )
     }
@@ -622,19 +653,26 @@ fn an_outage_spools_events_and_the_resend_starts_after_the_welcomes_last_seq() {
 }
 
 #[test]
-fn a_spool_smaller_than_the_backlog_loses_exactly_what_its_loss_events_say() {
+fn a_spool_smaller_than_the_backlog_names_every_lost_seq_exactly_once() {
     let fx = Fixture::new();
     let port = free_port();
-    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(port, "spool_max = \"8KiB\"\n")));
-    let status = fx.collector_until(Duration::from_secs(15), "a full spool", |c| {
-        c["spool_dropped"].as_u64() >= Some(20)
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(port, "spool_max = \"4KiB\"\n")));
+    // Long enough for loss events to be shed in turn.
+    let status = fx.collector_until(Duration::from_secs(30), "a full spool", |c| {
+        c["spool_dropped"].as_u64() >= Some(150)
     });
-    assert!(status["spool_bytes"].as_u64() <= Some(8192), "{status:#}");
+    assert!(status["spool_bytes"].as_u64() <= Some(4096), "{status:#}");
     let boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
 
     let collector = FakeCollector::start(port, Behaviour::default());
     fx.collector_until(Duration::from_secs(10), "a drained spool", |c| {
         c["state"] == "connected" && c["spool_events"] == 0
+    });
+    collector.wait(Duration::from_secs(5), "a heartbeat", |s| {
+        events_of(s)
+            .iter()
+            .any(|e| e["type"] == "heartbeat")
+            .then_some(())
     });
     // Stop first, so nothing is in flight when the books are balanced.
     assert!(agent.stop());
@@ -644,42 +682,41 @@ fn a_spool_smaller_than_the_backlog_loses_exactly_what_its_loss_events_say() {
     assert_eq!(received.len(), events.len(), "no duplicates");
     let last = *received.last().unwrap();
     let missing: BTreeSet<u64> = (1..=last).filter(|s| !received.contains(s)).collect();
-    let kinds: BTreeMap<u64, &str> = events
-        .iter()
-        .map(|e| (e["seq"].as_u64().unwrap(), e["type"].as_str().unwrap()))
-        .collect();
-    // Each loss event counts exactly the missing events in its range; the
-    // only events delivered inside a range are loss events the spool kept.
+    // Every seq is delivered or named by exactly one delivered loss event:
+    // a range spans no delivered seq, and no two ranges overlap.
     let mut named = BTreeSet::new();
     for loss in events.iter().filter(|e| e["type"] == "loss") {
         let range = loss["first_seq"].as_u64().unwrap()..=loss["last_seq"].as_u64().unwrap();
-        let gone: BTreeSet<u64> = range.clone().filter(|s| missing.contains(s)).collect();
-        assert_eq!(loss["count"].as_u64().unwrap(), gone.len() as u64, "{loss}");
-        assert_eq!(loss["lost_boot"], boot.as_str(), "{loss}");
-        assert!(
-            range
-                .clone()
-                .filter(|s| received.contains(s))
-                .all(|s| kinds[&s] == "loss"),
+        assert_eq!(
+            loss["count"].as_u64().unwrap(),
+            range.end() - range.start() + 1,
             "{loss}"
         );
-        assert!(named.is_disjoint(&gone), "counted twice: {loss}");
+        assert_eq!(loss["lost_boot"], boot.as_str(), "{loss}");
+        for s in range {
+            assert!(
+                !received.contains(&s),
+                "seq {s} delivered and named: {loss}"
+            );
+            assert!(named.insert(s), "seq {s} counted twice: {loss}");
+        }
         assert!(
             loss["message"]
                 .as_str()
                 .unwrap()
-                .contains("spool was full (spool_max 8 KiB)"),
+                .contains("spool was full (spool_max 4 KiB)"),
             "{loss}"
         );
-        named.extend(gone);
     }
     assert!(
-        named.len() >= 20,
+        named.len() >= 150,
         "loss events name what was dropped: {named:?}"
     );
-    assert_eq!(
-        named, missing,
-        "nothing is missing that no loss event names"
+    let unnamed: Vec<&u64> = missing.difference(&named).collect();
+    assert!(
+        unnamed.is_empty(),
+        "missing and named by no loss event: {unnamed:?}\n{}",
+        agent.stderr()
     );
     // The heartbeat sent last counts the drops too.
     let beat = events
@@ -760,7 +797,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
     let collector = FakeCollector::start(
         0,
         Behaviour {
-            token: "the-right-one".into(),
+            token: "the-right-one-0123".into(),
             ..Behaviour::default()
         },
     );
@@ -800,7 +837,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
     );
 
     // A corrected token file is read at the next attempt.
-    std::fs::write(&token_file, "the-right-one\n").unwrap();
+    std::fs::write(&token_file, "the-right-one-0123\n").unwrap();
     fx.collector_until(Duration::from_secs(10), "a connection", |c| {
         c["state"] == "connected" && c["spool_events"].as_u64() < Some(3)
     });
@@ -813,7 +850,7 @@ fn a_wrong_token_is_refused_retried_counted_and_never_logged() {
         "the token leaked into the log:\n{stderr}"
     );
     assert!(
-        !stderr.contains("the-right-one"),
+        !stderr.contains("the-right-one-0123"),
         "the token leaked into the log:\n{stderr}"
     );
 }
@@ -1056,5 +1093,477 @@ fn a_reload_hands_the_spool_to_the_new_output_without_a_gap() {
         collector.events().iter().all(|e| e["type"] != "loss"),
         "nothing was lost"
     );
+    let goodbyes = |c: &FakeCollector| {
+        let state = c.inner.state.lock().unwrap();
+        state
+            .log
+            .iter()
+            .filter(|m| matches!(m, Msg::Goodbye(_)))
+            .count()
+    };
+    assert_eq!(goodbyes(&collector), 0, "a reload is not a goodbye");
     assert!(agent.stop());
+    collector.wait(Duration::from_secs(5), "the goodbye at the stop", |s| {
+        s.log
+            .iter()
+            .any(|m| matches!(m, Msg::Goodbye(_)))
+            .then_some(())
+    });
+    assert_eq!(goodbyes(&collector), 1);
+}
+
+#[test]
+fn sessions_failing_after_their_welcome_back_off_instead_of_storming() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(
+        0,
+        Behaviour {
+            close_after_welcome: true,
+            ..Behaviour::default()
+        },
+    );
+    let config = fx.config(
+        "1s",
+        &collector_table(collector.port(), "backoff_max = \"5s\"\n"),
+    );
+    let _agent = fx.spawn(&config);
+    collector.wait(Duration::from_secs(5), "a hello", |s| {
+        (!s.log.is_empty()).then_some(())
+    });
+    let started = Instant::now();
+    let before = collector.hellos().len();
+    // Poll until 8 s have passed; the count is what matters.
+    while started.elapsed() < Duration::from_secs(8) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let attempts = collector.hellos().len() - before;
+    eprintln!("{attempts} sessions in 8 s");
+    // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s (±20 %): about five more, not forty.
+    assert!(attempts <= 8, "{attempts} sessions in 8 s");
+    assert!(attempts >= 2, "it does retry: {attempts}");
+}
+
+#[test]
+fn a_restarted_collector_is_found_again_within_seconds() {
+    let fx = Fixture::new();
+    let port = free_port();
+    // The default backoff_max.
+    let config = fx.config("1s", &collector_table(port, "# backoff_max default\n"));
+    let _agent = fx.spawn(&config);
+    // Down long enough for the backoff to reach its cap.
+    fx.collector_until(Duration::from_secs(10), "a failed dial", |c| {
+        c["state"] == "backoff"
+    });
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(15) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let up = Instant::now();
+    collector.wait(Duration::from_secs(30), "a hello", |s| {
+        (!s.log.is_empty()).then_some(())
+    });
+    let found = up.elapsed();
+    eprintln!("found the restarted collector after {found:?}");
+    assert!(
+        found < Duration::from_millis(6500),
+        "found again after {found:?}"
+    );
+}
+
+#[test]
+fn a_clean_stop_says_goodbye_after_every_event() {
+    let fx = Fixture::new();
+    let collector = FakeCollector::start(0, Behaviour::default());
+    let mut agent = fx.spawn(&fx.config("100ms", &collector_table(collector.port(), "")));
+    collector.wait(Duration::from_secs(10), "a few events", |s| {
+        (events_of(s).len() >= 5).then_some(())
+    });
+    assert!(agent.stop());
+    let log = collector.wait(Duration::from_secs(5), "a goodbye", |s| {
+        s.log
+            .iter()
+            .any(|m| matches!(m, Msg::Goodbye(_)))
+            .then(|| s.log.clone())
+    });
+    let Some(Msg::Goodbye(bye)) = log.last() else {
+        panic!("the goodbye is the last line: {log:#?}");
+    };
+    let events: Vec<Value> = log
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let boot = events[0]["boot"].as_str().unwrap();
+    assert_eq!(bye["boot"], boot);
+    let last = bye["last_seq"].as_u64().unwrap();
+    let got: BTreeSet<u64> = seqs(&events).into_iter().collect();
+    assert_eq!(
+        got,
+        (1..=last).collect::<BTreeSet<_>>(),
+        "every event up to last_seq arrived before the goodbye: {bye}"
+    );
+    assert!(
+        agent.stderr().contains("Said goodbye"),
+        "{}",
+        agent.stderr()
+    );
+}
+
+#[test]
+fn a_second_agent_on_the_same_state_dir_is_refused_naming_the_first() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let config = fx.config("1s", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    fx.collector_until(Duration::from_secs(10), "a running agent", |_| true);
+    let pid = first.child.id();
+
+    let (refused, stderr) = second_agent(&config);
+    assert!(refused, "the second agent ran: {stderr}");
+    assert!(
+        stderr.contains(&format!("pid {pid}")) && stderr.contains("state_dir"),
+        "{stderr}"
+    );
+    // The first one is untouched: its socket still answers.
+    assert!(fx.status().is_some());
+
+    // A reload on the same state_dir keeps running.
+    let hup = |agent: &Agent| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hup(&first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !first.stderr().contains("Config reloaded") {
+        assert!(Instant::now() < deadline, "{}", first.stderr());
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "{}",
+        first.stderr()
+    );
+
+    // A reload onto another state_dir takes that one's lock and lets the
+    // old one go.
+    let other = fx.dir.path().join("other-state");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("state_dir = \"{}\"", fx.state().display()),
+        &format!("state_dir = \"{}\"", other.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    hup(&first);
+    let lock = other.join("hopwatch.lock");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid.to_string() {
+        assert!(Instant::now() < deadline, "{}", first.stderr());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let (refused, stderr) = second_agent(&config);
+    assert!(
+        refused && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    assert!(first.stop());
+}
+
+/// Runs another agent on `config`: whether it exited with an error within
+/// a few seconds (it is killed otherwise), and its stderr.
+fn second_agent(config: &Path) -> (bool, String) {
+    let mut child = hopwatch()
+        .args(["run", "-c"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.is_some_and(|s| !s.success()), stderr)
+}
+
+#[test]
+fn check_config_refuses_a_short_token_file_and_warns_of_a_readable_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let token = fx.dir.write("token", "short\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let body = format!(
+        "address = \"127.0.0.1:{}\"\ntoken_file = \"{}\"\n",
+        free_port(),
+        token.display()
+    );
+    let config = fx.config("1s", &body);
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&token.display().to_string())
+            && stderr.contains("shorter than 16")
+            && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short\n"), "{stderr}");
+    std::fs::write(&token, "long-enough-token-0123\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether this test may mount a tmpfs; outside CI it skips with a reason.
+fn can_mount(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: needs root to mount a tmpfs, and CI=true makes this test mandatory"
+    );
+    eprintln!("skipping {test}: needs root to mount a tmpfs");
+    false
+}
+
+/// A small tmpfs mounted for the test's life: a disk that really fills.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn root_a_kill_while_the_disk_is_full_leaves_no_gap_unreported() {
+    if !can_mount("root_a_kill_while_the_disk_is_full_leaves_no_gap_unreported") {
+        return;
+    }
+    let fx = Fixture::new();
+    let disk = SmallDisk::mount(&fx.state(), "1m");
+    let port = free_port();
+    let config = fx.config("100ms", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(5)
+    });
+    let old_boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+    let filler = disk.fill();
+    // Events now wait in memory, the spool unable to take them.
+    let status = fx.collector_until(Duration::from_secs(15), "events held in memory", |c| {
+        c["in_memory"].as_u64() >= Some(20)
+    });
+    let held = status["in_memory"].as_u64().unwrap();
+    first.kill();
+    std::fs::remove_file(&filler).unwrap();
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let _second = fx.spawn(&config);
+    // Everything of the old boot is either delivered or named lost.
+    let (delivered, losses) = collector.wait(
+        Duration::from_secs(20),
+        "the old boot delivered and its gap reported",
+        |s| {
+            let events = events_of(s);
+            let delivered: BTreeSet<u64> = events
+                .iter()
+                .filter(|e| e["boot"] == old_boot.as_str())
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect();
+            let losses: Vec<Value> = events
+                .into_iter()
+                .filter(|e| e["type"] == "loss" && e["lost_boot"] == old_boot.as_str())
+                .collect();
+            (!losses.is_empty()).then_some((delivered, losses))
+        },
+    );
+    let mut named = BTreeSet::new();
+    for loss in &losses {
+        for s in loss["first_seq"].as_u64().unwrap()..=loss["last_seq"].as_u64().unwrap() {
+            assert!(
+                !delivered.contains(&s),
+                "seq {s} delivered and named: {loss}"
+            );
+            assert!(named.insert(s), "seq {s} named twice: {loss}");
+        }
+    }
+    let last = named.iter().chain(&delivered).max().copied().unwrap();
+    for s in 1..=last {
+        assert!(
+            delivered.contains(&s) || named.contains(&s),
+            "seq {s} of the killed boot neither arrived nor was reported lost; losses {losses:#?}"
+        );
+    }
+    assert!(
+        named.len() as u64 >= held,
+        "the {held} events held in memory at the kill are named: {named:?}"
+    );
+}
+
+#[test]
+fn a_line_the_collector_refuses_is_set_aside_reported_and_no_longer_blocks() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let config = fx.config("100ms", &collector_table(port, ""));
+    let mut first = fx.spawn(&config);
+    let status = fx.collector_until(Duration::from_secs(10), "a backlog", |c| {
+        c["spool_events"].as_u64() >= Some(3)
+    });
+    let old_boot = status["boots"][0]["boot"].as_str().unwrap().to_string();
+    first.kill();
+    // A line no collector can store, after the old boot's last one.
+    let spool = fx.state().join("spool");
+    let segment = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let poison_seq = last["seq"].as_u64().unwrap() + 1;
+    let poison = json!({"v": 1, "agent": "fixture", "boot": old_boot, "seq": poison_seq,
+        "type": "link", "ts": "yesterday"});
+    std::fs::write(&segment, format!("{text}{poison}\n")).unwrap();
+
+    let collector = FakeCollector::start(port, Behaviour::default());
+    let _second = fx.spawn(&config);
+    let loss = collector.wait(
+        Duration::from_secs(15),
+        "the loss of the refused line",
+        |s| {
+            events_of(s).into_iter().find(|e| {
+                e["type"] == "loss"
+                    && e["lost_boot"] == old_boot.as_str()
+                    && e["first_seq"] == poison_seq
+            })
+        },
+    );
+    assert_eq!(loss["last_seq"], poison_seq, "{loss}");
+    assert_eq!(loss["count"], 1, "{loss}");
+    assert!(
+        loss["message"].as_str().unwrap().contains("set aside"),
+        "{loss}"
+    );
+    let new_boot = loss["boot"].as_str().unwrap().to_string();
+    // Everything behind it flows: the new boot's heartbeats keep coming.
+    collector.wait(Duration::from_secs(10), "the new boot's events", |s| {
+        (events_of(s)
+            .iter()
+            .filter(|e| e["boot"] == new_boot.as_str() && e["type"] == "heartbeat")
+            .count()
+            >= 5)
+            .then_some(())
+    });
+    let status = fx.collector_until(Duration::from_secs(5), "connected", |c| {
+        c["state"] == "connected" && c["quarantined"] == 1
+    });
+    assert_eq!(status["boots"].as_array().unwrap().len(), 1, "{status:#}");
+    let kept = std::fs::read_to_string(fx.state().join("quarantine.jsonl")).unwrap();
+    assert!(
+        kept.contains("yesterday") && kept.contains("bad `ts`"),
+        "{kept}"
+    );
+    assert!(
+        collector.hellos().len() <= 3,
+        "{} hellos",
+        collector.hellos().len()
+    );
+    // The old boot's good events all arrived, once.
+    let old: Vec<u64> = seqs(
+        &of_boot(&collector.events(), &old_boot)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(old, (1..poison_seq).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_file_at_the_control_socket_path_is_left_alone_and_named() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.state()).unwrap();
+    let socket = fx.state().join("hopwatch.sock");
+    std::fs::write(&socket, "not a socket").unwrap();
+    let config = fx.config("1s", &collector_table(free_port(), ""));
+    let agent = fx.spawn(&config);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !agent.stderr().contains("Agent started") {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = agent.stderr();
+    assert!(
+        stderr.contains("hopwatch.sock exists and is not a socket: remove it"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "not a socket");
 }

@@ -393,9 +393,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 
     let (reply, mut acks) = mpsc::unbounded_channel::<Ack>();
     let mut in_flight = 0usize;
+    let mut rejected = None;
     // Events the agent sent right behind its hello, without waiting for the
     // welcome, are in the buffer already.
-    match hand_over(&mut lines, ingest, &mut in_flight) {
+    match hand_over(&mut lines, ingest, &mut in_flight, &mut rejected) {
         Ok(chunks) => {
             for events in chunks {
                 let request = Request::Events {
@@ -407,7 +408,12 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-        Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
+        Err((why, reason)) => {
+            if let Some(message) = rejected.take() {
+                let _ = send(&mut stream, &message, Duration::from_secs(1)).await;
+            }
+            return Err(refuse(&mut stream, why, Some(&agent), reason).await);
+        }
     }
     let mut deadline = Instant::now() + ingest.read_timeout;
     let mut closing = false;
@@ -459,7 +465,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 lines.filled(n);
                 deadline = Instant::now() + ingest.read_timeout;
-                match hand_over(&mut lines, ingest, &mut in_flight) {
+                match hand_over(&mut lines, ingest, &mut in_flight, &mut rejected) {
                     Ok(chunks) => {
                         for events in chunks {
                             if ingest.writer.send(Request::Events { events, reply: reply.clone() }).await.is_err() {
@@ -467,7 +473,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                             }
                         }
                     }
-                    Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
+                    Err((why, reason)) => {
+                        // Names the line, so the agent sets it aside.
+                        if let Some(message) = rejected.take() {
+                            let _ = send(&mut stream, &message, Duration::from_secs(1)).await;
+                        }
+                        return Err(refuse(&mut stream, why, Some(&agent), reason).await);
+                    }
                 }
             }
             _ = sleep_until(deadline), if !closing => {
@@ -491,6 +503,7 @@ fn hand_over(
     lines: &mut Lines,
     ingest: &Ingest,
     in_flight: &mut usize,
+    rejected: &mut Option<CollectorMessage>,
 ) -> Result<Vec<Vec<Incoming>>, (Reject, String)> {
     let mut chunks = Vec::new();
     let mut chunk = Vec::new();
@@ -511,7 +524,11 @@ fn hand_over(
         match parse_line(line) {
             Ok(Some(incoming)) => chunk.push(incoming),
             Ok(None) => {}
-            Err(error) => return Err((Reject::Malformed, format!("expected an event: {error}"))),
+            Err(error) => {
+                let reason = format!("expected an event: {error}");
+                *rejected = reject_line(line, &reason);
+                return Err((Reject::Malformed, reason));
+            }
         }
         if chunk.len() >= CHUNK {
             chunks.push(std::mem::take(&mut chunk));
@@ -522,6 +539,22 @@ fn hand_over(
     }
     *in_flight += chunks.len();
     Ok(chunks)
+}
+
+/// The `reject` naming a malformed line, when its `boot` and `seq` can
+/// still be read: the agent sets that line aside instead of resending it.
+fn reject_line(line: &[u8], reason: &str) -> Option<CollectorMessage> {
+    #[derive(Deserialize)]
+    struct Id {
+        boot: String,
+        seq: u64,
+    }
+    let id: Id = serde_json::from_slice(line).ok()?;
+    Some(CollectorMessage::Reject {
+        boot: id.boot,
+        seq: id.seq,
+        reason: reason.to_string(),
+    })
 }
 
 /// Every field of every event type, side by side, so a line parses in one
@@ -691,6 +724,21 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Incoming>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_line_with_a_readable_boot_and_seq_is_named_in_a_reject() {
+        let line = br#"{"v":1,"agent":"a","boot":"b1","seq":42,"type":"link","ts":"yesterday"}"#;
+        let reason = parse_line(line).unwrap_err();
+        assert_eq!(
+            reject_line(line, &reason),
+            Some(CollectorMessage::Reject {
+                boot: "b1".into(),
+                seq: 42,
+                reason,
+            })
+        );
+        assert_eq!(reject_line(b"not json", "x"), None);
+    }
 
     fn lines_of(max_line: usize, chunks: &[&[u8]]) -> Result<Vec<Vec<u8>>, TooLong> {
         let mut lines = Lines::new(max_line);

@@ -3,8 +3,9 @@
 //! so the history of connections and refusals survives a restart without
 //! filling the disk.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
@@ -28,9 +29,9 @@ struct FileState {
 impl RotatingFile {
     pub fn open(path: &Path, max_size: u64, keep: usize) -> io::Result<RotatingFile> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_append(path)?;
         let size = file.metadata()?.len();
         Ok(RotatingFile {
             path: path.to_path_buf(),
@@ -49,21 +50,11 @@ impl RotatingFile {
         if state.size > 0 && state.size + buf.len() as u64 > self.max_size {
             state.file = None;
             self.rotate()?;
-            state.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            state.file = Some(open_append(&self.path)?);
             state.size = 0;
         }
         if state.file.is_none() {
-            state.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            state.file = Some(open_append(&self.path)?);
         }
         let file = state.file.as_mut().expect("opened above");
         file.write_all(buf)?;
@@ -81,7 +72,7 @@ impl RotatingFile {
     /// live file is simply truncated.
     fn rotate(&self) -> io::Result<()> {
         if self.keep == 0 {
-            return File::create(&self.path).map(|_| ());
+            return open_append(&self.path).and_then(|f| f.set_len(0));
         }
         for n in (1..self.keep).rev() {
             let from = self.numbered(n);
@@ -91,6 +82,37 @@ impl RotatingFile {
         }
         fs::rename(&self.path, self.numbered(1))
     }
+}
+
+/// Opens the log for appending (0600 when created) without following a
+/// symlink planted at its path or blocking on a FIFO, and refuses anything
+/// but a regular file, naming the path.
+fn open_append(path: &Path) -> io::Result<File> {
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::ELOOP as i32 => io::Error::other(format!(
+                "the log file {} is a symbolic link; it is never written through one: remove it",
+                path.display()
+            )),
+            Some(code) if code == nix::errno::Errno::ENXIO as i32 => io::Error::other(format!(
+                "the log file {} is a FIFO or a device, not a regular file: remove it",
+                path.display()
+            )),
+            _ => e,
+        })?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::other(format!(
+            "the log file {} is not a regular file: remove it",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// Writes each log line to stderr and, when set, the rotating file.
@@ -191,5 +213,28 @@ mod tests {
         log.append(b"again\n").unwrap();
         assert!(fs::read_to_string(&path).unwrap().ends_with("again\n"));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_path_that_is_a_symlink_or_fifo_is_refused_and_left_alone() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-log-links-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("precious");
+        fs::write(&target, "keep me").unwrap();
+        let path = dir.join("collector.log");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let error = RotatingFile::open(&path, 1000, 2).unwrap_err().to_string();
+        assert!(
+            error.contains("symbolic link") && error.contains("collector.log"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+        fs::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Would block for ever without O_NONBLOCK.
+        let error = RotatingFile::open(&path, 1000, 2).unwrap_err().to_string();
+        assert!(error.contains("FIFO"), "{error}");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -8,6 +8,7 @@
 //! acknowledgements, so it runs its own loop on the queue's [`Inbox`]
 //! ([`OutputHandle::spawn_worker`]).
 
+pub mod backoff;
 pub mod collector;
 pub mod spool;
 pub mod stdout;

@@ -9,6 +9,8 @@
 //! spool/lock                                 flock(2)ed while an agent uses the spool
 //! spool/00000003_<boot>_00000017.jsonl       a segment: events of one boot, one JSON line each
 //! spool/00000003_<boot>.acked                that boot's last acknowledged seq (20 digits + \n)
+//! spool/00000003_<boot>.emitted              the highest seq handed to the spool (same format)
+//! quarantine.jsonl                           in state_dir: lines the collector refused
 //! ```
 //!
 //! The first number orders the boots (the oldest is resent first), the last
@@ -19,10 +21,12 @@
 //! segment holds about `spool_max / 16` bytes (1 KiB to 1 MiB), so a full
 //! spool sheds a sixteenth of itself at a time.
 //!
-//! The `loss` events in a shed segment are not shed with it: they move to
-//! the boot's segment number 0, which always comes first, so the record of
-//! what was lost reaches the collector even after a long outage. Only a
-//! spool holding nothing but loss events drops those, oldest first.
+//! A shed segment may hold `loss` events. They go with it, but what each
+//! said comes back in [`Dropped::losses`], and [`Dropped::reports`] folds
+//! it into the report of the shed range (adjoining ranges merge), so the
+//! record of a loss survives the loss event, and no seq is ever counted by
+//! two delivered loss events: a range never spans a seq that is still held
+//! or that an earlier loss event still on its way already names.
 //!
 //! # Durability
 //!
@@ -31,13 +35,15 @@
 //! What such a kill can lose is only what was not written yet: events in the
 //! output's in-memory queue, which the output thread empties into the spool
 //! as they come (microseconds), or, while the disk fails, the events held in
-//! memory meanwhile. [`Spool::sync_job`] flushes to the device; the
+//! memory meanwhile. Those are put on record ([`Spool::note_emitted`]) in a
+//! file written in full at open and only rewritten in place later, which
+//! works on a full disk; [`Spool::open`] reports every seq on record that
+//! never reached a segment ([`Recovery::unwritten`]). [`Spool::sync_job`] flushes to the device; the
 //! collector output runs it at most
 //! [`crate::output::collector::SYNC_INTERVAL`] (100 ms) after the first
 //! unsynced write (group commit) and on exit, and a segment is synced when
 //! it is sealed. A power loss or kernel crash can therefore lose the events
-//! of the last 100 ms. Loss events moved to a kept segment are synced at
-//! once. The acknowledgement files are not synced: losing one only means
+//! of the last 100 ms. The acknowledgement files are not synced: losing one only means
 //! resending events the collector already holds, which it drops as
 //! duplicates.
 //!
@@ -45,20 +51,34 @@
 //! followed by zeros. [`Spool::open`] keeps each segment's longest prefix of
 //! complete, parseable lines in ascending seq order and truncates the rest,
 //! so a torn tail is discarded instead of poisoning the spool.
+//!
+//! Every file is opened through [`crate::state_dir`]: a symlink or a FIFO
+//! planted at a spool path is refused by name and left alone, never
+//! followed, truncated or blocked on.
 
-use crate::event::Event;
+use crate::event::{Body, Event};
+use crate::state_dir::{self, Access};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod loss;
+mod quarantine;
+
+use loss::note;
+pub use loss::{Dropped, LossReport, dropped_events};
+
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const ACK_SUFFIX: &str = ".acked";
+const EMITTED_SUFFIX: &str = ".emitted";
+/// In `state_dir`, beside the spool.
+const QUARANTINE_NAME: &str = "quarantine.jsonl";
 const LOCK_NAME: &str = "lock";
 /// An acknowledgement file holds one fixed-width record, rewritten in place
 /// with a single small `pwrite`, which a crash cannot tear.
@@ -89,17 +109,6 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
-/// Events the spool let go of unacknowledged: `count` events of `boot` with
-/// seqs from `first_seq` to `last_seq` (gaps in that range were reported
-/// before).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dropped {
-    pub boot: String,
-    pub count: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-}
-
 /// Events read for sending: whole JSON lines of one boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -122,12 +131,15 @@ pub struct BootState {
 }
 
 /// What [`Spool::open`] found left by earlier runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
     /// Boots with unacknowledged events, oldest first, and how many.
     pub boots: Vec<(String, u64)>,
     /// Bytes of torn or unreadable tails cut off.
     pub discarded_bytes: u64,
+    /// Seqs given to an earlier run that never reached the spool, to be
+    /// reported as lost.
+    pub unwritten: Vec<Dropped>,
 }
 
 /// The envelope fields the spool reads back from a line.
@@ -196,6 +208,13 @@ struct BootLog {
     ack_file: Option<File>,
     /// The current boot's last segment, open for appending.
     active: Option<File>,
+    /// The current boot's record of the highest seq it was given, and
+    /// that seq.
+    emitted_file: Option<File>,
+    emitted: u64,
+    /// Seqs the collector refused as malformed, set aside: never sent
+    /// again.
+    skip: BTreeSet<u64>,
 }
 
 impl BootLog {
@@ -252,6 +271,11 @@ pub struct Spool {
     cursor: Cursor,
     unsynced: bool,
     dir_unsynced: bool,
+    /// Lines in the quarantine file.
+    quarantined: u64,
+    /// Whether a full spool may shed its oldest events (see
+    /// [`Spool::stop_shedding`]).
+    shedding: bool,
     _lock: Flock<File>,
 }
 
@@ -262,6 +286,10 @@ enum Name {
         number: u64,
     },
     Ack {
+        ordinal: u64,
+        boot: String,
+    },
+    Emitted {
         ordinal: u64,
         boot: String,
     },
@@ -281,6 +309,10 @@ fn parse_name(name: &str) -> Option<Name> {
             number: number.parse().ok()?,
         });
     }
+    if let Some(stem) = name.strip_suffix(EMITTED_SUFFIX) {
+        let (ordinal, boot) = parse_boot(stem)?;
+        return Some(Name::Emitted { ordinal, boot });
+    }
     let stem = name.strip_suffix(ACK_SUFFIX)?;
     let (ordinal, boot) = parse_boot(stem)?;
     Some(Name::Ack { ordinal, boot })
@@ -299,6 +331,7 @@ fn segment_bytes(max_bytes: u64) -> u64 {
 struct FoundBoot {
     boot: String,
     ack: Option<PathBuf>,
+    emitted: Option<PathBuf>,
     segments: BTreeMap<u64, PathBuf>,
 }
 
@@ -311,14 +344,10 @@ impl Spool {
                 boot: boot.to_string(),
             });
         }
-        fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+        state_dir::create_dir(dir).map_err(io_error("create", dir))?;
         let lock_path = dir.join(LOCK_NAME);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let lock_file =
+            state_dir::open(&lock_path, Access::ReadWrite).map_err(io_error("open", &lock_path))?;
         let lock =
             Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
                 match errno {
@@ -339,6 +368,12 @@ impl Spool {
             let Some(name) = entry.file_name().to_str().and_then(parse_name) else {
                 continue;
             };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                // Not ours: a symlink or a FIFO is neither followed nor
+                // read, and left where it is.
+                tracing::warn!(path = %entry.path().display(), "Skipping a spool entry that is not a regular file; remove it.");
+                continue;
+            }
             match name {
                 Name::Segment {
                     ordinal,
@@ -353,6 +388,11 @@ impl Spool {
                     let f = found.entry(ordinal).or_default();
                     f.boot = boot;
                     f.ack = Some(entry.path());
+                }
+                Name::Emitted { ordinal, boot } => {
+                    let f = found.entry(ordinal).or_default();
+                    f.boot = boot;
+                    f.emitted = Some(entry.path());
                 }
             }
         }
@@ -374,6 +414,9 @@ impl Spool {
                 next_segment: f.segments.keys().next_back().map_or(1, |n| n + 1),
                 ack_file: None,
                 active: None,
+                emitted_file: None,
+                emitted: 0,
+                skip: BTreeSet::new(),
             };
             for (number, path) in f.segments {
                 let (segment, discarded) = recover_segment(number, path)?;
@@ -387,13 +430,25 @@ impl Spool {
                 bytes += segment.bytes;
                 log.segments.push_back(segment);
             }
+            // Seqs handed to the spool that never reached a segment: the
+            // agent stopped (or was killed) while they waited in memory.
+            let emitted = f.emitted.as_deref().map(read_ack).unwrap_or(0);
+            if emitted > log.last_seq {
+                recovery
+                    .unwritten
+                    .push(Dropped::range(&log.boot, log.last_seq + 1, emitted));
+                log.last_seq = emitted;
+            }
             if log.boot == boot || !log.segments.is_empty() {
                 if log.boot != boot {
                     recovery.boots.push((log.boot.clone(), log.pending()));
+                    // Reported now; the record has done its job.
+                    remove_if_present(f.emitted.as_deref())?;
                 }
                 boots.push(log);
-            } else if let Some(ack) = &f.ack {
-                fs::remove_file(ack).map_err(io_error("remove", ack))?;
+            } else {
+                remove_if_present(f.ack.as_deref())?;
+                remove_if_present(f.emitted.as_deref())?;
             }
         }
         // The current boot goes last even if it was seen before (a reload
@@ -410,27 +465,65 @@ impl Spool {
                 next_segment: 1,
                 ack_file: None,
                 active: None,
+                emitted_file: None,
+                emitted: 0,
+                skip: BTreeSet::new(),
             },
         };
         boots.push(current);
+        let current = boots.last_mut().expect("pushed above");
+        let path = dir.join(format!(
+            "{:08}_{}{EMITTED_SUFFIX}",
+            current.ordinal, current.boot
+        ));
+        // Written in full now, while there is room, so that later it is
+        // only rewritten in place: that still works on a full disk. A disk
+        // already full costs only this record, not the spool: what earlier
+        // boots left is still sent.
+        let written = state_dir::open(&path, Access::ReadWrite).and_then(|file| {
+            let record = format!("{:0ACK_DIGITS$}\n", current.last_seq);
+            file.write_all_at(record.as_bytes(), 0)?;
+            file.sync_data()?;
+            Ok(file)
+        });
+        match written {
+            Ok(file) => {
+                current.emitted = current.last_seq;
+                current.emitted_file = Some(file);
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                path = %path.display(),
+                "Cannot keep a record of events waiting in memory; a kill while the disk fails may lose them unreported."
+            ),
+        }
         let cursor = Cursor {
             ordinal: boots[0].ordinal,
             ..Cursor::default()
         };
-        Ok((
-            Spool {
-                dir: dir.to_path_buf(),
-                max_bytes,
-                segment_bytes: segment_bytes(max_bytes),
-                boots,
-                bytes,
-                cursor,
-                unsynced: false,
-                dir_unsynced,
-                _lock: lock,
-            },
-            recovery,
-        ))
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: segment_bytes(max_bytes),
+            boots,
+            bytes,
+            cursor,
+            unsynced: false,
+            dir_unsynced,
+            quarantined: 0,
+            shedding: true,
+            _lock: lock,
+        };
+        spool.load_quarantine();
+        Ok((spool, recovery))
+    }
+
+    /// From now on a full spool sheds nothing: what does not fit stays
+    /// with the caller. For an agent stopping, which could no longer turn
+    /// a shed into a `loss` event: kept on record instead (see
+    /// [`Spool::note_emitted`]), the next start reports it.
+    pub fn stop_shedding(&mut self) {
+        self.shedding = false;
     }
 
     /// Bytes the segments take on disk.
@@ -463,6 +556,15 @@ impl Spool {
             .iter()
             .find(|b| b.boot == boot)
             .map_or(0, |b| b.acked)
+    }
+
+    /// The last seq of `boot` written to the spool (0 for a boot it does
+    /// not hold).
+    pub fn last_seq(&self, boot: &str) -> u64 {
+        self.boots
+            .iter()
+            .find(|b| b.boot == boot)
+            .map_or(0, |b| b.last_seq)
     }
 
     /// The boots with unacknowledged events, oldest first, for `hello`.
@@ -523,11 +625,15 @@ impl Spool {
             if len > self.max_bytes {
                 // One event larger than the whole spool: it can never be kept.
                 let event = pending.pop_front().expect("a pending event");
-                note(dropped, &event.boot, 1, event.seq, event.seq);
+                let loss = match &event.body {
+                    Body::Loss(loss) => Some(loss.clone()),
+                    _ => None,
+                };
+                note(dropped, &event.boot, event.seq, loss);
                 continue;
             }
             while self.bytes + len > self.max_bytes {
-                if spare_in_flight && self.oldest_in_flight() {
+                if !self.shedding || (spare_in_flight && self.oldest_in_flight()) {
                     return Ok(());
                 }
                 if !self.drop_oldest(dropped)? {
@@ -602,13 +708,17 @@ impl Spool {
             "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
             log.ordinal, log.boot
         ));
-        // Number 0 is the kept loss events' segment.
-        debug_assert!(number > 0);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error("create", &path))?;
+        let file = match state_dir::open(&path, Access::Append) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::Other => {
+                // Something not ours sits at that name: leave it alone and
+                // take the next number, so the spool goes on.
+                tracing::warn!(%error, "Skipping a spool segment name that is taken.");
+                log.next_segment += 1;
+                return Err(io_error("create", &path)(error));
+            }
+            Err(error) => return Err(io_error("create", &path)(error)),
+        };
         // A leftover of a failed attempt with this number holds nothing
         // counted; start it empty.
         file.set_len(0).map_err(io_error("truncate", &path))?;
@@ -625,157 +735,95 @@ impl Spool {
     }
 
     /// Sheds the oldest segment to make room; false when there is none.
-    ///
-    /// Its `loss` events are kept, moved to the boot's kept segment (number
-    /// 0, always first): a full spool must not lose the record of what it
-    /// lost. Only when nothing but kept loss events is left do they go too.
+    /// What its `loss` events said comes back with the drop (see
+    /// [`Dropped::reports`]).
     fn drop_oldest(&mut self, dropped: &mut Vec<Dropped>) -> Result<bool, SpoolError> {
-        let Some((i, j)) = self.oldest() else {
+        let Some(i) = self.oldest() else {
             return Ok(false);
         };
         let is_current = i == self.boots.len() - 1;
         let log = &mut self.boots[i];
-        let segment = log.segments.remove(j).expect("a segment");
-        if j == log.segments.len() {
+        let segment = log.segments.pop_front().expect("a segment");
+        if log.segments.is_empty() {
             // It was the last one, the one appended to.
             log.active = None;
         }
         let acked = log.acked;
-        let mut kept = Vec::new();
-        let mut kept_seqs = Vec::new();
-        let (mut count, mut first, mut last) = (0, None, 0);
-        if segment.number == 0 {
-            count = segment.seqs.count_after(acked);
-            first = segment.seqs.first_after(acked);
-            last = segment.seqs.last();
-        } else {
-            let data = fs::read(&segment.path).map_err(io_error("read", &segment.path))?;
-            for line in data.split_inclusive(|&b| b == b'\n') {
-                let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
-                    continue;
-                };
-                if head.seq <= acked {
-                    continue;
-                }
-                if head.kind == "loss" {
-                    kept.extend_from_slice(line);
-                    kept_seqs.push(head.seq);
-                } else {
-                    count += 1;
-                    first.get_or_insert(head.seq);
-                    last = head.seq;
-                }
+        let data = state_dir::read(&segment.path).map_err(io_error("read", &segment.path))?;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
+                continue;
+            };
+            if head.seq <= acked {
+                continue;
             }
-        }
-        if let Some(first) = first {
-            note(dropped, &log.boot, count, first, last);
+            let loss = (head.kind == "loss")
+                .then(|| serde_json::from_slice::<Event>(line).ok())
+                .flatten()
+                .and_then(|e| match e.body {
+                    Body::Loss(loss) => Some(loss),
+                    _ => None,
+                });
+            note(dropped, &log.boot, head.seq, loss);
         }
         fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
         self.bytes -= segment.bytes;
         self.dir_unsynced = true;
-        if !kept.is_empty() {
-            self.keep_losses(i, &kept, &kept_seqs)?;
-        }
         if !is_current && self.boots[i].segments.is_empty() {
             self.forget_boot(i)?;
         }
         Ok(true)
     }
 
-    /// The segment to shed next: the oldest that is not a kept segment, or
-    /// failing that the oldest kept one.
-    fn oldest(&self) -> Option<(usize, usize)> {
-        self.boots
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| {
-                b.segments
-                    .iter()
-                    .position(|s| s.number != 0)
-                    .map(|j| (i, j))
-            })
-            .or_else(|| {
-                self.boots
-                    .iter()
-                    .position(|b| !b.segments.is_empty())
-                    .map(|i| (i, 0))
-            })
+    /// The boot whose first segment is shed next: the oldest holding any.
+    fn oldest(&self) -> Option<usize> {
+        self.boots.iter().position(|b| !b.segments.is_empty())
     }
 
     /// Whether the next segment to shed holds events sent and not yet
     /// acknowledged.
     fn oldest_in_flight(&self) -> bool {
-        self.oldest().is_some_and(|(i, j)| {
+        self.oldest().is_some_and(|i| {
             let log = &self.boots[i];
-            log.segments[j]
+            log.segments[0]
                 .seqs
                 .first_after(log.acked)
                 .is_some_and(|first| first <= log.sent)
         })
     }
 
-    /// Appends loss events to boot `i`'s kept segment, creating it first.
-    fn keep_losses(&mut self, i: usize, lines: &[u8], seqs: &[u64]) -> Result<(), SpoolError> {
-        let path = {
-            let log = &self.boots[i];
-            self.segment_path(log, 0)
-        };
-        let log = &mut self.boots[i];
-        if log.segments.front().map(|s| s.number) != Some(0) {
-            log.segments.push_front(Segment {
-                number: 0,
-                path: path.clone(),
-                bytes: 0,
-                seqs: Runs::default(),
-            });
-        }
-        let head = log.segments.front_mut().expect("the kept segment");
-        let before = head.bytes;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
-        file.set_len(before)
-            .and_then(|()| file.write_all(lines))
-            .and_then(|()| file.sync_data())
-            .map_err(io_error("write", &path))?;
-        head.bytes += lines.len() as u64;
-        for &seq in seqs {
-            // Every segment shed is younger than the kept events before it.
-            head.seqs.push(seq);
-        }
-        self.bytes += lines.len() as u64;
-        self.dir_unsynced = true;
-        // Loss events not yet sent must still go: if sending was past them,
-        // it goes back to them (a resent loss event is a harmless duplicate).
-        let kept_at = (log.ordinal, 0, before);
-        let cursor_at = (self.cursor.ordinal, self.cursor.segment, self.cursor.offset);
-        if seqs.iter().any(|&seq| seq > log.sent) && cursor_at > kept_at {
-            self.cursor = Cursor {
-                ordinal: log.ordinal,
-                segment: 0,
-                offset: before,
-                reader: None,
-            };
-        }
-        Ok(())
-    }
-
-    fn segment_path(&self, log: &BootLog, number: u64) -> PathBuf {
-        self.dir.join(format!(
-            "{:08}_{}_{number:08}{SEGMENT_SUFFIX}",
-            log.ordinal, log.boot
-        ))
-    }
-
     fn forget_boot(&mut self, i: usize) -> Result<(), SpoolError> {
         let log = self.boots.remove(i);
-        let path = self.ack_path(&log);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
-            _ => Ok(()),
+        remove_if_present(Some(&self.ack_path(&log)))?;
+        let emitted = self
+            .dir
+            .join(format!("{:08}_{}{EMITTED_SUFFIX}", log.ordinal, log.boot));
+        remove_if_present(Some(&emitted))
+    }
+
+    /// Records durably, in place, that the current boot was given every
+    /// seq up to `seq`, for events that wait in memory because the spool
+    /// cannot take them yet: if the agent dies before they are written, the
+    /// next start reports them lost instead of never knowing them.
+    pub fn note_emitted(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let dir = self.dir.clone();
+        let log = self.current();
+        if seq <= log.emitted {
+            return Ok(());
         }
+        let Some(file) = &log.emitted_file else {
+            return Ok(());
+        };
+        let record = format!("{seq:0ACK_DIGITS$}\n");
+        file.write_all_at(record.as_bytes(), 0)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| SpoolError::Io {
+                action: "write",
+                path: dir.join(format!("{:08}_{}{EMITTED_SUFFIX}", log.ordinal, log.boot)),
+                source,
+            })?;
+        log.emitted = seq;
+        Ok(())
     }
 
     fn ack_path(&self, log: &BootLog) -> PathBuf {
@@ -793,12 +841,29 @@ impl Spool {
         let path = self.ack_path(&self.boots[i]);
         let is_current = i == self.boots.len() - 1;
         let log = &mut self.boots[i];
-        let seq = seq.min(log.last_seq);
+        let mut seq = seq.min(log.last_seq);
+        // Lines set aside are done once everything before them is.
+        while seq < log.last_seq && log.skip.contains(&(seq + 1)) {
+            seq += 1;
+        }
         if seq <= log.acked {
             return Ok(());
         }
         log.acked = seq;
         log.sent = log.sent.max(seq);
+        // The record first: segments gone with an older record would make
+        // a restart think acknowledged events were never written.
+        if log.ack_file.is_none() {
+            let file =
+                state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
+            log.ack_file = Some(file);
+        }
+        let record = format!("{seq:0ACK_DIGITS$}\n");
+        log.ack_file
+            .as_ref()
+            .expect("opened above")
+            .write_all_at(record.as_bytes(), 0)
+            .map_err(io_error("write", &path))?;
         let mut removed = 0;
         while let Some(front) = log.segments.front() {
             if front.seqs.count_after(seq) > 0 {
@@ -815,21 +880,7 @@ impl Spool {
         if !is_current && log.segments.is_empty() {
             return self.forget_boot(i);
         }
-        if log.ack_file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io_error("open", &path))?;
-            log.ack_file = Some(file);
-        }
-        let record = format!("{seq:0ACK_DIGITS$}\n");
-        log.ack_file
-            .as_ref()
-            .expect("opened above")
-            .write_all_at(record.as_bytes(), 0)
-            .map_err(io_error("write", &path))
+        Ok(())
     }
 
     /// Starts sending over: everything `last_seq` (the collector's welcome)
@@ -898,7 +949,8 @@ impl Spool {
             let open = matches!(&self.cursor.reader,
                 Some((o, n, _)) if *o == log.ordinal && *n == segment.number);
             if !open {
-                let file = File::open(&segment.path).map_err(io_error("open", &segment.path))?;
+                let file = state_dir::open(&segment.path, Access::Read)
+                    .map_err(io_error("open", &segment.path))?;
                 self.cursor.reader = Some((log.ordinal, segment.number, file));
             }
             let reader = &self.cursor.reader.as_ref().expect("opened above").2;
@@ -931,7 +983,7 @@ impl Spool {
                 let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
                     continue;
                 };
-                if head.seq > acked {
+                if head.seq > acked && !log.skip.contains(&head.seq) {
                     lines.extend_from_slice(line);
                     count += 1;
                     last_seq = head.seq;
@@ -979,31 +1031,19 @@ impl Spool {
     }
 }
 
-/// Adds a drop to the list, merging it with the previous one of the same
-/// boot, so one full spool makes one loss event.
-fn note(dropped: &mut Vec<Dropped>, boot: &str, count: u64, first_seq: u64, last_seq: u64) {
-    if count == 0 {
-        return;
+fn remove_if_present(path: Option<&Path>) -> Result<(), SpoolError> {
+    match path.map(fs::remove_file) {
+        Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => {
+            Err(io_error("remove", path.expect("some"))(e))
+        }
+        _ => Ok(()),
     }
-    if let Some(last) = dropped.last_mut()
-        && last.boot == boot
-        && first_seq > last.last_seq
-    {
-        last.count += count;
-        last.last_seq = last_seq;
-        return;
-    }
-    dropped.push(Dropped {
-        boot: boot.to_string(),
-        count,
-        first_seq,
-        last_seq,
-    });
 }
 
 fn read_ack(path: &Path) -> u64 {
-    fs::read_to_string(path)
+    state_dir::read(path)
         .ok()
+        .and_then(|s| String::from_utf8(s).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -1011,7 +1051,7 @@ fn read_ack(path: &Path) -> u64 {
 /// Reads a segment back, keeping its longest prefix of whole, parseable
 /// lines with rising seqs; truncates the file there.
 fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolError> {
-    let data = fs::read(&path).map_err(io_error("read", &path))?;
+    let data = state_dir::read(&path).map_err(io_error("read", &path))?;
     let mut seqs = Runs::default();
     let mut valid = 0;
     for line in data.split_inclusive(|&b| b == b'\n') {
@@ -1025,10 +1065,7 @@ fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolEr
     }
     let discarded = (data.len() - valid) as u64;
     if discarded > 0 {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
+        let file = state_dir::open(&path, Access::ReadWrite).map_err(io_error("open", &path))?;
         file.set_len(valid as u64)
             .and_then(|()| file.sync_all())
             .map_err(io_error("truncate", &path))?;
@@ -1050,470 +1087,4 @@ fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Body, Link, LinkState, Loss, Sequencer};
-    use std::time::SystemTime;
-
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let dir =
-                std::env::temp_dir().join(format!("hopwatch-spool-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            Dir(dir)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// Link events of about 170 bytes each.
-    fn events(seq: &mut Sequencer, n: usize) -> VecDeque<Arc<Event>> {
-        (0..n)
-            .map(|_| {
-                Arc::new(seq.stamp(
-                    SystemTime::UNIX_EPOCH,
-                    Body::Link(Link {
-                        interface: "eth0".into(),
-                        state: LinkState::Down,
-                        previous: LinkState::Up,
-                        carrier_changes: 1,
-                        oper_state: "down".into(),
-                        message: String::new(),
-                    }),
-                ))
-            })
-            .collect()
-    }
-
-    fn loss(seq: &mut Sequencer, count: u64) -> Arc<Event> {
-        Arc::new(seq.stamp(
-            SystemTime::UNIX_EPOCH,
-            Body::Loss(Loss {
-                count,
-                first_seq: 1,
-                last_seq: count,
-                lost_boot: None,
-                message: String::new(),
-            }),
-        ))
-    }
-
-    fn drain(spool: &mut Spool) -> Vec<(String, u64)> {
-        let mut out = Vec::new();
-        while let Some(batch) = spool.next_batch(300).unwrap() {
-            for line in batch.lines.split_inclusive(|&b| b == b'\n') {
-                let event: Event = serde_json::from_slice(line).unwrap();
-                assert_eq!(event.boot, batch.boot);
-                out.push((event.boot, event.seq));
-            }
-        }
-        out
-    }
-
-    fn seqs(got: &[(String, u64)]) -> Vec<u64> {
-        got.iter().map(|(_, s)| *s).collect()
-    }
-
-    #[test]
-    fn appends_sends_in_order_and_acks_trim() {
-        let dir = Dir::new("ack");
-        let (mut spool, recovery) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-        assert_eq!(recovery, Recovery::default());
-        let mut seq = Sequencer::new("a", "b1");
-        let mut pending = events(&mut seq, 50);
-        let mut dropped = Vec::new();
-        spool.append(&mut pending, &mut dropped, false).unwrap();
-        assert!(dropped.is_empty());
-        assert!(pending.is_empty());
-        assert_eq!(spool.pending(), 50);
-        assert_eq!(seqs(&drain(&mut spool)), (1..=50).collect::<Vec<_>>());
-        assert!(spool.outstanding());
-
-        spool.ack("b1", 20).unwrap();
-        assert_eq!(spool.pending(), 30);
-        assert_eq!(read_ack(&dir.0.join("00000001_b1.acked")), 20);
-        spool.ack("b1", 50).unwrap();
-        assert_eq!(spool.pending(), 0);
-        assert_eq!(spool.bytes(), 0, "acknowledged segments are deleted");
-        assert!(!spool.outstanding());
-        let segments = fs::read_dir(&dir.0)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(SEGMENT_SUFFIX)
-            })
-            .count();
-        assert_eq!(segments, 0);
-
-        // New events after a full ack go to a fresh segment and are sent.
-        let mut more = events(&mut seq, 3);
-        spool.append(&mut more, &mut Vec::new(), false).unwrap();
-        assert_eq!(seqs(&drain(&mut spool)), vec![51, 52, 53]);
-        assert_eq!(spool.boots()[0].acked, 50);
-        assert_eq!(spool.boots()[0].last_seq, 53);
-    }
-
-    #[test]
-    fn rewind_resends_after_the_collectors_last_seq() {
-        let dir = Dir::new("rewind");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        spool
-            .append(&mut events(&mut seq, 10), &mut Vec::new(), false)
-            .unwrap();
-        assert_eq!(drain(&mut spool).len(), 10);
-        spool
-            .rewind(&[("b1".to_string(), 6)].into_iter().collect())
-            .unwrap();
-        assert_eq!(seqs(&drain(&mut spool)), vec![7, 8, 9, 10]);
-        assert_eq!(spool.pending(), 4);
-        // A welcome that knows nothing resends everything not acknowledged.
-        spool.rewind(&BTreeMap::new()).unwrap();
-        assert_eq!(seqs(&drain(&mut spool)), vec![7, 8, 9, 10]);
-    }
-
-    #[test]
-    fn a_full_spool_drops_the_oldest_segment_and_says_exactly_what() {
-        let dir = Dir::new("bound");
-        // 16 KiB: 1 KiB segments of about 9 events.
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut dropped = Vec::new();
-        for _ in 0..40 {
-            spool
-                .append(&mut events(&mut seq, 10), &mut dropped, false)
-                .unwrap();
-            assert!(spool.bytes() <= 16 * 1024);
-        }
-        let lost: u64 = dropped.iter().map(|d| d.count).sum();
-        assert!(lost > 0);
-        // What was dropped and what is left cover every seq once.
-        let left = drain(&mut spool);
-        assert_eq!(lost + left.len() as u64, 400);
-        let first_left = left[0].1;
-        assert_eq!(dropped[0].first_seq, 1);
-        assert_eq!(dropped.last().unwrap().last_seq, first_left - 1);
-        assert_eq!(
-            seqs(&left),
-            (first_left..=400).collect::<Vec<_>>(),
-            "nothing newer was lost"
-        );
-        // Contiguous drops merge into one report.
-        assert_eq!(dropped.len(), 1);
-        assert_eq!(dropped[0].count, first_left - 1);
-    }
-
-    #[test]
-    fn loss_events_outlive_the_segments_they_were_in() {
-        let dir = Dir::new("keeploss");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut dropped = Vec::new();
-        let mut losses = Vec::new();
-        for round in 0..30 {
-            let mut batch = events(&mut seq, 5);
-            if round % 3 == 0 {
-                let l = loss(&mut seq, round);
-                losses.push(l.seq);
-                batch.push_back(l);
-            }
-            spool.append(&mut batch, &mut dropped, false).unwrap();
-            assert!(spool.bytes() <= 16 * 1024);
-        }
-        let total = seq.last_seq();
-        let lost: u64 = dropped.iter().map(|d| d.count).sum();
-        assert!(lost > 0);
-        let got: Vec<u64> = seqs(&drain(&mut spool));
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "in seq order: {got:?}");
-        for l in &losses {
-            assert!(got.contains(l), "loss event {l} was kept: {got:?}");
-        }
-        // Every seq is either sent or reported dropped, exactly once.
-        assert_eq!(lost + got.len() as u64, total);
-        for d in &dropped {
-            assert!(d.count <= d.last_seq - d.first_seq + 1);
-            let inside = got
-                .iter()
-                .filter(|s| (d.first_seq..=d.last_seq).contains(s));
-            assert!(
-                inside.clone().all(|s| losses.contains(s)),
-                "only loss events survive inside a dropped range"
-            );
-            assert_eq!(
-                d.count + inside.count() as u64,
-                d.last_seq - d.first_seq + 1
-            );
-        }
-        // Kept across a restart, in their own segment, sent first.
-        drop(spool);
-        let (mut spool, _) = Spool::open(&dir.0, "b2", 16 * 1024).unwrap();
-        assert!(dir.0.join("00000001_b1_00000000.jsonl").exists());
-        assert_eq!(seqs(&drain(&mut spool)), got);
-        spool.ack("b1", total).unwrap();
-        assert_eq!(spool.bytes(), 0);
-    }
-
-    #[test]
-    fn sending_goes_back_for_a_kept_loss_event_it_had_not_reached() {
-        let dir = Dir::new("lossback");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut first = events(&mut seq, 3);
-        first.push_back(loss(&mut seq, 7));
-        spool.append(&mut first, &mut Vec::new(), false).unwrap();
-        // One event sent, the loss event not yet; then the spool overflows
-        // and sheds that segment.
-        let batch = spool.next_batch(200).unwrap().unwrap();
-        assert_eq!(batch.last_seq, 1);
-        let mut dropped = Vec::new();
-        for _ in 0..20 {
-            spool
-                .append(&mut events(&mut seq, 10), &mut dropped, false)
-                .unwrap();
-        }
-        assert_eq!(
-            dropped[0].first_seq, 1,
-            "sent but not acknowledged is not delivered"
-        );
-        let got = seqs(&drain(&mut spool));
-        assert_eq!(got[0], 4, "the kept loss event goes first: {got:?}");
-        assert!(got.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn a_spool_of_nothing_but_loss_events_drops_those_too() {
-        let dir = Dir::new("onlyloss");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 4 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut dropped = Vec::new();
-        for _ in 0..100 {
-            spool
-                .append(
-                    &mut VecDeque::from([loss(&mut seq, 1)]),
-                    &mut dropped,
-                    false,
-                )
-                .unwrap();
-            assert!(spool.bytes() <= 4 * 1024);
-        }
-        let lost: u64 = dropped.iter().map(|d| d.count).sum();
-        assert_eq!(lost + drain(&mut spool).len() as u64, 100);
-    }
-
-    #[test]
-    fn a_full_spool_can_wait_for_acks_of_what_is_in_flight() {
-        let dir = Dir::new("inflight");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        let mut dropped = Vec::new();
-        while spool.bytes() < 15 * 1024 {
-            spool
-                .append(&mut events(&mut seq, 1), &mut dropped, true)
-                .unwrap();
-        }
-        assert_eq!(drain(&mut spool).len() as u64, seq.last_seq(), "all sent");
-        let mut more = events(&mut seq, 20);
-        spool.append(&mut more, &mut dropped, true).unwrap();
-        assert!(!more.is_empty(), "what does not fit waits");
-        assert!(dropped.is_empty());
-        // The collector acknowledges: room without dropping anything.
-        spool.ack("b1", 30).unwrap();
-        spool.append(&mut more, &mut dropped, true).unwrap();
-        assert!(more.is_empty());
-        assert!(dropped.is_empty());
-        // Without acks, sparing in-flight events can be given up.
-        let mut more = events(&mut seq, 40);
-        spool.append(&mut more, &mut dropped, false).unwrap();
-        assert!(more.is_empty());
-        assert_eq!(dropped[0].first_seq, 31);
-    }
-
-    #[test]
-    fn a_failed_write_keeps_the_events_for_a_retry() {
-        let dir = Dir::new("enospc");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        spool
-            .append(&mut events(&mut seq, 2), &mut Vec::new(), false)
-            .unwrap();
-        let bytes = spool.bytes();
-        // The disk fills up under the active segment.
-        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-        spool.current().active = Some(full);
-        let mut pending = events(&mut seq, 3);
-        let error = spool
-            .append(&mut pending, &mut Vec::new(), false)
-            .unwrap_err();
-        assert!(error.to_string().contains("cannot write"), "{error}");
-        assert_eq!(pending.len(), 3, "nothing written is forgotten");
-        assert_eq!(spool.bytes(), bytes);
-        assert_eq!(spool.pending(), 2);
-        // Space again: the retry writes them, in order, after the others.
-        spool.current().active = None;
-        spool.append(&mut pending, &mut Vec::new(), false).unwrap();
-        assert!(pending.is_empty());
-        assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn acknowledged_events_are_not_reported_as_dropped() {
-        let dir = Dir::new("ackdrop");
-        let (mut spool, _) = Spool::open(&dir.0, "b1", 16 * 1024).unwrap();
-        let mut seq = Sequencer::new("a", "b1");
-        spool
-            .append(&mut events(&mut seq, 5), &mut Vec::new(), false)
-            .unwrap();
-        spool.ack("b1", 3).unwrap();
-        let mut dropped = Vec::new();
-        for _ in 0..40 {
-            spool
-                .append(&mut events(&mut seq, 10), &mut dropped, false)
-                .unwrap();
-        }
-        assert_eq!(dropped[0].first_seq, 4);
-        let left = drain(&mut spool);
-        let lost: u64 = dropped.iter().map(|d| d.count).sum();
-        assert_eq!(lost + left.len() as u64, 402);
-    }
-
-    #[test]
-    fn reopens_after_a_crash_and_replays_the_old_boot_first() {
-        let dir = Dir::new("reopen");
-        let mut old = Sequencer::new("a", "b1");
-        {
-            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-            spool
-                .append(&mut events(&mut old, 30), &mut Vec::new(), false)
-                .unwrap();
-            spool.ack("b1", 10).unwrap();
-            // Held: a second agent on the same spool is refused.
-            assert!(matches!(
-                Spool::open(&dir.0, "b2", 1 << 20),
-                Err(SpoolError::Locked { .. })
-            ));
-            // Dropped without a sync or a goodbye, as SIGKILL would.
-        }
-        let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
-        assert_eq!(recovery.boots, vec![("b1".to_string(), 20)]);
-        assert_eq!(recovery.discarded_bytes, 0);
-        assert_eq!(spool.unacked_boots(), vec!["b1".to_string()]);
-        let mut new = Sequencer::new("a", "b2");
-        spool
-            .append(&mut events(&mut new, 2), &mut Vec::new(), false)
-            .unwrap();
-        assert_eq!(
-            spool.unacked_boots(),
-            vec!["b1".to_string(), "b2".to_string()]
-        );
-        let got = drain(&mut spool);
-        let expected: Vec<(String, u64)> = (11..=30)
-            .map(|s| ("b1".to_string(), s))
-            .chain((1..=2).map(|s| ("b2".to_string(), s)))
-            .collect();
-        assert_eq!(got, expected);
-        spool.ack("b1", 30).unwrap();
-        assert_eq!(spool.unacked_boots(), vec!["b2".to_string()]);
-        assert!(
-            !dir.0.join("00000001_b1.acked").exists(),
-            "a finished boot leaves nothing behind"
-        );
-        assert_eq!(spool.boots().len(), 1);
-    }
-
-    #[test]
-    fn a_torn_last_line_is_cut_off_not_poisoning_the_spool() {
-        let dir = Dir::new("torn");
-        let mut old = Sequencer::new("a", "b1");
-        let path;
-        {
-            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-            spool
-                .append(&mut events(&mut old, 5), &mut Vec::new(), false)
-                .unwrap();
-            path = spool.boots[0].segments[0].path.clone();
-        }
-        // Half of a sixth line, as a kill in mid-write leaves it, then zeros
-        // as a power loss can.
-        let sixth = events(&mut old, 1)[0].to_json();
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&sixth.as_bytes()[..sixth.len() / 2])
-            .unwrap();
-        drop(file);
-        let whole = fs::metadata(&path).unwrap().len();
-
-        let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
-        assert_eq!(recovery.discarded_bytes, (sixth.len() / 2) as u64);
-        assert!(fs::metadata(&path).unwrap().len() < whole);
-        let mut new = Sequencer::new("a", "b2");
-        spool
-            .append(&mut events(&mut new, 1), &mut Vec::new(), false)
-            .unwrap();
-        let got = drain(&mut spool);
-        assert_eq!(seqs(&got), vec![1, 2, 3, 4, 5, 1]);
-
-        // Zeros after the last good line are cut the same way.
-        drop(spool);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&[0; 300]).unwrap();
-        file.write_all(b"\n").unwrap();
-        drop(file);
-        let (mut spool, recovery) = Spool::open(&dir.0, "b3", 1 << 20).unwrap();
-        assert_eq!(recovery.discarded_bytes, 301);
-        assert_eq!(drain(&mut spool).len(), 6);
-    }
-
-    #[test]
-    fn reopening_the_running_boot_appends_after_what_it_holds() {
-        let dir = Dir::new("reload");
-        let mut seq = Sequencer::new("a", "b1");
-        {
-            let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-            spool
-                .append(&mut events(&mut seq, 3), &mut Vec::new(), false)
-                .unwrap();
-        }
-        let (mut spool, recovery) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
-        assert!(
-            recovery.boots.is_empty(),
-            "the running boot is not an old one"
-        );
-        spool
-            .append(&mut events(&mut seq, 2), &mut Vec::new(), false)
-            .unwrap();
-        assert_eq!(seqs(&drain(&mut spool)), vec![1, 2, 3, 4, 5]);
-        assert_eq!(spool.boots().len(), 1);
-    }
-
-    #[test]
-    fn gaps_before_the_spool_are_counted_exactly() {
-        let mut runs = Runs::default();
-        for seq in [1, 2, 3, 7, 8, 10] {
-            assert!(runs.push(seq));
-        }
-        assert!(!runs.push(10));
-        assert_eq!(runs.count_after(0), 6);
-        assert_eq!(runs.count_after(2), 4);
-        assert_eq!(runs.count_after(5), 3);
-        assert_eq!(runs.first_after(3), Some(7));
-        assert_eq!(runs.count_after(10), 0);
-        assert_eq!(runs.first_after(10), None);
-    }
-
-    #[test]
-    fn boot_ids_must_name_files() {
-        let dir = Dir::new("badboot");
-        assert!(matches!(
-            Spool::open(&dir.0, "a_b", 1 << 20),
-            Err(SpoolError::BadBoot { .. })
-        ));
-    }
-}
+mod tests;

@@ -16,41 +16,51 @@
 //!   events both progress without a thread per direction.
 //!
 //! A refused hello (a bad token) waits the longest backoff before the next
-//! try; any other failure backs off exponentially from 200 ms, with ±20 %
-//! jitter so a fleet does not reconnect in step after a collector restart.
+//! try; any other failure backs off as [`super::backoff`] says: growing
+//! across sessions that fail after their welcome, starting over only after
+//! one made progress, and capped so a returning collector is found soon.
 //! A collector that stops acknowledging while events are outstanding is
 //! treated as gone after `ack_timeout`.
 //!
-//! Losses are counted exactly, each once: events the spool sheds when full,
-//! events kept in memory beyond [`MEMORY_EVENTS`] while the disk fails, and
-//! seqs that never arrived from the queue all become `loss` events through
-//! the agent (they need a seq). A full spool first waits up to
-//! [`IN_FLIGHT_WAIT`] for the acks of events already sent rather than
-//! declare lost what the collector may be storing that moment, and it
-//! keeps loss events when it sheds their segment (see [`super::spool`]).
+//! Losses are counted exactly, each once (see `writer.rs`): events the spool
+//! sheds when full, events kept in memory beyond 10,000 while the disk
+//! fails, seqs that never arrived from the queue, seqs an earlier run never
+//! spooled, and a line the collector refused (set aside in quarantine) all
+//! become `loss` events through the agent (they need a seq). A full spool
+//! first waits up to 2 s for the acks of events already sent rather than
+//! declare lost what the collector may be storing that moment.
+//!
+//! A clean stop sends what the spool holds, waits briefly for its acks and
+//! says `goodbye` as the last line.
 
-use super::spool::{Dropped, Spool, SpoolError};
-use super::{Inbox, OutputHandle, OutputStats};
-use crate::control::{CollectorBoot, CollectorStatus, format_size};
-use crate::event::{Body, Event, Loss};
+use super::backoff::{Backoff, seed};
+use super::spool::{Spool, SpoolError};
+use super::{OutputHandle, OutputStats};
+use crate::control::{CollectorBoot, CollectorStatus};
+use crate::event::Loss;
 use crate::wire::{
-    CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION, TraceResult, TraceResultTag,
+    CollectorMessage, Goodbye, GoodbyeTag, Hello, HelloTag, PROTOCOL_VERSION, TraceResult,
+    TraceResultTag,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
-use std::collections::{BTreeMap, VecDeque};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+
+mod transport;
+mod writer;
+
 use std::time::{Duration, Instant};
+use transport::{Conn, connect, tls_config};
+use writer::Writer;
 
 /// The port collectors listen on for agents when `address` names none.
 pub const DEFAULT_PORT: u16 = 7000;
@@ -59,39 +69,28 @@ pub const DEFAULT_PORT: u16 = 7000;
 /// to the device: what a power loss can cost.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Events kept in memory while the spool cannot be written (a full disk);
-/// beyond this the oldest go, and a `loss` event says which.
-const MEMORY_EVENTS: usize = 10_000;
-/// How often a failing spool is tried again.
-const DISK_RETRY: Duration = Duration::from_secs(1);
-/// How long a full spool waits for the acks of events in flight before it
-/// sheds them anyway (a healthy collector acks within milliseconds), and
-/// how often it looks meanwhile.
-const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
-const FULL_RETRY: Duration = Duration::from_millis(20);
 /// How often a spool held by another process (the previous output of a
 /// reload, finishing) is tried again, and for how long that is not an error.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
 const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Short enough that stopping the output never waits long on a collector
-/// that drops SYNs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the collector has to answer `hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// The longest `poll` sleeps, so timeouts are checked at least this often.
 const POLL_MAX: Duration = Duration::from_secs(1);
 /// How much is read from the spool at a time, and how much may wait in the
 /// connection's buffer before the spool is read again.
 const BATCH_BYTES: usize = 64 * 1024;
 const HIGH_WATER: usize = 256 * 1024;
-/// A collector line longer than this is a broken collector.
-const MAX_LINE: usize = 1 << 20;
 /// Traces answered at once for the collector.
 const MAX_TRACES: usize = 4;
 /// How long the spool writer waits for the connection thread at exit.
 const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long a clean stop waits for the acks of what the spool holds before
+/// it says goodbye, and then for the goodbye to leave; within
+/// [`STOP_WAIT`].
+const FAREWELL: Duration = Duration::from_millis(1500);
+const FAREWELL_SEND: Duration = Duration::from_millis(300);
 
 /// A secret that never shows in logs, `Debug` output or status.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,8 +122,12 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
+/// The shortest token accepted: a shorter one can be guessed.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 impl TokenSource {
-    fn read(&self) -> Result<Secret, String> {
+    /// The token, or why it cannot be used (naming the file and the fix).
+    pub fn read(&self) -> Result<Secret, String> {
         match self {
             TokenSource::Inline(secret) => Ok(secret.clone()),
             TokenSource::File(path) => {
@@ -134,8 +137,33 @@ impl TokenSource {
                 if token.is_empty() {
                     return Err(format!("token_file {} is empty", path.display()));
                 }
+                if token.len() < MIN_TOKEN_BYTES {
+                    return Err(format!(
+                        "the token in token_file {} is {} bytes, shorter than {MIN_TOKEN_BYTES}: \
+                         write a longer one, e.g. `head -c 24 /dev/urandom | base64 > {}`",
+                        path.display(),
+                        token.len(),
+                        path.display()
+                    ));
+                }
                 Ok(Secret::new(token))
             }
+        }
+    }
+
+    /// What an operator should fix about where the token is kept.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let TokenSource::File(path) = self else {
+            return Vec::new();
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o004 != 0 => vec![format!(
+                "token_file {} is readable by every user (mode {:o}): chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            )],
+            _ => Vec::new(),
         }
     }
 }
@@ -198,11 +226,15 @@ pub struct Context {
     pub state_dir: PathBuf,
     /// Told of every loss, from the spool writer's thread; the agent turns
     /// each into a `loss` event.
-    pub on_loss: Box<dyn Fn(Loss) + Send>,
+    pub on_loss: OnLoss,
     /// Makes the backend that answers the collector's `trace_request`s:
     /// the one `[agent] trace_backend` names.
     pub trace_backend: NewBackend,
 }
+
+/// Where losses go: called from the spool writer and, for a line the
+/// collector refused, from the connection thread.
+pub type OnLoss = Arc<dyn Fn(Loss) + Send + Sync>;
 
 /// Makes a trace backend, on the thread that answers one request.
 pub type NewBackend = Arc<dyn Fn() -> Box<dyn crate::trace::Backend> + Send + Sync>;
@@ -243,6 +275,7 @@ struct Link {
 struct Depth {
     events: u64,
     bytes: u64,
+    quarantined: u64,
     boots: Vec<CollectorBoot>,
 }
 
@@ -261,9 +294,12 @@ struct Shared {
     last_disk_error: Mutex<Option<String>>,
     in_memory: AtomicU64,
     stop: AtomicBool,
+    /// A stop for a reload: the agent goes on, so no goodbye.
+    handing_over: AtomicBool,
     /// Written to wake the connection thread: new events, or stop.
     waker: UnixStream,
     new_backend: NewBackend,
+    on_loss: OnLoss,
 }
 
 impl Shared {
@@ -291,6 +327,7 @@ impl Shared {
         let depth = Depth {
             events: spool.pending(),
             bytes: spool.bytes(),
+            quarantined: spool.quarantined(),
             boots: spool
                 .boots()
                 .into_iter()
@@ -342,6 +379,13 @@ impl CollectorMonitor {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// The output is about to be closed for a reload, not a shutdown: it
+    /// leaves without a goodbye, so the collector does not see this agent
+    /// stop.
+    pub fn hand_over(&self) {
+        self.shared.handing_over.store(true, Ordering::Relaxed);
+    }
+
     pub fn status(&self) -> CollectorStatus {
         let s = &self.shared;
         let depth = s.depth.lock().expect("depth poisoned").clone();
@@ -358,6 +402,7 @@ impl CollectorMonitor {
             spool_bytes: depth.bytes,
             spool_max: s.settings.spool_max,
             spool_dropped: s.dropped.load(Ordering::Relaxed),
+            quarantined: depth.quarantined,
             in_memory: s.in_memory.load(Ordering::Relaxed),
             disk_errors: s.disk_errors.load(Ordering::Relaxed),
             last_disk_error: s
@@ -377,6 +422,9 @@ pub fn spawn(
     context: Context,
     capacity: usize,
 ) -> io::Result<(OutputHandle, CollectorMonitor)> {
+    for warning in settings.token.warnings() {
+        tracing::warn!("{warning}");
+    }
     let (waker, wakee) = UnixStream::pair()?;
     waker.set_nonblocking(true)?;
     wakee.set_nonblocking(true)?;
@@ -398,9 +446,11 @@ pub fn spawn(
         last_disk_error: Mutex::new(None),
         in_memory: AtomicU64::new(0),
         stop: AtomicBool::new(false),
+        handing_over: AtomicBool::new(false),
         waker,
         settings,
         new_backend: Arc::clone(&context.trace_backend),
+        on_loss: Arc::clone(&context.on_loss),
     });
     let monitor = CollectorMonitor {
         shared: Arc::clone(&shared),
@@ -413,402 +463,20 @@ pub fn spawn(
             .stack_size(512 * 1024)
             .spawn(move || connection_loop(&net_shared, wakee, &stats))
             .expect("spawning the collector connection thread");
-        let mut writer = Writer {
-            shared,
-            on_loss: context.on_loss,
-            pending: VecDeque::new(),
-            next_seq: context.first_seq,
-            dirty_since: None,
-            retry_at: None,
-            locked_since: None,
-            open: false,
-            full_since: None,
-            announced: VecDeque::new(),
-            carried: Vec::new(),
-        };
-        writer.run(&inbox);
-        writer.shared.stop.store(true, Ordering::Relaxed);
-        writer.shared.wake();
+        Writer::new(
+            Arc::clone(&shared),
+            Arc::clone(&context.on_loss),
+            context.first_seq,
+        )
+        .run(&inbox);
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.wake();
         let deadline = Instant::now() + STOP_WAIT;
         while !network.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
     });
     Ok((handle, monitor))
-}
-
-/// The spool writer: the output queue's worker.
-struct Writer {
-    shared: Arc<Shared>,
-    on_loss: Box<dyn Fn(Loss) + Send>,
-    /// Events taken off the queue and not yet in the spool.
-    pending: VecDeque<Arc<Event>>,
-    /// The seq the next event should carry.
-    next_seq: u64,
-    dirty_since: Option<Instant>,
-    /// When a failed spool may be tried again.
-    retry_at: Option<Instant>,
-    locked_since: Option<Instant>,
-    /// Whether the spool is open.
-    open: bool,
-    /// Since when a full spool has been waiting for acks of events in flight.
-    full_since: Option<Instant>,
-    /// Losses told to the agent and not yet seen back as events, with the
-    /// boot whose events they count.
-    announced: VecDeque<(Loss, String)>,
-    /// Loss events on their way to the collector. A full spool may drop
-    /// one of these too; what it said then goes into the next report, so
-    /// no loss is ever left unaccounted.
-    carried: Vec<Carried>,
-}
-
-/// A loss event of this boot, taken off the queue and not yet acknowledged.
-struct Carried {
-    seq: u64,
-    loss: Loss,
-    /// The boot whose events it counts.
-    boot: String,
-}
-
-impl Writer {
-    fn run(&mut self, inbox: &Inbox) {
-        let mut batch = Vec::new();
-        // Open the spool at once, so what earlier boots left goes out
-        // before this boot has anything to say.
-        self.store(Instant::now());
-        loop {
-            let now = Instant::now();
-            let sync_in = self
-                .dirty_since
-                .map(|t| (t + SYNC_INTERVAL).saturating_duration_since(now));
-            let retry_in = self
-                .retry_at
-                .filter(|_| !self.pending.is_empty() || !self.open)
-                .map(|t| t.saturating_duration_since(now));
-            let timeout = match (sync_in, retry_in) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let open = inbox.recv(&mut batch, timeout);
-            self.take(&mut batch);
-            let now = Instant::now();
-            if !open || self.retry_at.is_none_or(|t| t <= now) {
-                self.store(now);
-            }
-            if !open || self.dirty_since.is_some_and(|t| now >= t + SYNC_INTERVAL) {
-                self.sync();
-            }
-            if !open {
-                if !self.pending.is_empty() {
-                    tracing::warn!(
-                        events = self.pending.len(),
-                        "Exiting with events the spool could not take; they are lost."
-                    );
-                }
-                return;
-            }
-        }
-    }
-
-    /// Queues events for the spool, noticing any that never arrived.
-    fn take(&mut self, batch: &mut Vec<Arc<Event>>) {
-        for event in batch.drain(..) {
-            if event.seq > self.next_seq {
-                let (first, last) = (self.next_seq, event.seq - 1);
-                self.report(
-                    Dropped {
-                        boot: event.boot.clone(),
-                        count: last - first + 1,
-                        first_seq: first,
-                        last_seq: last,
-                    },
-                    "the collector output's queue overflowed",
-                );
-            }
-            self.next_seq = self.next_seq.max(event.seq + 1);
-            if let Body::Loss(loss) = &event.body {
-                self.carry(event.seq, loss);
-            }
-            self.pending.push_back(event);
-        }
-        if self.pending.len() > MEMORY_EVENTS {
-            let excess = self.pending.len() - MEMORY_EVENTS;
-            let gone: Vec<Arc<Event>> = self.pending.drain(..excess).collect();
-            self.shared
-                .dropped
-                .fetch_add(gone.len() as u64, Ordering::Relaxed);
-            let reason = format!(
-                "the spool could not be written and more than {MEMORY_EVENTS} events waited in memory"
-            );
-            for d in runs_of(&gone) {
-                self.account(d, &reason);
-            }
-        }
-        self.shared
-            .in_memory
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Notes that a loss this writer announced is now an event with `seq`.
-    fn carry(&mut self, seq: u64, loss: &Loss) {
-        let Some(i) = self.announced.iter().position(|(a, _)| a == loss) else {
-            return;
-        };
-        // Losses announced before this one and never seen fell out of the
-        // queue themselves: announce them again.
-        let missed: Vec<(Loss, String)> = self.announced.drain(..i).collect();
-        let (loss, boot) = self.announced.pop_front().expect("found above");
-        self.carried.push(Carried { seq, loss, boot });
-        for (loss, boot) in missed {
-            self.announce(loss, boot);
-        }
-    }
-
-    /// Reports `dropped`, first folding in what any loss event among the
-    /// dropped events said (oldest-first dropping makes the ranges adjoin).
-    fn account(&mut self, mut dropped: Dropped, why: &str) {
-        let mut folded = 0;
-        if dropped.boot == self.shared.boot {
-            let (covered, kept): (Vec<Carried>, Vec<Carried>) = self
-                .carried
-                .drain(..)
-                .partition(|c| (dropped.first_seq..=dropped.last_seq).contains(&c.seq));
-            self.carried = kept;
-            for c in covered {
-                if c.boot == dropped.boot {
-                    folded += c.loss.count;
-                    dropped.count += c.loss.count;
-                    dropped.first_seq = dropped.first_seq.min(c.loss.first_seq);
-                    dropped.last_seq = dropped.last_seq.max(c.loss.last_seq);
-                } else {
-                    self.announce(c.loss, c.boot);
-                }
-            }
-        }
-        if folded > 0 {
-            let why = format!(
-                "{why} (this counts the {folded} events of an earlier loss event that was dropped in turn)"
-            );
-            self.report(dropped, &why);
-        } else {
-            self.report(dropped, why);
-        }
-    }
-
-    fn report(&mut self, dropped: Dropped, why: &str) {
-        let of_boot = if dropped.boot == self.shared.boot {
-            String::new()
-        } else {
-            format!(" of the earlier boot {}", dropped.boot)
-        };
-        let range = if dropped.first_seq == dropped.last_seq {
-            format!("seq {}", dropped.first_seq)
-        } else {
-            format!("seq {} to {}", dropped.first_seq, dropped.last_seq)
-        };
-        let message = format!(
-            "{} events ({range}{of_boot}) were dropped before the collector acknowledged them: {why}",
-            dropped.count
-        );
-        tracing::warn!(
-            count = dropped.count,
-            first_seq = dropped.first_seq,
-            last_seq = dropped.last_seq,
-            boot = %dropped.boot,
-            "{message}"
-        );
-        let loss = Loss {
-            count: dropped.count,
-            first_seq: dropped.first_seq,
-            last_seq: dropped.last_seq,
-            lost_boot: Some(dropped.boot.clone()),
-            message,
-        };
-        self.announce(loss, dropped.boot);
-    }
-
-    fn announce(&mut self, loss: Loss, boot: String) {
-        (self.on_loss)(loss.clone());
-        self.announced.push_back((loss, boot));
-    }
-
-    /// Opens the spool if need be and moves pending events into it.
-    fn store(&mut self, now: Instant) {
-        let mut guard = self.shared.spool.lock().expect("spool poisoned");
-        if guard.is_none() {
-            let max = self.shared.settings.spool_max;
-            match Spool::open(&self.shared.dir, &self.shared.boot, max) {
-                Ok((spool, recovery)) => {
-                    if !recovery.boots.is_empty() {
-                        let events: u64 = recovery.boots.iter().map(|b| b.1).sum();
-                        tracing::info!(
-                            boots = recovery.boots.len(),
-                            events,
-                            "The spool holds events of earlier boots; they go to the collector first."
-                        );
-                    }
-                    self.shared.publish(&spool);
-                    *guard = Some(spool);
-                    self.open = true;
-                    self.locked_since = None;
-                    self.shared.wake();
-                }
-                Err(error @ SpoolError::Locked { .. }) => {
-                    // The previous output of a reload lets go within moments;
-                    // only a lock held for long is worth an operator's eye.
-                    let since = *self.locked_since.get_or_insert(now);
-                    if now.duration_since(since) >= LOCK_PATIENCE {
-                        self.shared.disk_error(&error);
-                        self.retry_at = Some(now + DISK_RETRY);
-                    } else {
-                        self.retry_at = Some(now + LOCK_RETRY);
-                    }
-                    return;
-                }
-                Err(error) => {
-                    self.shared.disk_error(&error);
-                    self.retry_at = Some(now + DISK_RETRY);
-                    return;
-                }
-            }
-        }
-        if self.pending.is_empty() {
-            self.retry_at = None;
-            return;
-        }
-        let spool = guard.as_mut().expect("opened above");
-        let mut dropped = Vec::new();
-        let spare = self
-            .full_since
-            .is_none_or(|since| now.duration_since(since) < IN_FLIGHT_WAIT);
-        let result = spool.append(&mut self.pending, &mut dropped, spare);
-        self.shared.publish(spool);
-        // A loss event the collector acknowledged can no longer be dropped.
-        let acked = spool.acked(&self.shared.boot);
-        self.carried.retain(|c| c.seq > acked);
-        drop(guard);
-        self.shared
-            .in_memory
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-        for d in dropped {
-            self.shared.dropped.fetch_add(d.count, Ordering::Relaxed);
-            let why = format!(
-                "the spool was full (spool_max {})",
-                format_size(self.shared.settings.spool_max)
-            );
-            self.account(d, &why);
-        }
-        self.dirty_since.get_or_insert(now);
-        self.shared.wake();
-        match result {
-            Ok(()) if !self.pending.is_empty() => {
-                // Full, with the oldest events in flight: their acks make room.
-                self.full_since.get_or_insert(now);
-                self.retry_at = Some(now + FULL_RETRY);
-                self.shared.disk_ok();
-            }
-            Ok(()) => {
-                self.full_since = None;
-                self.retry_at = None;
-                self.shared.disk_ok();
-            }
-            Err(error) => {
-                self.shared.disk_error(&error);
-                self.retry_at = Some(now + DISK_RETRY);
-            }
-        }
-    }
-
-    /// Flushes the spool to the device, outside the spool's lock.
-    fn sync(&mut self) {
-        self.dirty_since = None;
-        let job = match self.shared.spool.lock().expect("spool poisoned").as_mut() {
-            Some(spool) => spool.sync_job(),
-            None => None,
-        };
-        if let Some(job) = job
-            && let Err(error) = job.run()
-        {
-            self.shared.disk_error(&error);
-            if let Some(spool) = self.shared.spool.lock().expect("spool poisoned").as_mut() {
-                spool.mark_unsynced();
-            }
-            self.dirty_since = Some(Instant::now());
-        }
-    }
-}
-
-/// The seq ranges of events dropped from memory, one per gap-free run.
-fn runs_of(events: &[Arc<Event>]) -> Vec<Dropped> {
-    let mut out: Vec<Dropped> = Vec::new();
-    for e in events {
-        match out.last_mut() {
-            Some(d) if d.boot == e.boot => {
-                d.count += 1;
-                d.last_seq = e.seq;
-            }
-            _ => out.push(Dropped {
-                boot: e.boot.clone(),
-                count: 1,
-                first_seq: e.seq,
-                last_seq: e.seq,
-            }),
-        }
-    }
-    out
-}
-
-/// Jittered exponential backoff; the jitter comes from a small xorshift
-/// seeded per process, which is all spreading reconnects needs.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-    rng: u64,
-}
-
-impl Backoff {
-    fn new(max: Duration, seed: u64) -> Backoff {
-        Backoff {
-            next: BACKOFF_MIN,
-            max: max.max(BACKOFF_MIN),
-            rng: seed | 1,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        self.jitter(delay)
-    }
-
-    fn longest(&mut self) -> Duration {
-        self.next = self.max;
-        self.jitter(self.max)
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-
-    /// `delay` scaled by a factor in [0.8, 1.2).
-    fn jitter(&mut self, delay: Duration) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        delay.mul_f64(0.8 + 0.4 * unit)
-    }
-}
-
-fn seed(boot: &str) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    boot.bytes()
-        .fold(nanos ^ u64::from(std::process::id()), |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
 }
 
 /// Why a connection ended.
@@ -855,7 +523,9 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
         }
         shared.set_link(LinkState::Connecting, None);
         let mut welcomed = false;
-        let result = link.run(&mut tls, &mut backoff, &mut welcomed);
+        let mut progressed = false;
+        let started = Instant::now();
+        let result = link.run(&mut tls, &mut progressed, &mut welcomed);
         let error = match result {
             Ok(()) => return,
             Err(error) => error,
@@ -881,7 +551,7 @@ fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
                 (LinkState::Refused, delay)
             }
             _ => {
-                let delay = backoff.next();
+                let delay = backoff.after_session(started, Instant::now(), progressed);
                 if logged.as_deref() != Some(text.as_str()) {
                     tracing::warn!(collector = %shared.settings.address, %error, retry_in = ?delay, "Collector connection failed; events stay in the spool.");
                 } else {
@@ -943,7 +613,7 @@ impl Session<'_> {
     fn run(
         &mut self,
         tls: &mut Option<Arc<ClientConfig>>,
-        backoff: &mut Backoff,
+        progressed: &mut bool,
         welcomed: &mut bool,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
@@ -1057,8 +727,9 @@ impl Session<'_> {
                 drain(self.wakee);
             }
             if shared.stopped() {
-                // Best effort: what is in flight stays in the spool anyway.
-                let _ = conn.flush();
+                if *welcomed && !shared.handing_over.load(Ordering::Relaxed) {
+                    self.farewell(&mut conn, welcomed, progressed);
+                }
                 return Ok(());
             }
             if !socket_ready {
@@ -1066,7 +737,7 @@ impl Session<'_> {
             }
             let eof = conn.read(&mut lines)?;
             for line in lines.drain(..) {
-                self.handle(&line, welcomed, backoff, &mut waiting_since)?;
+                self.handle(&line, welcomed, progressed, &mut waiting_since)?;
             }
             if eof {
                 return Err(SessionError::Broken(
@@ -1074,6 +745,91 @@ impl Session<'_> {
                 ));
             }
         }
+    }
+
+    /// A clean stop: sends what the spool still holds, waits a moment for
+    /// its acks, then says `goodbye` as the last line, so the collector
+    /// marks this agent stopped at once. Best effort within [`FAREWELL`]:
+    /// whatever is not acknowledged stays in the spool for the next start.
+    fn farewell(&mut self, conn: &mut Conn, welcomed: &mut bool, progressed: &mut bool) {
+        let deadline = Instant::now() + FAREWELL;
+        let mut waiting_since = None;
+        let mut lines = Vec::new();
+        loop {
+            if self.fill(conn, &mut waiting_since).is_err() || conn.flush().is_err() {
+                return;
+            }
+            let outstanding = {
+                let guard = self.shared.spool.lock().expect("spool poisoned");
+                guard.as_ref().is_some_and(Spool::outstanding)
+            };
+            if !conn.wants_write() && !outstanding {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::info!(
+                    "Stopping before the collector acknowledged every event; the rest stays in the spool."
+                );
+                break;
+            }
+            if !self.wait_socket(conn, deadline - now) {
+                return;
+            }
+            match conn.read(&mut lines) {
+                Ok(eof) => {
+                    for line in lines.drain(..) {
+                        if self
+                            .handle(&line, welcomed, progressed, &mut waiting_since)
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    if eof {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        let last_seq = {
+            let guard = self.shared.spool.lock().expect("spool poisoned");
+            guard
+                .as_ref()
+                .map_or(0, |spool| spool.last_seq(&self.shared.boot))
+        };
+        let goodbye = Goodbye {
+            kind: GoodbyeTag::Goodbye,
+            boot: self.shared.boot.clone(),
+            last_seq,
+        };
+        let mut line = serde_json::to_vec(&goodbye).expect("goodbye serializes");
+        line.push(b'\n');
+        conn.queue(&line);
+        let until = Instant::now() + FAREWELL_SEND;
+        while conn.flush().is_ok() && conn.wants_write() {
+            let now = Instant::now();
+            if now >= until || !self.wait_socket(conn, until - now) {
+                break;
+            }
+        }
+        let _ = conn.tcp.shutdown(std::net::Shutdown::Write);
+        tracing::info!(last_seq, "Said goodbye to the collector.");
+    }
+
+    /// Waits until the socket is readable (or writable, when output is
+    /// queued) or `wait` passes; false on a poll error.
+    fn wait_socket(&self, conn: &Conn, wait: Duration) -> bool {
+        let mut flags = PollFlags::POLLIN;
+        if conn.wants_write() {
+            flags |= PollFlags::POLLOUT;
+        }
+        let mut fds = [PollFd::new(conn.tcp.as_fd(), flags)];
+        matches!(
+            poll(&mut fds, poll_timeout(wait)),
+            Ok(_) | Err(nix::errno::Errno::EINTR)
+        )
     }
 
     /// Reads spooled events into the connection's buffer up to its high
@@ -1108,7 +864,7 @@ impl Session<'_> {
         &mut self,
         line: &[u8],
         welcomed: &mut bool,
-        backoff: &mut Backoff,
+        progressed: &mut bool,
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
@@ -1124,7 +880,6 @@ impl Session<'_> {
                 }
                 self.resume(&last_seq)?;
                 *welcomed = true;
-                backoff.reset();
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 shared.set_link(LinkState::Connected, None);
                 *self.stats.last_error.lock().expect("stats poisoned") = None;
@@ -1141,7 +896,9 @@ impl Session<'_> {
             (true, CollectorMessage::Ack { boot, seq }) => {
                 let mut guard = shared.spool.lock().expect("spool poisoned");
                 let spool = guard.as_mut().expect("the spool is open while connected");
+                let before = spool.acked(&boot);
                 let result = spool.ack(&boot, seq);
+                *progressed |= spool.acked(&boot) > before;
                 shared.publish(spool);
                 let outstanding = spool.outstanding();
                 drop(guard);
@@ -1154,6 +911,11 @@ impl Session<'_> {
             }
             (true, CollectorMessage::TraceRequest { id, query }) => {
                 self.trace(id, query);
+            }
+            (true, CollectorMessage::Reject { boot, seq, reason }) => {
+                self.set_aside(&boot, seq, &reason);
+                // The next session goes on behind it at once.
+                *progressed = true;
             }
             // After the welcome a refusal ends this connection only (a line
             // the collector could not take, a store failure): reconnect with
@@ -1169,6 +931,7 @@ impl Session<'_> {
                     CollectorMessage::Refused { .. } => "refused",
                     CollectorMessage::Ack { .. } => "ack",
                     CollectorMessage::TraceRequest { .. } => "trace_request",
+                    CollectorMessage::Reject { .. } => "reject",
                 };
                 let when = if *welcomed { "after" } else { "before" };
                 return Err(SessionError::Broken(format!(
@@ -1177,6 +940,38 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A line the collector can never store: quarantined, so it no longer
+    /// blocks everything behind it, and reported as a loss of its seq.
+    fn set_aside(&self, boot: &str, seq: u64, reason: &str) {
+        let shared = self.shared;
+        let result = {
+            let mut guard = shared.spool.lock().expect("spool poisoned");
+            let spool = guard.as_mut().expect("the spool is open while connected");
+            let path = spool.quarantine_path();
+            let result = spool.quarantine(boot, seq, reason).map(|done| (done, path));
+            shared.publish(spool);
+            result
+        };
+        match result {
+            Ok((true, path)) => {
+                let message = format!(
+                    "1 event (seq {seq}) was set aside in {}: the collector refused it: {reason}",
+                    path.display()
+                );
+                tracing::warn!(boot, seq, "{message}");
+                (shared.on_loss)(Loss {
+                    count: 1,
+                    first_seq: seq,
+                    last_seq: seq,
+                    lost_boot: Some(boot.to_string()),
+                    message,
+                });
+            }
+            Ok((false, _)) => {}
+            Err(error) => shared.disk_error(&error),
+        }
     }
 
     /// Applies a welcome: the collector holds each boot up to its
@@ -1274,233 +1069,6 @@ fn answer_trace(
     }
 }
 
-/// Dials every address the host resolves to in turn, each within
-/// `CONNECT_TIMEOUT`.
-fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
-    let mut last = "the name resolves to no address".to_string();
-    for addr in (host, port).to_socket_addrs().map_err(|e| e.to_string())? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            // Name the address tried when it is not the one written.
-            Err(e) if addr.ip().to_string() == host => last = e.to_string(),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(last)
-}
-
-/// Reads the CA bundle and the optional client certificate.
-fn tls_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
-    let ca = match &tls.ca_file {
-        Some(path) => path.clone(),
-        None => system_bundle().ok_or(
-            "no ca_file is set and no system CA bundle was found; set [output.collector.tls] ca_file",
-        )?,
-    };
-    let certs = pem_certs(&ca)?;
-    let mut roots = RootCertStore::empty();
-    let (_, unusable) = roots.add_parsable_certificates(certs);
-    if roots.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no usable certificate ({unusable} unusable)",
-            ca.display()
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots);
-    let config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = pem_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("cannot read key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("the client certificate and key do not work together: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
-}
-
-fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let fail =
-        |e: &dyn fmt::Display| format!("cannot read certificates from {}: {e}", path.display());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(&e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| fail(&e))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
-/// The system's CA bundle, where the usual distributions keep it.
-fn system_bundle() -> Option<PathBuf> {
-    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    env.into_iter()
-        .chain(
-            [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-                "/etc/ssl/ca-bundle.pem",
-                "/etc/ssl/cert.pem",
-            ]
-            .into_iter()
-            .map(PathBuf::from),
-        )
-        .find(|p| p.is_file())
-}
-
-/// One connection, plain or TLS, driven without blocking: `flush` and
-/// `read` do what the socket allows now and return.
-struct Conn {
-    tcp: TcpStream,
-    tls: Option<ClientConnection>,
-    /// Bytes queued and not yet handed to the socket (or to TLS).
-    out: Vec<u8>,
-    /// Bytes received and not yet split into lines.
-    input: Vec<u8>,
-}
-
-impl Conn {
-    fn new(tcp: TcpStream, tls: Option<ClientConnection>) -> io::Result<Conn> {
-        tcp.set_nodelay(true)?;
-        tcp.set_nonblocking(true)?;
-        Ok(Conn {
-            tcp,
-            tls,
-            out: Vec::new(),
-            input: Vec::new(),
-        })
-    }
-
-    fn queue(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-
-    fn backlog(&self) -> usize {
-        self.out.len()
-    }
-
-    fn wants_write(&self) -> bool {
-        match &self.tls {
-            Some(tls) => tls.wants_write(),
-            None => !self.out.is_empty(),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.tls {
-            None => {
-                while !self.out.is_empty() {
-                    match self.tcp.write(&self.out) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            self.out.drain(..n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Some(tls) => loop {
-                if !self.out.is_empty() {
-                    // rustls takes what fits in its buffer and says how much.
-                    let n = tls.writer().write(&self.out)?;
-                    self.out.drain(..n);
-                }
-                if !tls.wants_write() {
-                    break;
-                }
-                match tls.write_tls(&mut self.tcp) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            },
-        }
-        Ok(())
-    }
-
-    /// Reads what has arrived and appends each complete line to `lines`;
-    /// true when the collector has closed the connection.
-    fn read(&mut self, lines: &mut Vec<Vec<u8>>) -> Result<bool, SessionError> {
-        let mut buf = [0u8; 16 * 1024];
-        let mut eof = false;
-        match &mut self.tls {
-            None => loop {
-                match self.tcp.read(&mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            },
-            Some(tls) => {
-                loop {
-                    match tls.read_tls(&mut self.tcp) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(_) => {
-                            if let Err(error) = tls.process_new_packets() {
-                                // Tell the collector why, as TLS expects.
-                                let _ = tls.write_tls(&mut self.tcp);
-                                return Err(SessionError::Broken(format!("TLS: {error}")));
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                loop {
-                    match tls.reader().read(&mut buf) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            eof = true;
-                            break;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        }
-        let mut start = 0;
-        while let Some(i) = self.input[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.input[start..start + i];
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                lines.push(line.to_vec());
-            }
-            start += i + 1;
-        }
-        self.input.drain(..start);
-        if self.input.len() > MAX_LINE {
-            return Err(SessionError::Broken(format!(
-                "the collector sent a line over {}",
-                format_size(MAX_LINE as u64)
-            )));
-        }
-        Ok(eof)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1539,21 +1107,25 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_its_cap_with_bounded_jitter() {
-        let mut b = Backoff::new(Duration::from_secs(30), 42);
-        let mut base = BACKOFF_MIN;
-        for _ in 0..12 {
-            let d = b.next();
-            assert!(
-                d >= base.mul_f64(0.8) && d < base.mul_f64(1.2),
-                "{d:?} vs {base:?}"
-            );
-            base = (base * 2).min(Duration::from_secs(30));
-        }
-        let longest = b.longest();
-        assert!(longest >= Duration::from_secs(24) && longest < Duration::from_secs(36));
-        b.reset();
-        assert!(b.next() < Duration::from_millis(240));
+    fn a_short_or_world_readable_token_file_is_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("hopwatch-token-{}", std::process::id()));
+        std::fs::write(&path, "short-secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let source = TokenSource::File(path.clone());
+        let error = source.read().unwrap_err();
+        assert!(
+            error.contains(&path.display().to_string()) && error.contains("12 bytes"),
+            "{error}"
+        );
+        assert!(!error.contains("short-secret"), "{error}");
+        let warnings = source.warnings();
+        assert!(warnings[0].contains("chmod 600"), "{warnings:?}");
+        std::fs::write(&path, "a-long-enough-secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.read().unwrap().expose(), "a-long-enough-secret");
+        assert!(source.warnings().is_empty());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
