@@ -5,6 +5,7 @@
 //! and certificate files the config names.
 
 use hopwatch::config::{Diagnostic, RawSyslog, closest, key_offset, line_col};
+use hopwatch::matcher::InterfaceMatcher;
 use hopwatch::output::syslog::SyslogSettings;
 use serde::Deserialize;
 use std::fmt;
@@ -39,7 +40,12 @@ pub struct CollectorSettings {
     pub heartbeat_timeout: Duration,
     pub retain: Duration,
     pub max_line: usize,
+    /// Agent connections past their hello at most.
     pub max_connections: usize,
+    /// How long a new connection may take to complete TLS and say hello.
+    pub hello_timeout: Duration,
+    /// Connections waiting to say hello at most; a new one sheds the oldest.
+    pub max_pending: usize,
     pub tls: Option<TlsSettings>,
 }
 
@@ -63,10 +69,31 @@ pub struct TlsSettings {
 
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
+    /// Tokens any agent may use.
     pub agent_tokens: Vec<Secret>,
     pub api_tokens: Vec<Secret>,
     pub agent_tokens_file: Option<Located<PathBuf>>,
     pub api_tokens_file: Option<Located<PathBuf>>,
+    /// `agent_tokens` entries `{ token_file, agents }`: tokens only the
+    /// named agents may use.
+    pub bound_tokens: Vec<BoundTokenFile>,
+    /// `[[auth.agent_certs]]`: client certificate names bound to agents.
+    pub agent_certs: Vec<AgentCert>,
+}
+
+/// A token file whose tokens admit only the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct BoundTokenFile {
+    pub token_file: Located<PathBuf>,
+    pub agents: InterfaceMatcher,
+}
+
+/// Agents whose client certificate's CN or DNS name matches `names` may say
+/// hello as the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct AgentCert {
+    pub names: InterfaceMatcher,
+    pub agents: InterfaceMatcher,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,6 +207,8 @@ struct RawCollector {
     retain: Option<Spanned<String>>,
     max_line: Option<Spanned<RawSize>>,
     max_connections: Option<Spanned<i64>>,
+    hello_timeout: Option<Spanned<String>>,
+    max_pending: Option<Spanned<i64>>,
     tls: Option<Spanned<RawTls>>,
 }
 
@@ -203,7 +232,10 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawAuth {
-    agent_tokens: Option<Spanned<Vec<Spanned<String>>>>,
+    // A token, or a table binding a token file to agent names; read from
+    // plain values because spans do not survive an untagged enum.
+    agent_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    agent_certs: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     api_tokens: Option<Spanned<Vec<Spanned<String>>>>,
     agent_tokens_file: Option<Spanned<String>>,
     api_tokens_file: Option<Spanned<String>>,
@@ -243,6 +275,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "retain",
             "max_line",
             "max_connections",
+            "hello_timeout",
+            "max_pending",
             "tls",
         ],
     ),
@@ -257,6 +291,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "api_tokens",
             "agent_tokens_file",
             "api_tokens_file",
+            "agent_certs",
         ],
     ),
     ("output", &["syslog"]),
@@ -278,6 +313,12 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 86_400);
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// An agent says hello as soon as it connects; this leaves room for a slow
+/// TLS handshake.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Hellos are read in moments, so even a fleet reconnecting at once rarely
+/// has this many waiting; sockets that never speak are shed past it.
+pub const DEFAULT_MAX_PENDING: usize = 1024;
 pub const DEFAULT_LOG_FILE: &str = "hopwatch-collector.log";
 
 impl Config {
@@ -311,13 +352,26 @@ impl Config {
         Config::parse("", EMBEDDED_ORIGIN).expect("the defaults are valid")
     }
 
+    /// Token files other users can read, each a sentence for a warning.
+    pub fn file_warnings(&self) -> Vec<String> {
+        let auth = &self.auth;
+        [&auth.agent_tokens_file, &auth.api_tokens_file]
+            .into_iter()
+            .flatten()
+            .chain(auth.bound_tokens.iter().map(|b| &b.token_file))
+            .filter_map(|f| crate::auth::readable_by_others(&f.value))
+            .collect()
+    }
+
     /// Reads the files the config names (token files, TLS certificates and
     /// keys) and reports each one that cannot be used, at its key.
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
+        let bound = self.auth.bound_tokens.iter().map(|b| &b.token_file);
         for file in [&self.auth.agent_tokens_file, &self.auth.api_tokens_file]
             .into_iter()
             .flatten()
+            .chain(bound)
         {
             if let Err(e) = crate::auth::read_token_file(&file.value) {
                 errors.push(file.diagnostic(e.to_string(), None));
@@ -359,7 +413,11 @@ impl Validator<'_> {
     }
 
     fn locate<T>(&self, at: &Spanned<String>, value: T) -> Located<T> {
-        let (line, col) = line_col(self.text, at.span().start);
+        self.locate_span(at.span().start, value)
+    }
+
+    fn locate_span<T>(&self, offset: usize, value: T) -> Located<T> {
+        let (line, col) = line_col(self.text, offset);
         Located {
             value,
             file: self.origin.to_string(),
@@ -385,6 +443,15 @@ impl Validator<'_> {
         }
         let collector = self.collector(&raw.collector);
         let auth = self.auth(&raw.auth);
+        if let (Some(certs), Some(c)) = (&raw.auth.agent_certs, &collector)
+            && c.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
+        {
+            self.error(
+                certs,
+                "`agent_certs` binds client certificates, but agents present none",
+                Some("set [collector.tls] client_ca_file, the CA that signs the agents' certificates".into()),
+            );
+        }
         let syslog = raw.output.syslog.as_ref().and_then(|s| self.syslog(s));
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
@@ -587,6 +654,26 @@ impl Validator<'_> {
             Some(v) => Some(*v.get_ref() as usize),
             None => Some(DEFAULT_MAX_CONNECTIONS),
         };
+        let hello_timeout = match &raw.hello_timeout {
+            Some(v) => self.duration(
+                v,
+                "hello_timeout",
+                (Duration::from_millis(100), Duration::from_secs(300)),
+            ),
+            None => Some(DEFAULT_HELLO_TIMEOUT),
+        };
+        let max_pending = match &raw.max_pending {
+            Some(v) if *v.get_ref() < 1 || *v.get_ref() > 1_000_000 => {
+                self.error(
+                    v,
+                    format!("`max_pending` {} is out of range", v.get_ref()),
+                    Some("allow between 1 and 1000000 connections waiting to say hello".into()),
+                );
+                None
+            }
+            Some(v) => Some(*v.get_ref() as usize),
+            None => Some(DEFAULT_MAX_PENDING),
+        };
         let tls = match &raw.tls {
             Some(t) => self.tls(t).map(Some),
             None => Some(None),
@@ -599,6 +686,8 @@ impl Validator<'_> {
             retain: retain?,
             max_line: max_line?,
             max_connections: max_connections?,
+            hello_timeout: hello_timeout?,
+            max_pending: max_pending?,
             tls: tls?,
         })
     }
@@ -635,8 +724,28 @@ impl Validator<'_> {
         };
         let mut tokens = Vec::new();
         for token in list.get_ref() {
+            if let Some(t) = self.token(token, key) {
+                tokens.push(t);
+            }
+        }
+        tokens
+    }
+
+    fn token(&mut self, token: &Spanned<String>, key: &str) -> Option<Secret> {
+        {
             let t = token.get_ref();
-            if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if t.len() < crate::auth::MIN_TOKEN_LEN && !t.is_empty() {
+                self.error(
+                    token,
+                    format!(
+                        "a token in `{key}` is {} bytes; tokens must be at least {} bytes",
+                        t.len(),
+                        crate::auth::MIN_TOKEN_LEN
+                    ),
+                    Some("generate one with `head -c 32 /dev/urandom | xxd -p -c 64`".into()),
+                );
+                None
+            } else if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 // The message never quotes the token: the output may be
                 // pasted into a ticket.
                 self.error(
@@ -644,15 +753,91 @@ impl Validator<'_> {
                     format!("a token in `{key}` is empty or holds whitespace"),
                     Some("tokens are printable characters without spaces; generate one with `head -c 32 /dev/urandom | xxd -p -c 64`".into()),
                 );
+                None
             } else {
-                tokens.push(Secret(t.clone()));
+                Some(Secret(t.clone()))
             }
         }
-        tokens
+    }
+
+    /// A list of agent-name globs at `at`.
+    fn globs(&mut self, at: &Spanned<toml::Value>, value: Option<&toml::Value>, key: &str) -> Option<InterfaceMatcher> {
+        let hint = format!("`{key}` is a list of names or globs such as [\"leaf1\", \"spine*\"]");
+        let list: Option<Vec<&str>> = match value {
+            Some(toml::Value::Array(items)) if !items.is_empty() => {
+                items.iter().map(toml::Value::as_str).collect()
+            }
+            _ => None,
+        };
+        let Some(list) = list else {
+            self.error(at, format!("this entry needs `{key}`, a non-empty list of strings"), Some(hint));
+            return None;
+        };
+        match InterfaceMatcher::new(&list) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.error(at, format!("bad glob {:?} in `{key}`: {}", e.pattern, e.reason), Some(hint));
+                None
+            }
+        }
+    }
+
+    /// `agent_tokens`: tokens any agent may use, and tables binding a token
+    /// file to the agents that may use it.
+    fn agent_tokens(&mut self, raw: &RawAuth) -> (Vec<Secret>, Vec<BoundTokenFile>) {
+        let (mut free, mut bound) = (Vec::new(), Vec::new());
+        for entry in raw.agent_tokens.iter().flat_map(|l| l.get_ref()) {
+            match entry.get_ref() {
+                toml::Value::String(t) => {
+                    let spanned = Spanned::new(entry.span(), t.clone());
+                    free.extend(self.token(&spanned, "agent_tokens"));
+                }
+                toml::Value::Table(table) => {
+                    let unknown: Vec<&String> = table.keys().filter(|k| *k != "token_file" && *k != "agents").collect();
+                    if let Some(k) = unknown.first() {
+                        self.error(entry, format!("unknown key `{k}` in an `agent_tokens` entry"), Some("valid keys: token_file, agents".into()));
+                    }
+                    let agents = self.globs(entry, table.get("agents"), "agents");
+                    let file = match table.get("token_file").and_then(toml::Value::as_str) {
+                        Some(f) if !f.trim().is_empty() => Some(self.locate_span(entry.span().start, PathBuf::from(f))),
+                        _ => {
+                            self.error(entry, "this entry needs `token_file`, the file holding the token", Some("bind a token to agents: { token_file = \"/etc/hopwatch/tokens/leaf1\", agents = [\"leaf1\"] }".into()));
+                            None
+                        }
+                    };
+                    if let (Some(token_file), Some(agents)) = (file, agents) {
+                        bound.push(BoundTokenFile { token_file, agents });
+                    }
+                }
+                _ => self.error(entry, "an `agent_tokens` entry is a token or a table { token_file, agents }", None),
+            }
+        }
+        (free, bound)
+    }
+
+    /// `[[auth.agent_certs]]`: certificate names bound to agents.
+    fn agent_certs(&mut self, raw: &RawAuth) -> Vec<AgentCert> {
+        let mut certs = Vec::new();
+        for entry in raw.agent_certs.iter().flat_map(|l| l.get_ref()) {
+            let Some(table) = entry.get_ref().as_table() else {
+                self.error(entry, "an `agent_certs` entry is a table { names, agents }", None);
+                continue;
+            };
+            if let Some(k) = table.keys().find(|k| *k != "names" && *k != "agents") {
+                self.error(entry, format!("unknown key `{k}` in an `agent_certs` entry"), Some("valid keys: names, agents".into()));
+            }
+            let names = self.globs(entry, table.get("names"), "names");
+            let agents = self.globs(entry, table.get("agents"), "agents");
+            if let (Some(names), Some(agents)) = (names, agents) {
+                certs.push(AgentCert { names, agents });
+            }
+        }
+        certs
     }
 
     fn auth(&mut self, raw: &RawAuth) -> AuthSettings {
-        let agent_tokens = self.tokens(&raw.agent_tokens, "agent_tokens");
+        let (agent_tokens, bound_tokens) = self.agent_tokens(raw);
+        let agent_certs = self.agent_certs(raw);
         let api_tokens = self.tokens(&raw.api_tokens, "api_tokens");
         let agent_tokens_file = raw
             .agent_tokens_file
@@ -667,6 +852,8 @@ impl Validator<'_> {
             api_tokens,
             agent_tokens_file,
             api_tokens_file,
+            bound_tokens,
+            agent_certs,
         }
     }
 
@@ -827,14 +1014,19 @@ heartbeat_timeout = "45s"
 retain = "30d"
 max_line = "64KiB"
 max_connections = 50
+hello_timeout = "2s"
+max_pending = 64
 [collector.tls]
 cert_file = "/etc/hopwatch/tls/cert.pem"
 key_file = "/etc/hopwatch/tls/key.pem"
 client_ca_file = "/etc/hopwatch/tls/ca.pem"
 [auth]
-agent_tokens = ["agent-secret-1"]
-api_tokens = ["api-secret-1", "api-secret-2"]
+agent_tokens = ["agent-secret-0001", { token_file = "/etc/hopwatch/leaf1.token", agents = ["leaf1", "leaf1-*"] }]
+api_tokens = ["api-secret-000001", "api-secret-000002"]
 api_tokens_file = "/etc/hopwatch/api-tokens"
+[[auth.agent_certs]]
+names = ["*.leaf.example.net"]
+agents = ["leaf*"]
 [output.syslog]
 address = "udp://10.0.0.5:514"
 format = "json"
@@ -853,14 +1045,27 @@ file = ""
         assert_eq!(c.collector.http_listen.to_string(), "[::1]:8100");
         assert_eq!(c.collector.max_line, 65_536);
         assert_eq!(c.collector.max_connections, 50);
+        assert_eq!(c.collector.hello_timeout, Duration::from_secs(2));
+        assert_eq!(c.collector.max_pending, 64);
+        let bound = &c.auth.bound_tokens[0];
+        assert_eq!(
+            bound.token_file.value,
+            PathBuf::from("/etc/hopwatch/leaf1.token")
+        );
+        assert!(bound.agents.matches("leaf1-b") && !bound.agents.matches("leaf2"));
+        let cert = &c.auth.agent_certs[0];
+        assert!(cert.names.matches("sw1.leaf.example.net") && cert.agents.matches("leaf7"));
         let tls = c.collector.tls.unwrap();
         assert_eq!(
             tls.key_file.value,
             PathBuf::from("/etc/hopwatch/tls/key.pem")
         );
-        assert_eq!((tls.key_file.line, tls.key_file.col), (12, 12));
+        assert_eq!((tls.key_file.line, tls.key_file.col), (14, 12));
         assert_eq!(c.auth.api_tokens.len(), 2);
-        assert_eq!(c.auth.agent_tokens, vec![Secret("agent-secret-1".into())]);
+        assert_eq!(
+            c.auth.agent_tokens,
+            vec![Secret("agent-secret-0001".into())]
+        );
         let syslog = c.syslog.unwrap();
         assert_eq!(syslog.format, hopwatch::output::syslog::Format::Json);
         assert_eq!(syslog.types, vec!["alert".to_string()]);
@@ -881,7 +1086,7 @@ max_line = "1 parsec"
 [collector.tls]
 cert_file = "cert.pem"
 [auth]
-api_tokens = ["has space"]
+api_tokens = ["has space, and is long"]
 [output.syslog]
 address = "10.0.0.5"
 [rate_limit]
@@ -915,7 +1120,7 @@ burst = 0
             "{joined}"
         );
         assert!(
-            !joined.contains("has space"),
+            !joined.contains("has space, and"),
             "tokens are never echoed: {joined}"
         );
         assert!(
@@ -929,6 +1134,40 @@ burst = 0
         assert!(
             joined.contains("c.toml:15:9: `burst` 0 is out of range"),
             "{joined}"
+        );
+    }
+
+    #[test]
+    fn agent_bindings_and_short_tokens_are_checked() {
+        let errs = errors(
+            r#"
+[collector]
+hello_timeout = "1h"
+max_pending = 0
+[auth]
+agent_tokens = ["short", { agents = ["leaf1"] }, { token_file = "t", agents = [] }, { token_file = "t", agents = ["leaf["] }]
+[[auth.agent_certs]]
+names = ["leaf1"]
+agents = ["leaf1"]
+"#,
+        );
+        let joined = errs.join("\n");
+        for expected in [
+            "c.toml:3:17: `hello_timeout` \"1h\" is out of range",
+            "c.toml:4:15: `max_pending` 0 is out of range",
+            "c.toml:6:17: a token in `agent_tokens` is 5 bytes; tokens must be at least 16 bytes",
+            "c.toml:6:26: this entry needs `token_file`",
+            "c.toml:6:50: this entry needs `agents`, a non-empty list of strings",
+            "c.toml:6:85: bad glob \"leaf[\" in `agents`",
+        ] {
+            assert!(joined.contains(expected), "{expected}\n{joined}");
+        }
+        assert!(!joined.contains("short\""), "tokens are never echoed: {joined}");
+        let errs = errors("[[auth.agent_certs]]\nnames = [\"leaf1\"]\nagents = [\"leaf1\"]\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("`agent_certs` binds client certificates, but agents present none"),
+            "{errs:?}"
         );
     }
 

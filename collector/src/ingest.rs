@@ -5,29 +5,26 @@
 //! that one with a `refused` line where the protocol allows, a log line and
 //! a counter, and touches no other.
 
-use crate::auth::Tokens;
+use crate::auth::{Admission, Tokens};
+use crate::tls;
 use crate::metrics::{Metrics, Reject};
-use crate::store::writer::{Ack, Committed, Incoming, Request};
+use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
 use hopwatch::event::{
     Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
     VrfAddresses,
 };
-use hopwatch::wire::{CollectorMessage, Hello, PROTOCOL_VERSION, TraceResult};
+use hopwatch::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, TraceResult};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
-
-/// The longest a new connection may take to complete TLS and send its
-/// hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Events handed to the writer in one request at most.
 const CHUNK: usize = 4096;
@@ -36,9 +33,20 @@ const CHUNK: usize = 4096;
 /// handed to the writer.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-/// The read buffer's usual size; it grows for a long line up to
-/// `max_line`.
-const READ_BUFFER: usize = 256 * 1024;
+/// The read buffer of a connection past its hello: a heartbeat of a few
+/// dozen interfaces fits.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// The most a read buffer grows to while reads keep filling it: large reads
+/// are what make a resend of a deep spool fast.
+const BURST_BUFFER: usize = 256 * 1024;
+
+/// The read buffer before the hello: a silent socket costs this much.
+const HELLO_BUFFER: usize = 1024;
+
+/// The longest hello accepted (it lists the switch's addresses): bounds
+/// what the sockets waiting to say hello can make the collector hold.
+const MAX_HELLO: usize = 256 * 1024;
 
 /// What every connection shares.
 pub struct Ingest {
@@ -49,25 +57,29 @@ pub struct Ingest {
     pub tls: Option<TlsAcceptor>,
     pub max_line: usize,
     pub read_timeout: Duration,
+    /// How long a new connection may take to complete TLS and say hello.
+    pub hello_timeout: Duration,
+    /// Places for connections past their hello (`max_connections`).
+    pub slots: Arc<Semaphore>,
+    /// Connections waiting to say hello at most (`max_pending`).
+    pub max_pending: usize,
 }
 
 /// Accepts agent connections until shutdown; each runs in its own task
-/// holding a permit of `limit` and a clone of `done`, whose closing tells
-/// the caller every connection has finished.
+/// holding a clone of `done`, whose closing tells the caller every
+/// connection has finished. A connection counts against `max_pending` until
+/// its hello is accepted and against `max_connections` from then on, so
+/// sockets that never say hello cannot take an agent's place.
 pub async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
-    limit: Arc<Semaphore>,
     notify: broadcast::Sender<()>,
     done: mpsc::Sender<()>,
 ) {
     let mut shutdown = notify.subscribe();
     let mut backoff = Duration::from_millis(10);
+    let pending = Arc::new(Pending::new(ingest.max_pending));
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = shutdown.recv() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.recv() => return,
@@ -86,14 +98,86 @@ pub async fn serve(
                 continue;
             }
         };
+        let waiting = pending.admit();
         let ingest = Arc::clone(&ingest);
         let shutdown = notify.subscribe();
         let done = done.clone();
         tokio::spawn(async move {
-            connection(stream, peer, &ingest, shutdown).await;
-            drop(permit);
+            connection(stream, peer, &ingest, shutdown, waiting).await;
             drop(done);
         });
+    }
+}
+
+/// The connections that have not said hello yet, oldest first. When
+/// `max_pending` of them wait, a new one sheds the oldest: a flood of silent
+/// sockets then churns through the queue, each gone within moments, while
+/// an agent, which says hello as soon as it connects, gets through. (Refusing
+/// new connections instead would let a few silent sockets keep every agent
+/// out until the hello deadline.)
+struct Pending {
+    max: usize,
+    // Held for an insert or a removal, never across an await.
+    queue: Mutex<(u64, BTreeMap<u64, oneshot::Sender<()>>)>,
+}
+
+impl Pending {
+    fn new(max: usize) -> Pending {
+        Pending {
+            max,
+            queue: Mutex::new((0, BTreeMap::new())),
+        }
+    }
+
+    /// Enters a new connection, shedding the oldest when full.
+    fn admit(self: &Arc<Self>) -> Waiting {
+        let (tx, shed) = oneshot::channel();
+        let mut queue = self.queue.lock().expect("pending queue poisoned");
+        while queue.1.len() >= self.max {
+            match queue.1.pop_first() {
+                Some((_, oldest)) => {
+                    let _ = oldest.send(());
+                }
+                None => break,
+            }
+        }
+        let id = queue.0;
+        queue.0 += 1;
+        queue.1.insert(id, tx);
+        Waiting {
+            pending: Arc::clone(self),
+            id,
+            shed,
+        }
+    }
+}
+
+/// A connection's place among those waiting to say hello; leaves the queue
+/// when dropped.
+struct Waiting {
+    pending: Arc<Pending>,
+    id: u64,
+    /// Fires when a newer connection shed this one.
+    shed: oneshot::Receiver<()>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.pending
+            .queue
+            .lock()
+            .expect("pending queue poisoned")
+            .1
+            .remove(&self.id);
+    }
+}
+
+/// The refusal of a connection shed from the hello queue.
+fn shed_end() -> End {
+    End::Reject {
+        why: Reject::Shed,
+        agent: None,
+        detail: "too many connections are waiting to say hello; this one waited longest".into(),
     }
 }
 
@@ -111,30 +195,51 @@ async fn connection(
     peer: SocketAddr,
     ingest: &Ingest,
     shutdown: broadcast::Receiver<()>,
+    mut waiting: Waiting,
 ) {
     let metrics = &ingest.metrics;
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(Arc::clone(metrics));
     let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + ingest.hello_timeout;
     let result = match &ingest.tls {
-        None => session(stream, peer, ingest, shutdown).await,
-        Some(acceptor) => match timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => session(tls, peer, ingest, shutdown).await,
-            Ok(Err(error)) => Err(End::Reject {
-                why: Reject::Tls,
-                agent: None,
-                detail: format!("TLS handshake failed: {error}"),
-            }),
-            Err(_) => Err(End::Reject {
-                why: Reject::Tls,
-                agent: None,
-                detail: format!("no TLS handshake within {HELLO_TIMEOUT:?}"),
-            }),
-        },
+        None => session(stream, peer, ingest, shutdown, waiting, deadline, Vec::new()).await,
+        Some(acceptor) => {
+            let handshake = tokio::select! {
+                handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
+                _ = &mut waiting.shed => None,
+            };
+            match handshake {
+                Some(Ok(Ok(tls))) => {
+                    let names = tls::peer_names(tls.get_ref().1);
+                    session(tls, peer, ingest, shutdown, waiting, deadline, names).await
+                }
+                Some(Ok(Err(error))) => Err(End::Reject {
+                    why: Reject::Tls,
+                    agent: None,
+                    detail: format!("TLS handshake failed: {error}"),
+                }),
+                Some(Err(_)) => Err(End::Reject {
+                    why: Reject::Tls,
+                    agent: None,
+                    detail: format!("no TLS handshake within {:?}", ingest.hello_timeout),
+                }),
+                None => Err(shed_end()),
+            }
+        }
     };
     match result {
         Ok(()) => {}
+        // Silent sockets come in floods; one line each would bury the log.
+        Err(End::Reject {
+            why: why @ (Reject::Shed | Reject::Timeout),
+            agent: None,
+            detail,
+        }) => {
+            metrics.reject(why);
+            tracing::debug!(%peer, reason = why.as_str(), "Agent connection ended before its hello: {detail}");
+        }
         Err(End::Reject { why, agent, detail }) => {
             metrics.reject(why);
             let agent = agent.as_deref().unwrap_or("-");
@@ -163,7 +268,12 @@ enum End {
 }
 
 /// A line-splitting read buffer that never holds more than one line of
-/// `max_line` bytes plus what followed it in the same read.
+/// `max_line` bytes plus what followed it in the same read. It starts small
+/// and sizes itself to the traffic: it doubles while reads fill it (a burst,
+/// a resend), up to [`BURST_BUFFER`], and more only for one long line; once
+/// drained after a read that did not fill it, it goes back to
+/// [`READ_BUFFER`]. A thousand quiet agents so hold a thousand small buffers,
+/// not their largest burst's.
 struct Lines {
     buf: Vec<u8>,
     start: usize,
@@ -171,41 +281,62 @@ struct Lines {
     /// Where the search for the next newline resumes.
     scanned: usize,
     max_line: usize,
+    /// The room the last read was offered, and whether it filled it.
+    offered: usize,
+    filled_all: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 struct TooLong;
 
 impl Lines {
-    fn new(max_line: usize) -> Lines {
+    /// A buffer of `initial` bytes for lines up to `max_line`.
+    fn new(initial: usize, max_line: usize) -> Lines {
         Lines {
-            buf: vec![0; READ_BUFFER.min(max_line + 1).max(4096)],
+            buf: vec![0; initial.min(max_line + 2)],
             start: 0,
             end: 0,
             scanned: 0,
             max_line,
+            offered: 0,
+            filled_all: false,
         }
     }
 
     /// Room to read into: moves the unread part to the front when the tail
-    /// is short, and grows the buffer when one line fills it.
+    /// is short, grows the buffer when one line fills it or reads keep
+    /// filling it, and shrinks it when drained and quiet.
     fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.scanned -= self.start;
-                self.start = 0;
-            } else {
-                let grown = (self.buf.len() * 2).min(self.max_line + 2);
-                self.buf.resize(grown.max(self.buf.len() + 1), 0);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.scanned = 0;
+            if !self.filled_all && self.buf.len() > READ_BUFFER {
+                self.buf = vec![0; READ_BUFFER.min(self.max_line + 2)];
             }
         }
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        let most = self.max_line + 2;
+        if self.end == self.buf.len() {
+            // One line fills the buffer: grow, never to nothing to read into.
+            let grown = (self.buf.len() * 2).min(most);
+            self.buf.resize(grown.max(self.buf.len() + 1), 0);
+        } else if self.filled_all && self.buf.len() < BURST_BUFFER.min(most) {
+            let grown = (self.buf.len() * 2).min(BURST_BUFFER).min(most);
+            self.buf.resize(grown, 0);
+        }
+        self.offered = self.buf.len() - self.end;
         &mut self.buf[self.end..]
     }
 
     fn filled(&mut self, n: usize) {
         self.end += n;
+        self.filled_all = n == self.offered;
     }
 
     /// The next complete line (without its newline), or None when only
@@ -312,30 +443,51 @@ async fn refuse<S: AsyncWrite + Unpin>(
     }
 }
 
+/// Reads the hello with the small buffer, bounded by the hello deadline and
+/// by a newer connection shedding this one.
+async fn read_hello<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    lines: &mut Lines,
+    ingest: &Ingest,
+    waiting: &mut Waiting,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, End> {
+    let read = tokio::select! {
+        read = timeout_at(deadline, read_line(stream, lines)) => read,
+        _ = &mut waiting.shed => {
+            let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
+            return Err(refuse(stream, why, None, detail).await);
+        }
+    };
+    match read {
+        Err(_) => {
+            let reason = format!("no hello within {:?}", ingest.hello_timeout);
+            Err(refuse(stream, Reject::Timeout, None, reason).await)
+        }
+        Ok(Err(LineError::TooLong)) => {
+            let reason = format!("the hello is longer than {} bytes", lines.max_line);
+            Err(refuse(stream, Reject::LineTooLong, None, reason).await)
+        }
+        Ok(Err(LineError::Io(error))) => Err(End::Io { agent: None, error }),
+        Ok(Ok(line)) => Ok(line),
+    }
+}
+
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     ingest: &Ingest,
     mut shutdown: broadcast::Receiver<()>,
+    mut waiting: Waiting,
+    deadline: Instant,
+    cert_names: Vec<String>,
 ) -> Result<(), End> {
-    let mut lines = Lines::new(ingest.max_line);
-    let hello_wait = HELLO_TIMEOUT.min(ingest.read_timeout);
-    let first = match timeout(hello_wait, read_line(&mut stream, &mut lines)).await {
-        Err(_) => {
-            let reason = format!("no hello within {hello_wait:?}");
-            return Err(refuse(&mut stream, Reject::Timeout, None, reason).await);
-        }
-        Ok(Err(LineError::TooLong)) => {
-            let reason = format!(
-                "the hello is longer than max_line ({} bytes)",
-                ingest.max_line
-            );
-            return Err(refuse(&mut stream, Reject::LineTooLong, None, reason).await);
-        }
-        Ok(Err(LineError::Io(error))) => return Err(End::Io { agent: None, error }),
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Ok(Some(line))) => line,
+    let mut lines = Lines::new(HELLO_BUFFER, ingest.max_line.min(MAX_HELLO));
+    let first = match read_hello(&mut stream, &mut lines, ingest, &mut waiting, deadline).await? {
+        Some(line) => line,
+        None => return Ok(()),
     };
+    lines.max_line = ingest.max_line;
     let mut hello: Hello = match serde_json::from_slice(&first) {
         Ok(hello) => hello,
         Err(error) => {
@@ -351,17 +503,39 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         );
         return Err(refuse(&mut stream, Reject::Protocol, Some(&agent), reason).await);
     }
-    let token_ok = ingest.tokens.check_agent(&hello.token);
+    let admitted = ingest.tokens.admit_agent(&hello.token, &agent, &cert_names);
     hello.token.clear();
-    if !token_ok {
-        let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
-        return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+    match admitted {
+        Admission::Admitted => {}
+        Admission::BadToken => {
+            let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
+            return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+        }
+        Admission::Unbound(why) => {
+            return Err(refuse(&mut stream, Reject::Identity, Some(&agent), why).await);
+        }
     }
     if agent.trim().is_empty() || agent.len() > 255 || agent.chars().any(char::is_control) {
         let reason = "the agent name is empty, longer than 255 bytes or holds control characters"
             .to_string();
         return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
     }
+    // A place among the agents' connections, waited for until the hello
+    // deadline: an agent whose place is not freed by then retries later.
+    let _slot = tokio::select! {
+        slot = timeout_at(deadline, Arc::clone(&ingest.slots).acquire_owned()) => match slot {
+            Ok(slot) => slot.expect("the semaphore is never closed"),
+            Err(_) => {
+                let reason = "the collector holds as many agent connections as max_connections allows; retry later".to_string();
+                return Err(refuse(&mut stream, Reject::Full, Some(&agent), reason).await);
+            }
+        },
+        _ = &mut waiting.shed => {
+            let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
+            return Err(refuse(&mut stream, why, Some(&agent), detail).await);
+        }
+    };
+    drop(waiting);
     let mut last_seq = BTreeMap::new();
     for boot in hello.boots.iter().chain(std::iter::once(&hello.boot)) {
         last_seq.insert(boot.clone(), ingest.committed.last_seq(&agent, boot));
@@ -395,16 +569,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut in_flight = 0usize;
     // Events the agent sent right behind its hello, without waiting for the
     // welcome, are in the buffer already.
-    match hand_over(&mut lines, ingest, &mut in_flight) {
-        Ok(chunks) => {
-            for events in chunks {
-                let request = Request::Events {
-                    events,
-                    reply: reply.clone(),
-                };
-                if ingest.writer.send(request).await.is_err() {
-                    return Ok(());
-                }
+    match hand_over(&mut lines, ingest, &agent, &mut in_flight) {
+        Ok(handed) => {
+            if !forward(handed, ingest, &agent, &reply).await {
+                return Ok(());
             }
         }
         Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
@@ -459,12 +627,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 lines.filled(n);
                 deadline = Instant::now() + ingest.read_timeout;
-                match hand_over(&mut lines, ingest, &mut in_flight) {
-                    Ok(chunks) => {
-                        for events in chunks {
-                            if ingest.writer.send(Request::Events { events, reply: reply.clone() }).await.is_err() {
-                                return Ok(());
-                            }
+                match hand_over(&mut lines, ingest, &agent, &mut in_flight) {
+                    Ok(handed) => {
+                        if !forward(handed, ingest, &agent, &reply).await {
+                            return Ok(());
                         }
                     }
                     Err((why, reason)) => return Err(refuse(&mut stream, why, Some(&agent), reason).await),
@@ -485,14 +651,44 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// What a read hands to the writer, in the order the agent sent it.
+enum Handed {
+    Events(Vec<Incoming>),
+    Goodbye(Goodbye),
+}
+
+/// Hands the parsed lines to the writer; false when the writer is gone.
+async fn forward(handed: Vec<Handed>, ingest: &Ingest, agent: &str, reply: &Reply) -> bool {
+    for item in handed {
+        let request = match item {
+            Handed::Events(events) => Request::Events {
+                events,
+                reply: reply.clone(),
+            },
+            Handed::Goodbye(goodbye) => Request::Goodbye {
+                agent: agent.to_string(),
+                boot: goodbye.boot,
+                last_seq: goodbye.last_seq,
+            },
+        };
+        if ingest.writer.send(request).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Parses every complete line in the buffer into chunks for the writer,
-/// counting them as in flight; or the reason to refuse the connection.
+/// counting the event chunks as in flight; or the reason to refuse the
+/// connection. An event must be `agent`'s own: the name in its hello (which
+/// its token or certificate admitted) is the only one it may store under.
 fn hand_over(
     lines: &mut Lines,
     ingest: &Ingest,
+    agent: &str,
     in_flight: &mut usize,
-) -> Result<Vec<Vec<Incoming>>, (Reject, String)> {
-    let mut chunks = Vec::new();
+) -> Result<Vec<Handed>, (Reject, String)> {
+    let mut handed = Vec::new();
     let mut chunk = Vec::new();
     loop {
         let line = match lines.next_line() {
@@ -509,19 +705,40 @@ fn hand_over(
             continue;
         }
         match parse_line(line) {
+            Ok(Some(incoming)) if incoming.agent != agent => {
+                return Err((
+                    Reject::Identity,
+                    format!(
+                        "event seq {} of boot {:?} names agent {:?}, but this connection said hello as {:?}; an agent sends only its own events (is another agent's spool in its state_dir?)",
+                        incoming.seq, incoming.boot, incoming.agent, agent
+                    ),
+                ));
+            }
             Ok(Some(incoming)) => chunk.push(incoming),
             Ok(None) => {}
-            Err(error) => return Err((Reject::Malformed, format!("expected an event: {error}"))),
+            Err(error) => match serde_json::from_slice::<Goodbye>(line) {
+                Ok(goodbye) => {
+                    if !chunk.is_empty() {
+                        *in_flight += 1;
+                        handed.push(Handed::Events(std::mem::take(&mut chunk)));
+                    }
+                    handed.push(Handed::Goodbye(goodbye));
+                }
+                Err(_) => {
+                    return Err((Reject::Malformed, format!("expected an event: {error}")));
+                }
+            },
         }
         if chunk.len() >= CHUNK {
-            chunks.push(std::mem::take(&mut chunk));
+            *in_flight += 1;
+            handed.push(Handed::Events(std::mem::take(&mut chunk)));
         }
     }
     if !chunk.is_empty() {
-        chunks.push(chunk);
+        *in_flight += 1;
+        handed.push(Handed::Events(chunk));
     }
-    *in_flight += chunks.len();
-    Ok(chunks)
+    Ok(handed)
 }
 
 /// Every field of every event type, side by side, so a line parses in one
@@ -693,7 +910,7 @@ mod tests {
     use super::*;
 
     fn lines_of(max_line: usize, chunks: &[&[u8]]) -> Result<Vec<Vec<u8>>, TooLong> {
-        let mut lines = Lines::new(max_line);
+        let mut lines = Lines::new(HELLO_BUFFER, max_line);
         let mut out = Vec::new();
         for chunk in chunks {
             let mut rest = *chunk;

@@ -152,9 +152,14 @@ impl Collector {
             tls: self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             max_line: settings.max_line,
             read_timeout: settings.read_timeout(),
+            hello_timeout: settings.hello_timeout,
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            max_pending: settings.max_pending,
         });
-        let limit = Arc::new(Semaphore::new(settings.max_connections));
-        let accept = tokio::spawn(ingest::serve(agents, ingest, limit, notify.clone(), done));
+        for warning in &self.sources.warnings {
+            tracing::warn!("{warning}.");
+        }
+        let accept = tokio::spawn(ingest::serve(agents, ingest, notify.clone(), done));
 
         let api = Arc::new(Api {
             pool: Arc::new(ReadPool::new(&settings.data_dir)),

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod agentport;
 mod api;
 mod crash;
 mod e2e;

@@ -228,6 +228,19 @@ pub fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
         ))
         .map_err(open_error)?;
     }
+    // When the agent said goodbye (NULL while it runs); added to stores of
+    // this schema version in place, which older builds read without it.
+    let stopped: i64 = db
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'stopped_ms'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(open_error)?;
+    if stopped == 0 {
+        db.execute_batch("ALTER TABLE agents ADD COLUMN stopped_ms INTEGER")
+            .map_err(open_error)?;
+    }
     Ok(db)
 }
 
