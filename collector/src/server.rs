@@ -113,6 +113,7 @@ impl Collector {
         let metrics = Arc::new(Metrics::default());
         let committed = Arc::new(Committed::default());
         let db = store::open_writer(&settings.data_dir)?;
+        let _running = store::hold_lock(&settings.data_dir)?;
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         let writer = Writer::new(

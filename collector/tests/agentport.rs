@@ -86,15 +86,24 @@ fn silent_sockets_neither_keep_agents_out_nor_stay() {
         );
     }
     assert!(!agent.is_closed(), "the agent itself was disconnected");
-    let text = http_get(process.http, "/metrics", None).body;
-    let rejected = |why: &str| {
+    // Counted once each task has finished, just after the close.
+    let rejected = |text: &str, why: &str| {
         metric(
-            &text,
+            text,
             &format!("hopwatch_collector_connections_rejected_total{{reason=\"{why}\"}}"),
         )
     };
-    assert!(rejected("shed") >= 12.0, "{text}");
-    assert_eq!(rejected("shed") + rejected("timeout"), 20.0, "{text}");
+    let text = wait_for(Duration::from_secs(5), || {
+        let text = http_get(process.http, "/metrics", None).body;
+        (rejected(&text, "shed") + rejected(&text, "timeout") >= 20.0).then_some(text)
+    })
+    .expect("every silent socket is counted");
+    assert!(rejected(&text, "shed") >= 12.0, "{text}");
+    assert_eq!(
+        rejected(&text, "shed") + rejected(&text, "timeout"),
+        20.0,
+        "{text}"
+    );
     drop(agent);
     process.terminate();
 }

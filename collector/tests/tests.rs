@@ -10,6 +10,7 @@ mod agentport;
 mod api;
 mod crash;
 mod e2e;
+mod identity;
 mod ingest;
 mod liveness;
 // The agent tests' rsyslogd helper, shared rather than copied.

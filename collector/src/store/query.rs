@@ -27,6 +27,10 @@ pub struct AgentInfo {
     /// When it said goodbye, while `stopped`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
+    /// Set when no collector is running: `state` is as of this time, the
+    /// collector's last word from any agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub firing: u64,
     pub interfaces: u64,
     #[serde(skip)]
@@ -60,6 +64,7 @@ pub fn agents(
             last_seen: rfc3339(live.last_seen_ms),
             state: live.state(now_ms, timeout).as_str(),
             stopped_at: live.stopped_ms.map(rfc3339),
+            as_of: None,
             firing: r.get::<_, i64>(6)? as u64,
             interfaces: r.get::<_, i64>(7)? as u64,
             last_seen_ms: live.last_seen_ms,
