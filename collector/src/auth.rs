@@ -258,7 +258,8 @@ impl Tokens {
             let names = if cert_names.is_empty() {
                 "no client certificate".to_string()
             } else {
-                format!("a client certificate for {}", cert_names.join(", "))
+                let quoted: Vec<String> = cert_names.iter().map(|n| format!("{n:?}")).collect();
+                format!("a client certificate for {}", quoted.join(", "))
             };
             return Admission::Unbound(format!(
                 "{names} does not admit agent {agent:?}: [[auth.agent_certs]] binds certificate names to the agents they may speak for"

@@ -148,6 +148,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
             loaded.check_files()?;
+            for warning in loaded.file_warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok (agents on {}, HTTP on {}, data in {}{})",
                 config.display(),

@@ -86,6 +86,11 @@ fn a_hello_as_one_agent_cannot_store_events_of_another() {
 fn bound_collector(dir: &TempDir) -> Process {
     let leaf_token = dir.path.join("leaf.token");
     std::fs::write(&leaf_token, "leaf-token-0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(
+        &leaf_token,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let (agents, http) = (free_port(), free_port());
     let config = dir.path.join("collector.toml");
     std::fs::write(
@@ -104,10 +109,15 @@ fn bound_collector(dir: &TempDir) -> Process {
         .arg(&config)
         .output()
         .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{said}");
+    // Written with the test's umask, so every user can read it.
     assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+        said.contains(&format!(
+            "warning: token file {} can be read by every user",
+            leaf_token.display()
+        )),
+        "{said}"
     );
     Process::spawn(&config, agents, http)
 }
