@@ -518,7 +518,10 @@ async fn idle(addr: SocketAddr, token: &str, agents: usize, every: Duration, sec
     );
     let failed = failed.lock().unwrap().clone();
     if let Some(first) = failed.first() {
-        println!("idle: {} failed to connect; the first: {first}", failed.len());
+        println!(
+            "idle: {} failed to connect; the first: {first}",
+            failed.len()
+        );
     }
     for t in tasks {
         let _ = t.await;

@@ -192,12 +192,17 @@ impl Tokens {
             ));
         }
         let files = [&settings.agent_tokens_file, &settings.api_tokens_file];
-        for file in files.into_iter().flatten().map(|f| f.value.as_path()).chain(
-            settings
-                .bound_tokens
-                .iter()
-                .map(|b| b.token_file.value.as_path()),
-        ) {
+        for file in files
+            .into_iter()
+            .flatten()
+            .map(|f| f.value.as_path())
+            .chain(
+                settings
+                    .bound_tokens
+                    .iter()
+                    .map(|b| b.token_file.value.as_path()),
+            )
+        {
             sources.warnings.extend(readable_by_others(file));
         }
         let certs = settings
@@ -251,9 +256,10 @@ impl Tokens {
             }
         }
         if !self.certs.is_empty()
-            && !self.certs.iter().any(|c| {
-                c.agents.matches(agent) && cert_names.iter().any(|n| c.names.matches(n))
-            })
+            && !self
+                .certs
+                .iter()
+                .any(|c| c.agents.matches(agent) && cert_names.iter().any(|n| c.names.matches(n)))
         {
             let names = if cert_names.is_empty() {
                 "no client certificate".to_string()
@@ -494,7 +500,10 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let warning = readable_by_others(&path).unwrap();
         assert!(warning.contains("mode 644"), "{warning}");
-        assert!(warning.contains(&format!("chmod 600 {}", path.display())), "{warning}");
+        assert!(
+            warning.contains(&format!("chmod 600 {}", path.display())),
+            "{warning}"
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(readable_by_others(&path), None);
         fs::remove_dir_all(&dir).unwrap();

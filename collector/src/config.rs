@@ -444,7 +444,10 @@ impl Validator<'_> {
         let collector = self.collector(&raw.collector);
         let auth = self.auth(&raw.auth);
         if let (Some(certs), Some(c)) = (&raw.auth.agent_certs, &collector)
-            && c.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
+            && c.tls
+                .as_ref()
+                .and_then(|t| t.client_ca_file.as_ref())
+                .is_none()
         {
             self.error(
                 certs,
@@ -761,7 +764,12 @@ impl Validator<'_> {
     }
 
     /// A list of agent-name globs at `at`.
-    fn globs(&mut self, at: &Spanned<toml::Value>, value: Option<&toml::Value>, key: &str) -> Option<InterfaceMatcher> {
+    fn globs(
+        &mut self,
+        at: &Spanned<toml::Value>,
+        value: Option<&toml::Value>,
+        key: &str,
+    ) -> Option<InterfaceMatcher> {
         let hint = format!("`{key}` is a list of names or globs such as [\"leaf1\", \"spine*\"]");
         let list: Option<Vec<&str>> = match value {
             Some(toml::Value::Array(items)) if !items.is_empty() => {
@@ -770,13 +778,21 @@ impl Validator<'_> {
             _ => None,
         };
         let Some(list) = list else {
-            self.error(at, format!("this entry needs `{key}`, a non-empty list of strings"), Some(hint));
+            self.error(
+                at,
+                format!("this entry needs `{key}`, a non-empty list of strings"),
+                Some(hint),
+            );
             return None;
         };
         match InterfaceMatcher::new(&list) {
             Ok(m) => Some(m),
             Err(e) => {
-                self.error(at, format!("bad glob {:?} in `{key}`: {}", e.pattern, e.reason), Some(hint));
+                self.error(
+                    at,
+                    format!("bad glob {:?} in `{key}`: {}", e.pattern, e.reason),
+                    Some(hint),
+                );
                 None
             }
         }
@@ -793,13 +809,22 @@ impl Validator<'_> {
                     free.extend(self.token(&spanned, "agent_tokens"));
                 }
                 toml::Value::Table(table) => {
-                    let unknown: Vec<&String> = table.keys().filter(|k| *k != "token_file" && *k != "agents").collect();
+                    let unknown: Vec<&String> = table
+                        .keys()
+                        .filter(|k| *k != "token_file" && *k != "agents")
+                        .collect();
                     if let Some(k) = unknown.first() {
-                        self.error(entry, format!("unknown key `{k}` in an `agent_tokens` entry"), Some("valid keys: token_file, agents".into()));
+                        self.error(
+                            entry,
+                            format!("unknown key `{k}` in an `agent_tokens` entry"),
+                            Some("valid keys: token_file, agents".into()),
+                        );
                     }
                     let agents = self.globs(entry, table.get("agents"), "agents");
                     let file = match table.get("token_file").and_then(toml::Value::as_str) {
-                        Some(f) if !f.trim().is_empty() => Some(self.locate_span(entry.span().start, PathBuf::from(f))),
+                        Some(f) if !f.trim().is_empty() => {
+                            Some(self.locate_span(entry.span().start, PathBuf::from(f)))
+                        }
                         _ => {
                             self.error(entry, "this entry needs `token_file`, the file holding the token", Some("bind a token to agents: { token_file = \"/etc/hopwatch/tokens/leaf1\", agents = [\"leaf1\"] }".into()));
                             None
@@ -809,7 +834,11 @@ impl Validator<'_> {
                         bound.push(BoundTokenFile { token_file, agents });
                     }
                 }
-                _ => self.error(entry, "an `agent_tokens` entry is a token or a table { token_file, agents }", None),
+                _ => self.error(
+                    entry,
+                    "an `agent_tokens` entry is a token or a table { token_file, agents }",
+                    None,
+                ),
             }
         }
         (free, bound)
@@ -820,11 +849,19 @@ impl Validator<'_> {
         let mut certs = Vec::new();
         for entry in raw.agent_certs.iter().flat_map(|l| l.get_ref()) {
             let Some(table) = entry.get_ref().as_table() else {
-                self.error(entry, "an `agent_certs` entry is a table { names, agents }", None);
+                self.error(
+                    entry,
+                    "an `agent_certs` entry is a table { names, agents }",
+                    None,
+                );
                 continue;
             };
             if let Some(k) = table.keys().find(|k| *k != "names" && *k != "agents") {
-                self.error(entry, format!("unknown key `{k}` in an `agent_certs` entry"), Some("valid keys: names, agents".into()));
+                self.error(
+                    entry,
+                    format!("unknown key `{k}` in an `agent_certs` entry"),
+                    Some("valid keys: names, agents".into()),
+                );
             }
             let names = self.globs(entry, table.get("names"), "names");
             let agents = self.globs(entry, table.get("agents"), "agents");
@@ -1162,7 +1199,10 @@ agents = ["leaf1"]
         ] {
             assert!(joined.contains(expected), "{expected}\n{joined}");
         }
-        assert!(!joined.contains("short\""), "tokens are never echoed: {joined}");
+        assert!(
+            !joined.contains("short\""),
+            "tokens are never echoed: {joined}"
+        );
         let errs = errors("[[auth.agent_certs]]\nnames = [\"leaf1\"]\nagents = [\"leaf1\"]\n");
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(

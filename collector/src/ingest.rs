@@ -6,9 +6,9 @@
 //! a counter, and touches no other.
 
 use crate::auth::{Admission, Tokens};
-use crate::tls;
 use crate::metrics::{Metrics, Reject};
 use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
+use crate::tls;
 use hopwatch::event::{
     Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
     VrfAddresses,
@@ -204,7 +204,18 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + ingest.hello_timeout;
     let result = match &ingest.tls {
-        None => session(stream, peer, ingest, shutdown, waiting, deadline, Vec::new()).await,
+        None => {
+            session(
+                stream,
+                peer,
+                ingest,
+                shutdown,
+                waiting,
+                deadline,
+                Vec::new(),
+            )
+            .await
+        }
         Some(acceptor) => {
             let handshake = tokio::select! {
                 handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
@@ -961,6 +972,46 @@ mod tests {
         let got = lines_of(1 << 20, &[&data]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1], b"next");
+    }
+
+    #[test]
+    fn a_burst_grows_the_buffer_and_a_quiet_read_shrinks_it() {
+        let mut lines = Lines::new(HELLO_BUFFER, 1 << 20);
+        let line = [b'e'; 99];
+        // Reads that fill whatever room they get, as in a resend.
+        for _ in 0..40 {
+            let spare = lines.spare();
+            let n = spare.len();
+            for (i, b) in spare.iter_mut().enumerate() {
+                *b = if i % 100 == 99 { b'\n' } else { line[0] };
+            }
+            lines.filled(n);
+            while let Ok(Some(_)) = lines.next_line() {}
+        }
+        assert_eq!(lines.buf.len(), BURST_BUFFER);
+        // A heartbeat on its own: drained, then back to the small buffer.
+        let n = {
+            let spare = lines.spare();
+            spare[..100].copy_from_slice(&[[b'h'; 99].as_slice(), b"\n"].concat());
+            100
+        };
+        lines.filled(n);
+        while let Ok(Some(_)) = lines.next_line() {}
+        assert_eq!(lines.spare().len(), READ_BUFFER);
+    }
+
+    #[test]
+    fn a_full_hello_queue_sheds_its_oldest() {
+        let pending = Arc::new(Pending::new(2));
+        let mut first = pending.admit();
+        let mut second = pending.admit();
+        assert!(first.shed.try_recv().is_err());
+        let _third = pending.admit();
+        assert!(first.shed.try_recv().is_ok(), "the oldest is shed");
+        assert!(second.shed.try_recv().is_err());
+        drop(second);
+        let _fourth = pending.admit();
+        assert_eq!(pending.queue.lock().unwrap().1.len(), 2);
     }
 
     #[test]

@@ -463,7 +463,13 @@ mod tests {
         assert_eq!(stopped.state(101 * S, timeout), AgentState::Stopped);
         assert_eq!(stopped.known_until(110 * S, 110 * S, timeout), 99 * S);
         let up = Segment::first(0, State::Up);
-        let m = measure(&up, &up, 0, 110 * S, stopped.known_until(110 * S, 110 * S, timeout));
+        let m = measure(
+            &up,
+            &up,
+            0,
+            110 * S,
+            stopped.known_until(110 * S, 110 * S, timeout),
+        );
         assert_eq!((m.down_ms, m.unknown_ms), (0, 11 * S));
     }
 }

@@ -2,7 +2,9 @@
 //! that never say hello cost little, go after `hello_timeout`, and cannot
 //! take the places of agents that do; connected agents cost little memory.
 
-use crate::util::{AGENT_TOKEN, FakeAgent, Process, TempDir, free_port, http_get, metric, wait_for};
+use crate::util::{
+    AGENT_TOKEN, FakeAgent, Process, TempDir, free_port, http_get, metric, wait_for,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

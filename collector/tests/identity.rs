@@ -70,10 +70,7 @@ fn a_hello_as_one_agent_cannot_store_events_of_another() {
     process.terminate();
     // The operator sees it once, with both names.
     let log = std::fs::read_to_string(dir.path.join("stderr.log")).unwrap();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("names agent"))
-        .collect();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("names agent")).collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(
         lines[0].contains("good1") && lines[0].contains("mallory"),
@@ -130,7 +127,13 @@ fn agent_tokens_admit_only_the_agents_they_are_bound_to() {
     let (mut leaf1, welcome) = FakeAgent::connect(process.agents, token, "leaf1", "b").unwrap();
     assert_eq!(welcome.get("b"), Some(&0));
     leaf1
-        .send(&[event("leaf1", "b", 1, now_ms(), heartbeat(&[("swp1", true)]))])
+        .send(&[event(
+            "leaf1",
+            "b",
+            1,
+            now_ms(),
+            heartbeat(&[("swp1", true)]),
+        )])
         .unwrap();
     assert!(leaf1.wait_acked("b", 1, Duration::from_secs(10)));
 

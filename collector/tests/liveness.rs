@@ -174,7 +174,11 @@ fn a_goodbye_marks_the_agent_stopped_at_once() {
             .arg(&config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -182,14 +186,23 @@ fn a_goodbye_marks_the_agent_stopped_at_once() {
     };
     let (table, warning) = cli(&["agents"]);
     assert!(table.contains("stopped"), "{table}");
-    assert!(warning.is_empty(), "a running collector is current: {warning}");
+    assert!(
+        warning.is_empty(),
+        "a running collector is current: {warning}"
+    );
 
     // Back a moment later, well inside the heartbeat timeout: online again,
     // and the pause in between stays unknown.
     let (mut agent, _) = FakeAgent::connect(process.agents, AGENT_TOKEN, "leaf1", "b2").unwrap();
     let back_at = now_ms();
     agent
-        .send(&[event("leaf1", "b2", 1, back_at, heartbeat(&[("swp1", true)]))])
+        .send(&[event(
+            "leaf1",
+            "b2",
+            1,
+            back_at,
+            heartbeat(&[("swp1", true)]),
+        )])
         .unwrap();
     assert!(agent.wait_acked("b2", 1, Duration::from_secs(5)));
     let agents = api("/api/v1/agents");
