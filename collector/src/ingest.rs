@@ -216,7 +216,10 @@ async fn connection(
             )
             .await
         }
-        Some(acceptor) => {
+        // Boxed: a TLS stream and its handshake are several times the size
+        // of a plain session, and every plain connection's task would
+        // otherwise be allocated at the TLS size.
+        Some(acceptor) => Box::pin(async move {
             let handshake = tokio::select! {
                 handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
                 _ = &mut waiting.shed => None,
@@ -238,7 +241,8 @@ async fn connection(
                 }),
                 None => Err(shed_end()),
             }
-        }
+        })
+        .await,
     };
     match result {
         Ok(()) => {}

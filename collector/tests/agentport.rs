@@ -176,9 +176,12 @@ fn connections_cost_little_memory_before_and_after_hello() {
         let text = String::from_utf8_lossy(&got);
         assert!(text.contains("welcome") && text.contains("ack"), "{text}");
     }
+    // Each agent's 48 interfaces are in the store's cache too, and this is
+    // the debug build; the release figure for 1,000 agents is the bench's.
+    // A 256 KiB buffer per connection, as before, would be 100 MiB here.
     let connected = rss_kib(&process).saturating_sub(before);
     assert!(
-        connected < 16 * 1024,
+        connected < 40 * 1024,
         "{N} connected agents cost {connected} KiB, {} KiB each",
         connected / N as u64
     );
