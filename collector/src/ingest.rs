@@ -203,47 +203,48 @@ async fn connection(
     let _open = OpenGuard(Arc::clone(metrics));
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + ingest.hello_timeout;
-    let result = match &ingest.tls {
-        None => {
-            session(
-                stream,
-                peer,
-                ingest,
-                shutdown,
-                waiting,
-                deadline,
-                Vec::new(),
-            )
-            .await
-        }
-        // Boxed: a TLS stream and its handshake are several times the size
-        // of a plain session, and every plain connection's task would
-        // otherwise be allocated at the TLS size.
-        Some(acceptor) => Box::pin(async move {
-            let handshake = tokio::select! {
-                handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
-                _ = &mut waiting.shed => None,
-            };
-            match handshake {
-                Some(Ok(Ok(tls))) => {
-                    let names = tls::peer_names(tls.get_ref().1);
-                    session(tls, peer, ingest, shutdown, waiting, deadline, names).await
-                }
-                Some(Ok(Err(error))) => Err(End::Reject {
-                    why: Reject::Tls,
-                    agent: None,
-                    detail: format!("TLS handshake failed: {error}"),
-                }),
-                Some(Err(_)) => Err(End::Reject {
-                    why: Reject::Tls,
-                    agent: None,
-                    detail: format!("no TLS handshake within {:?}", ingest.hello_timeout),
-                }),
-                None => Err(shed_end()),
+    let result =
+        match &ingest.tls {
+            None => {
+                session(
+                    stream,
+                    peer,
+                    ingest,
+                    shutdown,
+                    waiting,
+                    deadline,
+                    Vec::new(),
+                )
+                .await
             }
-        })
-        .await,
-    };
+            // Boxed: a TLS stream and its handshake are several times the size
+            // of a plain session, and every plain connection's task would
+            // otherwise be allocated at the TLS size.
+            Some(acceptor) => Box::pin(async move {
+                let handshake = tokio::select! {
+                    handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
+                    _ = &mut waiting.shed => None,
+                };
+                match handshake {
+                    Some(Ok(Ok(tls))) => {
+                        let names = tls::peer_names(tls.get_ref().1);
+                        session(tls, peer, ingest, shutdown, waiting, deadline, names).await
+                    }
+                    Some(Ok(Err(error))) => Err(End::Reject {
+                        why: Reject::Tls,
+                        agent: None,
+                        detail: format!("TLS handshake failed: {error}"),
+                    }),
+                    Some(Err(_)) => Err(End::Reject {
+                        why: Reject::Tls,
+                        agent: None,
+                        detail: format!("no TLS handshake within {:?}", ingest.hello_timeout),
+                    }),
+                    None => Err(shed_end()),
+                }
+            })
+            .await,
+        };
     match result {
         Ok(()) => {}
         // Silent sockets come in floods; one line each would bury the log.
