@@ -1,9 +1,11 @@
-//! Agent connections: accept (capped by a semaphore), optional TLS, the
-//! `hello` with its token, `welcome` with what is already stored, then
-//! events in and acks out. Each connection is its own task; whatever goes
-//! wrong on one (a wrong token, garbage, an oversized line, silence) ends
-//! that one with a `refused` line where the protocol allows, a log line and
-//! a counter, and touches no other.
+//! Agent connections: accept, optional TLS, the `hello` with its token
+//! (read with a small buffer, within `hello_timeout`, in a queue of its own
+//! so silent sockets never hold an agent's place), `welcome` with what is
+//! already stored, then the agent's own events in and acks out, and its
+//! `goodbye`. Each connection is its own task; whatever goes wrong on one (a
+//! wrong token, garbage, an oversized line, silence, another agent's event)
+//! ends that one with a `refused` line where the protocol allows, a log line
+//! and a counter, and touches no other.
 
 use crate::auth::{Admission, Tokens};
 use crate::metrics::{Metrics, Reject};
