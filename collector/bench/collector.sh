@@ -21,6 +21,7 @@
 #   INTERFACES       interfaces they are spread over (default 10000)
 #   IDLE_AGENTS      agents for the RSS figure (default 1000)
 #   IDLE_SECONDS     how long they stay connected (default 30)
+#   PARTS            which parts to run (default "1 2 3 4")
 #   COLLECTOR_BIN    the collector binary to measure (default: the release
 #                    build this script makes; e.g. the static musl build the
 #                    packages ship)
@@ -34,6 +35,8 @@ LINK_EVENTS=${LINK_EVENTS:-1000000}
 INTERFACES=${INTERFACES:-10000}
 IDLE_AGENTS=${IDLE_AGENTS:-1000}
 IDLE_SECONDS=${IDLE_SECONDS:-30}
+PARTS=${PARTS:-1 2 3 4}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 RSYSLOGD=/usr/sbin/rsyslogd
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -123,6 +126,8 @@ BIN="${COLLECTOR_BIN:-$ROOT/target/release/hopwatch-collector}"
 GEN="$ROOT/target/release/examples/loadgen"
 echo "$(nproc) cores; data under $WORK"
 
+INGEST_RATE=0
+if part 1; then
 say "1. ingest: $AGENTS agents x $EVENTS events, acknowledged after fsync"
 start_collector ingest 30s
 CPU_BEFORE=$(cpu_seconds "$COLLECTOR_PID")
@@ -138,7 +143,9 @@ COMMITS=$(curl -fs "http://$HTTP_ADDR/metrics" | awk '$1 == "hopwatch_collector_
 echo "transactions committed: $COMMITS, WAL fsyncs before acks: $SYNCS"
 stop_collector
 INGEST_RATE=$(sed -E 's/.*= ([0-9]+) events\/s.*/\1/' <<<"$INGEST")
+fi
 
+if part 2; then
 say "2. reference: rsyslogd, TCP in, one file out, no fsync"
 TOTAL=$((AGENTS * EVENTS))
 if [[ -x $RSYSLOGD ]]; then
@@ -187,7 +194,9 @@ EOF
 else
     echo "skipped: $RSYSLOGD not installed (apt-get install rsyslog)"
 fi
+fi
 
+if part 3; then
 say "3. downtime over $LINK_EVENTS link events across $INTERFACES interfaces"
 # A day's heartbeat_timeout: the seeded history has an event per interface
 # every few hours, with no heartbeats between, and must not read as silence.
@@ -202,7 +211,9 @@ start_collector downtime 1d
     --path "/api/v1/links/changes?since=10m" --repeat 20
 echo "store: $(du -sh "$DATA/data" | cut -f1)"
 stop_collector
+fi
 
+if part 4; then
 say "4. RSS with $IDLE_AGENTS agents heartbeating every 10s"
 start_collector idle 30s
 BEFORE=$(awk '/VmRSS/ { print $2 }' "/proc/$COLLECTOR_PID/status")
@@ -216,3 +227,4 @@ HWM=$(awk '/VmHWM/ { print $2 }' "/proc/$COLLECTOR_PID/status")
 wait "$IDLE_PID"
 echo "collector RSS: $((BEFORE / 1024)) MiB idle, $((RSS / 1024)) MiB with $OPEN agents connected (peak $((HWM / 1024)) MiB)"
 stop_collector
+fi

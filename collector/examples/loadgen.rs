@@ -166,7 +166,21 @@ fn rfc3339(ms: i64) -> String {
 /// Connects, says hello, reads the welcome; returns the stream and the
 /// welcome line.
 async fn hello(addr: SocketAddr, token: &str, agent: &str, boot: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    try_hello(addr, token, agent, boot)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`hello`], with what went wrong instead of a panic.
+async fn try_hello(
+    addr: SocketAddr,
+    token: &str,
+    agent: &str,
+    boot: &str,
+) -> Result<(TcpStream, String), String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).unwrap();
     let hello = format!(
         r#"{{"type":"hello","protocol":1,"token":"{token}","agent":"{agent}","boot":"{boot}","boots":["{boot}"],"version":"loadgen","addresses":[]}}"#
@@ -174,19 +188,24 @@ async fn hello(addr: SocketAddr, token: &str, agent: &str, boot: &str) -> (TcpSt
     stream
         .write_all(format!("{hello}\n").as_bytes())
         .await
-        .unwrap();
+        .map_err(|e| format!("hello: {e}"))?;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
-        stream.read_exact(&mut byte).await.expect("welcome");
+        stream
+            .read_exact(&mut byte)
+            .await
+            .map_err(|e| format!("welcome: {e}"))?;
         if byte[0] == b'\n' {
             break;
         }
         line.push(byte[0]);
     }
-    let line = String::from_utf8(line).unwrap();
-    assert!(line.contains("welcome"), "{line}");
-    (stream, line)
+    let line = String::from_utf8_lossy(&line).into_owned();
+    if !line.contains("welcome") {
+        return Err(format!("no welcome: {line}"));
+    }
+    Ok((stream, line))
 }
 
 /// The `seq` of an ack line.
@@ -443,13 +462,22 @@ async fn get(addr: SocketAddr, token: &str, path: &str, repeat: usize) {
 
 async fn idle(addr: SocketAddr, token: &str, agents: usize, every: Duration, seconds: u64) {
     let connected = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for a in 0..agents {
         let token = token.to_string();
         let connected = Arc::clone(&connected);
+        let failed = Arc::clone(&failed);
         tasks.push(tokio::spawn(async move {
             let name = format!("idle{a:04}-{}", std::process::id());
-            let (stream, _) = hello(addr, &token, &name, "i1").await;
+            let stream = match try_hello(addr, &token, &name, "i1").await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    failed.lock().unwrap().push(error);
+                    return;
+                }
+            };
             connected.fetch_add(1, Ordering::Relaxed);
             let (read, mut write) = stream.into_split();
             tokio::spawn(async move {
@@ -475,10 +503,26 @@ async fn idle(addr: SocketAddr, token: &str, agents: usize, every: Duration, sec
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // Counted once every hello is answered (or failed), not when the last
+    // connection was merely started.
+    let deadline = Instant::now() + Duration::from_secs(seconds / 2).max(Duration::from_secs(5));
+    while (connected.load(Ordering::Relaxed) as usize + failed.lock().unwrap().len()) < agents
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     println!(
-        "idle: {} agents connected, heartbeating every {every:?} for {seconds}s",
-        connected.load(Ordering::Relaxed)
+        "idle: {} of {agents} agents connected in {:.2}s, heartbeating every {every:?} for {seconds}s",
+        connected.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64()
     );
+    let failed = failed.lock().unwrap().clone();
+    if let Some(first) = failed.first() {
+        println!(
+            "idle: {} failed to connect; the first: {first}",
+            failed.len()
+        );
+    }
     for t in tasks {
         let _ = t.await;
     }

@@ -2,12 +2,18 @@
 //! request). Comparisons take the same time whatever the candidate, so a
 //! client cannot find a token byte by byte from response times. With no token
 //! configured, one is generated on first start and kept under `data_dir`.
+//! A token (or a client certificate's name) may be bound to agent names, so
+//! that one switch's secret cannot speak for another switch.
 
 use crate::config::{AuthSettings, Secret};
+use hopwatch::matcher::InterfaceMatcher;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// The shortest token accepted: anything shorter can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The file under `data_dir` holding the generated agent token.
 pub const AGENT_TOKEN_FILE: &str = "agent-token";
@@ -34,6 +40,42 @@ pub enum AuthError {
     },
     #[error("cannot read /dev/urandom to generate a token: {0}")]
     Random(#[source] io::Error),
+    #[error(
+        "token file {path} line {line}: the token is {len} bytes; tokens must be at least {MIN_TOKEN_LEN} bytes (generate one with `head -c 32 /dev/urandom | xxd -p -c 64`)"
+    )]
+    Short {
+        path: String,
+        line: usize,
+        len: usize,
+    },
+}
+
+/// Whether an agent may say hello under the name it gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// The token matches no agent token.
+    BadToken,
+    /// The token or the certificate is valid but admits other agents; why,
+    /// naming both sides.
+    Unbound(String),
+}
+
+/// Agent tokens admitting only the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct BoundTokens {
+    pub tokens: Vec<Secret>,
+    pub agents: InterfaceMatcher,
+    /// Where they came from, for the refusal.
+    pub file: String,
+}
+
+/// Client certificates whose subject (CN) or DNS name matches `names` may
+/// say hello as the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct CertBinding {
+    pub names: InterfaceMatcher,
+    pub agents: InterfaceMatcher,
 }
 
 /// Which side a token admits.
@@ -57,6 +99,8 @@ pub struct GeneratedToken {
 pub struct TokenSources {
     pub agent: Vec<String>,
     pub api: Vec<String>,
+    /// Token files others can read, each a sentence for the log.
+    pub warnings: Vec<String>,
 }
 
 /// The accepted tokens.
@@ -64,11 +108,18 @@ pub struct TokenSources {
 pub struct Tokens {
     agent: Vec<Secret>,
     api: Vec<Secret>,
+    bound: Vec<BoundTokens>,
+    certs: Vec<CertBinding>,
 }
 
 impl Tokens {
     pub fn new(agent: Vec<Secret>, api: Vec<Secret>) -> Tokens {
-        Tokens { agent, api }
+        Tokens {
+            agent,
+            api,
+            bound: Vec::new(),
+            certs: Vec::new(),
+        }
     }
 
     /// Collects the configured tokens and the files' ones; a side with none
@@ -92,7 +143,8 @@ impl Tokens {
                 tokens.extend(read_token_file(file)?);
                 sources.push(file.display().to_string());
             }
-            if tokens.is_empty() {
+            let bound_only = kind == TokenKind::Agent && !settings.bound_tokens.is_empty();
+            if tokens.is_empty() && !bound_only {
                 let name = match kind {
                     TokenKind::Agent => AGENT_TOKEN_FILE,
                     TokenKind::Api => API_TOKEN_FILE,
@@ -126,12 +178,100 @@ impl Tokens {
             settings.api_tokens_file.as_ref().map(|f| f.value.as_path()),
             &mut sources.api,
         )?;
-        Ok((Tokens { agent, api }, generated, sources))
+        let mut bound = Vec::new();
+        for b in &settings.bound_tokens {
+            bound.push(BoundTokens {
+                tokens: read_token_file(&b.token_file.value)?,
+                agents: b.agents.clone(),
+                file: b.token_file.value.display().to_string(),
+            });
+            sources.agent.push(format!(
+                "{} (for {})",
+                b.token_file.value.display(),
+                b.agents.patterns().join(", ")
+            ));
+        }
+        let files = [&settings.agent_tokens_file, &settings.api_tokens_file];
+        for file in files
+            .into_iter()
+            .flatten()
+            .map(|f| f.value.as_path())
+            .chain(
+                settings
+                    .bound_tokens
+                    .iter()
+                    .map(|b| b.token_file.value.as_path()),
+            )
+        {
+            sources.warnings.extend(readable_by_others(file));
+        }
+        let certs = settings
+            .agent_certs
+            .iter()
+            .map(|c| CertBinding {
+                names: c.names.clone(),
+                agents: c.agents.clone(),
+            })
+            .collect();
+        Ok((
+            Tokens {
+                agent,
+                api,
+                bound,
+                certs,
+            },
+            generated,
+            sources,
+        ))
     }
 
-    /// Whether `candidate` is an agent token.
+    /// Whether `candidate` is an agent token (of any binding).
     pub fn check_agent(&self, candidate: &str) -> bool {
-        find(&self.agent, candidate).is_some()
+        !matches!(self.admit_agent(candidate, "", &[]), Admission::BadToken)
+    }
+
+    /// Whether `token`, and the client certificate's names when
+    /// certificates are bound, let an agent say hello as `agent`. Every
+    /// token is compared, bound or not, so the time taken tells nothing.
+    pub fn admit_agent(&self, token: &str, agent: &str, cert_names: &[String]) -> Admission {
+        let free = find(&self.agent, token).is_some();
+        let mut bound = None;
+        for (i, b) in self.bound.iter().enumerate() {
+            if find(&b.tokens, token).is_some() && bound.is_none() {
+                bound = Some(i);
+            }
+        }
+        if !free {
+            match bound {
+                None => return Admission::BadToken,
+                Some(i) if !self.bound[i].agents.matches(agent) => {
+                    let b = &self.bound[i];
+                    return Admission::Unbound(format!(
+                        "the token from {} admits only agents matching {}, not {agent:?}: give this agent its own token, or add its name to that token's `agents`",
+                        b.file,
+                        b.agents.patterns().join(", ")
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.certs.is_empty()
+            && !self
+                .certs
+                .iter()
+                .any(|c| c.agents.matches(agent) && cert_names.iter().any(|n| c.names.matches(n)))
+        {
+            let names = if cert_names.is_empty() {
+                "no client certificate".to_string()
+            } else {
+                let quoted: Vec<String> = cert_names.iter().map(|n| format!("{n:?}")).collect();
+                format!("a client certificate for {}", quoted.join(", "))
+            };
+            return Admission::Unbound(format!(
+                "{names} does not admit agent {agent:?}: [[auth.agent_certs]] binds certificate names to the agents they may speak for"
+            ));
+        }
+        Admission::Admitted
     }
 
     /// The index of the API token `candidate` is, which names its rate
@@ -166,24 +306,48 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// One token per line; blank lines and lines starting with `#` skipped.
+/// One token per line; blank lines and lines starting with `#` skipped. A
+/// token shorter than [`MIN_TOKEN_LEN`] is refused, naming its line.
 pub fn read_token_file(path: &Path) -> Result<Vec<Secret>, AuthError> {
     let text = fs::read_to_string(path).map_err(|source| AuthError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let tokens: Vec<Secret> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| Secret(l.to_string()))
-        .collect();
+    let mut tokens = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.len() < MIN_TOKEN_LEN {
+            return Err(AuthError::Short {
+                path: path.display().to_string(),
+                line: i + 1,
+                len: line.len(),
+            });
+        }
+        tokens.push(Secret(line.to_string()));
+    }
     if tokens.is_empty() {
         return Err(AuthError::Empty {
             path: path.display().to_string(),
         });
     }
     Ok(tokens)
+}
+
+/// A warning when users other than the file's owner and group may read the
+/// token file `path`.
+pub fn readable_by_others(path: &Path) -> Option<String> {
+    let mode = fs::metadata(path).ok()?.mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "token file {} can be read by every user (mode {:o}); restrict it with `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
 }
 
 /// The token in `path`, or a new one written there (mode 0600) when the
@@ -286,9 +450,9 @@ mod tests {
     #[test]
     fn configured_tokens_prevent_generation() {
         let dir = temp_dir("conf");
-        fs::write(dir.join("api"), "# ops\nfrom-file\n\n").unwrap();
+        fs::write(dir.join("api"), "# ops\nfrom-file-0123456789\n\n").unwrap();
         let settings = AuthSettings {
-            agent_tokens: vec![Secret("a1".into())],
+            agent_tokens: vec![Secret("a1-0123456789abcdef".into())],
             api_tokens_file: Some(crate::config::Located {
                 value: dir.join("api"),
                 file: "c.toml".into(),
@@ -299,14 +463,91 @@ mod tests {
         };
         let (tokens, generated, _) = Tokens::resolve(&settings, &dir).unwrap();
         assert!(generated.is_empty());
-        assert!(tokens.check_agent("a1"));
-        assert_eq!(tokens.check_api("from-file"), Some(0));
+        assert!(tokens.check_agent("a1-0123456789abcdef"));
+        assert_eq!(tokens.check_api("from-file-0123456789"), Some(0));
         assert!(!dir.join(API_TOKEN_FILE).exists());
         fs::write(dir.join("empty"), "# nothing\n").unwrap();
         assert!(matches!(
             read_token_file(&dir.join("empty")),
             Err(AuthError::Empty { .. })
         ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn short_tokens_are_refused_naming_the_file_and_line() {
+        let dir = temp_dir("short");
+        let path = dir.join("tokens");
+        fs::write(&path, "# ops\n0123456789abcdef0123\nabc12\n").unwrap();
+        let error = read_token_file(&path).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!(
+                "token file {} line 3: the token is 5 bytes; tokens must be at least 16 bytes",
+                path.display()
+            )),
+            "{error}"
+        );
+        assert!(error.contains("/dev/urandom"), "{error}");
+        assert!(!error.contains("abc12"), "tokens are never echoed: {error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_files_others_can_read_are_named() {
+        let dir = temp_dir("mode");
+        let path = dir.join("tokens");
+        fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = readable_by_others(&path).unwrap();
+        assert!(warning.contains("mode 644"), "{warning}");
+        assert!(
+            warning.contains(&format!("chmod 600 {}", path.display())),
+            "{warning}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(readable_by_others(&path), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bound_tokens_admit_only_their_agents() {
+        use crate::config::{BoundTokenFile, Located};
+        let dir = temp_dir("bound");
+        let path = dir.join("leaf1.token");
+        fs::write(&path, "leaf1-token-0123456789\n").unwrap();
+        let settings = AuthSettings {
+            agent_tokens: vec![Secret("shared-token-0123456789".into())],
+            bound_tokens: vec![BoundTokenFile {
+                token_file: Located {
+                    value: path.clone(),
+                    file: "c.toml".into(),
+                    line: 1,
+                    col: 1,
+                },
+                agents: InterfaceMatcher::new(&["leaf1"]).unwrap(),
+            }],
+            ..AuthSettings::default()
+        };
+        let (tokens, _, _) = Tokens::resolve(&settings, &dir).unwrap();
+        assert_eq!(
+            tokens.admit_agent("leaf1-token-0123456789", "leaf1", &[]),
+            Admission::Admitted
+        );
+        match tokens.admit_agent("leaf1-token-0123456789", "leaf2", &[]) {
+            Admission::Unbound(why) => {
+                assert!(why.contains("leaf1") && why.contains("\"leaf2\""), "{why}");
+                assert!(why.contains(&path.display().to_string()), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            tokens.admit_agent("shared-token-0123456789", "leaf2", &[]),
+            Admission::Admitted
+        );
+        assert_eq!(
+            tokens.admit_agent("nope-0123456789abcdef", "leaf1", &[]),
+            Admission::BadToken
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,6 +5,7 @@
 //! and certificate files the config names.
 
 use hopwatch::config::{Diagnostic, RawSyslog, closest, key_offset, line_col};
+use hopwatch::matcher::InterfaceMatcher;
 use hopwatch::output::syslog::SyslogSettings;
 use serde::Deserialize;
 use std::fmt;
@@ -12,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
+
+mod auth;
 
 /// Where `hopwatch-collector` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/collector.toml";
@@ -59,7 +62,12 @@ pub struct CollectorSettings {
     pub heartbeat_timeout: Duration,
     pub retain: Duration,
     pub max_line: usize,
+    /// Agent connections past their hello at most.
     pub max_connections: usize,
+    /// How long a new connection may take to complete TLS and say hello.
+    pub hello_timeout: Duration,
+    /// Connections waiting to say hello at most; a new one sheds the oldest.
+    pub max_pending: usize,
     pub tls: Option<TlsSettings>,
 }
 
@@ -83,10 +91,31 @@ pub struct TlsSettings {
 
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
+    /// Tokens any agent may use.
     pub agent_tokens: Vec<Secret>,
     pub api_tokens: Vec<Secret>,
     pub agent_tokens_file: Option<Located<PathBuf>>,
     pub api_tokens_file: Option<Located<PathBuf>>,
+    /// `agent_tokens` entries `{ token_file, agents }`: tokens only the
+    /// named agents may use.
+    pub bound_tokens: Vec<BoundTokenFile>,
+    /// `[[auth.agent_certs]]`: client certificate names bound to agents.
+    pub agent_certs: Vec<AgentCert>,
+}
+
+/// A token file whose tokens admit only the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct BoundTokenFile {
+    pub token_file: Located<PathBuf>,
+    pub agents: InterfaceMatcher,
+}
+
+/// Agents whose client certificate's CN or DNS name matches `names` may say
+/// hello as the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct AgentCert {
+    pub names: InterfaceMatcher,
+    pub agents: InterfaceMatcher,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -209,6 +238,8 @@ struct RawCollector {
     retain: Option<Spanned<String>>,
     max_line: Option<Spanned<RawSize>>,
     max_connections: Option<Spanned<i64>>,
+    hello_timeout: Option<Spanned<String>>,
+    max_pending: Option<Spanned<i64>>,
     tls: Option<Spanned<RawTls>>,
 }
 
@@ -232,7 +263,10 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawAuth {
-    agent_tokens: Option<Spanned<Vec<Spanned<String>>>>,
+    // A token, or a table binding a token file to agent names; read from
+    // plain values because spans do not survive an untagged enum.
+    agent_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    agent_certs: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     api_tokens: Option<Spanned<Vec<Spanned<String>>>>,
     agent_tokens_file: Option<Spanned<String>>,
     api_tokens_file: Option<Spanned<String>>,
@@ -275,6 +309,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "retain",
             "max_line",
             "max_connections",
+            "hello_timeout",
+            "max_pending",
             "tls",
         ],
     ),
@@ -289,6 +325,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "api_tokens",
             "agent_tokens_file",
             "api_tokens_file",
+            "agent_certs",
         ],
     ),
     ("output", &["syslog"]),
@@ -314,6 +351,12 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 86_400);
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// An agent says hello as soon as it connects; this leaves room for a slow
+/// TLS handshake.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Hellos are read in moments, so even a fleet reconnecting at once rarely
+/// has this many waiting; sockets that never speak are shed past it.
+pub const DEFAULT_MAX_PENDING: usize = 1024;
 pub const DEFAULT_LOG_FILE: &str = "hopwatch-collector.log";
 pub const DEFAULT_HTTP: HttpSettings = HttpSettings {
     header_timeout: Duration::from_secs(10),
@@ -352,13 +395,26 @@ impl Config {
         Config::parse("", EMBEDDED_ORIGIN).expect("the defaults are valid")
     }
 
+    /// Token files other users can read, each a sentence for a warning.
+    pub fn file_warnings(&self) -> Vec<String> {
+        let auth = &self.auth;
+        [&auth.agent_tokens_file, &auth.api_tokens_file]
+            .into_iter()
+            .flatten()
+            .chain(auth.bound_tokens.iter().map(|b| &b.token_file))
+            .filter_map(|f| crate::auth::readable_by_others(&f.value))
+            .collect()
+    }
+
     /// Reads the files the config names (token files, TLS certificates and
     /// keys) and reports each one that cannot be used, at its key.
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
+        let bound = self.auth.bound_tokens.iter().map(|b| &b.token_file);
         for file in [&self.auth.agent_tokens_file, &self.auth.api_tokens_file]
             .into_iter()
             .flatten()
+            .chain(bound)
         {
             if let Err(e) = crate::auth::read_token_file(&file.value) {
                 errors.push(file.diagnostic(e.to_string(), None));
@@ -400,7 +456,11 @@ impl Validator<'_> {
     }
 
     fn locate<T>(&self, at: &Spanned<String>, value: T) -> Located<T> {
-        let (line, col) = line_col(self.text, at.span().start);
+        self.locate_span(at.span().start, value)
+    }
+
+    fn locate_span<T>(&self, offset: usize, value: T) -> Located<T> {
+        let (line, col) = line_col(self.text, offset);
         Located {
             value,
             file: self.origin.to_string(),
@@ -426,6 +486,18 @@ impl Validator<'_> {
         }
         let collector = self.collector(&raw.collector);
         let auth = self.auth(&raw.auth);
+        if let (Some(certs), Some(c)) = (&raw.auth.agent_certs, &collector)
+            && c.tls
+                .as_ref()
+                .and_then(|t| t.client_ca_file.as_ref())
+                .is_none()
+        {
+            self.error(
+                certs,
+                "`agent_certs` binds client certificates, but agents present none",
+                Some("set [collector.tls] client_ca_file, the CA that signs the agents' certificates".into()),
+            );
+        }
         let syslog = raw.output.syslog.as_ref().and_then(|s| self.syslog(s));
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
@@ -630,6 +702,26 @@ impl Validator<'_> {
             Some(v) => Some(*v.get_ref() as usize),
             None => Some(DEFAULT_MAX_CONNECTIONS),
         };
+        let hello_timeout = match &raw.hello_timeout {
+            Some(v) => self.duration(
+                v,
+                "hello_timeout",
+                (Duration::from_millis(100), Duration::from_secs(300)),
+            ),
+            None => Some(DEFAULT_HELLO_TIMEOUT),
+        };
+        let max_pending = match &raw.max_pending {
+            Some(v) if *v.get_ref() < 1 || *v.get_ref() > 1_000_000 => {
+                self.error(
+                    v,
+                    format!("`max_pending` {} is out of range", v.get_ref()),
+                    Some("allow between 1 and 1000000 connections waiting to say hello".into()),
+                );
+                None
+            }
+            Some(v) => Some(*v.get_ref() as usize),
+            None => Some(DEFAULT_MAX_PENDING),
+        };
         let tls = match &raw.tls {
             Some(t) => self.tls(t).map(Some),
             None => Some(None),
@@ -642,6 +734,8 @@ impl Validator<'_> {
             retain: retain?,
             max_line: max_line?,
             max_connections: max_connections?,
+            hello_timeout: hello_timeout?,
+            max_pending: max_pending?,
             tls: tls?,
         })
     }
@@ -670,47 +764,6 @@ impl Validator<'_> {
             key_file: key_file?,
             client_ca_file: client_ca_file?,
         })
-    }
-
-    fn tokens(&mut self, list: &Option<Spanned<Vec<Spanned<String>>>>, key: &str) -> Vec<Secret> {
-        let Some(list) = list else {
-            return Vec::new();
-        };
-        let mut tokens = Vec::new();
-        for token in list.get_ref() {
-            let t = token.get_ref();
-            if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                // The message never quotes the token: the output may be
-                // pasted into a ticket.
-                self.error(
-                    token,
-                    format!("a token in `{key}` is empty or holds whitespace"),
-                    Some("tokens are printable characters without spaces; generate one with `head -c 32 /dev/urandom | xxd -p -c 64`".into()),
-                );
-            } else {
-                tokens.push(Secret(t.clone()));
-            }
-        }
-        tokens
-    }
-
-    fn auth(&mut self, raw: &RawAuth) -> AuthSettings {
-        let agent_tokens = self.tokens(&raw.agent_tokens, "agent_tokens");
-        let api_tokens = self.tokens(&raw.api_tokens, "api_tokens");
-        let agent_tokens_file = raw
-            .agent_tokens_file
-            .as_ref()
-            .and_then(|v| self.path(v, "agent_tokens_file"));
-        let api_tokens_file = raw
-            .api_tokens_file
-            .as_ref()
-            .and_then(|v| self.path(v, "api_tokens_file"));
-        AuthSettings {
-            agent_tokens,
-            api_tokens,
-            agent_tokens_file,
-            api_tokens_file,
-        }
     }
 
     fn syslog(&mut self, raw: &Spanned<RawSyslog>) -> Option<SyslogSettings> {
@@ -865,7 +918,7 @@ fn format_size(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn errors(text: &str) -> Vec<String> {
+    pub(super) fn errors(text: &str) -> Vec<String> {
         match Config::parse(text, "c.toml") {
             Ok(_) => Vec::new(),
             Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
@@ -909,14 +962,19 @@ heartbeat_timeout = "45s"
 retain = "30d"
 max_line = "64KiB"
 max_connections = 50
+hello_timeout = "2s"
+max_pending = 64
 [collector.tls]
 cert_file = "/etc/hopwatch/tls/cert.pem"
 key_file = "/etc/hopwatch/tls/key.pem"
 client_ca_file = "/etc/hopwatch/tls/ca.pem"
 [auth]
-agent_tokens = ["agent-secret-1"]
-api_tokens = ["api-secret-1", "api-secret-2"]
+agent_tokens = ["agent-secret-0001", { token_file = "/etc/hopwatch/leaf1.token", agents = ["leaf1", "leaf1-*"] }]
+api_tokens = ["api-secret-000001", "api-secret-000002"]
 api_tokens_file = "/etc/hopwatch/api-tokens"
+[[auth.agent_certs]]
+names = ["*.leaf.example.net"]
+agents = ["leaf*"]
 [output.syslog]
 address = "udp://10.0.0.5:514"
 format = "json"
@@ -947,14 +1005,27 @@ max_connections = 64
         assert_eq!(c.collector.http_listen.to_string(), "[::1]:8100");
         assert_eq!(c.collector.max_line, 65_536);
         assert_eq!(c.collector.max_connections, 50);
+        assert_eq!(c.collector.hello_timeout, Duration::from_secs(2));
+        assert_eq!(c.collector.max_pending, 64);
+        let bound = &c.auth.bound_tokens[0];
+        assert_eq!(
+            bound.token_file.value,
+            PathBuf::from("/etc/hopwatch/leaf1.token")
+        );
+        assert!(bound.agents.matches("leaf1-b") && !bound.agents.matches("leaf2"));
+        let cert = &c.auth.agent_certs[0];
+        assert!(cert.names.matches("sw1.leaf.example.net") && cert.agents.matches("leaf7"));
         let tls = c.collector.tls.unwrap();
         assert_eq!(
             tls.key_file.value,
             PathBuf::from("/etc/hopwatch/tls/key.pem")
         );
-        assert_eq!((tls.key_file.line, tls.key_file.col), (12, 12));
+        assert_eq!((tls.key_file.line, tls.key_file.col), (14, 12));
         assert_eq!(c.auth.api_tokens.len(), 2);
-        assert_eq!(c.auth.agent_tokens, vec![Secret("agent-secret-1".into())]);
+        assert_eq!(
+            c.auth.agent_tokens,
+            vec![Secret("agent-secret-0001".into())]
+        );
         let syslog = c.syslog.unwrap();
         assert_eq!(syslog.format, hopwatch::output::syslog::Format::Json);
         assert_eq!(syslog.types, vec!["alert".to_string()]);
@@ -975,7 +1046,7 @@ max_line = "1 parsec"
 [collector.tls]
 cert_file = "cert.pem"
 [auth]
-api_tokens = ["has space"]
+api_tokens = ["has space, and is long"]
 [output.syslog]
 address = "10.0.0.5"
 [rate_limit]
@@ -1009,7 +1080,7 @@ burst = 0
             "{joined}"
         );
         assert!(
-            !joined.contains("has space"),
+            !joined.contains("has space, and"),
             "tokens are never echoed: {joined}"
         );
         assert!(

@@ -1,18 +1,21 @@
-//! Agent connections: accept (capped by a semaphore), optional TLS, the
-//! `hello` with its token, `welcome` with what is already stored, then
-//! events in and acks out. Each connection is its own task; whatever goes
-//! wrong on one (a wrong token, garbage, an oversized line, silence) ends
-//! that one with a `refused` line where the protocol allows, a log line and
-//! a counter, and touches no other.
+//! Agent connections: accept, optional TLS, the `hello` with its token
+//! (read with a small buffer, within `hello_timeout`, in a queue of its own
+//! so silent sockets never hold an agent's place), `welcome` with what is
+//! already stored, then the agent's own events in and acks out, and its
+//! `goodbye`. Each connection is its own task; whatever goes wrong on one (a
+//! wrong token, garbage, an oversized line, silence, another agent's event)
+//! ends that one with a `refused` line where the protocol allows, a log line
+//! and a counter, and touches no other.
 
-use crate::auth::Tokens;
+use crate::auth::{Admission, Tokens};
 use crate::metrics::{Metrics, Reject};
-use crate::store::writer::{Ack, Committed, Incoming, Request};
+use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
+use crate::tls;
 use hopwatch::event::{
     Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
     VrfAddresses,
 };
-use hopwatch::wire::{CollectorMessage, Hello, PROTOCOL_VERSION, TraceResult};
+use hopwatch::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, TraceResult};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,12 +25,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
 
-/// The longest a new connection may take to complete TLS and send its
-/// hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+mod lines;
+mod pending;
+
+use lines::{HELLO_BUFFER, LineError, Lines, TooLong, read_line};
+use pending::{Pending, Waiting};
 
 /// Events handed to the writer in one request at most.
 const CHUNK: usize = 4096;
@@ -36,9 +41,9 @@ const CHUNK: usize = 4096;
 /// handed to the writer.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-/// The read buffer's usual size; it grows for a long line up to
-/// `max_line`.
-const READ_BUFFER: usize = 256 * 1024;
+/// The longest hello accepted (it lists the switch's addresses): bounds
+/// what the sockets waiting to say hello can make the collector hold.
+const MAX_HELLO: usize = 256 * 1024;
 
 /// What every connection shares.
 pub struct Ingest {
@@ -49,25 +54,29 @@ pub struct Ingest {
     pub tls: Option<TlsAcceptor>,
     pub max_line: usize,
     pub read_timeout: Duration,
+    /// How long a new connection may take to complete TLS and say hello.
+    pub hello_timeout: Duration,
+    /// Places for connections past their hello (`max_connections`).
+    pub slots: Arc<Semaphore>,
+    /// Connections waiting to say hello at most (`max_pending`).
+    pub max_pending: usize,
 }
 
 /// Accepts agent connections until shutdown; each runs in its own task
-/// holding a permit of `limit` and a clone of `done`, whose closing tells
-/// the caller every connection has finished.
+/// holding a clone of `done`, whose closing tells the caller every
+/// connection has finished. A connection counts against `max_pending` until
+/// its hello is accepted and against `max_connections` from then on, so
+/// sockets that never say hello cannot take an agent's place.
 pub async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
-    limit: Arc<Semaphore>,
     notify: broadcast::Sender<()>,
     done: mpsc::Sender<()>,
 ) {
     let mut shutdown = notify.subscribe();
     let mut backoff = Duration::from_millis(10);
+    let pending = Arc::new(Pending::new(ingest.max_pending));
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = shutdown.recv() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.recv() => return,
@@ -86,14 +95,23 @@ pub async fn serve(
                 continue;
             }
         };
+        let waiting = pending.admit();
         let ingest = Arc::clone(&ingest);
         let shutdown = notify.subscribe();
         let done = done.clone();
         tokio::spawn(async move {
-            connection(stream, peer, &ingest, shutdown).await;
-            drop(permit);
+            connection(stream, peer, &ingest, shutdown, waiting).await;
             drop(done);
         });
+    }
+}
+
+/// The refusal of a connection shed from the hello queue.
+fn shed_end() -> End {
+    End::Reject {
+        why: Reject::Shed,
+        agent: None,
+        detail: "too many connections are waiting to say hello; this one waited longest".into(),
     }
 }
 
@@ -111,30 +129,67 @@ async fn connection(
     peer: SocketAddr,
     ingest: &Ingest,
     shutdown: broadcast::Receiver<()>,
+    mut waiting: Waiting,
 ) {
     let metrics = &ingest.metrics;
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(Arc::clone(metrics));
     let _ = stream.set_nodelay(true);
-    let result = match &ingest.tls {
-        None => session(stream, peer, ingest, shutdown).await,
-        Some(acceptor) => match timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => session(tls, peer, ingest, shutdown).await,
-            Ok(Err(error)) => Err(End::Reject {
-                why: Reject::Tls,
-                agent: None,
-                detail: format!("TLS handshake failed: {error}"),
-            }),
-            Err(_) => Err(End::Reject {
-                why: Reject::Tls,
-                agent: None,
-                detail: format!("no TLS handshake within {HELLO_TIMEOUT:?}"),
-            }),
-        },
-    };
+    let deadline = Instant::now() + ingest.hello_timeout;
+    let result =
+        match &ingest.tls {
+            None => {
+                session(
+                    stream,
+                    peer,
+                    ingest,
+                    shutdown,
+                    waiting,
+                    deadline,
+                    Vec::new(),
+                )
+                .await
+            }
+            // Boxed: a TLS stream and its handshake are several times the size
+            // of a plain session, and every plain connection's task would
+            // otherwise be allocated at the TLS size.
+            Some(acceptor) => Box::pin(async move {
+                let handshake = tokio::select! {
+                    handshake = timeout_at(deadline, acceptor.accept(stream)) => Some(handshake),
+                    _ = &mut waiting.shed => None,
+                };
+                match handshake {
+                    Some(Ok(Ok(tls))) => {
+                        let names = tls::peer_names(tls.get_ref().1);
+                        session(tls, peer, ingest, shutdown, waiting, deadline, names).await
+                    }
+                    Some(Ok(Err(error))) => Err(End::Reject {
+                        why: Reject::Tls,
+                        agent: None,
+                        detail: format!("TLS handshake failed: {error}"),
+                    }),
+                    Some(Err(_)) => Err(End::Reject {
+                        why: Reject::Tls,
+                        agent: None,
+                        detail: format!("no TLS handshake within {:?}", ingest.hello_timeout),
+                    }),
+                    None => Err(shed_end()),
+                }
+            })
+            .await,
+        };
     match result {
         Ok(()) => {}
+        // Silent sockets come in floods; one line each would bury the log.
+        Err(End::Reject {
+            why: why @ (Reject::Shed | Reject::Timeout),
+            agent: None,
+            detail,
+        }) => {
+            metrics.reject(why);
+            tracing::debug!(%peer, reason = why.as_str(), "Agent connection ended before its hello: {detail}");
+        }
         Err(End::Reject { why, agent, detail }) => {
             metrics.reject(why);
             let agent = agent.as_deref().unwrap_or("-");
@@ -160,111 +215,6 @@ enum End {
         agent: Option<String>,
         error: std::io::Error,
     },
-}
-
-/// A line-splitting read buffer that never holds more than one line of
-/// `max_line` bytes plus what followed it in the same read.
-struct Lines {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Where the search for the next newline resumes.
-    scanned: usize,
-    max_line: usize,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct TooLong;
-
-impl Lines {
-    fn new(max_line: usize) -> Lines {
-        Lines {
-            buf: vec![0; READ_BUFFER.min(max_line + 1).max(4096)],
-            start: 0,
-            end: 0,
-            scanned: 0,
-            max_line,
-        }
-    }
-
-    /// Room to read into: moves the unread part to the front when the tail
-    /// is short, and grows the buffer when one line fills it.
-    fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.scanned -= self.start;
-                self.start = 0;
-            } else {
-                let grown = (self.buf.len() * 2).min(self.max_line + 2);
-                self.buf.resize(grown.max(self.buf.len() + 1), 0);
-            }
-        }
-        &mut self.buf[self.end..]
-    }
-
-    fn filled(&mut self, n: usize) {
-        self.end += n;
-    }
-
-    /// The next complete line (without its newline), or None when only
-    /// part of one is here; TooLong once a line passes `max_line`.
-    fn next_line(&mut self) -> Result<Option<&[u8]>, TooLong> {
-        match memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
-            Some(i) => {
-                let newline = self.scanned + i;
-                let line_start = self.start;
-                if newline - line_start > self.max_line {
-                    return Err(TooLong);
-                }
-                self.start = newline + 1;
-                self.scanned = self.start;
-                let mut line = &self.buf[line_start..newline];
-                if let [rest @ .., b'\r'] = line {
-                    line = rest;
-                }
-                Ok(Some(line))
-            }
-            None => {
-                self.scanned = self.end;
-                if self.end - self.start > self.max_line {
-                    Err(TooLong)
-                } else {
-                    Ok(None)
-                }
-            }
-        }
-    }
-
-    /// Bytes of an unfinished line.
-    fn pending(&self) -> usize {
-        self.end - self.start
-    }
-}
-
-/// Reads until one whole line is buffered. Ok(None) when the peer closed
-/// first.
-async fn read_line<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    lines: &mut Lines,
-) -> Result<Option<Vec<u8>>, LineError> {
-    loop {
-        if let Some(line) = lines.next_line().map_err(|_| LineError::TooLong)? {
-            return Ok(Some(line.to_vec()));
-        }
-        let n = stream.read(lines.spare()).await.map_err(LineError::Io)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        lines.filled(n);
-    }
-}
-
-#[derive(Debug)]
-enum LineError {
-    TooLong,
-    Io(std::io::Error),
 }
 
 /// Writes one collector message, bounded by `limit` so a peer that stops
@@ -312,30 +262,51 @@ async fn refuse<S: AsyncWrite + Unpin>(
     }
 }
 
+/// Reads the hello with the small buffer, bounded by the hello deadline and
+/// by a newer connection shedding this one.
+async fn read_hello<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    lines: &mut Lines,
+    ingest: &Ingest,
+    waiting: &mut Waiting,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, End> {
+    let read = tokio::select! {
+        read = timeout_at(deadline, read_line(stream, lines)) => read,
+        _ = &mut waiting.shed => {
+            let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
+            return Err(refuse(stream, why, None, detail).await);
+        }
+    };
+    match read {
+        Err(_) => {
+            let reason = format!("no hello within {:?}", ingest.hello_timeout);
+            Err(refuse(stream, Reject::Timeout, None, reason).await)
+        }
+        Ok(Err(LineError::TooLong)) => {
+            let reason = format!("the hello is longer than {} bytes", lines.max_line);
+            Err(refuse(stream, Reject::LineTooLong, None, reason).await)
+        }
+        Ok(Err(LineError::Io(error))) => Err(End::Io { agent: None, error }),
+        Ok(Ok(line)) => Ok(line),
+    }
+}
+
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     ingest: &Ingest,
     mut shutdown: broadcast::Receiver<()>,
+    mut waiting: Waiting,
+    deadline: Instant,
+    cert_names: Vec<String>,
 ) -> Result<(), End> {
-    let mut lines = Lines::new(ingest.max_line);
-    let hello_wait = HELLO_TIMEOUT.min(ingest.read_timeout);
-    let first = match timeout(hello_wait, read_line(&mut stream, &mut lines)).await {
-        Err(_) => {
-            let reason = format!("no hello within {hello_wait:?}");
-            return Err(refuse(&mut stream, Reject::Timeout, None, reason).await);
-        }
-        Ok(Err(LineError::TooLong)) => {
-            let reason = format!(
-                "the hello is longer than max_line ({} bytes)",
-                ingest.max_line
-            );
-            return Err(refuse(&mut stream, Reject::LineTooLong, None, reason).await);
-        }
-        Ok(Err(LineError::Io(error))) => return Err(End::Io { agent: None, error }),
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Ok(Some(line))) => line,
+    let mut lines = Lines::new(HELLO_BUFFER, ingest.max_line.min(MAX_HELLO));
+    let first = match read_hello(&mut stream, &mut lines, ingest, &mut waiting, deadline).await? {
+        Some(line) => line,
+        None => return Ok(()),
     };
+    lines.max_line = ingest.max_line;
     let mut hello: Hello = match serde_json::from_slice(&first) {
         Ok(hello) => hello,
         Err(error) => {
@@ -351,17 +322,39 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         );
         return Err(refuse(&mut stream, Reject::Protocol, Some(&agent), reason).await);
     }
-    let token_ok = ingest.tokens.check_agent(&hello.token);
+    let admitted = ingest.tokens.admit_agent(&hello.token, &agent, &cert_names);
     hello.token.clear();
-    if !token_ok {
-        let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
-        return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+    match admitted {
+        Admission::Admitted => {}
+        Admission::BadToken => {
+            let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
+            return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+        }
+        Admission::Unbound(why) => {
+            return Err(refuse(&mut stream, Reject::Identity, Some(&agent), why).await);
+        }
     }
     // The agent's own config check applies the same rule.
     if let Err(error) = hopwatch::wire::check_agent_name(&agent) {
         let reason = error.to_string();
         return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
     }
+    // A place among the agents' connections, waited for until the hello
+    // deadline: an agent whose place is not freed by then retries later.
+    let _slot = tokio::select! {
+        slot = timeout_at(deadline, Arc::clone(&ingest.slots).acquire_owned()) => match slot {
+            Ok(slot) => slot.expect("the semaphore is never closed"),
+            Err(_) => {
+                let reason = "the collector holds as many agent connections as max_connections allows; retry later".to_string();
+                return Err(refuse(&mut stream, Reject::Full, Some(&agent), reason).await);
+            }
+        },
+        _ = &mut waiting.shed => {
+            let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
+            return Err(refuse(&mut stream, why, Some(&agent), detail).await);
+        }
+    };
+    drop(waiting);
     let mut last_seq = BTreeMap::new();
     for boot in hello.boots.iter().chain(std::iter::once(&hello.boot)) {
         last_seq.insert(boot.clone(), ingest.committed.last_seq(&agent, boot));
@@ -396,16 +389,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rejected = None;
     // Events the agent sent right behind its hello, without waiting for the
     // welcome, are in the buffer already.
-    match hand_over(&mut lines, ingest, &mut in_flight, &mut rejected) {
-        Ok(chunks) => {
-            for events in chunks {
-                let request = Request::Events {
-                    events,
-                    reply: reply.clone(),
-                };
-                if ingest.writer.send(request).await.is_err() {
-                    return Ok(());
-                }
+    match hand_over(&mut lines, ingest, &agent, &mut in_flight, &mut rejected) {
+        Ok(handed) => {
+            if !forward(handed, ingest, &agent, &reply).await {
+                return Ok(());
             }
         }
         Err((why, reason)) => {
@@ -465,12 +452,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 lines.filled(n);
                 deadline = Instant::now() + ingest.read_timeout;
-                match hand_over(&mut lines, ingest, &mut in_flight, &mut rejected) {
-                    Ok(chunks) => {
-                        for events in chunks {
-                            if ingest.writer.send(Request::Events { events, reply: reply.clone() }).await.is_err() {
-                                return Ok(());
-                            }
+                match hand_over(&mut lines, ingest, &agent, &mut in_flight, &mut rejected) {
+                    Ok(handed) => {
+                        if !forward(handed, ingest, &agent, &reply).await {
+                            return Ok(());
                         }
                     }
                     Err((why, reason)) => {
@@ -497,15 +482,45 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// What a read hands to the writer, in the order the agent sent it.
+enum Handed {
+    Events(Vec<Incoming>),
+    Goodbye(Goodbye),
+}
+
+/// Hands the parsed lines to the writer; false when the writer is gone.
+async fn forward(handed: Vec<Handed>, ingest: &Ingest, agent: &str, reply: &Reply) -> bool {
+    for item in handed {
+        let request = match item {
+            Handed::Events(events) => Request::Events {
+                events,
+                reply: reply.clone(),
+            },
+            Handed::Goodbye(goodbye) => Request::Goodbye {
+                agent: agent.to_string(),
+                boot: goodbye.boot,
+                last_seq: goodbye.last_seq,
+            },
+        };
+        if ingest.writer.send(request).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Parses every complete line in the buffer into chunks for the writer,
-/// counting them as in flight; or the reason to refuse the connection.
+/// counting the event chunks as in flight; or the reason to refuse the
+/// connection. An event must be `agent`'s own: the name in its hello (which
+/// its token or certificate admitted) is the only one it may store under.
 fn hand_over(
     lines: &mut Lines,
     ingest: &Ingest,
+    agent: &str,
     in_flight: &mut usize,
     rejected: &mut Option<CollectorMessage>,
-) -> Result<Vec<Vec<Incoming>>, (Reject, String)> {
-    let mut chunks = Vec::new();
+) -> Result<Vec<Handed>, (Reject, String)> {
+    let mut handed = Vec::new();
     let mut chunk = Vec::new();
     loop {
         let line = match lines.next_line() {
@@ -522,23 +537,47 @@ fn hand_over(
             continue;
         }
         match parse_line(line) {
+            Ok(Some(incoming)) if incoming.agent != agent => {
+                let reason = format!(
+                    "event seq {} of boot {:?} names agent {:?}, but this connection said hello as {:?}; an agent sends only its own events (is another agent's spool in its state_dir?)",
+                    incoming.seq, incoming.boot, incoming.agent, agent
+                );
+                // Named, so an honest agent renamed with events of its old
+                // name still spooled sets them aside instead of resending.
+                *rejected = Some(CollectorMessage::Reject {
+                    boot: incoming.boot.to_string(),
+                    seq: incoming.seq,
+                    reason: reason.clone(),
+                });
+                return Err((Reject::Identity, reason));
+            }
             Ok(Some(incoming)) => chunk.push(incoming),
             Ok(None) => {}
-            Err(error) => {
-                let reason = format!("expected an event: {error}");
-                *rejected = reject_line(line, &reason);
-                return Err((Reject::Malformed, reason));
-            }
+            Err(error) => match serde_json::from_slice::<Goodbye>(line) {
+                Ok(goodbye) => {
+                    if !chunk.is_empty() {
+                        *in_flight += 1;
+                        handed.push(Handed::Events(std::mem::take(&mut chunk)));
+                    }
+                    handed.push(Handed::Goodbye(goodbye));
+                }
+                Err(_) => {
+                    let reason = format!("expected an event: {error}");
+                    *rejected = reject_line(line, &reason);
+                    return Err((Reject::Malformed, reason));
+                }
+            },
         }
         if chunk.len() >= CHUNK {
-            chunks.push(std::mem::take(&mut chunk));
+            *in_flight += 1;
+            handed.push(Handed::Events(std::mem::take(&mut chunk)));
         }
     }
     if !chunk.is_empty() {
-        chunks.push(chunk);
+        *in_flight += 1;
+        handed.push(Handed::Events(chunk));
     }
-    *in_flight += chunks.len();
-    Ok(chunks)
+    Ok(handed)
 }
 
 /// The `reject` naming a malformed line, when its `boot` and `seq` can
@@ -738,60 +777,6 @@ mod tests {
             })
         );
         assert_eq!(reject_line(b"not json", "x"), None);
-    }
-
-    fn lines_of(max_line: usize, chunks: &[&[u8]]) -> Result<Vec<Vec<u8>>, TooLong> {
-        let mut lines = Lines::new(max_line);
-        let mut out = Vec::new();
-        for chunk in chunks {
-            let mut rest = *chunk;
-            while !rest.is_empty() {
-                let spare = lines.spare();
-                let n = spare.len().min(rest.len());
-                spare[..n].copy_from_slice(&rest[..n]);
-                lines.filled(n);
-                rest = &rest[n..];
-                while let Some(line) = lines.next_line()? {
-                    out.push(line.to_vec());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    #[test]
-    fn splits_lines_across_reads() {
-        let got = lines_of(1 << 20, &[b"ab", b"c\r\nde", b"f\n\ng\n"]).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                b"abc".to_vec(),
-                b"def".to_vec(),
-                b"".to_vec(),
-                b"g".to_vec()
-            ]
-        );
-    }
-
-    #[test]
-    fn a_line_over_the_limit_is_refused_before_it_is_buffered() {
-        let long = vec![b'x'; 10 << 20];
-        assert_eq!(lines_of(1 << 20, &[&long]), Err(TooLong));
-        let mut exact = vec![b'y'; 5000];
-        exact.push(b'\n');
-        assert_eq!(lines_of(5000, &[&exact]).unwrap()[0].len(), 5000);
-        exact.insert(0, b'y');
-        assert_eq!(lines_of(5000, &[&exact]), Err(TooLong));
-    }
-
-    #[test]
-    fn a_long_line_grows_the_buffer_and_shorter_ones_follow() {
-        let mut data = vec![b'z'; 600_000];
-        data.push(b'\n');
-        data.extend_from_slice(b"next\n");
-        let got = lines_of(1 << 20, &[&data]).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[1], b"next");
     }
 
     #[test]

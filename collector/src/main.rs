@@ -149,6 +149,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
             loaded.check_files()?;
+            for warning in loaded.file_warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok (agents on {}, HTTP on {}, data in {}{})",
                 config.display(),
@@ -165,8 +168,25 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Agents { config, json } => {
             let config = resolve(config.config, false)?;
-            let db = store::open_reader(&config.collector.data_dir)?;
-            let agents = query::agents(&db, now_ms(), config.collector.heartbeat_timeout)?;
+            let data_dir = &config.collector.data_dir;
+            let db = store::open_reader(data_dir)?;
+            let timeout = config.collector.heartbeat_timeout;
+            let mut agents = query::agents(&db, now_ms(), timeout)?;
+            // With no collector keeping the store current, "online" would
+            // be a guess: answer as of the last time it heard from anyone.
+            if !store::collector_running(data_dir)
+                && let Some(last) = agents.iter().map(|a| a.last_seen_ms).max()
+            {
+                agents = query::agents(&db, last, timeout)?;
+                let as_of = store::rfc3339(last);
+                eprintln!(
+                    "warning: no collector is running on {}; these states are as of {as_of}, when it last heard from an agent",
+                    data_dir.display()
+                );
+                for a in &mut agents {
+                    a.as_of = Some(as_of.clone());
+                }
+            }
             print(json, &agents, || shell::agents(&agents))
         }
         Command::Alerts {

@@ -23,10 +23,18 @@ pub enum Reject {
     Tls,
     /// Storing the connection's events failed.
     Store,
+    /// Shed before its hello to make room for a newer connection
+    /// (`max_pending` were waiting).
+    Shed,
+    /// Every place for an agent connection was taken (`max_connections`).
+    Full,
+    /// Its token or certificate does not admit the agent it named, or it
+    /// sent an event of another agent.
+    Identity,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 10] = [
         Reject::BadToken,
         Reject::Malformed,
         Reject::LineTooLong,
@@ -34,6 +42,9 @@ impl Reject {
         Reject::Protocol,
         Reject::Tls,
         Reject::Store,
+        Reject::Shed,
+        Reject::Full,
+        Reject::Identity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +56,9 @@ impl Reject {
             Reject::Protocol => "protocol",
             Reject::Tls => "tls",
             Reject::Store => "store",
+            Reject::Shed => "shed",
+            Reject::Full => "full",
+            Reject::Identity => "identity",
         }
     }
 }
@@ -86,7 +100,7 @@ pub struct Metrics {
     /// Stored events by type: alert, link, heartbeat, loss, other.
     pub ingested: [AtomicU64; 5],
     pub duplicates: AtomicU64,
-    pub rejected: [AtomicU64; 7],
+    pub rejected: [AtomicU64; Reject::ALL.len()],
     pub connections_total: AtomicU64,
     pub connections_open: AtomicU64,
     pub batches: AtomicU64,

@@ -113,6 +113,7 @@ impl Collector {
         let metrics = Arc::new(Metrics::default());
         let committed = Arc::new(Committed::default());
         let db = store::open_writer(&settings.data_dir)?;
+        let _running = store::hold_lock(&settings.data_dir)?;
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         let writer = Writer::new(
@@ -152,9 +153,14 @@ impl Collector {
             tls: self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             max_line: settings.max_line,
             read_timeout: settings.read_timeout(),
+            hello_timeout: settings.hello_timeout,
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            max_pending: settings.max_pending,
         });
-        let limit = Arc::new(Semaphore::new(settings.max_connections));
-        let accept = tokio::spawn(ingest::serve(agents, ingest, limit, notify.clone(), done));
+        for warning in &self.sources.warnings {
+            tracing::warn!("{warning}.");
+        }
+        let accept = tokio::spawn(ingest::serve(agents, ingest, notify.clone(), done));
 
         let http_metrics = Arc::clone(&metrics);
         let api = Arc::new(Api {

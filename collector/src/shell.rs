@@ -69,7 +69,10 @@ pub fn agents(agents: &[AgentInfo]) -> String {
         .map(|a| {
             vec![
                 a.agent.clone(),
-                a.state.to_string(),
+                match &a.as_of {
+                    Some(at) => format!("{} as of {at}", a.state),
+                    None => a.state.to_string(),
+                },
                 a.last_seen.clone(),
                 a.address.clone(),
                 a.version.clone(),

@@ -193,6 +193,28 @@ pub struct Liveness {
     pub last_seen_ms: i64,
     /// The newest event time the agent reported (the agent's clock).
     pub last_ts_ms: Option<i64>,
+    /// When it said goodbye, if it has not spoken since.
+    pub stopped_ms: Option<i64>,
+}
+
+/// What the collector makes of an agent's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    Online,
+    /// Nothing received for the heartbeat timeout.
+    Stale,
+    /// It said goodbye: stopped on purpose.
+    Stopped,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Online => "online",
+            AgentState::Stale => "stale",
+            AgentState::Stopped => "stopped",
+        }
+    }
 }
 
 impl Liveness {
@@ -201,11 +223,27 @@ impl Liveness {
         now_ms.saturating_sub(self.last_seen_ms) > timeout.as_millis().min(i64::MAX as u128) as i64
     }
 
+    pub fn state(&self, now_ms: i64, timeout: Duration) -> AgentState {
+        if self.stopped_ms.is_some() {
+            AgentState::Stopped
+        } else if self.is_stale(now_ms, timeout) {
+            AgentState::Stale
+        } else {
+            AgentState::Online
+        }
+    }
+
+    /// Stopped or stale: what its interfaces do now is unknown.
+    pub fn is_silent(&self, now_ms: i64, timeout: Duration) -> bool {
+        self.state(now_ms, timeout) != AgentState::Online
+    }
+
     /// Up to when an interface's last known state holds in a window ending
     /// at `until_ms`: to the window's end for a live agent, to its last event
-    /// for a stale one (from there until it speaks again is unknown).
+    /// for a stale or stopped one (from there until it speaks again is
+    /// unknown).
     pub fn known_until(&self, until_ms: i64, now_ms: i64, timeout: Duration) -> i64 {
-        if self.is_stale(now_ms, timeout) {
+        if self.is_silent(now_ms, timeout) {
             self.last_ts_ms.unwrap_or(self.last_seen_ms).min(until_ms)
         } else {
             until_ms
@@ -518,17 +556,43 @@ mod tests {
         let live = Liveness {
             last_seen_ms: 100 * S,
             last_ts_ms: Some(99 * S),
+            stopped_ms: None,
         };
         assert!(!live.is_stale(130 * S, timeout));
         assert!(live.is_stale(131 * S, timeout));
         assert_eq!(live.known_until(130 * S, 130 * S, timeout), 130 * S);
         assert_eq!(live.known_until(200 * S, 200 * S, timeout), 99 * S);
+        assert_eq!(live.state(130 * S, timeout), AgentState::Online);
+        assert_eq!(live.state(131 * S, timeout), AgentState::Stale);
         // Extreme clocks and timeouts answer rather than overflow.
         let far = Liveness {
             last_seen_ms: i64::MIN,
             last_ts_ms: None,
+            stopped_ms: None,
         };
         assert!(far.is_stale(i64::MAX, timeout));
         assert!(!live.is_stale(i64::MAX, Duration::MAX));
+    }
+
+    #[test]
+    fn a_stopped_agent_is_known_only_to_its_last_event() {
+        let timeout = Duration::from_secs(30);
+        let stopped = Liveness {
+            last_seen_ms: 100 * S,
+            last_ts_ms: Some(99 * S),
+            stopped_ms: Some(100 * S),
+        };
+        // Long before the heartbeat timeout would call it stale.
+        assert_eq!(stopped.state(101 * S, timeout), AgentState::Stopped);
+        assert_eq!(stopped.known_until(110 * S, 110 * S, timeout), 99 * S);
+        let up = Segment::first(0, State::Up);
+        let m = measure(
+            &up,
+            &up,
+            0,
+            110 * S,
+            stopped.known_until(110 * S, 110 * S, timeout),
+        );
+        assert_eq!((m.down_ms, m.unknown_ms), (0, 11 * S));
     }
 }

@@ -1,6 +1,7 @@
 //! TLS for agent connections (rustls with the ring provider): the server
 //! certificate and key from PEM files, and optionally a CA whose signature
-//! every agent's client certificate must carry.
+//! every agent's client certificate must carry; then the names that
+//! certificate gives, which `[[auth.agent_certs]]` binds to agent names.
 
 use crate::config::TlsSettings;
 use hopwatch::config::Diagnostic;
@@ -101,4 +102,30 @@ pub fn server_config(tls: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
         ),
     })?;
     Ok(Arc::new(config))
+}
+
+/// The subject CNs and DNS names of the client's (already verified)
+/// certificate; empty without one.
+pub fn peer_names(connection: &rustls::ServerConnection) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Some(leaf) = connection.peer_certificates().and_then(|c| c.first()) else {
+        return Vec::new();
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .map(str::to_string)
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(dns) = name {
+                names.push(dns.to_string());
+            }
+        }
+    }
+    names
 }

@@ -113,3 +113,119 @@ fn a_stale_agent_counts_unknown_time_not_downtime() {
     );
     assert_eq!(back["down_count"], 1, "one outage seen through a gap");
 }
+
+/// An agent's last line before a clean stop.
+fn goodbye(boot: &str, last_seq: u64) -> Vec<u8> {
+    let line = serde_json::to_string(&hopwatch::wire::Goodbye {
+        kind: hopwatch::wire::GoodbyeTag::Goodbye,
+        boot: boot.into(),
+        last_seq,
+    })
+    .unwrap();
+    format!("{line}\n").into_bytes()
+}
+
+#[test]
+fn a_goodbye_marks_the_agent_stopped_at_once() {
+    let dir = crate::util::TempDir::new("goodbye");
+    let mut process = crate::util::Process::start(
+        &dir.path,
+        crate::util::free_port(),
+        crate::util::free_port(),
+        "heartbeat_timeout = \"60s\"",
+        "",
+    );
+    let http = process.http;
+    let api = |path: &str| {
+        let r = crate::util::http_get(http, path, Some(crate::util::API_TOKEN));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json()
+    };
+    let (mut agent, _) = FakeAgent::connect(process.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    let up_at = now_ms();
+    agent
+        .send(&[event("leaf1", "b1", 1, up_at, heartbeat(&[("swp1", true)]))])
+        .unwrap();
+    agent.send_raw(&goodbye("b1", 1)).unwrap();
+    assert!(agent.wait_acked("b1", 1, Duration::from_secs(5)));
+    drop(agent);
+    // Stopped well before the 60 s heartbeat timeout would call it stale.
+    let stopped = wait_for(Duration::from_secs(5), || {
+        let agents = api("/api/v1/agents");
+        (agents[0]["state"] == "stopped").then(|| agents[0].clone())
+    })
+    .expect("the agent was never shown stopped");
+    assert!(stopped["stopped_at"].is_string(), "{stopped}");
+    // From the stop on, swp1's time is unknown: not down, not up.
+    thread::sleep(Duration::from_millis(500));
+    let row = api("/api/v1/links/downtime?since=1h&interface=swp1")["interfaces"][0].clone();
+    assert_eq!(row["state"], "unknown", "{row}");
+    assert_eq!(seconds(&row, "down_seconds"), 0.0);
+    let since_stop = (now_ms() - up_at) as f64 / 1000.0;
+    assert!(
+        seconds(&row, "unknown_seconds") >= 0.5 && seconds(&row, "unknown_seconds") <= since_stop,
+        "{row}"
+    );
+    let config = process.config.clone();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hopwatch-collector"))
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (table, warning) = cli(&["agents"]);
+    assert!(table.contains("stopped"), "{table}");
+    assert!(
+        warning.is_empty(),
+        "a running collector is current: {warning}"
+    );
+
+    // Back a moment later, well inside the heartbeat timeout: online again,
+    // and the pause in between stays unknown.
+    let (mut agent, _) = FakeAgent::connect(process.agents, AGENT_TOKEN, "leaf1", "b2").unwrap();
+    let back_at = now_ms();
+    agent
+        .send(&[event(
+            "leaf1",
+            "b2",
+            1,
+            back_at,
+            heartbeat(&[("swp1", true)]),
+        )])
+        .unwrap();
+    assert!(agent.wait_acked("b2", 1, Duration::from_secs(5)));
+    let agents = api("/api/v1/agents");
+    assert_eq!(agents[0]["state"], "online", "{agents}");
+    assert!(agents[0].get("stopped_at").is_none(), "{agents}");
+    let row = api("/api/v1/links/downtime?since=1h&interface=swp1")["interfaces"][0].clone();
+    assert_eq!(row["state"], "up");
+    let paused = (back_at - up_at) as f64 / 1000.0;
+    assert!(
+        (seconds(&row, "unknown_seconds") - paused).abs() < 0.01,
+        "the pause of {paused}s is unknown: {row}"
+    );
+    drop(agent);
+
+    // The collector is gone: the shell command says its answer may be old.
+    process.terminate();
+    let (table, warning) = cli(&["agents"]);
+    assert!(
+        warning.starts_with("warning: no collector is running on"),
+        "{warning}"
+    );
+    assert!(table.contains("as of"), "{table}");
+    let (json, _) = cli(&["agents", "--json"]);
+    let agents: Value = serde_json::from_str(&json).unwrap();
+    assert!(agents[0]["as_of"].is_string(), "{agents}");
+}

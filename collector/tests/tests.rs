@@ -6,11 +6,13 @@
 
 mod util;
 
+mod agentport;
 mod api;
 mod bounds;
 mod crash;
 mod e2e;
 mod health;
+mod identity;
 mod ingest;
 mod liveness;
 mod starve;

@@ -1,6 +1,7 @@
 //! Agents over TLS with client certificates: one signed by the agents' CA
 //! is served; one without a certificate is turned away at the handshake and
-//! counted. And `check-config` points at a certificate it cannot read.
+//! counted; a certificate bound to agent names admits only those. And
+//! `check-config` points at a certificate it cannot read.
 
 use crate::util::{AGENT_TOKEN, Server, TempDir, event, heartbeat, http_get, metric, now_ms};
 use hopwatch_collector::config::Config;
@@ -80,6 +81,10 @@ fn client(pki: &Pki, with_cert: bool) -> Arc<rustls::ClientConfig> {
 }
 
 fn tls_server(name: &str, pki: &Pki) -> Server {
+    tls_server_with(name, pki, "")
+}
+
+fn tls_server_with(name: &str, pki: &Pki, extra: &str) -> Server {
     Server::start(
         name,
         &format!(
@@ -88,8 +93,50 @@ fn tls_server(name: &str, pki: &Pki) -> Server {
             pki.key.display().to_string(),
             pki.ca.display().to_string()
         ),
-        "",
+        extra,
     )
+}
+
+/// Says hello as `agent` over TLS with the agent's certificate; the
+/// collector's first line.
+fn tls_hello(server: &Server, pki: &Pki, agent: &str) -> String {
+    let tcp = TcpStream::connect(server.agents).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn = rustls::ClientConnection::new(
+        client(pki, true),
+        ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    writeln!(
+        tls,
+        r#"{{"type":"hello","protocol":1,"token":"{AGENT_TOKEN}","agent":"{agent}","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let mut line = String::new();
+    BufReader::new(tls).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn a_client_certificate_admits_only_the_agents_bound_to_it() {
+    let dir = TempDir::new("pki-bound");
+    let pki = pki(&dir);
+    // The agent's certificate names "leaf1".
+    let server = tls_server_with(
+        "tls-bound",
+        &pki,
+        "[[auth.agent_certs]]\nnames = [\"leaf1\"]\nagents = [\"leaf1\"]\n",
+    );
+    let answer = tls_hello(&server, &pki, "leaf1");
+    assert!(answer.contains(r#""type":"welcome""#), "{answer}");
+    let answer = tls_hello(&server, &pki, "leaf2");
+    assert!(answer.contains(r#""type":"refused""#), "{answer}");
+    assert!(
+        answer.contains(r#"\"leaf1\""#) && answer.contains(r#"agent \"leaf2\""#),
+        "{answer}"
+    );
 }
 
 #[test]

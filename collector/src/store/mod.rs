@@ -164,6 +164,39 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DB_FILE)
 }
 
+/// The file a running collector holds a shared lock on, so that the shell
+/// commands, which read the store directly, can tell whether anything keeps
+/// it current.
+pub const LOCK_FILE: &str = "collector.lock";
+
+/// Takes the running collector's lock on `data_dir`, held until dropped.
+pub fn hold_lock(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let fail = |source| StoreError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+        .map_err(|(_, errno)| fail(errno.into()))
+}
+
+/// Whether a collector is running on `data_dir` (holds its lock).
+pub fn collector_running(data_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(data_dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
 /// Opens (creating if need be) the store for writing, with the schema and
 /// the durability settings.
 pub fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
@@ -227,6 +260,19 @@ pub fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
             "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(open_error)?;
+    }
+    // When the agent said goodbye (NULL while it runs); added to stores of
+    // this schema version in place, which older builds read without it.
+    let stopped: i64 = db
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'stopped_ms'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(open_error)?;
+    if stopped == 0 {
+        db.execute_batch("ALTER TABLE agents ADD COLUMN stopped_ms INTEGER")
+            .map_err(open_error)?;
     }
     Ok(db)
 }

@@ -21,8 +21,16 @@ pub struct AgentInfo {
     pub version: String,
     pub boot: String,
     pub last_seen: String,
-    /// `online`, or `stale` when nothing arrived for `heartbeat_timeout`.
+    /// `online`; `stale` when nothing arrived for `heartbeat_timeout`;
+    /// `stopped` when it said goodbye.
     pub state: &'static str,
+    /// When it said goodbye, while `stopped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// Set when no collector is running: `state` is as of this time, the
+    /// collector's last word from any agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub firing: u64,
     pub interfaces: u64,
     #[serde(skip)]
@@ -38,13 +46,15 @@ pub fn agents(
     let mut stmt = db.prepare_cached(
         "SELECT a.name, a.address, a.version, a.boot, a.last_seen_ms, a.last_ts_ms,
                 (SELECT count(*) FROM alerts al WHERE al.agent_id = a.id AND al.resolved_at_ms IS NULL),
-                (SELECT count(*) FROM interfaces i WHERE i.agent_id = a.id)
+                (SELECT count(*) FROM interfaces i WHERE i.agent_id = a.id),
+                a.stopped_ms
          FROM agents a ORDER BY a.name",
     )?;
     let rows = stmt.query_map([], |r| {
         let live = Liveness {
             last_seen_ms: r.get(4)?,
             last_ts_ms: r.get(5)?,
+            stopped_ms: r.get(8)?,
         };
         Ok(AgentInfo {
             agent: r.get(0)?,
@@ -52,11 +62,9 @@ pub fn agents(
             version: r.get(2)?,
             boot: r.get(3)?,
             last_seen: rfc3339(live.last_seen_ms),
-            state: if live.is_stale(now_ms, timeout) {
-                "stale"
-            } else {
-                "online"
-            },
+            state: live.state(now_ms, timeout).as_str(),
+            stopped_at: live.stopped_ms.map(rfc3339),
+            as_of: None,
             firing: r.get::<_, i64>(6)? as u64,
             interfaces: r.get::<_, i64>(7)? as u64,
             last_seen_ms: live.last_seen_ms,
@@ -298,7 +306,8 @@ pub fn downtime(
     let since = q.since_ms.min(now_ms);
     let mut tails = db.prepare_cached(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
-                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages
+                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
+                a.stopped_ms
          FROM interfaces i JOIN agents a ON a.id = i.agent_id
          WHERE (?1 IS NULL OR a.name = ?1) AND (?2 IS NULL OR i.name = ?2)",
     )?;
@@ -318,10 +327,11 @@ pub fn downtime(
         let live = Liveness {
             last_seen_ms: r.get(2)?,
             last_ts_ms: r.get(3)?,
+            stopped_ms: r.get(11)?,
         };
         let tail = segment(r, 5)?;
         let id: i64 = r.get(4)?;
-        let stale = live.is_stale(now_ms, timeout);
+        let stale = live.is_silent(now_ms, timeout);
         let known_until = live.known_until(now_ms, now_ms, timeout);
         // Most intervals end at the last segment; only a window or a silence
         // that ends before it needs a seek.

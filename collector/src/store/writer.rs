@@ -101,6 +101,13 @@ pub enum Request {
         hello: Box<Hello>,
         address: String,
     },
+    /// The agent is stopping on purpose (its `goodbye`, after its last
+    /// event): it is `stopped`, not stale, from now on.
+    Goodbye {
+        agent: String,
+        boot: String,
+        last_seq: u64,
+    },
     /// Delete what is older than the retention.
     Prune,
 }
@@ -162,6 +169,11 @@ struct AgentRow {
     skew_ms: i64,
     /// Whether a future-stamped event was logged since that hello.
     future_logged: bool,
+    /// When it said goodbye; cleared when it connects again.
+    stopped_ms: Option<i64>,
+    /// It said goodbye and has sent no event since: the time until its next
+    /// event is unknown, however short.
+    resumes_unknown: bool,
 }
 
 struct BootRow {
@@ -252,7 +264,8 @@ impl Cache {
         let mut cache = Cache::default();
         let mut stmt = db.prepare(
             "SELECT id, name, last_seen_ms, last_ts_ms, addresses,
-                    (SELECT id FROM boots b WHERE b.agent_id = a.id AND b.boot = a.boot)
+                    (SELECT id FROM boots b WHERE b.agent_id = a.id AND b.boot = a.boot),
+                    stopped_ms
              FROM agents a",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -266,6 +279,8 @@ impl Cache {
                 interfaces: Vec::new(),
                 skew_ms: 0,
                 future_logged: false,
+                stopped_ms: r.get(6)?,
+                resumes_unknown: r.get::<_, Option<i64>>(6)?.is_some(),
             })
         })?;
         for row in rows {
@@ -374,6 +389,8 @@ impl Cache {
                 interfaces: Vec::new(),
                 skew_ms: 0,
                 future_logged: false,
+                stopped_ms: None,
+                resumes_unknown: false,
             },
         );
         Ok(id)
@@ -948,6 +965,21 @@ impl Writer {
                     agent.addresses = addresses;
                     agent.skew_ms = hello_skew(&hello, now_ms);
                     agent.future_logged = false;
+                    agent.stopped_ms = None;
+                    cache.dirty_agents.insert(id);
+                }
+                Request::Goodbye {
+                    agent,
+                    boot,
+                    last_seq,
+                } => {
+                    let id = cache.agent(&tx, &agent, now_ms)?;
+                    let row = cache.agent_row(id);
+                    row.last_seen_ms = now_ms;
+                    row.stopped_ms = Some(now_ms);
+                    row.resumes_unknown = true;
+                    cache.dirty_agents.insert(id);
+                    tracing::info!(agent, boot, last_seq, "Agent stopped (it said goodbye).");
                 }
                 Request::Prune => *prune = true,
             }
@@ -956,9 +988,14 @@ impl Writer {
             let name = &cache.agent_names[&id];
             let agent = &cache.agents[name];
             tx.prepare_cached(
-                "UPDATE agents SET last_seen_ms = ?2, last_ts_ms = ?3 WHERE id = ?1",
+                "UPDATE agents SET last_seen_ms = ?2, last_ts_ms = ?3, stopped_ms = ?4 WHERE id = ?1",
             )?
-            .execute(params![id, agent.last_seen_ms, agent.last_ts_ms])?;
+            .execute(params![
+                id,
+                agent.last_seen_ms,
+                agent.last_ts_ms,
+                agent.stopped_ms
+            ])?;
         }
         for (agent_id, boot) in cache.dirty_boots.drain(..) {
             let row = cache
@@ -1110,8 +1147,12 @@ fn apply_event(
     if new_boot {
         agent.latest_boot = Some(boot_id);
     }
+    // After a goodbye, the agent's time until it speaks again is unknown
+    // however short the pause.
+    let resumes_unknown = std::mem::take(&mut agent.resumes_unknown);
+    agent.stopped_ms = None;
     if let Some(last) = previous_ts
-        && at - last > timeout_ms
+        && (at - last > timeout_ms || resumes_unknown)
     {
         silence(hot, cache, agent_id, last, at)?;
     }
