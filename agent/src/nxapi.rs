@@ -182,7 +182,6 @@ impl Client {
         }
         Ok(())
     }
-
 }
 
 fn reply_error(command: &str, reason: &str) -> NxapiError {
@@ -198,14 +197,12 @@ fn reply_error(command: &str, reason: &str) -> NxapiError {
 pub fn parse_reply(command: &str, reply: &[u8]) -> Result<Box<RawValue>, NxapiError> {
     // Bytes past a given length belong to no answer.
     let reply = complete_length(reply).map_or(reply, |total| &reply[..total.min(reply.len())]);
-    let start = body_start(&reply)
-        .ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
-    let status = http_status(&reply)
-        .ok_or_else(|| reply_error(command, "no HTTP status line"))?;
+    let start =
+        body_start(&reply).ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
+    let status = http_status(&reply).ok_or_else(|| reply_error(command, "no HTTP status line"))?;
     let head = String::from_utf8_lossy(&reply[..start]).to_ascii_lowercase();
     let payload = if head.contains("transfer-encoding: chunked") {
-        dechunk(&reply[start..])
-            .ok_or_else(|| reply_error(command, "a broken chunked body"))?
+        dechunk(&reply[start..]).ok_or_else(|| reply_error(command, "a broken chunked body"))?
     } else {
         reply[start..].to_vec()
     };
@@ -592,7 +589,9 @@ mod tests {
     fn a_content_length_past_the_address_space_is_no_length() {
         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n{}";
         assert_eq!(complete_length(reply), None);
-        let error = parse_reply("show interface", reply).unwrap_err().to_string();
+        let error = parse_reply("show interface", reply)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("show interface"), "{error}");
     }
 }

@@ -59,7 +59,11 @@ fn store() -> PathBuf {
                 at,
                 Body::Link(Link {
                     interface: "swp1".into(),
-                    previous: if state == LinkState::Up { LinkState::Down } else { LinkState::Up },
+                    previous: if state == LinkState::Up {
+                        LinkState::Down
+                    } else {
+                        LinkState::Up
+                    },
                     state,
                     carrier_changes: 1,
                     oper_state: "down".into(),

@@ -72,7 +72,12 @@ fuzz_target!(|data: &[u8]| {
     let pool = ReadPool::new(&dir);
     pool.with(|db| {
         query::changes(db, 0, None)?;
-        query::downtime(db, &DowntimeQuery::since(0), NOW_MS, Duration::from_secs(30))?;
+        query::downtime(
+            db,
+            &DowntimeQuery::since(0),
+            NOW_MS,
+            Duration::from_secs(30),
+        )?;
         query::agents(db, NOW_MS, Duration::from_secs(30))?;
         Ok(())
     })

@@ -37,6 +37,9 @@ fuzz_target!(|data: &[u8]| {
     let got = reparser.parse_buffer(&mut buffer, second.len(), &mut snapshot);
     assert_eq!(got, expected);
     if got.is_ok() {
-        assert_eq!(snapshot, fresh, "a buffered reparse differs from a fresh parse");
+        assert_eq!(
+            snapshot, fresh,
+            "a buffered reparse differs from a fresh parse"
+        );
     }
 });
