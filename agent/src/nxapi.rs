@@ -198,8 +198,8 @@ pub fn parse_reply(command: &str, reply: &[u8]) -> Result<Box<RawValue>, NxapiEr
     // Bytes past a given length belong to no answer.
     let reply = complete_length(reply).map_or(reply, |total| &reply[..total.min(reply.len())]);
     let start =
-        body_start(&reply).ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
-    let status = http_status(&reply).ok_or_else(|| reply_error(command, "no HTTP status line"))?;
+        body_start(reply).ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
+    let status = http_status(reply).ok_or_else(|| reply_error(command, "no HTTP status line"))?;
     let head = String::from_utf8_lossy(&reply[..start]).to_ascii_lowercase();
     let payload = if head.contains("transfer-encoding: chunked") {
         dechunk(&reply[start..]).ok_or_else(|| reply_error(command, "a broken chunked body"))?
