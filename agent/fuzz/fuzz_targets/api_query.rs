@@ -37,6 +37,18 @@ fn store() -> PathBuf {
     } else {
         std::env::temp_dir()
     };
+    // libFuzzer ends the process without dropping anything: clear what
+    // earlier runs left behind.
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("hopwatch-fuzz-api-"))
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let dir = base.join(format!("hopwatch-fuzz-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut writer = Writer::new(
