@@ -120,44 +120,7 @@ impl Client {
     /// One request; returns the `body` of a successful answer.
     fn call(&mut self, command: &str, format: Format) -> Result<Box<RawValue>, NxapiError> {
         self.exchange(command, format)?;
-        let start = body_start(&self.reply)
-            .ok_or_else(|| self.reply_error(command, "no end of the HTTP header"))?;
-        let status = http_status(&self.reply)
-            .ok_or_else(|| self.reply_error(command, "no HTTP status line"))?;
-        let head = String::from_utf8_lossy(&self.reply[..start]).to_ascii_lowercase();
-        let payload = if head.contains("transfer-encoding: chunked") {
-            dechunk(&self.reply[start..])
-                .ok_or_else(|| self.reply_error(command, "a broken chunked body"))?
-        } else {
-            self.reply[start..].to_vec()
-        };
-        let envelope: Envelope = match serde_json::from_slice(&payload) {
-            Ok(envelope) => envelope,
-            Err(_) if status != 200 => {
-                return Err(self.reply_error(command, &format!("HTTP status {status}")));
-            }
-            Err(e) => return Err(self.reply_error(command, &e.to_string())),
-        };
-        let output = match envelope.ins_api.outputs.output {
-            Rows(mut outputs) if !outputs.is_empty() => outputs.swap_remove(0),
-            _ => return Err(self.reply_error(command, "no output in ins_api.outputs")),
-        };
-        let code = output.code.unwrap_or_default();
-        if code.0 != "200" {
-            let message = match (output.msg, output.clierror) {
-                (Some(msg), Some(detail)) => format!("{} ({})", msg.trim(), detail.trim()),
-                (Some(text), None) | (None, Some(text)) => text.trim().to_string(),
-                (None, None) => "no message".into(),
-            };
-            return Err(NxapiError::Command {
-                command: command.to_string(),
-                code: code.0,
-                message,
-            });
-        }
-        output
-            .body
-            .ok_or_else(|| self.reply_error(command, "code 200 without a body"))
+        parse_reply(command, &self.reply)
     }
 
     /// Sends the request and reads the whole answer into `self.reply`.
@@ -206,7 +169,7 @@ impl Client {
             }
             self.reply.extend_from_slice(&chunk[..n]);
             if self.reply.len() > MAX_REPLY {
-                return Err(self.reply_error(command, "the answer exceeds 64 MiB"));
+                return Err(reply_error(command, "the answer exceeds 64 MiB"));
             }
             // With a length given, stop at its end rather than waiting for
             // the server to close.
@@ -219,13 +182,57 @@ impl Client {
         }
         Ok(())
     }
+}
 
-    fn reply_error(&self, command: &str, reason: &str) -> NxapiError {
-        NxapiError::Reply {
-            command: command.to_string(),
-            reason: reason.to_string(),
-        }
+fn reply_error(command: &str, reason: &str) -> NxapiError {
+    NxapiError::Reply {
+        command: command.to_string(),
+        reason: reason.to_string(),
     }
+}
+
+/// Reads NX-API's HTTP answer to `command` (the bytes the socket returned,
+/// header and all) down to the `body` of a successful output; anything else
+/// is an error naming the command and what was wrong.
+pub fn parse_reply(command: &str, reply: &[u8]) -> Result<Box<RawValue>, NxapiError> {
+    // Bytes past a given length belong to no answer.
+    let reply = complete_length(reply).map_or(reply, |total| &reply[..total.min(reply.len())]);
+    let start =
+        body_start(reply).ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
+    let status = http_status(reply).ok_or_else(|| reply_error(command, "no HTTP status line"))?;
+    let head = String::from_utf8_lossy(&reply[..start]).to_ascii_lowercase();
+    let payload = if head.contains("transfer-encoding: chunked") {
+        dechunk(&reply[start..]).ok_or_else(|| reply_error(command, "a broken chunked body"))?
+    } else {
+        reply[start..].to_vec()
+    };
+    let envelope: Envelope = match serde_json::from_slice(&payload) {
+        Ok(envelope) => envelope,
+        Err(_) if status != 200 => {
+            return Err(reply_error(command, &format!("HTTP status {status}")));
+        }
+        Err(e) => return Err(reply_error(command, &e.to_string())),
+    };
+    let output = match envelope.ins_api.outputs.output {
+        Rows(mut outputs) if !outputs.is_empty() => outputs.swap_remove(0),
+        _ => return Err(reply_error(command, "no output in ins_api.outputs")),
+    };
+    let code = output.code.unwrap_or_default();
+    if code.0 != "200" {
+        let message = match (output.msg, output.clierror) {
+            (Some(msg), Some(detail)) => format!("{} ({})", msg.trim(), detail.trim()),
+            (Some(text), None) | (None, Some(text)) => text.trim().to_string(),
+            (None, None) => "no message".into(),
+        };
+        return Err(NxapiError::Command {
+            command: command.to_string(),
+            code: code.0,
+            message,
+        });
+    }
+    output
+        .body
+        .ok_or_else(|| reply_error(command, "code 200 without a body"))
 }
 
 #[derive(Serialize)]
@@ -472,7 +479,8 @@ fn http_status(reply: &[u8]) -> Option<u16> {
     words.next()?.parse().ok()
 }
 
-/// The full length of a reply whose header gives `Content-Length`.
+/// The full length of a reply whose header gives `Content-Length`; `None`
+/// also for a length no reply could have.
 fn complete_length(reply: &[u8]) -> Option<usize> {
     let start = body_start(reply)?;
     let head = std::str::from_utf8(&reply[..start]).ok()?;
@@ -481,7 +489,7 @@ fn complete_length(reply: &[u8]) -> Option<usize> {
         name.trim()
             .eq_ignore_ascii_case("content-length")
             .then(|| value.trim().parse::<usize>().ok())?
-            .map(|length| start + length)
+            .and_then(|length| start.checked_add(length))
     })
 }
 
@@ -575,5 +583,15 @@ mod tests {
         let chunked = b"5\r\nhello\r\n6; x=y\r\n world\r\n0\r\n\r\n";
         assert_eq!(dechunk(chunked).unwrap(), b"hello world");
         assert_eq!(dechunk(b"5\r\nhel"), None);
+    }
+
+    #[test]
+    fn a_content_length_past_the_address_space_is_no_length() {
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n{}";
+        assert_eq!(complete_length(reply), None);
+        let error = parse_reply("show interface", reply)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("show interface"), "{error}");
     }
 }

@@ -78,13 +78,42 @@ impl CounterSource for NxapiSource {
 
     fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         snapshot.skipped.clear();
-        let body: ShowInterface = match self.client.show(SHOW_INTERFACE) {
-            Ok(body) => body,
+        match self.client.show(SHOW_INTERFACE) {
+            Ok(body) => {
+                self.fill(body, snapshot);
+                Ok(())
+            }
             Err(error) => {
                 snapshot.rows.clear();
-                return Err(error.into());
+                Err(error.into())
             }
-        };
+        }
+    }
+}
+
+impl NxapiSource {
+    /// Maps the body of a `show interface` answer (the JSON under
+    /// `ins_api.outputs.output.body`) onto `snapshot` as a poll would, flap
+    /// counting included: for replaying an answer captured on a switch.
+    pub fn sample_body(&mut self, body: &str, snapshot: &mut Snapshot) -> Result<(), SourceError> {
+        snapshot.skipped.clear();
+        match serde_json::from_str(body) {
+            Ok(body) => {
+                self.fill(body, snapshot);
+                Ok(())
+            }
+            Err(error) => {
+                snapshot.rows.clear();
+                Err(crate::nxapi::NxapiError::Reply {
+                    command: SHOW_INTERFACE.to_string(),
+                    reason: error.to_string(),
+                }
+                .into())
+            }
+        }
+    }
+
+    fn fill(&mut self, body: ShowInterface, snapshot: &mut Snapshot) {
         let mut filled = 0;
         for row in body.table.rows.0 {
             let Some((counters, columns)) = row.counters() else {
@@ -115,11 +144,8 @@ impl CounterSource for NxapiSource {
                 snapshot.rows.iter().map(|r| r.name.as_str()).collect();
             self.flaps.retain(|name, _| present.contains(name.as_str()));
         }
-        Ok(())
     }
-}
 
-impl NxapiSource {
     /// The carrier transitions of `name` seen so far, this poll included.
     fn count_flaps(&mut self, name: &str, state: &LinkState, age: Option<u64>) -> u64 {
         let up = state.carrier;

@@ -265,7 +265,7 @@ fn is_no_route(message: &str) -> bool {
 
 /// What `show routing hash` says.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Hash {
+pub struct Hash {
     pub load_share_mode: Option<String>,
     /// The path as NX-OS printed it: an address, `Null0`, `sup-eth1`, or
     /// the destination itself when it is directly attached.
@@ -302,7 +302,7 @@ impl Hash {
 ///     *via 10.0.0.5, Eth1/50, [110/41], 1d02h, ospf-1, intra
 /// Out Interface: Eth1/50
 /// ```
-pub(crate) fn parse_hash(text: &str) -> Hash {
+pub fn parse_hash(text: &str) -> Hash {
     let mut hash = Hash::default();
     let mut vias: Vec<(String, String)> = Vec::new();
     for line in text.lines() {

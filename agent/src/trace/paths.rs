@@ -71,11 +71,33 @@ pub struct PathsQuery {
     pub flowlabel: Option<u32>,
 }
 
-/// Ports `first` to `last`, both included.
+/// Ports `first` to `last`, both included. Read from JSON (a collector's
+/// trace request) it holds to the same rule as from text: `first` ≤ `last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PortBounds")]
 pub struct PortRange {
     pub first: u16,
     pub last: u16,
+}
+
+/// A [`PortRange`] as JSON spells it, before its order is checked.
+#[derive(Deserialize)]
+struct PortBounds {
+    first: u16,
+    last: u16,
+}
+
+impl TryFrom<PortBounds> for PortRange {
+    type Error = String;
+
+    fn try_from(PortBounds { first, last }: PortBounds) -> Result<PortRange, String> {
+        if first > last {
+            return Err(format!(
+                "port range {first}-{last} runs backwards; give the lower port first ({last}-{first})"
+            ));
+        }
+        Ok(PortRange { first, last })
+    }
 }
 
 impl PortRange {
@@ -810,6 +832,17 @@ mod tests {
                 .contains("not a port")
         );
         assert!("a-b".parse::<PortRange>().is_err());
+    }
+
+    #[test]
+    fn a_backwards_range_in_json_is_refused_too() {
+        let query = r#"{"dst":"2001:db8::1","proto":6,"sport_range":{"first":5163,"last":1010},"dport":80}"#;
+        let error = serde_json::from_str::<PathsQuery>(query)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("backwards"), "{error}");
+        let range = serde_json::from_str::<PortRange>(r#"{"first":7,"last":7}"#).unwrap();
+        assert_eq!(range.len(), 1);
     }
 
     fn query() -> PathsQuery {

@@ -1,0 +1,95 @@
+//! What the collector sends an agent: each line read as a
+//! `CollectorMessage` and applied as the agent's collector output applies it
+//! (a welcome rewinds the spool, an ack trims it, a trace request's query is
+//! read and checked), against a real spool holding two boots' events.
+#![no_main]
+
+use hopwatch::event::{Body, Link, LinkState, Sequencer};
+use hopwatch::output::spool::Spool;
+use hopwatch::trace::FlowQuery;
+use hopwatch::trace::paths::PathsQuery;
+use hopwatch::wire::CollectorMessage;
+use libfuzzer_sys::fuzz_target;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+fn scratch() -> PathBuf {
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!("hopwatch-fuzz-wire-{}", std::process::id()))
+}
+
+fn append(spool: &mut Spool, boot: &str, n: usize) {
+    let mut seq = Sequencer::new("leaf1", boot);
+    let mut pending: VecDeque<_> = (0..n)
+        .map(|_| {
+            Arc::new(seq.stamp(
+                SystemTime::UNIX_EPOCH,
+                Body::Link(Link {
+                    interface: "eth0".into(),
+                    state: LinkState::Down,
+                    previous: LinkState::Up,
+                    carrier_changes: 1,
+                    oper_state: "down".into(),
+                    message: String::new(),
+                }),
+            ))
+        })
+        .collect();
+    spool
+        .append(&mut pending, &mut Vec::new(), false)
+        .expect("append to a scratch spool");
+}
+
+/// Keys only a `paths` query has, as the agent tells the two apart.
+const PATHS_KEYS: [&str; 4] = ["sport_range", "samples", "dport_range", "per_flow"];
+
+fn read_query(query: serde_json::Value) {
+    let is_paths = query
+        .as_object()
+        .is_some_and(|o| PATHS_KEYS.iter().any(|k| o.contains_key(*k)));
+    if is_paths {
+        if let Ok(q) = serde_json::from_value::<PathsQuery>(query)
+            && q.validate().is_ok()
+        {
+            let flows = q.flows().expect("a valid query enumerates its flows");
+            assert_eq!(flows.len() as u64, q.flow_count());
+        }
+    } else if let Ok(q) = serde_json::from_value::<FlowQuery>(query) {
+        let _ = q.validate();
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let dir = scratch();
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let (mut old, _) = Spool::open(&dir, "boot-a", 64 << 10).expect("a scratch spool");
+        append(&mut old, "boot-a", 20);
+    }
+    let (mut spool, _) = Spool::open(&dir, "boot-b", 64 << 10).expect("a scratch spool");
+    append(&mut spool, "boot-b", 20);
+    for line in data.split(|&b| b == b'\n') {
+        let Ok(message) = serde_json::from_slice::<CollectorMessage>(line) else {
+            continue;
+        };
+        match message {
+            CollectorMessage::Welcome { last_seq, .. } => {
+                spool.rewind(&last_seq).expect("rewind");
+            }
+            CollectorMessage::Ack { boot, seq } => spool.ack(&boot, seq).expect("ack"),
+            CollectorMessage::TraceRequest { query, .. } => read_query(query),
+            CollectorMessage::Refused { .. } => {}
+        }
+        while let Some(batch) = spool.next_batch(512).expect("next batch") {
+            assert!(batch.count > 0 && batch.last_seq > spool.acked(&batch.boot));
+        }
+    }
+    drop(spool);
+    let _ = std::fs::remove_dir_all(&dir);
+});
