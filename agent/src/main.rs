@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hopwatch::config::{self, Config, ConfigError};
+use hopwatch::output::collector::TokenSource;
 use hopwatch::{agent, control, counters, link};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -180,7 +181,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 for warning in collector.token.warnings() {
                     eprintln!("{}: warning: {warning}", config.display());
                 }
-                if let Err(error) = collector.token.read() {
+                // The token is read at every connection attempt, so a file
+                // provisioned after the config is fine; one that is there
+                // but unusable is an error.
+                let absent = match &collector.token {
+                    TokenSource::File(path) if !path.exists() => Some(path),
+                    _ => None,
+                };
+                if let Some(path) = absent {
+                    eprintln!(
+                        "{}: warning: token_file {} does not exist yet; the agent connects to the collector once it does",
+                        config.display(),
+                        path.display()
+                    );
+                } else if let Err(error) = collector.token.read() {
                     eprintln!("{}: error: {error}", config.display());
                     return Ok(ExitCode::from(2));
                 }

@@ -1343,6 +1343,20 @@ fn check_config_refuses_a_short_token_file_and_warns_of_a_readable_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A token file provisioned after the config is only a warning: the
+    // agent reads it at every connection attempt.
+    std::fs::remove_file(&token).unwrap();
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not exist yet") && stderr.contains(&token.display().to_string()),
+        "{stderr}"
+    );
 }
 
 /// Whether this test may mount a tmpfs; outside CI it skips with a reason.
