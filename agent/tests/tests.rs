@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod lab;
 mod multipath;
+mod netns;
 mod nxapi;
 mod packaging;
 mod rsyslog;

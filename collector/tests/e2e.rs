@@ -326,7 +326,9 @@ fn root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start() {
     let Some((lab, server, agent, _dir)) = setup_with(
         "root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start",
         183,
-        |lab| lab.peer.ip(&["link", "set", &lab.peer_if, "down"]),
+        |lab| {
+            lab.peer.ip(&["link", "set", &lab.peer_if, "down"]);
+        },
     ) else {
         return;
     };

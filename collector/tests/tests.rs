@@ -15,6 +15,8 @@ mod health;
 mod identity;
 mod ingest;
 mod liveness;
+#[path = "../../agent/tests/netns.rs"]
+mod netns;
 mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
