@@ -10,14 +10,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Whether tests that need root and network namespaces can run. Outside CI
 /// they skip with a printed reason; under `CI=true` they must run.
 pub fn can_use_netns(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
+    let missing = if !nix::unistd::geteuid().is_root() {
         Some("needs root")
     } else if Command::new("ip").arg("-V").output().is_err() {
         Some("needs iproute2 (`ip`)")
     } else {
         None
     };
-    match reason {
+    may_run(test, missing)
+}
+
+/// Whether a test that needs something this machine may lack can run:
+/// with nothing `missing` it runs; otherwise it skips with the reason
+/// printed, except under `CI=true`, where it must run and fails instead.
+pub fn may_run(test: &str, missing: Option<&str>) -> bool {
+    match missing {
         None => true,
         Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("{test}: {reason}, and CI=true makes this test mandatory")

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use crate::netns::{Netns, can_use_netns, run, unique};
+pub use crate::netns::{Netns, can_use_netns, may_run, run, unique};
 
 /// Two namespaces joined by a veth pair with addresses 10.x.0.1 and
 /// 10.x.0.2/24: `a` holds `a_if`, `b` holds `b_if`.

@@ -5,7 +5,7 @@
 
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Process, TempDir, alert, config_text, event, free_port, http_get,
-    metric, now_ms, run, try_http_get, wait_for,
+    may_run, metric, now_ms, run, try_http_get, wait_for,
 };
 use hopwatch::event::Body;
 use std::process::{Command, Stdio};
@@ -14,23 +14,14 @@ use std::time::Duration;
 /// Whether a test that needs root (to mount) can run; outside CI it skips
 /// with a printed reason, under `CI=true` it must run.
 fn can_mount(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
+    let missing = if !nix::unistd::geteuid().is_root() {
         Some("needs root to mount a tmpfs")
     } else if Command::new("unshare").arg("--version").output().is_err() {
         Some("needs util-linux `unshare`")
     } else {
         None
     };
-    match reason {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {reason}, and CI=true makes this test mandatory")
-        }
-        Some(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            false
-        }
-    }
+    may_run(test, missing)
 }
 
 /// An alert whose message is `size` bytes, to fill a disk quickly.

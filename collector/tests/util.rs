@@ -624,7 +624,7 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-pub use crate::netns::{Netns, can_use_netns, run, unique};
+pub use crate::netns::{Netns, can_use_netns, may_run, run, unique};
 
 /// The `hopwatch` agent binary next to this test's own build, as `cargo
 /// test --workspace` (or `cargo build -p hopwatch-agent --bin hopwatch`)
