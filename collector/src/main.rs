@@ -9,6 +9,7 @@ use hopwatch_collector::config::{self, Config, ConfigError};
 use hopwatch_collector::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery};
 use hopwatch_collector::store::{self, millis};
 use hopwatch_collector::{Collector, api, log, shell};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -347,7 +348,8 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 banner(
                     collector.generated(),
                     settings.agents_listen,
-                    settings.http_listen
+                    settings.http_listen,
+                    std::io::stdout().is_terminal(),
                 )
             );
         }
@@ -357,22 +359,37 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a person reads on the first start: the new tokens (this once), where
-/// they are kept, and what to try.
-fn banner(generated: &[GeneratedToken], agents: SocketAddr, http: SocketAddr) -> String {
-    let mut out = String::from(
-        "hopwatch-collector: first start; generated tokens, shown this once (kept in files with mode 0600):\n",
-    );
+/// What a person reads on the first start: the new tokens (this once, and
+/// only on a terminal: a service's stdout is a log, and tokens never go to
+/// logs), where they are kept, and what to try.
+fn banner(
+    generated: &[GeneratedToken],
+    agents: SocketAddr,
+    http: SocketAddr,
+    show_tokens: bool,
+) -> String {
+    let mut out = String::from(if show_tokens {
+        "hopwatch-collector: first start; generated tokens, shown this once (kept in files with mode 0600):\n"
+    } else {
+        "hopwatch-collector: first start; generated tokens, kept in files with mode 0600 (not shown: this output is not a terminal):\n"
+    });
+    let shown = |token: &str| {
+        if show_tokens {
+            token.to_string()
+        } else {
+            "(in the file)".into()
+        }
+    };
     let mut api_file = None;
     for g in generated {
         match g.kind {
             TokenKind::Api => {
-                out.push_str(&format!("  API token    {}\n               in {}\n", g.token.0, g.path.display()));
+                out.push_str(&format!("  API token    {}\n               in {}\n", shown(&g.token.0), g.path.display()));
                 api_file = Some(g.path.display().to_string());
             }
             TokenKind::Agent => out.push_str(&format!(
                 "  agent token  {}\n               in {}; give it to each agent as [output.collector] token or token_file\n",
-                g.token.0,
+                shown(&g.token.0),
                 g.path.display()
             )),
         }

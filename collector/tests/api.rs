@@ -3,8 +3,8 @@
 //! events.
 
 use crate::util::{
-    AGENT_TOKEN, API_TOKEN, FakeAgent, Server, alert, event, heartbeat, http_get, link, metric,
-    now_ms,
+    AGENT_TOKEN, API_TOKEN, FakeAgent, Server, TempDir, alert, event, free_port, heartbeat,
+    http_get, link, metric, now_ms,
 };
 use std::time::Duration;
 
@@ -196,4 +196,51 @@ fn answers_the_fleet_questions() {
     ));
     assert_eq!(part["interfaces"].as_array().unwrap().len(), 1);
     assert_eq!(part["interfaces"][0]["down_seconds"], 1.0);
+}
+
+/// A service's stdout is a log: the first start's generated tokens are
+/// shown only on a terminal; elsewhere the banner names their files.
+#[test]
+fn first_start_keeps_generated_tokens_out_of_a_stdout_that_is_not_a_terminal() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("banner");
+    let (agents, http) = (free_port(), free_port());
+    let config = dir.path.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n",
+            dir.path.display().to_string()
+        ),
+    )
+    .unwrap();
+    let stdout = dir.path.join("stdout.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hopwatch-collector"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_file = dir.path.join("api-token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let text = std::fs::read_to_string(&stdout).unwrap();
+        if text.contains("/metrics") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let api = std::fs::read_to_string(&api_file).unwrap();
+    let agent = std::fs::read_to_string(dir.path.join("agent-token")).unwrap();
+    assert!(
+        shown.contains("not a terminal") && shown.contains(&api_file.display().to_string()),
+        "{shown}"
+    );
+    for token in [api.trim(), agent.trim()] {
+        assert!(token.len() >= 16 && !shown.contains(token), "{shown}");
+    }
 }
