@@ -220,7 +220,10 @@ mod tests {
         let link = link(&vrf).expect("a link");
         assert_eq!(link.index, 12);
         assert_eq!(vrf_table(&link), Some(Some(1001)));
-        assert_eq!(attribute(link.attributes, IFLA_IFNAME).map(text), Some("blue".into()));
+        assert_eq!(
+            attribute(link.attributes, IFLA_IFNAME).map(text),
+            Some("blue".into())
+        );
         let bare = payload(vec![LinkInfo::Kind(InfoKind::Vrf)]);
         assert_eq!(vrf_table(&super::link(&bare).unwrap()), Some(None));
         let veth = payload(vec![LinkInfo::Kind(InfoKind::Veth)]);
@@ -242,7 +245,9 @@ mod tests {
         request(&mut bytes, RTM_GETLINK, NLM_F_REQUEST, 5, |out| {
             link_request(out, 2, Some("eth"), true)
         });
-        request(&mut bytes, NLMSG_DONE, 0, 6, |out| out.extend_from_slice(&[0; 4]));
+        request(&mut bytes, NLMSG_DONE, 0, 6, |out| {
+            out.extend_from_slice(&[0; 4])
+        });
         let read: Vec<_> = messages(&bytes).collect();
         assert_eq!(read.len(), 2);
         let first = read[0].unwrap();
@@ -254,7 +259,10 @@ mod tests {
         for length in [0u32, 15, 1 << 20] {
             let mut broken = bytes.clone();
             broken[..4].copy_from_slice(&length.to_ne_bytes());
-            assert_eq!(messages(&broken).collect::<Vec<_>>(), vec![Err(broken.len())]);
+            assert_eq!(
+                messages(&broken).collect::<Vec<_>>(),
+                vec![Err(broken.len())]
+            );
         }
         assert_eq!(messages(&bytes[..3]).collect::<Vec<_>>(), vec![Err(3)]);
         assert_eq!(u32_at(&[1, 2, 3], usize::MAX), None);

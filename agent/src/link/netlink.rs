@@ -113,7 +113,7 @@ fn watch(socket: Socket, sys_root: PathBuf, updates: UnboundedSender<LinkUpdate>
 }
 
 /// What one message means to the agent; `Err` when it is a link message
-/// too short to read.
+/// too short to read or naming no interface.
 fn update(
     message: Message<'_>,
     names: &mut std::collections::HashMap<u32, String>,
@@ -211,7 +211,8 @@ mod tests {
     /// A whole netlink message as the kernel would send it, written by
     /// netlink-packet-route.
     fn datagram(message: RouteNetlinkMessage, sequence: u32) -> Vec<u8> {
-        let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(message));
+        let mut packet =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(message));
         packet.header.sequence_number = sequence;
         packet.finalize();
         let mut buf = vec![0; packet.buffer_len()];
@@ -327,8 +328,15 @@ mod tests {
         let updates: Vec<_> = nl::messages(&bytes)
             .map(|m| update(m.unwrap(), &mut names, root, &tx).unwrap())
             .collect();
-        assert!(matches!(&updates[0], Some(LinkUpdate::Changed { name, state }) if name == "eth0" && state.carrier));
-        assert_eq!(updates[1], Some(LinkUpdate::Removed { name: "eth0".into() }));
+        assert!(
+            matches!(&updates[0], Some(LinkUpdate::Changed { name, state }) if name == "eth0" && state.carrier)
+        );
+        assert_eq!(
+            updates[1],
+            Some(LinkUpdate::Removed {
+                name: "eth0".into()
+            })
+        );
     }
 
     /// The real kernel's dump: `lo` exists in every namespace and is up.
