@@ -14,6 +14,7 @@ pub mod hash;
 pub mod link;
 pub mod matcher;
 pub mod metric;
+pub mod netlink;
 pub mod nxapi;
 pub mod output;
 pub mod rule;

@@ -498,7 +498,7 @@ impl Namespace {
 
     /// The index of the interface `name`.
     fn index_of(&mut self, name: &str, vrf: &str) -> Result<u32, TraceError> {
-        let sequence = self.conn.queue(netlink::link_by_name(name), false);
+        let sequence = self.conn.queue_link_by_name(name);
         self.send("an interface lookup")?;
         let answer = self
             .conn

@@ -9,18 +9,20 @@
 //!
 //! What a trace or `paths` sends and reads is written and read here by hand
 //! (the tests hold the bytes against netlink-packet-route's): going through
-//! the message types cost more than the kernel's own work on each request.
-//! The message types remain for the rare questions whose answers are rich
-//! (a VRF device's link info).
+//! the message types cost more than the kernel's own work on each request,
+//! and their code was a tenth of the static binary.
 
-use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized,
+use crate::netlink::{
+    IFINFOMSG_LEN, IFLA_IFNAME, IFLA_OPERSTATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE,
+    NLMSG_HEADER_LEN, RTM_GETLINK, align, attributes, message_length, put, u32_at,
 };
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
+pub(crate) use crate::netlink::{NLMSG_ERROR, RTM_NEWLINK};
+#[cfg(test)]
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized};
 #[cfg(test)]
 use netlink_packet_route::{
-    AddressFamily,
+    AddressFamily, RouteNetlinkMessage,
+    link::{LinkAttribute, LinkExtentMask, LinkMessage},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage},
     route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage},
 };
@@ -30,27 +32,17 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 /// Message types read without decoding whole messages.
-pub(crate) const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-pub(crate) const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
 pub(crate) const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 pub(crate) const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
 pub(crate) const RTM_NEWSTATS: u16 = 92;
 const RTM_GETSTATS: u16 = 94;
-const NLMSG_HEADER_LEN: usize = 16;
 const RTMSG_LEN: usize = 12;
-const IFINFOMSG_LEN: usize = 16;
 const NDMSG_LEN: usize = 12;
 const IF_STATS_MSG_LEN: usize = 12;
-const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
-const IFLA_OPERSTATE: u16 = 16;
 const IFLA_STATS64: u16 = 23;
-const IFLA_EXT_MASK: u16 = 29;
-const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 /// `IFLA_STATS_LINK_64`, the attribute of an `RTM_NEWSTATS` answer that
 /// holds `rtnl_link_stats64`, and its bit in a request's filter mask.
 const IFLA_STATS_LINK_64: u16 = 1;
@@ -96,6 +88,7 @@ const ANSWER_TIMEOUT_SECONDS: i64 = 1;
 
 /// The kernel's answer to one request: the message, or the errno it
 /// refused with (positive, `libc::ENETUNREACH` and so on).
+#[cfg(test)]
 pub(crate) type Answer = Result<RouteNetlinkMessage, i32>;
 
 /// A route lookup as `ip route get` asks it.
@@ -217,15 +210,6 @@ impl RouteGet {
     }
 }
 
-/// Appends one attribute, its value padded to 4 bytes as netlink wants.
-fn put(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let length = 4 + value.len();
-    out.extend_from_slice(&(length as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    out.resize(align(out.len()), 0);
-}
-
 fn put_address(out: &mut Vec<u8>, kind: u16, address: IpAddr) {
     match address {
         IpAddr::V4(a) => put(out, kind, &a.octets()),
@@ -233,7 +217,9 @@ fn put_address(out: &mut Vec<u8>, kind: u16, address: IpAddr) {
     }
 }
 
-/// One link by name.
+/// One link by name, through netlink-packet-route, which the tests hold
+/// the hand-written bytes against.
+#[cfg(test)]
 pub(crate) fn link_by_name(name: &str) -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
     message
@@ -245,7 +231,8 @@ pub(crate) fn link_by_name(name: &str) -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(message)
 }
 
-/// Every link, without counters.
+/// Every link, without counters, through netlink-packet-route.
+#[cfg(test)]
 pub(crate) fn link_dump() -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
     message
@@ -317,21 +304,12 @@ impl Conn {
     /// its sequence number.
     fn queue_with(&mut self, kind: u16, dump: bool, body: impl FnOnce(&mut Vec<u8>)) -> u32 {
         self.sequence = self.sequence.wrapping_add(1).max(1);
-        let start = self.tx.len();
-        self.tx.extend_from_slice(&[0; NLMSG_HEADER_LEN]);
-        body(&mut self.tx);
-        let length = (self.tx.len() - start) as u32;
         let flags = if dump {
             NLM_F_REQUEST | NLM_F_DUMP
         } else {
             NLM_F_REQUEST
         };
-        // nlmsghdr: length, type, flags, sequence, port (0: the kernel).
-        let header = &mut self.tx[start..start + NLMSG_HEADER_LEN];
-        header[0..4].copy_from_slice(&length.to_ne_bytes());
-        header[4..6].copy_from_slice(&kind.to_ne_bytes());
-        header[6..8].copy_from_slice(&flags.to_ne_bytes());
-        header[8..12].copy_from_slice(&self.sequence.to_ne_bytes());
+        crate::netlink::request(&mut self.tx, kind, flags, self.sequence, body);
         self.sequence
     }
 
@@ -355,13 +333,21 @@ impl Conn {
     /// counters out of the answer.
     pub fn queue_link(&mut self, index: u32, stats: bool) -> u32 {
         self.queue_with(RTM_GETLINK, false, |out| {
-            // ifinfomsg: family, pad, type, index, flags, change.
-            out.extend_from_slice(&[0; 4]);
-            out.extend_from_slice(&index.to_ne_bytes());
-            out.extend_from_slice(&[0; 8]);
-            if !stats {
-                put(out, IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes());
-            }
+            crate::netlink::link_request(out, index, None, stats);
+        })
+    }
+
+    /// Queues a lookup of one link by name, without counters.
+    pub fn queue_link_by_name(&mut self, name: &str) -> u32 {
+        self.queue_with(RTM_GETLINK, false, |out| {
+            crate::netlink::link_request(out, 0, Some(name), false);
+        })
+    }
+
+    /// Queues a dump of every link, without counters.
+    pub fn queue_link_dump(&mut self) -> u32 {
+        self.queue_with(RTM_GETLINK, true, |out| {
+            crate::netlink::link_request(out, 0, None, false);
         })
     }
 
@@ -389,7 +375,9 @@ impl Conn {
         })
     }
 
-    /// Queues a request for the next [`Conn::send`]; returns its sequence number.
+    /// Queues a request for the next [`Conn::send`] through the message
+    /// types; returns its sequence number.
+    #[cfg(test)]
     pub fn queue(&mut self, message: RouteNetlinkMessage, dump: bool) -> u32 {
         self.sequence = self.sequence.wrapping_add(1).max(1);
         let mut packet =
@@ -420,6 +408,7 @@ impl Conn {
 
     /// The answer to the get request `sequence`, decoded. Answers to
     /// earlier requests still unread are skipped.
+    #[cfg(test)]
     pub fn answer(&mut self, sequence: u32) -> io::Result<Answer> {
         Ok(match self.answer_raw(sequence)? {
             Ok((kind, payload)) => Ok(decode(kind, payload)?),
@@ -441,22 +430,6 @@ impl Conn {
             } else {
                 Ok((kind, payload))
             });
-        }
-    }
-
-    /// Every message of the dump `sequence`, or the errno that refused it.
-    pub fn dump(&mut self, sequence: u32) -> io::Result<Result<Vec<RouteNetlinkMessage>, i32>> {
-        let mut messages = Vec::new();
-        loop {
-            let (header_sequence, kind, range) = self.next_raw()?;
-            if header_sequence != sequence {
-                continue;
-            }
-            match kind {
-                NLMSG_DONE => return Ok(Ok(messages)),
-                NLMSG_ERROR => return Ok(Err(raw_error(&self.rx[range]))),
-                _ => messages.push(decode(kind, &self.rx[range])?),
-            }
         }
     }
 
@@ -531,16 +504,6 @@ impl Conn {
     }
 }
 
-/// The length a netlink message's header claims, if the bytes hold it.
-fn message_length(bytes: &[u8]) -> Option<usize> {
-    let length = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    (length >= NLMSG_HEADER_LEN && length <= bytes.len()).then_some(length)
-}
-
-fn align(length: usize) -> usize {
-    (length + 3) & !3
-}
-
 fn truncated(size: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -601,10 +564,7 @@ pub(crate) fn link_facts(payload: &[u8]) -> Option<LinkFacts> {
     };
     for (kind, value) in attributes(payload.get(IFINFOMSG_LEN..)?) {
         match kind {
-            IFLA_IFNAME => {
-                let name = value.split(|&b| b == 0).next().unwrap_or_default();
-                facts.name = Some(String::from_utf8_lossy(name).into_owned());
-            }
+            IFLA_IFNAME => facts.name = Some(crate::netlink::text(value)),
             IFLA_MTU => facts.mtu = u32_at(value, 0),
             IFLA_OPERSTATE => facts.operstate = value.first().copied(),
             IFLA_STATS64 => facts.counters = Some(counters64(value)),
@@ -761,30 +721,8 @@ pub(crate) fn neighbour_facts(payload: &[u8]) -> Option<NeighbourFacts<'_>> {
     })
 }
 
-/// The (type, value) of each attribute in `bytes`, stopping at the first
-/// malformed one.
-fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if bytes.len() < 4 {
-            return None;
-        }
-        let length = u16::from_ne_bytes([bytes[0], bytes[1]]) as usize;
-        // The top two bits flag nesting and byte order, not the type.
-        let kind = u16::from_ne_bytes([bytes[2], bytes[3]]) & 0x3fff;
-        if length < 4 || length > bytes.len() {
-            return None;
-        }
-        let value = &bytes[4..length];
-        bytes = bytes.get(align(length)..).unwrap_or(&[]);
-        Some((kind, value))
-    })
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Decodes a message payload of type `kind`.
+/// Decodes a message payload of type `kind` through the message types.
+#[cfg(test)]
 fn decode(kind: u16, payload: &[u8]) -> io::Result<RouteNetlinkMessage> {
     RouteNetlinkMessage::parse_with_param(payload, kind)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
@@ -887,6 +825,12 @@ mod tests {
                 false,
             );
         }
+        same_request(
+            |c| c.queue_link_by_name("vrf-blue"),
+            link_by_name("vrf-blue"),
+            false,
+        );
+        same_request(|c| c.queue_link_dump(), link_dump(), true);
         for address in ["10.0.2.2", "fe80::1"] {
             let address: IpAddr = address.parse().unwrap();
             same_request(

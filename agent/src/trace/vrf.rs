@@ -7,11 +7,8 @@
 //! so the thread the caller runs on never changes namespace.
 
 use super::TraceError;
-use super::netlink::{self, Conn};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVrf, LinkAttribute, LinkInfo, LinkMessage,
-};
+use super::netlink::Conn;
+use crate::netlink as nl;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,17 +36,18 @@ pub(crate) fn locate(netns_dir: &Path, name: &str, home: &mut Conn) -> Result<Pl
     if name == super::DEFAULT_VRF {
         return Ok(Place::Home);
     }
-    let sequence = home.queue(netlink::link_by_name(name), false);
+    let sequence = home.queue_link_by_name(name);
     home.send()
         .map_err(|e| TraceError::netlink(format!("asking the kernel for link {name}"), e))?;
     let answer = home
-        .answer(sequence)
+        .answer_raw(sequence)
         .map_err(|e| TraceError::netlink(format!("reading link {name}"), e))?;
-    if let Ok(RouteNetlinkMessage::NewLink(link)) = answer
-        && let Some(table) = vrf_table(&link)
+    if let Ok((nl::RTM_NEWLINK, payload)) = answer
+        && let Some(link) = nl::link(payload)
+        && let Some(table) = nl::vrf_table(&link)
     {
         return Ok(Place::Device {
-            ifindex: link.header.index,
+            ifindex: link.index,
             table,
         });
     }
@@ -57,28 +55,6 @@ pub(crate) fn locate(netns_dir: &Path, name: &str, home: &mut Conn) -> Result<Pl
         name: name.to_string(),
         found: list(netns_dir, home),
     })
-}
-
-/// The VRF device's table when `link` is a VRF device (`Some(None)` when it
-/// is one but names no table).
-fn vrf_table(link: &LinkMessage) -> Option<Option<u32>> {
-    let infos = link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => Some(infos),
-        _ => None,
-    })?;
-    if !infos
-        .iter()
-        .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Vrf)))
-    {
-        return None;
-    }
-    Some(infos.iter().find_map(|i| match i {
-        LinkInfo::Data(InfoData::Vrf(data)) => data.iter().find_map(|d| match d {
-            InfoVrf::TableId(t) => Some(*t),
-            _ => None,
-        }),
-        _ => None,
-    }))
 }
 
 /// Every VRF a query could name: `default`, the namespaces, the vrf devices.
@@ -89,21 +65,17 @@ pub(crate) fn list(netns_dir: &Path, home: &mut Conn) -> Vec<String> {
             found.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
-    let sequence = home.queue(netlink::link_dump(), true);
-    if home.send().is_ok()
-        && let Ok(Ok(links)) = home.dump(sequence)
-    {
-        for link in links {
-            if let RouteNetlinkMessage::NewLink(link) = link
-                && vrf_table(&link).is_some()
-                && let Some(name) = link.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                })
+    let sequence = home.queue_link_dump();
+    if home.send().is_ok() {
+        let _ = home.dump_raw(sequence, |kind, payload| {
+            if kind == nl::RTM_NEWLINK
+                && let Some(link) = nl::link(payload)
+                && nl::vrf_table(&link).is_some()
+                && let Some(name) = nl::attribute(link.attributes, nl::IFLA_IFNAME)
             {
-                found.push(format!("{name} (vrf device)"));
+                found.push(format!("{} (vrf device)", nl::text(name)));
             }
-        }
+        });
     }
     found.sort();
     found.dedup();
