@@ -1,7 +1,8 @@
 //! What the collector sends an agent: each line read as a
 //! `CollectorMessage` and applied as the agent's collector output applies it
-//! (a welcome rewinds the spool, an ack trims it, a trace request's query is
-//! read and checked), against a real spool holding two boots' events.
+//! (a welcome rewinds the spool, an ack trims it, a reject sets its line
+//! aside, a trace request's query is read and checked), against a real
+//! spool holding two boots' events.
 #![no_main]
 
 use hopwatch::event::{Body, Link, LinkState, Sequencer};
@@ -10,7 +11,7 @@ use hopwatch::trace::FlowQuery;
 use hopwatch::trace::paths::PathsQuery;
 use hopwatch::wire::CollectorMessage;
 use libfuzzer_sys::fuzz_target;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -65,15 +66,27 @@ fn read_query(query: serde_json::Value) {
     }
 }
 
+/// The seq of each line of a batch.
+fn seqs(lines: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|line| {
+        serde_json::from_slice::<serde_json::Value>(line).expect("a spooled line is JSON")["seq"]
+            .as_u64()
+            .expect("a spooled line has a seq")
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
-    let dir = scratch();
-    let _ = std::fs::remove_dir_all(&dir);
+    // The spool in a folder of its own: the quarantine file lies beside it.
+    let scratch = scratch();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let dir = scratch.join("spool");
     {
         let (mut old, _) = Spool::open(&dir, "boot-a", 64 << 10).expect("a scratch spool");
         append(&mut old, "boot-a", 20);
     }
     let (mut spool, _) = Spool::open(&dir, "boot-b", 64 << 10).expect("a scratch spool");
     append(&mut spool, "boot-b", 20);
+    let mut aside = BTreeSet::new();
     for line in data.split(|&b| b == b'\n') {
         let Ok(message) = serde_json::from_slice::<CollectorMessage>(line) else {
             continue;
@@ -84,12 +97,29 @@ fuzz_target!(|data: &[u8]| {
             }
             CollectorMessage::Ack { boot, seq } => spool.ack(&boot, seq).expect("ack"),
             CollectorMessage::TraceRequest { query, .. } => read_query(query),
+            CollectorMessage::Reject { boot, seq, reason } => {
+                let before = spool.quarantined();
+                let held = seq > spool.acked(&boot) && seq <= spool.last_seq(&boot);
+                let done = spool.quarantine(&boot, seq, &reason).expect("quarantine");
+                assert_eq!(done, held && !aside.contains(&(boot.clone(), seq)));
+                assert_eq!(spool.quarantined(), before + u64::from(done));
+                if done {
+                    aside.insert((boot, seq));
+                }
+            }
             CollectorMessage::Refused { .. } => {}
         }
         while let Some(batch) = spool.next_batch(512).expect("next batch") {
             assert!(batch.count > 0 && batch.last_seq > spool.acked(&batch.boot));
+            for seq in seqs(&batch.lines) {
+                assert!(
+                    !aside.contains(&(batch.boot.clone(), seq)),
+                    "{} seq {seq} was set aside, yet sent again",
+                    batch.boot
+                );
+            }
         }
     }
     drop(spool);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&scratch);
 });

@@ -99,6 +99,7 @@ fn store() -> PathBuf {
                     boots: vec![],
                     version: "0".into(),
                     addresses: vec![],
+                    now: None,
                 }),
                 address: "192.0.2.1".into(),
             },

@@ -1,9 +1,11 @@
-//! What an agent sends the collector: a `hello` line, then events, each read
-//! by the collector's line parser and committed by the store's writer into a
-//! real SQLite store, whose change and downtime queries then run over them.
+//! What an agent sends the collector: a `hello` line (its `now` measures the
+//! agent's clock skew), then events and `goodbye`s, each read by the
+//! collector's line parser and handed, in order, to the store's writer,
+//! which commits them into a real SQLite store; the change, downtime and
+//! agent queries then run over it.
 #![no_main]
 
-use hopwatch::wire::{Hello, PROTOCOL_VERSION};
+use hopwatch::wire::{Goodbye, Hello, PROTOCOL_VERSION};
 use hopwatch_collector::ingest::parse_line;
 use hopwatch_collector::metrics::Metrics;
 use hopwatch_collector::store::query::{self, DowntimeQuery};
@@ -37,11 +39,40 @@ fuzz_target!(|data: &[u8]| {
     if hello.protocol != PROTOCOL_VERSION {
         return;
     }
+    let agent = hello.agent.clone();
+    let (reply, _acks) = tokio::sync::mpsc::unbounded_channel();
+    let mut requests = vec![Request::Hello {
+        hello: Box::new(hello),
+        address: "192.0.2.1".into(),
+    }];
     let mut events = Vec::new();
+    // As the collector's session hands lines over: events in chunks, a
+    // goodbye after the events before it, and nothing after an event that
+    // names another agent (the session ends there).
     for line in lines {
-        if let Ok(Some(incoming)) = parse_line(line) {
-            events.push(incoming);
+        match parse_line(line) {
+            Ok(Some(incoming)) if incoming.agent != agent => break,
+            Ok(Some(incoming)) => events.push(incoming),
+            Ok(None) => {}
+            Err(_) => {
+                if let Ok(goodbye) = serde_json::from_slice::<Goodbye>(line) {
+                    if !events.is_empty() {
+                        requests.push(Request::Events {
+                            events: std::mem::take(&mut events),
+                            reply: reply.clone(),
+                        });
+                    }
+                    requests.push(Request::Goodbye {
+                        agent: agent.clone(),
+                        boot: goodbye.boot,
+                        last_seq: goodbye.last_seq,
+                    });
+                }
+            }
         }
+    }
+    if !events.is_empty() {
+        requests.push(Request::Events { events, reply });
     }
 
     let dir = scratch();
@@ -58,17 +89,7 @@ fuzz_target!(|data: &[u8]| {
         },
     )
     .expect("a writer");
-    let (reply, _acks) = tokio::sync::mpsc::unbounded_channel();
-    writer.apply(
-        vec![
-            Request::Hello {
-                hello: Box::new(hello),
-                address: "192.0.2.1".into(),
-            },
-            Request::Events { events, reply },
-        ],
-        NOW_MS,
-    );
+    writer.apply(requests, NOW_MS);
     let pool = ReadPool::new(&dir);
     pool.with(|db| {
         query::changes(db, 0, None)?;

@@ -1058,8 +1058,9 @@ fn recover_segment(number: u64, path: PathBuf) -> Result<(Segment, u64), SpoolEr
         if !line.ends_with(b"\n") {
             break;
         }
+        // Events are objects; serde would read a struct from an array too.
         match serde_json::from_slice::<LineHead>(line) {
-            Ok(head) if seqs.push(head.seq) => valid += line.len(),
+            Ok(head) if line.starts_with(b"{") && seqs.push(head.seq) => valid += line.len(),
             _ => break,
         }
     }

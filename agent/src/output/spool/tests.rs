@@ -528,6 +528,29 @@ fn a_torn_last_line_is_cut_off_not_poisoning_the_spool() {
 }
 
 #[test]
+fn a_line_that_is_no_json_object_is_cut_off_not_sent() {
+    let dir = Dir::new("array");
+    let mut old = Sequencer::new("a", "b1");
+    let path;
+    {
+        let (mut spool, _) = Spool::open(&dir.0, "b1", 1 << 20).unwrap();
+        spool
+            .append(&mut events(&mut old, 2), &mut Vec::new(), false)
+            .unwrap();
+        path = spool.boots[0].segments[0].path.clone();
+    }
+    // A corrupted line that still reads as a seq (serde takes a struct's
+    // fields from an array too) is no event: the collector could not store
+    // it, nor name it in a `reject`.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"[3]\n").unwrap();
+    drop(file);
+    let (mut spool, recovery) = Spool::open(&dir.0, "b2", 1 << 20).unwrap();
+    assert_eq!(recovery.discarded_bytes, 4);
+    assert_eq!(seqs(&drain(&mut spool)), vec![1, 2]);
+}
+
+#[test]
 fn reopening_the_running_boot_appends_after_what_it_holds() {
     let dir = Dir::new("reload");
     let mut seq = Sequencer::new("a", "b1");
