@@ -19,8 +19,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The database file under `data_dir`.
 pub const DB_FILE: &str = "hopwatch.db";
 
-/// The schema this build reads and writes, in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this build reads and writes, in `PRAGMA user_version`: the
+/// first version's [`SCHEMA`] with every [`MIGRATIONS`] step applied.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The steps from one schema version to the next, each run in its own
+/// transaction with the version it leads to, so a store is always at one
+/// version and a collector of any later build upgrades it when it opens it.
+const MIGRATIONS: &[(i64, &str)] = &[
+    // When the agent said goodbye (NULL while it runs).
+    (2, "ALTER TABLE agents ADD COLUMN stopped_ms INTEGER;"),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE agents (
@@ -147,6 +156,10 @@ pub enum StoreError {
         "the store {path} has schema version {found}, newer than this collector's {SCHEMA_VERSION}; run a newer hopwatch-collector"
     )]
     TooNew { path: String, found: i64 },
+    #[error(
+        "the store {path} has schema version {found}, older than this collector's {SCHEMA_VERSION}; start this hopwatch-collector (`run`) once on it to upgrade it, then ask again"
+    )]
+    TooOld { path: String, found: i64 },
     #[error("cannot open the store's WAL {path} to sync it: {source}")]
     Wal {
         path: String,
@@ -256,23 +269,14 @@ pub fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
         });
     }
     if version == 0 {
+        db.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = 1; COMMIT;"))
+            .map_err(open_error)?;
+    }
+    for (to, step) in MIGRATIONS.iter().filter(|(to, _)| *to > version.max(1)) {
         db.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {step} PRAGMA user_version = {to}; COMMIT;"
         ))
         .map_err(open_error)?;
-    }
-    // When the agent said goodbye (NULL while it runs); added to stores of
-    // this schema version in place, which older builds read without it.
-    let stopped: i64 = db
-        .query_row(
-            "SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'stopped_ms'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(open_error)?;
-    if stopped == 0 {
-        db.execute_batch("ALTER TABLE agents ADD COLUMN stopped_ms INTEGER")
-            .map_err(open_error)?;
     }
     Ok(db)
 }
@@ -301,6 +305,12 @@ pub fn open_reader(data_dir: &Path) -> Result<Connection, StoreError> {
         .map_err(open_error)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        return Err(StoreError::TooOld {
             path: path.display().to_string(),
             found: version,
         });
@@ -433,6 +443,41 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_of_the_first_schema_is_upgraded_by_the_writer_and_named_by_readers() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-store-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let v1 = Connection::open(db_path(&dir)).unwrap();
+        v1.execute_batch(&format!("{SCHEMA} PRAGMA user_version = 1;"))
+            .unwrap();
+        v1.execute("INSERT INTO agents (name) VALUES ('leaf1')", [])
+            .unwrap();
+        drop(v1);
+        let error = open_reader(&dir).unwrap_err().to_string();
+        assert!(
+            error.contains("older") && error.contains("start this hopwatch-collector"),
+            "{error}"
+        );
+        let db = open_writer(&dir).unwrap();
+        let version: i64 = db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let stopped: Option<i64> = db
+            .query_row(
+                "SELECT stopped_ms FROM agents WHERE name = 'leaf1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stopped, None, "rows kept, the new column empty");
+        drop(db);
+        open_writer(&dir).unwrap();
+        open_reader(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn creates_the_schema_once_and_reopens() {
