@@ -1322,13 +1322,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 const MAX_FOR: Duration = Duration::from_secs(7 * 86_400);
 
 /// The machine's hostname, the default agent name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
+pub use crate::host::hostname;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod control;
 pub mod counters;
 pub mod event;
 pub mod hash;
+pub mod host;
 pub mod link;
 pub mod matcher;
 pub mod metric;

@@ -12,14 +12,17 @@
 mod chi_square;
 pub mod hash;
 pub mod kernel;
+mod kinds;
 mod netlink;
 pub mod nxapi;
+mod outcome;
 pub mod paths;
 pub mod render;
 mod vrf;
 
 pub use hash::HashInfo;
 pub use kernel::KernelBackend;
+pub use kinds::{Action, HopKind, NeighborState, OperState};
 pub use nxapi::NxapiBackend;
 pub use paths::{
     FlowPath, MemberState, PathMember, Paths, PathsQuery, PortRange, SourcePorts, Verdict,
@@ -296,8 +299,7 @@ pub struct Hop {
     pub index: usize,
     /// Where the stage happens: `<switch>/<vrf>`.
     pub component: String,
-    /// `forward`, `resolve`, `output`, `deliver` or `drop`.
-    pub action: String,
+    pub action: Action,
     pub description: String,
     #[serde(flatten)]
     pub step: Step,
@@ -305,13 +307,13 @@ pub struct Hop {
 
 impl Hop {
     /// The hop's `type` as it appears in JSON.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> HopKind {
         match self.step {
-            Step::L3Routing { .. } => "l3_routing",
-            Step::Neighbor { .. } => "neighbor",
-            Step::Egress { .. } => "egress",
-            Step::Local { .. } => "local",
-            Step::Drop { .. } => "drop",
+            Step::L3Routing { .. } => HopKind::L3Routing,
+            Step::Neighbor { .. } => HopKind::Neighbor,
+            Step::Egress { .. } => HopKind::Egress,
+            Step::Local { .. } => HopKind::Local,
+            Step::Drop { .. } => HopKind::Drop,
         }
     }
 }
@@ -480,10 +482,7 @@ pub struct Neighbor {
     pub interface: String,
     /// The link-layer (MAC) address, once resolved.
     pub lladdr: Option<String>,
-    /// NUD state: `reachable`, `stale`, `delay`, `probe`, `failed`,
-    /// `incomplete`, `noarp`, `permanent`, or `none` when there is no entry
-    /// yet (the first packet starts resolution).
-    pub state: String,
+    pub state: NeighborState,
     /// The neighbour announced itself as a router (IPv6).
     #[serde(default)]
     pub router: bool,
@@ -494,8 +493,7 @@ pub struct Neighbor {
 pub struct Interface {
     pub name: String,
     pub ifindex: u32,
-    /// RFC 2863 operational state: `up`, `down`, `lowerlayerdown`, `unknown`, …
-    pub oper_state: String,
+    pub oper_state: OperState,
     pub admin_up: bool,
     pub carrier: bool,
     pub mtu: Option<u32>,
@@ -510,7 +508,9 @@ impl Interface {
     /// (loopback, tunnels) report `unknown`; those count as up while enabled
     /// and carrying, as [`crate::link::LinkState::is_up`] rules.
     pub fn is_up(&self) -> bool {
-        self.admin_up && self.carrier && matches!(self.oper_state.as_str(), "up" | "unknown")
+        self.admin_up
+            && self.carrier
+            && matches!(self.oper_state, OperState::Up | OperState::Unknown)
     }
 }
 
@@ -688,7 +688,7 @@ mod tests {
         let hop = Hop {
             index: 1,
             component: "sw1/default".into(),
-            action: "drop".into(),
+            action: Action::Drop,
             description: "blackhole route".into(),
             step: Step::Drop {
                 reason: DropReason::Blackhole,

@@ -401,8 +401,9 @@ pub fn paths(paths: &Paths) -> String {
 mod tests {
     use super::*;
     use crate::trace::{
-        Counters, DropReason, FlowQuery, Hop, LoadShare, Member, MemberState, Neighbor,
-        paths::PathMember, paths::PathsQuery, paths::PortRange, paths::SourcePorts, paths::Verdict,
+        Action, Counters, DropReason, FlowQuery, Hop, LoadShare, Member, MemberState, Neighbor,
+        NeighborState, OperState, paths::PathMember, paths::PathsQuery, paths::PortRange,
+        paths::SourcePorts, paths::Verdict,
     };
 
     fn route() -> Route {
@@ -436,10 +437,10 @@ mod tests {
         request.proto = Some(6);
         request.sport = Some(1234);
         request.dport = Some(80);
-        let hop = |index, action: &str, step| Hop {
+        let hop = |index, action: Action, step| Hop {
             index,
             component: "sw1/default".into(),
-            action: action.into(),
+            action,
             description: format!("{action} hop"),
             step,
         };
@@ -454,7 +455,7 @@ mod tests {
             hops: vec![
                 hop(
                     0,
-                    "forward",
+                    Action::Forward,
                     Step::L3Routing {
                         route: route(),
                         source_address: None,
@@ -462,25 +463,25 @@ mod tests {
                 ),
                 hop(
                     1,
-                    "resolve",
+                    Action::Resolve,
                     Step::Neighbor {
                         neighbor: Neighbor {
                             address: "10.0.2.2".parse().unwrap(),
                             interface: "sw-p2".into(),
                             lladdr: Some("02:00:00:00:00:02".into()),
-                            state: "reachable".into(),
+                            state: NeighborState::Reachable,
                             router: false,
                         },
                     },
                 ),
                 hop(
                     2,
-                    "output",
+                    Action::Output,
                     Step::Egress {
                         interface: Interface {
                             name: "sw-p2".into(),
                             ifindex: 2,
-                            oper_state: "up".into(),
+                            oper_state: OperState::Up,
                             admin_up: true,
                             carrier: true,
                             mtu: Some(1500),
@@ -548,7 +549,7 @@ mod tests {
         t.hops.push(Hop {
             index: 1,
             component: "sw1/default".into(),
-            action: "drop".into(),
+            action: Action::Drop,
             description: "sw-in does not forward IPv4".into(),
             step: Step::Drop {
                 reason: DropReason::ForwardingDisabled,
