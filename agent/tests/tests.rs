@@ -17,3 +17,4 @@ mod rsyslog;
 mod syslog;
 mod terminal;
 mod trace;
+mod trace_paths;
