@@ -255,7 +255,7 @@ fn serve(inner: &Inner, tcp: TcpStream) {
             last_seq.insert(boot.to_string(), json!(seq));
         }
     }
-    let welcome = json!({"type": "welcome", "protocol": 1, "last_seq": last_seq});
+    let welcome = json!({"type": "welcome", "protocol": 2, "last_seq": last_seq});
     if writeln!(reader.get_mut(), "{welcome}").is_err() {
         return;
     }
@@ -965,15 +965,17 @@ fn trace_requests_are_answered_on_the_same_connection() {
         0,
         Behaviour {
             traces: vec![
-                json!({"dst": "127.0.0.1"}),
-                json!({"dst": "not an address"}),
-                json!({"dst": "127.0.0.1", "proto": 17, "sport_range": {"first": 1000, "last": 1003}, "dport": 53}),
+                json!({"kind": "flow", "dst": "127.0.0.1"}),
+                json!({"kind": "flow", "dst": "not an address"}),
+                json!({"kind": "paths", "dst": "127.0.0.1", "proto": 17, "sport_range": {"first": 1000, "last": 1003}, "dport": 53}),
+                json!({"kind": "bogus", "dst": "127.0.0.1"}),
+                json!({"kind": "hop", "flow": {"dst": "127.0.0.1", "src": "127.0.0.2"}, "ingress": "lo"}),
             ],
             ..Behaviour::default()
         },
     );
     let mut agent = fx.spawn(&fx.config("300ms", &collector_table(collector.port(), "")));
-    let results = collector.wait(Duration::from_secs(10), "three trace results", |s| {
+    let results = collector.wait(Duration::from_secs(10), "five trace results", |s| {
         let results: BTreeMap<u64, Value> = s
             .log
             .iter()
@@ -982,7 +984,7 @@ fn trace_requests_are_answered_on_the_same_connection() {
                 _ => None,
             })
             .collect();
-        (results.len() == 3).then_some(results)
+        (results.len() == 5).then_some(results)
     });
     // The loopback route is there in any namespace: a real trace.
     assert_eq!(
@@ -1000,6 +1002,21 @@ fn trace_requests_are_answered_on_the_same_connection() {
         results[&2]
     );
     assert!(results[&3].is_object(), "{:#}", results[&3]);
+    assert_eq!(results[&3]["kind"], "paths", "{:#}", results[&3]);
+    // A kind this agent does not know is answered by name, and the
+    // connection goes on.
+    assert_eq!(results[&4]["kind"], "error", "{:#}", results[&4]);
+    assert!(
+        results[&4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown trace query kind \"bogus\""),
+        "{:#}",
+        results[&4]
+    );
+    // A hop is the flow arriving on its ingress.
+    assert_eq!(results[&5]["kind"], "hop", "{:#}", results[&5]);
+    assert_eq!(results[&5]["ingress_interface"], "lo", "{:#}", results[&5]);
     // Events flow on the same connection as the traces.
     collector.wait(Duration::from_secs(5), "events beside the traces", |s| {
         (!events_of(s).is_empty()).then_some(())

@@ -183,7 +183,7 @@ async fn try_hello(
         .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).unwrap();
     let hello = format!(
-        r#"{{"type":"hello","protocol":1,"token":"{token}","agent":"{agent}","boot":"{boot}","boots":["{boot}"],"version":"loadgen","addresses":[]}}"#
+        r#"{{"type":"hello","protocol":2,"token":"{token}","agent":"{agent}","boot":"{boot}","boots":["{boot}"],"version":"loadgen","addresses":[]}}"#
     );
     stream
         .write_all(format!("{hello}\n").as_bytes())

@@ -15,7 +15,7 @@ use hopwatch_wire::event::{
     Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
     VrfAddresses,
 };
-use hopwatch_wire::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, TraceResult};
+use hopwatch_wire::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, is_trace_result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -707,7 +707,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Incoming>, String> {
     let mut flat = match serde_json::from_str::<Flat>(text) {
         Ok(flat) => flat,
         Err(error) => {
-            if serde_json::from_str::<TraceResult>(text).is_ok() {
+            if is_trace_result(text) {
                 return Ok(None);
             }
             return Err(error.to_string());

@@ -145,7 +145,7 @@ fn connections_cost_little_memory_before_and_after_hello() {
     let mut agents = Vec::new();
     let hello = |name: &str| {
         format!(
-            r#"{{"type":"hello","protocol":1,"token":"{AGENT_TOKEN}","agent":"{name}","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
+            r#"{{"type":"hello","protocol":2,"token":"{AGENT_TOKEN}","agent":"{name}","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
         )
     };
     let interfaces: Vec<String> = (1..=48)

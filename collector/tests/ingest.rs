@@ -98,7 +98,7 @@ fn a_wrong_agent_token_is_refused_and_nothing_stored() {
     assert!(refused.contains("bad token"), "{refused}");
     // Events sent anyway, without waiting for the answer, go nowhere.
     let mut raw = TcpStream::connect(server.agents).unwrap();
-    let hello = r#"{"type":"hello","protocol":1,"token":"wrong","agent":"intruder","boot":"b1","boots":[],"version":"x","addresses":[]}"#;
+    let hello = r#"{"type":"hello","protocol":2,"token":"wrong","agent":"intruder","boot":"b1","boots":[],"version":"x","addresses":[]}"#;
     let mut lines = format!("{hello}\n");
     for e in heartbeats("intruder", "b1", 1..=10) {
         lines.push_str(&e.to_json());

@@ -110,7 +110,7 @@ fn tls_hello(server: &Server, pki: &Pki, agent: &str) -> String {
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     writeln!(
         tls,
-        r#"{{"type":"hello","protocol":1,"token":"{AGENT_TOKEN}","agent":"{agent}","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
+        r#"{{"type":"hello","protocol":2,"token":"{AGENT_TOKEN}","agent":"{agent}","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
     )
     .unwrap();
     tls.flush().unwrap();
@@ -154,7 +154,7 @@ fn agents_with_a_client_certificate_are_served_over_tls() {
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     writeln!(
         tls,
-        r#"{{"type":"hello","protocol":1,"token":"{AGENT_TOKEN}","agent":"leaf1","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
+        r#"{{"type":"hello","protocol":2,"token":"{AGENT_TOKEN}","agent":"leaf1","boot":"b1","boots":["b1"],"version":"x","addresses":[]}}"#
     )
     .unwrap();
     let events: String = (1..=3)

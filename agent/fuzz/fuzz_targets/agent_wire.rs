@@ -7,8 +7,7 @@
 
 use hopwatch::event::{Body, Link, LinkState, Sequencer};
 use hopwatch::output::spool::Spool;
-use hopwatch::trace::FlowQuery;
-use hopwatch::trace::paths::PathsQuery;
+use hopwatch::trace::TraceQuery;
 use hopwatch::wire::CollectorMessage;
 use libfuzzer_sys::fuzz_target;
 use std::collections::{BTreeSet, VecDeque};
@@ -47,23 +46,22 @@ fn append(spool: &mut Spool, boot: &str, n: usize) {
         .expect("append to a scratch spool");
 }
 
-/// Keys only a `paths` query has, as the agent tells the two apart.
-const PATHS_KEYS: [&str; 4] = ["sport_range", "samples", "dport_range", "per_flow"];
-
-fn read_query(query: serde_json::Value) {
-    let is_paths = query
-        .as_object()
-        .is_some_and(|o| PATHS_KEYS.iter().any(|k| o.contains_key(*k)));
-    if is_paths {
-        if let Ok(q) = serde_json::from_value::<PathsQuery>(query)
-            && q.validate().is_ok()
-        {
-            let flows = q.flows().expect("a valid query enumerates its flows");
-            assert_eq!(flows.len() as u64, q.flow_count());
+fn read_query(query: TraceQuery) {
+    let flow = match query {
+        TraceQuery::Paths(q) => {
+            if q.validate().is_ok() {
+                let flows = q.flows().expect("a valid query enumerates its flows");
+                assert_eq!(flows.len() as u64, q.flow_count());
+            }
+            return;
         }
-    } else if let Ok(q) = serde_json::from_value::<FlowQuery>(query) {
-        let _ = q.validate();
-    }
+        TraceQuery::Flow(q) => q,
+        TraceQuery::Hop(q) => match q.arriving() {
+            Ok(flow) => flow,
+            Err(_) => return,
+        },
+    };
+    let _ = flow.validate();
 }
 
 /// The seq of each line of a batch.

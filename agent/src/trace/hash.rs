@@ -53,7 +53,7 @@
 //! - Policy 2 and policy 3's inner fields hash the inner header of tunnelled
 //!   packets, which a 5-tuple cannot name.
 
-use serde::{Deserialize, Serialize};
+pub use hopwatch_wire::trace::HashInfo;
 
 /// The flow label's field in `fib_multipath_hash_fields`.
 const FIELD_FLOWLABEL: u32 = 0x0008;
@@ -73,38 +73,6 @@ const FIELDS: [&str; 12] = [
     "inner_sport",
     "inner_dport",
 ];
-
-/// How the answering switch hashes this flow onto an ECMP member, and how
-/// far the answer holds for real packets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HashInfo {
-    /// `ipv4` or `ipv6`: each family has its own policy.
-    pub family: String,
-    /// The sysctl the policy comes from.
-    pub setting: String,
-    pub policy: u32,
-    /// `fib_multipath_hash_fields`, read under policy 3 only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<u32>,
-    /// What the kernel hashes under the policy: `src`, `dst`, `proto`,
-    /// `sport`, `dport`, `flowlabel`, and `inner_*` for tunnelled packets.
-    pub inputs: Vec<String>,
-    /// The flow label the lookup hashed, when the policy hashes one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flowlabel: Option<u32>,
-    /// Whether a real packet of the flow is hashed as the lookup was.
-    pub exact: bool,
-    /// Why it may not be, and what to do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caveat: Option<String>,
-}
-
-impl HashInfo {
-    /// Whether the policy hashes the (outer) flow label.
-    pub fn hashes_flowlabel(&self) -> bool {
-        self.inputs.iter().any(|input| input == "flowlabel")
-    }
-}
 
 /// What a flow looks like to the hash: its family, whether it is forwarded
 /// (arrives on an interface) or originated, its protocol and flow label.

@@ -12,6 +12,7 @@ pub mod matcher;
 pub mod secret;
 pub mod syslog;
 pub mod text;
+pub mod trace;
 pub mod wire;
 
 pub use secret::Secret;

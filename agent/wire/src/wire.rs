@@ -24,11 +24,15 @@
 //! `type` field tells them apart. Every line ends with `\n`.
 
 use crate::event::VrfAddresses;
+use crate::trace::{TraceAnswer, TraceQuery};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The protocol version both sides put in `hello` and `welcome`.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: a `trace_request`'s query and a `trace_result`'s answer carry their
+/// `kind` ([`TraceQuery`], [`TraceAnswer`]).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The agent's first line on a connection.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -93,8 +97,9 @@ pub enum CollectorMessage {
     Refused { reason: String },
     /// Every event of `boot` with `seq` ≤ this is durably stored.
     Ack { boot: String, seq: u64 },
-    /// Asks the agent to trace a flow through its own switch.
-    TraceRequest { id: u64, query: serde_json::Value },
+    /// Asks the agent to trace through its own switch; answered by a
+    /// [`TraceResult`] with the same `id`.
+    TraceRequest { id: u64, query: TraceQuery },
     /// The agent's line for `(boot, seq)` can never be stored (it is
     /// malformed); sent before the `refused` that ends the connection, so
     /// the agent sets that line aside instead of resending it for ever.
@@ -112,14 +117,49 @@ pub struct TraceResult {
     #[serde(rename = "type")]
     pub kind: TraceResultTag,
     pub id: u64,
-    /// The trace, or `{"error": "..."}`.
-    pub result: serde_json::Value,
+    pub result: TraceAnswer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TraceResultTag {
     TraceResult,
+}
+
+/// Whether `line` is a `trace_result`, whatever its answer holds: a
+/// collector that reads no answers (or an answer of a kind it does not
+/// know) still knows the line is not an event.
+pub fn is_trace_result(line: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        _kind: TraceResultTag,
+        #[serde(rename = "id")]
+        _id: u64,
+    }
+    serde_json::from_str::<Envelope>(line).is_ok()
+}
+
+/// A `trace_request` whose query cannot be read: its id and why, so the
+/// agent answers that request with the reason instead of dropping the
+/// connection over one query it does not understand.
+pub fn unreadable_trace_request(line: &[u8]) -> Option<(u64, String)> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        kind: String,
+        id: u64,
+        #[serde(default)]
+        query: serde_json::Value,
+    }
+    let envelope: Envelope = serde_json::from_slice(line).ok()?;
+    if envelope.kind != "trace_request" {
+        return None;
+    }
+    match serde_json::from_value::<TraceQuery>(envelope.query) {
+        Ok(_) => None,
+        Err(error) => Some((envelope.id, error.to_string())),
+    }
 }
 
 /// The agent's last line before a clean shutdown: it is stopping on purpose,
@@ -262,6 +302,50 @@ mod tests {
             long.starts_with(&format!("agent name \"{}\"…: is 300 bytes", "a".repeat(64))),
             "{long}"
         );
+    }
+
+    #[test]
+    fn a_trace_request_with_an_unknown_kind_is_answered_not_dropped() {
+        let line = br#"{"type":"trace_request","id":7,"query":{"kind":"bogus","dst":"10.0.0.1"}}"#;
+        assert!(serde_json::from_slice::<CollectorMessage>(line).is_err());
+        let (id, reason) = unreadable_trace_request(line).expect("an unreadable request");
+        assert_eq!(id, 7);
+        assert!(
+            reason.contains("unknown trace query kind \"bogus\""),
+            "{reason}"
+        );
+        let good = br#"{"type":"trace_request","id":8,"query":{"kind":"flow","dst":"10.0.0.1"}}"#;
+        assert!(matches!(
+            serde_json::from_slice::<CollectorMessage>(good).unwrap(),
+            CollectorMessage::TraceRequest {
+                id: 8,
+                query: TraceQuery::Flow(_)
+            }
+        ));
+        assert_eq!(unreadable_trace_request(good), None);
+        assert_eq!(
+            unreadable_trace_request(br#"{"type":"ack","boot":"b","seq":1}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn trace_results_are_told_by_their_tag() {
+        let line = serde_json::to_string(&TraceResult {
+            kind: TraceResultTag::TraceResult,
+            id: 3,
+            result: TraceAnswer::error("busy"),
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"trace_result","id":3,"result":{"kind":"error","error":"busy"}}"#
+        );
+        assert!(is_trace_result(&line));
+        assert!(is_trace_result(
+            r#"{"type":"trace_result","id":4,"result":{"kind":"from_the_future"}}"#
+        ));
+        assert!(!is_trace_result(r#"{"type":"link","id":4}"#));
     }
 
     #[test]

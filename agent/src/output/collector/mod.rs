@@ -38,15 +38,15 @@ use super::spool::{Spool, SpoolError};
 use super::{OutputHandle, OutputStats};
 use crate::control::{CollectorBoot, CollectorStatus};
 use crate::event::Loss;
+use crate::trace::{TraceAnswer, TraceQuery};
 use crate::wire::{
     CollectorMessage, Goodbye, GoodbyeTag, Hello, HelloTag, PROTOCOL_VERSION, TraceResult,
-    TraceResultTag,
+    TraceResultTag, unreadable_trace_request,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -850,9 +850,22 @@ impl Session<'_> {
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
-        let message: CollectorMessage = serde_json::from_slice(line).map_err(|e| {
-            SessionError::Broken(format!("unreadable line from the collector: {e}"))
-        })?;
+        let message: CollectorMessage = match serde_json::from_slice(line) {
+            Ok(message) => message,
+            // One query this agent cannot read is answered, not fatal.
+            Err(_) if *welcomed && let Some((id, reason)) = unreadable_trace_request(line) => {
+                self.answer(
+                    id,
+                    TraceAnswer::error(format!("unreadable trace query: {reason}")),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(SessionError::Broken(format!(
+                    "unreadable line from the collector: {e}"
+                )));
+            }
+        };
         match (*welcomed, message) {
             (false, CollectorMessage::Welcome { protocol, last_seq }) => {
                 if protocol != PROTOCOL_VERSION {
@@ -973,17 +986,16 @@ impl Session<'_> {
     /// holds up events or acks; the answer is sent when it is ready. At most
     /// [`MAX_TRACES`] run at once, so a flood of requests cannot flood the
     /// switch.
-    fn trace(&self, id: u64, query: serde_json::Value) {
+    fn trace(&self, id: u64, query: TraceQuery) {
         let busy = Arc::clone(&self.traces);
         if busy.fetch_add(1, Ordering::SeqCst) >= MAX_TRACES {
             busy.fetch_sub(1, Ordering::SeqCst);
-            let _ = self.trace_tx.send(TraceResult {
-                kind: TraceResultTag::TraceResult,
+            self.answer(
                 id,
-                result: serde_json::json!({
-                    "error": format!("this agent is already running {MAX_TRACES} traces; try again")
-                }),
-            });
+                TraceAnswer::error(format!(
+                    "this agent is already running {MAX_TRACES} traces; try again"
+                )),
+            );
             return;
         }
         let tx = self.trace_tx.clone();
@@ -1007,48 +1019,31 @@ impl Session<'_> {
         if let Err(error) = spawned {
             busy.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(%error, id, "Cannot start a trace thread.");
-            let _ = self.trace_tx.send(TraceResult {
-                kind: TraceResultTag::TraceResult,
+            self.answer(
                 id,
-                result: serde_json::json!({ "error": format!("cannot start a trace: {error}") }),
-            });
+                TraceAnswer::error(format!("cannot start a trace: {error}")),
+            );
         }
+    }
+
+    /// Queues the answer to trace request `id` from the session's own thread.
+    fn answer(&self, id: u64, result: TraceAnswer) {
+        let _ = self.trace_tx.send(TraceResult {
+            kind: TraceResultTag::TraceResult,
+            id,
+            result,
+        });
     }
 }
 
-/// Keys only a `paths` query has; a query with none of them is one flow.
-const PATHS_KEYS: [&str; 4] = ["sport_range", "samples", "dport_range", "per_flow"];
-
-/// The answer to a collector's `trace_request`: `query` is a
-/// [`FlowQuery`](crate::trace::FlowQuery), answered with a trace, or a
-/// [`PathsQuery`](crate::trace::PathsQuery) (told apart by its
-/// `sport_range`, `samples`, `dport_range` or `per_flow`), answered with
-/// the spread over the route's members; a failure is `{"error": "..."}`.
-fn answer_trace(
-    backend: &mut dyn crate::trace::Backend,
-    query: serde_json::Value,
-) -> serde_json::Value {
-    let error = |e: &dyn fmt::Display| serde_json::json!({ "error": e.to_string() });
-    let is_paths = query
-        .as_object()
-        .is_some_and(|o| PATHS_KEYS.iter().any(|k| o.contains_key(*k)));
-    if is_paths {
-        match serde_json::from_value::<crate::trace::PathsQuery>(query) {
-            Ok(q) => match backend.paths(&q) {
-                Ok(paths) => serde_json::to_value(paths).unwrap_or_else(|e| error(&e)),
-                Err(e) => error(&e),
-            },
-            Err(e) => error(&format!("unreadable paths query: {e}")),
-        }
-    } else {
-        match serde_json::from_value::<crate::trace::FlowQuery>(query) {
-            Ok(q) => match backend.trace(&q) {
-                Ok(trace) => serde_json::to_value(trace).unwrap_or_else(|e| error(&e)),
-                Err(e) => error(&e),
-            },
-            Err(e) => error(&format!("unreadable trace query: {e}")),
-        }
-    }
+/// The answer to a collector's `trace_request`, of the query's kind.
+fn answer_trace(backend: &mut dyn crate::trace::Backend, query: TraceQuery) -> TraceAnswer {
+    let answer = match query {
+        TraceQuery::Flow(q) => backend.trace(&q).map(TraceAnswer::Flow),
+        TraceQuery::Paths(q) => backend.paths(&q).map(TraceAnswer::Paths),
+        TraceQuery::Hop(q) => backend.hop(&q).map(TraceAnswer::Hop),
+    };
+    answer.unwrap_or_else(TraceAnswer::error)
 }
 
 #[cfg(test)]

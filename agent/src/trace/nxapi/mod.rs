@@ -23,7 +23,9 @@ pub use show::{Hash, parse_hash};
 
 use super::outcome::{Dropped, Outcome};
 use super::paths::{self, FlowPath, Paths, PathsQuery};
-use super::{Action, Backend, DropReason, FlowQuery, HopKind, Interface, Route, Trace, TraceError};
+use super::{
+    Action, Backend, DropReason, FlowQuery, HopKind, HopQuery, Interface, Route, Trace, TraceError,
+};
 use crate::nxapi::{Client, NxapiError, nxos_name};
 use show::{InterfaceRow, ShowInterface, ShowRoute};
 use std::net::IpAddr;
@@ -123,6 +125,16 @@ impl Backend for NxapiBackend {
         let mut trace = answer(query, &self.switch, &hash, path, egress);
         trace.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(trace)
+    }
+
+    /// `show routing hash` takes no ingress interface, so the hardware's
+    /// answer cannot be asked for a flow arriving on one: refused rather
+    /// than answered as if the switch originated it.
+    fn hop(&mut self, query: &HopQuery) -> Result<Trace, TraceError> {
+        Err(TraceError::Nxapi(format!(
+            "the nxapi backend cannot trace a flow arriving on {}: `show routing hash` takes no ingress interface; set [agent] trace_backend = \"kernel\" to answer fabric-trace hops",
+            query.ingress
+        )))
     }
 
     fn paths(&mut self, query: &PathsQuery) -> Result<Paths, TraceError> {

@@ -18,135 +18,15 @@
 //! put on a down member are counted as dropped, which no even verdict hides.
 
 pub use super::chi_square::{chi_square_survival, gamma_q};
-mod query;
-
-pub use query::{
-    MAX_FLOWS, PathsQuery, PortRange, SAMPLE_FIRST_PORT, SourcePorts, seed_from_clock,
+pub use hopwatch_wire::trace::{
+    FlowPath, MAX_FLOWS, MemberState, PathMember, Paths, PathsQuery, PortRange, SAMPLE_FIRST_PORT,
+    SourcePorts, Verdict, seed_from_clock,
 };
 
-use super::{HashInfo, Hop, LoadShare, Member, Route};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use super::{Hop, LoadShare, Member, Route};
 
 /// The p-value under which the spread is called uneven.
 pub const SIGNIFICANCE: f64 = 0.01;
-
-/// How the flows of a [`PathsQuery`] spread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Paths {
-    pub request: PathsQuery,
-    /// Flows looked up.
-    pub flows: u64,
-    pub members: Vec<PathMember>,
-    pub verdict: Verdict,
-    /// Flows the kernel refused to route (counted in `flows`, in no member).
-    #[serde(default)]
-    pub unrouted: u64,
-    /// The route the flows match; `None` when no route matches at all.
-    pub route: Option<Route>,
-    #[serde(default)]
-    pub load_share: Option<LoadShare>,
-    #[serde(default)]
-    pub ingress_interface: Option<String>,
-    #[serde(default)]
-    pub ingress_inferred: bool,
-    /// Context for reading the verdict, when there is some.
-    #[serde(default)]
-    pub note: Option<String>,
-    #[serde(default)]
-    pub switch: String,
-    #[serde(default)]
-    pub elapsed_us: u64,
-    /// Every flow's member, when the query asked for them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flows_detail: Option<Vec<FlowPath>>,
-    /// What the multipath hash reads and how far the spread holds for real
-    /// packets (see [`super::hash`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<HashInfo>,
-    /// Flows hashed onto a member whose link is down, or refused by a
-    /// route that drops: forwarded nowhere.
-    #[serde(default)]
-    pub dropped: u64,
-    /// Why every flow is dropped, when the destination is not forwarded
-    /// (a blackhole, no route…): the trace's drop hop for the first flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drop: Option<Hop>,
-}
-
-/// Whether a member can carry flows, from the kernel's flags for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberState {
-    #[default]
-    Up,
-    /// The member's link has no carrier; flows hashed onto it are dropped.
-    Linkdown,
-    /// The kernel holds the next hop dead (its link is administratively
-    /// down, or it is linkdown under `ignore_routes_with_linkdown`).
-    Dead,
-}
-
-impl MemberState {
-    /// `linkdown` wins over `dead`: the kernel shows a linkdown member as
-    /// dead whenever `ignore_routes_with_linkdown` is set now, whether or
-    /// not it was when the link went down and the hash was laid out.
-    pub fn of(flags: &[String]) -> MemberState {
-        if flags.iter().any(|f| f == "linkdown") {
-            MemberState::Linkdown
-        } else if flags.iter().any(|f| f == "dead") {
-            MemberState::Dead
-        } else {
-            MemberState::Up
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Up => "up",
-            MemberState::Linkdown => "linkdown",
-            MemberState::Dead => "dead",
-        }
-    }
-}
-
-/// One member's share of the flows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PathMember {
-    pub next_hop: Option<IpAddr>,
-    pub interface: Option<String>,
-    pub weight: u32,
-    pub count: u64,
-    /// `count / flows`.
-    pub share: f64,
-    /// `weight / sum of the weights of the members that are up`; 0 for a
-    /// member that is down, which an even spread gives nothing.
-    pub expected_share: f64,
-    #[serde(default)]
-    pub state: MemberState,
-}
-
-/// One flow and the member it takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowPath {
-    pub sport: u16,
-    pub dport: Option<u16>,
-    pub next_hop: Option<IpAddr>,
-    pub interface: Option<String>,
-    /// The kernel's refusal, for a flow it would not route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Whether the spread matches the weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    pub even: bool,
-    pub chi_square: f64,
-    pub degrees_of_freedom: u32,
-    pub p_value: f64,
-    pub text: String,
-}
 
 /// Puts the answer together from the members and their counts.
 #[allow(clippy::too_many_arguments)]
