@@ -28,8 +28,8 @@ pub use paths::{
 
 pub use hopwatch_wire::trace::{
     Action, Counters, DEFAULT_VRF, DropReason, FlowQuery, Hop, HopKind, HopQuery, Interface,
-    LoadShare, Member, Neighbor, NeighborState, OperState, Route, Step, Trace, TraceAnswer,
-    TraceError, TraceQuery, has_ports, proto_name,
+    LoadShare, Member, Neighbor, NeighborState, NextHopFlag, OperState, Route, RouteKind, Step,
+    Trace, TraceAnswer, TraceError, TraceQuery, has_ports, proto_name,
 };
 
 /// Something that answers flow queries from a switch's forwarding state.

@@ -402,8 +402,8 @@ mod tests {
     use super::*;
     use crate::trace::{
         Action, Counters, DropReason, FlowQuery, Hop, LoadShare, Member, MemberState, Neighbor,
-        NeighborState, OperState, paths::PathMember, paths::PathsQuery, paths::PortRange,
-        paths::SourcePorts, paths::Verdict,
+        NeighborState, OperState, RouteKind, paths::PathMember, paths::PathsQuery,
+        paths::PortRange, paths::SourcePorts, paths::Verdict,
     };
 
     fn route() -> Route {
@@ -416,7 +416,7 @@ mod tests {
         };
         Route {
             prefix: "10.9.0.0/16".into(),
-            kind: "unicast".into(),
+            kind: RouteKind::Unicast,
             table: 254,
             table_name: "main".into(),
             protocol: "bgp".into(),

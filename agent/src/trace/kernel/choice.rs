@@ -6,7 +6,9 @@
 //! [`super`] gather the facts.
 
 use super::super::outcome::{Dropped, Outcome};
-use super::super::{Action, DropReason, Interface, Neighbor, NeighborState, Route, Step, Trace};
+use super::super::{
+    Action, DropReason, Interface, Neighbor, NeighborState, Route, RouteKind, Step, Trace,
+};
 use super::super::{FlowQuery, TraceError};
 use nix::libc;
 use std::fmt::Write as _;
@@ -294,7 +296,7 @@ fn prefix(trace: &Trace) -> String {
 
 fn local(out: &mut Outcome, route: Route, source_address: Option<IpAddr>, lo: Option<String>) {
     let dst = out.trace.request.dst;
-    let what = if route.kind == "broadcast" {
+    let what = if route.kind == RouteKind::Broadcast {
         format!("{dst} is a broadcast address the switch receives")
     } else {
         format!("{dst} is an address of this switch")

@@ -3,7 +3,7 @@
 //! drop hop it leads to.
 
 use super::*;
-use crate::trace::{Counters, HopKind, Member, OperState};
+use crate::trace::{Counters, HopKind, Member, OperState, RouteKind};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -28,10 +28,10 @@ fn outcome(request: &FlowQuery) -> Outcome {
     out
 }
 
-fn route(prefix: &str, kind: &str) -> Route {
+fn route(prefix: &str, kind: RouteKind) -> Route {
     Route {
         prefix: prefix.into(),
-        kind: kind.into(),
+        kind,
         table: 254,
         table_name: "main".into(),
         protocol: "static".into(),
@@ -53,7 +53,7 @@ fn unicast(gateway: &str) -> Route {
             flags: Vec::new(),
         }],
         chosen: Some(0),
-        ..route("10.9.0.0/16", "unicast")
+        ..route("10.9.0.0/16", RouteKind::Unicast)
     }
 }
 
@@ -125,7 +125,7 @@ fn blackhole_names_the_covering_route() {
         &query("10.66.0.1"),
         RefusalFacts {
             errno: libc::EINVAL,
-            covering: Some(route("10.66.0.0/16", "blackhole")),
+            covering: Some(route("10.66.0.0/16", RouteKind::Blackhole)),
             ..RefusalFacts::default()
         },
     );
@@ -149,7 +149,7 @@ fn unreachable_names_the_covering_route() {
         &query("10.67.0.1"),
         RefusalFacts {
             errno: libc::EHOSTUNREACH,
-            covering: Some(route("10.67.0.0/16", "unreachable")),
+            covering: Some(route("10.67.0.0/16", RouteKind::Unreachable)),
             ..RefusalFacts::default()
         },
     );
@@ -166,7 +166,7 @@ fn prohibit_names_the_covering_route() {
             &query("10.68.0.1"),
             RefusalFacts {
                 errno,
-                covering: Some(route("10.68.0.0/16", "prohibit")),
+                covering: Some(route("10.68.0.0/16", RouteKind::Prohibit)),
                 ..RefusalFacts::default()
             },
         );
@@ -184,7 +184,7 @@ fn throw_is_told_from_no_route_by_the_covering_throw() {
             &query("10.69.0.1"),
             RefusalFacts {
                 errno,
-                covering: Some(route("10.69.0.0/16", "throw")),
+                covering: Some(route("10.69.0.0/16", RouteKind::Throw)),
                 ..RefusalFacts::default()
             },
         );
@@ -477,7 +477,7 @@ fn local_delivery_reaches_the_switch() {
     let trace = choose(
         outcome(&query("10.0.4.1")),
         Facts::Local {
-            route: route("10.0.4.1/32", "local"),
+            route: route("10.0.4.1/32", RouteKind::Local),
             source_address: None,
             lo: Some("lo".into()),
         },

@@ -3,7 +3,9 @@
 //! as iproute2 names them.
 
 use super::super::netlink::{self, RouteFacts};
-use super::super::{Interface, Member, Neighbor, NeighborState, OperState, Route};
+use super::super::{
+    Interface, Member, Neighbor, NeighborState, NextHopFlag, OperState, Route, RouteKind,
+};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -49,13 +51,13 @@ pub(super) fn decode_route(facts: &RouteFacts) -> Route {
             interface: None,
             ifindex: facts.oif.unwrap_or(0),
             weight: 1,
-            flags: next_hop_flags(facts.flags),
+            flags: NextHopFlag::from_kernel(facts.flags),
         }],
         (true, None) => Vec::new(),
     };
     Route {
         prefix: format!("{destination}/{}", facts.dst_len),
-        kind: route_kind(facts.kind),
+        kind: RouteKind::from_kernel(facts.kind),
         table: facts.table,
         table_name: table_name(facts.table),
         protocol: protocol_name(facts.protocol),
@@ -74,43 +76,8 @@ fn decode_next_hop(hop: &netlink::NextHopFacts) -> Member {
         ifindex: hop.ifindex,
         // rtnh_hops is the weight less one.
         weight: u32::from(hop.hops) + 1,
-        flags: next_hop_flags(u32::from(hop.flags)),
+        flags: NextHopFlag::from_kernel(u32::from(hop.flags)),
     }
-}
-
-/// `RTNH_F_*` flags in words; a route's header carries them for its one
-/// next hop.
-fn next_hop_flags(flags: u32) -> Vec<String> {
-    [
-        (1, "dead"),
-        (16, "linkdown"),
-        (4, "onlink"),
-        (8, "offload"),
-        (64, "trap"),
-    ]
-    .into_iter()
-    .filter(|&(flag, _)| flags & flag != 0)
-    .map(|(_, name)| name.to_string())
-    .collect()
-}
-
-/// The route type (`RTN_*`) as `ip route` names it.
-pub(crate) fn route_kind(kind: u8) -> String {
-    match kind {
-        1 => "unicast",
-        2 => "local",
-        3 => "broadcast",
-        4 => "anycast",
-        5 => "multicast",
-        6 => "blackhole",
-        7 => "unreachable",
-        8 => "prohibit",
-        9 => "throw",
-        10 => "nat",
-        11 => "xresolve",
-        other => return format!("type {other}"),
-    }
-    .into()
 }
 
 /// Table names as iproute2's `rt_tables` ships them.

@@ -2,9 +2,9 @@
 //! of this namespace and of one built for the test.
 
 use super::policy::hash_mode;
-use super::route::{decode_route, prefix_contains, protocol_name, route_kind, table_name};
+use super::route::{decode_route, prefix_contains, protocol_name, table_name};
 use super::*;
-use crate::trace::{DropReason, NeighborState, PathsQuery, Step};
+use crate::trace::{DropReason, NeighborState, PathsQuery, RouteKind, Step};
 use netlink_packet_core::Emitable;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteNextHop, RouteNextHopFlags, RouteType,
@@ -50,8 +50,11 @@ fn names_protocols_tables_and_types() {
     assert_eq!(protocol_name(200), "200");
     assert_eq!(table_name(254), "main");
     assert_eq!(table_name(1001), "1001");
-    assert_eq!(route_kind(u8::from(RouteType::BlackHole)), "blackhole");
-    assert_eq!(route_kind(0), "type 0");
+    assert_eq!(
+        RouteKind::from_kernel(u8::from(RouteType::BlackHole)),
+        "blackhole"
+    );
+    assert_eq!(RouteKind::from_kernel(0), "type 0");
     assert_eq!(NeighborState::from_kernel(0x20), "failed");
 }
 

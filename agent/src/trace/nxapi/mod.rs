@@ -24,7 +24,8 @@ pub use show::{Hash, parse_hash};
 use super::outcome::{Dropped, Outcome};
 use super::paths::{self, FlowPath, Paths, PathsQuery};
 use super::{
-    Action, Backend, DropReason, FlowQuery, HopKind, HopQuery, Interface, Route, Trace, TraceError,
+    Action, Backend, DropReason, FlowQuery, HopKind, HopQuery, Interface, Route, RouteKind, Trace,
+    TraceError,
 };
 use crate::nxapi::{Client, NxapiError, nxos_name};
 use show::{InterfaceRow, ShowInterface, ShowRoute};
@@ -290,11 +291,11 @@ fn classify(dst: IpAddr, hash: &Hash, route: Option<Route>) -> Path {
                 .iter()
                 .all(|m| m.interface.as_deref().is_some_and(is_null)))
     {
-        route.kind = "blackhole".into();
+        route.kind = RouteKind::Blackhole;
         return Path::Null(route);
     }
-    if hop.starts_with("sup-") || route.kind == "local" {
-        route.kind = "local".into();
+    if hop.starts_with("sup-") || route.kind == RouteKind::Local {
+        route.kind = RouteKind::Local;
         return Path::Local(route);
     }
     let next_hop: Option<IpAddr> = hop.parse().ok().filter(|ip| *ip != dst);

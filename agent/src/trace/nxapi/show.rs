@@ -2,7 +2,7 @@
 //! and the JSON of `show ip route` and `show interface`, whose rows are an
 //! object for one and a list for several, and whose numbers may be strings.
 
-use super::super::{Counters, Interface, LoadShare, Member, OperState, Route};
+use super::super::{Counters, Interface, LoadShare, Member, OperState, Route, RouteKind};
 use crate::nxapi::{Rows, Text, number, nxos_name};
 use serde::Deserialize;
 
@@ -202,9 +202,9 @@ impl ShowRoute {
         Some(Route {
             prefix: name,
             kind: if local {
-                "local".into()
+                RouteKind::Local
             } else {
-                "unicast".into()
+                RouteKind::Unicast
             },
             table: 0,
             table_name: vrf.to_string(),

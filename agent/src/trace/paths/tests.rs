@@ -1,6 +1,7 @@
 //! The spread's verdict against known counts, and the flows a query names.
 
 use super::*;
+use crate::trace::NextHopFlag;
 use std::collections::HashSet;
 
 fn member(weight: u32, count: u64, total_weight: u32, flows: u64) -> PathMember {
@@ -100,10 +101,10 @@ fn flows_on_a_member_that_is_down_are_dropped_not_even() {
     let v = verdict(&members, flows);
     assert!(v.even, "{v:?}");
     assert_eq!(
-        MemberState::of(&["dead".into(), "linkdown".into()]),
+        MemberState::of(&[NextHopFlag::Dead, NextHopFlag::Linkdown]),
         MemberState::Linkdown
     );
-    assert_eq!(MemberState::of(&["dead".into()]), MemberState::Dead);
+    assert_eq!(MemberState::of(&[NextHopFlag::Dead]), MemberState::Dead);
     assert_eq!(MemberState::of(&[]), MemberState::Up);
 }
 

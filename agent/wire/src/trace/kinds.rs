@@ -1,6 +1,6 @@
 //! The closed sets a trace speaks in — what a hop does, what kind of stage
-//! it is, an interface's operational state, a neighbour entry's state — as
-//! enums, so a backend cannot misspell one and a reader can match on them.
+//! it is, a route's type and its next hops' flags, an interface's
+//! operational state, a neighbour entry's state — as enums, so a backend cannot misspell one and a reader can match on them.
 //! Each serializes as the word the JSON always carried.
 
 use serde::{Deserialize, Serialize};
@@ -167,6 +167,107 @@ impl NeighborState {
     }
 }
 
+/// A route's type (`RTN_*`), as `ip route` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Local,
+    Broadcast,
+    Anycast,
+    Multicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+    Nat,
+    Xresolve,
+    /// A type this build has no name for: `type 12`.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl RouteKind {
+    /// `RTN_*` as the kernel numbers it.
+    pub fn from_kernel(kind: u8) -> RouteKind {
+        match kind {
+            1 => RouteKind::Unicast,
+            2 => RouteKind::Local,
+            3 => RouteKind::Broadcast,
+            4 => RouteKind::Anycast,
+            5 => RouteKind::Multicast,
+            6 => RouteKind::Blackhole,
+            7 => RouteKind::Unreachable,
+            8 => RouteKind::Prohibit,
+            9 => RouteKind::Throw,
+            10 => RouteKind::Nat,
+            11 => RouteKind::Xresolve,
+            other => RouteKind::Other(format!("type {other}")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RouteKind::Unicast => "unicast",
+            RouteKind::Local => "local",
+            RouteKind::Broadcast => "broadcast",
+            RouteKind::Anycast => "anycast",
+            RouteKind::Multicast => "multicast",
+            RouteKind::Blackhole => "blackhole",
+            RouteKind::Unreachable => "unreachable",
+            RouteKind::Prohibit => "prohibit",
+            RouteKind::Throw => "throw",
+            RouteKind::Nat => "nat",
+            RouteKind::Xresolve => "xresolve",
+            RouteKind::Other(word) => word,
+        }
+    }
+}
+
+/// A next hop's flag (`RTNH_F_*`), as `ip route` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NextHopFlag {
+    /// The kernel holds the next hop dead.
+    Dead,
+    /// Its link has no carrier.
+    Linkdown,
+    Onlink,
+    Offload,
+    Trap,
+    /// A flag a newer agent names and this build does not.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl NextHopFlag {
+    /// The flags set in `RTNH_F_*` bits, in the order `ip route` prints them.
+    pub fn from_kernel(flags: u32) -> Vec<NextHopFlag> {
+        [
+            (1, NextHopFlag::Dead),
+            (16, NextHopFlag::Linkdown),
+            (4, NextHopFlag::Onlink),
+            (8, NextHopFlag::Offload),
+            (64, NextHopFlag::Trap),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, flag)| flag)
+        .collect()
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            NextHopFlag::Dead => "dead",
+            NextHopFlag::Linkdown => "linkdown",
+            NextHopFlag::Onlink => "onlink",
+            NextHopFlag::Offload => "offload",
+            NextHopFlag::Trap => "trap",
+            NextHopFlag::Other(word) => word,
+        }
+    }
+}
+
 macro_rules! display_as_str {
     ($($kind:ty),*) => {$(
         impl fmt::Display for $kind {
@@ -183,7 +284,14 @@ macro_rules! display_as_str {
     )*};
 }
 
-display_as_str!(Action, HopKind, OperState, NeighborState);
+display_as_str!(
+    Action,
+    HopKind,
+    OperState,
+    NeighborState,
+    RouteKind,
+    NextHopFlag
+);
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +331,9 @@ mod tests {
             .map(NeighborState::from_kernel)
             .collect();
         check(&nud);
+        let kinds: Vec<RouteKind> = (0..=12).map(RouteKind::from_kernel).collect();
+        check(&kinds);
+        check(&NextHopFlag::from_kernel(0xff));
     }
 
     #[test]
@@ -245,6 +356,16 @@ mod tests {
             NeighborState::Unknown
         );
         assert_eq!(HopKind::Drop, "drop");
+        assert_eq!(RouteKind::from_kernel(0), "type 0");
+        assert_eq!(RouteKind::from_kernel(6), RouteKind::Blackhole);
+        assert_eq!(
+            NextHopFlag::from_kernel(0x11),
+            [NextHopFlag::Dead, NextHopFlag::Linkdown]
+        );
+        assert_eq!(
+            serde_json::from_str::<NextHopFlag>("\"rt_offload_failed\"").unwrap(),
+            NextHopFlag::Other("rt_offload_failed".into())
+        );
         assert_eq!(NeighborState::from_kernel(0x20).to_string(), "failed");
     }
 }

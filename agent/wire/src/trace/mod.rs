@@ -9,7 +9,7 @@ mod kinds;
 mod paths;
 mod query;
 
-pub use kinds::{Action, HopKind, NeighborState, OperState};
+pub use kinds::{Action, HopKind, NeighborState, NextHopFlag, OperState, RouteKind};
 pub use paths::{
     FlowPath, MAX_FLOWS, MemberState, PathMember, Paths, PathsQuery, PortRange, SAMPLE_FIRST_PORT,
     SourcePorts, Verdict, seed_from_clock,
@@ -385,10 +385,8 @@ impl fmt::Display for DropReason {
 pub struct Route {
     /// `10.1.0.0/16`, `0.0.0.0/0`.
     pub prefix: String,
-    /// `unicast`, `local`, `broadcast`, `multicast`, `blackhole`,
-    /// `unreachable`, `prohibit`, `throw`, …
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: RouteKind,
     pub table: u32,
     /// `main`, `local`, `default`, else the number.
     pub table_name: String,
@@ -434,9 +432,8 @@ pub struct Member {
     /// The member's share of flows relative to the others (`weight` in
     /// `ip route`, the kernel's `rtnh_hops + 1`).
     pub weight: u32,
-    /// `dead`, `linkdown`, `onlink`, `offload`, `trap`.
     #[serde(default)]
-    pub flags: Vec<String>,
+    pub flags: Vec<NextHopFlag>,
 }
 
 /// A neighbour table entry.

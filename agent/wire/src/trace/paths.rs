@@ -2,7 +2,7 @@
 //! sample, with destination ports, checked before any is looked up) and how
 //! they spread over the members of the route, with the verdict.
 
-use super::{HashInfo, Hop, LoadShare, Route, TraceError};
+use super::{HashInfo, Hop, LoadShare, NextHopFlag, Route, TraceError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -369,10 +369,10 @@ impl MemberState {
     /// `linkdown` wins over `dead`: the kernel shows a linkdown member as
     /// dead whenever `ignore_routes_with_linkdown` is set now, whether or
     /// not it was when the link went down and the hash was laid out.
-    pub fn of(flags: &[String]) -> MemberState {
-        if flags.iter().any(|f| f == "linkdown") {
+    pub fn of(flags: &[NextHopFlag]) -> MemberState {
+        if flags.contains(&NextHopFlag::Linkdown) {
             MemberState::Linkdown
-        } else if flags.iter().any(|f| f == "dead") {
+        } else if flags.contains(&NextHopFlag::Dead) {
             MemberState::Dead
         } else {
             MemberState::Up
