@@ -5,8 +5,9 @@
 //! A token (or a client certificate's name) may be bound to agent names, so
 //! that one switch's secret cannot speak for another switch.
 
-use crate::config::{AuthSettings, Secret};
+use hopwatch::diag::Located;
 use hopwatch::matcher::InterfaceMatcher;
+use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -48,6 +49,47 @@ pub enum AuthError {
         line: usize,
         len: usize,
     },
+}
+
+/// `[auth]`: the tokens and the bindings of tokens and certificates to
+/// agent names.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Tokens any agent may use.
+    pub agent_tokens: Vec<Secret>,
+    pub api_tokens: Vec<Secret>,
+    pub agent_tokens_file: Option<Located<PathBuf>>,
+    pub api_tokens_file: Option<Located<PathBuf>>,
+    /// `agent_tokens` entries `{ token_file, agents }`: tokens only the
+    /// named agents may use.
+    pub bound_tokens: Vec<BoundTokenFile>,
+    /// `[[auth.agent_certs]]`: client certificate names bound to agents.
+    pub agent_certs: Vec<AgentCert>,
+}
+
+/// A token file whose tokens admit only the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct BoundTokenFile {
+    pub token_file: Located<PathBuf>,
+    pub agents: InterfaceMatcher,
+}
+
+/// Agents whose client certificate's CN or DNS name matches `names` may say
+/// hello as the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct AgentCert {
+    pub names: InterfaceMatcher,
+    pub agents: InterfaceMatcher,
+}
+
+/// A token. `Debug` hides it so no log or panic message shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// Whether an agent may say hello under the name it gave.
@@ -453,7 +495,7 @@ mod tests {
         fs::write(dir.join("api"), "# ops\nfrom-file-0123456789\n\n").unwrap();
         let settings = AuthSettings {
             agent_tokens: vec![Secret("a1-0123456789abcdef".into())],
-            api_tokens_file: Some(crate::config::Located {
+            api_tokens_file: Some(Located {
                 value: dir.join("api"),
                 file: "c.toml".into(),
                 line: 1,
@@ -511,7 +553,7 @@ mod tests {
 
     #[test]
     fn bound_tokens_admit_only_their_agents() {
-        use crate::config::{BoundTokenFile, Located};
+        use super::BoundTokenFile;
         let dir = temp_dir("bound");
         let path = dir.join("leaf1.token");
         fs::write(&path, "leaf1-token-0123456789\n").unwrap();
