@@ -453,7 +453,7 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
 }
 
 /// Sizes print the way the config reads them.
-pub use crate::size::format_size;
+pub use hopwatch_wire::size::format_size;
 
 #[cfg(test)]
 mod tests {

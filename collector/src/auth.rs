@@ -5,9 +5,9 @@
 //! A token (or a client certificate's name) may be bound to agent names, so
 //! that one switch's secret cannot speak for another switch.
 
-use hopwatch::diag::Located;
-use hopwatch::matcher::InterfaceMatcher;
-use std::fmt;
+pub use hopwatch_wire::Secret;
+use hopwatch_wire::diag::Located;
+use hopwatch_wire::matcher::InterfaceMatcher;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -80,16 +80,6 @@ pub struct BoundTokenFile {
 pub struct AgentCert {
     pub names: InterfaceMatcher,
     pub agents: InterfaceMatcher,
-}
-
-/// A token. `Debug` hides it so no log or panic message shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// Whether an agent may say hello under the name it gave.
@@ -328,7 +318,7 @@ impl Tokens {
 fn find(tokens: &[Secret], candidate: &str) -> Option<usize> {
     let mut found = None;
     for (i, token) in tokens.iter().enumerate() {
-        if ct_eq(token.0.as_bytes(), candidate.as_bytes()) && found.is_none() {
+        if ct_eq(token.expose().as_bytes(), candidate.as_bytes()) && found.is_none() {
             found = Some(i);
         }
     }
@@ -368,7 +358,7 @@ pub fn read_token_file(path: &Path) -> Result<Vec<Secret>, AuthError> {
                 len: line.len(),
             });
         }
-        tokens.push(Secret(line.to_string()));
+        tokens.push(Secret::new(line));
     }
     if tokens.is_empty() {
         return Err(AuthError::Empty {
@@ -413,7 +403,7 @@ fn kept_or_generated(path: &Path) -> Result<(Secret, bool), AuthError> {
         .mode(0o600)
         .open(path)
         .map_err(write_error)?;
-    file.write_all(format!("{}\n", token.0).as_bytes())
+    file.write_all(format!("{}\n", token.expose()).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(write_error)?;
     Ok((token, true))
@@ -425,7 +415,9 @@ pub fn generate() -> Result<Secret, AuthError> {
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(AuthError::Random)?;
-    Ok(Secret(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
 }
 
 #[cfg(test)]
@@ -452,8 +444,8 @@ mod tests {
     #[test]
     fn checks_every_token_of_each_side() {
         let tokens = Tokens::new(
-            vec![Secret("agent-a".into())],
-            vec![Secret("api-1".into()), Secret("api-2".into())],
+            vec![Secret::new("agent-a")],
+            vec![Secret::new("api-1"), Secret::new("api-2")],
         );
         assert!(tokens.check_agent("agent-a"));
         assert!(!tokens.check_agent("api-1"));
@@ -476,8 +468,8 @@ mod tests {
             .find(|g| g.kind == TokenKind::Api)
             .unwrap()
             .token;
-        assert_eq!(api.0.len(), 64);
-        assert_eq!(first.check_api(&api.0), Some(0));
+        assert_eq!(api.expose().len(), 64);
+        assert_eq!(first.check_api(api.expose()), Some(0));
         let mode = fs::metadata(dir.join(API_TOKEN_FILE))
             .unwrap()
             .permissions()
@@ -485,7 +477,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let (second, again, _) = Tokens::resolve(&AuthSettings::default(), &dir).unwrap();
         assert!(again.is_empty());
-        assert_eq!(second.check_api(&api.0), Some(0));
+        assert_eq!(second.check_api(api.expose()), Some(0));
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -494,7 +486,7 @@ mod tests {
         let dir = temp_dir("conf");
         fs::write(dir.join("api"), "# ops\nfrom-file-0123456789\n\n").unwrap();
         let settings = AuthSettings {
-            agent_tokens: vec![Secret("a1-0123456789abcdef".into())],
+            agent_tokens: vec![Secret::new("a1-0123456789abcdef")],
             api_tokens_file: Some(Located {
                 value: dir.join("api"),
                 file: "c.toml".into(),
@@ -558,7 +550,7 @@ mod tests {
         let path = dir.join("leaf1.token");
         fs::write(&path, "leaf1-token-0123456789\n").unwrap();
         let settings = AuthSettings {
-            agent_tokens: vec![Secret("shared-token-0123456789".into())],
+            agent_tokens: vec![Secret::new("shared-token-0123456789")],
             bound_tokens: vec![BoundTokenFile {
                 token_file: Located {
                     value: path.clone(),

@@ -3,7 +3,7 @@
 //! every agent's client certificate must carry; then the names that
 //! certificate gives, which `[[auth.agent_certs]]` binds to agent names.
 
-use hopwatch::diag::{Diagnostic, Located};
+use hopwatch_wire::diag::{Diagnostic, Located};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -18,9 +18,9 @@ mod rules;
 mod tests;
 mod validate;
 
-pub use crate::diag::{ConfigError, Diagnostic, RawSyslog, closest, key_offset, line_col};
-pub use crate::size::parse_size;
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
+pub use hopwatch_wire::diag::{ConfigError, Diagnostic, RawSyslog, closest, key_offset, line_col};
+pub use hopwatch_wire::size::parse_size;
 
 /// Where `hopwatch` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/agent.toml";

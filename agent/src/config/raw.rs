@@ -1,8 +1,8 @@
 //! The raw shape of `agent.toml`, as serde reads it, and the keys each table
 //! accepts.
 
-use crate::diag::RawSyslog;
-use crate::size::RawSize;
+use hopwatch_wire::diag::RawSyslog;
+use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
 use toml::Spanned;
 

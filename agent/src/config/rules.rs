@@ -4,10 +4,10 @@
 use super::DEFAULT_INTERFACES;
 use super::raw::RawRule;
 use super::validate::Validator;
-use crate::diag::line_col;
 use crate::event::Severity;
 use crate::matcher::InterfaceMatcher;
 use crate::rule::{self, Rule};
+use hopwatch_wire::diag::line_col;
 use std::collections::HashMap;
 use std::time::Duration;
 use toml::Spanned;

@@ -124,7 +124,7 @@ fn collector_mistakes_are_located_and_name_both_keys() {
 
 #[test]
 fn spool_max_reads_sizes_as_the_shared_grammar_does() {
-    for (text, expected) in crate::size::SIZE_CASES {
+    for (text, expected) in hopwatch_wire::size::SIZE_CASES {
         let got = collector(&format!(
             "address = \"c:1\"\ntoken = \"t-0123456789abcdef\"\nspool_max = {text:?}\n"
         ));

@@ -4,9 +4,9 @@
 
 use super::raw::{KNOWN_KEYS, RawConfig};
 use super::{Config, ConfigError, DEFAULT_INTERFACES, StdoutSettings, hostname};
-use crate::diag::{Diagnostics, RawSyslog, event_types};
 use crate::matcher::InterfaceMatcher;
 use crate::output::syslog::SyslogSettings;
+use hopwatch_wire::diag::{Diagnostics, RawSyslog, event_types};
 use std::time::Duration;
 use toml::Spanned;
 

@@ -6,7 +6,7 @@
 use super::raw::RawAuth;
 use super::validate::Validator;
 use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, Secret};
-use hopwatch::matcher::InterfaceMatcher;
+use hopwatch_wire::matcher::InterfaceMatcher;
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -48,7 +48,7 @@ impl Validator<'_> {
                 );
                 None
             } else {
-                Some(Secret(t.clone()))
+                Some(Secret::new(t.clone()))
             }
         }
     }

@@ -4,7 +4,7 @@
 //! [`Config::check_files`] is the part of `check-config` that reads the token
 //! and certificate files the config names.
 
-use hopwatch::output::syslog::SyslogSettings;
+use hopwatch_wire::syslog::SyslogSettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +20,8 @@ mod validate;
 
 pub use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, Secret};
 pub use crate::tls::TlsSettings;
-pub use hopwatch::diag::{ConfigError, Diagnostic, Located};
-pub use hopwatch::size::parse_size;
+pub use hopwatch_wire::diag::{ConfigError, Diagnostic, Located};
+pub use hopwatch_wire::size::parse_size;
 
 /// Where `hopwatch-collector` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/collector.toml";

@@ -1,8 +1,8 @@
 //! The raw shape of `collector.toml`, as serde reads it, and the keys each
 //! table accepts.
 
-use hopwatch::diag::{KnownKeys, RawSyslog};
-use hopwatch::size::RawSize;
+use hopwatch_wire::diag::{KnownKeys, RawSyslog};
+use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -2,7 +2,7 @@
 //! and every mistake at once with its place and hint.
 
 use super::*;
-use hopwatch::size::{SIZE_CASES, format_size};
+use hopwatch_wire::size::{SIZE_CASES, format_size};
 
 pub(super) fn errors(text: &str) -> Vec<String> {
     match Config::parse(text, "c.toml") {
@@ -108,12 +108,9 @@ max_connections = 64
     );
     assert_eq!((tls.key_file.line, tls.key_file.col), (14, 12));
     assert_eq!(c.auth.api_tokens.len(), 2);
-    assert_eq!(
-        c.auth.agent_tokens,
-        vec![Secret("agent-secret-0001".into())]
-    );
+    assert_eq!(c.auth.agent_tokens, vec![Secret::new("agent-secret-0001")]);
     let syslog = c.syslog.unwrap();
-    assert_eq!(syslog.format, hopwatch::output::syslog::Format::Json);
+    assert_eq!(syslog.format, hopwatch_wire::syslog::Format::Json);
     assert_eq!(syslog.types, vec!["alert".to_string()]);
     assert_eq!(syslog.hostname, "collector1");
     assert_eq!(c.rate_limit.burst, 5);
@@ -262,10 +259,7 @@ fn sizes() {
 
 #[test]
 fn secrets_do_not_debug_print() {
-    assert_eq!(
-        format!("{:?}", Secret("s3cret".into())),
-        "Secret(<redacted>)"
-    );
+    assert_eq!(format!("{:?}", Secret::new("s3cret")), "<redacted>");
 }
 
 #[test]

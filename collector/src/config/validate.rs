@@ -4,9 +4,9 @@
 
 use super::raw::{KNOWN_KEYS, RawConfig};
 use super::{Config, ConfigError};
-use hopwatch::diag::{Diagnostics, Located, RawSyslog};
-use hopwatch::output::syslog::SyslogSettings;
-use hopwatch::size::{RawSize, format_size};
+use hopwatch_wire::diag::{Diagnostics, Located, RawSyslog};
+use hopwatch_wire::size::{RawSize, format_size};
+use hopwatch_wire::syslog::SyslogSettings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! share: both forward events to syslog with the same settings.
 
 use super::Diagnostics;
-use crate::output::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
+use crate::syslog::{Format, Protocol, SyslogSettings, SyslogTarget, parse_facility};
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
