@@ -92,10 +92,4 @@ severity = "critical"
 "#;
 
 /// The machine's hostname, the default agent name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
+pub use crate::host::hostname;
