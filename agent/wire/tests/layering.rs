@@ -198,10 +198,10 @@ fn references(module: &[String], code: &str) -> BTreeSet<String> {
                     inline.push((name.clone(), depth + 1));
                 }
             }
-            Token::Ident(kw) if kw == "crate" && !after_path => {
-                if tokens.get(i + 1) == Some(&Token::Path) {
-                    found.extend(first_segments(&tokens, i + 1).into_iter().map(String::from));
-                }
+            Token::Ident(kw)
+                if kw == "crate" && !after_path && tokens.get(i + 1) == Some(&Token::Path) =>
+            {
+                found.extend(first_segments(&tokens, i + 1).into_iter().map(String::from));
             }
             Token::Ident(kw) if kw == "super" && !after_path => {
                 let mut climbs = 0;
