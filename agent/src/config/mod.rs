@@ -19,7 +19,7 @@ mod tests;
 mod validate;
 
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
-pub use hopwatch_wire::diag::{ConfigError, Diagnostic, RawSyslog, closest, key_offset, line_col};
+pub use hopwatch_wire::diag::{ConfigError, Diagnostic};
 pub use hopwatch_wire::size::parse_size;
 
 /// Where `hopwatch` looks for its config when `-c` is not given.
