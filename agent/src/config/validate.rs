@@ -1,6 +1,7 @@
-//! The validator's scaffolding for `agent.toml`: the collected diagnostics,
-//! the walk over the tables, unknown keys and durations. Each table's own
-//! checks live beside it (`agent`, `rules`, `outputs`).
+//! The validator of `agent.toml`: the walk over the tables and the checks
+//! several tables use (durations, event types, `[output.syslog]`). Positions,
+//! unknown keys and the error list are the shared [`Diagnostics`]; each
+//! table's own checks live beside it (`agent`, `rules`, `outputs`).
 
 use super::raw::{KNOWN_KEYS, RawConfig};
 use super::{Config, ConfigError, DEFAULT_INTERFACES, StdoutSettings, hostname};
@@ -12,7 +13,7 @@ use toml::Spanned;
 
 /// The checks of one config text, each table's in its own file.
 pub(super) struct Validator<'a> {
-    pub(super) diag: Diagnostics<'a>,
+    diag: Diagnostics<'a>,
 }
 
 impl<'a> Validator<'a> {

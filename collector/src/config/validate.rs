@@ -1,6 +1,7 @@
-//! The validator's scaffolding for `collector.toml`: the walk over the
-//! tables and the checks of durations, sizes, addresses and paths that
-//! several tables use. Each table's own checks live beside it.
+//! The validator of `collector.toml`: the walk over the tables and the
+//! checks of durations, sizes, addresses and paths that several tables use.
+//! Positions, unknown keys and the error list are the shared
+//! [`Diagnostics`]; each table's own checks live beside it.
 
 use super::raw::{KNOWN_KEYS, RawConfig};
 use super::{Config, ConfigError};
@@ -14,7 +15,7 @@ use toml::Spanned;
 
 /// The checks of one config text, each table's in its own file.
 pub(super) struct Validator<'a> {
-    pub(super) diag: Diagnostics<'a>,
+    diag: Diagnostics<'a>,
 }
 
 impl<'a> Validator<'a> {
