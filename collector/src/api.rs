@@ -328,7 +328,7 @@ async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
     );
     Ok((headers, body).into_response())
 }
