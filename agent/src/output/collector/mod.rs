@@ -92,25 +92,7 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 const FAREWELL: Duration = Duration::from_millis(1500);
 const FAREWELL_SEND: Duration = Duration::from_millis(300);
 
-/// A secret that never shows in logs, `Debug` output or status.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hopwatch_wire::Secret;
 
 /// Where the agent's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

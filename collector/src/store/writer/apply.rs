@@ -5,7 +5,7 @@
 use super::Incoming;
 use super::cache::{Cache, Hot};
 use crate::timeline::{self, State};
-use hopwatch::event::{AlertState, Body, LinkState};
+use hopwatch_wire::event::{AlertState, Body, LinkState};
 use rusqlite::{Connection, params};
 
 fn link_state(state: LinkState) -> State {

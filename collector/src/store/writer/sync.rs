@@ -4,7 +4,7 @@
 use super::{Ack, BootSeqs, Committed, Reply, Spent};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use hopwatch::event::Event;
+use hopwatch_wire::event::Event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

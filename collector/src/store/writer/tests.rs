@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::store::{open_writer, query};
-use hopwatch::event::{Alert, AlertState, Heartbeat, InterfaceStatus, Link, LinkState, Severity};
+use hopwatch_wire::event::{
+    Alert, AlertState, Heartbeat, InterfaceStatus, Link, LinkState, Severity,
+};
 
 pub(super) struct Fixture {
     dir: std::path::PathBuf,
