@@ -116,6 +116,9 @@ pub struct Metrics {
     pub commit_micros: AtomicU64,
     pub commit_failures: AtomicU64,
     pub pruned: AtomicU64,
+    /// Durable events the store did not hand to syslog forwarding because
+    /// its queue was full.
+    pub forward_dropped: AtomicU64,
     pub api_requests: AtomicU64,
     pub api_unauthorized: AtomicU64,
     pub api_rate_limited: AtomicU64,

@@ -11,7 +11,6 @@ mod prune;
 mod sync;
 
 use super::{StoreError, millis};
-use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::timeline;
 use apply::apply_event;
@@ -60,6 +59,12 @@ impl Incoming {
         })
     }
 }
+
+/// Where the writer publishes events once they are durable, for syslog
+/// forwarding: a bounded channel, so a forwarder that falls behind never
+/// holds the store up. When it is full the event is dropped and counted
+/// ([`Metrics::forward_dropped`]); the ones already waiting go first.
+pub type Published = std::sync::mpsc::SyncSender<Event>;
 
 /// What the writer answers a connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +227,7 @@ impl Writer {
         db: Connection,
         committed: Arc<Committed>,
         metrics: Arc<Metrics>,
-        forward: Option<Forwarder>,
+        forward: Option<Published>,
         settings: WriterSettings,
     ) -> Result<Writer, StoreError> {
         let cache = Cache::load(&db)?;
@@ -260,7 +265,7 @@ impl Writer {
     }
 
     /// Serves requests until every sender is gone, then lets the last
-    /// batches become durable and closes forwarding.
+    /// batches become durable and closes the channel to forwarding.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         if let Durability::Inline(syncer) = std::mem::replace(&mut self.sync, Durability::Gone) {
             let (to, from) = std::sync::mpsc::channel::<Durable>();

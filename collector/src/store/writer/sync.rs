@@ -1,8 +1,7 @@
 //! The fsync thread: committed batches become durable with one fsync of the
 //! WAL, and only then are their events acknowledged and forwarded.
 
-use super::{Ack, BootSeqs, Committed, Reply, Spent};
-use crate::forward::Forwarder;
+use super::{Ack, BootSeqs, Committed, Published, Reply, Spent};
 use crate::metrics::Metrics;
 use hopwatch_wire::event::Event;
 use std::sync::Arc;
@@ -28,7 +27,7 @@ pub(super) struct Durable {
 pub(super) struct Syncer {
     pub(super) wal: std::fs::File,
     pub(super) committed: Arc<Committed>,
-    pub(super) forward: Option<Forwarder>,
+    pub(super) forward: Option<Published>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) broken: Arc<AtomicBool>,
 }
@@ -61,16 +60,20 @@ impl Syncer {
             }
             if let Some(forward) = &self.forward {
                 for event in batch.fresh {
-                    forward.send(event);
+                    // Never waits: a forwarder that fell behind (or is gone)
+                    // loses this event, counted, rather than the store its
+                    // pace.
+                    if forward.try_send(event).is_err() {
+                        self.metrics.forward_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
     }
 
+    /// Closes the channel to forwarding, which then sends what it holds.
     pub(super) fn close(self) {
-        if let Some(forward) = self.forward {
-            forward.close();
-        }
+        drop(self.forward);
     }
 }
 

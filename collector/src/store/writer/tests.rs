@@ -19,6 +19,11 @@ impl Drop for Fixture {
 }
 
 pub(super) fn fixture(name: &str) -> Fixture {
+    fixture_publishing(name, None)
+}
+
+/// A writer that publishes durable events on `published`.
+fn fixture_publishing(name: &str, published: Option<Published>) -> Fixture {
     let dir = std::env::temp_dir().join(format!("hopwatch-writer-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = open_writer(&dir).unwrap();
@@ -26,7 +31,7 @@ pub(super) fn fixture(name: &str) -> Fixture {
         db,
         Arc::new(Committed::default()),
         Arc::new(Metrics::default()),
-        None,
+        published,
         WriterSettings {
             heartbeat_timeout: Duration::from_secs(30),
             retain: Duration::from_secs(86_400),
@@ -371,4 +376,34 @@ fn pruning_deletes_what_is_older_than_the_retention() {
     .unwrap();
     assert_eq!(dt.interfaces[0].down_seconds, 5.0);
     assert_eq!(dt.interfaces[0].down_count, 1);
+}
+
+#[test]
+fn durable_events_are_published_once_and_overflow_is_dropped_and_counted() {
+    let (published, forwarder) = std::sync::mpsc::sync_channel(2);
+    let mut f = fixture_publishing("publish", Some(published));
+    let w = &mut f.writer;
+    let events = |seqs: std::ops::RangeInclusive<u64>| {
+        seqs.map(|s| incoming("leaf1", "b1", s, s as i64, link("swp1", s % 2 == 0)))
+            .collect::<Vec<_>>()
+    };
+    send(w, events(1..=2), 2);
+    // A resend is stored once and so published once.
+    send(w, events(1..=2), 3);
+    let got: Vec<u64> = forwarder.try_iter().map(|e| e.seq).collect();
+    assert_eq!(got, [1, 2]);
+    assert_eq!(w.metrics.forward_dropped.load(Ordering::Relaxed), 0);
+    // Nobody reads: two wait, the three after them are dropped and counted,
+    // and the store acknowledges all of them all the same.
+    assert_eq!(
+        send(w, events(3..=7), 7),
+        Ack::Stored(vec![("b1".into(), 7)], Spent::default())
+    );
+    assert_eq!(w.metrics.forward_dropped.load(Ordering::Relaxed), 3);
+    let got: Vec<u64> = forwarder.try_iter().map(|e| e.seq).collect();
+    assert_eq!(got, [3, 4], "the oldest are kept");
+    drop(forwarder);
+    send(w, events(8..=8), 8);
+    assert_eq!(w.metrics.forward_dropped.load(Ordering::Relaxed), 4);
+    assert_eq!(count(w, "SELECT count(*) FROM events"), 8);
 }
