@@ -110,6 +110,7 @@ fn shed_end() -> End {
         why: Reject::Shed,
         agent: None,
         detail: "too many connections are waiting to say hello; this one waited longest".into(),
+        counted: false,
     }
 }
 
@@ -166,11 +167,13 @@ async fn connection(
                         why: Reject::Tls,
                         agent: None,
                         detail: format!("TLS handshake failed: {error}"),
+                        counted: false,
                     }),
                     Some(Err(_)) => Err(End::Reject {
                         why: Reject::Tls,
                         agent: None,
                         detail: format!("no TLS handshake within {:?}", ingest.hello_timeout),
+                        counted: false,
                     }),
                     None => Err(shed_end()),
                 }
@@ -184,12 +187,22 @@ async fn connection(
             why: why @ (Reject::Shed | Reject::Timeout),
             agent: None,
             detail,
+            counted,
         }) => {
-            metrics.reject(why);
+            if !counted {
+                metrics.reject(why);
+            }
             tracing::debug!(%peer, reason = why.as_str(), "Agent connection ended before its hello: {detail}");
         }
-        Err(End::Reject { why, agent, detail }) => {
-            metrics.reject(why);
+        Err(End::Reject {
+            why,
+            agent,
+            detail,
+            counted,
+        }) => {
+            if !counted {
+                metrics.reject(why);
+            }
             let agent = agent.as_deref().unwrap_or("-");
             tracing::warn!(agent, %peer, reason = why.as_str(), "Agent connection ended: {detail}");
         }
@@ -207,6 +220,9 @@ enum End {
         why: Reject,
         agent: Option<String>,
         detail: String,
+        /// Counted already: a refusal is counted before the agent can see
+        /// it, so whoever reads `/metrics` after the close finds it there.
+        counted: bool,
     },
     /// The connection broke.
     Io {
@@ -241,9 +257,11 @@ async fn write<S: AsyncWrite + Unpin>(
     }
 }
 
-/// Sends `refused` (best effort) and builds the matching end.
+/// Counts the refusal, sends `refused` (best effort) and builds the
+/// matching end.
 async fn refuse<S: AsyncWrite + Unpin>(
     stream: &mut S,
+    metrics: &Metrics,
     why: Reject,
     agent: Option<&str>,
     reason: String,
@@ -251,12 +269,14 @@ async fn refuse<S: AsyncWrite + Unpin>(
     let message = CollectorMessage::Refused {
         reason: reason.clone(),
     };
+    metrics.reject(why);
     let _ = send(stream, &message, Duration::from_secs(1)).await;
     let _ = stream.shutdown().await;
     End::Reject {
         why,
         agent: agent.map(str::to_string),
         detail: reason,
+        counted: true,
     }
 }
 
@@ -273,17 +293,17 @@ async fn read_hello<S: AsyncRead + AsyncWrite + Unpin>(
         read = timeout_at(deadline, read_line(stream, lines)) => read,
         _ = &mut waiting.shed => {
             let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
-            return Err(refuse(stream, why, None, detail).await);
+            return Err(refuse(stream, &ingest.metrics, why, None, detail).await);
         }
     };
     match read {
         Err(_) => {
             let reason = format!("no hello within {:?}", ingest.hello_timeout);
-            Err(refuse(stream, Reject::Timeout, None, reason).await)
+            Err(refuse(stream, &ingest.metrics, Reject::Timeout, None, reason).await)
         }
         Ok(Err(LineError::TooLong)) => {
             let reason = format!("the hello is longer than {} bytes", lines.max_line);
-            Err(refuse(stream, Reject::LineTooLong, None, reason).await)
+            Err(refuse(stream, &ingest.metrics, Reject::LineTooLong, None, reason).await)
         }
         Ok(Err(LineError::Io(error))) => Err(End::Io { agent: None, error }),
         Ok(Ok(line)) => Ok(line),
@@ -309,7 +329,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(hello) => hello,
         Err(error) => {
             let reason = format!("expected a hello as the first line: {error}");
-            return Err(refuse(&mut stream, Reject::Malformed, None, reason).await);
+            return Err(refuse(
+                &mut stream,
+                &ingest.metrics,
+                Reject::Malformed,
+                None,
+                reason,
+            )
+            .await);
         }
     };
     let agent = hello.agent.clone();
@@ -318,7 +345,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             "protocol {} is not spoken here; this collector speaks protocol {PROTOCOL_VERSION}",
             hello.protocol
         );
-        return Err(refuse(&mut stream, Reject::Protocol, Some(&agent), reason).await);
+        return Err(refuse(
+            &mut stream,
+            &ingest.metrics,
+            Reject::Protocol,
+            Some(&agent),
+            reason,
+        )
+        .await);
     }
     let admitted = ingest.tokens.admit_agent(&hello.token, &agent, &cert_names);
     hello.token.clear();
@@ -326,16 +360,37 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         Admission::Admitted => {}
         Admission::BadToken => {
             let reason = "bad token: check the agent's [output.collector] token against the collector's agent tokens".to_string();
-            return Err(refuse(&mut stream, Reject::BadToken, Some(&agent), reason).await);
+            return Err(refuse(
+                &mut stream,
+                &ingest.metrics,
+                Reject::BadToken,
+                Some(&agent),
+                reason,
+            )
+            .await);
         }
         Admission::Unbound(why) => {
-            return Err(refuse(&mut stream, Reject::Identity, Some(&agent), why).await);
+            return Err(refuse(
+                &mut stream,
+                &ingest.metrics,
+                Reject::Identity,
+                Some(&agent),
+                why,
+            )
+            .await);
         }
     }
     // The agent's own config check applies the same rule.
     if let Err(error) = hopwatch_wire::wire::check_agent_name(&agent) {
         let reason = error.to_string();
-        return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
+        return Err(refuse(
+            &mut stream,
+            &ingest.metrics,
+            Reject::Malformed,
+            Some(&agent),
+            reason,
+        )
+        .await);
     }
     // A place among the agents' connections, waited for until the hello
     // deadline: an agent whose place is not freed by then retries later.
@@ -344,12 +399,12 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(slot) => slot.expect("the semaphore is never closed"),
             Err(_) => {
                 let reason = "the collector holds as many agent connections as max_connections allows; retry later".to_string();
-                return Err(refuse(&mut stream, Reject::Full, Some(&agent), reason).await);
+                return Err(refuse(&mut stream, &ingest.metrics, Reject::Full, Some(&agent), reason).await);
             }
         },
         _ = &mut waiting.shed => {
             let End::Reject { why, detail, .. } = shed_end() else { unreachable!() };
-            return Err(refuse(&mut stream, why, Some(&agent), detail).await);
+            return Err(refuse(&mut stream, &ingest.metrics, why, Some(&agent), detail).await);
         }
     };
     drop(waiting);
@@ -397,7 +452,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             if let Some(message) = rejected.take() {
                 let _ = send(&mut stream, &message, Duration::from_secs(1)).await;
             }
-            return Err(refuse(&mut stream, why, Some(&agent), reason).await);
+            return Err(refuse(&mut stream, &ingest.metrics, why, Some(&agent), reason).await);
         }
     }
     let mut deadline = Instant::now() + ingest.read_timeout;
@@ -429,7 +484,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     absorb(more, &mut newest);
                 }
                 if let Some(reason) = failed {
-                    return Err(refuse(&mut stream, Reject::Store, Some(&agent), reason).await);
+                    return Err(refuse(&mut stream, &ingest.metrics, Reject::Store, Some(&agent), reason).await);
                 }
                 let mut out = Vec::with_capacity(64 * newest.len());
                 for (boot, seq) in newest {
@@ -461,13 +516,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                         if let Some(message) = rejected.take() {
                             let _ = send(&mut stream, &message, Duration::from_secs(1)).await;
                         }
-                        return Err(refuse(&mut stream, why, Some(&agent), reason).await);
+                        return Err(refuse(&mut stream, &ingest.metrics, why, Some(&agent), reason).await);
                     }
                 }
             }
             _ = sleep_until(deadline), if !closing => {
                 let reason = format!("nothing received for {:?}; closing what looks like a dead connection", ingest.read_timeout);
-                return Err(refuse(&mut stream, Reject::Timeout, Some(&agent), reason).await);
+                return Err(refuse(&mut stream, &ingest.metrics, Reject::Timeout, Some(&agent), reason).await);
             }
             _ = sleep(DRAIN_GRACE), if closing => {
                 tracing::warn!(agent, %peer, in_flight, "Closing without the acks of events still being stored; the agent resends them.");
