@@ -1,5 +1,6 @@
 //! The fsync thread: committed batches become durable with one fsync of the
-//! WAL, and only then are their events acknowledged and forwarded.
+//! WAL, and only then are their events acknowledged and published for
+//! forwarding.
 
 use super::{Ack, BootSeqs, Committed, Published, Reply, Spent};
 use crate::metrics::Metrics;
@@ -15,7 +16,8 @@ pub(super) struct Durable {
 }
 
 /// Makes committed batches durable with one fsync of the WAL, then
-/// acknowledges them, tells `welcome` about them and forwards their events.
+/// acknowledges them, tells `welcome` about them and publishes their new
+/// events on the forwarding channel.
 ///
 /// The store runs with synchronous=NORMAL, so a COMMIT writes the WAL but
 /// does not wait for the disk; the acks wait here instead, behind an fsync
