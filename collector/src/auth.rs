@@ -12,6 +12,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use subtle::ConstantTimeEq;
 
 /// The shortest token accepted: anything shorter can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -325,17 +326,21 @@ fn find(tokens: &[Secret], candidate: &str) -> Option<usize> {
     found
 }
 
-/// Equality in time that depends only on the lengths. The loop runs over the
-/// longer input so a short guess takes as long as a full one.
+/// Equality in time that depends only on the lengths, through `subtle`.
+/// Its slice comparison returns at once when the lengths differ, so both
+/// sides are padded to the longer one first and the lengths compared apart:
+/// a short guess takes as long as a full one.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let len = a.len().max(b.len());
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..len {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= u64::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
+    let padded = |s: &[u8]| {
+        let mut v = Vec::with_capacity(len);
+        v.extend_from_slice(s);
+        v.resize(len, 0);
+        v
+    };
+    let same_bytes = padded(a).ct_eq(&padded(b));
+    let same_len = (a.len() as u64).ct_eq(&(b.len() as u64));
+    bool::from(same_bytes & same_len)
 }
 
 /// One token per line; blank lines and lines starting with `#` skipped. A
@@ -439,6 +444,8 @@ mod tests {
         assert!(!ct_eq(b"abc", b"ab"));
         assert!(!ct_eq(b"", b"a"));
         assert!(ct_eq(b"", b""));
+        // Padding to the longer side must not make a prefix equal.
+        assert!(!ct_eq(b"ab", b"ab\0"));
     }
 
     #[test]
