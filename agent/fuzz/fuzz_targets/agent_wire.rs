@@ -94,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
                 spool.rewind(&last_seq).expect("rewind");
             }
             CollectorMessage::Ack { boot, seq } => spool.ack(&boot, seq).expect("ack"),
-            CollectorMessage::TraceRequest { query, .. } => read_query(query),
+            CollectorMessage::TraceRequest { query, .. } => {
+                if let Ok(query) = query {
+                    read_query(query);
+                }
+            }
             CollectorMessage::Reject { boot, seq, reason } => {
                 let before = spool.quarantined();
                 let held = seq > spool.acked(&boot) && seq <= spool.last_seq(&boot);

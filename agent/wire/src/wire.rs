@@ -98,8 +98,15 @@ pub enum CollectorMessage {
     /// Every event of `boot` with `seq` ≤ this is durably stored.
     Ack { boot: String, seq: u64 },
     /// Asks the agent to trace through its own switch; answered by a
-    /// [`TraceResult`] with the same `id`.
-    TraceRequest { id: u64, query: TraceQuery },
+    /// [`TraceResult`] with the same `id`. The query is read on its own:
+    /// one this build cannot read (an unknown kind, a bad field) is
+    /// `Err(why)`, answered with the reason under its id, and never fails
+    /// the line or the connection.
+    TraceRequest {
+        id: u64,
+        #[serde(serialize_with = "write_query", deserialize_with = "read_query")]
+        query: Result<TraceQuery, String>,
+    },
     /// The agent's line for `(boot, seq)` can never be stored (it is
     /// malformed); sent before the `refused` that ends the connection, so
     /// the agent sets that line aside instead of resending it for ever.
@@ -140,26 +147,23 @@ pub fn is_trace_result(line: &str) -> bool {
     serde_json::from_str::<Envelope>(line).is_ok()
 }
 
-/// A `trace_request` whose query cannot be read: its id and why, so the
-/// agent answers that request with the reason instead of dropping the
-/// connection over one query it does not understand.
-pub fn unreadable_trace_request(line: &[u8]) -> Option<(u64, String)> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        #[serde(rename = "type")]
-        kind: String,
-        id: u64,
-        #[serde(default)]
-        query: serde_json::Value,
+fn write_query<S: serde::Serializer>(
+    query: &Result<TraceQuery, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match query {
+        Ok(query) => query.serialize(serializer),
+        Err(why) => Err(serde::ser::Error::custom(format!(
+            "an unreadable trace query is not sent: {why}"
+        ))),
     }
-    let envelope: Envelope = serde_json::from_slice(line).ok()?;
-    if envelope.kind != "trace_request" {
-        return None;
-    }
-    match serde_json::from_value::<TraceQuery>(envelope.query) {
-        Ok(_) => None,
-        Err(error) => Some((envelope.id, error.to_string())),
-    }
+}
+
+fn read_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Result<TraceQuery, String>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(TraceQuery::from_value(value))
 }
 
 /// The agent's last line before a clean shutdown: it is stopping on purpose,
@@ -307,25 +311,30 @@ mod tests {
     #[test]
     fn a_trace_request_with_an_unknown_kind_is_answered_not_dropped() {
         let line = br#"{"type":"trace_request","id":7,"query":{"kind":"bogus","dst":"10.0.0.1"}}"#;
-        assert!(serde_json::from_slice::<CollectorMessage>(line).is_err());
-        let (id, reason) = unreadable_trace_request(line).expect("an unreadable request");
+        let CollectorMessage::TraceRequest { id, query } = serde_json::from_slice(line).unwrap()
+        else {
+            panic!("not a trace request");
+        };
         assert_eq!(id, 7);
+        let reason = query.unwrap_err();
         assert!(
             reason.contains("unknown trace query kind \"bogus\""),
             "{reason}"
         );
         let good = br#"{"type":"trace_request","id":8,"query":{"kind":"flow","dst":"10.0.0.1"}}"#;
+        let message: CollectorMessage = serde_json::from_slice(good).unwrap();
         assert!(matches!(
-            serde_json::from_slice::<CollectorMessage>(good).unwrap(),
+            message,
             CollectorMessage::TraceRequest {
                 id: 8,
-                query: TraceQuery::Flow(_)
+                query: Ok(TraceQuery::Flow(_))
             }
         ));
-        assert_eq!(unreadable_trace_request(good), None);
+        // Written as it was read.
+        let written = serde_json::to_string(&message).unwrap();
         assert_eq!(
-            unreadable_trace_request(br#"{"type":"ack","boot":"b","seq":1}"#),
-            None
+            serde_json::from_str::<CollectorMessage>(&written).unwrap(),
+            message
         );
     }
 

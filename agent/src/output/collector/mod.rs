@@ -41,7 +41,7 @@ use crate::event::Loss;
 use crate::trace::{TraceAnswer, TraceQuery};
 use crate::wire::{
     CollectorMessage, Goodbye, GoodbyeTag, Hello, HelloTag, PROTOCOL_VERSION, TraceResult,
-    TraceResultTag, unreadable_trace_request,
+    TraceResultTag,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::pki_types::ServerName;
@@ -850,22 +850,9 @@ impl Session<'_> {
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), SessionError> {
         let shared = self.shared;
-        let message: CollectorMessage = match serde_json::from_slice(line) {
-            Ok(message) => message,
-            // One query this agent cannot read is answered, not fatal.
-            Err(_) if *welcomed && let Some((id, reason)) = unreadable_trace_request(line) => {
-                self.answer(
-                    id,
-                    TraceAnswer::error(format!("unreadable trace query: {reason}")),
-                );
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(SessionError::Broken(format!(
-                    "unreadable line from the collector: {e}"
-                )));
-            }
-        };
+        let message: CollectorMessage = serde_json::from_slice(line).map_err(|e| {
+            SessionError::Broken(format!("unreadable line from the collector: {e}"))
+        })?;
         match (*welcomed, message) {
             (false, CollectorMessage::Welcome { protocol, last_seq }) => {
                 if protocol != PROTOCOL_VERSION {
@@ -904,9 +891,14 @@ impl Session<'_> {
                 }
                 *waiting_since = outstanding.then(Instant::now);
             }
-            (true, CollectorMessage::TraceRequest { id, query }) => {
-                self.trace(id, query);
-            }
+            (true, CollectorMessage::TraceRequest { id, query }) => match query {
+                Ok(query) => self.trace(id, query),
+                // One query this agent cannot read is answered, not fatal.
+                Err(why) => self.answer(
+                    id,
+                    TraceAnswer::error(format!("unreadable trace query: {why}")),
+                ),
+            },
             (true, CollectorMessage::Reject { boot, seq, reason }) => {
                 self.set_aside(&boot, seq, &reason);
                 // The next session goes on behind it at once.

@@ -53,28 +53,28 @@ impl HopQuery {
     }
 }
 
-impl<'de> Deserialize<'de> for TraceQuery {
-    /// Reads the `kind` first and the rest as that kind's query, so an
-    /// unknown kind is named as such rather than reported as a missing or
-    /// unexpected field of another.
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TraceQuery, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+impl TraceQuery {
+    /// Reads a query from JSON: the `kind` first, then the rest as that
+    /// kind's query, so an unknown kind is named as such rather than
+    /// reported as a missing or unexpected field of another. Not generic,
+    /// so the agent carries one copy of it.
+    pub fn from_value(value: serde_json::Value) -> Result<TraceQuery, String> {
         let serde_json::Value::Object(mut fields) = value else {
-            return Err(D::Error::custom(format!(
+            return Err(format!(
                 "a trace query is a JSON object with a \"kind\" ({KINDS}), not {value}"
-            )));
+            ));
         };
         let kind = match fields.remove("kind") {
             Some(serde_json::Value::String(kind)) => kind,
             Some(other) => {
-                return Err(D::Error::custom(format!(
+                return Err(format!(
                     "the trace query's \"kind\" is {other}; give one of {KINDS}"
-                )));
+                ));
             }
             None => {
-                return Err(D::Error::custom(format!(
+                return Err(format!(
                     "the trace query has no \"kind\"; give one of {KINDS}"
-                )));
+                ));
             }
         };
         let rest = serde_json::Value::Object(fields);
@@ -83,12 +83,19 @@ impl<'de> Deserialize<'de> for TraceQuery {
             "paths" => serde_json::from_value(rest).map(TraceQuery::Paths),
             "hop" => serde_json::from_value(rest).map(TraceQuery::Hop),
             other => {
-                return Err(D::Error::custom(format!(
+                return Err(format!(
                     "unknown trace query kind {other:?}; this agent answers {KINDS}"
-                )));
+                ));
             }
         };
-        query.map_err(|error| D::Error::custom(format!("{kind} query: {error}")))
+        query.map_err(|error| format!("{kind} query: {error}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceQuery {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TraceQuery, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        TraceQuery::from_value(value).map_err(D::Error::custom)
     }
 }
 
