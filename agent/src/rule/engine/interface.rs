@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use super::state::RuleState;
-use super::{ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Reach, Tick};
+use super::{
+    ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Reach, Sample, Samples, Tick,
+};
 use crate::event::Alert;
 use crate::hash::ShortName;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric, counter_delta};
@@ -37,16 +39,6 @@ struct Prev {
     /// The values of the metrics after the counter columns, as bits.
     derived: [u64; DERIVED],
 }
-
-/// One metric's value this tick.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Sample {
-    pub(super) value: f64,
-    /// Counters only, and not on an interface's first tick.
-    pub(super) delta: Option<u64>,
-}
-
-pub(super) type Samples = [Option<Sample>; METRICS];
 
 impl Interface {
     pub(super) fn new(name: &str, states: Vec<RuleState>) -> Interface {

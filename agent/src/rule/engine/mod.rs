@@ -193,6 +193,16 @@ struct Recent {
     stamps: VecDeque<Nanos>,
 }
 
+/// One metric's value this tick.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    value: f64,
+    /// Counters only, and not on an interface's first tick.
+    delta: Option<u64>,
+}
+
+type Samples = [Option<Sample>; METRICS];
+
 impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         let mut engine = Engine {

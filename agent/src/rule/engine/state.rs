@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use super::interface::Samples;
 use super::window::{Reading, Window};
-use super::{Clock, MetricSet, Nanos, Reach, Tick};
+use super::{Clock, MetricSet, Nanos, Reach, Samples, Tick};
 use crate::event::{Alert, AlertState};
 use crate::rule::Rule;
 use crate::rule::expr::{Condition, Func};

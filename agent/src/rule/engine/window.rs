@@ -4,8 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::interface::Sample;
-use super::{Nanos, Tick};
+use super::{Nanos, Sample, Tick};
 use crate::rule::expr::{Condition, Func};
 
 /// The state one condition keeps between ticks.

@@ -4,7 +4,6 @@
 
 mod windows;
 
-use super::interface::Sample;
 use super::state::number;
 use super::window::{Reading, Window};
 use super::*;
