@@ -8,83 +8,84 @@ use crate::config::{Config, SourceKind, StdoutSettings, TraceBackendKind};
 use crate::output::collector::CollectorSettings;
 use crate::output::syslog::SyslogSettings;
 use crate::rule::Rule;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-/// Every restartable part's plan.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Plans {
-    lock: LockPlan,
-    rules: RulesPlan,
-    outputs: OutputPlan,
-    source: SourcePlan,
+/// Every restartable part's plan. Plans borrow from their config: they
+/// live only for the comparison.
+#[derive(Debug, PartialEq)]
+pub(super) struct Plans<'a> {
+    lock: LockPlan<'a>,
+    rules: RulesPlan<'a>,
+    outputs: OutputPlan<'a>,
+    source: SourcePlan<'a>,
     ticker: TickerPlan,
     heartbeat: HeartbeatPlan,
 }
 
 /// The state directory's lock: one agent per directory.
-#[derive(Debug, Clone, PartialEq)]
-struct LockPlan {
-    state_dir: PathBuf,
+#[derive(Debug, PartialEq)]
+struct LockPlan<'a> {
+    state_dir: &'a Path,
 }
 
 /// The rule engine. A change reconfigures it, which keeps the state of the
 /// rules that stayed the same.
-#[derive(Debug, Clone, PartialEq)]
-struct RulesPlan {
-    rules: Vec<Rule>,
+#[derive(Debug, PartialEq)]
+struct RulesPlan<'a> {
+    rules: &'a [Rule],
 }
 
 /// The outputs, rebuilt together: the collector output's spool can be held
 /// by one output at a time.
-#[derive(Debug, Clone, PartialEq)]
-struct OutputPlan {
-    stdout: Option<StdoutSettings>,
-    syslog: Option<SyslogSettings>,
+#[derive(Debug, PartialEq)]
+struct OutputPlan<'a> {
+    stdout: Option<&'a StdoutSettings>,
+    syslog: Option<&'a SyslogSettings>,
     /// `None` when the collector output is off, so the settings only it
     /// reads restart nothing then.
-    collector: Option<CollectorPlan>,
+    collector: Option<CollectorPlan<'a>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct CollectorPlan {
-    settings: CollectorSettings,
+#[derive(Debug, PartialEq)]
+struct CollectorPlan<'a> {
+    settings: &'a CollectorSettings,
     /// The agent's name, which the collector output says hello with.
-    agent: String,
+    agent: &'a str,
     /// Where its spool lives.
-    state_dir: PathBuf,
-    trace: TracePlan,
+    state_dir: &'a Path,
+    trace: TracePlan<'a>,
 }
 
 /// The trace backend the collector output answers trace requests with.
-#[derive(Debug, Clone, PartialEq)]
-struct TracePlan {
+#[derive(Debug, PartialEq)]
+struct TracePlan<'a> {
     /// `auto` resolved: a socket that appeared since counts as a change.
     backend: TraceBackendKind,
-    nxapi_socket: PathBuf,
-    nxapi_user: String,
+    nxapi_socket: &'a Path,
+    nxapi_user: &'a str,
 }
 
 /// The counter source.
-#[derive(Debug, Clone, PartialEq)]
-struct SourcePlan {
+#[derive(Debug, PartialEq)]
+struct SourcePlan<'a> {
     /// As written: `auto` resolves when the source is built.
     source: SourceKind,
-    proc_root: PathBuf,
-    nxapi_socket: PathBuf,
-    nxapi_user: String,
+    proc_root: &'a Path,
+    nxapi_socket: &'a Path,
+    nxapi_user: &'a str,
     /// An NX-API poll's timeout follows it.
     interval: Duration,
 }
 
 /// The sampling ticker.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 struct TickerPlan {
     interval: Duration,
 }
 
 /// The heartbeat timer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 struct HeartbeatPlan {
     heartbeat: Duration,
 }
@@ -100,35 +101,35 @@ pub(super) struct Restarts {
     pub heartbeat: bool,
 }
 
-impl Plans {
-    pub fn of(config: &Config) -> Plans {
+impl<'a> Plans<'a> {
+    pub fn of(config: &'a Config) -> Plans<'a> {
         let agent = &config.agent;
         Plans {
             lock: LockPlan {
-                state_dir: agent.state_dir.clone(),
+                state_dir: &agent.state_dir,
             },
             rules: RulesPlan {
-                rules: config.rules.clone(),
+                rules: &config.rules,
             },
             outputs: OutputPlan {
-                stdout: config.stdout.clone(),
-                syslog: config.syslog.clone(),
+                stdout: config.stdout.as_ref(),
+                syslog: config.syslog.as_ref(),
                 collector: config.collector.as_ref().map(|settings| CollectorPlan {
-                    settings: settings.clone(),
-                    agent: agent.name.clone(),
-                    state_dir: agent.state_dir.clone(),
+                    settings,
+                    agent: &agent.name,
+                    state_dir: &agent.state_dir,
                     trace: TracePlan {
                         backend: agent.resolved_trace_backend(),
-                        nxapi_socket: agent.nxapi_socket.clone(),
-                        nxapi_user: agent.nxapi_user.clone(),
+                        nxapi_socket: &agent.nxapi_socket,
+                        nxapi_user: &agent.nxapi_user,
                     },
                 }),
             },
             source: SourcePlan {
                 source: agent.source,
-                proc_root: agent.proc_root.clone(),
-                nxapi_socket: agent.nxapi_socket.clone(),
-                nxapi_user: agent.nxapi_user.clone(),
+                proc_root: &agent.proc_root,
+                nxapi_socket: &agent.nxapi_socket,
+                nxapi_user: &agent.nxapi_user,
                 interval: agent.interval,
             },
             ticker: TickerPlan {
@@ -141,7 +142,7 @@ impl Plans {
     }
 
     /// The parts whose plan differs in `new`.
-    pub fn restarts(&self, new: &Plans) -> Restarts {
+    pub fn restarts(&self, new: &Plans<'_>) -> Restarts {
         Restarts {
             lock: self.lock != new.lock,
             rules: self.rules != new.rules,
