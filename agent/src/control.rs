@@ -452,24 +452,8 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
     }
 }
 
-/// A byte count as a person reads it: `512 B`, `12.5 KiB`, `64 MiB`.
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value.fract() == 0.0 {
-        format!("{value} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// Sizes print the way the config reads them.
+pub use hopwatch_wire::size::format_size;
 
 #[cfg(test)]
 mod tests {

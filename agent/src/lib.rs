@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod hash;
+pub mod host;
 pub mod link;
 pub mod metric;
 pub mod netlink;

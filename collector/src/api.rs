@@ -3,7 +3,7 @@
 //! scrapers. Bad parameters get a 400 naming the parameter and the fix.
 
 use crate::auth::Tokens;
-use crate::forward;
+use crate::forward::ForwardStats;
 use crate::http::Authenticated;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -15,7 +15,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hopwatch::output::OutputStats;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +27,7 @@ pub struct Api {
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
     pub heartbeat_timeout: Duration,
-    pub forward: Option<Arc<OutputStats>>,
+    pub forward: Option<Arc<ForwardStats>>,
 }
 
 type Shared = Arc<Api>;
@@ -323,12 +322,17 @@ async fn downtime(
 
 async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
     let agents = read(&api, query::metrics_snapshot).await?;
-    let forward = api.forward.as_deref().map(forward::counts);
+    let forward = api.forward.as_deref().map(|stats| {
+        (
+            stats.sent.load(Ordering::Relaxed),
+            api.metrics.forward_dropped.load(Ordering::Relaxed),
+        )
+    });
     let body = api.metrics.render(&agents, forward);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
     );
     Ok((headers, body).into_response())
 }

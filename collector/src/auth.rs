@@ -5,12 +5,14 @@
 //! A token (or a client certificate's name) may be bound to agent names, so
 //! that one switch's secret cannot speak for another switch.
 
-use crate::config::{AuthSettings, Secret};
+pub use hopwatch_wire::Secret;
+use hopwatch_wire::diag::Located;
 use hopwatch_wire::matcher::InterfaceMatcher;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use subtle::ConstantTimeEq;
 
 /// The shortest token accepted: anything shorter can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -48,6 +50,37 @@ pub enum AuthError {
         line: usize,
         len: usize,
     },
+}
+
+/// `[auth]`: the tokens and the bindings of tokens and certificates to
+/// agent names.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Tokens any agent may use.
+    pub agent_tokens: Vec<Secret>,
+    pub api_tokens: Vec<Secret>,
+    pub agent_tokens_file: Option<Located<PathBuf>>,
+    pub api_tokens_file: Option<Located<PathBuf>>,
+    /// `agent_tokens` entries `{ token_file, agents }`: tokens only the
+    /// named agents may use.
+    pub bound_tokens: Vec<BoundTokenFile>,
+    /// `[[auth.agent_certs]]`: client certificate names bound to agents.
+    pub agent_certs: Vec<AgentCert>,
+}
+
+/// A token file whose tokens admit only the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct BoundTokenFile {
+    pub token_file: Located<PathBuf>,
+    pub agents: InterfaceMatcher,
+}
+
+/// Agents whose client certificate's CN or DNS name matches `names` may say
+/// hello as the agents `agents` matches.
+#[derive(Debug, Clone)]
+pub struct AgentCert {
+    pub names: InterfaceMatcher,
+    pub agents: InterfaceMatcher,
 }
 
 /// Whether an agent may say hello under the name it gave.
@@ -286,24 +319,28 @@ impl Tokens {
 fn find(tokens: &[Secret], candidate: &str) -> Option<usize> {
     let mut found = None;
     for (i, token) in tokens.iter().enumerate() {
-        if ct_eq(token.0.as_bytes(), candidate.as_bytes()) && found.is_none() {
+        if ct_eq(token.expose().as_bytes(), candidate.as_bytes()) && found.is_none() {
             found = Some(i);
         }
     }
     found
 }
 
-/// Equality in time that depends only on the lengths. The loop runs over the
-/// longer input so a short guess takes as long as a full one.
+/// Equality in time that depends only on the lengths, through `subtle`.
+/// Its slice comparison returns at once when the lengths differ, so both
+/// sides are padded to the longer one first and the lengths compared apart:
+/// a short guess takes as long as a full one.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let len = a.len().max(b.len());
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..len {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= u64::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
+    let padded = |s: &[u8]| {
+        let mut v = Vec::with_capacity(len);
+        v.extend_from_slice(s);
+        v.resize(len, 0);
+        v
+    };
+    let same_bytes = padded(a).ct_eq(&padded(b));
+    let same_len = (a.len() as u64).ct_eq(&(b.len() as u64));
+    bool::from(same_bytes & same_len)
 }
 
 /// One token per line; blank lines and lines starting with `#` skipped. A
@@ -326,7 +363,7 @@ pub fn read_token_file(path: &Path) -> Result<Vec<Secret>, AuthError> {
                 len: line.len(),
             });
         }
-        tokens.push(Secret(line.to_string()));
+        tokens.push(Secret::new(line));
     }
     if tokens.is_empty() {
         return Err(AuthError::Empty {
@@ -371,7 +408,7 @@ fn kept_or_generated(path: &Path) -> Result<(Secret, bool), AuthError> {
         .mode(0o600)
         .open(path)
         .map_err(write_error)?;
-    file.write_all(format!("{}\n", token.0).as_bytes())
+    file.write_all(format!("{}\n", token.expose()).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(write_error)?;
     Ok((token, true))
@@ -383,7 +420,9 @@ pub fn generate() -> Result<Secret, AuthError> {
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(AuthError::Random)?;
-    Ok(Secret(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
 }
 
 #[cfg(test)]
@@ -405,13 +444,15 @@ mod tests {
         assert!(!ct_eq(b"abc", b"ab"));
         assert!(!ct_eq(b"", b"a"));
         assert!(ct_eq(b"", b""));
+        // Padding to the longer side must not make a prefix equal.
+        assert!(!ct_eq(b"ab", b"ab\0"));
     }
 
     #[test]
     fn checks_every_token_of_each_side() {
         let tokens = Tokens::new(
-            vec![Secret("agent-a".into())],
-            vec![Secret("api-1".into()), Secret("api-2".into())],
+            vec![Secret::new("agent-a")],
+            vec![Secret::new("api-1"), Secret::new("api-2")],
         );
         assert!(tokens.check_agent("agent-a"));
         assert!(!tokens.check_agent("api-1"));
@@ -434,8 +475,8 @@ mod tests {
             .find(|g| g.kind == TokenKind::Api)
             .unwrap()
             .token;
-        assert_eq!(api.0.len(), 64);
-        assert_eq!(first.check_api(&api.0), Some(0));
+        assert_eq!(api.expose().len(), 64);
+        assert_eq!(first.check_api(api.expose()), Some(0));
         let mode = fs::metadata(dir.join(API_TOKEN_FILE))
             .unwrap()
             .permissions()
@@ -443,7 +484,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let (second, again, _) = Tokens::resolve(&AuthSettings::default(), &dir).unwrap();
         assert!(again.is_empty());
-        assert_eq!(second.check_api(&api.0), Some(0));
+        assert_eq!(second.check_api(api.expose()), Some(0));
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -452,8 +493,8 @@ mod tests {
         let dir = temp_dir("conf");
         fs::write(dir.join("api"), "# ops\nfrom-file-0123456789\n\n").unwrap();
         let settings = AuthSettings {
-            agent_tokens: vec![Secret("a1-0123456789abcdef".into())],
-            api_tokens_file: Some(crate::config::Located {
+            agent_tokens: vec![Secret::new("a1-0123456789abcdef")],
+            api_tokens_file: Some(Located {
                 value: dir.join("api"),
                 file: "c.toml".into(),
                 line: 1,
@@ -511,12 +552,12 @@ mod tests {
 
     #[test]
     fn bound_tokens_admit_only_their_agents() {
-        use crate::config::{BoundTokenFile, Located};
+        use super::BoundTokenFile;
         let dir = temp_dir("bound");
         let path = dir.join("leaf1.token");
         fs::write(&path, "leaf1-token-0123456789\n").unwrap();
         let settings = AuthSettings {
-            agent_tokens: vec![Secret("shared-token-0123456789".into())],
+            agent_tokens: vec![Secret::new("shared-token-0123456789")],
             bound_tokens: vec![BoundTokenFile {
                 token_file: Located {
                     value: path.clone(),

@@ -384,12 +384,12 @@ fn banner(
     for g in generated {
         match g.kind {
             TokenKind::Api => {
-                out.push_str(&format!("  API token    {}\n               in {}\n", shown(&g.token.0), g.path.display()));
+                out.push_str(&format!("  API token    {}\n               in {}\n", shown(g.token.expose()), g.path.display()));
                 api_file = Some(g.path.display().to_string());
             }
             TokenKind::Agent => out.push_str(&format!(
                 "  agent token  {}\n               in {}; give it to each agent as [output.collector] token or token_file\n",
-                shown(&g.token.0),
+                shown(g.token.expose()),
                 g.path.display()
             )),
         }

@@ -1,8 +1,15 @@
 //! The collector's counters and their Prometheus text rendering for
-//! `GET /metrics`. Counters are atomics bumped where things happen; per-agent
-//! figures come from the store at scrape time.
+//! `GET /metrics` through prometheus-client. Counters are atomics bumped
+//! where things happen; per-agent figures come from the store at scrape time.
 
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, MetricEncoder, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -109,6 +116,9 @@ pub struct Metrics {
     pub commit_micros: AtomicU64,
     pub commit_failures: AtomicU64,
     pub pruned: AtomicU64,
+    /// Durable events the store did not hand to syslog forwarding because
+    /// its queue was full.
+    pub forward_dropped: AtomicU64,
     pub api_requests: AtomicU64,
     pub api_unauthorized: AtomicU64,
     pub api_rate_limited: AtomicU64,
@@ -212,270 +222,250 @@ impl Metrics {
     /// The Prometheus text exposition. `agents` is (name, last seen in ms,
     /// firing alerts); `forward` the syslog forwarder's (sent, dropped).
     pub fn render(&self, agents: &[(String, i64, u64)], forward: Option<(u64, u64)>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Scrape(self.families(agents, forward))));
         let mut out = String::with_capacity(4096);
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        family(
-            &mut out,
-            "hopwatch_collector_events_ingested_total",
-            "counter",
-            "Events stored, by type.",
-        );
-        for (i, kind) in ["alert", "link", "heartbeat", "loss", "other"]
-            .iter()
-            .enumerate()
-        {
-            let _ = writeln!(
-                out,
-                "hopwatch_collector_events_ingested_total{{type=\"{kind}\"}} {}",
-                load(&self.ingested[i])
-            );
-        }
-        family(
-            &mut out,
-            "hopwatch_collector_events_duplicate_total",
-            "counter",
-            "Events received again and ignored (already stored).",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_events_duplicate_total {}",
-            load(&self.duplicates)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_connections_rejected_total",
-            "counter",
-            "Agent connections the collector ended, by reason.",
-        );
-        for (i, why) in Reject::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "hopwatch_collector_connections_rejected_total{{reason=\"{}\"}} {}",
-                why.as_str(),
-                load(&self.rejected[i])
-            );
-        }
-        family(
-            &mut out,
-            "hopwatch_collector_connections_total",
-            "counter",
-            "Agent connections accepted.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_connections_total {}",
-            load(&self.connections_total)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_connections_open",
-            "gauge",
-            "Agent connections open now.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_connections_open {}",
-            load(&self.connections_open)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_commits_total",
-            "counter",
-            "Transactions committed.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_commits_total {}",
-            load(&self.batches)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_syncs_total",
-            "counter",
-            "fsyncs of the store's WAL; each makes every batch committed before it durable.",
-        );
-        let _ = writeln!(out, "hopwatch_collector_syncs_total {}", load(&self.syncs));
-        family(
-            &mut out,
-            "hopwatch_collector_commit_seconds_total",
-            "counter",
-            "Time spent applying and committing batches.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_commit_seconds_total {:.6}",
-            load(&self.commit_micros) as f64 / 1e6
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_commit_failures_total",
-            "counter",
-            "Transactions that failed (their events were not acknowledged).",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_commit_failures_total {}",
-            load(&self.commit_failures)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_commit_failures_in_a_row",
-            "gauge",
-            "Transactions that failed since the last one that succeeded.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_commit_failures_in_a_row {}",
-            self.store.failed_in_a_row()
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_healthy",
-            "gauge",
-            "1 when /healthz answers ok, 0 when it reports the collector degraded.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_healthy {}",
-            u8::from(self.store.problems().is_empty())
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_pruned_rows_total",
-            "counter",
-            "Rows deleted for being older than `retain`.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_pruned_rows_total {}",
-            load(&self.pruned)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_api_requests_total",
-            "counter",
-            "API requests, by outcome.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_api_requests_total{{outcome=\"served\"}} {}",
-            load(&self.api_requests)
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_api_requests_total{{outcome=\"unauthorized\"}} {}",
-            load(&self.api_unauthorized)
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_api_requests_total{{outcome=\"rate_limited\"}} {}",
-            load(&self.api_rate_limited)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_http_connections_total",
-            "counter",
-            "HTTP connections accepted.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_http_connections_total {}",
-            load(&self.http_connections_total)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_http_connections_open",
-            "gauge",
-            "HTTP connections open now.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_http_connections_open {}",
-            load(&self.http_connections_open)
-        );
-        family(
-            &mut out,
-            "hopwatch_collector_http_connections_closed_total",
-            "counter",
-            "HTTP connections the collector closed itself, by reason.",
-        );
-        for (i, why) in HttpClose::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "hopwatch_collector_http_connections_closed_total{{reason=\"{}\"}} {}",
-                why.as_str(),
-                load(&self.http_closed[i])
-            );
-        }
-        if let Some((sent, dropped)) = forward {
-            family(
-                &mut out,
-                "hopwatch_collector_syslog_forwarded_total",
-                "counter",
-                "Events forwarded to syslog.",
-            );
-            let _ = writeln!(out, "hopwatch_collector_syslog_forwarded_total {sent}");
-            family(
-                &mut out,
-                "hopwatch_collector_syslog_dropped_total",
-                "counter",
-                "Events the syslog forwarder dropped (its queue overflowed).",
-            );
-            let _ = writeln!(out, "hopwatch_collector_syslog_dropped_total {dropped}");
-        }
-        family(
-            &mut out,
-            "hopwatch_collector_agent_last_seen_timestamp_seconds",
-            "gauge",
-            "When each agent was last heard from (Unix time).",
-        );
-        for (agent, last_seen_ms, _) in agents {
-            let _ = writeln!(
-                out,
-                "hopwatch_collector_agent_last_seen_timestamp_seconds{{agent=\"{}\"}} {:.3}",
-                label(agent),
-                *last_seen_ms as f64 / 1000.0
-            );
-        }
-        family(
-            &mut out,
-            "hopwatch_collector_alerts_firing",
-            "gauge",
-            "Alerts firing now, per agent.",
-        );
-        for (agent, _, firing) in agents {
-            let _ = writeln!(
-                out,
-                "hopwatch_collector_alerts_firing{{agent=\"{}\"}} {firing}",
-                label(agent)
-            );
-        }
-        family(
-            &mut out,
-            "hopwatch_collector_alerts_firing_total",
-            "gauge",
-            "Alerts firing now, whole fleet.",
-        );
-        let _ = writeln!(
-            out,
-            "hopwatch_collector_alerts_firing_total {}",
-            agents.iter().map(|a| a.2).sum::<u64>()
-        );
+        prometheus_text::encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// Every family `/metrics` shows, read now. A counter's name is given
+    /// without its `_total`, which the encoder appends.
+    fn families(&self, agents: &[(String, i64, u64)], forward: Option<(u64, u64)>) -> Vec<Family> {
+        let load = |c: &AtomicU64| Number::Int(c.load(Ordering::Relaxed));
+        let by = |key: &'static str, values: Vec<(String, Number)>| Samples::By(key, values);
+        let mut families = vec![
+            Family::counter(
+                "hopwatch_collector_events_ingested",
+                "Events stored, by type.",
+                by(
+                    "type",
+                    ["alert", "link", "heartbeat", "loss", "other"]
+                        .iter()
+                        .zip(&self.ingested)
+                        .map(|(kind, c)| (kind.to_string(), load(c)))
+                        .collect(),
+                ),
+            ),
+            Family::counter(
+                "hopwatch_collector_events_duplicate",
+                "Events received again and ignored (already stored).",
+                Samples::One(load(&self.duplicates)),
+            ),
+            Family::counter(
+                "hopwatch_collector_connections_rejected",
+                "Agent connections the collector ended, by reason.",
+                by(
+                    "reason",
+                    Reject::ALL
+                        .iter()
+                        .zip(&self.rejected)
+                        .map(|(why, c)| (why.as_str().to_string(), load(c)))
+                        .collect(),
+                ),
+            ),
+            Family::counter(
+                "hopwatch_collector_connections",
+                "Agent connections accepted.",
+                Samples::One(load(&self.connections_total)),
+            ),
+            Family::gauge(
+                "hopwatch_collector_connections_open",
+                "Agent connections open now.",
+                Samples::One(load(&self.connections_open)),
+            ),
+            Family::counter(
+                "hopwatch_collector_commits",
+                "Transactions committed.",
+                Samples::One(load(&self.batches)),
+            ),
+            Family::counter(
+                "hopwatch_collector_syncs",
+                "fsyncs of the store's WAL; each makes every batch committed before it durable.",
+                Samples::One(load(&self.syncs)),
+            ),
+            Family::counter(
+                "hopwatch_collector_commit_seconds",
+                "Time spent applying and committing batches.",
+                Samples::One(Number::Float(
+                    self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                )),
+            ),
+            Family::counter(
+                "hopwatch_collector_commit_failures",
+                "Transactions that failed (their events were not acknowledged).",
+                Samples::One(load(&self.commit_failures)),
+            ),
+            Family::gauge(
+                "hopwatch_collector_commit_failures_in_a_row",
+                "Transactions that failed since the last one that succeeded.",
+                Samples::One(Number::Int(self.store.failed_in_a_row())),
+            ),
+            Family::gauge(
+                "hopwatch_collector_healthy",
+                "1 when /healthz answers ok, 0 when it reports the collector degraded.",
+                Samples::One(Number::Int(u64::from(self.store.problems().is_empty()))),
+            ),
+            Family::counter(
+                "hopwatch_collector_pruned_rows",
+                "Rows deleted for being older than `retain`.",
+                Samples::One(load(&self.pruned)),
+            ),
+            Family::counter(
+                "hopwatch_collector_api_requests",
+                "API requests, by outcome.",
+                by(
+                    "outcome",
+                    vec![
+                        ("served".into(), load(&self.api_requests)),
+                        ("unauthorized".into(), load(&self.api_unauthorized)),
+                        ("rate_limited".into(), load(&self.api_rate_limited)),
+                    ],
+                ),
+            ),
+            Family::counter(
+                "hopwatch_collector_http_connections",
+                "HTTP connections accepted.",
+                Samples::One(load(&self.http_connections_total)),
+            ),
+            Family::gauge(
+                "hopwatch_collector_http_connections_open",
+                "HTTP connections open now.",
+                Samples::One(load(&self.http_connections_open)),
+            ),
+            Family::counter(
+                "hopwatch_collector_http_connections_closed",
+                "HTTP connections the collector closed itself, by reason.",
+                by(
+                    "reason",
+                    HttpClose::ALL
+                        .iter()
+                        .zip(&self.http_closed)
+                        .map(|(why, c)| (why.as_str().to_string(), load(c)))
+                        .collect(),
+                ),
+            ),
+        ];
+        if let Some((sent, dropped)) = forward {
+            families.push(Family::counter(
+                "hopwatch_collector_syslog_forwarded",
+                "Events forwarded to syslog.",
+                Samples::One(Number::Int(sent)),
+            ));
+            families.push(Family::counter(
+                "hopwatch_collector_syslog_dropped",
+                "Events the syslog forwarder dropped (its queue overflowed).",
+                Samples::One(Number::Int(dropped)),
+            ));
+        }
+        families.push(Family::gauge(
+            "hopwatch_collector_agent_last_seen_timestamp_seconds",
+            "When each agent was last heard from (Unix time).",
+            by(
+                "agent",
+                agents
+                    .iter()
+                    .map(|(agent, last_seen_ms, _)| {
+                        (agent.clone(), Number::Float(*last_seen_ms as f64 / 1000.0))
+                    })
+                    .collect(),
+            ),
+        ));
+        families.push(Family::gauge(
+            "hopwatch_collector_alerts_firing",
+            "Alerts firing now, per agent.",
+            by(
+                "agent",
+                agents
+                    .iter()
+                    .map(|(agent, _, firing)| (agent.clone(), Number::Int(*firing)))
+                    .collect(),
+            ),
+        ));
+        families.push(Family::gauge(
+            "hopwatch_collector_fleet_alerts_firing",
+            "Alerts firing now, whole fleet.",
+            Samples::One(Number::Int(agents.iter().map(|a| a.2).sum())),
+        ));
+        families
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// One metric family: what the scrape encodes through prometheus-client.
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: Samples,
 }
 
-/// Escapes a label value as the exposition format asks.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Family {
+    fn counter(name: &'static str, help: &'static str, samples: Samples) -> Family {
+        Family {
+            name,
+            help,
+            kind: MetricType::Counter,
+            samples,
+        }
+    }
+
+    fn gauge(name: &'static str, help: &'static str, samples: Samples) -> Family {
+        Family {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            samples,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Samples {
+    /// A family without labels.
+    One(Number),
+    /// One value per value of the label.
+    By(&'static str, Vec<(String, Number)>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Int(u64),
+    Float(f64),
+}
+
+/// The figures read at one scrape. The counters stay the atomics bumped
+/// where things happen (a registry's own counters would be one more
+/// indirection on the ingest path); the registry only encodes them.
+#[derive(Debug)]
+struct Scrape(Vec<Family>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for family in &self.0 {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            match &family.samples {
+                Samples::One(value) => encode_value(metric, family.kind, *value)?,
+                Samples::By(key, values) => {
+                    for (label, value) in values {
+                        let labels = [(*key, label.as_str())];
+                        encode_value(metric.encode_family(&labels)?, family.kind, *value)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_value(encoder: MetricEncoder, kind: MetricType, value: Number) -> std::fmt::Result {
+    match (kind, value) {
+        (MetricType::Counter, Number::Int(n)) => ConstCounter::new(n).encode(encoder),
+        (MetricType::Counter, Number::Float(n)) => ConstCounter::new(n).encode(encoder),
+        (_, Number::Int(n)) => ConstGauge::new(n).encode(encoder),
+        (_, Number::Float(n)) => ConstGauge::new(n).encode(encoder),
+    }
 }
 
 #[cfg(test)]
@@ -524,7 +514,7 @@ mod tests {
             )
         );
         assert!(text.contains("hopwatch_collector_agent_last_seen_timestamp_seconds{agent=\"leaf\\\"1\"} 1700000000.123\n"));
-        assert!(text.contains("hopwatch_collector_alerts_firing_total 2\n"));
+        assert!(text.contains("hopwatch_collector_fleet_alerts_firing 2\n"));
         assert!(text.contains("hopwatch_collector_syslog_forwarded_total 5\n"));
         assert_eq!(m.ingested_total(), 3);
         assert!(text.contains("hopwatch_collector_healthy 1\n"), "{text}");

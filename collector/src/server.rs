@@ -120,7 +120,7 @@ impl Collector {
             db,
             Arc::clone(&committed),
             Arc::clone(&metrics),
-            forwarder,
+            forwarder.as_ref().map(Forwarder::events),
             WriterSettings {
                 heartbeat_timeout: settings.heartbeat_timeout,
                 retain: settings.retain,
@@ -230,9 +230,17 @@ impl Collector {
         let _ = http_all_done.recv().await;
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.
-        let joined = tokio::task::spawn_blocking(move || writer_thread.join())
-            .await
-            .map_err(|e| CollectorError::Writer(e.to_string()))?;
+        // Then forwarding, whose channel the writer has closed, sends what
+        // it holds.
+        let joined = tokio::task::spawn_blocking(move || {
+            let joined = writer_thread.join();
+            if let Some(forwarder) = forwarder {
+                forwarder.close();
+            }
+            joined
+        })
+        .await
+        .map_err(|e| CollectorError::Writer(e.to_string()))?;
         joined.map_err(|_| CollectorError::Writer("the writer thread panicked".into()))?;
         drop(checkpointer);
         tracing::info!("Collector stopped.");

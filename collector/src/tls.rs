@@ -3,14 +3,22 @@
 //! every agent's client certificate must carry; then the names that
 //! certificate gives, which `[[auth.agent_certs]]` binds to agent names.
 
-use crate::config::TlsSettings;
-use hopwatch::config::Diagnostic;
+use hopwatch_wire::diag::{Diagnostic, Located};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// `[collector.tls]`: agents connect over TLS.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_file: Located<PathBuf>,
+    pub key_file: Located<PathBuf>,
+    /// When set, agents must present a certificate signed by this CA.
+    pub client_ca_file: Option<Located<PathBuf>>,
+}
 
 /// Which setting a TLS error is about, so `check-config` points at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod health;
 mod identity;
 mod ingest;
 mod liveness;
+mod metrics;
 #[path = "../../agent/tests/netns.rs"]
 mod netns;
 mod starve;

@@ -121,7 +121,7 @@ fn fixture() -> &'static Fixture {
         let dir = store();
         let api = Arc::new(Api {
             pool: Arc::new(ReadPool::new(&dir)),
-            tokens: Arc::new(Tokens::new(vec![], vec![Secret(TOKEN.into())])),
+            tokens: Arc::new(Tokens::new(vec![], vec![Secret::new(TOKEN)])),
             limiter: RateLimiter::new(RateLimitSettings {
                 per_second: 1e12,
                 burst: u32::MAX,

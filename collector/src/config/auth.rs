@@ -3,7 +3,9 @@
 //! same way. Apart from the rest of the validator because a token is checked
 //! without ever being quoted, and a binding is read from plain TOML values.
 
-use super::{AgentCert, AuthSettings, BoundTokenFile, RawAuth, Secret, Validator};
+use super::raw::RawAuth;
+use super::validate::Validator;
+use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, Secret};
 use hopwatch_wire::matcher::InterfaceMatcher;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -46,7 +48,7 @@ impl Validator<'_> {
                 );
                 None
             } else {
-                Some(Secret(t.clone()))
+                Some(Secret::new(t.clone()))
             }
         }
     }

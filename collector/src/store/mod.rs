@@ -237,9 +237,9 @@ pub fn open_writer(data_dir: &Path) -> Result<Connection, StoreError> {
     // alone could lose the last commits in a power cut, after the agent was
     // told they were stored and dropped them from its spool; so no ack goes
     // out before the writer's sync thread has fsynced the WAL behind the
-    // batch (see `writer::Syncer`). Acknowledged events are then as durable
-    // as with synchronous=FULL, and the writer commits the next batch while
-    // the disk flushes this one instead of waiting in every COMMIT.
+    // batch (see `writer::sync::Syncer`). Acknowledged events are then as
+    // durable as with synchronous=FULL, and the writer commits the next batch
+    // while the disk flushes this one instead of waiting in every COMMIT.
     db.pragma_update(None, "journal_mode", "WAL")
         .map_err(open_error)?;
     db.pragma_update(None, "synchronous", "NORMAL")

@@ -1,0 +1,204 @@
+//! `[output.collector]` and its `tls` table: the address, the token (never
+//! quoted back), the spool bound and the timeouts.
+
+use super::raw::{RawCollector, RawTls};
+use super::validate::Validator;
+use super::{DEFAULT_SPOOL_MAX, MIN_SPOOL_MAX};
+use crate::output::collector::{self, CollectorSettings, Secret, TlsSettings, TokenSource};
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+impl Validator<'_> {
+    pub(super) fn collector(&mut self, raw: &Spanned<RawCollector>) -> Option<CollectorSettings> {
+        let c = raw.get_ref();
+        let table_at = raw.span().start;
+        let address = match &c.address {
+            Some(a) => match collector::parse_address(a.get_ref()) {
+                Ok(hp) => Some((a.get_ref().clone(), hp)),
+                Err(e) => {
+                    self.error(
+                        a,
+                        e,
+                        Some("write address = \"collector.example.net:7000\"".into()),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error_at(
+                    table_at,
+                    "[output.collector] has no `address`",
+                    Some("add address = \"collector.example.net:7000\"".into()),
+                );
+                None
+            }
+        };
+        let token = match (&c.token, &c.token_file) {
+            (Some(_), Some(file)) => {
+                self.error(
+                    file,
+                    "`token` and `token_file` are both set in [output.collector]",
+                    Some("keep one: token_file keeps the secret out of this file".into()),
+                );
+                None
+            }
+            (Some(t), None) if t.get_ref().trim().is_empty() => {
+                self.error(
+                    t,
+                    "`token` is empty",
+                    Some("set the agent token the collector expects".into()),
+                );
+                None
+            }
+            (Some(t), None) if t.get_ref().trim().len() < collector::MIN_TOKEN_BYTES => {
+                self.error(
+                    t,
+                    format!(
+                        "`token` is shorter than {} bytes",
+                        collector::MIN_TOKEN_BYTES
+                    ),
+                    Some("use the longer token the collector gave this agent".into()),
+                );
+                None
+            }
+            (Some(t), None) => Some(TokenSource::Inline(Secret::new(t.get_ref().trim()))),
+            (None, Some(f)) if f.get_ref().is_empty() => {
+                self.error(
+                    f,
+                    "`token_file` is empty",
+                    Some("name the file that holds the token, e.g. \"/etc/hopwatch/token\"".into()),
+                );
+                None
+            }
+            (None, Some(f)) => Some(TokenSource::File(PathBuf::from(f.get_ref()))),
+            (None, None) => {
+                self.error_at(
+                    table_at,
+                    "[output.collector] needs `token` or `token_file`",
+                    Some(
+                        "add token_file = \"/etc/hopwatch/token\" (a file only root can read)"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        };
+        let spool_max = match &c.spool_max {
+            None => Some(DEFAULT_SPOOL_MAX),
+            Some(v) => {
+                let parsed = v
+                    .get_ref()
+                    .bytes()
+                    .map_err(|e| format!("bad size for `spool_max`: {e}"));
+                match parsed {
+                    Ok(n) if n < MIN_SPOOL_MAX => {
+                        self.error(
+                            v,
+                            format!("spool_max {n} bytes is too small"),
+                            Some("use at least \"4KiB\"; the default is \"64MiB\"".into()),
+                        );
+                        None
+                    }
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        self.error(
+                            v,
+                            e,
+                            Some("write a size like \"64MiB\", \"512KiB\", \"1GB\"".into()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let ack_timeout = self.bounded_duration(
+            c.ack_timeout.as_ref(),
+            "ack_timeout",
+            Duration::from_secs(30),
+            (Duration::from_secs(1), Duration::from_secs(3600)),
+            "wait between 1s and 1h for an acknowledgement; 30s is usual",
+        );
+        let backoff_max = self.bounded_duration(
+            c.backoff_max.as_ref(),
+            "backoff_max",
+            Duration::from_secs(5),
+            (Duration::from_millis(200), Duration::from_secs(3600)),
+            "back off between 200ms and 1h at most; 5s finds a returning collector soon",
+        );
+        let tls = match &c.tls {
+            None => Some(None),
+            Some(t) => self.tls(t).map(Some),
+        };
+        let (address, (host, port)) = address?;
+        Some(CollectorSettings {
+            address,
+            host,
+            port,
+            token: token?,
+            tls: tls?,
+            spool_max: spool_max?,
+            ack_timeout: ack_timeout?,
+            backoff_max: backoff_max?,
+        })
+    }
+
+    fn tls(&mut self, raw: &Spanned<RawTls>) -> Option<TlsSettings> {
+        let t = raw.get_ref();
+        let mut ok = true;
+        let mut file = |v: &Option<Spanned<String>>, key: &str| -> Option<PathBuf> {
+            let v = v.as_ref()?;
+            if v.get_ref().is_empty() {
+                self.error(
+                    v,
+                    format!("`{key}` is empty"),
+                    Some("name a PEM file, or remove the key".into()),
+                );
+                ok = false;
+            }
+            Some(PathBuf::from(v.get_ref()))
+        };
+        let ca_file = file(&t.ca_file, "ca_file");
+        let cert_file = file(&t.cert_file, "cert_file");
+        let key_file = file(&t.key_file, "key_file");
+        match (&t.cert_file, &t.key_file) {
+            (Some(c), None) => {
+                self.error(
+                    c,
+                    "`cert_file` is set without `key_file` in [output.collector.tls]",
+                    Some("a client certificate needs its key: set both cert_file and key_file, or neither".into()),
+                );
+                ok = false;
+            }
+            (None, Some(k)) => {
+                self.error(
+                    k,
+                    "`key_file` is set without `cert_file` in [output.collector.tls]",
+                    Some("a client certificate needs its key: set both cert_file and key_file, or neither".into()),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        let server_name = match &t.server_name {
+            Some(n) => {
+                if rustls::pki_types::ServerName::try_from(n.get_ref().as_str()).is_err() {
+                    self.error(
+                        n,
+                        format!("`server_name` {:?} is no DNS name or IP address", n.get_ref()),
+                        Some("the name in the collector's certificate, e.g. \"collector.example.net\"".into()),
+                    );
+                    ok = false;
+                }
+                Some(n.get_ref().clone())
+            }
+            None => None,
+        };
+        ok.then_some(TlsSettings {
+            ca_file,
+            cert_file,
+            key_file,
+            server_name,
+        })
+    }
+}

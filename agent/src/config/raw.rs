@@ -1,0 +1,146 @@
+//! The raw shape of `agent.toml`, as serde reads it, and the keys each table
+//! accepts.
+
+use hopwatch_wire::diag::RawSyslog;
+use hopwatch_wire::size::RawSize;
+use serde::Deserialize;
+use toml::Spanned;
+
+// The raw shape of the file. Every value that can be wrong is `Spanned`, so
+// validation can point at it; every field is optional so one missing key does
+// not hide the others' errors.
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawConfig {
+    pub(super) agent: RawAgent,
+    pub(super) links: RawLinks,
+    pub(super) rule: Vec<Spanned<RawRule>>,
+    pub(super) output: RawOutputs,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawAgent {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) heartbeat: Option<Spanned<String>>,
+    pub(super) state_dir: Option<Spanned<String>>,
+    pub(super) source: Option<Spanned<String>>,
+    pub(super) proc_root: Option<Spanned<String>>,
+    pub(super) sys_root: Option<Spanned<String>>,
+    pub(super) link_watch: Option<Spanned<String>>,
+    pub(super) trace_backend: Option<Spanned<String>>,
+    pub(super) nxapi_socket: Option<Spanned<String>>,
+    pub(super) nxapi_user: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawLinks {
+    pub(super) interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawRule {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) when: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub(super) for_: Option<Spanned<String>>,
+    pub(super) clear_when: Option<Spanned<String>>,
+    pub(super) severity: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawOutputs {
+    pub(super) stdout: Option<RawStdout>,
+    pub(super) syslog: Option<Spanned<RawSyslog>>,
+    pub(super) collector: Option<Spanned<RawCollector>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawStdout {
+    pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawCollector {
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) token: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
+    pub(super) spool_max: Option<Spanned<RawSize>>,
+    pub(super) ack_timeout: Option<Spanned<String>>,
+    pub(super) backoff_max: Option<Spanned<String>>,
+    pub(super) tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawTls {
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) cert_file: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) server_name: Option<Spanned<String>>,
+}
+
+/// The keys each table accepts, for "did you mean" hints on unknown keys.
+pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", &["agent", "links", "rule", "output"]),
+    (
+        "agent",
+        &[
+            "name",
+            "interval",
+            "heartbeat",
+            "state_dir",
+            "source",
+            "proc_root",
+            "sys_root",
+            "link_watch",
+            "trace_backend",
+            "nxapi_socket",
+            "nxapi_user",
+        ],
+    ),
+    ("links", &["interfaces"]),
+    (
+        "rule",
+        &[
+            "name",
+            "interfaces",
+            "when",
+            "for",
+            "clear_when",
+            "severity",
+        ],
+    ),
+    ("output", &["stdout", "syslog", "collector"]),
+    ("output.stdout", &["events"]),
+    (
+        "output.syslog",
+        &[
+            "address", "facility", "protocol", "format", "events", "hostname",
+        ],
+    ),
+    (
+        "output.collector",
+        &[
+            "address",
+            "token",
+            "token_file",
+            "spool_max",
+            "ack_timeout",
+            "backoff_max",
+            "tls",
+        ],
+    ),
+    (
+        "output.collector.tls",
+        &["ca_file", "cert_file", "key_file", "server_name"],
+    ),
+];

@@ -1,0 +1,151 @@
+//! The validator's behaviour on whole config texts: defaults, bounds, and
+//! mistakes located with their hints.
+
+use super::*;
+use crate::output::collector::{CollectorSettings, Secret, TokenSource};
+use std::time::Duration;
+
+#[test]
+fn sizes_parse_in_binary_and_decimal_units() {
+    assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+    assert_eq!(parse_size("64 MiB"), Ok(64 << 20));
+    assert_eq!(parse_size("512kib"), Ok(512 << 10));
+    assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+    assert_eq!(parse_size("1.5KiB"), Ok(1536));
+    assert_eq!(parse_size("10MB"), Ok(10_000_000));
+    assert_eq!(parse_size("2KB"), Ok(2_000));
+    assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+    assert_eq!(parse_size("4096"), Ok(4096));
+    assert_eq!(parse_size("100B"), Ok(100));
+    for bad in [
+        "",
+        "MiB",
+        "12 parsecs",
+        "1.2.3MiB",
+        "0.3B",
+        "-5MiB",
+        "99999999999GiB",
+    ] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn durations_from_the_file_are_bounded() {
+    let errors = |text: &str| match Config::parse(text, "t.toml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+    };
+    let rule = "[[rule]]\nname = \"r\"\nwhen = \"increase(tx_errors[5s]) > 3\"\n";
+    let e = errors("[agent]\nheartbeat = \"10000000000y\"\n");
+    assert!(e.len() == 1 && e[0].contains("longer than 1h"), "{e:?}");
+    let e = errors(&format!("{rule}for = \"10000000000y\"\n"));
+    assert!(e.len() == 1 && e[0].contains("`for`"), "{e:?}");
+    assert!(errors(&format!("{rule}for = \"7d\"\n")).is_empty());
+    assert!(errors("[agent]\nheartbeat = \"1h\"\n").is_empty());
+}
+
+fn collector(table: &str) -> Result<Option<CollectorSettings>, Vec<String>> {
+    Config::parse(&format!("[output.collector]\n{table}"), "t.toml")
+        .map(|c| c.collector)
+        .map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect())
+}
+
+#[test]
+fn a_collector_table_validates_with_defaults() {
+    let c = collector("address = \"col.example.net\"\ntoken = \"s3cret-0123456789ab\"\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.host.as_str(), c.port), ("col.example.net", 7000));
+    assert_eq!(
+        c.token,
+        TokenSource::Inline(Secret::new("s3cret-0123456789ab"))
+    );
+    assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
+    assert_eq!(c.ack_timeout, Duration::from_secs(30));
+    assert_eq!(c.backoff_max, Duration::from_secs(5));
+    assert!(c.tls.is_none());
+    assert!(
+        !format!("{c:?}").contains("s3cret-0123456789ab"),
+        "Debug hides the token"
+    );
+
+    let c = collector(
+        "address = \"10.0.0.5:7443\"\ntoken_file = \"/etc/hopwatch/token\"\nspool_max = \"1MB\"\nack_timeout = \"5s\"\nbackoff_max = \"2s\"\n[output.collector.tls]\nca_file = \"/etc/hopwatch/ca.pem\"\nserver_name = \"collector.example.net\"\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.token, TokenSource::File("/etc/hopwatch/token".into()));
+    assert_eq!(c.spool_max, 1_000_000);
+    assert_eq!(c.backoff_max, Duration::from_secs(2));
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.ca_file, Some("/etc/hopwatch/ca.pem".into()));
+    assert_eq!(tls.server_name.as_deref(), Some("collector.example.net"));
+    assert_eq!(tls.cert_file, None);
+
+    let c = collector("address = \"c:1\"\ntoken = \"t-0123456789abcdef\"\nspool_max = 65536\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.spool_max, 65536);
+}
+
+#[test]
+fn collector_mistakes_are_located_and_name_both_keys() {
+    let errors = collector(
+        "address = \"tcp://c:7000\"\ntoken = \"s3cret\"\ntoken_file = \"/t\"\nspool_max = \"64 parsecs\"\nack_timeout = \"0s\"\ntoken_fil = \"x\"\n[output.collector.tls]\ncert_file = \"/c.pem\"\nserver_name = \"not a name\"\n",
+    )
+    .unwrap_err();
+    let all = errors.join("\n");
+    assert!(!all.contains("s3cret"), "{all}");
+    for (at, words) in [
+        ("t.toml:2:11", "has a scheme"),
+        ("t.toml:4:14", "`token` and `token_file` are both set"),
+        ("t.toml:5:13", "unknown unit `parsecs`"),
+        ("t.toml:6:15", "ack_timeout \"0s\" is out of range"),
+        ("t.toml:7:1", "unknown key `token_fil`"),
+        ("t.toml:9:13", "`cert_file` is set without `key_file`"),
+        ("t.toml:10:15", "is no DNS name"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(at) && e.contains(words)),
+            "no {at} {words:?} in:\n{all}"
+        );
+    }
+    assert!(all.contains("did you mean `token_file`"), "{all}");
+
+    let errors = collector("spool_max = \"1KiB\"\n").unwrap_err();
+    let all = errors.join("\n");
+    assert!(all.contains("has no `address`"), "{all}");
+    assert!(all.contains("needs `token` or `token_file`"), "{all}");
+    assert!(all.contains("too small"), "{all}");
+}
+
+#[test]
+fn spool_max_reads_sizes_as_the_shared_grammar_does() {
+    for (text, expected) in hopwatch_wire::size::SIZE_CASES {
+        let got = collector(&format!(
+            "address = \"c:1\"\ntoken = \"t-0123456789abcdef\"\nspool_max = {text:?}\n"
+        ));
+        match expected {
+            Some(n) if *n >= MIN_SPOOL_MAX => {
+                assert_eq!(got.unwrap().unwrap().spool_max, *n, "{text:?}")
+            }
+            Some(_) => {
+                let e = got.unwrap_err();
+                assert!(
+                    e.len() == 1 && e[0].contains("too small"),
+                    "{text:?}: {e:?}"
+                );
+            }
+            None => {
+                let e = got.unwrap_err();
+                assert!(
+                    e.len() == 1 && e[0].contains("bad size for `spool_max`"),
+                    "{text:?}: {e:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The raw shape of `collector.toml`, as serde reads it, and the keys each
+//! table accepts.
+
+use hopwatch_wire::diag::{KnownKeys, RawSyslog};
+use hopwatch_wire::size::RawSize;
+use serde::Deserialize;
+use toml::Spanned;
+
+// The raw shape of the file: every value that can be wrong is `Spanned` so
+// validation can point at it, and every field optional so one missing key
+// does not hide the others' errors.
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawConfig {
+    pub(super) collector: RawCollector,
+    pub(super) auth: RawAuth,
+    pub(super) output: RawOutputs,
+    pub(super) rate_limit: RawRateLimit,
+    pub(super) log: RawLog,
+    pub(super) http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawHttp {
+    pub(super) header_timeout: Option<Spanned<String>>,
+    pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawCollector {
+    pub(super) agents_listen: Option<Spanned<String>>,
+    pub(super) http_listen: Option<Spanned<String>>,
+    pub(super) data_dir: Option<Spanned<String>>,
+    pub(super) heartbeat_timeout: Option<Spanned<String>>,
+    pub(super) retain: Option<Spanned<String>>,
+    pub(super) max_line: Option<Spanned<RawSize>>,
+    pub(super) max_connections: Option<Spanned<i64>>,
+    pub(super) hello_timeout: Option<Spanned<String>>,
+    pub(super) max_pending: Option<Spanned<i64>>,
+    pub(super) tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawTls {
+    pub(super) cert_file: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) client_ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawAuth {
+    // A token, or a table binding a token file to agent names; read from
+    // plain values because spans do not survive an untagged enum.
+    pub(super) agent_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    pub(super) agent_certs: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    pub(super) api_tokens: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) agent_tokens_file: Option<Spanned<String>>,
+    pub(super) api_tokens_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawOutputs {
+    pub(super) syslog: Option<Spanned<RawSyslog>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawRateLimit {
+    pub(super) per_second: Option<Spanned<f64>>,
+    pub(super) burst: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawLog {
+    pub(super) file: Option<Spanned<String>>,
+    pub(super) max_size: Option<Spanned<RawSize>>,
+    pub(super) keep: Option<Spanned<i64>>,
+}
+
+/// The keys each table accepts, for "did you mean" hints on unknown keys.
+pub(super) const KNOWN_KEYS: &KnownKeys = &[
+    (
+        "",
+        &["collector", "auth", "output", "rate_limit", "log", "http"],
+    ),
+    (
+        "collector",
+        &[
+            "agents_listen",
+            "http_listen",
+            "data_dir",
+            "heartbeat_timeout",
+            "retain",
+            "max_line",
+            "max_connections",
+            "hello_timeout",
+            "max_pending",
+            "tls",
+        ],
+    ),
+    (
+        "collector.tls",
+        &["cert_file", "key_file", "client_ca_file"],
+    ),
+    (
+        "auth",
+        &[
+            "agent_tokens",
+            "api_tokens",
+            "agent_tokens_file",
+            "api_tokens_file",
+            "agent_certs",
+        ],
+    ),
+    ("output", &["syslog"]),
+    (
+        "output.syslog",
+        &[
+            "address", "facility", "protocol", "format", "events", "hostname",
+        ],
+    ),
+    ("rate_limit", &["per_second", "burst"]),
+    ("log", &["file", "max_size", "keep"]),
+    (
+        "http",
+        &["header_timeout", "idle_timeout", "max_connections"],
+    ),
+];

@@ -1,0 +1,236 @@
+//! What one stored event changes besides its own row: the agent's liveness
+//! and silences, its interfaces' timelines and link changes, and its open
+//! alerts.
+
+use super::Incoming;
+use super::cache::{Cache, Hot};
+use crate::timeline::{self, State};
+use hopwatch_wire::event::{AlertState, Body, LinkState};
+use rusqlite::{Connection, params};
+
+fn link_state(state: LinkState) -> State {
+    match state {
+        LinkState::Up => State::Up,
+        LinkState::Down => State::Down,
+        LinkState::Unknown => State::Unknown,
+    }
+}
+
+/// Stores one event and updates what derives from it; false when it was a
+/// duplicate.
+pub(super) fn apply_event(
+    db: &Connection,
+    hot: &mut Hot,
+    cache: &mut Cache,
+    ev: &Incoming,
+    now_ms: i64,
+    timeout_ms: i64,
+) -> Result<bool, rusqlite::Error> {
+    let agent_id = cache.agent(db, &ev.agent, now_ms)?;
+    let (boot_id, new_boot) = cache.boot(db, agent_id, &ev.boot, now_ms)?;
+    let inserted = hot.event.execute(params![
+        boot_id,
+        ev.seq as i64,
+        ev.ts_ms,
+        now_ms,
+        ev.kind,
+        ev.line
+    ])? == 1;
+    let event_id = db.last_insert_rowid();
+    let boot = cache
+        .boots
+        .get_mut(&agent_id)
+        .and_then(|b| b.get_mut(&ev.boot))
+        .expect("boot just looked up");
+    if ev.seq > boot.last_seq {
+        boot.last_seq = ev.seq;
+    }
+    if !boot.dirty {
+        boot.dirty = true;
+        cache.dirty_boots.push((agent_id, ev.boot.clone()));
+    }
+    cache.dirty_agents.insert(agent_id);
+    let agent = cache.agent_row(agent_id);
+    agent.last_seen_ms = now_ms;
+    if !inserted {
+        return Ok(false);
+    }
+    let time = timeline::event_time(ev.ts_ms, agent.skew_ms, now_ms);
+    if time.future && !agent.future_logged {
+        agent.future_logged = true;
+        tracing::warn!(
+            agent = ev.agent,
+            boot = ev.boot,
+            seq = ev.seq,
+            ts = ev.ts,
+            "Event stamped too far ahead of the collector's clock; it is stored as sent, and its arrival time stands for it in timelines and alerts. Later ones from this connection are not logged."
+        );
+    }
+    let at = time.at_ms;
+    let previous_ts = agent.last_ts_ms;
+    agent.last_ts_ms = Some(previous_ts.map_or(at, |t| t.max(at)));
+    let previous_boot = agent.latest_boot;
+    if new_boot {
+        agent.latest_boot = Some(boot_id);
+    }
+    // After a goodbye, the agent's time until it speaks again is unknown
+    // however short the pause.
+    let resumes_unknown = std::mem::take(&mut agent.resumes_unknown);
+    agent.stopped_ms = None;
+    if let Some(last) = previous_ts
+        && (at - last > timeout_ms || resumes_unknown)
+    {
+        silence(hot, cache, agent_id, last, at)?;
+    }
+    if new_boot && previous_boot.is_some() {
+        resolve_for_restart(hot, cache, agent_id, boot_id, at)?;
+    }
+    match &ev.body {
+        Some(Body::Link(link)) if link.state != LinkState::Unknown => {
+            let state = link_state(link.state);
+            let (iface, created) =
+                cache.interface(db, hot, agent_id, &link.interface, at, state)?;
+            // A first state (at agent start, or a new interface) is a change
+            // only when it differs from what was known: down at first sight
+            // starts an outage, up at first sight starts nothing.
+            let known = cache.tails[&iface].seg.prior;
+            let record = match (link.previous == LinkState::Unknown, created) {
+                (false, _) => true,
+                (true, true) => state == State::Down,
+                (true, false) => state != known,
+            };
+            let down_ms = match (state, created) {
+                (State::Up, false) => {
+                    let tail = &cache.tails[&iface];
+                    let was_down = tail.seg.state == State::Down
+                        || (tail.seg.state == State::Unknown && tail.seg.prior == State::Down);
+                    tail.down_since_ms
+                        .filter(|_| was_down)
+                        .map(|since| (at - since).max(0))
+                }
+                _ => None,
+            };
+            if !created {
+                cache.transition(hot, iface, at, state)?;
+            }
+            if record {
+                hot.change
+                    .execute(params![at, event_id, iface, state.code(), down_ms])?;
+            }
+        }
+        Some(Body::Heartbeat(hb)) => {
+            for status in hb
+                .interfaces
+                .iter()
+                .filter(|i| i.state != LinkState::Unknown)
+            {
+                let state = link_state(status.state);
+                let (iface, created) =
+                    cache.interface(db, hot, agent_id, &status.name, at, state)?;
+                if !created {
+                    cache.transition(hot, iface, at, state)?;
+                }
+            }
+            let addresses =
+                serde_json::to_string(&hb.addresses).expect("addresses always serialize");
+            let agent = cache.agent_row(agent_id);
+            if agent.addresses != addresses {
+                db.prepare_cached("UPDATE agents SET addresses = ?2 WHERE id = ?1")?
+                    .execute(params![agent_id, addresses])?;
+                agent.addresses = addresses;
+            }
+        }
+        Some(Body::Alert(alert)) => {
+            let key = (agent_id, alert.rule.clone(), alert.interface.clone());
+            match alert.state {
+                AlertState::Firing => {
+                    if let Some((open, _)) = cache.open_alerts.remove(&key) {
+                        hot.close(open, at, None, None, "refired")?;
+                    }
+                    hot.fire.execute(params![
+                        agent_id,
+                        boot_id,
+                        alert.interface,
+                        alert.rule,
+                        alert.severity.as_str(),
+                        alert.expr,
+                        alert.value,
+                        alert.threshold,
+                        alert.message,
+                        at
+                    ])?;
+                    let id = db.last_insert_rowid();
+                    cache.open_alerts.insert(key, (id, boot_id));
+                }
+                AlertState::Resolved => match cache.open_alerts.remove(&key) {
+                    Some((open, _)) => {
+                        hot.close(open, at, alert.value, Some(&alert.message), "agent")?;
+                    }
+                    None => {
+                        db.prepare_cached(
+                            "INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr,
+                                                 value, threshold, message, resolved_at_ms,
+                                                 resolved_value, resolved_message, resolved_by)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, '', ?8, ?9, ?10, 'agent')",
+                        )?
+                        .execute(params![
+                            agent_id,
+                            boot_id,
+                            alert.interface,
+                            alert.rule,
+                            alert.severity.as_str(),
+                            alert.expr,
+                            alert.threshold,
+                            at,
+                            alert.value,
+                            alert.message
+                        ])?;
+                    }
+                },
+            }
+        }
+        Some(Body::Link(_) | Body::Loss(_)) | None => {}
+    }
+    Ok(true)
+}
+
+/// The agent said nothing from `from` to `to`: its interfaces' time there is
+/// unknown, and each resumes its last known state at `to`.
+fn silence(
+    hot: &mut Hot,
+    cache: &mut Cache,
+    agent_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<(), rusqlite::Error> {
+    let ifaces = cache.agent_row(agent_id).interfaces.clone();
+    for iface in ifaces {
+        let prior = cache.tails[&iface].seg.prior;
+        cache.transition(hot, iface, from, State::Unknown)?;
+        cache.transition(hot, iface, to, prior)?;
+    }
+    Ok(())
+}
+
+/// A new boot began: the alerts the agent's earlier boots left firing will
+/// never be resolved by it, so they end here.
+fn resolve_for_restart(
+    hot: &mut Hot,
+    cache: &mut Cache,
+    agent_id: i64,
+    boot_id: i64,
+    at: i64,
+) -> Result<(), rusqlite::Error> {
+    let stale: Vec<(i64, String, String)> = cache
+        .open_alerts
+        .iter()
+        .filter(|(k, (_, b))| k.0 == agent_id && *b != boot_id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in stale {
+        if let Some((id, _)) = cache.open_alerts.remove(&key) {
+            hot.close(id, at, None, Some("the agent restarted"), "restart")?;
+        }
+    }
+    Ok(())
+}
