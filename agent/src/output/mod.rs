@@ -1,6 +1,6 @@
 //! Outputs: where events go. Each output runs on its own thread behind a
 //! bounded queue, so a slow or dead output never stalls sampling or the other
-//! outputs. A failed send is retried with exponential backoff; when the
+//! outputs. A failed send is retried as [`backoff`] says; when the
 //! queue overflows meanwhile, the oldest events are dropped and counted.
 //!
 //! Most outputs deliver one event at a time through [`Output`]. The collector
@@ -15,6 +15,7 @@ pub mod stdout;
 pub mod syslog;
 
 use crate::event::Event;
+use backoff::{Backoff, seed};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -63,7 +64,7 @@ pub struct OutputStats {
     pub last_error: Mutex<Option<String>>,
 }
 
-/// Bounds the retry delay after repeated failures.
+/// Bounds the delay before an event is sent again after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -218,7 +219,7 @@ impl Inbox {
 /// (or closed and failing).
 fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
     let stats = &shared.stats;
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, seed(output.name()));
     loop {
         let event = {
             let mut queue = shared.queue.lock().expect("output queue poisoned");
@@ -250,14 +251,15 @@ fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
                 pop_if_front(shared, &event);
                 stats.sent.fetch_add(1, Ordering::Relaxed);
                 *stats.last_error.lock().expect("stats poisoned") = None;
-                backoff = BACKOFF_MIN;
+                backoff.succeeded();
             }
             Err(error) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.failed();
                 let text = error.to_string();
                 let mut last = stats.last_error.lock().expect("stats poisoned");
                 if last.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(output = output.name(), %error, retry_in = ?backoff, "Output send failed.");
+                    tracing::warn!(output = output.name(), %error, retry_in = ?delay, "Output send failed.");
                 }
                 *last = Some(text);
                 drop(last);
@@ -266,10 +268,7 @@ fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
                     return;
                 }
                 // Sleep for the backoff, waking early only to exit.
-                let _ = shared
-                    .wake
-                    .wait_timeout_while(queue, backoff, |q| !q.closed);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let _ = shared.wake.wait_timeout_while(queue, delay, |q| !q.closed);
             }
         }
     }
