@@ -5,9 +5,8 @@
 use crate::rsyslog::{Proto, Rsyslog, RsyslogLine, free_port};
 use hopwatch::event::{Alert, AlertState, Body, Event, Link, LinkState, Sequencer, Severity};
 use hopwatch::output::syslog::{
-    Format, Protocol, SyslogOutput, SyslogSettings, SyslogTarget, parse_facility,
+    Format, Protocol, SendError, SyslogOutput, SyslogSettings, SyslogTarget, parse_facility,
 };
-use hopwatch::output::{Output, OutputError};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen, socket,
 };
@@ -185,7 +184,7 @@ fn syslog_tcp_server_down_then_up() {
     let address = format!("tcp://127.0.0.1:{port}");
     let mut out = output(&address, Protocol::Rfc5424, Format::Text);
     let error = out.send(&alert()).unwrap_err();
-    assert!(matches!(error, OutputError::Connect { .. }), "{error}");
+    assert!(matches!(error, SendError::Connect { .. }), "{error}");
     assert!(error.to_string().contains(&address), "{error}");
     let Some(rsyslog) = Rsyslog::start_on(Proto::Tcp, port) else {
         return;
@@ -210,7 +209,7 @@ fn syslog_tcp_server_restart() {
     drop(rsyslog);
 
     let error = out.send(&link_down("while down")).unwrap_err();
-    assert!(matches!(error, OutputError::Connect { .. }), "{error}");
+    assert!(matches!(error, SendError::Connect { .. }), "{error}");
 
     let Some(rsyslog) = Rsyslog::start_on(Proto::Tcp, port) else {
         return;
@@ -248,7 +247,7 @@ fn syslog_tcp_connect_times_out() {
     let start = Instant::now();
     let error = out.send(&alert()).unwrap_err();
     let elapsed = start.elapsed();
-    assert!(matches!(error, OutputError::Connect { .. }), "{error}");
+    assert!(matches!(error, SendError::Connect { .. }), "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }

@@ -6,7 +6,7 @@
 //! that one switch's secret cannot speak for another switch.
 
 use crate::config::{AuthSettings, Secret};
-use hopwatch::matcher::InterfaceMatcher;
+use hopwatch_wire::matcher::InterfaceMatcher;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

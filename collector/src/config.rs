@@ -5,8 +5,8 @@
 //! and certificate files the config names.
 
 use hopwatch::config::{Diagnostic, RawSyslog, closest, key_offset, line_col};
-use hopwatch::matcher::InterfaceMatcher;
-use hopwatch::output::syslog::SyslogSettings;
+use hopwatch_wire::matcher::InterfaceMatcher;
+use hopwatch_wire::syslog::SyslogSettings;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -1027,7 +1027,7 @@ max_connections = 64
             vec![Secret("agent-secret-0001".into())]
         );
         let syslog = c.syslog.unwrap();
-        assert_eq!(syslog.format, hopwatch::output::syslog::Format::Json);
+        assert_eq!(syslog.format, hopwatch_wire::syslog::Format::Json);
         assert_eq!(syslog.types, vec!["alert".to_string()]);
         assert_eq!(syslog.hostname, "collector1");
         assert_eq!(c.rate_limit.burst, 5);

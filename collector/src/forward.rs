@@ -8,9 +8,9 @@
 //! starts with its agent instead (`leaf1: swp1 went down`); the `json` format
 //! carries the `agent` field already.
 
-use hopwatch::event::{Body, Event};
-use hopwatch::output::syslog::{Format, SyslogOutput, SyslogSettings};
 use hopwatch::output::{Output, OutputError, OutputHandle, OutputStats};
+use hopwatch_wire::event::{Body, Event};
+use hopwatch_wire::syslog::{Format, SyslogOutput, SyslogSettings};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -89,7 +89,7 @@ impl Output for Relay {
 
     fn send(&mut self, event: &Event) -> Result<(), OutputError> {
         if !self.prefix {
-            return self.inner.send(event);
+            return self.inner.send(event).map_err(OutputError::from);
         }
         let mut named = event.clone();
         match &mut named.body {
@@ -98,7 +98,7 @@ impl Output for Relay {
             Body::Loss(l) => l.message = format!("{}: {}", event.agent, l.message),
             Body::Heartbeat(_) => {}
         }
-        self.inner.send(&named)
+        self.inner.send(&named).map_err(OutputError::from)
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {

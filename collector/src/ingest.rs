@@ -11,11 +11,11 @@ use crate::auth::{Admission, Tokens};
 use crate::metrics::{Metrics, Reject};
 use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
 use crate::tls;
-use hopwatch::event::{
+use hopwatch_wire::event::{
     Alert, AlertState, Body, Heartbeat, InterfaceStatus, Link, LinkState, Loss, Severity,
     VrfAddresses,
 };
-use hopwatch::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, TraceResult};
+use hopwatch_wire::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION, TraceResult};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -335,7 +335,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     // The agent's own config check applies the same rule.
-    if let Err(error) = hopwatch::wire::check_agent_name(&agent) {
+    if let Err(error) = hopwatch_wire::wire::check_agent_name(&agent) {
         let reason = error.to_string();
         return Err(refuse(&mut stream, Reject::Malformed, Some(&agent), reason).await);
     }
@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn reads_every_type_as_the_shared_event_type_does() {
-        use hopwatch::event::{Event, InterfaceAddress, Sequencer};
+        use hopwatch_wire::event::{Event, InterfaceAddress, Sequencer};
         let mut seq = Sequencer::new("leaf1", "b1");
         let at = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         let bodies = [

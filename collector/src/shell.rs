@@ -2,7 +2,7 @@
 //! `downtime`): the same answers the API gives, laid out for a terminal.
 
 use crate::store::query::{AgentInfo, AlertRecord, Changes, Downtime};
-use hopwatch::text::escape;
+use hopwatch_wire::text::escape;
 
 /// Left-aligned columns two spaces apart, headers first. Every cell is
 /// escaped for the terminal: names and messages come from agents.

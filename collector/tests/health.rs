@@ -7,7 +7,7 @@ use crate::util::{
     AGENT_TOKEN, FakeAgent, Process, TempDir, alert, config_text, event, free_port, http_get,
     may_run, metric, now_ms, run, try_http_get, wait_for,
 };
-use hopwatch::event::Body;
+use hopwatch_wire::event::Body;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Server, count, event, heartbeat, http_get, metric, now_ms, wait_for,
 };
-use hopwatch::event::Event;
+use hopwatch_wire::event::Event;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;

@@ -116,8 +116,8 @@ fn a_stale_agent_counts_unknown_time_not_downtime() {
 
 /// An agent's last line before a clean stop.
 fn goodbye(boot: &str, last_seq: u64) -> Vec<u8> {
-    let line = serde_json::to_string(&hopwatch::wire::Goodbye {
-        kind: hopwatch::wire::GoodbyeTag::Goodbye,
+    let line = serde_json::to_string(&hopwatch_wire::wire::Goodbye {
+        kind: hopwatch_wire::wire::GoodbyeTag::Goodbye,
         boot: boot.into(),
         last_seq,
     })

@@ -6,7 +6,7 @@
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Process, TempDir, alert, event, free_port, link, now_ms,
 };
-use hopwatch::event::Body;
+use hopwatch_wire::event::Body;
 use std::process::Command;
 use std::time::Duration;
 

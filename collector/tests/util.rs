@@ -5,12 +5,12 @@
 
 #![allow(dead_code)]
 
-use hopwatch::event::{
-    Alert, AlertState, Body, Event, Heartbeat, InterfaceStatus, Link, LinkState, Severity,
-};
-use hopwatch::wire::{CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION};
 use hopwatch_collector::Collector;
 use hopwatch_collector::config::Config;
+use hopwatch_wire::event::{
+    Alert, AlertState, Body, Event, Heartbeat, InterfaceStatus, Link, LinkState, Severity,
+};
+use hopwatch_wire::wire::{CollectorMessage, Hello, HelloTag, PROTOCOL_VERSION};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};

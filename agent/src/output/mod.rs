@@ -286,58 +286,7 @@ fn pop_if_front(shared: &Shared, event: &Arc<Event>) {
         .store(queue.events.len() as u64, Ordering::Relaxed);
 }
 
-/// Splits `HOST[:PORT]` or `[IPv6][:PORT]` (an IPv6 literal has colons of
-/// its own, so it comes in brackets as in a URL) into the host, without
-/// brackets, and the port, `default_port` when none is written. `bad` words
-/// an error about the whole input, so each caller names its own key.
-pub(crate) fn split_host_port<'a>(
-    text: &'a str,
-    default_port: u16,
-    bad: &dyn Fn(&str) -> String,
-) -> Result<(&'a str, u16), String> {
-    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
-        let Some((ip, after)) = bracketed.split_once(']') else {
-            return Err(bad("has an unclosed `[`"));
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad(&format!(
-                "has `{ip}` in brackets, which is no IPv6 address"
-            )));
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("has text after the `]`"))?,
-            ),
-        };
-        (ip, port)
-    } else {
-        match text.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err(bad("looks like a bare IPv6 address; put it in brackets"));
-            }
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("has no host"));
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => {
-                return Err(bad(&format!(
-                    "has port `{p}`, not a number from 1 to 65535"
-                )));
-            }
-        },
-    };
-    Ok((host, port))
-}
+pub(crate) use hopwatch_wire::text::split_host_port;
 
 #[cfg(test)]
 mod tests {

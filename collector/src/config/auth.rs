@@ -4,7 +4,7 @@
 //! without ever being quoted, and a binding is read from plain TOML values.
 
 use super::{AgentCert, AuthSettings, BoundTokenFile, RawAuth, Secret, Validator};
-use hopwatch::matcher::InterfaceMatcher;
+use hopwatch_wire::matcher::InterfaceMatcher;
 use std::path::PathBuf;
 use toml::Spanned;
 

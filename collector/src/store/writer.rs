@@ -9,8 +9,8 @@ use super::{StoreError, millis};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::timeline::{self, Segment, State};
-use hopwatch::event::{AlertState, Body, Event, LinkState};
-use hopwatch::wire::Hello;
+use hopwatch_wire::event::{AlertState, Body, Event, LinkState};
+use hopwatch_wire::wire::Hello;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -1428,7 +1428,7 @@ mod timeline_tests;
 mod tests {
     use super::*;
     use crate::store::{open_writer, query};
-    use hopwatch::event::{Alert, Heartbeat, InterfaceStatus, Link, Severity};
+    use hopwatch_wire::event::{Alert, Heartbeat, InterfaceStatus, Link, Severity};
 
     pub(super) struct Fixture {
         dir: std::path::PathBuf,

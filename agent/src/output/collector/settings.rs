@@ -2,32 +2,13 @@
 //! TLS settings, and where the token comes from. Config validation builds
 //! these; the session reads them at every connection attempt.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The port collectors listen on for agents when `address` names none.
 pub const DEFAULT_PORT: u16 = 7000;
 
-/// A secret that never shows in logs, `Debug` output or status.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hopwatch_wire::Secret;
 
 /// Where the agent's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 use super::tests::{T0, count, fixture, heartbeat, incoming, link, send};
 use super::{Request, Writer};
 use crate::store::query;
-use hopwatch::event::{Body, LinkState};
-use hopwatch::wire::Hello;
+use hopwatch_wire::event::{Body, LinkState};
+use hopwatch_wire::wire::Hello;
 use std::time::Duration;
 
 /// A link event with `previous: unknown`: the agent's first state.
@@ -70,8 +70,8 @@ fn a_skewed_agent_clock_is_corrected_from_its_hello() {
     // The agent's clock runs a day ahead; its hello says so.
     let day = 86_400;
     let hello = Hello {
-        kind: hopwatch::wire::HelloTag::Hello,
-        protocol: hopwatch::wire::PROTOCOL_VERSION,
+        kind: hopwatch_wire::wire::HelloTag::Hello,
+        protocol: hopwatch_wire::wire::PROTOCOL_VERSION,
         token: String::new(),
         agent: "leaf1".into(),
         boot: "b1".into(),

@@ -8,6 +8,9 @@
 //! (`\x1b`, `\x07`), a C1 control or a bidirectional-text control as
 //! `\u{NN}` (`\u{9b}`, `\u{202e}`), and a backslash as `\\`, so an escaped
 //! name never reads the same as another name.
+//!
+//! Also the one reading of `HOST[:PORT]` that every address in both
+//! binaries' configs goes through.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -50,6 +53,59 @@ fn escape_except(text: &str, keep: Option<char>) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Splits `HOST[:PORT]` or `[IPv6][:PORT]` (an IPv6 literal has colons of
+/// its own, so it comes in brackets as in a URL) into the host, without
+/// brackets, and the port, `default_port` when none is written. `bad` words
+/// an error about the whole input, so each caller names its own key.
+pub fn split_host_port<'a>(
+    text: &'a str,
+    default_port: u16,
+    bad: &dyn Fn(&str) -> String,
+) -> Result<(&'a str, u16), String> {
+    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+        let Some((ip, after)) = bracketed.split_once(']') else {
+            return Err(bad("has an unclosed `[`"));
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad(&format!(
+                "has `{ip}` in brackets, which is no IPv6 address"
+            )));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("has text after the `]`"))?,
+            ),
+        };
+        (ip, port)
+    } else {
+        match text.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(bad("looks like a bare IPv6 address; put it in brackets"));
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => {
+                return Err(bad(&format!(
+                    "has port `{p}`, not a number from 1 to 65535"
+                )));
+            }
+        },
+    };
+    Ok((host, port))
 }
 
 #[cfg(test)]

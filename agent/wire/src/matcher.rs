@@ -176,7 +176,7 @@ impl InterfaceMatcher {
     /// form, so `Eth1-*` chooses `Ethernet1/1` and `!Eth1-2` leaves out
     /// `Ethernet1/2`: a config works with either source on a Nexus switch.
     pub fn matches(&self, name: &str) -> bool {
-        let alias = crate::nxapi::linux_name(name);
+        let alias = crate::ifname::linux_name(name);
         let alias = (alias != name).then_some(alias);
         let hit = |g: &Glob| g.matches(name) || alias.as_deref().is_some_and(|a| g.matches(a));
         (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
