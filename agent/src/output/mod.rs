@@ -18,7 +18,7 @@ use crate::event::Event;
 use backoff::{Backoff, seed};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 use thiserror::Error;
@@ -84,7 +84,7 @@ struct Shared {
 pub struct OutputHandle {
     name: String,
     shared: Arc<Shared>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Option<Worker>,
 }
 
 impl OutputHandle {
@@ -115,10 +115,7 @@ impl OutputHandle {
         let inbox = Inbox {
             shared: Arc::clone(&shared),
         };
-        let thread = thread::Builder::new()
-            .name(format!("output-{name}"))
-            .stack_size(256 * 1024)
-            .spawn(move || worker(inbox))
+        let thread = Worker::spawn(format!("output-{name}"), 256 * 1024, move || worker(inbox))
             .expect("spawning an output thread");
         OutputHandle {
             name,
@@ -161,17 +158,49 @@ impl OutputHandle {
             .expect("output queue poisoned")
             .closed = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let deadline = std::time::Instant::now() + grace;
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(5));
+        if let Some(thread) = self.thread.take()
+            && !thread.join_within(grace)
+        {
+            let left = self.shared.stats.queued.load(Ordering::Relaxed);
+            tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
+        }
+    }
+}
+
+/// A thread whose end can be awaited with a deadline: it drops its end of
+/// a channel as it returns, so waiting for it blocks on that channel
+/// instead of polling the thread.
+pub(crate) struct Worker {
+    thread: thread::JoinHandle<()>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(
+        name: String,
+        stack_size: usize,
+        work: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Worker> {
+        let (finished, done) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name(name)
+            .stack_size(stack_size)
+            .spawn(move || {
+                let _finished = finished;
+                work();
+            })?;
+        Ok(Worker { thread, done })
+    }
+
+    /// Waits up to `grace` for the thread to return and joins it; false
+    /// when it is still running (it is then left to finish on its own).
+    pub(crate) fn join_within(self, grace: Duration) -> bool {
+        match self.done.recv_timeout(grace) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = self.thread.join();
+                true
             }
-            if thread.is_finished() {
-                let _ = thread.join();
-            } else {
-                let left = self.shared.stats.queued.load(Ordering::Relaxed);
-                tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
         }
     }
 }

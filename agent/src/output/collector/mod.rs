@@ -33,8 +33,8 @@
 //! A clean stop sends what the spool holds, waits briefly for its acks and
 //! says `goodbye` as the last line.
 
-use super::OutputHandle;
 use super::spool::{Spool, SpoolError};
+use super::{OutputHandle, Worker};
 use crate::control::{CollectorBoot, CollectorStatus};
 use crate::event::Loss;
 use std::io::{self, Write};
@@ -42,7 +42,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 mod session;
@@ -310,11 +309,10 @@ pub fn spawn(
     let handle = OutputHandle::spawn_worker("collector", capacity, move |inbox| {
         let stats = Arc::clone(inbox.stats());
         let net_shared = Arc::clone(&shared);
-        let network = thread::Builder::new()
-            .name("collector-conn".into())
-            .stack_size(512 * 1024)
-            .spawn(move || session::connection_loop(&net_shared, wakee, &stats))
-            .expect("spawning the collector connection thread");
+        let network = Worker::spawn("collector-conn".into(), 512 * 1024, move || {
+            session::connection_loop(&net_shared, wakee, &stats)
+        })
+        .expect("spawning the collector connection thread");
         Writer::new(
             Arc::clone(&shared),
             Arc::clone(&context.on_loss),
@@ -323,10 +321,7 @@ pub fn spawn(
         .run(&inbox);
         shared.stop.store(true, Ordering::Relaxed);
         shared.wake();
-        let deadline = Instant::now() + STOP_WAIT;
-        while !network.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
+        network.join_within(STOP_WAIT);
     });
     Ok((handle, monitor))
 }
