@@ -8,6 +8,10 @@
 //! (text answer) command; the answer is under `ins_api.outputs.output` with
 //! a `code` ("200" when the command ran) and the `body`.
 //!
+//! The client writes its one request by hand and leaves the answer's HTTP/1.1
+//! framing (status line, headers, chunk sizes) to `httparse`; it reads until
+//! the length the head gives, or until NX-API closes the connection.
+//!
 //! NX-OS writes numbers as strings or as numbers depending on the release,
 //! and a table with one row as an object rather than a list; the helpers
 //! here ([`number`], [`Rows`]) accept both, so callers never see the
