@@ -32,6 +32,11 @@
 //!
 //! A clean stop sends what the spool holds, waits briefly for its acks and
 //! says `goodbye` as the last line.
+//!
+//! Here: the state both threads share and the monitor status reads. The
+//! settings are in `settings.rs`, the spool writer in `writer.rs`, the
+//! connection thread in `session.rs` over the socket and TLS of
+//! `transport.rs`, and trace requests in `trace.rs`.
 
 use super::spool::{Spool, SpoolError};
 use super::{OutputHandle, Worker};
