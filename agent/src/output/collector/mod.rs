@@ -46,7 +46,7 @@ use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 mod session;
@@ -141,6 +141,9 @@ struct Shared {
     boot: String,
     dir: PathBuf,
     spool: Mutex<Option<Spool>>,
+    /// Signalled after an ack or the end of a session changed what is in
+    /// flight: a stopping spool writer waits on it for room.
+    acked: Condvar,
     depth: Mutex<Depth>,
     link: Mutex<Link>,
     connects: AtomicU64,
@@ -289,6 +292,7 @@ pub fn spawn(
         agent: context.agent.clone(),
         boot: context.boot.clone(),
         spool: Mutex::new(None),
+        acked: Condvar::new(),
         depth: Mutex::new(Depth::default()),
         link: Mutex::new(Link {
             state: LinkState::Connecting,

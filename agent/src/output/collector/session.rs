@@ -105,6 +105,7 @@ pub(super) fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &Output
             if let Some(spool) = shared.spool.lock().expect("spool poisoned").as_mut() {
                 let _ = spool.rewind(&BTreeMap::new());
             }
+            shared.acked.notify_all();
         }
         let (state, delay) = match &error {
             SessionError::Refused(reason) => {
@@ -472,6 +473,7 @@ impl Session<'_> {
                     // events the collector drops as duplicates.
                     shared.disk_error(&error);
                 }
+                shared.acked.notify_all();
                 *waiting_since = outstanding.then(Instant::now);
             }
             (true, CollectorMessage::TraceRequest { id, query }) => {
