@@ -3,6 +3,9 @@
 //! heartbeats, answers `hopwatch status`, and reloads on SIGHUP. Outputs run
 //! on their own threads, so nothing here waits on the network.
 
+mod plan;
+
+use self::plan::{Plans, Restarts};
 use crate::config::{AgentSettings, Config, LinkWatch, SourceKind, TraceBackendKind};
 use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
 use crate::event::{self, Body, Sequencer};
@@ -142,12 +145,11 @@ pub async fn run(
                 let _ = reply.send(agent.status());
             }
             _ = hangup.recv() => {
-                let (interval, beat) = (agent.config.agent.interval, agent.config.agent.heartbeat);
-                agent.reload(&link_tx);
-                if agent.config.agent.interval != interval {
+                let restarts = agent.reload(&link_tx);
+                if restarts.ticker {
                     ticker = Ticker::new(agent.config.agent.interval);
                 }
-                if agent.config.agent.heartbeat != beat {
+                if restarts.heartbeat {
                     heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
                     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
                     heartbeat.tick().await;
@@ -550,10 +552,13 @@ impl Agent {
         self.emit(body);
     }
 
-    fn reload(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
+    /// Applies the config file anew, restarting the parts whose plan
+    /// changed; returns them, for the timers `run` owns. A refused reload
+    /// restarts nothing.
+    fn reload(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) -> Restarts {
         let Some(path) = self.path.clone() else {
             tracing::info!("SIGHUP: running on the embedded config; nothing to reload.");
-            return;
+            return Restarts::default();
         };
         let config = match Config::load(&path) {
             Ok(config) => config,
@@ -562,36 +567,27 @@ impl Agent {
                     tracing::error!("{line}");
                 }
                 tracing::error!(path = %path.display(), "Reload refused; the running config stays.");
-                return;
+                return Restarts::default();
             }
         };
-        if config.agent.state_dir != self.config.agent.state_dir {
+        let restarts = Plans::of(&self.config).restarts(&Plans::of(&config));
+        if restarts.lock {
             match StateLock::acquire(&config.agent.state_dir) {
                 // The old directory's lock goes with the old value.
                 Ok(lock) => self.lock = lock,
                 Err(error) => {
                     tracing::error!(%error, path = %path.display(), "Reload refused; the running config stays.");
-                    return;
+                    return Restarts::default();
                 }
             }
         }
-        if config.rules != self.config.rules {
+        if restarts.rules {
             self.engine
                 .reconfigure(config.rules.clone(), &mut self.alerts);
             let alerts: Vec<event::Alert> = self.alerts.drain(..).collect();
             self.emit_all(alerts.into_iter().map(Body::Alert));
         }
-        if config.stdout != self.config.stdout
-            || config.syslog != self.config.syslog
-            || config.collector != self.config.collector
-            || (config.collector.is_some() && config.agent.name != self.config.agent.name)
-            || (config.collector.is_some() && config.agent.state_dir != self.config.agent.state_dir)
-            || (config.collector.is_some()
-                && (config.agent.resolved_trace_backend()
-                    != self.config.agent.resolved_trace_backend()
-                    || config.agent.nxapi_socket != self.config.agent.nxapi_socket
-                    || config.agent.nxapi_user != self.config.agent.nxapi_user))
-        {
+        if restarts.outputs {
             // The old outputs finish first: the new collector output opens
             // the same spool, which only one may hold.
             if let Some(collector) = &self.collector {
@@ -605,20 +601,15 @@ impl Agent {
             self.outputs = outputs;
             self.collector = collector;
         }
-        let (old, new) = (&self.config.agent, &config.agent);
-        if new.source != old.source
-            || new.proc_root != old.proc_root
-            || new.nxapi_socket != old.nxapi_socket
-            || new.nxapi_user != old.nxapi_user
-            || new.interval != old.interval
-        {
-            self.source = build_source(new);
+        if restarts.source {
+            self.source = build_source(&config.agent);
         }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
         self.watch_links_anew();
         self.start_link_watch(link_tx);
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
+        restarts
     }
 
     fn status(&self) -> Status {

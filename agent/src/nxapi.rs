@@ -8,6 +8,10 @@
 //! (text answer) command; the answer is under `ins_api.outputs.output` with
 //! a `code` ("200" when the command ran) and the `body`.
 //!
+//! The client writes its one request by hand and leaves the answer's HTTP/1.1
+//! framing (status line, headers, chunk sizes) to `httparse`; it reads until
+//! the length the head gives, or until NX-API closes the connection.
+//!
 //! NX-OS writes numbers as strings or as numbers depending on the release,
 //! and a table with one row as an object rather than a list; the helpers
 //! here ([`number`], [`Rows`]) accept both, so callers never see the
@@ -162,6 +166,8 @@ impl Client {
         stream.write_all(body.as_bytes()).map_err(io)?;
         self.reply.clear();
         let mut chunk = [0u8; 16 * 1024];
+        // The answer's full length, once its head is in and gives one.
+        let mut total = None;
         loop {
             let n = stream.read(&mut chunk).map_err(io)?;
             if n == 0 {
@@ -172,8 +178,16 @@ impl Client {
                 return Err(reply_error(command, "the answer exceeds 64 MiB"));
             }
             // With a length given, stop at its end rather than waiting for
-            // the server to close.
-            if let Some(total) = complete_length(&self.reply)
+            // the server to close. The head is parsed until it is complete,
+            // then not again.
+            if total.is_none() {
+                total = match parse_head(&self.reply) {
+                    Ok(Some(head)) => Some(head.total()),
+                    Ok(None) => None,
+                    Err(reason) => return Err(reply_error(command, &reason)),
+                };
+            }
+            if let Some(Some(total)) = total
                 && self.reply.len() >= total
             {
                 self.reply.truncate(total);
@@ -195,18 +209,20 @@ fn reply_error(command: &str, reason: &str) -> NxapiError {
 /// header and all) down to the `body` of a successful output; anything else
 /// is an error naming the command and what was wrong.
 pub fn parse_reply(command: &str, reply: &[u8]) -> Result<Box<RawValue>, NxapiError> {
-    // Bytes past a given length belong to no answer.
-    let reply = complete_length(reply).map_or(reply, |total| &reply[..total.min(reply.len())]);
-    let start =
-        body_start(reply).ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
-    let status = http_status(reply).ok_or_else(|| reply_error(command, "no HTTP status line"))?;
-    let head = String::from_utf8_lossy(&reply[..start]).to_ascii_lowercase();
-    let payload = if head.contains("transfer-encoding: chunked") {
-        dechunk(&reply[start..]).ok_or_else(|| reply_error(command, "a broken chunked body"))?
-    } else {
-        reply[start..].to_vec()
+    let head = parse_head(reply)
+        .map_err(|reason| reply_error(command, &reason))?
+        .ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
+    let status = head.status;
+    let body = &reply[head.body_start..];
+    let payload = match head.framing {
+        // Bytes past a given length belong to no answer.
+        Framing::Length(length) => &body[..length.min(body.len())],
+        Framing::Chunked => {
+            &dechunk(body).ok_or_else(|| reply_error(command, "a broken chunked body"))?[..]
+        }
+        Framing::Close => body,
     };
-    let envelope: Envelope = match serde_json::from_slice(&payload) {
+    let envelope: Envelope = match serde_json::from_slice(payload) {
         Ok(envelope) => envelope,
         Err(_) if status != 200 => {
             return Err(reply_error(command, &format!("HTTP status {status}")));
@@ -430,50 +446,97 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rows<T> {
 
 pub use hopwatch_wire::ifname::{linux_name, nxos_name};
 
-/// Where the HTTP header ends.
-fn body_start(reply: &[u8]) -> Option<usize> {
-    reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+/// The most headers an answer may carry; nginx sends about six.
+const MAX_HEADERS: usize = 32;
+
+/// What the head of an HTTP answer says about the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    /// Where the body starts.
+    body_start: usize,
+    framing: Framing,
 }
 
-fn http_status(reply: &[u8]) -> Option<u16> {
-    let line = reply.split(|&b| b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut words = line.split_whitespace();
-    words.next().filter(|w| w.starts_with("HTTP/"))?;
-    words.next()?.parse().ok()
+/// How the body's end is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length`.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither, or a length no answer could have: the body ends when the
+    /// server closes the connection.
+    Close,
 }
 
-/// The full length of a reply whose header gives `Content-Length`; `None`
-/// also for a length no reply could have.
-fn complete_length(reply: &[u8]) -> Option<usize> {
-    let start = body_start(reply)?;
-    let head = std::str::from_utf8(&reply[..start]).ok()?;
-    head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())?
-            .and_then(|length| start.checked_add(length))
-    })
+impl Head {
+    /// The full length of the answer, when the head gives it.
+    fn total(&self) -> Option<usize> {
+        match self.framing {
+            Framing::Length(length) => self.body_start.checked_add(length),
+            Framing::Chunked | Framing::Close => None,
+        }
+    }
 }
 
-/// Joins a `Transfer-Encoding: chunked` body.
+/// Reads the status line and headers of `reply` with `httparse`: `None`
+/// while they are incomplete, an error naming what is malformed.
+fn parse_head(reply: &[u8]) -> Result<Option<Head>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let body_start = match response.parse(reply) {
+        Ok(httparse::Status::Complete(start)) => start,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => {
+            let line = reply.split(|&b| b == b'\n').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(&line[..line.len().min(80)]);
+            return Err(format!(
+                "a malformed HTTP header ({error}); the answer begins `{}`",
+                line.trim_end()
+            ));
+        }
+    };
+    let status = response.code.unwrap_or_default();
+    let mut framing = Framing::Close;
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
+        if header.name.eq_ignore_ascii_case("transfer-encoding")
+            && value.to_ascii_lowercase().contains("chunked")
+        {
+            framing = Framing::Chunked;
+            break;
+        }
+        if header.name.eq_ignore_ascii_case("content-length") {
+            framing = match value.parse::<usize>() {
+                Ok(length) if body_start.checked_add(length).is_some() => Framing::Length(length),
+                _ => Framing::Close,
+            };
+        }
+    }
+    Ok(Some(Head {
+        status,
+        body_start,
+        framing,
+    }))
+}
+
+/// Joins a `Transfer-Encoding: chunked` body; `None` when it is cut short
+/// or a chunk size is not one. Chunk extensions and trailers are ignored.
 fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len());
     loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        body = &body[line_end + 2..];
+        let (line, size) = match httparse::parse_chunk_size(body).ok()? {
+            httparse::Status::Complete(parsed) => parsed,
+            httparse::Status::Partial => return None,
+        };
+        body = &body[line..];
         if size == 0 {
             return Some(out);
         }
+        let size = usize::try_from(size).ok()?;
         out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
+        body = body.get(size..)?.strip_prefix(b"\r\n")?;
     }
 }
 
@@ -522,10 +585,15 @@ mod tests {
         assert_eq!(many.0[1].name, Text("2".into()));
     }
 
+    /// The total length the head of `reply` gives, as the read loop sees it.
+    fn complete_length(reply: &[u8]) -> Option<usize> {
+        parse_head(reply).unwrap().and_then(|head| head.total())
+    }
+
     #[test]
     fn http_framing() {
         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        assert_eq!(http_status(reply), Some(200));
+        assert_eq!(parse_head(reply).unwrap().map(|h| h.status), Some(200));
         assert_eq!(complete_length(reply), Some(reply.len()));
         let chunked = b"5\r\nhello\r\n6; x=y\r\n world\r\n0\r\n\r\n";
         assert_eq!(dechunk(chunked).unwrap(), b"hello world");
@@ -540,5 +608,132 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("show interface"), "{error}");
+    }
+
+    const BODY: &str = r#"{"ins_api": {"outputs": {"output": {"code": "200", "msg": "Success", "body": {"x": 1}}}}}"#;
+
+    fn answer() -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
+            BODY.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_answer_split_across_reads_is_complete_only_at_its_last_byte() {
+        let reply = answer();
+        // Every prefix, the head cut mid-line included, waits for more.
+        for end in 0..reply.len() {
+            assert_eq!(
+                parse_head(&reply[..end])
+                    .unwrap()
+                    .and_then(|head| head.total())
+                    .filter(|&total| end >= total),
+                None,
+                "complete after {end} of {} bytes",
+                reply.len()
+            );
+        }
+        assert_eq!(complete_length(&reply), Some(reply.len()));
+    }
+
+    #[test]
+    fn an_answer_written_in_pieces_on_an_open_connection_is_read_to_its_length() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("hopwatch-nxapi-split-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("nxapi.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            let reply = answer();
+            // Cut inside the status line, inside a header and inside the
+            // body; each piece is its own write.
+            for piece in [
+                &reply[..7],
+                &reply[7..40],
+                &reply[40..reply.len() - 5],
+                &reply[reply.len() - 5..],
+            ] {
+                stream.write_all(piece).unwrap();
+                stream.flush().unwrap();
+            }
+            // The connection stays open: the client must stop at the
+            // length, not wait for the close.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+        });
+        let mut client = Client::new(&socket, "admin", Duration::from_secs(5));
+        #[derive(Deserialize)]
+        struct X {
+            x: u64,
+        }
+        let started = std::time::Instant::now();
+        let got: X = client.show("show x").unwrap();
+        assert_eq!(got.x, 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for the close"
+        );
+        drop(client);
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_chunked_body_with_chunk_extensions_and_a_trailer_is_joined() {
+        let (first, second) = BODY.split_at(20);
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x};name=value\r\n{first}\r\n{:X} ; quoted=\"a;b\"\r\n{second}\r\n0;last\r\nX-Trailer: 1\r\n\r\n",
+            first.len(),
+            second.len()
+        );
+        let body = parse_reply("show x", reply.as_bytes()).unwrap();
+        assert_eq!(body.get(), r#"{"x": 1}"#);
+        let cut = &reply.as_bytes()[..reply.len() - 30];
+        let error = parse_reply("show x", cut).unwrap_err().to_string();
+        assert!(error.contains("a broken chunked body"), "{error}");
+        let bad_size = reply.replacen(&format!("{:x};", first.len()), "1g;", 1);
+        let error = parse_reply("show x", bad_size.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("a broken chunked body"), "{error}");
+    }
+
+    #[test]
+    fn a_malformed_header_is_an_error_naming_the_command_and_the_fault() {
+        for (reply, fault) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\nhello"[..],
+                "invalid header name",
+            ),
+            (b"HTTP/1.1 2x0 OK\r\n\r\n", "invalid response status"),
+            (b"<html>nginx error</html>\r\n\r\n", "invalid HTTP version"),
+        ] {
+            let error = parse_reply("show interface", reply)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("show interface")
+                    && error.contains("a malformed HTTP header")
+                    && error.contains(fault),
+                "{error}"
+            );
+        }
+        let error = parse_reply("show interface", b"<html>nginx error</html>\r\n\r\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the answer begins `<html>nginx error</html>`"),
+            "{error}"
+        );
+        let error = parse_reply("show interface", b"HTTP/1.1 200 OK\r\nContent-Le")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no end of the HTTP header"), "{error}");
     }
 }

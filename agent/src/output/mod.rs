@@ -1,6 +1,6 @@
 //! Outputs: where events go. Each output runs on its own thread behind a
 //! bounded queue, so a slow or dead output never stalls sampling or the other
-//! outputs. A failed send is retried with exponential backoff; when the
+//! outputs. A failed send is retried as [`backoff`] says; when the
 //! queue overflows meanwhile, the oldest events are dropped and counted.
 //!
 //! Most outputs deliver one event at a time through [`Output`]. The collector
@@ -15,9 +15,10 @@ pub mod stdout;
 pub mod syslog;
 
 use crate::event::Event;
+use backoff::{Backoff, seed};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 use thiserror::Error;
@@ -63,7 +64,7 @@ pub struct OutputStats {
     pub last_error: Mutex<Option<String>>,
 }
 
-/// Bounds the retry delay after repeated failures.
+/// Bounds the delay before an event is sent again after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -83,7 +84,7 @@ struct Shared {
 pub struct OutputHandle {
     name: String,
     shared: Arc<Shared>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Option<Worker>,
 }
 
 impl OutputHandle {
@@ -114,10 +115,7 @@ impl OutputHandle {
         let inbox = Inbox {
             shared: Arc::clone(&shared),
         };
-        let thread = thread::Builder::new()
-            .name(format!("output-{name}"))
-            .stack_size(256 * 1024)
-            .spawn(move || worker(inbox))
+        let thread = Worker::spawn(format!("output-{name}"), 256 * 1024, move || worker(inbox))
             .expect("spawning an output thread");
         OutputHandle {
             name,
@@ -160,17 +158,49 @@ impl OutputHandle {
             .expect("output queue poisoned")
             .closed = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let deadline = std::time::Instant::now() + grace;
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(5));
+        if let Some(thread) = self.thread.take()
+            && !thread.join_within(grace)
+        {
+            let left = self.shared.stats.queued.load(Ordering::Relaxed);
+            tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
+        }
+    }
+}
+
+/// A thread whose end can be awaited with a deadline: it drops its end of
+/// a channel as it returns, so waiting for it blocks on that channel
+/// instead of polling the thread.
+pub(crate) struct Worker {
+    thread: thread::JoinHandle<()>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(
+        name: String,
+        stack_size: usize,
+        work: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Worker> {
+        let (finished, done) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name(name)
+            .stack_size(stack_size)
+            .spawn(move || {
+                let _finished = finished;
+                work();
+            })?;
+        Ok(Worker { thread, done })
+    }
+
+    /// Waits up to `grace` for the thread to return and joins it; false
+    /// when it is still running (it is then left to finish on its own).
+    pub(crate) fn join_within(self, grace: Duration) -> bool {
+        match self.done.recv_timeout(grace) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = self.thread.join();
+                true
             }
-            if thread.is_finished() {
-                let _ = thread.join();
-            } else {
-                let left = self.shared.stats.queued.load(Ordering::Relaxed);
-                tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
         }
     }
 }
@@ -218,7 +248,7 @@ impl Inbox {
 /// (or closed and failing).
 fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
     let stats = &shared.stats;
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, seed(output.name()));
     loop {
         let event = {
             let mut queue = shared.queue.lock().expect("output queue poisoned");
@@ -250,14 +280,15 @@ fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
                 pop_if_front(shared, &event);
                 stats.sent.fetch_add(1, Ordering::Relaxed);
                 *stats.last_error.lock().expect("stats poisoned") = None;
-                backoff = BACKOFF_MIN;
+                backoff.succeeded();
             }
             Err(error) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.failed();
                 let text = error.to_string();
                 let mut last = stats.last_error.lock().expect("stats poisoned");
                 if last.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(output = output.name(), %error, retry_in = ?backoff, "Output send failed.");
+                    tracing::warn!(output = output.name(), %error, retry_in = ?delay, "Output send failed.");
                 }
                 *last = Some(text);
                 drop(last);
@@ -266,10 +297,7 @@ fn deliver(mut output: Box<dyn Output>, shared: &Shared) {
                     return;
                 }
                 // Sleep for the backoff, waking early only to exit.
-                let _ = shared
-                    .wake
-                    .wait_timeout_while(queue, backoff, |q| !q.closed);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let _ = shared.wake.wait_timeout_while(queue, delay, |q| !q.closed);
             }
         }
     }

@@ -2,7 +2,8 @@
 //! and one connection, plain or TLS, driven without blocking so a single
 //! `poll(2)` loop reads acks and writes events.
 
-use super::{SessionError, TlsSettings};
+use super::TlsSettings;
+use super::session::SessionError;
 use crate::control::format_size;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

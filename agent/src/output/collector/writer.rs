@@ -117,12 +117,20 @@ impl Writer {
         }
         let deadline = now + EXIT_ROOM_WAIT;
         self.store(now);
-        let in_flight = |shared: &Shared| {
-            let guard = shared.spool.lock().expect("spool poisoned");
-            guard.as_ref().is_some_and(Spool::outstanding)
-        };
-        while !self.pending.is_empty() && in_flight(&self.shared) && Instant::now() < deadline {
-            std::thread::sleep(FULL_RETRY);
+        while !self.pending.is_empty() {
+            let guard = self.shared.spool.lock().expect("spool poisoned");
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !guard.as_ref().is_some_and(Spool::outstanding) {
+                return;
+            }
+            // Checked under the lock the connection thread applies acks
+            // under, so the next ack (or the session's end) wakes this.
+            drop(
+                self.shared
+                    .acked
+                    .wait_timeout(guard, left)
+                    .expect("spool poisoned"),
+            );
             self.store(Instant::now());
         }
     }

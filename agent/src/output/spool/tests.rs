@@ -1,9 +1,13 @@
 //! The spool's tests: appends, acks, rewinds, overflow, recovery after a
 //! crash, planted files, and an oracle over random fault sequences.
 
+use super::open::read_ack;
 use super::*;
-use crate::event::{Body, Link, LinkState, Loss, Sequencer};
+use crate::event::{Body, Event, Link, LinkState, Loss, Sequencer};
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 struct Dir(PathBuf);

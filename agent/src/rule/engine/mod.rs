@@ -1,0 +1,499 @@
+//! The rule engine: turns one tick of interface counters and link states into
+//! alert state changes. It never reads a clock, so every window, `for` and
+//! reload behaviour is tested with explicit [`Instant`]s.
+//!
+//! # Values
+//!
+//! Each tick every interface yields one value per metric:
+//! - the counter columns from its counter row, and `carrier_changes` from its
+//!   link state; all counters;
+//! - `oper_up`: 1 when [`LinkState::is_up`], else 0; `speed_mbps` as reported;
+//! - `rx_util`/`tx_util`: percent of link speed used since the previous tick,
+//!   `delta_bytes * 8 / (seconds * speed_mbps * 1e6) * 100`.
+//!
+//! A value can be unavailable: a counter column the source did not supply, no
+//! link state, no speed (or speed 0), the first tick of an interface for the
+//! utilisations. A condition whose value is unavailable is not evaluated that
+//! tick and the rule's state is left exactly as it was: nothing fires or
+//! resolves, a pending `for` neither resets nor fires (its clock is the time
+//! since the first tick that held).
+//!
+//! # Deltas
+//!
+//! Counter deltas between an interface's consecutive ticks are computed once
+//! per tick and shared by all rules. They are never negative and never huge:
+//! a counter that went down by less than 2^31 from a value that fits 32 bits
+//! wrapped (delta = `cur + 2^32 - prev`); any other decrease is a reset and
+//! the delta is the new value (the counter restarted from zero). The first
+//! tick an interface is seen has no delta, so a new interface, a reload that
+//! adds a rule or an agent restart never fires on history hopwatch did not see.
+//!
+//! # Windows
+//!
+//! Exact, no extrapolation. At time `now`, `[W]` covers the ticks at `t` with
+//! `now - W < t <= now`: at one tick a second, `[5s]` is the last 5 intervals.
+//! - `increase(m[W])`: the sum of those ticks' deltas;
+//! - `rate(m[W])`: that sum divided by `min(W, now - first tick of this rule
+//!   on this interface)` in seconds;
+//! - `avg`, `min`, `max`: over the values sampled in the window (raw values
+//!   for counters);
+//! - a bare metric: its value this tick.
+//!
+//! A window not yet full is evaluated over what it holds. `increase` and
+//! `rate` are unavailable on a rule's first tick on an interface (nothing to
+//! measure yet) and on a tick without a delta.
+//!
+//! # Alerts
+//!
+//! Per rule and interface: when `when` holds, the alert fires at once if `for`
+//! is zero, else it goes pending and fires on the first tick at which `when`
+//! has held on every evaluated tick for at least `for`; a tick where it does
+//! not hold drops the pending state. A firing alert resolves when
+//! `clear_when` holds, or without one when `when` stops holding. Each change
+//! is one [`Alert`] carrying the deciding expression, its value and threshold.
+//! An interface missing from a tick has vanished: its firing alerts resolve
+//! (value null) and its history is dropped; if it returns, it is new.
+//!
+//! # Cost
+//!
+//! Interface globs are matched once, when an interface is first seen (and
+//! again for new rules at a reload). Interfaces arrive in the same order tick
+//! after tick, so each is found by comparing its name with the one seen at
+//! the same position last tick; only a new order costs a hash lookup.
+//!
+//! Windows hold tick numbers, not times: the engine keeps the times of the
+//! recent ticks once and finds, per rule and tick, the first tick inside each
+//! window. `increase` and `rate` keep only the non-zero deltas and their sum;
+//! `avg` keeps runs of equal values (value, first tick, last tick) and a
+//! running sum; `min` and `max` keep a monotonic queue in which equal values
+//! merge. So a window over a value that sits still, the usual case for error,
+//! drop and link metrics, holds at most one entry, and a steady tick
+//! allocates nothing.
+//!
+//! Most of a quiet switch's counters do not move from one tick to the next.
+//! A (rule, interface) state whose windows sit at such a fixed point (nothing
+//! left to expire, or a single run of the current value), and whose alert is
+//! idle or firing (not pending, since `for` counts time), would come out of
+//! a tick with the same inputs exactly as it went in. Such a state is
+//! *quiet*, and a tick where none of the metrics it reads changed skips it;
+//! an interface whose inputs all sit still and whose states are all quiet
+//! costs a comparison of its counters. A skipped tick is owed to the windows
+//! that held the unchanged value: the next step extends their last run or
+//! entry to the tick before it, so every result is what stepping every tick
+//! would give.
+
+mod interface;
+mod state;
+#[cfg(test)]
+mod tests;
+mod window;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use self::interface::Interface;
+use self::state::{Phase, RuleState, alert};
+use super::Rule;
+use super::expr::Condition;
+use crate::event::{Alert, AlertState, Severity};
+use crate::hash::NameMap;
+use crate::link::LinkState;
+use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
+
+const METRICS: usize = Metric::ALL.len();
+/// Metrics that are not counter columns, kept after them in [`Metric`] order.
+const DERIVED: usize = METRICS - COUNTER_COLUMNS;
+/// One bit per metric, in [`Metric`] order.
+type MetricSet = u32;
+const ALL_METRICS: MetricSet = (1 << METRICS) - 1;
+const _: () = assert!(METRICS <= MetricSet::BITS as usize);
+
+/// One interface as seen this tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub name: &'a str,
+    /// The counter columns, in [`Metric`] order.
+    pub counters: &'a [u64; COUNTER_COLUMNS],
+    /// The columns the source filled; the others are unavailable.
+    pub columns: Columns,
+    /// `None` when the link state is unknown this tick; the link metrics are
+    /// then unavailable.
+    pub link: Option<&'a LinkState>,
+}
+
+/// An alert that is firing now, for `hopwatch status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiringAlert {
+    pub rule: String,
+    pub interface: String,
+    pub severity: Severity,
+    /// The tick at which it fired.
+    pub since: Instant,
+    /// The `when` expression's value at the latest tick it could be computed.
+    pub value: f64,
+}
+
+/// Evaluates rules tick by tick; see the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    /// Per rule, its `when` and `clear_when` windows' reach this tick.
+    reach: Vec<[Reach; 2]>,
+    /// The longest window of any rule: older ticks are inside none.
+    longest: Nanos,
+    interfaces: Vec<Interface>,
+    /// Where each interface is in `interfaces`.
+    index: NameMap<usize>,
+    /// The slot of the interface at each position of the previous tick's
+    /// observations.
+    order: Vec<usize>,
+    /// Counts ticks, so an interface knows whether this tick listed it.
+    tick: Tick,
+    /// The first tick's time; times are kept as [`Nanos`] since then.
+    epoch: Option<Instant>,
+    recent: Recent,
+    /// Whether quiet states are skipped; off only in the test that proves
+    /// skipping changes nothing.
+    skip_quiet: bool,
+    /// How many (rule, interface) glob matches were made, to prove they are
+    /// not repeated per tick.
+    #[cfg(test)]
+    glob_checks: usize,
+}
+
+/// An engine tick's number, counted from 1; 0 is never.
+type Tick = u64;
+
+/// Nanoseconds since the engine's first tick: half the size of an
+/// [`Instant`], and windows are bound by memory traffic, not arithmetic.
+type Nanos = u64;
+
+/// This tick, in the forms the engine needs.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now: Instant,
+    stamp: Nanos,
+    tick: Tick,
+}
+
+/// How far back one condition's window reaches this tick.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reach {
+    span: Nanos,
+    /// The first tick inside the window.
+    first: Tick,
+}
+
+/// The times of the ticks still inside some window, oldest first; their
+/// numbers are consecutive.
+#[derive(Debug, Default)]
+struct Recent {
+    /// The number of the tick at the front.
+    first: Tick,
+    stamps: VecDeque<Nanos>,
+}
+
+/// One metric's value this tick.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    value: f64,
+    /// Counters only, and not on an interface's first tick.
+    delta: Option<u64>,
+}
+
+type Samples = [Option<Sample>; METRICS];
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>) -> Engine {
+        let mut engine = Engine {
+            rules: Vec::new(),
+            reach: Vec::new(),
+            longest: 0,
+            interfaces: Vec::new(),
+            index: HashMap::default(),
+            order: Vec::new(),
+            tick: 0,
+            epoch: None,
+            recent: Recent::default(),
+            skip_quiet: true,
+            #[cfg(test)]
+            glob_checks: 0,
+        };
+        engine.set_rules(rules);
+        engine
+    }
+
+    fn set_rules(&mut self, rules: Vec<Rule>) {
+        self.reach = rules
+            .iter()
+            .map(|rule| {
+                let span = |cond: Option<&Condition>| Reach {
+                    span: cond.map_or(0, |c| nanos(c.window)),
+                    first: 0,
+                };
+                [span(Some(&rule.when)), span(rule.clear_when.as_ref())]
+            })
+            .collect();
+        self.longest = self
+            .reach
+            .iter()
+            .flatten()
+            .map(|r| r.span)
+            .max()
+            .unwrap_or(0);
+        self.rules = rules;
+    }
+
+    /// One tick: every interface present now. Appends state changes to `out`.
+    /// An interface listed twice in one tick is evaluated once.
+    pub fn observe<'a>(
+        &mut self,
+        now: Instant,
+        interfaces: impl IntoIterator<Item = Observation<'a>>,
+        out: &mut Vec<Alert>,
+    ) {
+        self.tick += 1;
+        let tick = self.tick;
+        let epoch = *self.epoch.get_or_insert(now);
+        let clock = Clock {
+            now,
+            stamp: nanos(now.saturating_duration_since(epoch)),
+            tick,
+        };
+        self.recent.push(tick, clock.stamp, self.longest);
+        for reach in self.reach.iter_mut().flatten() {
+            reach.first = self.recent.first_inside(clock.stamp, reach.span);
+        }
+        let mut seen = 0;
+        for (position, obs) in interfaces.into_iter().enumerate() {
+            let slot = self.slot(position, obs.name);
+            let iface = &mut self.interfaces[slot];
+            if iface.last_tick == tick {
+                continue;
+            }
+            iface.last_tick = tick;
+            seen += 1;
+            iface.observe(&self.rules, &self.reach, clock, &obs, self.skip_quiet, out);
+        }
+        if seen < self.interfaces.len() {
+            self.drop_vanished(tick, out);
+        }
+    }
+
+    /// Where the interface at `position` of this tick's observations lives,
+    /// adding it when it is new.
+    fn slot(&mut self, position: usize, name: &str) -> usize {
+        if let Some(&slot) = self.order.get(position)
+            && self
+                .interfaces
+                .get(slot)
+                .is_some_and(|i| i.short.is(&i.name, name))
+        {
+            return slot;
+        }
+        let slot = match self.index.get(name) {
+            Some(&slot) => slot,
+            None => {
+                let states = self.match_rules(name);
+                let slot = self.interfaces.len();
+                self.interfaces.push(Interface::new(name, states));
+                self.index.insert(name.to_string(), slot);
+                slot
+            }
+        };
+        match self.order.get_mut(position) {
+            Some(at) => *at = slot,
+            None => self.order.push(slot),
+        }
+        slot
+    }
+
+    /// SIGHUP: rules unchanged (same name and equal definition) keep their
+    /// state and firing alerts; firing alerts of removed or changed rules are
+    /// resolved (value null), and changed or new rules start without history.
+    pub fn reconfigure(&mut self, rules: Vec<Rule>, out: &mut Vec<Alert>) {
+        // For each new rule, the old rule it continues, if any.
+        let mut continues: Vec<Option<usize>> = vec![None; rules.len()];
+        let mut kept: Vec<Option<usize>> = vec![None; self.rules.len()];
+        for (old_index, old) in self.rules.iter().enumerate() {
+            let found = rules
+                .iter()
+                .enumerate()
+                .position(|(j, new)| continues[j].is_none() && new == old);
+            if let Some(new_index) = found {
+                continues[new_index] = Some(old_index);
+                kept[old_index] = Some(new_index);
+            }
+        }
+
+        let mut slots: Vec<usize> = (0..self.interfaces.len()).collect();
+        slots.sort_unstable_by(|&a, &b| self.interfaces[a].name.cmp(&self.interfaces[b].name));
+        for slot in slots {
+            let iface = &mut self.interfaces[slot];
+            let name = iface.name.as_str();
+            let old_states = std::mem::take(&mut iface.states);
+            let mut carried: Vec<(usize, RuleState)> = Vec::new();
+            for mut state in old_states {
+                match kept[state.rule] {
+                    Some(new_index) => {
+                        state.rule = new_index;
+                        carried.push((new_index, state));
+                    }
+                    None => {
+                        let rule = &self.rules[state.rule];
+                        if matches!(state.phase, Phase::Firing { .. }) {
+                            let reason = if rules.iter().any(|r| r.name == rule.name) {
+                                "rule changed by a reload"
+                            } else {
+                                "rule removed by a reload"
+                            };
+                            out.push(alert(
+                                AlertState::Resolved,
+                                rule,
+                                name,
+                                &rule.when,
+                                None,
+                                reason.to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
+            let fresh = continues.iter().filter(|c| c.is_none()).count();
+            #[cfg(test)]
+            {
+                self.glob_checks += fresh;
+            }
+            let mut states = Vec::with_capacity(carried.len() + fresh);
+            for (new_index, rule) in rules.iter().enumerate() {
+                if continues[new_index].is_some() {
+                    // An unchanged rule matches exactly where it did before.
+                    if let Some(at) = carried.iter().position(|(j, _)| *j == new_index) {
+                        states.push(carried.swap_remove(at).1);
+                    }
+                } else if rule.interfaces.matches(name) {
+                    states.push(RuleState::new(new_index, rule));
+                }
+            }
+            states.shrink_to_fit();
+            iface.busy = states.iter().filter(|s| !s.quiet).count();
+            iface.states = states;
+        }
+        self.set_rules(rules);
+    }
+
+    /// Every alert firing now, ordered by rule then interface.
+    pub fn firing(&self) -> Vec<FiringAlert> {
+        let mut firing: Vec<FiringAlert> = self
+            .interfaces
+            .iter()
+            .flat_map(|iface| {
+                iface
+                    .states
+                    .iter()
+                    .filter_map(move |state| match state.phase {
+                        Phase::Firing { since, value } => {
+                            let rule = &self.rules[state.rule];
+                            Some(FiringAlert {
+                                rule: rule.name.clone(),
+                                interface: iface.name.clone(),
+                                severity: rule.severity,
+                                since,
+                                value,
+                            })
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
+        firing.sort_by(|a, b| (&a.rule, &a.interface).cmp(&(&b.rule, &b.interface)));
+        firing
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Interfaces seen on the latest tick.
+    pub fn interface_count(&self) -> usize {
+        self.interfaces.len()
+    }
+
+    /// Fresh states for the rules whose globs match a new interface.
+    fn match_rules(&mut self, name: &str) -> Vec<RuleState> {
+        #[cfg(test)]
+        {
+            self.glob_checks += self.rules.len();
+        }
+        (0..self.rules.len())
+            .filter(|&i| self.rules[i].interfaces.matches(name))
+            .map(|i| RuleState::new(i, &self.rules[i]))
+            .collect()
+    }
+
+    fn drop_vanished(&mut self, tick: Tick, out: &mut Vec<Alert>) {
+        let mut gone: Vec<Interface> = Vec::new();
+        let mut kept = Vec::with_capacity(self.interfaces.len());
+        for iface in self.interfaces.drain(..) {
+            if iface.last_tick == tick {
+                kept.push(iface);
+            } else {
+                gone.push(iface);
+            }
+        }
+        self.interfaces = kept;
+        self.index.clear();
+        for (slot, iface) in self.interfaces.iter().enumerate() {
+            self.index.insert(iface.name.clone(), slot);
+        }
+        // Slots moved; the next tick rebuilds the order from the index.
+        self.order.clear();
+        gone.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for iface in gone {
+            for state in &iface.states {
+                if matches!(state.phase, Phase::Firing { .. }) {
+                    let rule = &self.rules[state.rule];
+                    let name = &iface.name;
+                    out.push(alert(
+                        AlertState::Resolved,
+                        rule,
+                        name,
+                        &rule.when,
+                        None,
+                        "interface vanished".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Recent {
+    /// Adds the tick at `stamp` and forgets the ticks outside every window.
+    fn push(&mut self, tick: Tick, stamp: Nanos, longest: Nanos) {
+        if self.stamps.is_empty() {
+            self.first = tick;
+        }
+        self.stamps.push_back(stamp);
+        if let Some(cutoff) = stamp.checked_sub(longest) {
+            while self.stamps.len() > 1 && self.stamps.front().is_some_and(|&t| t <= cutoff) {
+                self.stamps.pop_front();
+                self.first += 1;
+            }
+        }
+    }
+
+    /// The first tick inside a window of `span` ending at `now`: the ticks at
+    /// `t` with `now - span < t`. Near the first tick nothing has left.
+    fn first_inside(&self, now: Nanos, span: Nanos) -> Tick {
+        match now.checked_sub(span) {
+            None => 0,
+            Some(cutoff) => self.first + self.stamps.partition_point(|&t| t <= cutoff) as Tick,
+        }
+    }
+}
+
+/// Saturates at 584 years.
+fn nanos(d: Duration) -> Nanos {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
