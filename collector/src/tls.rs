@@ -11,6 +11,8 @@ use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod names;
+
 /// `[collector.tls]`: agents connect over TLS.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -115,25 +117,9 @@ pub fn server_config(tls: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
 /// The subject CNs and DNS names of the client's (already verified)
 /// certificate; empty without one.
 pub fn peer_names(connection: &rustls::ServerConnection) -> Vec<String> {
-    use x509_parser::extensions::GeneralName;
-    let Some(leaf) = connection.peer_certificates().and_then(|c| c.first()) else {
-        return Vec::new();
-    };
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = cert
-        .subject()
-        .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok())
-        .map(str::to_string)
-        .collect();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let GeneralName::DNSName(dns) = name {
-                names.push(dns.to_string());
-            }
-        }
-    }
-    names
+    connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| names::cert_names(leaf.as_ref()))
+        .unwrap_or_default()
 }
