@@ -4,8 +4,10 @@
 //! on their own threads, so nothing here waits on the network.
 
 mod plan;
+mod sampler;
 
 use self::plan::{Plans, Restarts};
+use self::sampler::{Sample, Sampler};
 use crate::config::{AgentSettings, Config, LinkWatch, SourceKind, TraceBackendKind};
 use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
 use crate::event::{self, Body, Sequencer};
@@ -27,13 +29,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
 /// Events an output may hold while it cannot deliver.
 const OUTPUT_QUEUE: usize = 10_000;
 /// How long SIGTERM waits for outputs to deliver what they hold.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long a reload waits for the old outputs, all together.
+const RELOAD_GRACE: Duration = Duration::from_secs(1);
 /// How long the first tick waits for the initial netlink link dump.
 const DUMP_WAIT: Duration = Duration::from_secs(2);
 
@@ -43,6 +47,8 @@ pub enum AgentError {
     Runtime(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start the sampler thread: {0}")]
+    Sampler(#[source] std::io::Error),
     #[error(transparent)]
     StateDir(#[from] LockError),
 }
@@ -57,6 +63,8 @@ struct Stats {
     last_tick: Duration,
     max_tick: Duration,
     interfaces: usize,
+    /// Ticks that came while the previous sample was still being read.
+    skipped_ticks: u64,
 }
 
 struct Agent {
@@ -65,7 +73,14 @@ struct Agent {
     lock: StateLock,
     path: Option<PathBuf>,
     seq: Sequencer,
-    source: Box<dyn CounterSource>,
+    /// The counter source; `None` while the sampler thread holds it.
+    source: Option<Box<dyn CounterSource>>,
+    source_name: &'static str,
+    source_reports_links: bool,
+    /// Counts source replacements, so a sample still in flight when a
+    /// reload built a new source brings the old one back only to drop it.
+    source_generation: u64,
+    sampler: Sampler,
     engine: Engine,
     links: LinkTable,
     /// Where each snapshot row's link was found last tick.
@@ -105,7 +120,7 @@ pub async fn run(
     let lock = StateLock::acquire(&config.agent.state_dir)?;
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx);
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx)?;
     let (status_tx, mut status_rx) = mpsc::channel(4);
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, status_tx);
@@ -116,7 +131,7 @@ pub async fn run(
     tracing::info!(
         agent = %agent.config.agent.name,
         boot = %agent.seq.boot(),
-        source = agent.source.name(),
+        source = agent.source_name,
         link_watch = ?agent.link_mode,
         rules = agent.config.rules.len(),
         outputs = agent.outputs.len(),
@@ -129,13 +144,28 @@ pub async fn run(
     // The first tick, then at once the first heartbeat: it tells whoever
     // watches the stream what this agent sees before anything happens.
     ticker.tick().await;
-    agent.tick(Instant::now());
+    if let Some(sampling) = agent.start_sample(Instant::now()) {
+        agent.finish_sample(sampling.0, sampling.1.await);
+    }
     heartbeat.tick().await;
     agent.heartbeat();
 
+    // The sample in flight, if any: its generation and its answer.
+    let mut sampling: Option<(u64, oneshot::Receiver<Sample>)> = None;
     loop {
         tokio::select! {
-            _ = ticker.tick() => agent.tick(Instant::now()),
+            _ = ticker.tick() => match sampling {
+                // A tick never overlaps the previous one: the source is
+                // still out, so this tick is skipped, as missed ones are.
+                Some(_) => agent.skip_tick(),
+                None => sampling = agent.start_sample(Instant::now()),
+            },
+            // Evaluated even when disabled, so the unwrap waits in the
+            // async block, which only runs when a sample is in flight.
+            sample = async { (&mut sampling.as_mut().expect("guarded by the condition").1).await }, if sampling.is_some() => {
+                let (generation, _) = sampling.take().expect("guarded by the condition");
+                agent.finish_sample(generation, sample);
+            }
             Some(update) = link_rx.recv() => agent.link_update(update),
             // A loss is an event like any other: stamped, then sent to every
             // output, the collector's spool included.
@@ -161,9 +191,8 @@ pub async fn run(
         }
     }
     tracing::info!("Agent stopping; delivering queued events.");
-    for output in agent.outputs.drain(..) {
-        output.close(EXIT_GRACE);
-    }
+    // The loop is over: nothing is left for this wait to hold up.
+    OutputHandle::close_all(std::mem::take(&mut agent.outputs), EXIT_GRACE);
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
@@ -182,11 +211,11 @@ fn build_outputs(
             std::io::LineWriter::new(std::io::stdout()),
             stdout.types.clone(),
         ));
-        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+        outputs.extend(start_output(output));
     }
     if let Some(syslog) = &config.syslog {
         let output: Box<dyn Output> = Box::new(SyslogOutput::new(syslog.clone()));
-        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+        outputs.extend(start_output(output));
     }
     if let Some(settings) = &config.collector {
         let loss_tx = loss_tx.clone();
@@ -211,6 +240,18 @@ fn build_outputs(
         }
     }
     (outputs, monitor)
+}
+
+/// Starts one output's thread. An output the OS refuses a thread is left
+/// out, as a collector output that cannot start is: the agent keeps
+/// running and sampling, and the log says which output is missing.
+fn start_output(output: Box<dyn Output>) -> Option<OutputHandle> {
+    let name = output.name().to_string();
+    OutputHandle::spawn(output, OUTPUT_QUEUE)
+        .inspect_err(|error| {
+            tracing::error!(output = %name, %error, "Cannot start the output; events will not reach it.");
+        })
+        .ok()
 }
 
 /// The counter source the config names, `auto` resolved.
@@ -256,13 +297,19 @@ impl Agent {
         lock: StateLock,
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
-    ) -> Agent {
+    ) -> Result<Agent, AgentError> {
+        let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
         let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
+        let source = build_source(&config.agent);
         let mut agent = Agent {
             lock,
             seq,
-            source: build_source(&config.agent),
+            source_name: source.name(),
+            source_reports_links: source.reports_links(),
+            source: Some(source),
+            source_generation: 0,
+            sampler,
             engine: Engine::new(config.rules.clone()),
             links: LinkTable::default(),
             link_hints: Vec::new(),
@@ -281,14 +328,22 @@ impl Agent {
             path,
         };
         agent.start_link_watch(link_tx);
-        agent
+        Ok(agent)
+    }
+
+    /// Puts a freshly built source in place of the running one.
+    fn replace_source(&mut self, source: Box<dyn CounterSource>) {
+        self.source_name = source.name();
+        self.source_reports_links = source.reports_links();
+        self.source = Some(source);
+        self.source_generation += 1;
     }
 
     /// Chooses how link changes are noticed and starts the netlink watcher
     /// when that is the choice.
     fn start_link_watch(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
         let settings = &self.config.agent;
-        if self.source.reports_links() {
+        if self.source_reports_links {
             // The source's view is the hardware's; the kernel's netdevs on
             // NX-OS may lag it or name the ports differently.
             self.link_mode = LinkWatch::Source;
@@ -343,15 +398,69 @@ impl Agent {
         }
     }
 
-    /// One sampling tick.
-    fn tick(&mut self, now: Instant) {
-        let started = Instant::now();
-        let mut snapshot = std::mem::take(&mut self.snapshot);
-        if let Err(error) = self.source.sample_into(&mut snapshot) {
+    /// Starts one tick: hands the source to the sampler thread. `None`
+    /// when the source is out already.
+    fn start_sample(&mut self, now: Instant) -> Option<(u64, oneshot::Receiver<Sample>)> {
+        let source = self.source.take()?;
+        let snapshot = std::mem::take(&mut self.snapshot);
+        Some((
+            self.source_generation,
+            self.sampler.sample(source, snapshot, now),
+        ))
+    }
+
+    /// A tick that came while the previous sample was still being read.
+    fn skip_tick(&mut self) {
+        self.stats.skipped_ticks += 1;
+        tracing::debug!(
+            skipped = self.stats.skipped_ticks,
+            "The previous sample is still being read; tick skipped."
+        );
+    }
+
+    /// Takes the sampler's answer back: the source returns to the loop
+    /// (unless a reload replaced it meanwhile) and the tick finishes.
+    fn finish_sample(
+        &mut self,
+        generation: u64,
+        sample: Result<Sample, oneshot::error::RecvError>,
+    ) {
+        let sample = match sample {
+            Ok(sample) => sample,
+            Err(_) => {
+                // The thread died with the source; both are made anew.
+                tracing::error!("The sampler thread stopped; starting it again.");
+                match Sampler::start() {
+                    Ok(sampler) => self.sampler = sampler,
+                    Err(error) => tracing::error!(%error, "Cannot start the sampler thread."),
+                }
+                if generation == self.source_generation {
+                    self.replace_source(build_source(&self.config.agent));
+                }
+                return;
+            }
+        };
+        if generation != self.source_generation {
+            // Read by the source a reload replaced: neither is wanted.
+            return;
+        }
+        self.source = Some(sample.source);
+        self.tick(sample.tick, sample.snapshot, sample.result);
+    }
+
+    /// One sampling tick, on what the source read.
+    fn tick(
+        &mut self,
+        now: Instant,
+        snapshot: Snapshot,
+        result: Result<(), crate::source::SourceError>,
+    ) {
+        let started = now;
+        if let Err(error) = result {
             self.stats.source_errors += 1;
             let text = error.to_string();
             if self.stats.last_source_error.as_deref() != Some(text.as_str()) {
-                tracing::warn!(%error, source = self.source.name(), "Sampling failed; retrying next tick.");
+                tracing::warn!(%error, source = self.source_name, "Sampling failed; retrying next tick.");
             }
             self.stats.last_source_error = Some(text);
             self.snapshot = snapshot;
@@ -593,16 +702,14 @@ impl Agent {
             if let Some(collector) = &self.collector {
                 collector.hand_over();
             }
-            for output in self.outputs.drain(..) {
-                output.close(Duration::from_secs(1));
-            }
+            OutputHandle::close_all(std::mem::take(&mut self.outputs), RELOAD_GRACE);
             self.seq.set_agent(config.agent.name.clone());
             let (outputs, collector) = build_outputs(&config, &self.seq, &self.loss_tx);
             self.outputs = outputs;
             self.collector = collector;
         }
         if restarts.source {
-            self.source = build_source(&config.agent);
+            self.replace_source(build_source(&config.agent));
         }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
@@ -625,7 +732,7 @@ impl Agent {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "<embedded default>".into()),
-            source: self.source.name().to_string(),
+            source: self.source_name.to_string(),
             trace_backend: self
                 .config
                 .agent
