@@ -172,7 +172,12 @@ impl OutputHandle {
     pub fn close_all(outputs: Vec<OutputHandle>, grace: Duration) {
         let deadline = Instant::now() + grace;
         for output in &outputs {
-            output.shared.queue.lock().expect("output queue poisoned").closed = true;
+            output
+                .shared
+                .queue
+                .lock()
+                .expect("output queue poisoned")
+                .closed = true;
             output.shared.wake.notify_one();
         }
         for output in outputs {
