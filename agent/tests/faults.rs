@@ -451,3 +451,59 @@ fn a_huge_control_request_is_refused_without_growing_the_agent() {
     // Still serving.
     assert_eq!(fx.status()["agent"], "fixture");
 }
+
+/// An output whose thread the OS refuses (a pids cgroup at its limit) is
+/// left out with an error logged; the agent runs on with the rest.
+#[test]
+fn root_an_output_thread_refused_by_a_pids_limit_is_left_out() {
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    let missing = (!pids.join("cgroup.procs").exists())
+        .then_some("no pids cgroup at /sys/fs/cgroup/pids")
+        .or((!nix::unistd::geteuid().is_root()).then_some("not root"));
+    if !crate::netns::may_run(
+        "root_an_output_thread_refused_by_a_pids_limit_is_left_out",
+        missing,
+    ) {
+        return;
+    }
+    let fx = Fixture::new();
+    let path = fx.config("");
+    let agent = fx.spawn(&path);
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+
+    // Holds the agent to the threads it has now.
+    let group = pids.join(crate::netns::unique("hw-pids"));
+    std::fs::create_dir(&group).unwrap();
+    std::fs::write(group.join("cgroup.procs"), agent.pid().to_string()).unwrap();
+    let current = std::fs::read_to_string(group.join("pids.current")).unwrap();
+    std::fs::write(group.join("pids.max"), current.trim()).unwrap();
+
+    // A reload that adds a syslog output needs one thread more.
+    std::fs::write(
+        &path,
+        fx.config_text(
+            "[[rule]]\nname = \"rx-drops\"\nwhen = \"increase(rx_dropped[1s]) > 0\"",
+            "\n[output.syslog]\naddress = \"udp://127.0.0.1:9\"\n",
+        ),
+    )
+    .unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let status = fx.status_until(Duration::from_secs(3), |s| {
+        s["rules"][0]["name"] == "rx-drops"
+    });
+    let outputs: Vec<&str> = status["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(!outputs.contains(&"syslog"), "{outputs:?}");
+    // Still sampling.
+    let ticks = status["ticks"].as_u64().unwrap();
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["ticks"].as_u64() >= Some(ticks + 2)
+    });
+    let stopped = agent.stop();
+    let _ = std::fs::remove_dir(&group);
+    assert!(stopped.success());
+}
