@@ -4,11 +4,13 @@
 //! on their own threads, so nothing here waits on the network.
 
 mod build;
+mod handover;
 mod plan;
 mod sampler;
 
 use self::build::build_outputs;
 pub use self::build::{build_source, new_trace_backend};
+use self::handover::Handover;
 use self::plan::{Plans, Restarts};
 use self::sampler::{Sample, Sampler};
 use crate::config::{Config, LinkWatch};
@@ -85,6 +87,10 @@ struct Agent {
     tracker: LinkTracker,
     link_mode: LinkWatch,
     outputs: Vec<OutputHandle>,
+    /// A reload's old outputs still closing; the new ones start after.
+    handover: Option<Handover>,
+    /// A SIGHUP that came during a handover, applied once it is over.
+    reload_again: bool,
     /// The collector output's connection and spool, when it is on.
     collector: Option<CollectorMonitor>,
     /// Where the collector output reports the events it had to drop.
@@ -167,20 +173,30 @@ pub async fn run(
             // A loss is an event like any other: stamped, then sent to every
             // output, the collector's spool included.
             Some(loss) = loss_rx.recv() => agent.emit(Body::Loss(loss)),
-            _ = heartbeat.tick() => agent.heartbeat(),
-            Some(reply) = status_rx.recv() => {
-                let _ = reply.send(agent.status());
+            _ = heartbeat.tick() => match agent.handover.as_mut() {
+                Some(handover) => handover.heartbeat = true,
+                None => agent.heartbeat(),
+            },
+            Some(reply) = status_rx.recv() => match agent.handover.as_mut() {
+                Some(handover) => handover.status.push(reply),
+                None => {
+                    let _ = reply.send(agent.status());
+                }
+            },
+            _ = async { (&mut agent.handover.as_mut().expect("guarded by the condition").done).await }, if agent.handover.is_some() => {
+                agent.finish_handover();
+                if std::mem::take(&mut agent.reload_again) {
+                    let restarts = agent.reload(&link_tx);
+                    restart_timers(&agent, restarts, &mut ticker, &mut heartbeat).await;
+                }
             }
             _ = hangup.recv() => {
+                if agent.handover.is_some() {
+                    agent.reload_again = true;
+                    continue;
+                }
                 let restarts = agent.reload(&link_tx);
-                if restarts.ticker {
-                    ticker = Ticker::new(agent.config.agent.interval);
-                }
-                if restarts.heartbeat {
-                    heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
-                    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                    heartbeat.tick().await;
-                }
+                restart_timers(&agent, restarts, &mut ticker, &mut heartbeat).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -188,10 +204,31 @@ pub async fn run(
         }
     }
     tracing::info!("Agent stopping; delivering queued events.");
+    if let Some(handover) = agent.handover.as_mut() {
+        let _ = (&mut handover.done).await;
+        agent.finish_handover();
+    }
     // The loop is over: nothing is left for this wait to hold up.
     OutputHandle::close_all(std::mem::take(&mut agent.outputs), EXIT_GRACE);
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Starts anew the timers whose plan a reload changed.
+async fn restart_timers(
+    agent: &Agent,
+    restarts: Restarts,
+    ticker: &mut Ticker,
+    heartbeat: &mut tokio::time::Interval,
+) {
+    if restarts.ticker {
+        *ticker = Ticker::new(agent.config.agent.interval);
+    }
+    if restarts.heartbeat {
+        *heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        heartbeat.tick().await;
+    }
 }
 
 impl Agent {
@@ -204,7 +241,7 @@ impl Agent {
     ) -> Result<Agent, AgentError> {
         let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
-        let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
+        let (outputs, collector) = build_outputs(&config, &seq, seq.last_seq() + 1, &loss_tx);
         let source = build_source(&config.agent);
         let mut agent = Agent {
             lock,
@@ -220,6 +257,8 @@ impl Agent {
             tracker: LinkTracker::default(),
             link_mode: LinkWatch::Poll,
             outputs,
+            handover: None,
+            reload_again: false,
             collector,
             loss_tx,
             started: Instant::now(),
@@ -291,6 +330,10 @@ impl Agent {
 
     fn emit(&mut self, body: Body) {
         let event = Arc::new(self.seq.stamp(SystemTime::now(), body));
+        if let Some(handover) = &mut self.handover {
+            handover.held.push(event);
+            return;
+        }
         for output in &self.outputs {
             output.enqueue(Arc::clone(&event));
         }
@@ -606,11 +649,12 @@ impl Agent {
             if let Some(collector) = &self.collector {
                 collector.hand_over();
             }
-            OutputHandle::close_all(std::mem::take(&mut self.outputs), RELOAD_GRACE);
-            self.seq.set_agent(config.agent.name.clone());
-            let (outputs, collector) = build_outputs(&config, &self.seq, &self.loss_tx);
-            self.outputs = outputs;
-            self.collector = collector;
+            self.collector = None;
+            self.handover = Some(Handover::start(
+                std::mem::take(&mut self.outputs),
+                RELOAD_GRACE,
+                self.seq.last_seq() + 1,
+            ));
         }
         if restarts.source {
             self.replace_source(build_source(&config.agent));
@@ -621,6 +665,29 @@ impl Agent {
         self.start_link_watch(link_tx);
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
         restarts
+    }
+
+    /// The old outputs are closed: the new ones start, and take the events
+    /// that waited for them.
+    fn finish_handover(&mut self) {
+        let Some(handover) = self.handover.take() else {
+            return;
+        };
+        let (outputs, collector) =
+            build_outputs(&self.config, &self.seq, handover.first_seq, &self.loss_tx);
+        self.outputs = outputs;
+        self.collector = collector;
+        for event in handover.held {
+            for output in &self.outputs {
+                output.enqueue(Arc::clone(&event));
+            }
+        }
+        if handover.heartbeat {
+            self.heartbeat();
+        }
+        for reply in handover.status {
+            let _ = reply.send(self.status());
+        }
     }
 
     fn status(&self) -> Status {

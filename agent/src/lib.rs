@@ -8,9 +8,8 @@
 //! # Concurrency
 //!
 //! Three models, each where the I/O it waits on calls for it. The rule is
-//! that the agent's loop never waits on the network or on a disk (but for
-//! a reload's handing over of the outputs, below, bounded by 1 s), and
-//! that no lock is held across I/O that can block for long.
+//! that the agent's loop never waits on the network or on a disk, and that
+//! no lock is held across I/O that can block for long.
 //!
 //! - **One tokio current-thread loop** ([`agent::run`], started by `main`)
 //!   owns what waits on time or on local messages: the tick
@@ -38,8 +37,11 @@
 //!   and shutdown close every output first and then wait for them all
 //!   under one deadline ([`output::OutputHandle::close_all`]: 1 s for a
 //!   reload, 5 s at exit), so outputs that hang cost it once. A reload
-//!   waits on the loop, since the new collector output may open the spool
-//!   only once the old one let go of it; at exit the loop is over.
+//!   waits on a thread of its own, as the new collector output may open
+//!   the spool only once the old one let go of it; meanwhile the loop ticks
+//!   on, and the events, status requests and heartbeat that concern the
+//!   outputs wait for the new ones. At exit the loop is over, and the
+//!   wait runs where it ended.
 //!   An output whose thread the OS refuses (a pids limit, say) is left out
 //!   with an error in the log, as a collector output that cannot open its
 //!   spool is: the agent keeps sampling and the other outputs deliver.

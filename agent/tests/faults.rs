@@ -507,3 +507,40 @@ fn root_an_output_thread_refused_by_a_pids_limit_is_left_out() {
     let _ = std::fs::remove_dir(&group);
     assert!(stopped.success());
 }
+
+/// A reload whose old syslog output hangs in a connect goes on ticking:
+/// the old outputs are waited for off the loop, so no tick is missed.
+#[test]
+fn a_reload_waiting_on_a_stuck_output_misses_no_tick() {
+    let fx = Fixture::new();
+    let (_listener, _queued, port) = crate::syslog::silent_server();
+    let syslog = format!("\n[output.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n");
+    let text = fx
+        .config_text("", &syslog)
+        .replace("interval = \"200ms\"", "interval = \"100ms\"");
+    let path = fx.dir.write("stuck.toml", &text);
+    let agent = fx.spawn(&path);
+    // The first heartbeat has the syslog output in its 2 s connect now.
+    let before = fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+    let started = Instant::now();
+    let reload = fx
+        .config_text(
+            "[[rule]]\nname = \"rx-drops\"\nwhen = \"increase(rx_dropped[1s]) > 0\"",
+            &syslog.replace("[output.syslog]", "[output.syslog]\nformat = \"json\""),
+        )
+        .replace("interval = \"200ms\"", "interval = \"100ms\"");
+    std::fs::write(&path, reload).unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    // Answered once the new outputs run, a second at most after the SIGHUP.
+    let reloaded = fx.status_until(Duration::from_secs(3), |s| {
+        s["rules"][0]["name"] == "rx-drops"
+    });
+    let elapsed = started.elapsed();
+    let ticks = reloaded["ticks"].as_u64().unwrap() - before["ticks"].as_u64().unwrap();
+    let due = (elapsed.as_millis() / 100) as u64;
+    assert!(
+        ticks + 3 >= due,
+        "{ticks} ticks in {elapsed:?} across the reload, {due} due"
+    );
+    assert!(agent.stop().success());
+}

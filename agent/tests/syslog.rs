@@ -225,7 +225,7 @@ fn syslog_tcp_server_restart() {
 /// A TCP server that drops SYNs: a listener with a full accept queue, as
 /// Linux drops further SYNs rather than refusing them. Returns what keeps
 /// it so, and its port.
-fn silent_server() -> (std::os::fd::OwnedFd, TcpStream, u16) {
+pub(crate) fn silent_server() -> (std::os::fd::OwnedFd, TcpStream, u16) {
     let listener = socket(
         AddressFamily::Inet,
         SockType::Stream,

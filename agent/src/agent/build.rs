@@ -18,10 +18,11 @@ use tokio::sync::mpsc;
 const OUTPUT_QUEUE: usize = 10_000;
 
 /// Builds the outputs a config asks for; the collector output's monitor
-/// comes with them when it is on.
+/// comes with them when it is on, expecting `first_seq` first.
 pub(super) fn build_outputs(
     config: &Config,
     seq: &Sequencer,
+    first_seq: u64,
     loss_tx: &mpsc::UnboundedSender<event::Loss>,
 ) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
@@ -42,7 +43,7 @@ pub(super) fn build_outputs(
         let context = collector::Context {
             agent: config.agent.name.clone(),
             boot: seq.boot().to_string(),
-            first_seq: seq.last_seq() + 1,
+            first_seq,
             state_dir: config.agent.state_dir.clone(),
             on_loss: Arc::new(move |loss| {
                 let _ = loss_tx.send(loss);
