@@ -3,21 +3,25 @@
 //! heartbeats, answers `hopwatch status`, and reloads on SIGHUP. Outputs run
 //! on their own threads, so nothing here waits on the network.
 
+mod build;
+mod handover;
 mod plan;
+mod sampler;
+mod status;
 
+use self::build::build_outputs;
+pub use self::build::{build_source, new_trace_backend};
+use self::handover::Handover;
 use self::plan::{Plans, Restarts};
-use crate::config::{AgentSettings, Config, LinkWatch, SourceKind, TraceBackendKind};
-use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
+use self::sampler::{Sample, Sampler};
+use crate::config::{Config, LinkWatch};
+use crate::control;
 use crate::event::{self, Body, Sequencer};
 use crate::link::netlink::{self, LinkUpdate};
 use crate::link::{LinkChange, LinkState, LinkTable, LinkTracker, sysfs};
-use crate::output::collector::{self, CollectorMonitor};
-use crate::output::stdout::StdoutOutput;
-use crate::output::syslog::SyslogOutput;
-use crate::output::{Output, OutputHandle};
+use crate::output::OutputHandle;
+use crate::output::collector::CollectorMonitor;
 use crate::rule::{Engine, Observation};
-use crate::source::nxapi::NxapiSource;
-use crate::source::procfs::ProcfsSource;
 use crate::source::{CounterSource, Snapshot};
 use crate::state_dir::{LockError, StateLock};
 use crate::timer::Ticker;
@@ -27,13 +31,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
-/// Events an output may hold while it cannot deliver.
-const OUTPUT_QUEUE: usize = 10_000;
 /// How long SIGTERM waits for outputs to deliver what they hold.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long a reload waits for the old outputs, all together.
+const RELOAD_GRACE: Duration = Duration::from_secs(1);
 /// How long the first tick waits for the initial netlink link dump.
 const DUMP_WAIT: Duration = Duration::from_secs(2);
 
@@ -43,6 +47,8 @@ pub enum AgentError {
     Runtime(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start the sampler thread: {0}")]
+    Sampler(#[source] std::io::Error),
     #[error(transparent)]
     StateDir(#[from] LockError),
 }
@@ -57,6 +63,8 @@ struct Stats {
     last_tick: Duration,
     max_tick: Duration,
     interfaces: usize,
+    /// Ticks that came while the previous sample was still being read.
+    skipped_ticks: u64,
 }
 
 struct Agent {
@@ -65,7 +73,14 @@ struct Agent {
     lock: StateLock,
     path: Option<PathBuf>,
     seq: Sequencer,
-    source: Box<dyn CounterSource>,
+    /// The counter source; `None` while the sampler thread holds it.
+    source: Option<Box<dyn CounterSource>>,
+    source_name: &'static str,
+    source_reports_links: bool,
+    /// Counts source replacements, so a sample still in flight when a
+    /// reload built a new source brings the old one back only to drop it.
+    source_generation: u64,
+    sampler: Sampler,
     engine: Engine,
     links: LinkTable,
     /// Where each snapshot row's link was found last tick.
@@ -73,6 +88,10 @@ struct Agent {
     tracker: LinkTracker,
     link_mode: LinkWatch,
     outputs: Vec<OutputHandle>,
+    /// A reload's old outputs still closing; the new ones start after.
+    handover: Option<Handover>,
+    /// A SIGHUP that came during a handover, applied once it is over.
+    reload_again: bool,
     /// The collector output's connection and spool, when it is on.
     collector: Option<CollectorMonitor>,
     /// Where the collector output reports the events it had to drop.
@@ -105,7 +124,7 @@ pub async fn run(
     let lock = StateLock::acquire(&config.agent.state_dir)?;
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx);
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx)?;
     let (status_tx, mut status_rx) = mpsc::channel(4);
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, status_tx);
@@ -116,7 +135,7 @@ pub async fn run(
     tracing::info!(
         agent = %agent.config.agent.name,
         boot = %agent.seq.boot(),
-        source = agent.source.name(),
+        source = agent.source_name,
         link_watch = ?agent.link_mode,
         rules = agent.config.rules.len(),
         outputs = agent.outputs.len(),
@@ -129,31 +148,56 @@ pub async fn run(
     // The first tick, then at once the first heartbeat: it tells whoever
     // watches the stream what this agent sees before anything happens.
     ticker.tick().await;
-    agent.tick(Instant::now());
+    if let Some(sampling) = agent.start_sample(Instant::now()) {
+        agent.finish_sample(sampling.0, sampling.1.await);
+    }
     heartbeat.tick().await;
     agent.heartbeat();
 
+    // The sample in flight, if any: its generation and its answer.
+    let mut sampling: Option<(u64, oneshot::Receiver<Sample>)> = None;
     loop {
         tokio::select! {
-            _ = ticker.tick() => agent.tick(Instant::now()),
+            _ = ticker.tick() => match sampling {
+                // A tick never overlaps the previous one: the source is
+                // still out, so this tick is skipped, as missed ones are.
+                Some(_) => agent.skip_tick(),
+                None => sampling = agent.start_sample(Instant::now()),
+            },
+            // Evaluated even when disabled, so the unwrap waits in the
+            // async block, which only runs when a sample is in flight.
+            sample = async { (&mut sampling.as_mut().expect("guarded by the condition").1).await }, if sampling.is_some() => {
+                let (generation, _) = sampling.take().expect("guarded by the condition");
+                agent.finish_sample(generation, sample);
+            }
             Some(update) = link_rx.recv() => agent.link_update(update),
             // A loss is an event like any other: stamped, then sent to every
             // output, the collector's spool included.
             Some(loss) = loss_rx.recv() => agent.emit(Body::Loss(loss)),
-            _ = heartbeat.tick() => agent.heartbeat(),
-            Some(reply) = status_rx.recv() => {
-                let _ = reply.send(agent.status());
+            _ = heartbeat.tick() => match agent.handover.as_mut() {
+                Some(handover) => handover.heartbeat = true,
+                None => agent.heartbeat(),
+            },
+            Some(reply) = status_rx.recv() => match agent.handover.as_mut() {
+                Some(handover) => handover.status.push(reply),
+                None => {
+                    let _ = reply.send(agent.status());
+                }
+            },
+            _ = async { (&mut agent.handover.as_mut().expect("guarded by the condition").done).await }, if agent.handover.is_some() => {
+                agent.finish_handover();
+                if std::mem::take(&mut agent.reload_again) {
+                    let restarts = agent.reload(&link_tx);
+                    restart_timers(&agent, restarts, &mut ticker, &mut heartbeat).await;
+                }
             }
             _ = hangup.recv() => {
+                if agent.handover.is_some() {
+                    agent.reload_again = true;
+                    continue;
+                }
                 let restarts = agent.reload(&link_tx);
-                if restarts.ticker {
-                    ticker = Ticker::new(agent.config.agent.interval);
-                }
-                if restarts.heartbeat {
-                    heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
-                    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                    heartbeat.tick().await;
-                }
+                restart_timers(&agent, restarts, &mut ticker, &mut heartbeat).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -161,92 +205,31 @@ pub async fn run(
         }
     }
     tracing::info!("Agent stopping; delivering queued events.");
-    for output in agent.outputs.drain(..) {
-        output.close(EXIT_GRACE);
+    if let Some(handover) = agent.handover.as_mut() {
+        let _ = (&mut handover.done).await;
+        agent.finish_handover();
     }
+    // The loop is over: nothing is left for this wait to hold up.
+    OutputHandle::close_all(std::mem::take(&mut agent.outputs), EXIT_GRACE);
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
-/// Builds the outputs a config asks for; the collector output's monitor
-/// comes with them when it is on.
-fn build_outputs(
-    config: &Config,
-    seq: &Sequencer,
-    loss_tx: &mpsc::UnboundedSender<event::Loss>,
-) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
-    let mut outputs = Vec::new();
-    let mut monitor = None;
-    if let Some(stdout) = &config.stdout {
-        let output: Box<dyn Output> = Box::new(StdoutOutput::new(
-            std::io::LineWriter::new(std::io::stdout()),
-            stdout.types.clone(),
-        ));
-        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+/// Starts anew the timers whose plan a reload changed.
+async fn restart_timers(
+    agent: &Agent,
+    restarts: Restarts,
+    ticker: &mut Ticker,
+    heartbeat: &mut tokio::time::Interval,
+) {
+    if restarts.ticker {
+        *ticker = Ticker::new(agent.config.agent.interval);
     }
-    if let Some(syslog) = &config.syslog {
-        let output: Box<dyn Output> = Box::new(SyslogOutput::new(syslog.clone()));
-        outputs.push(OutputHandle::spawn(output, OUTPUT_QUEUE));
+    if restarts.heartbeat {
+        *heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        heartbeat.tick().await;
     }
-    if let Some(settings) = &config.collector {
-        let loss_tx = loss_tx.clone();
-        let context = collector::Context {
-            agent: config.agent.name.clone(),
-            boot: seq.boot().to_string(),
-            first_seq: seq.last_seq() + 1,
-            state_dir: config.agent.state_dir.clone(),
-            on_loss: Arc::new(move |loss| {
-                let _ = loss_tx.send(loss);
-            }),
-            trace_backend: new_trace_backend(&config.agent),
-        };
-        match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
-            Ok((handle, m)) => {
-                outputs.push(handle);
-                monitor = Some(m);
-            }
-            Err(error) => {
-                tracing::error!(%error, "Cannot start the collector output; events will not reach the collector.");
-            }
-        }
-    }
-    (outputs, monitor)
-}
-
-/// The counter source the config names, `auto` resolved.
-pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
-    match settings.resolved_source() {
-        SourceKind::Auto | SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
-        SourceKind::Nxapi => Box::new(NxapiSource::new(
-            &settings.nxapi_socket,
-            &settings.nxapi_user,
-            nxapi_timeout(settings.interval),
-        )),
-    }
-}
-
-/// The trace backend the config names, `auto` resolved, made anew for each
-/// request the collector sends.
-pub fn new_trace_backend(settings: &AgentSettings) -> collector::NewBackend {
-    let (kind, socket, user) = (
-        settings.resolved_trace_backend(),
-        settings.nxapi_socket.clone(),
-        settings.nxapi_user.clone(),
-    );
-    Arc::new(move || -> Box<dyn crate::trace::Backend> {
-        match kind {
-            TraceBackendKind::Nxapi => Box::new(crate::trace::NxapiBackend::new(&socket, &user)),
-            TraceBackendKind::Auto | TraceBackendKind::Kernel => {
-                Box::new(crate::trace::KernelBackend::new())
-            }
-        }
-    })
-}
-
-/// How long one NX-API poll may take: a tick's worth, within 1 to 10 s. A
-/// poll that runs out loses its tick; the next tick asks again.
-fn nxapi_timeout(interval: Duration) -> Duration {
-    interval.clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 impl Agent {
@@ -256,19 +239,27 @@ impl Agent {
         lock: StateLock,
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
-    ) -> Agent {
+    ) -> Result<Agent, AgentError> {
+        let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
-        let (outputs, collector) = build_outputs(&config, &seq, &loss_tx);
+        let (outputs, collector) = build_outputs(&config, &seq, seq.last_seq() + 1, &loss_tx);
+        let source = build_source(&config.agent);
         let mut agent = Agent {
             lock,
             seq,
-            source: build_source(&config.agent),
+            source_name: source.name(),
+            source_reports_links: source.reports_links(),
+            source: Some(source),
+            source_generation: 0,
+            sampler,
             engine: Engine::new(config.rules.clone()),
             links: LinkTable::default(),
             link_hints: Vec::new(),
             tracker: LinkTracker::default(),
             link_mode: LinkWatch::Poll,
             outputs,
+            handover: None,
+            reload_again: false,
             collector,
             loss_tx,
             started: Instant::now(),
@@ -281,14 +272,22 @@ impl Agent {
             path,
         };
         agent.start_link_watch(link_tx);
-        agent
+        Ok(agent)
+    }
+
+    /// Puts a freshly built source in place of the running one.
+    fn replace_source(&mut self, source: Box<dyn CounterSource>) {
+        self.source_name = source.name();
+        self.source_reports_links = source.reports_links();
+        self.source = Some(source);
+        self.source_generation += 1;
     }
 
     /// Chooses how link changes are noticed and starts the netlink watcher
     /// when that is the choice.
     fn start_link_watch(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
         let settings = &self.config.agent;
-        if self.source.reports_links() {
+        if self.source_reports_links {
             // The source's view is the hardware's; the kernel's netdevs on
             // NX-OS may lag it or name the ports differently.
             self.link_mode = LinkWatch::Source;
@@ -332,6 +331,10 @@ impl Agent {
 
     fn emit(&mut self, body: Body) {
         let event = Arc::new(self.seq.stamp(SystemTime::now(), body));
+        if let Some(handover) = &mut self.handover {
+            handover.held.push(event);
+            return;
+        }
         for output in &self.outputs {
             output.enqueue(Arc::clone(&event));
         }
@@ -343,15 +346,69 @@ impl Agent {
         }
     }
 
-    /// One sampling tick.
-    fn tick(&mut self, now: Instant) {
-        let started = Instant::now();
-        let mut snapshot = std::mem::take(&mut self.snapshot);
-        if let Err(error) = self.source.sample_into(&mut snapshot) {
+    /// Starts one tick: hands the source to the sampler thread. `None`
+    /// when the source is out already.
+    fn start_sample(&mut self, now: Instant) -> Option<(u64, oneshot::Receiver<Sample>)> {
+        let source = self.source.take()?;
+        let snapshot = std::mem::take(&mut self.snapshot);
+        Some((
+            self.source_generation,
+            self.sampler.sample(source, snapshot, now),
+        ))
+    }
+
+    /// A tick that came while the previous sample was still being read.
+    fn skip_tick(&mut self) {
+        self.stats.skipped_ticks += 1;
+        tracing::debug!(
+            skipped = self.stats.skipped_ticks,
+            "The previous sample is still being read; tick skipped."
+        );
+    }
+
+    /// Takes the sampler's answer back: the source returns to the loop
+    /// (unless a reload replaced it meanwhile) and the tick finishes.
+    fn finish_sample(
+        &mut self,
+        generation: u64,
+        sample: Result<Sample, oneshot::error::RecvError>,
+    ) {
+        let sample = match sample {
+            Ok(sample) => sample,
+            Err(_) => {
+                // The thread died with the source; both are made anew.
+                tracing::error!("The sampler thread stopped; starting it again.");
+                match Sampler::start() {
+                    Ok(sampler) => self.sampler = sampler,
+                    Err(error) => tracing::error!(%error, "Cannot start the sampler thread."),
+                }
+                if generation == self.source_generation {
+                    self.replace_source(build_source(&self.config.agent));
+                }
+                return;
+            }
+        };
+        if generation != self.source_generation {
+            // Read by the source a reload replaced: neither is wanted.
+            return;
+        }
+        self.source = Some(sample.source);
+        self.tick(sample.tick, sample.snapshot, sample.result);
+    }
+
+    /// One sampling tick, on what the source read.
+    fn tick(
+        &mut self,
+        now: Instant,
+        snapshot: Snapshot,
+        result: Result<(), crate::source::SourceError>,
+    ) {
+        let started = now;
+        if let Err(error) = result {
             self.stats.source_errors += 1;
             let text = error.to_string();
             if self.stats.last_source_error.as_deref() != Some(text.as_str()) {
-                tracing::warn!(%error, source = self.source.name(), "Sampling failed; retrying next tick.");
+                tracing::warn!(%error, source = self.source_name, "Sampling failed; retrying next tick.");
             }
             self.stats.last_source_error = Some(text);
             self.snapshot = snapshot;
@@ -593,16 +650,15 @@ impl Agent {
             if let Some(collector) = &self.collector {
                 collector.hand_over();
             }
-            for output in self.outputs.drain(..) {
-                output.close(Duration::from_secs(1));
-            }
-            self.seq.set_agent(config.agent.name.clone());
-            let (outputs, collector) = build_outputs(&config, &self.seq, &self.loss_tx);
-            self.outputs = outputs;
-            self.collector = collector;
+            self.collector = None;
+            self.handover = Some(Handover::start(
+                std::mem::take(&mut self.outputs),
+                RELOAD_GRACE,
+                self.seq.last_seq() + 1,
+            ));
         }
         if restarts.source {
-            self.source = build_source(&config.agent);
+            self.replace_source(build_source(&config.agent));
         }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
@@ -612,78 +668,26 @@ impl Agent {
         restarts
     }
 
-    fn status(&self) -> Status {
-        let now = Instant::now();
-        Status {
-            agent: self.config.agent.name.clone(),
-            boot: self.seq.boot().to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: std::process::id(),
-            uptime_s: self.started.elapsed().as_secs(),
-            config: self
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "<embedded default>".into()),
-            source: self.source.name().to_string(),
-            trace_backend: self
-                .config
-                .agent
-                .resolved_trace_backend()
-                .as_str()
-                .to_string(),
-            link_watch: format!("{:?}", self.link_mode).to_lowercase(),
-            interval_ms: self.config.agent.interval.as_millis() as u64,
-            interfaces: self.stats.interfaces,
-            ticks: self.stats.ticks,
-            source_errors: self.stats.source_errors,
-            last_source_error: self.stats.last_source_error.clone(),
-            skipped_lines: self.stats.skipped_lines,
-            last_tick_us: self.stats.last_tick.as_micros() as u64,
-            max_tick_us: self.stats.max_tick.as_micros() as u64,
-            rss_kib: control::rss_kib(),
-            last_seq: self.seq.last_seq(),
-            rules: self
-                .engine
-                .rules()
-                .iter()
-                .map(|r| RuleStatus {
-                    name: r.name.clone(),
-                    when: r.when.text.clone(),
-                    severity: r.severity,
-                    interfaces: r.interfaces.patterns().to_vec(),
-                })
-                .collect(),
-            firing: self
-                .engine
-                .firing()
-                .into_iter()
-                .map(|f| FiringStatus {
-                    rule: f.rule,
-                    interface: f.interface,
-                    severity: f.severity,
-                    for_s: now.saturating_duration_since(f.since).as_secs(),
-                    value: f.value,
-                })
-                .collect(),
-            outputs: self
-                .outputs
-                .iter()
-                .map(|o| {
-                    let s = o.stats();
-                    OutputStatus {
-                        name: o.name().to_string(),
-                        sent: s.sent.load(Ordering::Relaxed),
-                        failures: s.failures.load(Ordering::Relaxed),
-                        dropped: s.dropped.load(Ordering::Relaxed),
-                        queued: s.queued.load(Ordering::Relaxed),
-                        last_error: s.last_error.lock().ok().and_then(|e| e.clone()),
-                        collector: (o.name() == "collector")
-                            .then(|| self.collector.as_ref().map(CollectorMonitor::status))
-                            .flatten(),
-                    }
-                })
-                .collect(),
+    /// The old outputs are closed: the new ones start, and take the events
+    /// that waited for them.
+    fn finish_handover(&mut self) {
+        let Some(handover) = self.handover.take() else {
+            return;
+        };
+        let (outputs, collector) =
+            build_outputs(&self.config, &self.seq, handover.first_seq, &self.loss_tx);
+        self.outputs = outputs;
+        self.collector = collector;
+        for event in handover.held {
+            for output in &self.outputs {
+                output.enqueue(Arc::clone(&event));
+            }
+        }
+        if handover.heartbeat {
+            self.heartbeat();
+        }
+        for reply in handover.status {
+            let _ = reply.send(self.status());
         }
     }
 }

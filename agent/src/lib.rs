@@ -19,10 +19,12 @@
 //!   threads below report (link updates, losses, status requests). One
 //!   thread because all it runs is short and CPU-bound; the agent's state
 //!   (rule engine, link table, sequencer) belongs to the loop and is never
-//!   locked. The counter source is sampled inline: a procfs read takes
-//!   microseconds, and an NX-API poll blocks the loop for at most its
-//!   timeout (one interval, 1 to 10 s), as a tick could not overlap the
-//!   previous one anyway.
+//!   locked. The loop does not read the counter source itself: each tick
+//!   hands the source to the sampler thread (below) and finishes when it
+//!   comes back, so an NX-API poll that waits out its timeout (one
+//!   interval, 1 to 10 s) holds up no signal, status request or link
+//!   update. A tick that comes while the source is still out is skipped,
+//!   as a missed one is: ticks never overlap.
 //! - **A thread per output, fed through a bounded queue**
 //!   ([`output::OutputHandle`]: a `Mutex`ed deque and a `Condvar`), because
 //!   an output's I/O blocks: the syslog sender writes to blocking sockets,
@@ -31,7 +33,18 @@
 //!   dropped and counted), so the loop never waits on an output. A retry
 //!   waits on the queue's condvar for the delay [`output::backoff`] gives,
 //!   so closing the output wakes it at once; closing waits for the thread
-//!   on a channel the thread drops as it returns, with a deadline.
+//!   on a channel the thread drops as it returns, with a deadline. Reload
+//!   and shutdown close every output first and then wait for them all
+//!   under one deadline ([`output::OutputHandle::close_all`]: 1 s for a
+//!   reload, 5 s at exit), so outputs that hang cost it once. A reload
+//!   waits on a thread of its own, as the new collector output may open
+//!   the spool only once the old one let go of it; meanwhile the loop ticks
+//!   on, and the events, status requests and heartbeat that concern the
+//!   outputs wait for the new ones. At exit the loop is over, and the
+//!   wait runs where it ended.
+//!   An output whose thread the OS refuses (a pids limit, say) is left out
+//!   with an error in the log, as a collector output that cannot open its
+//!   spool is: the agent keeps sampling and the other outputs deliver.
 //! - **The collector output's session is a `poll(2)` loop** on a thread of
 //!   its own ([`output::collector`]), beside the spool writer that is the
 //!   output's queue worker. The session must read acknowledgements and
@@ -46,13 +59,19 @@
 //!   heartbeats read copies, never that lock.
 //!
 //! Blocking work that must not stall either loop gets a thread of its own:
-//! each trace request from the collector (short-lived, at most four at
-//! once), since a trace backend blocks on netlink or NX-API; and the
-//! netlink link watcher ([`link::netlink`], for the agent's life), a
-//! blocking socket the kernel pushes to, which hands
+//! the sampler (for the agent's life), which takes the counter source and
+//! the reused snapshot from the loop over a channel and sends them back
+//! with the sample, so the loop owns both between ticks and nothing is
+//! locked (a procfs read takes about half a millisecond; one path for both
+//! sources keeps ticks alike); each trace request from the collector
+//! (short-lived, at most four at once), since a trace backend blocks on
+//! netlink or NX-API; and the netlink link watcher ([`link::netlink`], for
+//! the agent's life), a blocking socket the kernel pushes to, which hands
 //! updates to the loop over an unbounded channel so the kernel's socket is
 //! always drained. A trace into a VRF runs on a scoped thread that entered
 //! the VRF's network namespace, so the caller's namespace never changes.
+//! The sampler is started with the agent, and an OS that refuses it fails
+//! the start with an error saying so.
 //! The one-shot commands (`trace`, `paths`, `counters`, `status`) are plain
 //! blocking code on the main thread, without a runtime.
 

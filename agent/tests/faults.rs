@@ -451,3 +451,96 @@ fn a_huge_control_request_is_refused_without_growing_the_agent() {
     // Still serving.
     assert_eq!(fx.status()["agent"], "fixture");
 }
+
+/// An output whose thread the OS refuses (a pids cgroup at its limit) is
+/// left out with an error logged; the agent runs on with the rest.
+#[test]
+fn root_an_output_thread_refused_by_a_pids_limit_is_left_out() {
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    let missing = (!pids.join("cgroup.procs").exists())
+        .then_some("no pids cgroup at /sys/fs/cgroup/pids")
+        .or((!nix::unistd::geteuid().is_root()).then_some("not root"));
+    if !crate::netns::may_run(
+        "root_an_output_thread_refused_by_a_pids_limit_is_left_out",
+        missing,
+    ) {
+        return;
+    }
+    let fx = Fixture::new();
+    let path = fx.config("");
+    let agent = fx.spawn(&path);
+    fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+
+    // Holds the agent to the threads it has now.
+    let group = pids.join(crate::netns::unique("hw-pids"));
+    std::fs::create_dir(&group).unwrap();
+    std::fs::write(group.join("cgroup.procs"), agent.pid().to_string()).unwrap();
+    let current = std::fs::read_to_string(group.join("pids.current")).unwrap();
+    std::fs::write(group.join("pids.max"), current.trim()).unwrap();
+
+    // A reload that adds a syslog output needs one thread more.
+    std::fs::write(
+        &path,
+        fx.config_text(
+            "[[rule]]\nname = \"rx-drops\"\nwhen = \"increase(rx_dropped[1s]) > 0\"",
+            "\n[output.syslog]\naddress = \"udp://127.0.0.1:9\"\n",
+        ),
+    )
+    .unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let status = fx.status_until(Duration::from_secs(3), |s| {
+        s["rules"][0]["name"] == "rx-drops"
+    });
+    let outputs: Vec<&str> = status["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(!outputs.contains(&"syslog"), "{outputs:?}");
+    // Still sampling.
+    let ticks = status["ticks"].as_u64().unwrap();
+    fx.status_until(Duration::from_secs(3), |s| {
+        s["ticks"].as_u64() >= Some(ticks + 2)
+    });
+    let stopped = agent.stop();
+    let _ = std::fs::remove_dir(&group);
+    assert!(stopped.success());
+}
+
+/// A reload whose old syslog output hangs in a connect goes on ticking:
+/// the old outputs are waited for off the loop, so no tick is missed.
+#[test]
+fn a_reload_waiting_on_a_stuck_output_misses_no_tick() {
+    let fx = Fixture::new();
+    let (_listener, _queued, port) = crate::syslog::silent_server();
+    let syslog = format!("\n[output.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n");
+    let text = fx
+        .config_text("", &syslog)
+        .replace("interval = \"200ms\"", "interval = \"100ms\"");
+    let path = fx.dir.write("stuck.toml", &text);
+    let agent = fx.spawn(&path);
+    // The first heartbeat has the syslog output in its 2 s connect now.
+    let before = fx.status_until(Duration::from_secs(5), |s| s["ticks"].as_u64() >= Some(1));
+    let started = Instant::now();
+    let reload = fx
+        .config_text(
+            "[[rule]]\nname = \"rx-drops\"\nwhen = \"increase(rx_dropped[1s]) > 0\"",
+            &syslog.replace("[output.syslog]", "[output.syslog]\nformat = \"json\""),
+        )
+        .replace("interval = \"200ms\"", "interval = \"100ms\"");
+    std::fs::write(&path, reload).unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    // Answered once the new outputs run, a second at most after the SIGHUP.
+    let reloaded = fx.status_until(Duration::from_secs(3), |s| {
+        s["rules"][0]["name"] == "rx-drops"
+    });
+    let elapsed = started.elapsed();
+    let ticks = reloaded["ticks"].as_u64().unwrap() - before["ticks"].as_u64().unwrap();
+    let due = (elapsed.as_millis() / 100) as u64;
+    assert!(
+        ticks + 3 >= due,
+        "{ticks} ticks in {elapsed:?} across the reload, {due} due"
+    );
+    assert!(agent.stop().success());
+}

@@ -749,3 +749,43 @@ fn nxapi_counters_command_reads_the_hardware() {
     let port1 = rows.iter().find(|r| r["name"] == "Ethernet1/1").unwrap();
     assert_eq!(port1["speed_mbps"], 25_000);
 }
+
+#[test]
+fn nxapi_status_answers_while_a_poll_hangs() {
+    let dir = TempDir::new("hopwatch-nxapi");
+    let server = Server::start(&dir, |_| (200, fixture("show_interface_48.json")));
+    // A 3 s interval gives each poll 3 s before it times out.
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nname = \"nexus\"\ninterval = \"3s\"\nheartbeat = \"1h\"\n\
+             state_dir = \"{}\"\nsource = \"nxapi\"\nnxapi_socket = \"{}\"\n\n[output.stdout]\n",
+            dir.path().join("state").display(),
+            server.path.display()
+        ),
+    );
+    let mut cmd = hopwatch();
+    cmd.args(["run", "-c"]).arg(&config);
+    let mut agent = AgentProcess::spawn(cmd);
+    agent
+        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
+        .expect("a first heartbeat");
+
+    // The next poll reaches a server that stands silent.
+    let before = server.requests().len();
+    server.answer(|_| (0, String::new()));
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while server.requests().len() == before {
+        assert!(Instant::now() < deadline, "the agent stopped polling");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let asked = Instant::now();
+    let status = hopwatch_json(&["status", "--json"], &config);
+    let took = asked.elapsed();
+    assert_eq!(status["source"], "nxapi");
+    assert!(
+        took < Duration::from_millis(1500),
+        "status took {took:?} while NX-API hung"
+    );
+    assert!(agent.stop().success());
+}

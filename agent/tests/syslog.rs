@@ -4,6 +4,7 @@
 
 use crate::rsyslog::{Proto, Rsyslog, RsyslogLine, free_port};
 use hopwatch::event::{Alert, AlertState, Body, Event, Link, LinkState, Sequencer, Severity};
+use hopwatch::output::OutputHandle;
 use hopwatch::output::syslog::{
     Format, Protocol, SendError, SyslogOutput, SyslogSettings, SyslogTarget, parse_facility,
 };
@@ -12,6 +13,8 @@ use nix::sys::socket::{
 };
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Generous: rsyslogd writes within milliseconds, CI machines stall.
@@ -219,11 +222,10 @@ fn syslog_tcp_server_restart() {
     assert_record(&line, Protocol::Rfc5424, "warning", "link");
 }
 
-/// A server that drops SYNs fails the send within the connect timeout
-/// instead of the kernel's minutes. A listener with a full accept queue is
-/// such a server: Linux drops further SYNs rather than refusing them.
-#[test]
-fn syslog_tcp_connect_times_out() {
+/// A TCP server that drops SYNs: a listener with a full accept queue, as
+/// Linux drops further SYNs rather than refusing them. Returns what keeps
+/// it so, and its port.
+pub(crate) fn silent_server() -> (std::os::fd::OwnedFd, TcpStream, u16) {
     let listener = socket(
         AddressFamily::Inet,
         SockType::Stream,
@@ -237,8 +239,55 @@ fn syslog_tcp_connect_times_out() {
         .unwrap()
         .port();
     // Takes the one place a backlog of 0 leaves; it is never accepted.
-    let _queued = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let queued = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    (listener, queued, port)
+}
 
+/// Outputs stuck on servers that do not answer are closed together: the
+/// grace bounds the whole wait, not each output's.
+#[test]
+fn syslog_outputs_stuck_connecting_close_within_one_grace() {
+    let servers = [silent_server(), silent_server()];
+    let outputs: Vec<OutputHandle> = servers
+        .iter()
+        .map(|(_, _, port)| {
+            let output = output(
+                &format!("tcp://127.0.0.1:{port}"),
+                Protocol::Rfc5424,
+                Format::Text,
+            );
+            let handle = OutputHandle::spawn(Box::new(output), 16).unwrap();
+            handle.enqueue(Arc::new(alert()));
+            handle
+        })
+        .collect();
+    // Each thread is now in a 2 s connect; both must be there before the
+    // close, or the wait would not be tested.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while outputs
+        .iter()
+        .any(|o| o.stats().queued.load(Ordering::Relaxed) != 1)
+    {
+        assert!(Instant::now() < deadline, "the events were never queued");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let grace = Duration::from_millis(600);
+    let started = Instant::now();
+    OutputHandle::close_all(outputs, grace);
+    let took = started.elapsed();
+    assert!(took >= grace - Duration::from_millis(50), "{took:?}");
+    assert!(
+        took < grace * 3 / 2,
+        "closing took {took:?}: each output's grace, not one"
+    );
+}
+
+/// A server that drops SYNs fails the send within the connect timeout
+/// instead of the kernel's minutes. A listener with a full accept queue is
+/// such a server: Linux drops further SYNs rather than refusing them.
+#[test]
+fn syslog_tcp_connect_times_out() {
+    let (_listener, _queued, port) = silent_server();
     let mut out = output(
         &format!("tcp://127.0.0.1:{port}"),
         Protocol::Rfc5424,

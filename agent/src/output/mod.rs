@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -88,20 +88,32 @@ pub struct OutputHandle {
 }
 
 impl OutputHandle {
-    /// Starts `output` on its own thread with a queue of `capacity` events.
-    pub fn spawn(output: Box<dyn Output>, capacity: usize) -> OutputHandle {
+    /// Starts `output` on its own thread with a queue of `capacity` events;
+    /// fails when the OS refuses the thread (a pids limit, say).
+    pub fn spawn(output: Box<dyn Output>, capacity: usize) -> std::io::Result<OutputHandle> {
         let name = output.name().to_string();
         OutputHandle::spawn_worker(&name, capacity, move |inbox| deliver(output, &inbox.shared))
     }
 
     /// Starts `worker` on its own thread, taking events from a queue of
     /// `capacity` through its [`Inbox`]; [`close`](Self::close) waits for
-    /// it to return.
+    /// it to return. Fails when the OS refuses the thread.
     pub fn spawn_worker(
         name: &str,
         capacity: usize,
         worker: impl FnOnce(Inbox) + Send + 'static,
-    ) -> OutputHandle {
+    ) -> std::io::Result<OutputHandle> {
+        OutputHandle::spawn_worker_counting(name, capacity, Arc::default(), worker)
+    }
+
+    /// [`spawn_worker`](Self::spawn_worker) with counters made beforehand,
+    /// for an output whose other threads count into them too.
+    pub fn spawn_worker_counting(
+        name: &str,
+        capacity: usize,
+        stats: Arc<OutputStats>,
+        worker: impl FnOnce(Inbox) + Send + 'static,
+    ) -> std::io::Result<OutputHandle> {
         let name = name.to_string();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -110,18 +122,17 @@ impl OutputHandle {
             }),
             wake: Condvar::new(),
             capacity: capacity.max(1),
-            stats: Arc::new(OutputStats::default()),
+            stats,
         });
         let inbox = Inbox {
             shared: Arc::clone(&shared),
         };
-        let thread = Worker::spawn(format!("output-{name}"), 256 * 1024, move || worker(inbox))
-            .expect("spawning an output thread");
-        OutputHandle {
+        let thread = Worker::spawn(format!("output-{name}"), 256 * 1024, move || worker(inbox))?;
+        Ok(OutputHandle {
             name,
             shared,
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -151,15 +162,32 @@ impl OutputHandle {
 
     /// Delivers what is queued (giving up on an output that is down once
     /// `grace` has passed) and stops the thread.
-    pub fn close(mut self, grace: Duration) {
-        self.shared
-            .queue
-            .lock()
-            .expect("output queue poisoned")
-            .closed = true;
-        self.shared.wake.notify_one();
+    pub fn close(self, grace: Duration) {
+        OutputHandle::close_all(vec![self], grace);
+    }
+
+    /// Closes every output at once, then waits for them together: `grace`
+    /// bounds the whole wait, so outputs that hang cost it once, not once
+    /// each.
+    pub fn close_all(outputs: Vec<OutputHandle>, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for output in &outputs {
+            output
+                .shared
+                .queue
+                .lock()
+                .expect("output queue poisoned")
+                .closed = true;
+            output.shared.wake.notify_one();
+        }
+        for output in outputs {
+            output.wait_until(deadline);
+        }
+    }
+
+    fn wait_until(mut self, deadline: Instant) {
         if let Some(thread) = self.thread.take()
-            && !thread.join_within(grace)
+            && !thread.join_within(deadline.saturating_duration_since(Instant::now()))
         {
             let left = self.shared.stats.queued.load(Ordering::Relaxed);
             tracing::warn!(output = %self.name, left, "Output did not drain before exit.");
@@ -368,7 +396,8 @@ mod tests {
                 seen: tx,
             }),
             16,
-        );
+        )
+        .unwrap();
         let mut seq = Sequencer::new("a", "b");
         for _ in 0..3 {
             handle.enqueue(event(&mut seq));
@@ -397,7 +426,8 @@ mod tests {
                 seen: tx,
             }),
             2,
-        );
+        )
+        .unwrap();
         let mut seq = Sequencer::new("a", "b");
         for _ in 0..5 {
             handle.enqueue(event(&mut seq));

@@ -39,7 +39,7 @@
 //! `transport.rs`, and trace requests in `trace.rs`.
 
 use super::spool::{Spool, SpoolError};
-use super::{OutputHandle, Worker};
+use super::{OutputHandle, OutputStats, Worker};
 use crate::control::{CollectorBoot, CollectorStatus};
 use crate::event::Loss;
 use std::io::{self, Write};
@@ -315,22 +315,33 @@ pub fn spawn(
     let monitor = CollectorMonitor {
         shared: Arc::clone(&shared),
     };
-    let handle = OutputHandle::spawn_worker("collector", capacity, move |inbox| {
-        let stats = Arc::clone(inbox.stats());
-        let net_shared = Arc::clone(&shared);
-        let network = Worker::spawn("collector-conn".into(), 512 * 1024, move || {
-            session::connection_loop(&net_shared, wakee, &stats)
-        })
-        .expect("spawning the collector connection thread");
+    // Both threads are started here, so an OS that refuses either fails
+    // the output's start rather than a thread of it.
+    let stats = Arc::<OutputStats>::default();
+    let (net_shared, net_stats) = (Arc::clone(&shared), Arc::clone(&stats));
+    let network = Worker::spawn("collector-conn".into(), 512 * 1024, move || {
+        session::connection_loop(&net_shared, wakee, &net_stats)
+    })?;
+    let writer_shared = Arc::clone(&shared);
+    let spawned = OutputHandle::spawn_worker_counting("collector", capacity, stats, move |inbox| {
         Writer::new(
-            Arc::clone(&shared),
+            Arc::clone(&writer_shared),
             Arc::clone(&context.on_loss),
             context.first_seq,
         )
         .run(&inbox);
-        shared.stop.store(true, Ordering::Relaxed);
-        shared.wake();
+        writer_shared.stop.store(true, Ordering::Relaxed);
+        writer_shared.wake();
         network.join_within(STOP_WAIT);
     });
-    Ok((handle, monitor))
+    match spawned {
+        Ok(handle) => Ok((handle, monitor)),
+        Err(error) => {
+            // The connection thread is stopped here instead, as the
+            // writer would have.
+            shared.stop.store(true, Ordering::Relaxed);
+            shared.wake();
+            Err(error)
+        }
+    }
 }

@@ -1,0 +1,105 @@
+//! The sampler thread: reads the counter source off the agent's loop, so a
+//! slow NX-API poll (up to its 1 to 10 s timeout) never holds up signals,
+//! status requests or link updates. The source and the reused snapshot
+//! travel to the thread with each request and come back with the answer,
+//! so the loop owns them again between samples and nothing is locked.
+
+use crate::source::{CounterSource, Snapshot, SourceError};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// One finished sample: the source and snapshot handed back, and how the
+/// read went.
+pub(super) struct Sample {
+    pub source: Box<dyn CounterSource>,
+    pub snapshot: Snapshot,
+    pub result: Result<(), SourceError>,
+    /// When the tick that asked for it arrived.
+    pub tick: Instant,
+}
+
+struct Job {
+    source: Box<dyn CounterSource>,
+    snapshot: Snapshot,
+    tick: Instant,
+    reply: oneshot::Sender<Sample>,
+}
+
+/// The loop's end of the sampler thread, which lives as long as this does.
+pub(super) struct Sampler {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Sampler {
+    /// Starts the thread; fails when the OS refuses one.
+    pub(super) fn start() -> std::io::Result<Sampler> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("sampler".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                for mut job in queue {
+                    let result = job.source.sample_into(&mut job.snapshot);
+                    let _ = job.reply.send(Sample {
+                        source: job.source,
+                        snapshot: job.snapshot,
+                        result,
+                        tick: job.tick,
+                    });
+                }
+            })?;
+        Ok(Sampler { jobs })
+    }
+
+    /// Hands `source` to the thread for one sample into `snapshot`. The
+    /// answer comes on the returned channel; a closed channel means the
+    /// thread is gone, and the source with it.
+    pub(super) fn sample(
+        &self,
+        source: Box<dyn CounterSource>,
+        snapshot: Snapshot,
+        tick: Instant,
+    ) -> oneshot::Receiver<Sample> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job {
+            source,
+            snapshot,
+            tick,
+            reply,
+        });
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::procfs::ProcfsSource;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sample_comes_back_with_its_source() {
+        let sampler = Sampler::start().unwrap();
+        let dir = std::env::temp_dir().join(format!("hopwatch-sampler-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        std::fs::write(
+            dir.join("net/dev"),
+            "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n  \
+             eth0: 100 2 0 0 0 0 0 0 300 4 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        let tick = Instant::now();
+        let sample = sampler
+            .sample(Box::new(ProcfsSource::new(&dir)), Snapshot::default(), tick)
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        sample.result.unwrap();
+        assert_eq!(sample.tick, tick);
+        assert_eq!(sample.source.name(), "procfs");
+        assert_eq!(sample.snapshot.rows.len(), 1);
+        assert_eq!(sample.snapshot.rows[0].name, "eth0");
+    }
+}
