@@ -456,16 +456,18 @@ fn a_huge_control_request_is_refused_without_growing_the_agent() {
 /// left out with an error logged; the agent runs on with the rest.
 #[test]
 fn root_an_output_thread_refused_by_a_pids_limit_is_left_out() {
-    let pids = Path::new("/sys/fs/cgroup/pids");
-    let missing = (!pids.join("cgroup.procs").exists())
-        .then_some("no pids cgroup at /sys/fs/cgroup/pids")
-        .or((!nix::unistd::geteuid().is_root()).then_some("not root"));
+    let root = nix::unistd::geteuid().is_root();
+    let pids = root.then(pids_hierarchy).flatten();
+    let missing = (!root).then_some("not root").or(pids
+        .is_none()
+        .then_some("no pids cgroup controller (v1 or v2)"));
     if !crate::netns::may_run(
         "root_an_output_thread_refused_by_a_pids_limit_is_left_out",
         missing,
     ) {
         return;
     }
+    let pids = pids.unwrap();
     let fx = Fixture::new();
     let path = fx.config("");
     let agent = fx.spawn(&path);
@@ -506,6 +508,22 @@ fn root_an_output_thread_refused_by_a_pids_limit_is_left_out() {
     let stopped = agent.stop();
     let _ = std::fs::remove_dir(&group);
     assert!(stopped.success());
+}
+
+/// Where pids cgroups are made: the v1 `pids` hierarchy, or the v2 root
+/// with the `pids` controller handed to its children.
+fn pids_hierarchy() -> Option<std::path::PathBuf> {
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    if v1.join("cgroup.procs").exists() {
+        return Some(v1.to_path_buf());
+    }
+    let v2 = Path::new("/sys/fs/cgroup");
+    let controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
+    if !controllers.split_whitespace().any(|c| c == "pids") {
+        return None;
+    }
+    std::fs::write(v2.join("cgroup.subtree_control"), "+pids").ok()?;
+    Some(v2.to_path_buf())
 }
 
 /// A reload whose old syslog output hangs in a connect goes on ticking:
