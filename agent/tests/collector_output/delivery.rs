@@ -16,7 +16,7 @@ fn events_arrive_in_seq_order_and_acks_empty_the_spool() {
         })
     });
     assert_eq!(hello["agent"], "fixture");
-    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["protocol"], hopwatch::wire::PROTOCOL_VERSION);
     assert!(hello["addresses"][0]["vrf"] == "default", "{hello}");
     let boot = hello["boot"].as_str().unwrap().to_string();
 
