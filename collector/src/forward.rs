@@ -13,6 +13,7 @@
 //! carries the `agent` field already.
 
 use crate::store::writer::Published;
+use hopwatch_wire::backoff::{Backoff, seed};
 use hopwatch_wire::event::{Body, Event};
 use hopwatch_wire::syslog::{Format, SyslogOutput, SyslogSettings};
 use std::sync::Arc;
@@ -129,7 +130,7 @@ impl Forwarder {
 /// and the queue is empty.
 fn forward(mut relay: Relay, inbox: &Receiver<Event>, stats: &ForwardStats, give_up: &AtomicBool) {
     let mut last_error: Option<String> = None;
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, seed("syslog-forward"));
     while let Ok(event) = inbox.recv() {
         if !relay.inner.accepts(&event) {
             continue;
@@ -142,20 +143,20 @@ fn forward(mut relay: Relay, inbox: &Receiver<Event>, stats: &ForwardStats, give
                 Ok(()) => {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
                     last_error = None;
-                    backoff = BACKOFF_MIN;
+                    backoff.succeeded();
                     break;
                 }
                 Err(error) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff.failed();
                     let text = error.to_string();
                     // One line per distinct failure, not one per retry.
                     if last_error.as_deref() != Some(text.as_str()) {
-                        tracing::warn!(%error, retry_in = ?backoff, "Syslog forwarding failed.");
+                        tracing::warn!(%error, retry_in = ?delay, "Syslog forwarding failed.");
                     }
                     last_error = Some(text);
                     // Woken early only by shutdown giving up.
-                    thread::park_timeout(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    thread::park_timeout(delay);
                 }
             }
         }

@@ -8,7 +8,7 @@
 //! acknowledgements, so it runs its own loop on the queue's [`Inbox`]
 //! ([`OutputHandle::spawn_worker`]).
 
-pub mod backoff;
+pub use hopwatch_wire::backoff;
 pub mod collector;
 pub mod spool;
 pub mod stdout;

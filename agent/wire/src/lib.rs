@@ -6,6 +6,7 @@
 //! the agent: no netlink, no NX-API client, no trace backends. What goes here
 //! must be needed by both binaries.
 
+pub mod backoff;
 pub mod diag;
 pub mod event;
 pub mod ifname;

@@ -1,18 +1,20 @@
 //! How long an output waits before it tries again after a failure: one
-//! policy for every output that retries, a pure one over explicit instants,
-//! so its tests need no clock, kept apart from the code that sleeps on it.
+//! policy for every output that retries, the agent's and the collector's
+//! syslog forwarding alike, a pure one over explicit instants, so its tests
+//! need no clock, kept apart from the code that sleeps on it.
 //!
 //! The delay doubles with each failure from a floor up to a cap, and starts
 //! over after a success. ±20 % jitter keeps a fleet from retrying in step.
 //!
-//! The collector output asks per session ([`Backoff::after_session`]): a
-//! welcome alone is no sign of health (a collector whose disk is full
-//! welcomes every agent and then fails the first batch), so the delay grows
-//! across failed sessions and starts over only after a session made
-//! progress (an acknowledgement advanced) or stayed up for [`STABLE`]. Its
-//! cap (`backoff_max`, 5 s by default) means a collector that comes back is
-//! found within seconds. The other outputs ask per event
-//! ([`Backoff::failed`], [`Backoff::succeeded`]).
+//! The agent's collector output asks per session
+//! ([`Backoff::after_session`]): a welcome alone is no sign of health (a
+//! collector whose disk is full welcomes every agent and then fails the
+//! first batch), so the delay grows across failed sessions and starts over
+//! only after a session made progress (an acknowledgement advanced) or
+//! stayed up for [`STABLE`]. Its cap (`backoff_max`, 5 s by default) means
+//! a collector that comes back is found within seconds. The other outputs,
+//! and the collector's forwarding, ask per event ([`Backoff::failed`],
+//! [`Backoff::succeeded`]).
 
 use std::time::{Duration, Instant};
 
