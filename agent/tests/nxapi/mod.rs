@@ -10,11 +10,12 @@ use hopwatch::metric::Metric;
 use hopwatch::source::nxapi::NxapiSource;
 use hopwatch::source::{CounterSource, Snapshot};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use server::{Request, Server};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod server;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nxapi");
 
@@ -25,138 +26,6 @@ fn fixture(name: &str) -> String {
 
 fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).unwrap()
-}
-
-/// What the server answers: the HTTP status and body for one command.
-type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
-
-/// One request as the server read it.
-#[derive(Debug, Clone)]
-struct Request {
-    cookie: Option<String>,
-    content_type: Option<String>,
-    /// `cli_show` or `cli_show_ascii`.
-    kind: String,
-    input: String,
-    /// How many requests came before this one.
-    number: usize,
-}
-
-/// An NX-API lookalike on a unix socket, one thread per connection.
-struct Server {
-    path: PathBuf,
-    requests: Arc<Mutex<Vec<Request>>>,
-    handler: Arc<Mutex<Box<Handler>>>,
-}
-
-impl Server {
-    fn start(
-        dir: &TempDir,
-        handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-    ) -> Server {
-        let path = dir.path().join("nxapi.sock");
-        let listener = UnixListener::bind(&path).expect("bind the NX-API socket");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Mutex<Box<Handler>>> = Arc::new(Mutex::new(Box::new(handler)));
-        let (seen, answer) = (Arc::clone(&requests), Arc::clone(&handler));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (seen, answer) = (Arc::clone(&seen), Arc::clone(&answer));
-                std::thread::spawn(move || serve(stream, &seen, &answer));
-            }
-        });
-        Server {
-            path,
-            requests,
-            handler,
-        }
-    }
-
-    /// Replaces what the server answers from now on.
-    fn answer(&self, handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) {
-        *self.handler.lock().unwrap() = Box::new(handler);
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-fn serve(stream: UnixStream, seen: &Mutex<Vec<Request>>, answer: &Mutex<Box<Handler>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    let (mut cookie, mut content_type) = (None, None);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("POST /ins_local HTTP/1."),
-        "request line {line:?}"
-    );
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':').unwrap();
-        let value = value.trim().to_string();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.parse().unwrap(),
-            "cookie" => cookie = Some(value),
-            "content-type" => content_type = Some(value),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let body: Value = serde_json::from_slice(&body).expect("the request body is JSON");
-    let api = &body["ins_api"];
-    assert_eq!(api["version"], "1.0");
-    assert_eq!(api["output_format"], "json");
-    let request = {
-        let mut seen = seen.lock().unwrap();
-        let request = Request {
-            cookie,
-            content_type,
-            kind: api["type"].as_str().unwrap().to_string(),
-            input: api["input"].as_str().unwrap().to_string(),
-            number: seen.len(),
-        };
-        seen.push(request.clone());
-        request
-    };
-    let (status, reply) = (answer.lock().unwrap())(&request);
-    let mut stream = stream;
-    if status == 0 {
-        // Stand silent: the client's timeout must end the wait.
-        std::thread::sleep(Duration::from_secs(5));
-        return;
-    }
-    // Every other reply is chunked, as nginx sends a body of unknown length.
-    let chunked = !request.number.is_multiple_of(2);
-    let head = if chunked {
-        format!(
-            "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-    } else {
-        format!(
-            "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            reply.len()
-        )
-    };
-    let _ = stream.write_all(head.as_bytes());
-    if chunked {
-        for chunk in reply.as_bytes().chunks(1000) {
-            let _ = write!(stream, "{:x}\r\n", chunk.len());
-            let _ = stream.write_all(chunk);
-            let _ = stream.write_all(b"\r\n");
-        }
-        let _ = stream.write_all(b"0\r\n\r\n");
-    } else {
-        let _ = stream.write_all(reply.as_bytes());
-    }
 }
 
 /// A text command's answer in NX-API's envelope.
@@ -236,6 +105,12 @@ fn nxapi_source_reads_every_fixture_shape() {
     server.answer(|_| (200, fixture("show_interface_48.json")));
     let ports = sample(&mut source);
     assert_eq!(ports.rows.len(), 49);
+    // The session cookie NX-API set on the first answer comes back, so
+    // NX-OS does not authenticate every poll again.
+    assert_eq!(
+        server.requests()[1].cookie.as_deref(),
+        Some(server::SESSION_COOKIE)
+    );
     let down = row(&ports, "Ethernet1/7").link.clone().unwrap();
     assert!(!down.state.is_up() && down.state.admin_up);
     assert_eq!(down.reason.as_deref(), Some("Link not connected"));
@@ -788,4 +663,51 @@ fn nxapi_status_answers_while_a_poll_hangs() {
         "status took {took:?} while NX-API hung"
     );
     assert!(agent.stop().success());
+    // The hung poll was never joined by a second one.
+    assert_eq!(server.most_in_flight(), 1);
+}
+
+#[test]
+fn nxapi_rest_reads_the_dme_and_names_an_absent_api() {
+    use hopwatch::nxapi::Client;
+    let dir = TempDir::new("hopwatch-nxapi-rest");
+    let server = Server::start(&dir, |request: &Request| {
+        assert!(request.is_rest(), "{request:?}");
+        let session = request.cookie.as_deref() == Some(server::SESSION_COOKIE);
+        match request.path.as_str() {
+            "/api/mo/expired.json" if session => (401, "{}".into()),
+            "/api/mo/sys.json" | "/api/mo/expired.json" => (200, r#"{"totalCount":"1","imdata":[{"topSystem":{"attributes":{"name":"leaf1"}}}]}"#.into()),
+            "/api/class/nothing.json" => (400, r#"{"totalCount":"1","imdata":[{"error":{"attributes":{"code":"400","text":"Request failed, unresolved class for nothing"}}}]}"#.into()),
+            _ => (404, "<html><body>404 Not Found</body></html>".into()),
+        }
+    });
+    let mut client = Client::new(&server.path, "admin", Duration::from_secs(2));
+    let sys: Value = client.get("/api/mo/sys.json").unwrap();
+    assert_eq!(sys["imdata"][0]["topSystem"]["attributes"]["name"], "leaf1");
+    let refused = client.get::<Value>("/api/class/nothing.json").unwrap_err();
+    assert!(!refused.is_rest_absent());
+    assert!(
+        refused.to_string().contains("unresolved class for nothing"),
+        "{refused}"
+    );
+    let absent = client.get::<Value>("/api/other.json").unwrap_err();
+    assert!(absent.is_rest_absent(), "{absent}");
+    assert!(absent.to_string().contains("HTTP 404"), "{absent}");
+    let requests = server.requests();
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(
+        requests[0].cookie.as_deref(),
+        Some("nxapi_auth=admin:local")
+    );
+    assert_eq!(requests[1].cookie.as_deref(), Some(server::SESSION_COOKIE));
+    // A session NX-API no longer honours is dropped and the request sent
+    // once more with the local cookie.
+    let before = server.requests().len();
+    let again: Value = client.get("/api/mo/expired.json").unwrap();
+    assert_eq!(again["totalCount"], "1");
+    let retried: Vec<_> = server.requests()[before..]
+        .iter()
+        .map(|r| r.cookie.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(retried, [server::SESSION_COOKIE, "nxapi_auth=admin:local"]);
 }

@@ -17,14 +17,20 @@
 //! here ([`number`], [`Rows`]) accept both, so callers never see the
 //! difference.
 
-use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
+
+mod http;
+mod json;
+
+use http::{Framing, dechunk, parse_head, session_cookie};
+pub use json::{Count, Key, Rows, Text, number};
 
 /// Where NX-API listens inside the NX-OS bash shell.
 pub const DEFAULT_SOCKET: &str = "/tmp/nginx_local/nginx_1_be_nxapi.sock";
@@ -33,6 +39,10 @@ pub const DEFAULT_USER: &str = "admin";
 /// The largest answer read; `show interface` on a 400-port chassis is a few
 /// megabytes.
 const MAX_REPLY: usize = 64 << 20;
+/// How long a session cookie is used. NX-OS expires `nxapi_auth` after 600 s
+/// and that cannot be changed; renewing a little early means no request is
+/// refused for an expired session.
+const SESSION_LIFETIME: Duration = Duration::from_secs(540);
 
 #[derive(Debug, Error)]
 pub enum NxapiError {
@@ -65,6 +75,26 @@ pub enum NxapiError {
     },
     #[error("NX-API's answer to `{command}` is not what NX-OS documents: {reason}")]
     Reply { command: String, reason: String },
+    #[error("NX-API's REST API refused `GET {path}`: HTTP {status}, {message}")]
+    Rest {
+        path: String,
+        status: u16,
+        message: String,
+    },
+}
+
+impl NxapiError {
+    /// Whether the socket answered but does not serve the REST API (`/api/`):
+    /// NX-OS without the DME over this socket, where the CLI is the way in.
+    pub fn is_rest_absent(&self) -> bool {
+        matches!(
+            self,
+            NxapiError::Rest {
+                status: 404 | 405 | 501,
+                ..
+            }
+        )
+    }
 }
 
 /// Which answer a command asks for.
@@ -87,6 +117,11 @@ pub struct Client {
     timeout: Duration,
     /// The last answer's bytes, kept so a steady poll does not allocate.
     reply: Vec<u8>,
+    /// The session cookie NX-API set on an earlier answer and when it was
+    /// set. Sending it back spares NX-OS a PAM authentication per request;
+    /// the local cookie (`nxapi_auth=<user>:local`) is sent until there is
+    /// one, after it expires, and again once when NX-API refuses it.
+    session: Option<(String, Instant)>,
 }
 
 impl Client {
@@ -96,6 +131,7 @@ impl Client {
             user: user.into(),
             timeout,
             reply: Vec::new(),
+            session: None,
         }
     }
 
@@ -121,14 +157,74 @@ impl Client {
         })
     }
 
+    /// Reads `path` of the REST API (the DME: `/api/class/….json`,
+    /// `/api/mo/….json`) and parses its JSON as `T`.
+    pub fn get<T: DeserializeOwned>(&mut self, path: &str) -> Result<T, NxapiError> {
+        self.exchange(path, &format!("GET {path}"), None)?;
+        let (status, payload) =
+            payload(&self.reply).map_err(|reason| reply_error(path, &reason))?;
+        if status != 200 {
+            return Err(NxapiError::Rest {
+                path: path.to_string(),
+                status,
+                message: rest_message(&payload),
+            });
+        }
+        serde_json::from_slice(&payload).map_err(|e| reply_error(path, &e.to_string()))
+    }
+
     /// One request; returns the `body` of a successful answer.
     fn call(&mut self, command: &str, format: Format) -> Result<Box<RawValue>, NxapiError> {
-        self.exchange(command, format)?;
+        let body = serde_json::to_string(&Request::new(command, format))
+            .expect("a request always serializes");
+        self.exchange(command, "POST /ins_local", Some(&body))?;
         parse_reply(command, &self.reply)
     }
 
+    /// The cookie for the next request: the session's while it lasts.
+    fn cookie(&mut self) -> String {
+        match &self.session {
+            Some((cookie, set)) if set.elapsed() < SESSION_LIFETIME => cookie.clone(),
+            _ => {
+                self.session = None;
+                format!("nxapi_auth={}:local", self.user)
+            }
+        }
+    }
+
+    /// Sends one request and reads its answer into `self.reply`, keeping a
+    /// session cookie the answer sets. A session NX-API refuses (HTTP 401 or
+    /// 403) is dropped and the request sent once more with the local cookie.
+    fn exchange(
+        &mut self,
+        what: &str,
+        request_line: &str,
+        body: Option<&str>,
+    ) -> Result<(), NxapiError> {
+        let had_session = self.session.is_some();
+        self.send(what, request_line, body)?;
+        let status = parse_head(&self.reply)
+            .ok()
+            .flatten()
+            .map(|head| head.status);
+        if had_session && matches!(status, Some(401 | 403)) {
+            self.session = None;
+            self.send(what, request_line, body)?;
+        }
+        if let Some(cookie) = session_cookie(&self.reply) {
+            self.session = Some((cookie, Instant::now()));
+        }
+        Ok(())
+    }
+
     /// Sends the request and reads the whole answer into `self.reply`.
-    fn exchange(&mut self, command: &str, format: Format) -> Result<(), NxapiError> {
+    fn send(
+        &mut self,
+        command: &str,
+        request_line: &str,
+        body: Option<&str>,
+    ) -> Result<(), NxapiError> {
+        let cookie = self.cookie();
         let path = self.socket.display().to_string();
         let io = |source: std::io::Error| {
             if matches!(
@@ -155,15 +251,19 @@ impl Client {
             })?;
         stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
-        let body = serde_json::to_string(&Request::new(command, format))
-            .expect("a request always serializes");
-        let head = format!(
-            "POST /ins_local HTTP/1.1\r\nHost: localhost\r\nCookie: nxapi_auth={}:local\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.user,
-            body.len()
-        );
+        let head = match body {
+            Some(body) => format!(
+                "{request_line} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            ),
+            None => format!(
+                "{request_line} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            ),
+        };
         stream.write_all(head.as_bytes()).map_err(io)?;
-        stream.write_all(body.as_bytes()).map_err(io)?;
+        if let Some(body) = body {
+            stream.write_all(body.as_bytes()).map_err(io)?;
+        }
         self.reply.clear();
         let mut chunk = [0u8; 16 * 1024];
         // The answer's full length, once its head is in and gives one.
@@ -198,6 +298,43 @@ impl Client {
     }
 }
 
+/// The status and body of an HTTP answer, its framing undone.
+fn payload(reply: &[u8]) -> Result<(u16, std::borrow::Cow<'_, [u8]>), String> {
+    let head = parse_head(reply)?.ok_or("no end of the HTTP header")?;
+    let body = &reply[head.body_start..];
+    let payload = match head.framing {
+        // Bytes past a given length belong to no answer.
+        Framing::Length(length) => std::borrow::Cow::Borrowed(&body[..length.min(body.len())]),
+        Framing::Chunked => std::borrow::Cow::Owned(dechunk(body).ok_or("a broken chunked body")?),
+        Framing::Close => std::borrow::Cow::Borrowed(body),
+    };
+    Ok((head.status, payload))
+}
+
+/// What a refused REST request says: the DME's `imdata[0].error.attributes.text`
+/// when it sent one, else the start of the body.
+fn rest_message(payload: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Refusal {
+        imdata: Vec<serde_json::Value>,
+    }
+    if let Ok(refusal) = serde_json::from_slice::<Refusal>(payload)
+        && let Some(text) = refusal
+            .imdata
+            .first()
+            .and_then(|item| item["error"]["attributes"]["text"].as_str())
+    {
+        return text.to_string();
+    }
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(120)]);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        "no message".into()
+    } else {
+        text
+    }
+}
+
 fn reply_error(command: &str, reason: &str) -> NxapiError {
     NxapiError::Reply {
         command: command.to_string(),
@@ -209,20 +346,8 @@ fn reply_error(command: &str, reason: &str) -> NxapiError {
 /// header and all) down to the `body` of a successful output; anything else
 /// is an error naming the command and what was wrong.
 pub fn parse_reply(command: &str, reply: &[u8]) -> Result<Box<RawValue>, NxapiError> {
-    let head = parse_head(reply)
-        .map_err(|reason| reply_error(command, &reason))?
-        .ok_or_else(|| reply_error(command, "no end of the HTTP header"))?;
-    let status = head.status;
-    let body = &reply[head.body_start..];
-    let payload = match head.framing {
-        // Bytes past a given length belong to no answer.
-        Framing::Length(length) => &body[..length.min(body.len())],
-        Framing::Chunked => {
-            &dechunk(body).ok_or_else(|| reply_error(command, "a broken chunked body"))?[..]
-        }
-        Framing::Close => body,
-    };
-    let envelope: Envelope = match serde_json::from_slice(payload) {
+    let (status, payload) = payload(reply).map_err(|reason| reply_error(command, &reason))?;
+    let envelope: Envelope = match serde_json::from_slice(&payload) {
         Ok(envelope) => envelope,
         Err(_) if status != 200 => {
             return Err(reply_error(command, &format!("HTTP status {status}")));
@@ -312,278 +437,11 @@ struct Output {
     body: Option<Box<RawValue>>,
 }
 
-/// A field NX-OS writes as a string or a number, kept as text.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Text(pub String);
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
-        struct Visitor;
-        impl de::Visitor<'_> for Visitor {
-            type Value = Text;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
-
-/// Deserializes a count NX-OS writes as `"123"` or `123`. Anything else
-/// (`"N/A"`, an empty string, a negative number) is `None`: unavailable,
-/// never zero.
-pub fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    struct Visitor;
-    impl<'de> de::Visitor<'de> for Visitor {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a count as a number or a string")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u64>, E> {
-            Ok(v.trim().parse().ok())
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u64>, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u64>, E> {
-            Ok(u64::try_from(v).ok())
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u64>, E> {
-            Ok((v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64))
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
-            d.deserialize_any(Visitor)
-        }
-    }
-    deserializer.deserialize_any(Visitor)
-}
-
-/// A count as [`number`] reads it, for hand-written visitors.
-pub struct Count(pub Option<u64>);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Count, D::Error> {
-        number(deserializer).map(Count)
-    }
-}
-
-/// A map key, borrowed from the input when it has no escapes.
-pub struct Key<'de>(pub std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
-        struct Visitor;
-        impl<'de> de::Visitor<'de> for Visitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-
-/// A `ROW_*` of an NX-OS table: a list of rows, or one row written as an
-/// object. Absent tables deserialize to no rows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rows<T>(pub Vec<T>);
-
-impl<T> Default for Rows<T> {
-    fn default() -> Rows<T> {
-        Rows(Vec::new())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rows<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rows<T>, D::Error> {
-        // A visitor rather than an untagged enum: the rows are read in place,
-        // so a raw `body` inside them and numbers of either kind survive.
-        struct Visitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
-            type Value = Rows<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a row or a list of rows")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Rows<T>, A::Error> {
-                let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(row) = seq.next_element()? {
-                    rows.push(row);
-                }
-                Ok(Rows(rows))
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Rows<T>, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|row| Rows(vec![row]))
-            }
-        }
-        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
-    }
-}
-
 pub use hopwatch_wire::ifname::{linux_name, nxos_name};
-
-/// The most headers an answer may carry; nginx sends about six.
-const MAX_HEADERS: usize = 32;
-
-/// What the head of an HTTP answer says about the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    status: u16,
-    /// Where the body starts.
-    body_start: usize,
-    framing: Framing,
-}
-
-/// How the body's end is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// `Content-Length`.
-    Length(usize),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Neither, or a length no answer could have: the body ends when the
-    /// server closes the connection.
-    Close,
-}
-
-impl Head {
-    /// The full length of the answer, when the head gives it.
-    fn total(&self) -> Option<usize> {
-        match self.framing {
-            Framing::Length(length) => self.body_start.checked_add(length),
-            Framing::Chunked | Framing::Close => None,
-        }
-    }
-}
-
-/// Reads the status line and headers of `reply` with `httparse`: `None`
-/// while they are incomplete, an error naming what is malformed.
-fn parse_head(reply: &[u8]) -> Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let body_start = match response.parse(reply) {
-        Ok(httparse::Status::Complete(start)) => start,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => {
-            let line = reply.split(|&b| b == b'\n').next().unwrap_or_default();
-            let line = String::from_utf8_lossy(&line[..line.len().min(80)]);
-            return Err(format!(
-                "a malformed HTTP header ({error}); the answer begins `{}`",
-                line.trim_end()
-            ));
-        }
-    };
-    let status = response.code.unwrap_or_default();
-    let mut framing = Framing::Close;
-    for header in response.headers.iter() {
-        let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
-        if header.name.eq_ignore_ascii_case("transfer-encoding")
-            && value.to_ascii_lowercase().contains("chunked")
-        {
-            framing = Framing::Chunked;
-            break;
-        }
-        if header.name.eq_ignore_ascii_case("content-length") {
-            framing = match value.parse::<usize>() {
-                Ok(length) if body_start.checked_add(length).is_some() => Framing::Length(length),
-                _ => Framing::Close,
-            };
-        }
-    }
-    Ok(Some(Head {
-        status,
-        body_start,
-        framing,
-    }))
-}
-
-/// Joins a `Transfer-Encoding: chunked` body; `None` when it is cut short
-/// or a chunk size is not one. Chunk extensions and trailers are ignored.
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(body.len());
-    loop {
-        let (line, size) = match httparse::parse_chunk_size(body).ok()? {
-            httparse::Status::Complete(parsed) => parsed,
-            httparse::Status::Partial => return None,
-        };
-        body = &body[line..];
-        if size == 0 {
-            return Some(out);
-        }
-        let size = usize::try_from(size).ok()?;
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size..)?.strip_prefix(b"\r\n")?;
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Deserialize)]
-    struct Counts {
-        #[serde(default, deserialize_with = "number")]
-        a: Option<u64>,
-        #[serde(default, deserialize_with = "number")]
-        b: Option<u64>,
-        #[serde(default, deserialize_with = "number")]
-        c: Option<u64>,
-        #[serde(default, deserialize_with = "number")]
-        d: Option<u64>,
-    }
-
-    #[test]
-    fn counts_read_as_strings_or_numbers() {
-        let counts: Counts =
-            serde_json::from_str(r#"{"a": "18446744073709551615", "b": 7, "c": "N/A"}"#).unwrap();
-        assert_eq!(counts.a, Some(u64::MAX));
-        assert_eq!(counts.b, Some(7));
-        assert_eq!(counts.c, None);
-        assert_eq!(counts.d, None);
-    }
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    struct Row {
-        name: Text,
-    }
-
-    #[test]
-    fn one_row_or_many() {
-        let one: Rows<Row> = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
-        let many: Rows<Row> = serde_json::from_str(r#"[{"name": "x"}, {"name": 2}]"#).unwrap();
-        assert_eq!(
-            one.0,
-            vec![Row {
-                name: Text("x".into())
-            }]
-        );
-        assert_eq!(many.0.len(), 2);
-        assert_eq!(many.0[1].name, Text("2".into()));
-    }
 
     /// The total length the head of `reply` gives, as the read loop sees it.
     fn complete_length(reply: &[u8]) -> Option<usize> {
