@@ -562,6 +562,8 @@ impl Agent {
                 carrier_changes: 0,
                 oper_state: "removed".into(),
                 message: format!("{name} went down: the interface was removed"),
+                admin: None,
+                reason: None,
             }));
         }
     }

@@ -60,6 +60,8 @@ fn link_down(message: &str) -> Event {
             carrier_changes: 3,
             oper_state: "down".into(),
             message: message.into(),
+            admin: None,
+            reason: None,
         }),
     )
 }

@@ -217,6 +217,8 @@ mod tests {
                 carrier_changes: 1,
                 oper_state: "down".into(),
                 message: format!("swp1 went down ({seq})"),
+                admin: None,
+                reason: None,
             }),
         }
     }

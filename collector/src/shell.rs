@@ -138,7 +138,7 @@ pub fn changes(changes: &Changes) -> String {
                 d.at.clone(),
                 d.agent.clone(),
                 d.interface.clone(),
-                "down".into(),
+                d.state.into(),
                 String::new(),
             ],
         ));
@@ -243,6 +243,7 @@ mod tests {
                 agent: "leaf1".into(),
                 interface: "swp1".into(),
                 at: "2024-01-01T00:01:00.000Z".into(),
+                state: "down",
             }],
             came_up: vec![CameUp {
                 agent: "leaf1".into(),
@@ -269,6 +270,8 @@ mod tests {
             down_count: i64::from(down > 0.0),
             currently_down: false,
             unknown_seconds: 0.0,
+            admin_down_seconds: 0.0,
+            availability: None,
             state: "up",
         };
         let d = Downtime {

@@ -1,9 +1,17 @@
 //! Liveness and downtime arithmetic, pure: an interface's time is a chain of
-//! segments, each `up`, `down` or `unknown` (its agent was silent), and each
-//! segment carries the totals of everything before it. Downtime over any
-//! window is then the difference of two running totals, read from two rows,
-//! however many link events the window holds. Times are milliseconds since
-//! the epoch and always arguments.
+//! segments, each `up`, `down`, `unknown` (its agent was silent) or
+//! `admin_down` (an operator shut the port), and each segment carries the
+//! totals of everything before it. Downtime over any window is then the
+//! difference of two running totals, read from two rows, however many link
+//! events the window holds. Times are milliseconds since the epoch and
+//! always arguments.
+//!
+//! `admin_down` is a planned outage: like `unknown` it is neither up time
+//! nor downtime and begins no outage, and an availability figured from
+//! these totals leaves it out of the denominator as it leaves out unknown
+//! time (up ÷ (up + down)), so a maintenance window neither lowers a port's
+//! availability nor lets it look better than its up and down time say. A
+//! port enabled again while its link stays down begins an outage then.
 
 use std::time::Duration;
 
@@ -14,6 +22,9 @@ pub enum State {
     Down,
     /// Its agent was silent: neither up nor down counts.
     Unknown,
+    /// Shut by an operator (the switch said so): neither up nor down
+    /// counts, and it is no outage.
+    AdminDown,
 }
 
 impl State {
@@ -22,6 +33,7 @@ impl State {
             State::Up => 0,
             State::Down => 1,
             State::Unknown => 2,
+            State::AdminDown => 3,
         }
     }
 
@@ -29,6 +41,7 @@ impl State {
         match code {
             0 => State::Up,
             1 => State::Down,
+            3 => State::AdminDown,
             _ => State::Unknown,
         }
     }
@@ -38,6 +51,7 @@ impl State {
             State::Up => "up",
             State::Down => "down",
             State::Unknown => "unknown",
+            State::AdminDown => "admin_down",
         }
     }
 }
@@ -55,6 +69,8 @@ pub struct Segment {
     pub down_before_ms: i64,
     /// Total unknown time before `start_ms`.
     pub unknown_before_ms: i64,
+    /// Total administratively down time before `start_ms`.
+    pub admin_down_before_ms: i64,
     /// Outages begun up to and including this segment.
     pub outages: i64,
 }
@@ -68,6 +84,7 @@ impl Segment {
             prior: state,
             down_before_ms: 0,
             unknown_before_ms: 0,
+            admin_down_before_ms: 0,
             outages: i64::from(state == State::Down),
         }
     }
@@ -102,6 +119,12 @@ impl Segment {
                 } else {
                     0
                 },
+            admin_down_before_ms: self.admin_down_before_ms
+                + if self.state == State::AdminDown {
+                    elapsed
+                } else {
+                    0
+                },
             outages: self.outages + i64::from(state == State::Down && !continues),
         }
     }
@@ -120,6 +143,15 @@ impl Segment {
     fn unknown_at(&self, t: i64) -> i64 {
         self.unknown_before_ms
             + if self.state == State::Unknown {
+                (t - self.start_ms).max(0)
+            } else {
+                0
+            }
+    }
+
+    fn admin_down_at(&self, t: i64) -> i64 {
+        self.admin_down_before_ms
+            + if self.state == State::AdminDown {
                 (t - self.start_ms).max(0)
             } else {
                 0
@@ -182,8 +214,22 @@ pub fn event_time(ts_ms: i64, skew_ms: i64, arrival_ms: i64) -> EventTime {
 pub struct Measure {
     pub down_ms: i64,
     pub unknown_ms: i64,
+    /// Time an operator had the port shut: in neither of the above.
+    pub admin_down_ms: i64,
     /// Outages that overlap the window.
     pub down_count: i64,
+}
+
+impl Measure {
+    /// The share of the window the interface was up, of the time it was
+    /// known to be up or down: unknown and administratively down time are
+    /// in neither numerator nor denominator. `None` when none of the window
+    /// was either.
+    pub fn availability(&self, window_ms: i64) -> Option<f64> {
+        let up = window_ms - self.down_ms - self.unknown_ms - self.admin_down_ms;
+        let known = up + self.down_ms;
+        (known > 0).then(|| up.max(0) as f64 / known as f64)
+    }
 }
 
 /// What the collector knows of an agent's liveness.
@@ -285,6 +331,7 @@ pub fn measure(
     Measure {
         down_ms: end.down_at(known_end) - at_since.down_at(from),
         unknown_ms: end.unknown_at(known_end) - at_since.unknown_at(from) + (until_ms - known_end),
+        admin_down_ms: end.admin_down_at(known_end) - at_since.admin_down_at(from),
         down_count: end.outages - at_since.outages + i64::from(under_way),
     }
 }
@@ -338,6 +385,7 @@ mod tests {
             Measure {
                 down_ms: 130 * S,
                 unknown_ms: 0,
+                admin_down_ms: 0,
                 down_count: 2
             }
         );
@@ -348,6 +396,7 @@ mod tests {
             Measure {
                 down_ms: 120 * S,
                 unknown_ms: 0,
+                admin_down_ms: 0,
                 down_count: 2
             }
         );
@@ -358,6 +407,7 @@ mod tests {
             Measure {
                 down_ms: 70 * S,
                 unknown_ms: 0,
+                admin_down_ms: 0,
                 down_count: 2
             }
         );
@@ -375,6 +425,7 @@ mod tests {
             Measure {
                 down_ms: 10 * S,
                 unknown_ms: 0,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );
@@ -400,6 +451,7 @@ mod tests {
             Measure {
                 down_ms: 40 * S,
                 unknown_ms: 60 * S,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );
@@ -409,6 +461,7 @@ mod tests {
             Measure {
                 down_ms: 20 * S,
                 unknown_ms: 30 * S,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );
@@ -427,6 +480,7 @@ mod tests {
             Measure {
                 down_ms: 50 * S,
                 unknown_ms: 150 * S,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );
@@ -436,6 +490,7 @@ mod tests {
             Measure {
                 down_ms: 50 * S,
                 unknown_ms: 250 * S,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );
@@ -446,6 +501,7 @@ mod tests {
             Measure {
                 down_ms: 0,
                 unknown_ms: 200 * S,
+                admin_down_ms: 0,
                 down_count: 0
             }
         );
@@ -469,7 +525,128 @@ mod tests {
             Measure {
                 down_ms: 100 * S,
                 unknown_ms: 100 * S,
+                admin_down_ms: 0,
                 down_count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_shutdown_is_neither_downtime_nor_an_outage() {
+        // Up at 0, shut at 100, enabled at 160 and up; a real failure from
+        // 200 to 230.
+        let segs = chain(
+            (0, State::Up),
+            &[
+                (100, State::AdminDown),
+                (160, State::Up),
+                (200, State::Down),
+                (230, State::Up),
+            ],
+        );
+        let m = window(&segs, 0, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 30 * S,
+                unknown_ms: 0,
+                admin_down_ms: 60 * S,
+                down_count: 1
+            }
+        );
+        // Up 210 s of the 240 s known up or down: the 60 s shut count in
+        // neither.
+        assert_eq!(m.availability(300 * S), Some(210.0 / 240.0));
+        // A window inside the shutdown: no outage under way, nothing down,
+        // and no availability to speak of.
+        let m = window(&segs, 110, 150, 150);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 0,
+                unknown_ms: 0,
+                admin_down_ms: 40 * S,
+                down_count: 0
+            }
+        );
+        assert_eq!(m.availability(40 * S), None);
+        // A port first seen shut starts no outage.
+        assert_eq!(Segment::first(0, State::AdminDown).outages, 0);
+        assert_eq!(State::from_code(State::AdminDown.code()), State::AdminDown);
+        assert_eq!(State::AdminDown.as_str(), "admin_down");
+    }
+
+    #[test]
+    fn a_port_enabled_without_a_link_begins_an_outage_then() {
+        // Shut at 100; enabled at 150 but the link stays down until 190.
+        let segs = chain(
+            (0, State::Up),
+            &[
+                (100, State::AdminDown),
+                (150, State::Down),
+                (190, State::Up),
+            ],
+        );
+        let m = window(&segs, 0, 200, 200);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 40 * S,
+                unknown_ms: 0,
+                admin_down_ms: 50 * S,
+                down_count: 1
+            }
+        );
+        // A failed link then shut: its outage ends at the shutdown.
+        let segs = chain(
+            (0, State::Up),
+            &[(100, State::Down), (120, State::AdminDown), (180, State::Up)],
+        );
+        let m = window(&segs, 0, 200, 200);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 20 * S,
+                unknown_ms: 0,
+                admin_down_ms: 60 * S,
+                down_count: 1
+            }
+        );
+        // A window that starts in the shutdown counts no outage from before.
+        assert_eq!(window(&segs, 130, 200, 200).down_count, 0);
+    }
+
+    #[test]
+    fn silence_during_a_shutdown_resumes_it() {
+        // Shut at 100; agent silent 120..180; it speaks again, the port
+        // still shut, enabled and up at 200. The writer resumes `prior`.
+        let shut = Segment::first(0, State::Up).next(100 * S, State::AdminDown);
+        let silent = shut.next(120 * S, State::Unknown);
+        assert_eq!(silent.prior, State::AdminDown);
+        let resumed = silent.next(180 * S, silent.prior);
+        let up = resumed.next(200 * S, State::Up);
+        let segs = [Segment::first(0, State::Up), shut, silent, resumed, up];
+        let m = window(&segs, 0, 300, 300);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 0,
+                unknown_ms: 60 * S,
+                admin_down_ms: 40 * S,
+                down_count: 0
+            }
+        );
+        assert_eq!(m.availability(300 * S), Some(1.0));
+        // A stale agent whose port was shut: the shutdown stops at its last
+        // event and the rest is unknown.
+        let m = window(&segs[..2], 0, 300, 150);
+        assert_eq!(
+            m,
+            Measure {
+                down_ms: 0,
+                unknown_ms: 150 * S,
+                admin_down_ms: 50 * S,
+                down_count: 0
             }
         );
     }
@@ -515,6 +692,7 @@ mod tests {
             Measure {
                 down_ms: 60 * S,
                 unknown_ms: 0,
+                admin_down_ms: 0,
                 down_count: 1
             }
         );

@@ -384,6 +384,8 @@ pub fn link(interface: &str, up: bool) -> Body {
         carrier_changes: 1,
         oper_state: if up { "up" } else { "down" }.into(),
         message: format!("{interface} went {}", if up { "up" } else { "down" }),
+        admin: None,
+        reason: None,
     })
 }
 

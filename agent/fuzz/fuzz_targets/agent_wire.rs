@@ -37,6 +37,8 @@ fn append(spool: &mut Spool, boot: &str, n: usize) {
                     carrier_changes: 1,
                     oper_state: "down".into(),
                     message: String::new(),
+                    admin: None,
+                    reason: None,
                 }),
             ))
         })

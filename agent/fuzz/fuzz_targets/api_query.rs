@@ -80,6 +80,8 @@ fn store() -> PathBuf {
                     carrier_changes: 1,
                     oper_state: "down".into(),
                     message: String::new(),
+                    admin: None,
+                    reason: None,
                 }),
             );
             let line = serde_json::to_vec(&event).expect("an event serializes");

@@ -117,6 +117,8 @@ fuzz_target!(|data: &[u8]| {
                         carrier_changes: 2,
                         oper_state: "up".into(),
                         message: String::new(),
+                        admin: None,
+                        reason: None,
                     }),
                 ))
             })

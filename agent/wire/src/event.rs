@@ -115,6 +115,42 @@ pub struct Link {
     /// The kernel's operational state word (`up`, `down`, `lowerlayerdown`, …).
     pub oper_state: String,
     pub message: String,
+    /// Whether the port is enabled, as the switch's own configuration says
+    /// (NX-OS: the DME's `l1PhysIf.adminSt`); absent when not known, which
+    /// is always on Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminState>,
+    /// Why the link is down, in the switch's words: `administratively down`
+    /// for a shutdown, else what the switch reports (NX-OS: the DME's
+    /// `ethpmPhysIf.operStQual`, such as `link-failure`); absent when not
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A port's administrative state: `down` is an operator's `shutdown`, a
+/// planned outage rather than a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminState {
+    Up,
+    Down,
+}
+
+impl AdminState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Up => "up",
+            AdminState::Down => "down",
+        }
+    }
+}
+
+impl Link {
+    /// Down because an operator shut the port: the switch said so.
+    pub fn is_admin_down(&self) -> bool {
+        self.state == LinkState::Down && self.admin == Some(AdminState::Down)
+    }
 }
 
 /// The agent is alive; what it sees right now.
@@ -334,6 +370,8 @@ mod tests {
                 carrier_changes: 3,
                 oper_state: "down".into(),
                 message: String::new(),
+                admin: None,
+                reason: None,
             }),
         );
         assert_eq!(e.severity(), Severity::Warning);
@@ -358,6 +396,47 @@ mod tests {
             serde_json::to_string(&LinkState::Down).unwrap(),
             r#""down""#
         );
+    }
+
+    #[test]
+    fn a_link_says_whether_a_shutdown_took_it_down() {
+        // What agents that know nothing of the admin state send, and old
+        // agents sent: no `admin`, no `reason`; read back and written again
+        // byte for byte.
+        let plain = r#"{"v":1,"agent":"a","boot":"b","seq":2,"ts":"2026-01-01T00:00:00.000Z","type":"link","interface":"Eth1-7","state":"down","previous":"up","carrier_changes":3,"oper_state":"lowerlayerdown","message":"Eth1-7 went down"}"#;
+        let event: Event = serde_json::from_str(plain).unwrap();
+        let Body::Link(link) = &event.body else {
+            panic!("not a link: {event:?}");
+        };
+        assert_eq!((link.admin, link.reason.as_deref()), (None, None));
+        assert!(!link.is_admin_down());
+        assert_eq!(event.to_json(), plain);
+
+        let shut = plain.replace(
+            r#""message":"Eth1-7 went down""#,
+            r#""message":"Eth1-7 went down","admin":"down","reason":"administratively down""#,
+        );
+        let event: Event = serde_json::from_str(&shut).unwrap();
+        let Body::Link(link) = &event.body else {
+            panic!("not a link: {event:?}");
+        };
+        assert_eq!(link.admin, Some(AdminState::Down));
+        assert!(link.is_admin_down());
+        assert_eq!(event.to_json(), shut);
+
+        // Enabled and down is a failure, whatever the reason says.
+        let failed = Link {
+            admin: Some(AdminState::Up),
+            reason: Some("link-failure".into()),
+            ..link.clone()
+        };
+        assert!(!failed.is_admin_down());
+        // An up link is never admin-down, even if a stale admin says so.
+        let up = Link {
+            state: LinkState::Up,
+            ..link.clone()
+        };
+        assert!(!up.is_admin_down());
     }
 
     #[test]

@@ -492,6 +492,8 @@ mod tests {
                 carrier_changes: 3,
                 oper_state: "down".into(),
                 message: "swp1 went down".into(),
+                admin: None,
+                reason: None,
             }),
         )
     }

@@ -399,6 +399,8 @@ mod tests {
                 carrier_changes: 7,
                 oper_state: "up".into(),
                 message: "swp2 came up".into(),
+                admin: None,
+                reason: None,
             }),
             Body::Heartbeat(Heartbeat {
                 uptime_s: 9,

@@ -4,7 +4,8 @@
 //! Raw events are kept as received, deduplicated by `(boot, seq)`. Beside
 //! them the writer maintains, in the same transaction, what the questions
 //! need: alerts with their fired/resolved times, link transitions, agent
-//! liveness, and each interface's timeline of up/down/unknown segments with
+//! liveness, and each interface's timeline of up/down/unknown/admin_down
+//! segments (states 0 to 3 in the `state` and `prior` columns) with
 //! running totals (see [`crate::timeline`]), so that downtime over a month of
 //! a large fleet reads two rows per interface.
 
@@ -21,7 +22,7 @@ pub const DB_FILE: &str = "hopwatch.db";
 
 /// The schema this build reads and writes, in `PRAGMA user_version`: the
 /// first version's [`SCHEMA`] with every [`MIGRATIONS`] step applied.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The steps from one schema version to the next, each run in its own
 /// transaction with the version it leads to, so a store is always at one
@@ -29,6 +30,14 @@ const SCHEMA_VERSION: i64 = 2;
 const MIGRATIONS: &[(i64, &str)] = &[
     // When the agent said goodbye (NULL while it runs).
     (2, "ALTER TABLE agents ADD COLUMN stopped_ms INTEGER;"),
+    // Time a port spent shut by an operator (state 3, `admin_down`), a
+    // running total like the others; zero for every segment stored before,
+    // when no state was `admin_down`.
+    (
+        3,
+        "ALTER TABLE interfaces ADD COLUMN admin_down_before_ms INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE segments ADD COLUMN admin_down_before_ms INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -454,6 +463,13 @@ mod tests {
             .unwrap();
         v1.execute("INSERT INTO agents (name) VALUES ('leaf1')", [])
             .unwrap();
+        v1.execute_batch(
+            "INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
+                                     unknown_before_ms, outages)
+             VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 1);
+             INSERT INTO segments VALUES (1, 0, 0, 1, 1, 0, 0, 1);",
+        )
+        .unwrap();
         drop(v1);
         let error = open_reader(&dir).unwrap_err().to_string();
         assert!(
@@ -473,6 +489,16 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stopped, None, "rows kept, the new column empty");
+        // Segments stored before `admin_down` existed had none of it.
+        let admin_down: (i64, i64) = db
+            .query_row(
+                "SELECT i.admin_down_before_ms, s.admin_down_before_ms
+                 FROM interfaces i JOIN segments s ON s.iface_id = i.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(admin_down, (0, 0));
         drop(db);
         open_writer(&dir).unwrap();
         open_reader(&dir).unwrap();

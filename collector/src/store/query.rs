@@ -201,6 +201,9 @@ pub struct WentDown {
     pub agent: String,
     pub interface: String,
     pub at: String,
+    /// `down` for a failure, `admin_down` when an operator shut the port
+    /// (no outage).
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -209,7 +212,7 @@ pub struct CameUp {
     pub interface: String,
     pub at: String,
     /// How long the outage it ended lasted; null when the collector did not
-    /// see it begin.
+    /// see it begin, or when it ends a shutdown, which is no outage.
     pub down_seconds: Option<f64>,
 }
 
@@ -241,10 +244,11 @@ pub fn changes(db: &Connection, since_ms: i64, agent: Option<&str>) -> Result<Ch
         let interface: String = r.get(1)?;
         let at = rfc3339(r.get(2)?);
         match State::from_code(r.get(3)?) {
-            State::Down => out.went_down.push(WentDown {
+            state @ (State::Down | State::AdminDown) => out.went_down.push(WentDown {
                 agent,
                 interface,
                 at,
+                state: state.as_str(),
             }),
             _ => out.came_up.push(CameUp {
                 agent,
@@ -282,7 +286,13 @@ pub struct InterfaceDowntime {
     pub down_count: i64,
     pub currently_down: bool,
     pub unknown_seconds: f64,
-    /// `up`, `down`, or `unknown` while its agent is stale.
+    /// Time an operator had the port shut: neither downtime nor unknown.
+    pub admin_down_seconds: f64,
+    /// The share of the time known up or down that it was up (0 to 1):
+    /// unknown and `admin_down` time count in neither; null when no time
+    /// of the window was either.
+    pub availability: Option<f64>,
+    /// `up`, `down`, `admin_down`, or `unknown` while its agent is stale.
     pub state: &'static str,
 }
 
@@ -307,17 +317,19 @@ pub fn downtime(
     let mut tails = db.prepare_cached(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
                 i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                a.stopped_ms
+                i.admin_down_before_ms, a.stopped_ms
          FROM interfaces i JOIN agents a ON a.id = i.agent_id
          WHERE (?1 IS NULL OR a.name = ?1) AND (?2 IS NULL OR i.name = ?2)",
     )?;
     // The segment in force at `since`, else the interface's first one.
     let mut at_since = db.prepare_cached(
-        "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages
+        "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
+                               admin_down_before_ms
                         FROM segments WHERE iface_id = ?1 AND start_ms <= ?2
                         ORDER BY start_ms DESC, n DESC LIMIT 1)
          UNION ALL
-         SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages
+         SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
+                               admin_down_before_ms
                         FROM segments WHERE iface_id = ?1 ORDER BY start_ms, n LIMIT 1)",
     )?;
     let mut rows = tails.query(params![q.agent, q.interface])?;
@@ -327,7 +339,7 @@ pub fn downtime(
         let live = Liveness {
             last_seen_ms: r.get(2)?,
             last_ts_ms: r.get(3)?,
-            stopped_ms: r.get(11)?,
+            stopped_ms: r.get(12)?,
         };
         let tail = segment(r, 5)?;
         let id: i64 = r.get(4)?;
@@ -358,6 +370,8 @@ pub fn downtime(
             down_count: m.down_count,
             currently_down: !stale && tail.state == State::Down,
             unknown_seconds: seconds(m.unknown_ms),
+            admin_down_seconds: seconds(m.admin_down_ms),
+            availability: m.availability(now_ms - since),
             state: if stale {
                 "unknown"
             } else {
@@ -387,6 +401,7 @@ fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
         down_before_ms: r.get(at + 3)?,
         unknown_before_ms: r.get(at + 4)?,
         outages: r.get(at + 5)?,
+        admin_down_before_ms: r.get(at + 6)?,
     })
 }
 

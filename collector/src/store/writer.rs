@@ -522,7 +522,7 @@ impl Writer {
             tx.prepare_cached(
                 "UPDATE interfaces SET n = ?2, start_ms = ?3, state = ?4, prior = ?5,
                         down_before_ms = ?6, unknown_before_ms = ?7, outages = ?8,
-                        down_since_ms = ?9
+                        down_since_ms = ?9, admin_down_before_ms = ?10
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -534,7 +534,8 @@ impl Writer {
                 t.seg.down_before_ms,
                 t.seg.unknown_before_ms,
                 t.seg.outages,
-                t.down_since_ms
+                t.down_since_ms,
+                t.seg.admin_down_before_ms
             ])?;
         }
         drop(hot);

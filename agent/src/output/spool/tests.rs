@@ -52,6 +52,8 @@ fn events(seq: &mut Sequencer, n: usize) -> VecDeque<Arc<Event>> {
                     carrier_changes: 1,
                     oper_state: "down".into(),
                     message: String::new(),
+                    admin: None,
+                    reason: None,
                 }),
             ))
         })

@@ -5,7 +5,7 @@
 use super::Incoming;
 use super::cache::{Cache, Hot};
 use crate::timeline::{self, State};
-use hopwatch_wire::event::{AlertState, Body, LinkState};
+use hopwatch_wire::event::{AlertState, Body, Link, LinkState};
 use rusqlite::{Connection, params};
 
 fn link_state(state: LinkState) -> State {
@@ -13,6 +13,26 @@ fn link_state(state: LinkState) -> State {
         LinkState::Up => State::Up,
         LinkState::Down => State::Down,
         LinkState::Unknown => State::Unknown,
+    }
+}
+
+/// A link event's state on the timeline: a port the switch says an
+/// operator shut is `admin_down`, not down.
+fn link_event_state(link: &Link) -> State {
+    if link.is_admin_down() {
+        State::AdminDown
+    } else {
+        link_state(link.state)
+    }
+}
+
+/// A heartbeat's state for an interface whose timeline stands at `known`:
+/// heartbeats carry no admin state, so a port shut stays `admin_down` while
+/// they say down, and only a link event or an up ends that.
+fn heartbeat_state(reported: State, known: State) -> State {
+    match (reported, known) {
+        (State::Down, State::AdminDown) => State::AdminDown,
+        _ => reported,
     }
 }
 
@@ -87,7 +107,7 @@ pub(super) fn apply_event(
     }
     match &ev.body {
         Some(Body::Link(link)) if link.state != LinkState::Unknown => {
-            let state = link_state(link.state);
+            let state = link_event_state(link);
             let (iface, created) =
                 cache.interface(db, hot, agent_id, &link.interface, at, state)?;
             // A first state (at agent start, or a new interface) is a change
@@ -96,7 +116,7 @@ pub(super) fn apply_event(
             let known = cache.tails[&iface].seg.prior;
             let record = match (link.previous == LinkState::Unknown, created) {
                 (false, _) => true,
-                (true, true) => state == State::Down,
+                (true, true) => matches!(state, State::Down | State::AdminDown),
                 (true, false) => state != known,
             };
             let down_ms = match (state, created) {
@@ -128,6 +148,7 @@ pub(super) fn apply_event(
                 let (iface, created) =
                     cache.interface(db, hot, agent_id, &status.name, at, state)?;
                 if !created {
+                    let state = heartbeat_state(state, cache.tails[&iface].seg.prior);
                     cache.transition(hot, iface, at, state)?;
                 }
             }

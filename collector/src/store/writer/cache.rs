@@ -114,7 +114,7 @@ impl Cache {
         }
         let mut stmt = db.prepare(
             "SELECT id, agent_id, name, n, start_ms, state, prior, down_before_ms,
-                    unknown_before_ms, outages, down_since_ms
+                    unknown_before_ms, outages, down_since_ms, admin_down_before_ms
              FROM interfaces",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -130,6 +130,7 @@ impl Cache {
                         prior: State::from_code(r.get(6)?),
                         down_before_ms: r.get(7)?,
                         unknown_before_ms: r.get(8)?,
+                        admin_down_before_ms: r.get(11)?,
                         outages: r.get(9)?,
                     },
                     down_since_ms: r.get(10)?,
@@ -323,8 +324,8 @@ impl<'c> Hot<'c> {
             )?,
             segment: db.prepare_cached(
                 "INSERT INTO segments (iface_id, start_ms, n, state, prior, down_before_ms,
-                                       unknown_before_ms, outages)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                       unknown_before_ms, outages, admin_down_before_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
             change: db.prepare_cached(
                 "INSERT INTO link_changes (at_ms, event_id, iface_id, state, down_ms)
@@ -357,7 +358,8 @@ impl<'c> Hot<'c> {
             seg.prior.code(),
             seg.down_before_ms,
             seg.unknown_before_ms,
-            seg.outages
+            seg.outages,
+            seg.admin_down_before_ms
         ])?;
         Ok(())
     }

@@ -74,6 +74,8 @@ pub(super) fn link(interface: &str, up: bool) -> Body {
         carrier_changes: 1,
         oper_state: if up { "up" } else { "down" }.into(),
         message: String::new(),
+        admin: None,
+        reason: None,
     })
 }
 

@@ -163,3 +163,101 @@ fn an_initial_state_starts_the_timeline_and_is_a_change_only_when_it_differs() {
         .unwrap();
     assert_eq!((swp2.down_seconds, swp2.down_count), (10.0, 1));
 }
+
+/// A link down event whose switch says an operator shut the port.
+fn shut(interface: &str) -> Body {
+    let Body::Link(mut l) = link(interface, false) else {
+        unreachable!()
+    };
+    l.admin = Some(hopwatch_wire::event::AdminState::Down);
+    l.reason = Some("administratively down".into());
+    Body::Link(l)
+}
+
+#[test]
+fn a_shutdown_is_admin_down_time_not_downtime() {
+    let mut f = fixture("admin-down");
+    let w = &mut f.writer;
+    // swp1 is shut at 10 s for a minute, heartbeats saying down all along;
+    // swp2 fails at 10 s for a minute, its switch saying it is enabled.
+    let mut failed = link("swp2", false);
+    if let Body::Link(l) = &mut failed {
+        l.admin = Some(hopwatch_wire::event::AdminState::Up);
+        l.reason = Some("link-failure".into());
+    }
+    let mut events = vec![
+        (0, heartbeat(&[("swp1", true), ("swp2", true)])),
+        (10, shut("swp1")),
+        (10, failed),
+    ];
+    events.extend((2..7).map(|t| (t * 10, heartbeat(&[("swp1", false), ("swp2", false)]))));
+    let send_all = |w: &mut Writer, events: Vec<(i64, Body)>, first: u64| {
+        for (seq, (at, body)) in events.into_iter().enumerate() {
+            send(
+                w,
+                vec![incoming("leaf1", "b1", first + seq as u64, at, body)],
+                at,
+            );
+        }
+    };
+    let sent = events.len() as u64;
+    send_all(w, events, 1);
+    // While shut, the API names the state, and heartbeats saying down
+    // did not turn it into an outage.
+    let during = downtime(w, 65);
+    let swp1 = during.interfaces.iter().find(|i| i.interface == "swp1").unwrap();
+    assert_eq!(
+        (swp1.state, swp1.currently_down, swp1.down_count),
+        ("admin_down", false, 0)
+    );
+    let swp2 = during.interfaces.iter().find(|i| i.interface == "swp2").unwrap();
+    assert_eq!((swp2.state, swp2.currently_down), ("down", true));
+    send_all(
+        w,
+        vec![(70, link("swp1", true)), (70, link("swp2", true))],
+        sent + 1,
+    );
+    let dt = downtime(w, 100);
+    let by = |name: &str| {
+        dt.interfaces
+            .iter()
+            .find(|i| i.interface == name)
+            .unwrap()
+            .clone()
+    };
+    let (swp1, swp2) = (by("swp1"), by("swp2"));
+    assert_eq!(
+        (swp1.down_seconds, swp1.down_count, swp1.admin_down_seconds),
+        (0.0, 0, 60.0),
+        "a shutdown is no outage: {swp1:?}"
+    );
+    assert_eq!(swp1.unknown_seconds, 0.0);
+    assert_eq!(swp1.availability, Some(1.0), "the shutdown is off the scale");
+    assert_eq!(
+        (swp2.down_seconds, swp2.down_count, swp2.admin_down_seconds),
+        (60.0, 1, 0.0),
+        "a failure is: {swp2:?}"
+    );
+    assert_eq!(swp2.availability, Some(40.0 / 100.0));
+    assert_eq!(dt.total_down_seconds, 60.0);
+
+    // The changes list says which went down for a shutdown.
+    let changes = query::changes(&w.db, T0, None).unwrap();
+    let went: Vec<(&str, &str)> = changes
+        .went_down
+        .iter()
+        .map(|d| (d.interface.as_str(), d.state))
+        .collect();
+    assert_eq!(went, [("swp1", "admin_down"), ("swp2", "down")]);
+    let up: Vec<(&str, Option<f64>)> = changes
+        .came_up
+        .iter()
+        .map(|u| (u.interface.as_str(), u.down_seconds))
+        .collect();
+    assert_eq!(up, [("swp1", None), ("swp2", Some(60.0))]);
+    // Stored as state 3, beside the codes stored before.
+    assert_eq!(
+        count(w, "SELECT count(*) FROM segments WHERE state = 3"),
+        1
+    );
+}
