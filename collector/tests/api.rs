@@ -94,6 +94,100 @@ fn bad_parameters_name_the_parameter_and_the_fix() {
 }
 
 #[test]
+fn a_shutdown_is_admin_down_over_the_api_and_no_outage() {
+    let server = Server::start("admin-down", "", "");
+    let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    let t = now_ms();
+    let s = |seconds_ago: i64| t - seconds_ago * 1000;
+    let because = |body, admin: &str, reason: &str| {
+        let mut body = body;
+        if let hopwatch_wire::event::Body::Link(l) = &mut body {
+            l.admin = serde_json::from_value(serde_json::json!(admin)).unwrap();
+            l.reason = Some(reason.into());
+        }
+        body
+    };
+    let events = vec![
+        event(
+            "leaf1",
+            "b1",
+            1,
+            s(30),
+            heartbeat(&[("Eth1-7", true), ("Eth1-8", true)]),
+        ),
+        // Eth1-7 shut 20 s ago and still shut; Eth1-8 failed for 10 s.
+        event(
+            "leaf1",
+            "b1",
+            2,
+            s(20),
+            because(link("Eth1-7", false), "down", "administratively down"),
+        ),
+        event(
+            "leaf1",
+            "b1",
+            3,
+            s(20),
+            because(link("Eth1-8", false), "up", "link-failure"),
+        ),
+        event("leaf1", "b1", 4, s(10), link("Eth1-8", true)),
+        event(
+            "leaf1",
+            "b1",
+            5,
+            s(1),
+            heartbeat(&[("Eth1-7", false), ("Eth1-8", true)]),
+        ),
+    ];
+    agent.send(&events).unwrap();
+    assert!(agent.wait_acked("b1", 5, Duration::from_secs(10)));
+
+    let downtime = server.get_json("/api/v1/links/downtime?since=30d");
+    let of = |name: &str| {
+        downtime["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["interface"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {downtime}"))
+            .clone()
+    };
+    let shut = of("Eth1-7");
+    assert_eq!(shut["state"], "admin_down", "{shut}");
+    assert_eq!(shut["down_seconds"], 0.0, "{shut}");
+    assert_eq!(shut["down_count"], 0, "{shut}");
+    assert_eq!(shut["currently_down"], false, "{shut}");
+    assert!(shut["admin_down_seconds"].as_f64().unwrap() >= 19.0, "{shut}");
+    assert_eq!(shut["availability"], 1.0, "{shut}");
+    let failed = of("Eth1-8");
+    assert_eq!(failed["state"], "up");
+    assert_eq!(failed["down_seconds"], 10.0);
+    assert_eq!(failed["down_count"], 1);
+    assert_eq!(failed["admin_down_seconds"], 0.0);
+    assert_eq!(downtime["total_down_seconds"], 10.0);
+
+    let changes = server.get_json("/api/v1/links/changes?since=10m");
+    let went: Vec<(String, String)> = changes["went_down"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["interface"].as_str().unwrap().to_string(),
+                d["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        went,
+        [
+            ("Eth1-7".to_string(), "admin_down".to_string()),
+            ("Eth1-8".to_string(), "down".to_string())
+        ]
+    );
+}
+
+#[test]
 fn answers_the_fleet_questions() {
     let server = Server::start("answers", "", "");
     let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
