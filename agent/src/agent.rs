@@ -4,6 +4,7 @@
 //! on their own threads, so nothing here waits on the network.
 
 mod build;
+mod cause;
 mod handover;
 mod plan;
 mod sampler;
@@ -11,6 +12,7 @@ mod status;
 
 use self::build::build_outputs;
 pub use self::build::{build_source, new_trace_backend};
+use self::cause::Causes;
 use self::handover::Handover;
 use self::plan::{Plans, Restarts};
 use self::sampler::{Sample, Sampler};
@@ -105,6 +107,10 @@ struct Agent {
     addresses: Option<Vec<event::VrfAddresses>>,
     alerts: Vec<event::Alert>,
     changes: Vec<LinkChange>,
+    /// Link events waiting for NX-OS to say why a port went down.
+    causes: Causes,
+    /// Where the sampler thread answers the questions `causes` asks.
+    cause_tx: mpsc::UnboundedSender<cause::Answer>,
 }
 
 /// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
@@ -124,7 +130,8 @@ pub async fn run(
     let lock = StateLock::acquire(&config.agent.state_dir)?;
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx)?;
+    let (cause_tx, mut cause_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx, cause_tx)?;
     let (status_tx, mut status_rx) = mpsc::channel(4);
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, status_tx);
@@ -157,6 +164,7 @@ pub async fn run(
     // The sample in flight, if any: its generation and its answer.
     let mut sampling: Option<(u64, oneshot::Receiver<Sample>)> = None;
     loop {
+        let held_until = agent.causes.next_deadline();
         tokio::select! {
             _ = ticker.tick() => match sampling {
                 // A tick never overlaps the previous one: the source is
@@ -171,6 +179,11 @@ pub async fn run(
                 agent.finish_sample(generation, sample);
             }
             Some(update) = link_rx.recv() => agent.link_update(update),
+            Some(answer) = cause_rx.recv() => {
+                agent.causes.answered(answer);
+                agent.release_links();
+            }
+            _ = async { tokio::time::sleep_until(held_until.expect("guarded by the condition").into()).await }, if held_until.is_some() => agent.release_links(),
             // A loss is an event like any other: stamped, then sent to every
             // output, the collector's spool included.
             Some(loss) = loss_rx.recv() => agent.emit(Body::Loss(loss)),
@@ -205,6 +218,9 @@ pub async fn run(
         }
     }
     tracing::info!("Agent stopping; delivering queued events.");
+    for (at, link) in agent.causes.flush() {
+        agent.emit_at(at, Body::Link(link));
+    }
     if let Some(handover) = agent.handover.as_mut() {
         let _ = (&mut handover.done).await;
         agent.finish_handover();
@@ -239,6 +255,7 @@ impl Agent {
         lock: StateLock,
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
+        cause_tx: mpsc::UnboundedSender<cause::Answer>,
     ) -> Result<Agent, AgentError> {
         let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
@@ -268,10 +285,13 @@ impl Agent {
             addresses: None,
             alerts: Vec::new(),
             changes: Vec::new(),
+            causes: Causes::new(None),
+            cause_tx,
             config,
             path,
         };
         agent.start_link_watch(link_tx);
+        agent.causes = Causes::new(cause::client_for(&agent.config.agent, agent.link_mode));
         Ok(agent)
     }
 
@@ -287,9 +307,11 @@ impl Agent {
     /// when that is the choice.
     fn start_link_watch(&mut self, link_tx: &mpsc::UnboundedSender<LinkUpdate>) {
         let settings = &self.config.agent;
-        if self.source_reports_links {
+        if self.source_reports_links && settings.link_watch == LinkWatch::Auto {
             // The source's view is the hardware's; the kernel's netdevs on
-            // NX-OS may lag it or name the ports differently.
+            // NX-OS may lag it or name the ports differently. A watch the
+            // config names wins: since 9.2(2) the netdevs' carrier is the
+            // port's link, announced at once rather than at the next poll.
             self.link_mode = LinkWatch::Source;
             return;
         }
@@ -330,7 +352,12 @@ impl Agent {
     }
 
     fn emit(&mut self, body: Body) {
-        let event = Arc::new(self.seq.stamp(SystemTime::now(), body));
+        self.emit_at(SystemTime::now(), body);
+    }
+
+    /// Emits an event that happened at `at`.
+    fn emit_at(&mut self, at: SystemTime, body: Body) {
+        let event = Arc::new(self.seq.stamp(at, body));
         if let Some(handover) = &mut self.handover {
             handover.held.push(event);
             return;
@@ -385,6 +412,9 @@ impl Agent {
                 if generation == self.source_generation {
                     self.replace_source(build_source(&self.config.agent));
                 }
+                // A question queued on the dead thread is gone with it.
+                self.causes
+                    .unsent(cause::client_for(&self.config.agent, self.link_mode));
                 return;
             }
         };
@@ -530,7 +560,34 @@ impl Agent {
         self.tracker.observe(name, &state, &mut self.changes);
         let changes: Vec<LinkChange> = self.changes.drain(..).collect();
         for change in changes {
-            self.emit(Body::Link(link_event(&change, reason)));
+            self.emit_link(link_event(&change, reason), true);
+        }
+    }
+
+    /// A link event: out at once, or held while NX-OS is asked why the port
+    /// went down (`ask`; see [`cause`]).
+    fn emit_link(&mut self, link: event::Link, ask: bool) {
+        self.causes
+            .hold(link, SystemTime::now(), Instant::now(), ask);
+        self.release_links();
+    }
+
+    /// Emits the link events free to go, and sends the sampler thread the
+    /// question now due.
+    fn release_links(&mut self) {
+        for (at, link) in self.causes.ready(Instant::now()) {
+            self.emit_at(at, Body::Link(link));
+        }
+        if let Some(question) = self.causes.question() {
+            let answers = self.cause_tx.clone();
+            let sent = self.sampler.errand(move || {
+                let _ = answers.send(question.run());
+            });
+            if !sent {
+                self.causes
+                    .unsent(cause::client_for(&self.config.agent, self.link_mode));
+                self.release_links();
+            }
         }
     }
 
@@ -555,7 +612,7 @@ impl Agent {
     fn remove_link(&mut self, name: &str) {
         self.links.remove(name);
         if self.tracker.forget(name) == Some(true) && self.config.links.matches(name) {
-            self.emit(Body::Link(event::Link {
+            let link = event::Link {
                 interface: name.to_string(),
                 state: event::LinkState::Down,
                 previous: event::LinkState::Up,
@@ -564,7 +621,8 @@ impl Agent {
                 message: format!("{name} went down: the interface was removed"),
                 admin: None,
                 reason: None,
-            }));
+            };
+            self.emit_link(link, false);
         }
     }
 
@@ -666,6 +724,8 @@ impl Agent {
         self.config = config;
         self.watch_links_anew();
         self.start_link_watch(link_tx);
+        self.causes
+            .replace_client(cause::client_for(&self.config.agent, self.link_mode));
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
         restarts
     }
@@ -738,5 +798,7 @@ fn link_event(change: &LinkChange, reason: Option<&str>) -> event::Link {
         carrier_changes: change.carrier_changes,
         oper_state: change.oper.as_str().to_string(),
         message,
+        admin: None,
+        reason: None,
     }
 }

@@ -600,7 +600,11 @@ mod tests {
         // A failed link then shut: its outage ends at the shutdown.
         let segs = chain(
             (0, State::Up),
-            &[(100, State::Down), (120, State::AdminDown), (180, State::Up)],
+            &[
+                (100, State::Down),
+                (120, State::AdminDown),
+                (180, State::Up),
+            ],
         );
         let m = window(&segs, 0, 200, 200);
         assert_eq!(

@@ -157,7 +157,10 @@ fn a_shutdown_is_admin_down_over_the_api_and_no_outage() {
     assert_eq!(shut["down_seconds"], 0.0, "{shut}");
     assert_eq!(shut["down_count"], 0, "{shut}");
     assert_eq!(shut["currently_down"], false, "{shut}");
-    assert!(shut["admin_down_seconds"].as_f64().unwrap() >= 19.0, "{shut}");
+    assert!(
+        shut["admin_down_seconds"].as_f64().unwrap() >= 19.0,
+        "{shut}"
+    );
     assert_eq!(shut["availability"], 1.0, "{shut}");
     let failed = of("Eth1-8");
     assert_eq!(failed["state"], "up");

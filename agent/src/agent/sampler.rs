@@ -3,6 +3,10 @@
 //! status requests or link updates. The source and the reused snapshot
 //! travel to the thread with each request and come back with the answer,
 //! so the loop owns them again between samples and nothing is locked.
+//!
+//! The thread also runs errands: other NX-API requests (the DME question
+//! of why a port went down). Queued behind and before the samples on the
+//! one thread, they are never in flight together with a counter poll.
 
 use crate::source::{CounterSource, Snapshot, SourceError};
 use std::sync::mpsc;
@@ -27,20 +31,33 @@ struct Job {
     reply: oneshot::Sender<Sample>,
 }
 
+/// What the thread does next: a sample, or an errand run in turn.
+enum Work {
+    Sample(Job),
+    Errand(Box<dyn FnOnce() + Send>),
+}
+
 /// The loop's end of the sampler thread, which lives as long as this does.
 pub(super) struct Sampler {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 impl Sampler {
     /// Starts the thread; fails when the OS refuses one.
     pub(super) fn start() -> std::io::Result<Sampler> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Work>();
         thread::Builder::new()
             .name("sampler".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                for mut job in queue {
+                for work in queue {
+                    let mut job = match work {
+                        Work::Sample(job) => job,
+                        Work::Errand(errand) => {
+                            errand();
+                            continue;
+                        }
+                    };
                     let result = job.source.sample_into(&mut job.snapshot);
                     let _ = job.reply.send(Sample {
                         source: job.source,
@@ -63,13 +80,19 @@ impl Sampler {
         tick: Instant,
     ) -> oneshot::Receiver<Sample> {
         let (reply, answer) = oneshot::channel();
-        let _ = self.jobs.send(Job {
+        let _ = self.jobs.send(Work::Sample(Job {
             source,
             snapshot,
             tick,
             reply,
-        });
+        }));
         answer
+    }
+
+    /// Runs `errand` on the thread after what is queued; false when the
+    /// thread is gone, and the errand with it.
+    pub(super) fn errand(&self, errand: impl FnOnce() + Send + 'static) -> bool {
+        self.jobs.send(Work::Errand(Box::new(errand))).is_ok()
     }
 }
 
@@ -101,5 +124,17 @@ mod tests {
         assert_eq!(sample.source.name(), "procfs");
         assert_eq!(sample.snapshot.rows.len(), 1);
         assert_eq!(sample.snapshot.rows[0].name, "eth0");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn errands_run_in_turn_with_samples() {
+        let sampler = Sampler::start().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::current().id();
+        assert!(sampler.errand(move || {
+            let _ = tx.send(std::thread::current().id());
+        }));
+        let ran_on = rx.await.unwrap();
+        assert_ne!(ran_on, thread, "the errand ran on the sampler thread");
     }
 }

@@ -100,7 +100,8 @@ pub enum LinkWatch {
     /// whose `/sys` belongs to another network namespace.
     Poll,
     /// The counter source reports each link with its counters (`nxapi`);
-    /// chosen by the agent whatever `link_watch` says, never configured.
+    /// chosen by the agent for such a source when `link_watch` is `auto`,
+    /// never configured.
     Source,
 }
 

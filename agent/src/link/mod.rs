@@ -3,6 +3,7 @@
 //! watcher updates as the kernel announces changes, or that is refreshed from
 //! sysfs each tick when netlink cannot be used (fixture roots, containers).
 
+pub mod admin;
 pub mod netlink;
 pub mod sysfs;
 

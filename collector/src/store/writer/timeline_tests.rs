@@ -205,12 +205,20 @@ fn a_shutdown_is_admin_down_time_not_downtime() {
     // While shut, the API names the state, and heartbeats saying down
     // did not turn it into an outage.
     let during = downtime(w, 65);
-    let swp1 = during.interfaces.iter().find(|i| i.interface == "swp1").unwrap();
+    let swp1 = during
+        .interfaces
+        .iter()
+        .find(|i| i.interface == "swp1")
+        .unwrap();
     assert_eq!(
         (swp1.state, swp1.currently_down, swp1.down_count),
         ("admin_down", false, 0)
     );
-    let swp2 = during.interfaces.iter().find(|i| i.interface == "swp2").unwrap();
+    let swp2 = during
+        .interfaces
+        .iter()
+        .find(|i| i.interface == "swp2")
+        .unwrap();
     assert_eq!((swp2.state, swp2.currently_down), ("down", true));
     send_all(
         w,
@@ -232,7 +240,11 @@ fn a_shutdown_is_admin_down_time_not_downtime() {
         "a shutdown is no outage: {swp1:?}"
     );
     assert_eq!(swp1.unknown_seconds, 0.0);
-    assert_eq!(swp1.availability, Some(1.0), "the shutdown is off the scale");
+    assert_eq!(
+        swp1.availability,
+        Some(1.0),
+        "the shutdown is off the scale"
+    );
     assert_eq!(
         (swp2.down_seconds, swp2.down_count, swp2.admin_down_seconds),
         (60.0, 1, 0.0),
@@ -256,8 +268,5 @@ fn a_shutdown_is_admin_down_time_not_downtime() {
         .collect();
     assert_eq!(up, [("swp1", None), ("swp2", Some(60.0))]);
     // Stored as state 3, beside the codes stored before.
-    assert_eq!(
-        count(w, "SELECT count(*) FROM segments WHERE state = 3"),
-        1
-    );
+    assert_eq!(count(w, "SELECT count(*) FROM segments WHERE state = 3"), 1);
 }
