@@ -26,10 +26,11 @@ fn link_event_state(link: &Link) -> State {
     }
 }
 
-/// A heartbeat's state for an interface whose timeline stands at `known`:
-/// heartbeats carry no admin state, so a port shut stays `admin_down` while
-/// they say down, and only a link event or an up ends that.
-fn heartbeat_state(reported: State, known: State) -> State {
+/// The state of a report that does not say whether the port is enabled (a
+/// heartbeat, or a first state without `admin`) for an interface whose
+/// timeline stands at `known`: a port shut stays `admin_down` while such
+/// reports say down, and only a link change or an up ends that.
+fn unexplained_state(reported: State, known: State) -> State {
     match (reported, known) {
         (State::Down, State::AdminDown) => State::AdminDown,
         _ => reported,
@@ -107,13 +108,18 @@ pub(super) fn apply_event(
     }
     match &ev.body {
         Some(Body::Link(link)) if link.state != LinkState::Unknown => {
-            let state = link_event_state(link);
+            let reported = link_event_state(link);
             let (iface, created) =
-                cache.interface(db, hot, agent_id, &link.interface, at, state)?;
+                cache.interface(db, hot, agent_id, &link.interface, at, reported)?;
             // A first state (at agent start, or a new interface) is a change
             // only when it differs from what was known: down at first sight
             // starts an outage, up at first sight starts nothing.
             let known = cache.tails[&iface].seg.prior;
+            let state = if link.previous == LinkState::Unknown && link.admin.is_none() {
+                unexplained_state(reported, known)
+            } else {
+                reported
+            };
             let record = match (link.previous == LinkState::Unknown, created) {
                 (false, _) => true,
                 (true, true) => matches!(state, State::Down | State::AdminDown),
@@ -148,7 +154,7 @@ pub(super) fn apply_event(
                 let (iface, created) =
                     cache.interface(db, hot, agent_id, &status.name, at, state)?;
                 if !created {
-                    let state = heartbeat_state(state, cache.tails[&iface].seg.prior);
+                    let state = unexplained_state(state, cache.tails[&iface].seg.prior);
                     cache.transition(hot, iface, at, state)?;
                 }
             }

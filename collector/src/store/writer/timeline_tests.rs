@@ -270,3 +270,45 @@ fn a_shutdown_is_admin_down_time_not_downtime() {
     // Stored as state 3, beside the codes stored before.
     assert_eq!(count(w, "SELECT count(*) FROM segments WHERE state = 3"), 1);
 }
+
+#[test]
+fn a_restarted_agent_that_cannot_say_why_leaves_a_shutdown_as_it_was() {
+    let mut f = fixture("admin-restart");
+    let w = &mut f.writer;
+    send(
+        w,
+        vec![incoming("leaf1", "b1", 1, 0, initial("swp1", true))],
+        0,
+    );
+    send(w, vec![incoming("leaf1", "b1", 2, 10, shut("swp1"))], 10);
+    // The agent restarts while the port is shut; its first state says down
+    // without `admin` (the switch did not answer in time).
+    send(
+        w,
+        vec![incoming("leaf1", "b2", 1, 20, initial("swp1", false))],
+        20,
+    );
+    let dt = downtime(w, 40);
+    let swp1 = &dt.interfaces[0];
+    assert_eq!(
+        (swp1.state, swp1.down_count, swp1.admin_down_seconds),
+        ("admin_down", 0, 30.0),
+        "{swp1:?}"
+    );
+    // A real change without `admin` is taken as it says.
+    send(
+        w,
+        vec![incoming("leaf1", "b2", 2, 40, link("swp1", true))],
+        40,
+    );
+    send(
+        w,
+        vec![incoming("leaf1", "b2", 3, 50, link("swp1", false))],
+        50,
+    );
+    let dt = downtime(w, 60);
+    assert_eq!(
+        (dt.interfaces[0].state, dt.interfaces[0].down_count),
+        ("down", 1)
+    );
+}
