@@ -126,15 +126,46 @@ mod tests {
         assert_eq!(sample.snapshot.rows[0].name, "eth0");
     }
 
+    /// A source that notes which thread read it.
+    struct Noting(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+    impl CounterSource for Noting {
+        fn name(&self) -> &'static str {
+            "noting"
+        }
+
+        fn sample_into(&mut self, _: &mut Snapshot) -> Result<(), SourceError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(if thread::current().name() == Some("sampler") {
+                    "sample on the sampler thread"
+                } else {
+                    "sample elsewhere"
+                });
+            Ok(())
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn errands_run_in_turn_with_samples() {
         let sampler = Sampler::start().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sample = sampler.sample(
+            Box::new(Noting(std::sync::Arc::clone(&log))),
+            Snapshot::default(),
+            Instant::now(),
+        );
         let (tx, rx) = oneshot::channel();
-        let thread = std::thread::current().id();
+        let seen = std::sync::Arc::clone(&log);
         assert!(sampler.errand(move || {
-            let _ = tx.send(std::thread::current().id());
+            // The sample queued first is done: the two never overlap.
+            let before = seen.lock().unwrap().clone();
+            let _ = tx.send((before, thread::current().name().map(str::to_string)));
         }));
-        let ran_on = rx.await.unwrap();
-        assert_ne!(ran_on, thread, "the errand ran on the sampler thread");
+        let (before, thread) = rx.await.unwrap();
+        assert_eq!(before, ["sample on the sampler thread"]);
+        assert_eq!(thread.as_deref(), Some("sampler"));
+        sample.await.unwrap().result.unwrap();
     }
 }
