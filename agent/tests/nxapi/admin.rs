@@ -19,8 +19,9 @@ const AGENTS_PORT: u16 = 7000;
 const HTTP_PORT: u16 = 8080;
 
 /// What the fixture switch answers: `show interface` for any CLI command,
-/// so the counter source keeps working; the DME's port objects for the
-/// two ports; the DME's refusal for any other REST path.
+/// so the counter source keeps working; the DME's port objects for eth1/7
+/// (shut) and eth1/8 (enabled, link failed); the DME's refusal for any
+/// other REST path, eth1/9's included.
 fn switch(req: &Request) -> (u16, String) {
     if !req.is_rest() {
         return (200, fixture("show_interface_48.json"));
@@ -143,9 +144,14 @@ fn root_netns_a_shutdown_is_told_from_a_failure_and_only_the_failure_is_downtime
     let dir = TempDir::new("hopwatch-admin");
     let server = Server::start(&dir, switch);
     let ns = Netns::new("hwadm");
-    // Two front-panel ports as NX-OS names them in its bash shell, each a
-    // veth whose peer the test takes down to drop the port's carrier.
-    for (port, peer) in [("Eth1-7", "peer7"), ("Eth1-8", "peer8")] {
+    // Front-panel ports as NX-OS names them in its bash shell, each a veth
+    // whose peer the test takes down to drop the port's carrier.
+    let ports = [
+        ("Eth1-7", "peer7"),
+        ("Eth1-8", "peer8"),
+        ("Eth1-9", "peer9"),
+    ];
+    for (port, peer) in ports {
         ns.ip(&["link", "add", port, "type", "veth", "peer", "name", peer]);
         ns.ip(&["link", "set", port, "up"]);
         ns.ip(&["link", "set", peer, "up"]);
@@ -180,7 +186,7 @@ token = "{TOKEN}"
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_hopwatch"));
     cmd.args(["run", "-c"]).arg(&config);
     let mut agent = AgentProcess::spawn(cmd);
-    for port in ["Eth1-7", "Eth1-8"] {
+    for (port, _) in ports {
         agent
             .wait_for(Duration::from_secs(5), |e| {
                 e["type"] == "link" && e["interface"] == port && e["state"] == "up"
@@ -200,8 +206,9 @@ token = "{TOKEN}"
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    ns.ip(&["link", "set", "peer7", "down"]);
-    ns.ip(&["link", "set", "peer8", "down"]);
+    for (_, peer) in ports {
+        ns.ip(&["link", "set", peer, "down"]);
+    }
     let mut down = |port: &str| {
         agent
             .wait_for(Duration::from_secs(5), |e| {
@@ -217,6 +224,7 @@ token = "{TOKEN}"
     };
     let shut = down("Eth1-7");
     let failed = down("Eth1-8");
+    let unexplained = down("Eth1-9");
     assert_eq!(shut["admin"], "down", "{shut}");
     assert_eq!(shut["reason"], "administratively down", "{shut}");
     assert_eq!(shut["previous"], "up", "{shut}");
@@ -229,6 +237,18 @@ token = "{TOKEN}"
     );
     assert_eq!(failed["admin"], "up", "{failed}");
     assert_eq!(failed["reason"], "link-failure", "{failed}");
+    // The DME refused: the event goes as it would without it, no fields.
+    assert!(
+        unexplained.get("admin").is_none() && unexplained.get("reason").is_none(),
+        "{unexplained}"
+    );
+    assert!(
+        unexplained["message"]
+            .as_str()
+            .unwrap()
+            .contains("oper state lowerlayerdown"),
+        "{unexplained}"
+    );
     // One object query per port, on the same socket as the counter polls,
     // never beside one.
     let asked: Vec<String> = server
@@ -237,7 +257,7 @@ token = "{TOKEN}"
         .filter(|r| r.is_rest())
         .map(|r| r.path)
         .collect();
-    for port in ["eth1/7", "eth1/8"] {
+    for port in ["eth1/7", "eth1/8", "eth1/9"] {
         let path = format!(
             "/api/mo/sys/intf/phys-[{port}].json?query-target=self&rsp-subtree=children&rsp-subtree-class=ethpmPhysIf"
         );
@@ -248,12 +268,13 @@ token = "{TOKEN}"
     // The collector: the shutdown is admin_down, no outage and no downtime;
     // the failure is an outage under way.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (shut_row, failed_row) = loop {
-        if let (Some(a), Some(b)) = (
+    let (shut_row, failed_row, unexplained_row) = loop {
+        if let (Some(a), Some(b), Some(c)) = (
             downtime_row(&ns, "Eth1-7", "admin_down"),
             downtime_row(&ns, "Eth1-8", "down"),
+            downtime_row(&ns, "Eth1-9", "down"),
         ) {
-            break (a, b);
+            break (a, b, c);
         }
         assert!(
             Instant::now() < deadline,
@@ -269,6 +290,7 @@ token = "{TOKEN}"
     assert_eq!(shut_row["currently_down"], false, "{shut_row}");
     assert_eq!(failed_row["down_count"], 1, "{failed_row}");
     assert_eq!(failed_row["currently_down"], true, "{failed_row}");
+    assert_eq!(unexplained_row["down_count"], 1, "{unexplained_row}");
     let changes = get_json(&ns, "/api/v1/links/changes?since=1h");
     let went: Vec<(String, String)> = changes["went_down"]
         .as_array()
