@@ -148,8 +148,10 @@ pub async fn run(
         link_watch = ?agent.link_mode,
         rules = agent.config.rules.len(),
         outputs = agent.outputs.len(),
+        interval_ms = agent.pace.interval().as_millis() as u64,
         "Agent started."
     );
+    agent.warn_interval();
 
     let mut ticker = Ticker::new(agent.pace.interval());
     let mut heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
@@ -429,6 +431,16 @@ impl Agent {
         }
         self.tick(sample.tick, sample.snapshot, sample.result);
         change.is_some()
+    }
+
+    /// Says so when the interval is one NX-OS should not be polled at.
+    fn warn_interval(&self) {
+        if let Some(warning) = self.config.agent.interval_warning() {
+            tracing::warn!(
+                interval_ms = self.config.agent.interval.as_millis() as u64,
+                "{warning}."
+            );
+        }
     }
 
     /// One line per change of the polling interval.
@@ -741,6 +753,7 @@ impl Agent {
         self.watch_links_anew();
         self.start_link_watch(link_tx);
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
+        self.warn_interval();
         restarts
     }
 
