@@ -157,14 +157,24 @@ fn nx_os_is_polled_every_10s_unless_set_and_never_below_1s() {
         Ok(_) => Vec::new(),
         Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
     };
-    let socket = std::env::temp_dir().join(format!("hopwatch-interval-{}.sock", std::process::id()));
+    let socket =
+        std::env::temp_dir().join(format!("hopwatch-interval-{}.sock", std::process::id()));
     std::fs::write(&socket, "").unwrap();
-    let auto_here = format!("[agent]\nnxapi_socket = {:?}\n", socket.display().to_string());
+    let auto_here = format!(
+        "[agent]\nnxapi_socket = {:?}\n",
+        socket.display().to_string()
+    );
     let absent = "[agent]\nnxapi_socket = \"/nonexistent/nxapi.sock\"\n";
     let interval = |text: &str| parse(text).unwrap().agent.interval;
     assert_eq!(interval(absent), Duration::from_secs(1));
-    assert_eq!(interval("[agent]\nsource = \"procfs\"\n"), Duration::from_secs(1));
-    assert_eq!(interval("[agent]\nsource = \"nxapi\"\n"), Duration::from_secs(10));
+    assert_eq!(
+        interval("[agent]\nsource = \"procfs\"\n"),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        interval("[agent]\nsource = \"nxapi\"\n"),
+        Duration::from_secs(10)
+    );
     assert_eq!(interval(&auto_here), Duration::from_secs(10));
     assert_eq!(
         interval(&format!("{auto_here}interval = \"30s\"\n")),
@@ -184,7 +194,10 @@ fn nx_os_is_polled_every_10s_unless_set_and_never_below_1s() {
             && e[0].contains("use 10s"),
         "{e:?}"
     );
-    assert_eq!(errors(&format!("{auto_here}interval = \"999ms\"\n")).len(), 1);
+    assert_eq!(
+        errors(&format!("{auto_here}interval = \"999ms\"\n")).len(),
+        1
+    );
     assert!(errors("[agent]\nsource = \"procfs\"\ninterval = \"500ms\"\n").is_empty());
 
     // Under 5 s on NX-OS is allowed, with a warning that says why.
@@ -196,6 +209,9 @@ fn nx_os_is_polled_every_10s_unless_set_and_never_below_1s() {
     );
     assert_eq!(warning(&format!("{auto_here}interval = \"5s\"\n")), None);
     assert_eq!(warning(&auto_here), None);
-    assert_eq!(warning("[agent]\nsource = \"procfs\"\ninterval = \"2s\"\n"), None);
+    assert_eq!(
+        warning("[agent]\nsource = \"procfs\"\ninterval = \"2s\"\n"),
+        None
+    );
     std::fs::remove_file(&socket).unwrap();
 }

@@ -66,9 +66,13 @@ impl Validator<'_> {
         let set_interval = raw.agent.interval.is_some();
         let rules = self.rules(
             &raw.rule,
-            agent
-                .as_ref()
-                .map(|a| if set_interval { a.interval } else { DEFAULT_INTERVAL }),
+            agent.as_ref().map(|a| {
+                if set_interval {
+                    a.interval
+                } else {
+                    DEFAULT_INTERVAL
+                }
+            }),
         );
         let stdout = raw.output.stdout.as_ref().map(|s| StdoutSettings {
             types: self.event_types(s.events.as_ref()),

@@ -140,9 +140,7 @@ fn for_counts_time_not_polls_when_the_interval_stretches() {
 fn utilisation_divides_by_the_real_time_between_polls() {
     let mut h = Harness::new(vec![rule("hot", "rx_util > 50")]);
     let speed = Some(link(true, Some(1000), 0));
-    let mut at = |s: f64, bytes: u64| {
-        h.tick(s, &[("eth0", row(Metric::RxBytes, bytes), speed)])
-    };
+    let mut at = |s: f64, bytes: u64| h.tick(s, &[("eth0", row(Metric::RxBytes, bytes), speed)]);
     assert!(at(0.0, 0).is_empty());
     // 1e9 bytes in 10 s on a 1 Gb/s link is 80 %; 0.75e9 more over a
     // stretched 15 s poll is 40 %, not the 60 % of a 10 s interval.
