@@ -290,3 +290,39 @@ fn nxapi_agent_stretches_its_interval_while_polls_are_slow() {
     assert_eq!(server.most_in_flight(), 1);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn nxapi_check_config_warns_under_5s_and_refuses_under_1s() {
+    let dir = TempDir::new("hopwatch-nxapi-pace-config");
+    let check = |interval: &str| {
+        let path = dir.write(
+            "agent.toml",
+            &format!("[agent]\nsource = \"nxapi\"\ninterval = \"{interval}\"\n"),
+        );
+        let out = hopwatch()
+            .args(["check-config", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check("2s");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: [agent] interval 2s is shorter than 5s on NX-OS")
+            && stderr.contains("VSH"),
+        "{stderr}"
+    );
+    let (code, stderr) = check("5s");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (code, stderr) = check("500ms");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml:3:12") && stderr.contains("shorter than 1s"),
+        "{stderr}"
+    );
+}
