@@ -117,9 +117,8 @@ impl Pace {
             self.stretch = Some(Stretch { poll, since });
             return Some(Change::Stretched { from, to, poll });
         }
-        if self.stretch.is_none() {
-            return None;
-        }
+        // Only a stretched interval has anywhere to ease to.
+        let since = self.stretch?.since;
         let allowed = self.allowed(poll, CALM_FACTOR);
         if allowed >= self.effective {
             self.calm = 0;
@@ -137,7 +136,7 @@ impl Pace {
         self.calm = 0;
         self.effective = self.calm_interval;
         if self.effective == self.configured {
-            let since = self.stretch.take().map_or(now, |s| s.since);
+            self.stretch = None;
             return Some(Change::Restored {
                 to: self.configured,
                 stretched: now.saturating_duration_since(since),
