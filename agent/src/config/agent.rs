@@ -40,10 +40,7 @@ impl AgentSettings {
     /// supervisor: `auto` counts where NX-API's socket exists, as every
     /// source it resolves to there is an NX-OS one. Asks NX-API nothing.
     pub fn on_nxos(&self) -> bool {
-        match self.source {
-            SourceKind::Auto => self.nxapi_socket.exists(),
-            kind => kind.is_nxos(),
-        }
+        on_nxos(self.source, &self.nxapi_socket)
     }
 
     /// What an operator should hear about `interval` on this host: polling
@@ -81,10 +78,18 @@ pub enum SourceKind {
     Nxapi,
 }
 
+/// See [`AgentSettings::on_nxos`].
+fn on_nxos(source: SourceKind, nxapi_socket: &std::path::Path) -> bool {
+    match source {
+        SourceKind::Auto => nxapi_socket.exists(),
+        kind => kind.is_nxos(),
+    }
+}
+
 /// The sampling interval where `interval` is not set.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// The same on NX-OS: gNMI's default SAMPLE interval, gentle on NX-API.
-pub const NXOS_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+const NXOS_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Below this an NX-OS interval draws a warning: Cisco's minimum telemetry
 /// cadence.
 const NXOS_GENTLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -272,10 +277,7 @@ impl Validator<'_> {
             Some(u) => u.get_ref().clone(),
             None => crate::nxapi::DEFAULT_USER.to_string(),
         };
-        let nxos = match source {
-            SourceKind::Auto => nxapi_socket.exists(),
-            kind => kind.is_nxos(),
-        };
+        let nxos = on_nxos(source, &nxapi_socket);
         let interval = self.nxos_interval(raw.interval.as_ref(), interval, nxos);
         let name = match &raw.name {
             Some(n) => {
