@@ -712,3 +712,49 @@ fn nxapi_rest_reads_the_dme_and_names_an_absent_api() {
         .collect();
     assert_eq!(retried, [server::SESSION_COOKIE, "nxapi_auth=admin:local"]);
 }
+
+#[test]
+fn nxapi_requests_of_one_agent_never_overlap() {
+    use hopwatch::nxapi::Client;
+    let dir = TempDir::new("hopwatch-nxapi-turns");
+    let server = Server::start(&dir, |_| {
+        std::thread::sleep(Duration::from_millis(200));
+        (200, fixture("show_interface_one.json"))
+    });
+    // A poll, a trace and a link lookup at once, each with its own client,
+    // as the sampler thread and a collector's trace request have.
+    let askers: Vec<_> = (0..3)
+        .map(|_| {
+            let socket = server.path.clone();
+            std::thread::spawn(move || {
+                Client::new(socket, "admin", Duration::from_secs(5)).show::<Value>("show interface")
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker
+            .join()
+            .unwrap()
+            .expect("each request is answered in turn");
+    }
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.most_in_flight(), 1);
+
+    // A request that cannot get its turn within its timeout says why.
+    let socket = server.path.clone();
+    let slow = std::thread::spawn(move || {
+        Client::new(socket, "admin", Duration::from_secs(5)).show::<Value>("show interface")
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.requests().len() < 4 {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let error = Client::new(&server.path, "admin", Duration::from_millis(50))
+        .show::<Value>("show version")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("one request at a time"), "{error}");
+    slow.join().unwrap().unwrap();
+    assert_eq!(server.most_in_flight(), 1);
+}
