@@ -6,6 +6,7 @@
 mod build;
 mod cause;
 mod handover;
+mod pace;
 mod plan;
 mod sampler;
 mod status;
@@ -14,6 +15,7 @@ use self::build::build_outputs;
 pub use self::build::{build_source, new_trace_backend};
 use self::cause::Causes;
 use self::handover::Handover;
+use self::pace::Pace;
 use self::plan::{Plans, Restarts};
 use self::sampler::{Sample, Sampler};
 use crate::config::{Config, LinkWatch};
@@ -67,6 +69,9 @@ struct Stats {
     interfaces: usize,
     /// Ticks that came while the previous sample was still being read.
     skipped_ticks: u64,
+    /// How long the source took to read, latest and longest.
+    last_poll: Duration,
+    max_poll: Duration,
 }
 
 struct Agent {
@@ -83,6 +88,10 @@ struct Agent {
     /// reload built a new source brings the old one back only to drop it.
     source_generation: u64,
     sampler: Sampler,
+    /// The interval the source is polled at, stretched while it is slow.
+    pace: Pace,
+    /// When the latest sample started: the next starts an interval later.
+    last_start: Instant,
     engine: Engine,
     links: LinkTable,
     /// Where each snapshot row's link was found last tick.
@@ -146,17 +155,21 @@ pub async fn run(
         link_watch = ?agent.link_mode,
         rules = agent.config.rules.len(),
         outputs = agent.outputs.len(),
+        interval_ms = agent.pace.interval().as_millis() as u64,
         "Agent started."
     );
+    agent.warn_interval();
 
-    let mut ticker = Ticker::new(agent.config.agent.interval);
+    let mut ticker = Ticker::new(agent.pace.interval());
     let mut heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
     // The first tick, then at once the first heartbeat: it tells whoever
     // watches the stream what this agent sees before anything happens.
     ticker.tick().await;
-    if let Some(sampling) = agent.start_sample(Instant::now()) {
-        agent.finish_sample(sampling.0, sampling.1.await);
+    if let Some(sampling) = agent.start_sample(Instant::now())
+        && agent.finish_sample(sampling.0, sampling.1.await)
+    {
+        ticker = agent.next_ticker();
     }
     heartbeat.tick().await;
     agent.heartbeat();
@@ -176,7 +189,11 @@ pub async fn run(
             // async block, which only runs when a sample is in flight.
             sample = async { (&mut sampling.as_mut().expect("guarded by the condition").1).await }, if sampling.is_some() => {
                 let (generation, _) = sampling.take().expect("guarded by the condition");
-                agent.finish_sample(generation, sample);
+                if agent.finish_sample(generation, sample) {
+                    // Polls are spaced by the new interval from now on,
+                    // counted from the latest poll's start.
+                    ticker = agent.next_ticker();
+                }
             }
             Some(update) = link_rx.recv() => agent.link_update(update),
             Some(answer) = cause_rx.recv() => {
@@ -239,7 +256,7 @@ async fn restart_timers(
     heartbeat: &mut tokio::time::Interval,
 ) {
     if restarts.ticker {
-        *ticker = Ticker::new(agent.config.agent.interval);
+        *ticker = agent.next_ticker();
     }
     if restarts.heartbeat {
         *heartbeat = tokio::time::interval(agent.config.agent.heartbeat);
@@ -263,6 +280,8 @@ impl Agent {
         let source = build_source(&config.agent);
         let mut agent = Agent {
             lock,
+            pace: Pace::new(config.agent.interval),
+            last_start: Instant::now(),
             seq,
             source_name: source.name(),
             source_reports_links: source.reports_links(),
@@ -377,6 +396,7 @@ impl Agent {
     /// when the source is out already.
     fn start_sample(&mut self, now: Instant) -> Option<(u64, oneshot::Receiver<Sample>)> {
         let source = self.source.take()?;
+        self.last_start = now;
         let snapshot = std::mem::take(&mut self.snapshot);
         Some((
             self.source_generation,
@@ -393,13 +413,22 @@ impl Agent {
         );
     }
 
+    /// A ticker at the pace's interval whose first tick is one interval
+    /// after the latest sample started (at once if that is past).
+    fn next_ticker(&self) -> Ticker {
+        let interval = self.pace.interval();
+        let due = self.last_start + interval;
+        Ticker::starting_in(due.saturating_duration_since(Instant::now()), interval)
+    }
+
     /// Takes the sampler's answer back: the source returns to the loop
     /// (unless a reload replaced it meanwhile) and the tick finishes.
+    /// Returns whether the poll's duration changed the interval.
     fn finish_sample(
         &mut self,
         generation: u64,
         sample: Result<Sample, oneshot::error::RecvError>,
-    ) {
+    ) -> bool {
         let sample = match sample {
             Ok(sample) => sample,
             Err(_) => {
@@ -415,15 +444,67 @@ impl Agent {
                 // A question queued on the dead thread is gone with it.
                 self.causes
                     .unsent(cause::client_for(&self.config.agent, self.link_mode));
-                return;
+                return false;
             }
         };
         if generation != self.source_generation {
-            // Read by the source a reload replaced: neither is wanted.
-            return;
+            // Read by the source a reload replaced: neither is wanted, and
+            // its time says nothing about the new one.
+            return false;
         }
         self.source = Some(sample.source);
+        self.stats.last_poll = sample.poll;
+        self.stats.max_poll = self.stats.max_poll.max(sample.poll);
+        let change = self.pace.observe(sample.poll, Instant::now());
+        if let Some(change) = change {
+            self.log_pace(change);
+        }
         self.tick(sample.tick, sample.snapshot, sample.result);
+        change.is_some()
+    }
+
+    /// Says so when the interval is one NX-OS should not be polled at.
+    fn warn_interval(&self) {
+        if let Some(warning) = self.config.agent.interval_warning() {
+            tracing::warn!(
+                interval_ms = self.config.agent.interval.as_millis() as u64,
+                "{warning}."
+            );
+        }
+    }
+
+    /// One line per change of the polling interval.
+    fn log_pace(&self, change: pace::Change) {
+        let configured = self.pace.configured();
+        let source = self.source_name;
+        match change {
+            pace::Change::Stretched { from, to, poll } => tracing::warn!(
+                source,
+                poll_ms = poll.as_millis() as u64,
+                interval_ms = to.as_millis() as u64,
+                configured_ms = configured.as_millis() as u64,
+                "Counter source is slow: a poll took {}, more than 20% of the {} interval; polling every {} until polls are fast again.",
+                pace::human(poll),
+                pace::human(from),
+                pace::human(to),
+            ),
+            pace::Change::Eased { from, to } => tracing::info!(
+                source,
+                interval_ms = to.as_millis() as u64,
+                configured_ms = configured.as_millis() as u64,
+                "Counter source is faster: polling every {} instead of {} (configured {}).",
+                pace::human(to),
+                pace::human(from),
+                pace::human(configured),
+            ),
+            pace::Change::Restored { to, stretched } => tracing::info!(
+                source,
+                interval_ms = to.as_millis() as u64,
+                "Counter source is fast again: polling at the configured {} after {} at a longer interval.",
+                pace::human(to),
+                pace::human(stretched),
+            ),
+        }
     }
 
     /// One sampling tick, on what the source read.
@@ -687,7 +768,7 @@ impl Agent {
                 return Restarts::default();
             }
         };
-        let restarts = Plans::of(&self.config).restarts(&Plans::of(&config));
+        let mut restarts = Plans::of(&self.config).restarts(&Plans::of(&config));
         if restarts.lock {
             match StateLock::acquire(&config.agent.state_dir) {
                 // The old directory's lock goes with the old value.
@@ -720,6 +801,13 @@ impl Agent {
         if restarts.source {
             self.replace_source(build_source(&config.agent));
         }
+        if restarts.source || restarts.ticker {
+            // A new source or interval starts unstretched; what the old one
+            // measured says nothing about it.
+            let before = self.pace.interval();
+            self.pace = Pace::new(config.agent.interval);
+            restarts.ticker |= self.pace.interval() != before;
+        }
         self.seq.set_agent(config.agent.name.clone());
         self.config = config;
         self.watch_links_anew();
@@ -727,6 +815,7 @@ impl Agent {
         self.causes
             .replace_client(cause::client_for(&self.config.agent, self.link_mode));
         tracing::info!(path = %path.display(), rules = self.config.rules.len(), "Config reloaded.");
+        self.warn_interval();
         restarts
     }
 

@@ -30,7 +30,21 @@ pub struct Status {
     #[serde(default)]
     pub trace_backend: String,
     pub link_watch: String,
+    /// The configured sampling interval.
     pub interval_ms: u64,
+    /// The interval the agent polls at now: `interval_ms`, unless a slow
+    /// counter source made the agent stretch it.
+    #[serde(default)]
+    pub effective_interval_ms: u64,
+    /// Why the effective interval is longer than the configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_stretched: Option<StretchStatus>,
+    /// How long the latest read of the counter source took, and the
+    /// longest since the agent started.
+    #[serde(default)]
+    pub last_poll_us: u64,
+    #[serde(default)]
+    pub max_poll_us: u64,
     pub interfaces: usize,
     pub ticks: u64,
     pub source_errors: u64,
@@ -43,6 +57,17 @@ pub struct Status {
     pub rules: Vec<RuleStatus>,
     pub firing: Vec<FiringStatus>,
     pub outputs: Vec<OutputStatus>,
+}
+
+/// A stretched sampling interval: the slow poll that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StretchStatus {
+    /// The slow poll's duration.
+    pub poll_ms: u64,
+    /// How long the interval has been stretched.
+    pub for_s: u64,
+    /// The reason in words.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,11 +363,22 @@ pub fn render(status: &Status) -> String {
         status.link_watch,
         status.interval_ms
     );
+    if let Some(stretch) = &status.interval_stretched {
+        let _ = writeln!(
+            out,
+            "polling every {}ms instead, for {}s: {}",
+            status.effective_interval_ms,
+            stretch.for_s,
+            escape(&stretch.reason)
+        );
+    }
     let _ = writeln!(
         out,
-        "{} interfaces, {} ticks, last tick {}µs (max {}µs), rss {} KiB, {} events",
+        "{} interfaces, {} ticks, last poll {}µs (max {}µs), last tick {}µs (max {}µs), rss {} KiB, {} events",
         status.interfaces,
         status.ticks,
+        status.last_poll_us,
+        status.max_poll_us,
         status.last_tick_us,
         status.max_tick_us,
         status

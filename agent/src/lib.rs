@@ -24,7 +24,9 @@
 //!   comes back, so an NX-API poll that waits out its timeout (one
 //!   interval, 1 to 10 s) holds up no signal, status request or link
 //!   update. A tick that comes while the source is still out is skipped,
-//!   as a missed one is: ticks never overlap.
+//!   as a missed one is: ticks never overlap. The sampler times each read,
+//!   and a slow source stretches the tick's period (`agent::pace`) rather
+//!   than being asked as often while it struggles.
 //! - **A thread per output, fed through a bounded queue**
 //!   ([`output::OutputHandle`]: a `Mutex`ed deque and a `Condvar`), because
 //!   an output's I/O blocks: the syslog sender writes to blocking sockets,

@@ -175,6 +175,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
+            if let Some(warning) = loaded.agent.interval_warning() {
+                eprintln!("{}: warning: {warning}", config.display());
+            }
             if let Some(collector) = &loaded.collector {
                 // The file's contents are only known here, not to the
                 // pure validation.

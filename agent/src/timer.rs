@@ -37,11 +37,18 @@ impl AsRawFd for Fd {
 impl Ticker {
     /// Must be called inside the tokio runtime.
     pub fn new(period: Duration) -> Ticker {
-        let clock = match kernel_timer(period) {
+        Ticker::starting_in(Duration::ZERO, period)
+    }
+
+    /// Ticks first after `first`, then every period: a new period takes
+    /// over from the last tick, so polls are never closer than either.
+    pub fn starting_in(first: Duration, period: Duration) -> Ticker {
+        let clock = match kernel_timer(first, period) {
             Ok(fd) => Clock::Kernel(fd),
             Err(error) => {
                 tracing::debug!(%error, "No timerfd; ticking on tokio's timer.");
-                let mut interval = tokio::time::interval(period);
+                let start = tokio::time::Instant::now() + first;
+                let mut interval = tokio::time::interval_at(start, period);
                 interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
                 Clock::Tokio(interval)
             }
@@ -72,7 +79,7 @@ impl Ticker {
     }
 }
 
-fn kernel_timer(period: Duration) -> io::Result<AsyncFd<Fd>> {
+fn kernel_timer(first: Duration, period: Duration) -> io::Result<AsyncFd<Fd>> {
     let timer = TimerFd::new(
         ClockId::CLOCK_MONOTONIC,
         TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -81,7 +88,7 @@ fn kernel_timer(period: Duration) -> io::Result<AsyncFd<Fd>> {
     // once".
     timer.set(
         Expiration::IntervalDelayed(
-            TimeSpec::from_duration(Duration::from_nanos(1)),
+            TimeSpec::from_duration(first.max(Duration::from_nanos(1))),
             TimeSpec::from_duration(period),
         ),
         TimerSetTimeFlags::empty(),
@@ -110,6 +117,17 @@ mod tests {
             ticker.tick().await;
             assert!(started.elapsed() >= period * n);
         }
+    }
+
+    #[tokio::test]
+    async fn a_delayed_start_ticks_after_the_delay_then_every_period() {
+        let (first, period) = (Duration::from_millis(60), Duration::from_millis(30));
+        let mut ticker = Ticker::starting_in(first, period);
+        let started = Instant::now();
+        ticker.tick().await;
+        assert!(started.elapsed() >= first);
+        ticker.tick().await;
+        assert!(started.elapsed() >= first + period);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@
 use crate::source::{CounterSource, Snapshot, SourceError};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// One finished sample: the source and snapshot handed back, and how the
@@ -22,6 +22,8 @@ pub(super) struct Sample {
     pub result: Result<(), SourceError>,
     /// When the tick that asked for it arrived.
     pub tick: Instant,
+    /// How long the source took to read, which paces the next polls.
+    pub poll: Duration,
 }
 
 struct Job {
@@ -58,12 +60,14 @@ impl Sampler {
                             continue;
                         }
                     };
+                    let started = Instant::now();
                     let result = job.source.sample_into(&mut job.snapshot);
                     let _ = job.reply.send(Sample {
                         source: job.source,
                         snapshot: job.snapshot,
                         result,
                         tick: job.tick,
+                        poll: started.elapsed(),
                     });
                 }
             })?;
@@ -121,6 +125,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         sample.result.unwrap();
         assert_eq!(sample.tick, tick);
+        assert!(sample.poll <= tick.elapsed());
         assert_eq!(sample.source.name(), "procfs");
         assert_eq!(sample.snapshot.rows.len(), 1);
         assert_eq!(sample.snapshot.rows[0].name, "eth0");

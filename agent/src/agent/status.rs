@@ -2,7 +2,8 @@
 //! and from the counters the output threads keep.
 
 use super::Agent;
-use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
+use super::pace::human;
+use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status, StretchStatus};
 use crate::output::collector::CollectorMonitor;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -29,7 +30,19 @@ impl Agent {
                 .as_str()
                 .to_string(),
             link_watch: format!("{:?}", self.link_mode).to_lowercase(),
-            interval_ms: self.config.agent.interval.as_millis() as u64,
+            interval_ms: self.pace.configured().as_millis() as u64,
+            effective_interval_ms: self.pace.interval().as_millis() as u64,
+            interval_stretched: self.pace.stretch().map(|stretch| StretchStatus {
+                poll_ms: stretch.poll.as_millis() as u64,
+                for_s: now.saturating_duration_since(stretch.since).as_secs(),
+                reason: format!(
+                    "the counter source is slow: a poll took {}, more than 20% of the {} interval",
+                    human(stretch.poll),
+                    human(self.pace.configured()),
+                ),
+            }),
+            last_poll_us: self.stats.last_poll.as_micros() as u64,
+            max_poll_us: self.stats.max_poll.as_micros() as u64,
             interfaces: self.stats.interfaces,
             ticks: self.stats.ticks,
             source_errors: self.stats.source_errors,

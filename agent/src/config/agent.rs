@@ -36,6 +36,26 @@ impl AgentSettings {
         }
     }
 
+    /// Whether the counters come from NX-OS, where polls cost the switch's
+    /// supervisor: `auto` counts where NX-API's socket exists, as every
+    /// source it resolves to there is an NX-OS one. Asks NX-API nothing.
+    pub fn on_nxos(&self) -> bool {
+        on_nxos(self.source, &self.nxapi_socket)
+    }
+
+    /// What an operator should hear about `interval` on this host: polling
+    /// NX-OS faster than every 5 s.
+    pub fn interval_warning(&self) -> Option<String> {
+        (self.on_nxos() && self.interval < NXOS_GENTLE_INTERVAL).then(|| {
+            format!(
+                "[agent] interval {} is shorter than {} on NX-OS: NX-API runs every poll in one of a few VSH sessions (shared with every other NX-API client, rejected beyond that), and Cisco's own telemetry samples no faster than every 5s; the default there is {}",
+                humantime::format_duration(self.interval),
+                humantime::format_duration(NXOS_GENTLE_INTERVAL),
+                humantime::format_duration(NXOS_DEFAULT_INTERVAL),
+            )
+        })
+    }
+
     /// The trace backend `auto` resolves to, by the same test.
     pub fn resolved_trace_backend(&self) -> TraceBackendKind {
         match self.trace_backend {
@@ -58,7 +78,30 @@ pub enum SourceKind {
     Nxapi,
 }
 
+/// See [`AgentSettings::on_nxos`].
+fn on_nxos(source: SourceKind, nxapi_socket: &std::path::Path) -> bool {
+    match source {
+        SourceKind::Auto => nxapi_socket.exists(),
+        kind => kind.is_nxos(),
+    }
+}
+
+/// The sampling interval where `interval` is not set.
+pub(super) const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The same on NX-OS: gNMI's default SAMPLE interval, gentle on NX-API.
+const NXOS_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Below this an NX-OS interval draws a warning: Cisco's minimum telemetry
+/// cadence.
+const NXOS_GENTLE_INTERVAL: Duration = Duration::from_secs(5);
+/// The shortest interval NX-OS is polled at.
+const NXOS_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 impl SourceKind {
+    /// Whether this source reads an NX-OS switch's counters.
+    pub fn is_nxos(self) -> bool {
+        matches!(self, SourceKind::Nxapi)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Auto => "auto",
@@ -120,7 +163,7 @@ impl Validator<'_> {
                 }
                 d
             }
-            None => Duration::from_secs(1),
+            None => DEFAULT_INTERVAL,
         };
         let heartbeat = match &raw.heartbeat {
             Some(v) => {
@@ -235,6 +278,8 @@ impl Validator<'_> {
             Some(u) => u.get_ref().clone(),
             None => crate::nxapi::DEFAULT_USER.to_string(),
         };
+        let nxos = on_nxos(source, &nxapi_socket);
+        let interval = self.nxos_interval(raw.interval.as_ref(), interval, nxos);
         let name = match &raw.name {
             Some(n) => {
                 // The collector's rule: a name it would refuse is a config
@@ -264,5 +309,32 @@ impl Validator<'_> {
             nxapi_socket,
             nxapi_user,
         })
+    }
+
+    /// NX-OS is polled gently: every 10 s unless `interval` says otherwise,
+    /// and never more often than every second.
+    fn nxos_interval(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        interval: Duration,
+        nxos: bool,
+    ) -> Duration {
+        match raw {
+            _ if !nxos => interval,
+            None => NXOS_DEFAULT_INTERVAL,
+            Some(v) => {
+                if interval < NXOS_MIN_INTERVAL {
+                    self.error(
+                        v,
+                        format!(
+                            "interval {:?} is shorter than 1s, the least NX-OS is polled at",
+                            v.get_ref()
+                        ),
+                        Some("NX-API runs every poll in one of a few VSH sessions; use 10s (the default on NX-OS), 5s at the least".into()),
+                    );
+                }
+                interval
+            }
+        }
     }
 }

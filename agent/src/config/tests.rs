@@ -149,3 +149,69 @@ fn spool_max_reads_sizes_as_the_shared_grammar_does() {
         }
     }
 }
+
+#[test]
+fn nx_os_is_polled_every_10s_unless_set_and_never_below_1s() {
+    let parse = |text: &str| Config::parse(text, "t.toml");
+    let errors = |text: &str| match parse(text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+    };
+    let socket =
+        std::env::temp_dir().join(format!("hopwatch-interval-{}.sock", std::process::id()));
+    std::fs::write(&socket, "").unwrap();
+    let auto_here = format!(
+        "[agent]\nnxapi_socket = {:?}\n",
+        socket.display().to_string()
+    );
+    let absent = "[agent]\nnxapi_socket = \"/nonexistent/nxapi.sock\"\n";
+    let interval = |text: &str| parse(text).unwrap().agent.interval;
+    assert_eq!(interval(absent), Duration::from_secs(1));
+    assert_eq!(
+        interval("[agent]\nsource = \"procfs\"\n"),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        interval("[agent]\nsource = \"nxapi\"\n"),
+        Duration::from_secs(10)
+    );
+    assert_eq!(interval(&auto_here), Duration::from_secs(10));
+    assert_eq!(
+        interval(&format!("{auto_here}interval = \"30s\"\n")),
+        Duration::from_secs(30)
+    );
+    // A rule window the default allows elsewhere stays valid on NX-OS, so the
+    // embedded config and a file written for Linux both load there.
+    let rule = "[[rule]]\nname = \"r\"\nwhen = \"increase(tx_errors[5s]) > 3\"\n";
+    assert!(errors(&format!("{auto_here}{rule}")).is_empty());
+
+    // Below 1 s is refused on NX-OS only, naming the value and the way out.
+    let e = errors("[agent]\nsource = \"nxapi\"\ninterval = \"500ms\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("t.toml:3:12")
+            && e[0].contains("\"500ms\" is shorter than 1s")
+            && e[0].contains("use 10s"),
+        "{e:?}"
+    );
+    assert_eq!(
+        errors(&format!("{auto_here}interval = \"999ms\"\n")).len(),
+        1
+    );
+    assert!(errors("[agent]\nsource = \"procfs\"\ninterval = \"500ms\"\n").is_empty());
+
+    // Under 5 s on NX-OS is allowed, with a warning that says why.
+    let warning = |text: &str| parse(text).unwrap().agent.interval_warning();
+    let w = warning(&format!("{auto_here}interval = \"2s\"\n")).expect("a warning");
+    assert!(
+        w.contains("[agent] interval 2s") && w.contains("VSH") && w.contains("5s"),
+        "{w}"
+    );
+    assert_eq!(warning(&format!("{auto_here}interval = \"5s\"\n")), None);
+    assert_eq!(warning(&auto_here), None);
+    assert_eq!(
+        warning("[agent]\nsource = \"procfs\"\ninterval = \"2s\"\n"),
+        None
+    );
+    std::fs::remove_file(&socket).unwrap();
+}

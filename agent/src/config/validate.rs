@@ -3,6 +3,7 @@
 //! unknown keys and the error list are the shared [`Diagnostics`]; each
 //! table's own checks live beside it (`agent`, `rules`, `outputs`).
 
+use super::agent::DEFAULT_INTERVAL;
 use super::raw::{KNOWN_KEYS, RawConfig};
 use super::{Config, ConfigError, DEFAULT_INTERFACES, StdoutSettings, hostname};
 use crate::matcher::InterfaceMatcher;
@@ -59,7 +60,20 @@ impl Validator<'_> {
             Some(list) => self.interfaces(list, "[links] interfaces"),
             None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
         };
-        let rules = self.rules(&raw.rule, agent.as_ref().map(|a| a.interval));
+        // Windows are held to the interval the file sets: the NX-OS default
+        // must not make a config that is valid elsewhere (the embedded one
+        // among them) invalid there.
+        let set_interval = raw.agent.interval.is_some();
+        let rules = self.rules(
+            &raw.rule,
+            agent.as_ref().map(|a| {
+                if set_interval {
+                    a.interval
+                } else {
+                    DEFAULT_INTERVAL
+                }
+            }),
+        );
         let stdout = raw.output.stdout.as_ref().map(|s| StdoutSettings {
             types: self.event_types(s.events.as_ref()),
         });

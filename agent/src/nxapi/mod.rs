@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -44,6 +45,19 @@ const MAX_REPLY: usize = 64 << 20;
 /// refused for an expired session.
 const SESSION_LIFETIME: Duration = Duration::from_secs(540);
 
+/// Per socket, whether a request of this process is out on it.
+static TURNS: std::sync::Mutex<Vec<(PathBuf, std::sync::Arc<AtomicBool>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The one request out on a socket; the next may go when this drops.
+struct Turn(std::sync::Arc<AtomicBool>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum NxapiError {
     #[error(
@@ -60,6 +74,10 @@ pub enum NxapiError {
         command: String,
         timeout: Duration,
     },
+    #[error(
+        "`{command}` waited {timeout:?} for an earlier NX-API request of this agent to finish; hopwatch sends NX-API one request at a time"
+    )]
+    Busy { command: String, timeout: Duration },
     #[error("NX-API at {path}: `{command}`: {source}")]
     Io {
         path: String,
@@ -201,6 +219,7 @@ impl Client {
         request_line: &str,
         body: Option<&str>,
     ) -> Result<(), NxapiError> {
+        let _turn = self.wait_turn(what)?;
         let had_session = self.session.is_some();
         self.send(what, request_line, body)?;
         let status = parse_head(&self.reply)
@@ -215,6 +234,38 @@ impl Client {
             self.session = Some((cookie, Instant::now()));
         }
         Ok(())
+    }
+
+    /// Waits, up to the client's timeout, until no other request of this
+    /// process is out on the socket. NX-API serves from a pool of a few VSH sessions and
+    /// rejects requests past it, so a trace asked over the collector
+    /// connection queues behind a counter poll rather than beside it.
+    fn wait_turn(&self, what: &str) -> Result<Turn, NxapiError> {
+        let busy = {
+            let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+            match turns.iter().find(|(socket, _)| *socket == self.socket) {
+                Some((_, busy)) => std::sync::Arc::clone(busy),
+                None => {
+                    let busy = std::sync::Arc::new(AtomicBool::new(false));
+                    turns.push((self.socket.clone(), std::sync::Arc::clone(&busy)));
+                    busy
+                }
+            }
+        };
+        let deadline = Instant::now() + self.timeout;
+        while busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            if Instant::now() >= deadline {
+                return Err(NxapiError::Busy {
+                    command: what.to_string(),
+                    timeout: self.timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(Turn(busy))
     }
 
     /// Sends the request and reads the whole answer into `self.reply`.

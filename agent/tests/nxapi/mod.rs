@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod admin;
+mod pace;
 mod server;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nxapi");
@@ -200,7 +201,7 @@ fn agent_config(dir: &TempDir, socket: &Path) -> PathBuf {
             r#"
 [agent]
 name = "nexus"
-interval = "200ms"
+interval = "1s"
 heartbeat = "1h"
 state_dir = "{state}"
 source = "auto"
@@ -332,7 +333,7 @@ fn nxapi_agent_fires_rules_and_reports_links_from_hardware_counters() {
     // A refusing NX-API costs ticks, not the agent; it recovers on its own.
     switch.lock().unwrap().refuse = true;
     let before = server.requests().len();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while server.requests().len() < before + 3 {
         assert!(Instant::now() < deadline, "the agent stopped polling");
         std::thread::sleep(Duration::from_millis(20));
@@ -711,4 +712,50 @@ fn nxapi_rest_reads_the_dme_and_names_an_absent_api() {
         .map(|r| r.cookie.clone().unwrap_or_default())
         .collect();
     assert_eq!(retried, [server::SESSION_COOKIE, "nxapi_auth=admin:local"]);
+}
+
+#[test]
+fn nxapi_requests_of_one_agent_never_overlap() {
+    use hopwatch::nxapi::Client;
+    let dir = TempDir::new("hopwatch-nxapi-turns");
+    let server = Server::start(&dir, |_| {
+        std::thread::sleep(Duration::from_millis(200));
+        (200, fixture("show_interface_one.json"))
+    });
+    // A poll, a trace and a link lookup at once, each with its own client,
+    // as the sampler thread and a collector's trace request have.
+    let askers: Vec<_> = (0..3)
+        .map(|_| {
+            let socket = server.path.clone();
+            std::thread::spawn(move || {
+                Client::new(socket, "admin", Duration::from_secs(5)).show::<Value>("show interface")
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker
+            .join()
+            .unwrap()
+            .expect("each request is answered in turn");
+    }
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.most_in_flight(), 1);
+
+    // A request that cannot get its turn within its timeout says why.
+    let socket = server.path.clone();
+    let slow = std::thread::spawn(move || {
+        Client::new(socket, "admin", Duration::from_secs(5)).show::<Value>("show interface")
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.requests().len() < 4 {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let error = Client::new(&server.path, "admin", Duration::from_millis(50))
+        .show::<Value>("show version")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("one request at a time"), "{error}");
+    slow.join().unwrap().unwrap();
+    assert_eq!(server.most_in_flight(), 1);
 }

@@ -32,14 +32,22 @@
 //!
 //! Exact, no extrapolation. At time `now`, `[W]` covers the ticks at `t` with
 //! `now - W < t <= now`: at one tick a second, `[5s]` is the last 5 intervals.
-//! - `increase(m[W])`: the sum of those ticks' deltas;
-//! - `rate(m[W])`: that sum divided by `min(W, now - first tick of this rule
-//!   on this interface)` in seconds;
+//! - `increase(m[W])`: the sum of those ticks' deltas, each the change since
+//!   the tick before it;
+//! - `rate(m[W])`: that sum divided by the time those deltas span, in
+//!   seconds: from the last tick before the window (or this rule's first tick
+//!   on this interface, if later) to `now`. With ticks on the window's edges
+//!   that is `W`; when the agent stretches its interval, or ticks are late,
+//!   it is the true time, so a rate is never inflated by a tick whose delta
+//!   began before the window;
 //! - `avg`, `min`, `max`: over the values sampled in the window (raw values
 //!   for counters);
 //! - a bare metric: its value this tick.
 //!
-//! A window not yet full is evaluated over what it holds. `increase` and
+//! Ticks need not be regular: a window holds whatever ticks fell inside it,
+//! and a window shorter than the time between two ticks holds the latest,
+//! whose delta spans back to the tick before. A window not yet full is
+//! evaluated over what it holds. `increase` and
 //! `rate` are unavailable on a rule's first tick on an interface (nothing to
 //! measure yet) and on a tick without a delta.
 //!
@@ -182,6 +190,9 @@ struct Reach {
     span: Nanos,
     /// The first tick inside the window.
     first: Tick,
+    /// When the tick before `first` was, where the deltas inside the window
+    /// start from; `None` when every tick so far is inside.
+    before: Option<Nanos>,
 }
 
 /// The times of the ticks still inside some window, oldest first; their
@@ -230,6 +241,7 @@ impl Engine {
                 let span = |cond: Option<&Condition>| Reach {
                     span: cond.map_or(0, |c| nanos(c.window)),
                     first: 0,
+                    before: None,
                 };
                 [span(Some(&rule.when)), span(rule.clear_when.as_ref())]
             })
@@ -263,6 +275,7 @@ impl Engine {
         self.recent.push(tick, clock.stamp, self.longest);
         for reach in self.reach.iter_mut().flatten() {
             reach.first = self.recent.first_inside(clock.stamp, reach.span);
+            reach.before = self.recent.stamp_before(reach.first);
         }
         let mut seen = 0;
         for (position, obs) in interfaces.into_iter().enumerate() {
@@ -469,18 +482,25 @@ impl Engine {
 }
 
 impl Recent {
-    /// Adds the tick at `stamp` and forgets the ticks outside every window.
+    /// Adds the tick at `stamp` and forgets the ticks outside every window
+    /// but the latest of them, where the longest window's deltas start.
     fn push(&mut self, tick: Tick, stamp: Nanos, longest: Nanos) {
         if self.stamps.is_empty() {
             self.first = tick;
         }
         self.stamps.push_back(stamp);
         if let Some(cutoff) = stamp.checked_sub(longest) {
-            while self.stamps.len() > 1 && self.stamps.front().is_some_and(|&t| t <= cutoff) {
+            while self.stamps.get(1).is_some_and(|&t| t <= cutoff) {
                 self.stamps.pop_front();
                 self.first += 1;
             }
         }
+    }
+
+    /// When the tick before `first` was, if it is still known.
+    fn stamp_before(&self, first: Tick) -> Option<Nanos> {
+        let at = first.checked_sub(self.first + 1)?;
+        self.stamps.get(usize::try_from(at).ok()?).copied()
     }
 
     /// The first tick inside a window of `span` ending at `now`: the ticks at

@@ -81,11 +81,13 @@ impl RuleState {
             }
         }
         self.stepped = clock.tick;
-        let elapsed = clock.stamp.saturating_sub(start);
+        // The time the window's deltas span: none before this rule's first
+        // tick here, which has no delta of its own.
+        let covered = |reach: Reach| clock.stamp - reach.before.map_or(start, |b| b.max(start));
         let when = self.when.update(
             clock.tick,
             reach[0].first,
-            reach[0].span.min(elapsed),
+            covered(reach[0]),
             samples[rule.when.metric as usize],
         );
         // The clear window is fed every tick, not only while firing, so it
@@ -94,7 +96,7 @@ impl RuleState {
             (Some(window), Some(cond)) => window.update(
                 clock.tick,
                 reach[1].first,
-                reach[1].span.min(elapsed),
+                covered(reach[1]),
                 samples[cond.metric as usize],
             ),
             _ => Reading {

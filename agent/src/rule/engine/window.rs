@@ -110,7 +110,7 @@ impl Window {
 
     /// Takes tick `now`'s sample, drops what is before tick `first`, and
     /// returns the condition's left-hand value. `covered` is the time the
-    /// window spans so far, for `rate`.
+    /// window's deltas span, for `rate`.
     pub(super) fn update(
         &mut self,
         now: Tick,

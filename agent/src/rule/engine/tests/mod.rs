@@ -2,6 +2,7 @@
 //! functions' own tests are in `windows`; here are alerts, `for`,
 //! `clear_when`, counters, links, reloads and scale.
 
+mod cadence;
 mod windows;
 
 use super::state::number;
