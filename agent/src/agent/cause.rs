@@ -19,8 +19,10 @@
 //! - **One request at a time**: questions run as errands on the sampler
 //!   thread, the one that polls counters over the same socket, so a
 //!   question and a poll are never in flight together; one question (all
-//!   the ports then waiting, asked in turn) is out at a time. The question's
-//!   client keeps its own session cookie between questions.
+//!   the ports then waiting, asked in turn) is out at a time, and the
+//!   client's own turn on the socket keeps trace requests apart from it
+//!   too. The question's client keeps its own session cookie between
+//!   questions.
 //! - **Where**: only with an NX-OS counter source whose rows do not carry
 //!   links (links then come from netlink or sysfs), and only for `down`
 //!   events of `Eth…` ports. On Linux nothing is held, and link events are
