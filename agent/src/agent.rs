@@ -105,6 +105,9 @@ struct Agent {
     addresses: Option<Vec<event::VrfAddresses>>,
     alerts: Vec<event::Alert>,
     changes: Vec<LinkChange>,
+    /// Where the netlink watcher sends, for a watch started after a source
+    /// settled what it reports.
+    link_tx: mpsc::UnboundedSender<LinkUpdate>,
 }
 
 /// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
@@ -268,6 +271,7 @@ impl Agent {
             addresses: None,
             alerts: Vec::new(),
             changes: Vec::new(),
+            link_tx: link_tx.clone(),
             config,
             path,
         };
@@ -392,7 +396,15 @@ impl Agent {
             // Read by the source a reload replaced: neither is wanted.
             return;
         }
+        // `auto` on NX-OS settles on a source at its first answer (and
+        // logs which and why).
+        self.source_name = sample.source.name();
+        let reports_links = sample.source.reports_links();
         self.source = Some(sample.source);
+        if reports_links != self.source_reports_links {
+            self.source_reports_links = reports_links;
+            self.start_link_watch(&self.link_tx.clone());
+        }
         self.tick(sample.tick, sample.snapshot, sample.result);
     }
 
@@ -657,7 +669,9 @@ impl Agent {
                 self.seq.last_seq() + 1,
             ));
         }
-        if restarts.source {
+        // `auto` on NX-OS asks NX-API anew which source it serves.
+        let probe = config.agent.resolved_source() == crate::config::SourceKind::Auto;
+        if restarts.source || probe {
             self.replace_source(build_source(&config.agent));
         }
         self.seq.set_agent(config.agent.name.clone());

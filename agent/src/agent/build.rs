@@ -8,7 +8,9 @@ use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
 use crate::source::CounterSource;
+use crate::source::dme::DmeSource;
 use crate::source::nxapi::NxapiSource;
+use crate::source::nxos_auto::NxosAuto;
 use crate::source::procfs::ProcfsSource;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,15 +77,19 @@ fn start_output(output: Box<dyn Output>) -> Option<OutputHandle> {
         .ok()
 }
 
-/// The counter source the config names, `auto` resolved.
+/// The counter source the config names, `auto` resolved as far as it can
+/// be without asking NX-API.
 pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
+    let (socket, user, timeout) = (
+        &settings.nxapi_socket,
+        &settings.nxapi_user,
+        nxapi_timeout(settings.interval),
+    );
     match settings.resolved_source() {
-        SourceKind::Auto | SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
-        SourceKind::Nxapi => Box::new(NxapiSource::new(
-            &settings.nxapi_socket,
-            &settings.nxapi_user,
-            nxapi_timeout(settings.interval),
-        )),
+        SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
+        SourceKind::Nxapi => Box::new(NxapiSource::new(socket, user, timeout)),
+        SourceKind::Dme => Box::new(DmeSource::new(socket, user, timeout)),
+        SourceKind::Auto => Box::new(NxosAuto::new(socket, user, timeout)),
     }
 }
 

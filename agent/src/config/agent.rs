@@ -26,11 +26,14 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
-    /// The counter source `auto` resolves to: `nxapi` where NX-API's socket
-    /// exists (the bash shell of an NX-OS switch), else `procfs`.
+    /// The counter source `auto` leads to on this machine without asking
+    /// NX-API: `procfs` where NX-API's socket is absent. Where it exists (the
+    /// bash shell of an NX-OS switch) `auto` stays: the first poll settles it
+    /// on `dme` when the socket serves the REST API, else on `nxapi` (see
+    /// [`crate::source::nxos_auto`]).
     pub fn resolved_source(&self) -> SourceKind {
         match self.source {
-            SourceKind::Auto if self.nxapi_socket.exists() => SourceKind::Nxapi,
+            SourceKind::Auto if self.nxapi_socket.exists() => SourceKind::Auto,
             SourceKind::Auto => SourceKind::Procfs,
             other => other,
         }
@@ -49,13 +52,17 @@ impl AgentSettings {
 /// Where counters come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
-    /// `nxapi` where NX-API's socket exists, else `procfs`.
+    /// Where NX-API's socket exists, `dme` if it serves the REST API and
+    /// `nxapi` if not; elsewhere `procfs`.
     Auto,
     /// `/proc/net/dev`: every Linux, and the hardware's counters where the
     /// driver mirrors them (Cumulus, SONiC, switchdev).
     Procfs,
-    /// NX-OS hardware counters through NX-API's `show interface`.
+    /// NX-OS hardware counters through NX-API's CLI.
     Nxapi,
+    /// NX-OS hardware counters from the DME (NX-API REST), one request a
+    /// tick for every port.
+    Dme,
 }
 
 impl SourceKind {
@@ -64,6 +71,7 @@ impl SourceKind {
             SourceKind::Auto => "auto",
             SourceKind::Procfs => "procfs",
             SourceKind::Nxapi => "nxapi",
+            SourceKind::Dme => "dme",
         }
     }
 }
@@ -152,11 +160,12 @@ impl Validator<'_> {
                 "auto" => SourceKind::Auto,
                 "procfs" => SourceKind::Procfs,
                 "nxapi" => SourceKind::Nxapi,
+                "dme" => SourceKind::Dme,
                 other => {
                     self.error(
                         v,
                         format!("unknown counter source `{other}`"),
-                        Some("use \"auto\", \"procfs\" or \"nxapi\"".into()),
+                        Some("use \"auto\", \"procfs\", \"dme\" or \"nxapi\"".into()),
                     );
                     SourceKind::Auto
                 }

@@ -3,7 +3,9 @@
 //! separately (see [`crate::link`]) because the kernel pushes it; a source
 //! that reads the hardware's own view (NX-API) brings it with the counters.
 
+pub mod dme;
 pub mod nxapi;
+pub mod nxos_auto;
 pub mod procfs;
 
 use crate::link::LinkState;
@@ -62,6 +64,14 @@ pub enum SourceError {
     Format { path: String, reason: String },
     #[error(transparent)]
     Nxapi(#[from] crate::nxapi::NxapiError),
+    #[error(
+        "{0}; this switch's NX-API does not serve the REST API (the DME) on its local socket: set [agent] source = \"nxapi\" or \"auto\""
+    )]
+    DmeAbsent(#[source] crate::nxapi::NxapiError),
+    #[error(
+        "cannot yet choose between the dme and nxapi sources ({0}); asking NX-API again next tick"
+    )]
+    Undecided(#[source] crate::nxapi::NxapiError),
 }
 
 /// Something that yields a snapshot of every interface's counters.
