@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod dme;
 mod server;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nxapi");
@@ -239,7 +240,11 @@ fn nxapi_agent_fires_rules_and_reports_links_from_hardware_counters() {
     }));
     let state = Arc::clone(&switch);
     let base = fixture_json("show_interface_48.json");
-    let server = Server::start(&dir, move |_| {
+    let server = Server::start(&dir, move |request: &Request| {
+        // An NX-API without the REST API: `auto` settles on the CLI.
+        if request.is_rest() {
+            return (404, String::new());
+        }
         let state = state.lock().unwrap();
         if state.refuse {
             return (200, fixture("error.json"));
