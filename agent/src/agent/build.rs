@@ -8,7 +8,7 @@ use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
 use crate::source::CounterSource;
-use crate::source::nxapi::NxapiSource;
+use crate::source::nxapi::{CountersSource, NxapiSource};
 use crate::source::procfs::ProcfsSource;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,11 +79,25 @@ fn start_output(output: Box<dyn Output>) -> Option<OutputHandle> {
 pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
     match settings.resolved_source() {
         SourceKind::Auto | SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
+        SourceKind::Nxapi => Box::new(CountersSource::new(
+            &settings.nxapi_socket,
+            &settings.nxapi_user,
+            nxapi_timeout(settings.interval),
+        )),
+    }
+}
+
+/// The source `hopwatch counters` reads: on NX-OS the full `show
+/// interface`, which brings each port's link and speed with its counters;
+/// asked once or at the person's pace, so its weight does not matter.
+pub fn build_counters_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
+    match settings.resolved_source() {
         SourceKind::Nxapi => Box::new(NxapiSource::new(
             &settings.nxapi_socket,
             &settings.nxapi_user,
             nxapi_timeout(settings.interval),
         )),
+        _ => build_source(settings),
     }
 }
 
