@@ -10,7 +10,7 @@ mod sampler;
 mod status;
 
 use self::build::build_outputs;
-pub use self::build::{build_source, new_trace_backend};
+pub use self::build::{build_counters_source, build_source, new_trace_backend};
 use self::handover::Handover;
 use self::plan::{Plans, Restarts};
 use self::sampler::{Sample, Sampler};
@@ -412,7 +412,7 @@ impl Agent {
     fn tick(
         &mut self,
         now: Instant,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         result: Result<(), crate::source::SourceError>,
     ) {
         let started = now;
@@ -425,6 +425,15 @@ impl Agent {
             self.stats.last_source_error = Some(text);
             self.snapshot = snapshot;
             return;
+        }
+        if let Some(partial) = snapshot.partial.take() {
+            // The rows are good; what is missing is unavailable, and the
+            // operator is told why as for a failed tick.
+            self.stats.source_errors += 1;
+            if self.stats.last_source_error.as_deref() != Some(partial.as_str()) {
+                tracing::warn!(error = %partial, source = self.source_name, "Sampling was partial; retrying next tick.");
+            }
+            self.stats.last_source_error = Some(partial);
         }
         if !snapshot.skipped.is_empty() {
             self.stats.skipped_lines += snapshot.skipped.len() as u64;
@@ -447,7 +456,11 @@ impl Agent {
                     name: &row.name,
                     counters: &row.counters,
                     columns: row.columns,
-                    link: links.get_hinted(&row.name, hint),
+                    link: links.get_hinted(&row.name, hint).or_else(|| {
+                        // NX-API's `Ethernet1/5` is the kernel's `Eth1-5`.
+                        let netdev = crate::nxapi::linux_name(&row.name);
+                        (netdev != row.name).then(|| links.get(&netdev)).flatten()
+                    }),
                 }),
             &mut self.alerts,
         );

@@ -187,6 +187,7 @@ mod tests {
         Snapshot {
             rows: vec![CounterRow::proc_net_dev(name, counters)],
             skipped: vec![],
+            partial: None,
         }
     }
 

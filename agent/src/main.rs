@@ -300,7 +300,7 @@ fn show_counters(
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
     let settings = &config.agent;
-    let mut source = agent::build_source(settings);
+    let mut source = agent::build_counters_source(settings);
     let mut prev = source.sample()?;
     let mut prev_at = Instant::now();
     loop {

@@ -78,6 +78,7 @@ impl DmeSource {
     /// replaying an answer captured on a switch, and for the benchmark.
     pub fn sample_body(&mut self, body: &str, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         snapshot.skipped.clear();
+        snapshot.partial = None;
         let result = serde_json::from_str::<Reply>(body)
             .map_err(|e| reply_error(&e.to_string()))
             .and_then(|reply| fill(reply, snapshot));
@@ -95,6 +96,7 @@ impl CounterSource for DmeSource {
 
     fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         snapshot.skipped.clear();
+        snapshot.partial = None;
         let result = self
             .client
             .get::<Reply>(COUNTER_QUERY)

@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub rows: Vec<CounterRow>,
     /// Lines the source could not read; the rest of the snapshot is good.
     pub skipped: Vec<String>,
+    /// A read that failed while the others answered: the rows are good, and
+    /// the columns that read would have filled are unavailable this tick.
+    pub partial: Option<String>,
 }
 
 #[derive(Debug, Error)]

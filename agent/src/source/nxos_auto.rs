@@ -19,7 +19,7 @@
 //! Each decision is logged once with its reason. A reload asks anew.
 
 use super::dme::DmeSource;
-use super::nxapi::NxapiSource;
+use super::nxapi::CountersSource;
 use super::{CounterSource, Snapshot, SourceError};
 use crate::nxapi::NxapiError;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ pub const REFUSALS: u32 = 3;
 pub struct NxosAuto {
     socket: PathBuf,
     dme: DmeSource,
-    cli: NxapiSource,
+    cli: CountersSource,
     chosen: Option<Choice>,
     refusals: u32,
 }
@@ -72,7 +72,7 @@ impl NxosAuto {
         let socket = socket.into();
         NxosAuto {
             dme: DmeSource::new(&socket, user, timeout),
-            cli: NxapiSource::new(&socket, user, timeout),
+            cli: CountersSource::new(&socket, user, timeout),
             socket,
             chosen: None,
             refusals: 0,
