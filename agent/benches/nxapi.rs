@@ -242,7 +242,11 @@ fn main() {
         let size = if case.requests == 0 {
             "-".to_string()
         } else {
-            format!("{:.1} ({:.1})", kib(case.bytes as u64), kib(case.compact as u64))
+            format!(
+                "{:.1} ({:.1})",
+                kib(case.bytes as u64),
+                kib(case.compact as u64)
+            )
         };
         println!(
             "{:<27} {:>5} {:>9} {:>22} {:>10.1} {:>10.1}",

@@ -125,7 +125,9 @@ fn reply_error(reason: &str) -> NxapiError {
 /// Writes the ports of `reply` into `snapshot`, reusing its rows.
 fn fill(reply: Reply, snapshot: &mut Snapshot) -> Result<(), NxapiError> {
     if let Some((code, text)) = reply.error {
-        return Err(reply_error(&format!("the DME answered error {code}: {text}")));
+        return Err(reply_error(&format!(
+            "the DME answered error {code}: {text}"
+        )));
     }
     snapshot.skipped.extend(reply.skipped);
     let mut filled = 0;
@@ -257,7 +259,8 @@ impl Port {
     /// counts nothing.
     fn counters(&self) -> Option<([u64; COUNTER_COLUMNS], Columns)> {
         use Metric::*;
-        let get = |counts: Option<Counts>, f: fn(&Counts) -> Option<u64>| counts.as_ref().and_then(f);
+        let get =
+            |counts: Option<Counts>, f: fn(&Counts) -> Option<u64>| counts.as_ref().and_then(f);
         // The 64-bit class where the port has it, else the 32-bit one.
         let traffic = |hc: Option<Counts>, plain: Option<Counts>, f: fn(&Counts) -> Option<u64>| {
             get(hc, f).or_else(|| get(plain, f))
@@ -270,7 +273,10 @@ impl Port {
             (RxDropped, get(self.if_in, |c| c.discards)),
             (RxCrc, get(self.ether, |c| c.crc)),
             (TxBytes, traffic(self.hc_out, self.if_out, |c| c.octets)),
-            (TxPackets, traffic(self.hc_out, self.if_out, Counts::packets)),
+            (
+                TxPackets,
+                traffic(self.hc_out, self.if_out, Counts::packets),
+            ),
             (TxErrors, get(self.if_out, |c| c.errors)),
             (TxDropped, get(self.if_out, |c| c.discards)),
             (TxCollisions, get(self.ether, |c| c.collisions)),
@@ -402,7 +408,10 @@ impl<'de> Visitor<'de> for Object<'_> {
                 let body: Body<'de> = map.next_value()?;
                 match body.attributes.dn {
                     Some(dn) => self.0.add(class, &dn.0, body.attributes.counts),
-                    None => self.0.skipped.push(format!("a {class:?} object without a dn")),
+                    None => self
+                        .0
+                        .skipped
+                        .push(format!("a {class:?} object without a dn")),
                 }
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -533,7 +542,11 @@ mod tests {
         assert_eq!(snapshot.rows.len(), 1);
         let eth = row(&snapshot, "Ethernet1/1");
         let value = |m: Metric| eth.counters[m as usize];
-        assert_eq!(value(Metric::RxBytes), 123_456_789_012, "HC, not rmonIfIn's");
+        assert_eq!(
+            value(Metric::RxBytes),
+            123_456_789_012,
+            "HC, not rmonIfIn's"
+        );
         assert_eq!(value(Metric::RxPackets), 1032);
         assert_eq!(value(Metric::RxMulticast), 30);
         assert_eq!(value(Metric::RxErrors), 3);
@@ -617,9 +630,14 @@ mod tests {
         source.sample_body(body, &mut snapshot).unwrap();
         let names: Vec<&str> = snapshot.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["Ethernet1/2", "Ethernet1/1"]);
-        assert_eq!(row(&snapshot, "Ethernet1/2").counters[Metric::TxErrors as usize], 5);
+        assert_eq!(
+            row(&snapshot, "Ethernet1/2").counters[Metric::TxErrors as usize],
+            5
+        );
         assert!(
-            !row(&snapshot, "Ethernet1/1").columns.supplies(Metric::RxErrors),
+            !row(&snapshot, "Ethernet1/1")
+                .columns
+                .supplies(Metric::RxErrors),
             "N/A is unavailable"
         );
         assert_eq!(snapshot.skipped, ["sys/other/x/dbgIfIn"]);

@@ -146,7 +146,12 @@ fn dme_counters_moved_between_requests_are_read_anew() {
         *poll += 1;
         let mut reply = base.clone();
         let dn = "sys/intf/phys-[eth1/5]";
-        set_attribute(&mut reply, &format!("{dn}/dbgIfHCIn"), "octets", 1_000 * *poll);
+        set_attribute(
+            &mut reply,
+            &format!("{dn}/dbgIfHCIn"),
+            "octets",
+            1_000 * *poll,
+        );
         set_attribute(&mut reply, &format!("{dn}/dbgIfOut"), "errors", 7 * *poll);
         set_attribute(
             &mut reply,
@@ -194,7 +199,10 @@ fn dme_auto_settles_on_the_cli_after_repeated_refusals_only() {
     let kinds: Vec<bool> = server.requests().iter().map(Request::is_rest).collect();
     let (probes, cli) = kinds.split_at(REFUSALS as usize);
     assert!(probes.iter().all(|&rest| rest), "{kinds:?}");
-    assert!(!cli.is_empty() && cli.iter().all(|&rest| !rest), "{kinds:?}");
+    assert!(
+        !cli.is_empty() && cli.iter().all(|&rest| !rest),
+        "{kinds:?}"
+    );
     let before = server.requests().len();
     source.sample().unwrap();
     assert!(
@@ -227,7 +235,10 @@ fn switch_server(dir: &TempDir, switch: &Arc<Mutex<Switch>>) -> Server {
         let (delay, reply) = {
             let mut state = state.lock().unwrap();
             let reply = if state.booting {
-                (503, "<html>503 Service Temporarily Unavailable</html>".to_string())
+                (
+                    503,
+                    "<html>503 Service Temporarily Unavailable</html>".to_string(),
+                )
             } else if !request.is_rest() {
                 (200, fixture("show_interface_48.json"))
             } else if !state.rest {
@@ -243,7 +254,12 @@ fn switch_server(dir: &TempDir, switch: &Arc<Mutex<Switch>>) -> Server {
                     "cRCAlignErrors",
                     state.crc,
                 );
-                set_attribute(&mut reply, &format!("{dn}/dbgIfOut"), "errors", state.tx_errors);
+                set_attribute(
+                    &mut reply,
+                    &format!("{dn}/dbgIfOut"),
+                    "errors",
+                    state.tx_errors,
+                );
                 (200, reply.to_string())
             };
             (state.delay.take(), reply)
@@ -352,7 +368,9 @@ fn dme_auto_picks_dme_when_the_rest_api_answers_and_rules_fire_on_its_counters()
 
     let requests = server.requests();
     assert!(
-        requests.iter().all(|r| r.is_rest() && r.path == COUNTER_QUERY),
+        requests
+            .iter()
+            .all(|r| r.is_rest() && r.path == COUNTER_QUERY),
         "only the DME query, never the CLI: {:?}",
         requests.iter().map(|r| &r.input).collect::<Vec<_>>()
     );
@@ -382,7 +400,9 @@ fn dme_auto_falls_back_to_the_cli_without_the_rest_api_and_asks_again_at_reload(
     let requests = server.requests();
     assert_eq!(requests[0].path, COUNTER_QUERY, "the probe comes first");
     assert!(
-        requests[1..].iter().all(|r| !r.is_rest() && r.kind == "cli_show"),
+        requests[1..]
+            .iter()
+            .all(|r| !r.is_rest() && r.kind == "cli_show"),
         "then the CLI only: {:?}",
         requests.iter().map(|r| &r.input).collect::<Vec<_>>()
     );
@@ -392,7 +412,9 @@ fn dme_auto_falls_back_to_the_cli_without_the_rest_api_and_asks_again_at_reload(
     switch.lock().unwrap().rest = true;
     let before = server.requests().len();
     agent.signal(nix::sys::signal::Signal::SIGHUP);
-    status_until(&config, "the reload settles on dme", |s| s["source"] == "dme");
+    status_until(&config, "the reload settles on dme", |s| {
+        s["source"] == "dme"
+    });
     assert!(
         server.requests()[before..]
             .iter()
