@@ -6,8 +6,8 @@
 //! columns are unavailable for that interface, in `hopwatch counters` and in
 //! the rules, never zero.
 
-use super::server::{Request, Server};
 use super::fixture;
+use super::server::{Request, Server};
 use crate::util::TempDir;
 use hopwatch::metric::Metric;
 use hopwatch::source::nxapi::{CountersSource, SHOW_COUNTERS, SHOW_COUNTERS_ERRORS};
