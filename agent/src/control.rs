@@ -555,7 +555,11 @@ mod tests {
         )
         .unwrap();
         assert!(rule.unavailable.is_empty());
-        assert!(!serde_json::to_string(&rule).unwrap().contains("unavailable"));
+        assert!(
+            !serde_json::to_string(&rule)
+                .unwrap()
+                .contains("unavailable")
+        );
     }
 
     #[test]
