@@ -2,7 +2,7 @@
 //! and from the counters the output threads keep.
 
 use super::Agent;
-use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status};
+use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status, UnavailableStatus};
 use crate::output::collector::CollectorMonitor;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use std::time::Instant;
 impl Agent {
     pub(super) fn status(&self) -> Status {
         let now = Instant::now();
+        let unavailable = self.engine.unavailable();
         Status {
             agent: self.config.agent.name.clone(),
             boot: self.seq.boot().to_string(),
@@ -48,6 +49,14 @@ impl Agent {
                     when: r.when.text.clone(),
                     severity: r.severity,
                     interfaces: r.interfaces.patterns().to_vec(),
+                    unavailable: unavailable
+                        .iter()
+                        .filter(|u| u.rule == r.name)
+                        .map(|u| UnavailableStatus {
+                            interface: u.interface.clone(),
+                            metrics: u.metrics.iter().map(|m| m.name().to_string()).collect(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             firing: self

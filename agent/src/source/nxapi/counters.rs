@@ -107,11 +107,11 @@ impl CounterSource for CountersSource {
 
     fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         let client = &mut self.client;
-        let counters = client.show::<Traffic>(SHOW_COUNTERS);
+        let counters = client.show::<Tables>(SHOW_COUNTERS);
         fill(
             &mut self.index,
             counters,
-            || client.show::<ErrorTable>(SHOW_COUNTERS_ERRORS),
+            || client.show::<Tables>(SHOW_COUNTERS_ERRORS),
             snapshot,
         )
     }
@@ -121,8 +121,8 @@ impl CounterSource for CountersSource {
 /// the traffic counters answered. `index` is scratch kept between polls.
 fn fill(
     index: &mut NameMap<usize>,
-    counters: Result<Traffic, NxapiError>,
-    errors: impl FnOnce() -> Result<ErrorTable, NxapiError>,
+    counters: Result<Tables, NxapiError>,
+    errors: impl FnOnce() -> Result<Tables, NxapiError>,
     snapshot: &mut Snapshot,
 ) -> Result<(), SourceError> {
     snapshot.skipped.clear();
@@ -135,15 +135,9 @@ fn fill(
         rows: &mut snapshot.rows,
         values: Vec::new(),
     };
-    for row in counters.rx.rows.0.into_iter().chain(counters.tx.rows.0) {
-        ports.merge(row);
-    }
+    ports.merge_all(counters);
     match errors() {
-        Ok(errors) => {
-            for row in errors.table.rows.0 {
-                ports.merge(row);
-            }
-        }
+        Ok(errors) => ports.merge_all(errors),
         Err(error) => {
             snapshot.partial = Some(format!(
                 "{error}; error and drop columns unavailable this tick"
@@ -168,6 +162,14 @@ struct Ports<'a> {
 }
 
 impl Ports<'_> {
+    fn merge_all(&mut self, tables: Tables) {
+        for table in [tables.rx, tables.tx, tables.errors] {
+            for row in table.rows.0 {
+                self.merge(row);
+            }
+        }
+    }
+
     fn merge(&mut self, row: Row) {
         if row.name.is_empty() {
             return;
@@ -195,35 +197,27 @@ impl Ports<'_> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Traffic {
+/// The tables either command answers with: `show interface counters` fills
+/// the first two, `counters errors` the third. One type for both answers,
+/// so the reply reader is built into the binary once.
+#[derive(Debug, Default, Deserialize)]
+struct Tables {
     #[serde(rename = "TABLE_rx_counters", default)]
-    rx: RxTable,
+    rx: Table,
     #[serde(rename = "TABLE_tx_counters", default)]
-    tx: TxTable,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RxTable {
-    #[serde(rename = "ROW_rx_counters", default)]
-    rows: Rows<Row>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct TxTable {
-    #[serde(rename = "ROW_tx_counters", default)]
-    rows: Rows<Row>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorTable {
+    tx: Table,
     #[serde(rename = "TABLE_interface", default)]
-    table: ErrorRows,
+    errors: Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct ErrorRows {
-    #[serde(rename = "ROW_interface", default)]
+struct Table {
+    #[serde(
+        rename = "ROW_rx_counters",
+        alias = "ROW_tx_counters",
+        alias = "ROW_interface",
+        default
+    )]
     rows: Rows<Row>,
 }
 
@@ -487,9 +481,7 @@ mod tests {
             }),
             || {
                 asked.set(true);
-                Ok(ErrorTable {
-                    table: ErrorRows::default(),
-                })
+                Ok(Tables::default())
             },
             &mut snapshot,
         )
