@@ -38,7 +38,8 @@
 //! packets from `rmonIfIn`/`rmonIfOut` (32-bit on some releases; the rule
 //! engine recognises their wrap). A column whose class a port lacks is not
 //! filled: unavailable, never zero. The DME has no FIFO, frame, carrier or
-//! compression counts in these classes.
+//! compression counts in these classes. An answer holding fewer objects than
+//! its `totalCount` gives the ports it holds and says the tick was partial.
 //!
 //! Ports keep their NX-OS names, taken from the dn: `phys-[eth1/1]` is
 //! `Ethernet1/1`, `aggr-[po10]` `port-channel10`, `mgmt-[mgmt0]` `mgmt0`.
@@ -130,6 +131,13 @@ fn fill(reply: Reply, snapshot: &mut Snapshot) -> Result<(), NxapiError> {
         )));
     }
     snapshot.skipped.extend(reply.skipped);
+    if let Some(total) = reply.total.filter(|&total| total > reply.objects) {
+        // The ports it holds are good; the others are missing this tick.
+        snapshot.partial = Some(format!(
+            "the DME matched {total} counter objects but sent {}; the ports it left out are unavailable this tick",
+            reply.objects
+        ));
+    }
     let mut filled = 0;
     for port in &reply.ports {
         let Some((counters, columns)) = port.counters() else {
@@ -304,6 +312,10 @@ struct Reply {
     skipped: Vec<String>,
     /// `imdata[].error.attributes`: its code and text.
     error: Option<(String, String)>,
+    /// How many objects the DME says match, and how many `imdata` holds:
+    /// fewer held than matched is an answer cut short.
+    total: Option<u64>,
+    objects: u64,
 }
 
 impl Reply {
@@ -345,6 +357,8 @@ impl<'de> Deserialize<'de> for Reply {
                     if key.0 == "imdata" {
                         map.next_value_seed(Imdata(&mut reply))?;
                         imdata = true;
+                    } else if key.0 == "totalCount" {
+                        reply.total = map.next_value::<Count>()?.0;
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -375,7 +389,9 @@ impl<'de> Visitor<'de> for Imdata<'_> {
         f.write_str("a list of DME objects")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Object(&mut *self.0))?.is_some() {}
+        while seq.next_element_seed(Object(&mut *self.0))?.is_some() {
+            self.0.objects += 1;
+        }
         Ok(())
     }
 }
@@ -641,6 +657,24 @@ mod tests {
             "N/A is unavailable"
         );
         assert_eq!(snapshot.skipped, ["sys/other/x/dbgIfIn"]);
+    }
+
+    #[test]
+    fn an_answer_cut_short_of_its_total_count_is_partial() {
+        let mut snapshot = Snapshot::default();
+        let mut source = DmeSource::new("/nonexistent", "admin", Duration::from_secs(1));
+        source.sample_body(ONE_PORT, &mut snapshot).unwrap();
+        assert_eq!(snapshot.partial, None, "5 of 5");
+        let cut = ONE_PORT.replacen(r#""totalCount": "5""#, r#""totalCount": "960""#, 1);
+        source.sample_body(&cut, &mut snapshot).unwrap();
+        assert_eq!(snapshot.rows.len(), 1, "the port it holds is good");
+        let partial = snapshot.partial.clone().unwrap();
+        assert!(
+            partial.contains("960") && partial.contains("sent 5"),
+            "{partial}"
+        );
+        source.sample_body(ONE_PORT, &mut snapshot).unwrap();
+        assert_eq!(snapshot.partial, None, "a whole answer clears it");
     }
 
     #[test]
