@@ -274,3 +274,41 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn agent(text: &str) -> AgentSettings {
+        Config::parse(text, "t.toml").unwrap().agent
+    }
+
+    #[test]
+    fn dme_is_a_source_and_auto_waits_for_nxapi_where_its_socket_is() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("nxapi.sock");
+        let absent = dir.join("absent.sock");
+        std::fs::write(&socket, "").unwrap();
+        let with = |source: &str, socket: &std::path::Path| {
+            agent(&format!(
+                "[agent]\nsource = \"{source}\"\nnxapi_socket = \"{}\"\n",
+                socket.display()
+            ))
+        };
+        assert_eq!(with("dme", &absent).source, SourceKind::Dme);
+        assert_eq!(with("dme", &absent).resolved_source(), SourceKind::Dme);
+        assert_eq!(with("auto", &absent).resolved_source(), SourceKind::Procfs);
+        assert_eq!(with("auto", &socket).resolved_source(), SourceKind::Auto);
+        assert_eq!(with("nxapi", &socket).resolved_source(), SourceKind::Nxapi);
+        let error = Config::parse("[agent]\nsource = \"rest\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown counter source `rest`") && error.contains("\"dme\""),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
