@@ -322,7 +322,7 @@ impl Reply {
     fn add(&mut self, class: Class, dn: &str, counts: Counts) {
         let Some(key) = dn
             .strip_prefix("sys/intf/")
-            .and_then(|rest| rest.find("]").map(|end| &rest[..=end]))
+            .and_then(|rest| rest.find(']').map(|end| &rest[..=end]))
         else {
             self.skipped.push(dn.to_string());
             return;

@@ -6,7 +6,7 @@
 //! that tick's counters.
 //!
 //! What the answer decides:
-//! - counters: `dme`, for good;
+//! - counters: `dme`, until a reload;
 //! - HTTP 404, 405 or 501 (no REST API behind the socket): `nxapi`, at once;
 //! - NX-API not answering (no connection, a timeout, nginx's 502/503 while
 //!   NX-OS boots): nothing. The CLI goes through the same NX-API, so it would
