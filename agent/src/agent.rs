@@ -105,9 +105,6 @@ struct Agent {
     addresses: Option<Vec<event::VrfAddresses>>,
     alerts: Vec<event::Alert>,
     changes: Vec<LinkChange>,
-    /// Where the netlink watcher sends, for a watch started after a source
-    /// settled what it reports.
-    link_tx: mpsc::UnboundedSender<LinkUpdate>,
 }
 
 /// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
@@ -271,7 +268,6 @@ impl Agent {
             addresses: None,
             alerts: Vec::new(),
             changes: Vec::new(),
-            link_tx: link_tx.clone(),
             config,
             path,
         };
@@ -399,12 +395,7 @@ impl Agent {
         // `auto` on NX-OS settles on a source at its first answer (and
         // logs which and why).
         self.source_name = sample.source.name();
-        let reports_links = sample.source.reports_links();
         self.source = Some(sample.source);
-        if reports_links != self.source_reports_links {
-            self.source_reports_links = reports_links;
-            self.start_link_watch(&self.link_tx.clone());
-        }
         self.tick(sample.tick, sample.snapshot, sample.result);
     }
 

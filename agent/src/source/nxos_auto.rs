@@ -90,15 +90,11 @@ impl CounterSource for NxosAuto {
         }
     }
 
-    /// While probing, whether either choice would: the agent then waits for
-    /// the choice before watching the kernel's links, rather than starting
-    /// a watch that names the ports otherwise.
+    /// The agent asks this once, when it builds the source, so both
+    /// choices must agree; they do: on NX-OS links come from the kernel's
+    /// carrier whichever source counts.
     fn reports_links(&self) -> bool {
-        match self.chosen {
-            None => self.dme.reports_links() || self.cli.reports_links(),
-            Some(Choice::Dme) => self.dme.reports_links(),
-            Some(Choice::Cli) => self.cli.reports_links(),
-        }
+        self.dme.reports_links() || self.cli.reports_links()
     }
 
     fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
@@ -188,6 +184,13 @@ mod tests {
             reason: "r".into(),
         });
         assert_eq!(classify(&garbled), Probe::Refused);
+    }
+
+    #[test]
+    fn neither_choice_reports_links() {
+        let source = NxosAuto::new("/nonexistent", "admin", Duration::from_secs(1));
+        assert!(!source.dme.reports_links() && !source.cli.reports_links());
+        assert!(!source.reports_links());
     }
 
     #[test]
