@@ -514,3 +514,50 @@ fn dme_slow_and_refused_answers_lose_only_their_tick() {
         .expect("rules fire once the DME answers again");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn dme_counters_command_under_auto_asks_the_full_show_interface() {
+    // `hopwatch counters` is asked at a person's pace, so on NX-OS it reads
+    // the full `show interface`, link states and all, whichever source the
+    // agent's ticks settle on.
+    let dir = TempDir::new("hopwatch-dme");
+    let switch = Arc::new(Mutex::new(Switch {
+        rest: true,
+        ..Switch::default()
+    }));
+    let server = switch_server(&dir, &switch);
+    let config = dir.write(
+        "agent.toml",
+        &format!("[agent]\nnxapi_socket = \"{}\"\n", server.path.display()),
+    );
+    let out = hopwatch()
+        .args(["counters", "--json", "--interval", "100ms", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port7 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Ethernet1/7")
+        .expect("Ethernet1/7");
+    assert_eq!(port7["state"], "down", "the link state of show interface");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.is_rest() && r.input == "show interface"),
+        "{:?}",
+        server
+            .requests()
+            .iter()
+            .map(|r| &r.input)
+            .collect::<Vec<_>>()
+    );
+}
