@@ -21,7 +21,7 @@
 //! *objects* come back (`query-target`, `target-subtree-class`,
 //! `query-target-filter`); no option found in NX-OS's documentation selects
 //! *attributes* within an object, so each object comes whole and the parser
-//! skips the attributes it does not use without reading them.
+//! passes over the attributes it does not use without converting them.
 //!
 //! | DME class.attribute | column |
 //! |---|---|
@@ -30,13 +30,14 @@
 //! | `rmonIfHCIn.multicastPkts` | `rx_multicast` |
 //! | `rmonIfIn.errors`, `rmonIfIn.discards` | `rx_errors`, `rx_dropped` |
 //! | `rmonEtherStats.cRCAlignErrors` | `rx_crc` |
-//! | `rmonIfHCOut.octets`, the three packet counts, | `tx_bytes`, `tx_packets` |
+//! | `rmonIfHCOut.octets` | `tx_bytes` |
+//! | `rmonIfHCOut.ucastPkts` + `multicastPkts` + `broadcastPkts` | `tx_packets` |
 //! | `rmonIfOut.errors`, `rmonIfOut.discards` | `tx_errors`, `tx_dropped` |
 //! | `rmonEtherStats.collisions` | `tx_collisions` |
 //!
 //! A port without the 64-bit `rmonIfHC*` classes takes its bytes and
-//! packets from `rmonIfIn`/`rmonIfOut` (32-bit on some releases; the rule
-//! engine recognises their wrap). A column whose class a port lacks is not
+//! packets from `rmonIfIn`/`rmonIfOut` (which may count in 32 bits; the
+//! rule engine recognises a 32-bit wrap). A column whose class a port lacks is not
 //! filled: unavailable, never zero. The DME has no FIFO, frame, carrier or
 //! compression counts in these classes. An answer holding fewer objects than
 //! its `totalCount` gives the ports it holds and says the tick was partial.
