@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark of the `nxapi` counter source against `procfs` for the same
-# number of interfaces: `cargo bench --bench nxapi` inside a namespace with
-# 48 veth pairs (97 interfaces with lo) while it serves a 96-port
-# `show interface` reply on a unix socket. Prints figures, asserts none.
+# Benchmark of the NX-OS counter sources (`dme`, `nxapi`, the full `show
+# interface` it replaced) against `procfs` for the same number of
+# interfaces, and what each asks of the switch per minute: `cargo bench
+# --bench nxapi` inside a namespace with 48 veth pairs (97 interfaces with
+# lo) while it serves 96-port replies on a unix socket. Prints figures,
+# asserts none.
 #
 # Run as root from anywhere: `bash agent/bench/nxapi.sh`. ITERATIONS (default
 # 2000) sets the samples per source.

@@ -12,7 +12,7 @@ mod sampler;
 mod status;
 
 use self::build::build_outputs;
-pub use self::build::{build_source, new_trace_backend};
+pub use self::build::{build_counters_source, build_source, new_trace_backend};
 use self::cause::Causes;
 use self::handover::Handover;
 use self::pace::Pace;
@@ -452,6 +452,9 @@ impl Agent {
             // its time says nothing about the new one.
             return false;
         }
+        // `auto` on NX-OS settles on a source at its first answer (and
+        // logs which and why).
+        self.source_name = sample.source.name();
         self.source = Some(sample.source);
         self.stats.last_poll = sample.poll;
         self.stats.max_poll = self.stats.max_poll.max(sample.poll);
@@ -511,7 +514,7 @@ impl Agent {
     fn tick(
         &mut self,
         now: Instant,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         result: Result<(), crate::source::SourceError>,
     ) {
         let started = now;
@@ -524,6 +527,15 @@ impl Agent {
             self.stats.last_source_error = Some(text);
             self.snapshot = snapshot;
             return;
+        }
+        if let Some(partial) = snapshot.partial.take() {
+            // The rows are good; what is missing is unavailable, and the
+            // operator is told why as for a failed tick.
+            self.stats.source_errors += 1;
+            if self.stats.last_source_error.as_deref() != Some(partial.as_str()) {
+                tracing::warn!(error = %partial, source = self.source_name, "Sampling was partial; retrying next tick.");
+            }
+            self.stats.last_source_error = Some(partial);
         }
         if !snapshot.skipped.is_empty() {
             self.stats.skipped_lines += snapshot.skipped.len() as u64;
@@ -546,7 +558,11 @@ impl Agent {
                     name: &row.name,
                     counters: &row.counters,
                     columns: row.columns,
-                    link: links.get_hinted(&row.name, hint),
+                    link: links.get_hinted(&row.name, hint).or_else(|| {
+                        // NX-API's `Ethernet1/5` is the kernel's `Eth1-5`.
+                        let netdev = crate::nxapi::linux_name(&row.name);
+                        (netdev != row.name).then(|| links.get(&netdev)).flatten()
+                    }),
                 }),
             &mut self.alerts,
         );
@@ -798,10 +814,12 @@ impl Agent {
                 self.seq.last_seq() + 1,
             ));
         }
-        if restarts.source {
+        // `auto` on NX-OS asks NX-API anew which source it serves.
+        let probe = config.agent.resolved_source() == crate::config::SourceKind::Auto;
+        if restarts.source || probe {
             self.replace_source(build_source(&config.agent));
         }
-        if restarts.source || restarts.ticker {
+        if restarts.source || probe || restarts.ticker {
             // A new source or interval starts unstretched; what the old one
             // measured says nothing about it.
             let before = self.pace.interval();

@@ -76,6 +76,18 @@ pub struct RuleStatus {
     pub when: String,
     pub severity: Severity,
     pub interfaces: Vec<String>,
+    /// The interfaces this rule cannot be evaluated on: a metric it reads
+    /// had no value there on the latest tick (a column the source does not
+    /// report for that interface, no link state, no speed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<UnavailableStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnavailableStatus {
+    pub interface: String,
+    /// The metrics without a value.
+    pub metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -406,6 +418,13 @@ pub fn render(status: &Status) -> String {
             escape(&r.when),
             escape(&r.interfaces.join(" "))
         );
+        if !r.unavailable.is_empty() {
+            let _ = writeln!(
+                out,
+                "    unavailable on {}",
+                unavailable_list(&r.unavailable)
+            );
+        }
     }
     let _ = writeln!(out, "\nFIRING ({})", status.firing.len());
     for f in &status.firing {
@@ -435,6 +454,21 @@ pub fn render(status: &Status) -> String {
         }
     }
     out
+}
+
+/// `Vlan2001 (tx_errors), nve1 (tx_errors)`, cut short on a big switch.
+fn unavailable_list(list: &[UnavailableStatus]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = list
+        .iter()
+        .take(SHOWN)
+        .map(|u| format!("{} ({})", escape(&u.interface), u.metrics.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > SHOWN {
+        text.push_str(&format!(" and {} more", list.len() - SHOWN));
+    }
+    text
 }
 
 fn render_collector(out: &mut String, c: &CollectorStatus) {
@@ -534,6 +568,33 @@ mod tests {
         assert_eq!(
             reply["error"],
             "unknown request \"sta\\\"tus\"; send status"
+        );
+    }
+
+    #[test]
+    fn unavailable_interfaces_are_named_and_cut_short() {
+        let list: Vec<UnavailableStatus> = (1..=10)
+            .map(|n| UnavailableStatus {
+                interface: format!("Vlan{n}"),
+                metrics: vec!["tx_errors".into()],
+            })
+            .collect();
+        let text = unavailable_list(&list);
+        assert!(
+            text.starts_with("Vlan1 (tx_errors), Vlan2 (tx_errors)"),
+            "{text}"
+        );
+        assert!(text.ends_with("Vlan8 (tx_errors) and 2 more"), "{text}");
+        // Older agents send no list; it reads as none.
+        let rule: RuleStatus = serde_json::from_str(
+            r#"{"name":"r","when":"oper_up == 0","severity":"warning","interfaces":["*"]}"#,
+        )
+        .unwrap();
+        assert!(rule.unavailable.is_empty());
+        assert!(
+            !serde_json::to_string(&rule)
+                .unwrap()
+                .contains("unavailable")
         );
     }
 

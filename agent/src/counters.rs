@@ -1,5 +1,9 @@
 //! `hopwatch counters`: every interface with its counters and per-second
-//! rates from two readings one interval apart — a better `netstat -i`.
+//! rates from two readings one interval apart — a better `netstat -i`. A
+//! counter the source does not report for an interface (an SVI's transmit
+//! side, a tunnel's errors) is unavailable: `-` in the table, `null` in the
+//! JSON, as is a rate computed from it, so a missing count never reads as
+//! a healthy zero.
 
 use crate::link::LinkState;
 use crate::metric::{Metric, counter_delta};
@@ -9,31 +13,33 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// One interface's row.
+/// One interface's row; `None` is a counter the source does not report for
+/// this interface, or a rate or utilisation computed from one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CounterView {
     pub name: String,
     /// `up`, `down`, or `unknown` when the link state could not be read.
     pub state: String,
     pub speed_mbps: Option<u64>,
-    pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub rx_errors: u64,
-    pub rx_dropped: u64,
-    pub tx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_errors: u64,
-    pub tx_dropped: u64,
-    pub rx_bps: f64,
-    pub tx_bps: f64,
-    pub rx_pps: f64,
-    pub tx_pps: f64,
+    pub rx_bytes: Option<u64>,
+    pub rx_packets: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub rx_dropped: Option<u64>,
+    pub tx_bytes: Option<u64>,
+    pub tx_packets: Option<u64>,
+    pub tx_errors: Option<u64>,
+    pub tx_dropped: Option<u64>,
+    pub rx_bps: Option<f64>,
+    pub tx_bps: Option<f64>,
+    pub rx_pps: Option<f64>,
+    pub tx_pps: Option<f64>,
     pub rx_util: Option<f64>,
     pub tx_util: Option<f64>,
 }
 
 /// Rows for every interface present in `cur`; rates are zero for an
-/// interface that was not in `prev`.
+/// interface that was not in `prev`, and unavailable for a counter that
+/// either reading lacks.
 pub fn compute(
     prev: &Snapshot,
     cur: &Snapshot,
@@ -46,19 +52,29 @@ pub fn compute(
         .iter()
         .map(|row| {
             let before = prev.rows.iter().find(|p| p.name == row.name);
-            let rate = |m: Metric| -> f64 {
+            let rate = |m: Metric| -> Option<f64> {
                 let col = m.column().expect("a counter column");
-                before
-                    .map(|b| counter_delta(b.counters[col], row.counters[col]) as f64 / secs)
-                    .unwrap_or(0.0)
+                if !row.columns.has(col) {
+                    return None;
+                }
+                match before {
+                    None => Some(0.0),
+                    Some(b) if b.columns.has(col) => {
+                        Some(counter_delta(b.counters[col], row.counters[col]) as f64 / secs)
+                    }
+                    Some(_) => None,
+                }
             };
             let state = link(&row.name);
             let speed = state.and_then(|s| s.speed_mbps).filter(|s| *s > 0);
             let util =
-                |bytes_per_s: f64| speed.map(|s| bytes_per_s * 8.0 / (s as f64 * 1e6) * 100.0);
-            let get = |m: Metric| row.counters[m.column().expect("a counter column")];
-            let rx_bps = rate(Metric::RxBytes) * 8.0;
-            let tx_bps = rate(Metric::TxBytes) * 8.0;
+                |bytes_per_s: Option<f64>| Some(bytes_per_s? * 8.0 / (speed? as f64 * 1e6) * 100.0);
+            let get = |m: Metric| {
+                let col = m.column().expect("a counter column");
+                row.columns.has(col).then_some(row.counters[col])
+            };
+            let rx_bps = rate(Metric::RxBytes).map(|r| r * 8.0);
+            let tx_bps = rate(Metric::TxBytes).map(|r| r * 8.0);
             CounterView {
                 name: row.name.clone(),
                 state: match state {
@@ -79,8 +95,8 @@ pub fn compute(
                 tx_bps,
                 rx_pps: rate(Metric::RxPackets),
                 tx_pps: rate(Metric::TxPackets),
-                rx_util: util(rx_bps / 8.0),
-                tx_util: util(tx_bps / 8.0),
+                rx_util: util(rate(Metric::RxBytes)),
+                tx_util: util(rate(Metric::TxBytes)),
             }
         })
         .collect();
@@ -154,20 +170,23 @@ pub fn render(rows: &[CounterView]) -> String {
             })
             .unwrap_or_else(|| "-".into());
         let pct = |u: Option<f64>| u.map(|u| format!("{u:.1}")).unwrap_or_else(|| "-".into());
+        let rate = |bits: Option<f64>| bits.map(human_rate).unwrap_or_else(|| "-".into());
+        let pps = |p: Option<f64>| p.map(|p| format!("{p:.0}")).unwrap_or_else(|| "-".into());
+        let count = |c: Option<u64>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<16} {:<5} {:>7} {:>12} {:>12} {:>9.0} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
+            "{:<16} {:<5} {:>7} {:>12} {:>12} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
             escape(&r.name),
             r.state,
             speed,
-            human_rate(r.rx_bps),
-            human_rate(r.tx_bps),
-            r.rx_pps,
-            r.tx_pps,
-            r.rx_errors,
-            r.tx_errors,
-            r.rx_dropped,
-            r.tx_dropped,
+            rate(r.rx_bps),
+            rate(r.tx_bps),
+            pps(r.rx_pps),
+            pps(r.tx_pps),
+            count(r.rx_errors),
+            count(r.tx_errors),
+            count(r.rx_dropped),
+            count(r.tx_dropped),
             pct(r.rx_util),
             pct(r.tx_util)
         );
@@ -187,6 +206,7 @@ mod tests {
         Snapshot {
             rows: vec![CounterRow::proc_net_dev(name, counters)],
             skipped: vec![],
+            partial: None,
         }
     }
 
@@ -202,11 +222,55 @@ mod tests {
             speed_mbps: Some(10_000),
         };
         let rows = compute(&prev, &cur, Duration::from_secs(2), |_| Some(link));
-        assert_eq!(rows[0].rx_bps, 1e9);
-        assert_eq!(rows[0].tx_pps, 10.0);
+        assert_eq!(rows[0].rx_bps, Some(1e9));
+        assert_eq!(rows[0].tx_pps, Some(10.0));
         assert_eq!(rows[0].rx_util, Some(10.0));
         assert_eq!(rows[0].state, "up");
         assert!(render(&rows).contains("1.0Gb/s"));
+    }
+
+    #[test]
+    fn a_column_the_row_lacks_is_unavailable_not_zero() {
+        let mut counters = [0; crate::metric::COUNTER_COLUMNS];
+        counters[Metric::RxBytes as usize] = 1_000;
+        let svi = |rx_bytes: u64| {
+            let mut counters = counters;
+            counters[Metric::RxBytes as usize] = rx_bytes;
+            Snapshot {
+                rows: vec![CounterRow {
+                    name: "Vlan2001".into(),
+                    counters,
+                    columns: crate::metric::Columns::NONE.with(Metric::RxBytes),
+                    link: None,
+                }],
+                ..Snapshot::default()
+            }
+        };
+        let rows = compute(&svi(1_000), &svi(2_000), Duration::from_secs(1), |_| None);
+        let vlan = &rows[0];
+        assert_eq!(vlan.rx_bytes, Some(2_000));
+        assert_eq!(vlan.rx_bps, Some(8_000.0));
+        assert_eq!(
+            (vlan.tx_bytes, vlan.tx_errors, vlan.rx_dropped),
+            (None, None, None)
+        );
+        assert_eq!((vlan.tx_bps, vlan.rx_pps), (None, None));
+        let json = serde_json::to_value(vlan).unwrap();
+        assert!(
+            json["tx_errors"].is_null() && json["tx_bps"].is_null(),
+            "{json}"
+        );
+        assert_eq!(json["rx_bytes"], 2_000);
+        let table = render(&rows);
+        let line = table.lines().nth(1).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "Vlan2001", "unknown", "-", "8.0Kb/s", "-", "-", "-", "-", "-", "-", "-", "-", "-"
+            ],
+            "{table}"
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ fn parse_args() -> Args {
         let text = format!(
             "{} (counter source {}, trace backend {}; NX-API socket {} {})",
             env!("CARGO_PKG_VERSION"),
-            settings.resolved_source().as_str(),
+            match settings.resolved_source() {
+                // Settled by the agent's first poll, which --version does not make.
+                config::SourceKind::Auto => "dme or nxapi (whichever NX-API serves)",
+                kind => kind.as_str(),
+            },
             settings.resolved_trace_backend().as_str(),
             settings.nxapi_socket.display(),
             if settings.nxapi_socket.exists() {
@@ -299,7 +303,7 @@ fn show_counters(
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
     let settings = &config.agent;
-    let mut source = agent::build_source(settings);
+    let mut source = agent::build_counters_source(settings);
     let mut prev = source.sample()?;
     let mut prev_at = Instant::now();
     loop {

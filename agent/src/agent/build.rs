@@ -8,7 +8,9 @@ use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
 use crate::source::CounterSource;
-use crate::source::nxapi::NxapiSource;
+use crate::source::dme::DmeSource;
+use crate::source::nxapi::{CountersSource, NxapiSource};
+use crate::source::nxos_auto::NxosAuto;
 use crate::source::procfs::ProcfsSource;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,15 +77,34 @@ fn start_output(output: Box<dyn Output>) -> Option<OutputHandle> {
         .ok()
 }
 
-/// The counter source the config names, `auto` resolved.
+/// The counter source the config names, `auto` resolved as far as it can
+/// be without asking NX-API.
 pub fn build_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
+    let (socket, user, timeout) = (
+        &settings.nxapi_socket,
+        &settings.nxapi_user,
+        nxapi_timeout(settings.interval),
+    );
     match settings.resolved_source() {
-        SourceKind::Auto | SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
-        SourceKind::Nxapi => Box::new(NxapiSource::new(
+        SourceKind::Procfs => Box::new(ProcfsSource::new(&settings.proc_root)),
+        SourceKind::Nxapi => Box::new(CountersSource::new(socket, user, timeout)),
+        SourceKind::Dme => Box::new(DmeSource::new(socket, user, timeout)),
+        SourceKind::Auto => Box::new(NxosAuto::new(socket, user, timeout)),
+    }
+}
+
+/// The source `hopwatch counters` reads: on NX-OS the full `show
+/// interface`, which brings each port's link and speed with its counters;
+/// asked once or at the person's pace, so its weight does not matter.
+/// (`auto` resolves to itself only where NX-API's socket exists.)
+pub fn build_counters_source(settings: &AgentSettings) -> Box<dyn CounterSource> {
+    match settings.resolved_source() {
+        SourceKind::Nxapi | SourceKind::Auto => Box::new(NxapiSource::new(
             &settings.nxapi_socket,
             &settings.nxapi_user,
             nxapi_timeout(settings.interval),
         )),
+        _ => build_source(settings),
     }
 }
 

@@ -28,7 +28,7 @@
 //!   events of `Eth…` ports. On Linux nothing is held, and link events are
 //!   what they were.
 
-use crate::config::{AgentSettings, LinkWatch, SourceKind};
+use crate::config::{AgentSettings, LinkWatch};
 use crate::event::{AdminState, Link, LinkState};
 use crate::link::admin::{self, PortCause};
 use crate::nxapi::Client;
@@ -41,14 +41,11 @@ pub(super) fn client_for(settings: &AgentSettings, link_mode: LinkWatch) -> Opti
     if link_mode == LinkWatch::Source {
         return None;
     }
-    match settings.resolved_source() {
-        SourceKind::Nxapi => Some(Client::new(
-            &settings.nxapi_socket,
-            &settings.nxapi_user,
-            ASK_TIMEOUT,
-        )),
-        SourceKind::Auto | SourceKind::Procfs => None,
-    }
+    // `auto` where NX-API's socket is settles on `dme` or `nxapi`: NX-OS
+    // either way.
+    settings
+        .on_nxos()
+        .then(|| Client::new(&settings.nxapi_socket, &settings.nxapi_user, ASK_TIMEOUT))
 }
 
 /// The longest a link event waits for the switch's answer.
@@ -304,6 +301,33 @@ mod tests {
 
     fn client() -> Client {
         Client::new("/nonexistent/nxapi.sock", "admin", ASK_TIMEOUT)
+    }
+
+    #[test]
+    fn every_nxos_source_asks_why_a_link_went_down() {
+        use crate::config::{Config, SourceKind};
+        let socket =
+            std::env::temp_dir().join(format!("hopwatch-cause-{}.sock", std::process::id()));
+        std::fs::write(&socket, b"").unwrap();
+        let mut settings = Config::embedded().agent;
+        settings.nxapi_socket = socket.clone();
+        let asks = |settings: &AgentSettings, mode| client_for(settings, mode).is_some();
+        for (source, expected) in [
+            (SourceKind::Auto, true),
+            (SourceKind::Dme, true),
+            (SourceKind::Nxapi, true),
+            (SourceKind::Procfs, false),
+        ] {
+            settings.source = source;
+            assert_eq!(asks(&settings, LinkWatch::Netlink), expected, "{source:?}");
+        }
+        // A source that brings its own link state gives its own reason.
+        settings.source = SourceKind::Nxapi;
+        assert!(!asks(&settings, LinkWatch::Source));
+        // `auto` off NX-OS is procfs.
+        std::fs::remove_file(&socket).unwrap();
+        settings.source = SourceKind::Auto;
+        assert!(!asks(&settings, LinkWatch::Netlink));
     }
 
     fn answer_with(question: Question, causes: &[Option<PortCause>]) -> Answer {

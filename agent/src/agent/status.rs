@@ -3,7 +3,9 @@
 
 use super::Agent;
 use super::pace::human;
-use crate::control::{self, FiringStatus, OutputStatus, RuleStatus, Status, StretchStatus};
+use crate::control::{
+    self, FiringStatus, OutputStatus, RuleStatus, Status, StretchStatus, UnavailableStatus,
+};
 use crate::output::collector::CollectorMonitor;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,6 +13,7 @@ use std::time::Instant;
 impl Agent {
     pub(super) fn status(&self) -> Status {
         let now = Instant::now();
+        let unavailable = self.engine.unavailable();
         Status {
             agent: self.config.agent.name.clone(),
             boot: self.seq.boot().to_string(),
@@ -61,6 +64,14 @@ impl Agent {
                     when: r.when.text.clone(),
                     severity: r.severity,
                     interfaces: r.interfaces.patterns().to_vec(),
+                    unavailable: unavailable
+                        .iter()
+                        .filter(|u| u.rule == r.name)
+                        .map(|u| UnavailableStatus {
+                            interface: u.interface.clone(),
+                            metrics: u.metrics.iter().map(|m| m.name().to_string()).collect(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             firing: self

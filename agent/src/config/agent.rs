@@ -26,11 +26,14 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
-    /// The counter source `auto` resolves to: `nxapi` where NX-API's socket
-    /// exists (the bash shell of an NX-OS switch), else `procfs`.
+    /// The counter source `auto` leads to on this machine without asking
+    /// NX-API: `procfs` where NX-API's socket is absent. Where it exists (the
+    /// bash shell of an NX-OS switch) `auto` stays: the first poll settles it
+    /// on `dme` when the socket serves the REST API, else on `nxapi` (see
+    /// [`crate::source::nxos_auto`]).
     pub fn resolved_source(&self) -> SourceKind {
         match self.source {
-            SourceKind::Auto if self.nxapi_socket.exists() => SourceKind::Nxapi,
+            SourceKind::Auto if self.nxapi_socket.exists() => SourceKind::Auto,
             SourceKind::Auto => SourceKind::Procfs,
             other => other,
         }
@@ -69,13 +72,17 @@ impl AgentSettings {
 /// Where counters come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
-    /// `nxapi` where NX-API's socket exists, else `procfs`.
+    /// Where NX-API's socket exists, `dme` if it serves the REST API and
+    /// `nxapi` if not; elsewhere `procfs`.
     Auto,
     /// `/proc/net/dev`: every Linux, and the hardware's counters where the
     /// driver mirrors them (Cumulus, SONiC, switchdev).
     Procfs,
-    /// NX-OS hardware counters through NX-API's `show interface`.
+    /// NX-OS hardware counters through NX-API's CLI.
     Nxapi,
+    /// NX-OS hardware counters from the DME (NX-API REST), one request a
+    /// tick for every port.
+    Dme,
 }
 
 /// See [`AgentSettings::on_nxos`].
@@ -99,7 +106,7 @@ const NXOS_MIN_INTERVAL: Duration = Duration::from_secs(1);
 impl SourceKind {
     /// Whether this source reads an NX-OS switch's counters.
     pub fn is_nxos(self) -> bool {
-        matches!(self, SourceKind::Nxapi)
+        matches!(self, SourceKind::Nxapi | SourceKind::Dme)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +114,7 @@ impl SourceKind {
             SourceKind::Auto => "auto",
             SourceKind::Procfs => "procfs",
             SourceKind::Nxapi => "nxapi",
+            SourceKind::Dme => "dme",
         }
     }
 }
@@ -196,11 +204,12 @@ impl Validator<'_> {
                 "auto" => SourceKind::Auto,
                 "procfs" => SourceKind::Procfs,
                 "nxapi" => SourceKind::Nxapi,
+                "dme" => SourceKind::Dme,
                 other => {
                     self.error(
                         v,
                         format!("unknown counter source `{other}`"),
-                        Some("use \"auto\", \"procfs\" or \"nxapi\"".into()),
+                        Some("use \"auto\", \"procfs\", \"dme\" or \"nxapi\"".into()),
                     );
                     SourceKind::Auto
                 }
@@ -336,5 +345,43 @@ impl Validator<'_> {
                 interval
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn agent(text: &str) -> AgentSettings {
+        Config::parse(text, "t.toml").unwrap().agent
+    }
+
+    #[test]
+    fn dme_is_a_source_and_auto_waits_for_nxapi_where_its_socket_is() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("nxapi.sock");
+        let absent = dir.join("absent.sock");
+        std::fs::write(&socket, "").unwrap();
+        let with = |source: &str, socket: &std::path::Path| {
+            agent(&format!(
+                "[agent]\nsource = \"{source}\"\nnxapi_socket = \"{}\"\n",
+                socket.display()
+            ))
+        };
+        assert_eq!(with("dme", &absent).source, SourceKind::Dme);
+        assert_eq!(with("dme", &absent).resolved_source(), SourceKind::Dme);
+        assert_eq!(with("auto", &absent).resolved_source(), SourceKind::Procfs);
+        assert_eq!(with("auto", &socket).resolved_source(), SourceKind::Auto);
+        assert_eq!(with("nxapi", &socket).resolved_source(), SourceKind::Nxapi);
+        let error = Config::parse("[agent]\nsource = \"rest\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown counter source `rest`") && error.contains("\"dme\""),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::event::Severity;
 use crate::matcher::InterfaceMatcher;
 
-pub use engine::{Engine, FiringAlert, Observation};
+pub use engine::{Engine, FiringAlert, Observation, Unavailable};
 pub use expr::{Cmp, Condition, ExprError, Func, parse};
 
 /// One `[[rule]]` of the configuration, validated and parsed.

@@ -3,7 +3,9 @@
 //! separately (see [`crate::link`]) because the kernel pushes it; a source
 //! that reads the hardware's own view (NX-API) brings it with the counters.
 
+pub mod dme;
 pub mod nxapi;
+pub mod nxos_auto;
 pub mod procfs;
 
 use crate::link::LinkState;
@@ -48,6 +50,9 @@ pub struct Snapshot {
     pub rows: Vec<CounterRow>,
     /// Lines the source could not read; the rest of the snapshot is good.
     pub skipped: Vec<String>,
+    /// A read that failed while the others answered: the rows are good, and
+    /// the columns that read would have filled are unavailable this tick.
+    pub partial: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -62,6 +67,14 @@ pub enum SourceError {
     Format { path: String, reason: String },
     #[error(transparent)]
     Nxapi(#[from] crate::nxapi::NxapiError),
+    #[error(
+        "{0}; this switch's NX-API does not serve the REST API (the DME) on its local socket: set [agent] source = \"nxapi\" or \"auto\""
+    )]
+    DmeAbsent(#[source] crate::nxapi::NxapiError),
+    #[error(
+        "cannot yet choose between the dme and nxapi sources ({0}); asking NX-API again next tick"
+    )]
+    Undecided(#[source] crate::nxapi::NxapiError),
 }
 
 /// Something that yields a snapshot of every interface's counters.

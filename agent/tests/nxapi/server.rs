@@ -181,8 +181,17 @@ fn serve(
     };
     let handler = Arc::clone(&answer.lock().unwrap());
     let (status, reply) = handler(&request);
+    // The answer is out of the switch's hands once written: a client that
+    // has read it all may ask again before this thread is rescheduled, so
+    // an answered request stops counting before its last byte goes. A
+    // silent one counts while it stands silent.
+    if status != 0 {
+        counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
     reply_with(stream, &request, status, &reply);
-    counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if status == 0 {
+        counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn reply_with(mut stream: UnixStream, request: &Request, status: u16, reply: &str) {

@@ -30,7 +30,13 @@ pub(super) struct Interface {
 struct Prev {
     at: Instant,
     counters: [u64; COUNTER_COLUMNS],
+    /// The columns with a reading: this tick's, and the `carried` ones.
     columns: Columns,
+    /// Columns this tick lacked that an earlier tick had: their last
+    /// reading is kept, as for `carrier_changes`, so errors counted while a
+    /// read failed land in the next delta instead of being lost. The
+    /// utilisations, which divide by this tick's time, do not use them.
+    carried: Columns,
     /// The last known value: a tick without link state keeps the one before,
     /// so the next delta spans the gap instead of being lost.
     carrier_changes: Option<u64>,
@@ -50,6 +56,12 @@ impl Interface {
             busy: states.len(),
             states,
         }
+    }
+
+    /// The metrics that had a value on this interface's latest tick; `None`
+    /// before its first.
+    pub(super) fn available(&self) -> Option<MetricSet> {
+        self.prev.as_ref().map(|p| p.available)
     }
 
     /// This interface's part of a tick.
@@ -105,10 +117,12 @@ impl Interface {
         {
             prev.at = clock.now;
         } else {
+            let (counters, columns, carried) = carry(prev.as_ref(), obs);
             self.prev = Some(Prev {
                 at: clock.now,
-                counters: *obs.counters,
-                columns: obs.columns,
+                counters,
+                columns,
+                carried,
                 carrier_changes: obs
                     .link
                     .map(|l| l.carrier_changes)
@@ -129,6 +143,28 @@ impl Interface {
         }
         self.busy = busy;
     }
+}
+
+/// This tick's counters, with the last reading of each column this tick
+/// lacks and an earlier one had; and which columns those are. A column that
+/// stays missing keeps its reading, so the interface counts as changed each
+/// tick until it returns, and the rules reading it step (unavailable).
+fn carry(prev: Option<&Prev>, obs: &Observation<'_>) -> ([u64; COUNTER_COLUMNS], Columns, Columns) {
+    let mut counters = *obs.counters;
+    let mut columns = obs.columns;
+    let mut carried = Columns::NONE;
+    if let Some(prev) = prev
+        && prev.columns != obs.columns
+    {
+        for (column, &metric) in Metric::ALL[..COUNTER_COLUMNS].iter().enumerate() {
+            if !obs.columns.has(column) && prev.columns.has(column) {
+                counters[column] = prev.counters[column];
+                columns = columns.with(metric);
+                carried = carried.with(metric);
+            }
+        }
+    }
+    (counters, columns, carried)
 }
 
 /// Every metric's value for one interface this tick: the counter columns',
@@ -186,8 +222,10 @@ fn derived(prev: Option<&Prev>, now: Instant, obs: &Observation<'_>) -> [Option<
                 (Metric::TxUtil, Metric::TxBytes),
             ] {
                 let column = bytes as usize;
-                let delta = (obs.columns.has(column) && prev.columns.has(column))
-                    .then(|| counter_delta(prev.counters[column], obs.counters[column]));
+                let delta = (obs.columns.has(column)
+                    && prev.columns.has(column)
+                    && !prev.carried.has(column))
+                .then(|| counter_delta(prev.counters[column], obs.counters[column]));
                 // Bits over capacity, as a percent; multiplied before dividing
                 // so round numbers stay round.
                 set(util, delta.map(|d| gauge(d as f64 * 800.0 / capacity_bits)));

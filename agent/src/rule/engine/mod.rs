@@ -16,7 +16,9 @@
 //! utilisations. A condition whose value is unavailable is not evaluated that
 //! tick and the rule's state is left exactly as it was: nothing fires or
 //! resolves, a pending `for` neither resets nor fires (its clock is the time
-//! since the first tick that held).
+//! since the first tick that held). [`Engine::unavailable`] names the rules
+//! and interfaces left so, so a rule that cannot be evaluated is not taken
+//! for a healthy one.
 //!
 //! # Deltas
 //!
@@ -139,6 +141,16 @@ pub struct FiringAlert {
     pub since: Instant,
     /// The `when` expression's value at the latest tick it could be computed.
     pub value: f64,
+}
+
+/// A rule that cannot be evaluated on an interface: on the latest tick, a
+/// metric it reads had no value there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    pub rule: String,
+    pub interface: String,
+    /// The metrics without a value, in [`Metric`] order.
+    pub metrics: Vec<Metric>,
 }
 
 /// Evaluates rules tick by tick; see the module documentation.
@@ -421,6 +433,33 @@ impl Engine {
             .collect();
         firing.sort_by(|a, b| (&a.rule, &a.interface).cmp(&(&b.rule, &b.interface)));
         firing
+    }
+
+    /// Every (rule, interface) whose rule read a metric without a value on
+    /// the interface's latest tick, ordered by rule then interface.
+    pub fn unavailable(&self) -> Vec<Unavailable> {
+        let mut out: Vec<Unavailable> = Vec::new();
+        for iface in &self.interfaces {
+            let Some(available) = iface.available() else {
+                continue;
+            };
+            for state in &iface.states {
+                let missing = state.reads & !available;
+                if missing == 0 {
+                    continue;
+                }
+                out.push(Unavailable {
+                    rule: self.rules[state.rule].name.clone(),
+                    interface: iface.name.clone(),
+                    metrics: (0..METRICS)
+                        .filter(|&i| missing & (1 << i) != 0)
+                        .map(|i| Metric::ALL[i])
+                        .collect(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.rule, &a.interface).cmp(&(&b.rule, &b.interface)));
+        out
     }
 
     pub fn rules(&self) -> &[Rule] {

@@ -45,6 +45,7 @@ fn parses_a_real_file() {
                 ),
             ],
             skipped: vec![],
+            partial: None,
         }
     );
 }

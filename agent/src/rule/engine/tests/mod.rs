@@ -337,6 +337,100 @@ fn a_column_the_source_lacks_is_unavailable_not_zero() {
 }
 
 #[test]
+fn a_rule_on_a_column_a_row_lacks_is_unavailable_there() {
+    let mut engine = Engine::new(vec![rule("tx", "increase(tx_errors[5s]) > 3")]);
+    let start = Instant::now();
+    let traffic_only = Columns::NONE.with(Metric::RxBytes).with(Metric::TxBytes);
+    let mut tick = |s: u64, eth_columns: Columns, errors: u64| {
+        let mut out = Vec::new();
+        let (eth, vlan) = (
+            row(Metric::TxErrors, errors),
+            row(Metric::TxErrors, errors * 7),
+        );
+        engine.observe(
+            start + secs(s as f64),
+            [
+                Observation {
+                    name: "Ethernet1/1",
+                    counters: &eth,
+                    columns: eth_columns,
+                    link: None,
+                },
+                // An SVI's row carries no error counts; its zeros mean nothing.
+                Observation {
+                    name: "Vlan2001",
+                    counters: &vlan,
+                    columns: Columns::NONE.with(Metric::RxBytes),
+                    link: None,
+                },
+            ],
+            &mut out,
+        );
+        (out, engine.unavailable())
+    };
+    let (out, unavailable) = tick(0, Columns::ALL, 0);
+    assert!(out.is_empty());
+    assert_eq!(
+        unavailable,
+        [Unavailable {
+            rule: "tx".into(),
+            interface: "Vlan2001".into(),
+            metrics: vec![Metric::TxErrors],
+        }]
+    );
+    let (out, _) = tick(1, Columns::ALL, 10);
+    let fired = only(out);
+    assert_eq!(fired.interface, "Ethernet1/1", "never Vlan2001");
+    // The errors read failed: the firing alert holds, neither resolved nor
+    // re-evaluated, and is reported unavailable.
+    let (out, unavailable) = tick(2, traffic_only, 0);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(engine_firing(&unavailable), ["Ethernet1/1", "Vlan2001"]);
+    let (out, unavailable) = tick(8, Columns::ALL, 10);
+    assert_eq!(engine_firing(&unavailable), ["Vlan2001"]);
+    let resolved = only(out);
+    assert_eq!(resolved.state, AlertState::Resolved);
+    assert_eq!(resolved.value, Some(0.0));
+}
+
+#[test]
+fn errors_counted_while_their_column_was_missing_are_not_lost() {
+    let mut engine = Engine::new(vec![rule("tx", "increase(tx_errors[5s]) > 3")]);
+    let start = Instant::now();
+    let traffic_only = Columns::NONE.with(Metric::RxBytes);
+    let mut out = Vec::new();
+    // 0 errors, then two ticks whose errors read failed, then 9 errors.
+    for (s, columns, errors) in [
+        (0, Columns::ALL, 0),
+        (1, traffic_only, 0),
+        (2, traffic_only, 0),
+        (3, Columns::ALL, 9),
+    ] {
+        let counters = row(Metric::TxErrors, errors);
+        engine.observe(
+            start + secs(f64::from(s)),
+            [Observation {
+                name: "Ethernet1/1",
+                counters: &counters,
+                columns,
+                link: None,
+            }],
+            &mut out,
+        );
+    }
+    let fired = only(out);
+    assert_eq!(
+        fired.value,
+        Some(9.0),
+        "the gap's errors count once it ends"
+    );
+}
+
+fn engine_firing(unavailable: &[Unavailable]) -> Vec<&str> {
+    unavailable.iter().map(|u| u.interface.as_str()).collect()
+}
+
+#[test]
 fn an_unavailable_tick_does_not_fire_a_pending_alert() {
     let mut r = rule("down", "oper_up == 0");
     r.for_ = Duration::from_secs(2);

@@ -1,8 +1,10 @@
-//! The `nxapi` counter source: on NX-OS, `/proc/net/dev` counts only the
-//! traffic to and from the switch's CPU, while switched traffic and its errors
-//! live in the hardware counters `show interface` reports through NX-API.
+//! The full `show interface` read as counters: some eighty fields per port
+//! with the link state beside them. Too heavy for every tick on NX-OS (see
+//! [`super`]); kept for `hopwatch counters` on demand, which wants the link
+//! and speed with the counters, and for replaying an answer captured on a
+//! switch ([`NxapiSource::sample_body`]).
 //!
-//! Each tick is one `show interface`. Its rows map onto hopwatch's columns:
+//! Its rows map onto hopwatch's columns:
 //!
 //! | NX-API field | column |
 //! |---|---|
@@ -16,8 +18,11 @@
 //!
 //! SVIs (`Vlan10`: `svi_*` fields) and NVE tunnels (`nve1`: `nve_*`) count
 //! bytes and packets only, unicast and multicast apart; their sums are the
-//! columns. No row supplies `rx_compressed` or `tx_compressed`. Rows that
-//! count nothing at all are left out.
+//! columns. Some releases give an SVI only its received unicast
+//! (`svi_ucast_pkts_in`, `svi_ucast_bytes_in`), and a tunnel has no error
+//! counts: the columns a row does not carry stay unavailable. No row
+//! supplies `rx_compressed` or `tx_compressed`. Rows that count nothing at
+//! all are left out.
 //!
 //! The link comes with the counters: `state`/`admin_state` (`svi_line_proto`/
 //! `svi_admin_state`), the reason a link is down (`state_rsn_desc`) and the
@@ -27,19 +32,20 @@
 //! went back between two polls while the state stayed the same, the down and
 //! up it missed.
 
-use super::{CounterRow, CounterSource, Snapshot, SourceError, SourceLink};
 use crate::hash::NameMap;
 use crate::link::{LinkState, OperState};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 use crate::nxapi::{Client, Count, Key, Rows};
+use crate::source::{CounterRow, CounterSource, Snapshot, SourceError, SourceLink};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The command each tick runs.
+/// The command each poll runs.
 pub const SHOW_INTERFACE: &str = "show interface";
 
-/// Reads every interface's hardware counters and link through NX-API.
+/// Reads every interface's hardware counters and link through NX-API's
+/// full `show interface`.
 #[derive(Debug)]
 pub struct NxapiSource {
     client: Client,
@@ -78,6 +84,7 @@ impl CounterSource for NxapiSource {
 
     fn sample_into(&mut self, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         snapshot.skipped.clear();
+        snapshot.partial = None;
         match self.client.show(SHOW_INTERFACE) {
             Ok(body) => {
                 self.fill(body, snapshot);
@@ -97,6 +104,7 @@ impl NxapiSource {
     /// counting included: for replaying an answer captured on a switch.
     pub fn sample_body(&mut self, body: &str, snapshot: &mut Snapshot) -> Result<(), SourceError> {
         snapshot.skipped.clear();
+        snapshot.partial = None;
         match serde_json::from_str(body) {
             Ok(body) => {
                 self.fill(body, snapshot);
