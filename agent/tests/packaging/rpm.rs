@@ -68,7 +68,7 @@ fn agent_rpm_metadata_files_and_config_flags() {
             "unexpected requirement {req:?}"
         );
     }
-    assert_eq!(rpm_query(&rpm, &["--qf", "%{PAYLOADCOMPRESSOR}"]), "xz");
+    assert_eq!(rpm_query(&rpm, &["--qf", "%{PAYLOADCOMPRESSOR}"]), "gzip");
     let size = fs::metadata(&rpm).unwrap().len();
     assert!(
         size <= AGENT_RPM_MAX,
@@ -83,6 +83,41 @@ fn agent_rpm_metadata_files_and_config_flags() {
     ] {
         assert!(post.contains(registration), "%post lacks {registration:?}");
     }
+}
+
+/// What an rpm must understand to install the agent: the same on every
+/// NX-OS release, 9.x's Wind River 8 rpm included.
+#[test]
+fn agent_rpm_payload_and_requirements_suit_every_nxos_release() {
+    let Some(p) = packages(
+        "agent_rpm_payload_and_requirements_suit_every_nxos_release",
+        false,
+        &["rpm"],
+    ) else {
+        return;
+    };
+    let rpm = p.agent_rpm();
+    // gzip: the payload every rpm reads; xz and zstd are not shown to be
+    // read on 9.x.
+    assert_eq!(rpm_query(&rpm, &["--qf", "%{PAYLOADCOMPRESSOR}"]), "gzip");
+    // A shell for the scriptlets and rpm features of 4.0 and older: no
+    // rpmlib(FileDigests) (4.6), rpmlib(PayloadIsXz) (4.7) or
+    // rpmlib(PayloadIsZstd), and nothing the dependency generator would
+    // have found in the binary or the scripts.
+    let requires = rpm_query(&rpm, &["-R"]);
+    let mut requires = lines(&requires);
+    requires.dedup();
+    assert_eq!(
+        requires,
+        [
+            "/bin/sh",
+            "rpmlib(CompressedFileNames) <= 3.0.4-1",
+            "rpmlib(PayloadFilesHavePrefix) <= 4.0-1",
+        ]
+    );
+    // Every scriptlet is run by /bin/sh, which busybox's ash can be.
+    let interpreters = rpm_query(&rpm, &["--qf", "%{POSTINPROG} %{PREUNPROG} %{POSTUNPROG}"]);
+    assert_eq!(interpreters, "/bin/sh /bin/sh /bin/sh");
 }
 
 #[test]
@@ -113,6 +148,8 @@ fn collector_rpm_metadata_and_files() {
     );
     let configs = rpm_query(&rpm, &["-c"]);
     assert_eq!(lines(&configs), ["/etc/hopwatch/collector.toml"]);
+    // For servers, whose rpm reads xz: the smaller payload.
+    assert_eq!(rpm_query(&rpm, &["--qf", "%{PAYLOADCOMPRESSOR}"]), "xz");
     let requires = rpm_query(&rpm, &["--requires"]);
     for req in lines(&requires) {
         assert!(
@@ -254,4 +291,67 @@ fn root_agent_rpm_scriptlets_run_in_a_root_without_an_init_system() {
     assert!(!stderr.contains("scriptlet failed"), "{stderr}");
     assert!(!r.join("usr/bin/hopwatch").exists());
     assert!(!r.join("etc/init.d/hopwatch").exists());
+}
+
+/// A root whose /bin/sh is busybox (static), the smallest shell an NX-OS
+/// userland could give the scriptlets.
+fn root_with_busybox() -> Option<TempDir> {
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())?;
+    let root = TempDir::new("hopwatch-bbroot");
+    let r = root.path();
+    for dir in ["bin", "dev", "tmp", "var/tmp"] {
+        fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    fs::copy(busybox, r.join("bin/sh")).unwrap();
+    run(Command::new("mknod")
+        .args(["-m", "666"])
+        .arg(r.join("dev/null"))
+        .args(["c", "1", "3"]));
+    Some(root)
+}
+
+#[test]
+fn root_agent_rpm_scriptlets_run_under_busybox_sh() {
+    let test = "root_agent_rpm_scriptlets_run_under_busybox_sh";
+    let Some(p) = packages(test, true, &["rpm", "mknod", "busybox"]) else {
+        return;
+    };
+    let root = root_with_busybox().expect("busybox, checked above");
+    let r = root.path();
+    let static_shell = stdout(Command::new("file").arg("-L").arg(r.join("bin/sh")));
+    assert!(
+        static_shell.contains("statically linked"),
+        "{test} needs a static busybox (Debian: busybox-static): {static_shell}"
+    );
+    run(Command::new("rpm").arg("--root").arg(r).arg("--initdb"));
+    let out = run(Command::new("rpm")
+        .arg("--root")
+        .arg(r)
+        .args(["-i", "--nodeps"])
+        .arg(p.agent_rpm()));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("edit /etc/hopwatch/agent.toml"),
+        "%post under busybox said:\n{said}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("scriptlet failed"), "{stderr}");
+    // An upgrade runs %postun with 1, then an erase %preun and %postun with 0.
+    let out = run(Command::new("rpm")
+        .arg("--root")
+        .arg(r)
+        .args(["-U", "--replacepkgs", "--nodeps"])
+        .arg(p.agent_rpm()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("scriptlet failed"), "{stderr}");
+    let out = run(Command::new("rpm")
+        .arg("--root")
+        .arg(r)
+        .args(["-e", "hopwatch"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("scriptlet failed"), "{stderr}");
+    assert!(!r.join("usr/bin/hopwatch").exists());
 }
