@@ -14,6 +14,9 @@ pub struct AgentSettings {
     pub interval: Duration,
     pub heartbeat: Duration,
     pub state_dir: PathBuf,
+    /// The heap the agent may hold, in bytes; over it the agent stops in
+    /// order (see [`crate::memory`]).
+    pub memory_limit: u64,
     pub source: SourceKind,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
@@ -234,6 +237,7 @@ impl Validator<'_> {
             Some(u) => u.get_ref().clone(),
             None => crate::nxapi::DEFAULT_USER.to_string(),
         };
+        let memory_limit = self.memory_limit(raw);
         let name = match &raw.name {
             Some(n) => {
                 // The collector's rule: a name it would refuse is a config
@@ -255,6 +259,7 @@ impl Validator<'_> {
             interval,
             heartbeat,
             state_dir,
+            memory_limit,
             source,
             proc_root,
             sys_root,
@@ -263,5 +268,35 @@ impl Validator<'_> {
             nxapi_socket,
             nxapi_user,
         })
+    }
+}
+
+impl Validator<'_> {
+    /// `memory_limit`: a size of at least [`crate::memory::MIN_LIMIT`].
+    fn memory_limit(&mut self, raw: &RawAgent) -> u64 {
+        use crate::memory::{DEFAULT_LIMIT, MIN_LIMIT};
+        let Some(v) = &raw.memory_limit else {
+            return DEFAULT_LIMIT;
+        };
+        let hint = "the agent holds 0.2 to 5 MiB; write a size like \"64MiB\" (the default), at least \"64KiB\"";
+        match v.get_ref().bytes() {
+            Ok(n) if n < MIN_LIMIT => {
+                self.error(
+                    v,
+                    format!("memory_limit {n} bytes is too small"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+            Ok(n) => n,
+            Err(e) => {
+                self.error(
+                    v,
+                    format!("bad size for `memory_limit`: {e}"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+        }
     }
 }
