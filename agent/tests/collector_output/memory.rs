@@ -53,8 +53,14 @@ fn an_agent_over_its_memory_limit_says_so_stops_with_status_3_and_spools_every_e
         .unwrap_or_else(|| panic!("no memory_limit line:\n{log}"));
     let line = log.lines().nth(over).unwrap();
     assert!(line.contains("ERROR"), "{line}");
-    assert!(line.contains("memory_limit=64 KiB"), "{line}");
-    assert!(line.contains("heap="), "{line}");
+    assert!(line.contains("memory_limit_kib=64 "), "{line}");
+    let heap: u64 = line
+        .split("heap_kib=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no heap_kib: {line}"));
+    assert!(heap > 64, "{line}");
     assert!(
         line.contains("Raise memory_limit under [agent] in the config"),
         "{line}"
@@ -92,4 +98,36 @@ fn an_agent_over_its_memory_limit_says_so_stops_with_status_3_and_spools_every_e
         seqs.contains(&last).then_some(seqs)
     });
     assert_eq!(delivered, (1..=last).collect::<Vec<_>>());
+}
+
+#[test]
+fn status_shows_the_heap_against_the_memory_limit() {
+    let fx = Fixture::new();
+    let config = fx.config("100ms", &collector_table(free_port(), ""));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let config = fx.dir.write(
+        "limited.toml",
+        &text.replacen("[agent]\n", "[agent]\nmemory_limit = \"48MiB\"\n", 1),
+    );
+    let _agent = fx.spawn(&config);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = fx.status().filter(|s| s["ticks"].as_u64() > Some(0)) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the agent never answered status");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["memory_limit_kib"], 48 * 1024, "{status:#}");
+    let heap = status["heap_kib"].as_u64().expect("heap_kib");
+    let rss = status["rss_kib"].as_u64().expect("rss_kib");
+    // Counted, and less than what the process holds in all.
+    assert!(heap > 0 && heap < rss, "heap {heap} KiB, rss {rss} KiB");
+    let out = hopwatch()
+        .args(["status", "--socket"])
+        .arg(fx.state().join("hopwatch.sock"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("KiB of memory_limit 49152 KiB"), "{shown}");
 }
