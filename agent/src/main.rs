@@ -1,6 +1,7 @@
 //! The `hopwatch` command: parses arguments, loads the config, and hands off
 //! to the library. Exit codes: 0 success, 1 a runtime failure, 2 a bad
-//! config or bad usage, 3 the agent stopped at its `memory_limit`.
+//! config or bad usage, 3 the agent stopped at its `memory_limit` and did
+//! not restart itself.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -178,7 +179,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let memory = hopwatch::memory::watch(Duration::from_secs(1));
             runtime.block_on(agent::run(config, path, memory))?;
             if hopwatch::memory::exceeded() {
-                return Ok(ExitCode::from(hopwatch::memory::EXIT_STATUS));
+                return Ok(hopwatch::memory::restart());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -12,9 +12,13 @@
 //!   second by [`watch`] on the agent's loop: over it, the agent logs one
 //!   ERROR line naming the limit, the use and the fix, then stops as on
 //!   SIGTERM — every output delivers or spools what it holds, the collector
-//!   output's spool on disk keeps every event — and exits with status 3, so
-//!   systemd (`Restart=on-failure`) starts it again. A slow leak or a grown
-//!   window ends in an orderly stop, never a silent death.
+//!   output's spool on disk keeps every event — and then [`restart`]s: the
+//!   process executes its own binary afresh, same pid and arguments, so the
+//!   heap starts anew even where nothing restarts a service (the NX-OS bash
+//!   shell's init scripts do not). Over the limit again within
+//!   [`RESTART_SPACING`] of that, it exits with status 3 instead, for
+//!   systemd (`Restart=on-failure`) or the operator. A slow leak or a grown
+//!   window ends in an orderly restart, never a silent death.
 //! - **The hard cap**, [`hard_cap`] of the limit (the limit plus as much
 //!   again, at least [`HEADROOM`] more): an allocation past it is refused.
 //!   The allocator first writes one line to stderr (the log) without
@@ -63,6 +67,14 @@ pub const HEADROOM: usize = 16 << 20;
 
 /// The exit status of an agent stopped at its `memory_limit`.
 pub const EXIT_STATUS: u8 = 3;
+
+/// The least time between two restarts for `memory_limit`: a limit too low
+/// for the agent's work stops it rather than restart it in a loop.
+pub const RESTART_SPACING: Duration = Duration::from_secs(3600);
+
+/// When the agent last restarted itself for `memory_limit` (Unix seconds),
+/// handed to the new image in its environment.
+pub const RESTART_ENV: &str = "HOPWATCH_MEMORY_RESTART";
 
 /// Heap accounting: the bytes held, and the two thresholds.
 pub struct Accounting {
@@ -321,6 +333,50 @@ pub async fn watch(period: Duration) {
     }
 }
 
+/// After an orderly stop at `memory_limit`: executes this binary afresh
+/// (same pid, arguments and environment, plus [`RESTART_ENV`]), unless it
+/// did so less than [`RESTART_SPACING`] ago. Returns only when it does not
+/// restart, with the exit status to leave with.
+pub fn restart() -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = std::env::var(RESTART_ENV)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok());
+    if !may_restart(last, now) {
+        tracing::error!(
+            restarted_s_ago = now.saturating_sub(last.unwrap_or(now)),
+            "Over memory_limit again within an hour of restarting for it; exiting with status 3. Raise memory_limit under [agent] in the config."
+        );
+        return std::process::ExitCode::from(EXIT_STATUS);
+    }
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "hopwatch".into());
+    tracing::warn!(
+        pid = std::process::id(),
+        "Restarting the agent afresh for memory_limit (at most once an hour)."
+    );
+    // The kernel's link to this process's own image: the binary it runs even
+    // if an upgrade has replaced the file meanwhile. Every descriptor the
+    // agent opens is close-on-exec (Rust's default), so the new image starts
+    // with stdin, stdout and stderr only.
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .env(RESTART_ENV, now.to_string())
+        .exec();
+    tracing::error!(%error, "Could not restart the agent; exiting with status 3.");
+    std::process::ExitCode::from(EXIT_STATUS)
+}
+
+/// Whether a restart for `memory_limit` at `now` is allowed after the last
+/// one at `last` (Unix seconds).
+fn may_restart(last: Option<u64>, now: u64) -> bool {
+    last.is_none_or(|last| now.saturating_sub(last) >= RESTART_SPACING.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +432,16 @@ mod tests {
         assert_eq!(hard_cap(64 << 20), 128 << 20);
         assert_eq!(hard_cap(usize::MAX), usize::MAX);
         assert_eq!(hard_cap(usize::MAX / 2 + 1), usize::MAX);
+    }
+
+    #[test]
+    fn a_restart_comes_at_most_once_an_hour() {
+        assert!(may_restart(None, 1_000_000));
+        assert!(!may_restart(Some(1_000_000), 1_000_000));
+        assert!(!may_restart(Some(1_000_000), 1_003_599));
+        assert!(may_restart(Some(1_000_000), 1_003_600));
+        // A clock set back counts as no time passed.
+        assert!(!may_restart(Some(1_000_000), 999_000));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! An agent over its `memory_limit`: the log says why first, the agent stops
-//! in order with exit status 3, and the spool keeps every event it had, for
-//! the next start to deliver.
+//! in order and starts afresh, once an hour at most (else exit status 3),
+//! and the spool keeps every event it had, for the next start to deliver.
 
 use super::*;
 
@@ -21,7 +21,8 @@ fn exit_status(child: &mut Child, timeout: Duration, log: &Path) -> std::process
 }
 
 #[test]
-fn an_agent_over_its_memory_limit_says_so_stops_with_status_3_and_spools_every_event() {
+fn an_agent_over_its_memory_limit_says_so_restarts_once_then_stops_with_status_3_and_spools_every_event()
+ {
     let fx = Fixture::new();
     let port = free_port();
     // No collector yet: every event waits in the spool. stdout shows what
@@ -38,20 +39,27 @@ fn an_agent_over_its_memory_limit_says_so_stops_with_status_3_and_spools_every_e
     let mut child = hopwatch()
         .args(["run", "-c"])
         .arg(&tiny)
+        .env_remove("HOPWATCH_MEMORY_RESTART")
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .expect("spawning hopwatch");
-    let status = exit_status(&mut child, Duration::from_secs(20), &stderr);
+    let status = exit_status(&mut child, Duration::from_secs(30), &stderr);
     let log = std::fs::read_to_string(&stderr).unwrap();
     assert_eq!(status.code(), Some(3), "exit status 3:\n{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let find = |from: usize, what: &str| {
+        from + lines[from..]
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} after line {from}:\n{log}"))
+    };
 
-    // One line names the limit, the use and the fix, before the stop.
-    let over = log
-        .lines()
-        .position(|l| l.contains("over memory_limit"))
-        .unwrap_or_else(|| panic!("no memory_limit line:\n{log}"));
-    let line = log.lines().nth(over).unwrap();
+    // The first time: one line names the limit, the use and the fix, the
+    // queued events are delivered or spooled, and the same process starts
+    // afresh.
+    let over = find(0, "over memory_limit");
+    let line = lines[over];
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains("memory_limit_kib=64 "), "{line}");
     let heap: u64 = line
@@ -65,39 +73,59 @@ fn an_agent_over_its_memory_limit_says_so_stops_with_status_3_and_spools_every_e
         line.contains("Raise memory_limit under [agent] in the config"),
         "{line}"
     );
-    let stopping = log
-        .lines()
-        .position(|l| l.contains("Agent stopping; delivering queued events."))
-        .unwrap_or_else(|| panic!("no orderly stop:\n{log}"));
-    assert!(over < stopping, "the reason comes first:\n{log}");
+    let stopping = find(over, "Agent stopping; delivering queued events.");
+    let restart = find(stopping, "Restarting the agent afresh for memory_limit");
+    assert!(
+        lines[restart].contains(&format!("pid={}", child.id())),
+        "the same process restarts: {}",
+        lines[restart]
+    );
+    // The second time, within the hour: no restart loop, exit status 3.
+    let started = find(restart, "Agent started.");
+    let over = find(started, "over memory_limit");
+    let stopping = find(over, "Agent stopping; delivering queued events.");
+    find(
+        stopping,
+        "Over memory_limit again within an hour of restarting for it",
+    );
+    assert_eq!(
+        log.matches("Restarting the agent afresh").count(),
+        1,
+        "{log}"
+    );
 
     let emitted: Vec<Value> = std::fs::read_to_string(&stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(!emitted.is_empty(), "the agent emitted nothing:\n{log}");
-    let boot = emitted[0]["boot"].as_str().unwrap().to_string();
-    let last = emitted
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .max()
-        .unwrap();
+    let mut boots: Vec<(String, u64)> = Vec::new();
+    for event in &emitted {
+        let boot = event["boot"].as_str().unwrap();
+        let seq = event["seq"].as_u64().unwrap();
+        match boots.iter_mut().find(|(b, _)| b == boot) {
+            Some((_, last)) => *last = (*last).max(seq),
+            None => boots.push((boot.to_string(), seq)),
+        }
+    }
+    assert_eq!(boots.len(), 2, "two boots of the agent:\n{log}");
 
-    // Started again with room, it delivers every event of the stopped boot.
+    // Started again with room, it delivers every event of both.
     let collector = FakeCollector::start(port, Behaviour::default());
     let _agent = fx.spawn(&config);
-    let delivered = collector.wait(Duration::from_secs(10), "the stopped boot's events", |s| {
-        let events = events_of(s);
-        let seqs = seqs(
-            &of_boot(&events, &boot)
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        seqs.contains(&last).then_some(seqs)
-    });
-    assert_eq!(delivered, (1..=last).collect::<Vec<_>>());
+    for (boot, last) in &boots {
+        let delivered = collector.wait(Duration::from_secs(10), "the stopped boots' events", |s| {
+            let events = events_of(s);
+            let seqs = seqs(
+                &of_boot(&events, boot)
+                    .into_iter()
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            seqs.contains(last).then_some(seqs)
+        });
+        assert_eq!(delivered, (1..=*last).collect::<Vec<_>>(), "boot {boot}");
+    }
 }
 
 #[test]
