@@ -31,11 +31,12 @@
 //! either loose or hit by a thread start; `RLIMIT_DATA` counts `mmap`ed heap
 //! only from Linux 4.7: on an older kernel (which each NX-OS release runs
 //! was not checked) it limits `brk` alone, and musl's large allocations
-//! escape it. Either fails an allocation with no word in the log. A cgroup is the switch's to set, not
-//! the agent's. RSS per tick was the other candidate: it costs a read of
-//! `/proc/self/statm` each second and counts pages the agent does not
-//! control (its own binary's text), so a limit on it would move with the
-//! kernel's paging, while the heap count is exact and free to read.
+//! escape it. Either fails an allocation with no word in the log. A cgroup
+//! is the switch's to set, not the agent's. RSS per tick was the other
+//! candidate: it costs a read of `/proc/self/statm` each second and counts
+//! pages the agent does not control (its own binary's text), so a limit on
+//! it would move with the kernel's paging, while the heap count is exact
+//! and free to read.
 //!
 //! Cost, measured with `cargo bench --bench tick` (501 interfaces, 20 rules,
 //! 2,000 ticks per measure), two runs with each allocator taking turns on a
