@@ -27,6 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The agent binary's allocator (the heap count behind `memory_limit`), so a
+/// tick here costs what it costs the agent.
+#[global_allocator]
+static ALLOCATOR: hopwatch::memory::CountingAlloc = hopwatch::memory::CountingAlloc;
+
 /// The rule set `bench/agent.sh` gives the whole agent, so both views price
 /// the same work.
 const RULES: &str = include_str!("../bench/rules.toml");

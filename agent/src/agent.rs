@@ -827,6 +827,7 @@ impl Agent {
             restarts.ticker |= self.pace.interval() != before;
         }
         self.seq.set_agent(config.agent.name.clone());
+        crate::memory::set_limit(config.agent.memory_limit);
         self.config = config;
         self.watch_links_anew();
         self.start_link_watch(link_tx);

@@ -53,6 +53,11 @@ pub struct Status {
     pub last_tick_us: u64,
     pub max_tick_us: u64,
     pub rss_kib: Option<u64>,
+    /// The heap the agent holds, and the `memory_limit` it keeps it under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_kib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_kib: Option<u64>,
     pub last_seq: u64,
     pub rules: Vec<RuleStatus>,
     pub firing: Vec<FiringStatus>,
@@ -399,6 +404,9 @@ pub fn render(status: &Status) -> String {
             .unwrap_or_else(|| "?".into()),
         status.last_seq
     );
+    if let (Some(heap), Some(limit)) = (status.heap_kib, status.memory_limit_kib) {
+        let _ = writeln!(out, "heap {heap} KiB of memory_limit {limit} KiB");
+    }
     if status.source_errors > 0 || status.skipped_lines > 0 {
         let _ = writeln!(
             out,

@@ -87,6 +87,7 @@ pub mod counters;
 pub mod hash;
 pub mod host;
 pub mod link;
+pub mod memory;
 pub mod metric;
 pub mod netlink;
 pub mod nxapi;

@@ -1,6 +1,7 @@
 //! The `hopwatch` command: parses arguments, loads the config, and hands off
 //! to the library. Exit codes: 0 success, 1 a runtime failure, 2 a bad
-//! config or bad usage.
+//! config or bad usage, 3 the agent stopped at its `memory_limit` and did
+//! not restart itself.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,6 +12,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+/// Counts the heap, so the agent can keep to its `memory_limit`.
+#[global_allocator]
+static ALLOCATOR: hopwatch::memory::CountingAlloc = hopwatch::memory::CountingAlloc;
 
 #[derive(Parser)]
 #[command(
@@ -174,7 +179,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(agent::run(config, path, std::future::pending()))?;
+            hopwatch::memory::set_limit(config.agent.memory_limit);
+            let memory = hopwatch::memory::watch(Duration::from_secs(1));
+            runtime.block_on(agent::run(config, path, memory))?;
+            if hopwatch::memory::exceeded() {
+                return Ok(hopwatch::memory::restart());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {

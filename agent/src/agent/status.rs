@@ -54,6 +54,8 @@ impl Agent {
             last_tick_us: self.stats.last_tick.as_micros() as u64,
             max_tick_us: self.stats.max_tick.as_micros() as u64,
             rss_kib: control::rss_kib(),
+            heap_kib: crate::memory::heap_bytes().map(|b| b as u64 / 1024),
+            memory_limit_kib: crate::memory::limit().map(|b| b as u64 / 1024),
             last_seq: self.seq.last_seq(),
             rules: self
                 .engine

@@ -14,6 +14,9 @@ pub struct AgentSettings {
     pub interval: Duration,
     pub heartbeat: Duration,
     pub state_dir: PathBuf,
+    /// The heap the agent may hold, in bytes; over it the agent stops in
+    /// order (see [`crate::memory`]).
+    pub memory_limit: u64,
     pub source: SourceKind,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
@@ -289,6 +292,7 @@ impl Validator<'_> {
         };
         let nxos = on_nxos(source, &nxapi_socket);
         let interval = self.nxos_interval(raw.interval.as_ref(), interval, nxos);
+        let memory_limit = self.memory_limit(raw);
         let name = match &raw.name {
             Some(n) => {
                 // The collector's rule: a name it would refuse is a config
@@ -310,6 +314,7 @@ impl Validator<'_> {
             interval,
             heartbeat,
             state_dir,
+            memory_limit,
             source,
             proc_root,
             sys_root,
@@ -383,5 +388,35 @@ mod source_tests {
             "{error}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+impl Validator<'_> {
+    /// `memory_limit`: a size of at least [`crate::memory::MIN_LIMIT`].
+    fn memory_limit(&mut self, raw: &RawAgent) -> u64 {
+        use crate::memory::{DEFAULT_LIMIT, MIN_LIMIT};
+        let Some(v) = &raw.memory_limit else {
+            return DEFAULT_LIMIT;
+        };
+        let hint = "the agent holds 0.2 to 5 MiB; write a size like \"64MiB\" (the default), at least \"64KiB\"";
+        match v.get_ref().bytes() {
+            Ok(n) if n < MIN_LIMIT => {
+                self.error(
+                    v,
+                    format!("memory_limit {n} bytes is too small"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+            Ok(n) => n,
+            Err(e) => {
+                self.error(
+                    v,
+                    format!("bad size for `memory_limit`: {e}"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+        }
     }
 }

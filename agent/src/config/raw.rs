@@ -33,6 +33,7 @@ pub(super) struct RawAgent {
     pub(super) trace_backend: Option<Spanned<String>>,
     pub(super) nxapi_socket: Option<Spanned<String>>,
     pub(super) nxapi_user: Option<Spanned<String>>,
+    pub(super) memory_limit: Option<Spanned<RawSize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,6 +106,7 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "trace_backend",
             "nxapi_socket",
             "nxapi_user",
+            "memory_limit",
         ],
     ),
     ("links", &["interfaces"]),

@@ -215,3 +215,26 @@ fn nx_os_is_polled_every_10s_unless_set_and_never_below_1s() {
     );
     std::fs::remove_file(&socket).unwrap();
 }
+
+#[test]
+fn memory_limit_is_a_size_with_a_default_and_a_floor() {
+    let limit = |text: &str| {
+        Config::parse(text, "t.toml")
+            .map(|c| c.agent.memory_limit)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(limit(""), Ok(crate::memory::DEFAULT_LIMIT));
+    assert_eq!(limit("[agent]\nmemory_limit = \"64MiB\"\n"), Ok(64 << 20));
+    assert_eq!(limit("[agent]\nmemory_limit = \"1.5 GiB\"\n"), Ok(3 << 29));
+    assert_eq!(limit("[agent]\nmemory_limit = 1048576\n"), Ok(1 << 20));
+    assert_eq!(limit("[agent]\nmemory_limit = \"64KiB\"\n"), Ok(64 << 10));
+    assert!(limit("[agent]\nmemory_limit = \"63KiB\"\n").is_err());
+    let e = limit("[agent]\nmemory_limit = \"64\"\n").unwrap_err();
+    assert!(e.contains("t.toml:2:16"), "{e}");
+    assert!(e.contains("memory_limit 64 bytes is too small"), "{e}");
+    assert!(e.contains("at least \"64KiB\""), "{e}");
+    let e = limit("[agent]\nmemory_limit = \"64 parsecs\"\n").unwrap_err();
+    assert!(e.contains("bad size for `memory_limit`"), "{e}");
+    let e = limit("[agent]\nmemory_limt = \"64MiB\"\n").unwrap_err();
+    assert!(e.contains("memory_limit"), "did you mean: {e}");
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 mod auth;
 mod delivery;
 mod kill;
+mod memory;
 mod outage;
 mod spool;
 mod state_dir;
