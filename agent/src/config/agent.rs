@@ -353,6 +353,36 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// `memory_limit`: a size of at least [`crate::memory::MIN_LIMIT`].
+    fn memory_limit(&mut self, raw: &RawAgent) -> u64 {
+        use crate::memory::{DEFAULT_LIMIT, MIN_LIMIT};
+        let Some(v) = &raw.memory_limit else {
+            return DEFAULT_LIMIT;
+        };
+        let hint = "the agent holds 0.2 to 5 MiB; write a size like \"64MiB\" (the default), at least \"64KiB\"";
+        match v.get_ref().bytes() {
+            Ok(n) if n < MIN_LIMIT => {
+                self.error(
+                    v,
+                    format!("memory_limit {n} bytes is too small"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+            Ok(n) => n,
+            Err(e) => {
+                self.error(
+                    v,
+                    format!("bad size for `memory_limit`: {e}"),
+                    Some(hint.into()),
+                );
+                DEFAULT_LIMIT
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod source_tests {
     use super::*;
@@ -388,35 +418,5 @@ mod source_tests {
             "{error}"
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-impl Validator<'_> {
-    /// `memory_limit`: a size of at least [`crate::memory::MIN_LIMIT`].
-    fn memory_limit(&mut self, raw: &RawAgent) -> u64 {
-        use crate::memory::{DEFAULT_LIMIT, MIN_LIMIT};
-        let Some(v) = &raw.memory_limit else {
-            return DEFAULT_LIMIT;
-        };
-        let hint = "the agent holds 0.2 to 5 MiB; write a size like \"64MiB\" (the default), at least \"64KiB\"";
-        match v.get_ref().bytes() {
-            Ok(n) if n < MIN_LIMIT => {
-                self.error(
-                    v,
-                    format!("memory_limit {n} bytes is too small"),
-                    Some(hint.into()),
-                );
-                DEFAULT_LIMIT
-            }
-            Ok(n) => n,
-            Err(e) => {
-                self.error(
-                    v,
-                    format!("bad size for `memory_limit`: {e}"),
-                    Some(hint.into()),
-                );
-                DEFAULT_LIMIT
-            }
-        }
     }
 }
