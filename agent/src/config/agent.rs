@@ -81,7 +81,8 @@ pub enum SourceKind {
     /// `/proc/net/dev`: every Linux, and the hardware's counters where the
     /// driver mirrors them (Cumulus, SONiC, switchdev).
     Procfs,
-    /// NX-OS hardware counters through NX-API's CLI.
+    /// NX-OS hardware counters through NX-API's `show interface counters`
+    /// and `show interface counters errors`.
     Nxapi,
     /// NX-OS hardware counters from the DME (NX-API REST), one request a
     /// tick for every port.

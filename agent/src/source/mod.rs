@@ -1,7 +1,9 @@
 //! Counter sources: where a tick's interface counters come from. A source is
 //! one method, [`CounterSource::sample_into`]. On Linux the link state arrives
-//! separately (see [`crate::link`]) because the kernel pushes it; a source
-//! that reads the hardware's own view (NX-API) brings it with the counters.
+//! separately (see [`crate::link`]) because the kernel pushes it, and so it
+//! does on NX-OS under the `nxapi` source; a source that reads the link with
+//! the counters (NX-API's full `show interface`, for `hopwatch counters`)
+//! brings it in [`CounterRow::link`].
 
 pub mod dme;
 pub mod nxapi;

@@ -207,7 +207,7 @@ fn agent_config(dir: &TempDir, socket: &Path, links: &str, rules: &str) -> PathB
             r#"
 [agent]
 name = "nexus"
-interval = "200ms"
+interval = "1s"
 heartbeat = "1h"
 state_dir = "{state}"
 source = "nxapi"
