@@ -663,7 +663,18 @@ impl Agent {
 
     /// A link event: out at once, or held while NX-OS is asked why the port
     /// went down (`ask`; see [`cause`]).
-    fn emit_link(&mut self, link: event::Link, ask: bool) {
+    fn emit_link(&mut self, mut link: event::Link, ask: bool) {
+        if self.config.agent.on_nxos() {
+            // On NX-OS the kernel's `Eth1-7` is the port operators, alerts
+            // and the DME call `Ethernet1/7`: one name per port.
+            let name = crate::nxapi::nxos_name(&link.interface);
+            if name != link.interface {
+                if let Some(rest) = link.message.strip_prefix(link.interface.as_str()) {
+                    link.message = format!("{name}{rest}");
+                }
+                link.interface = name;
+            }
+        }
         self.causes
             .hold(link, SystemTime::now(), Instant::now(), ask);
         self.release_links();
@@ -736,12 +747,17 @@ impl Agent {
     }
 
     fn heartbeat(&mut self) {
+        let nxos = self.config.agent.on_nxos();
         let mut interfaces: Vec<event::InterfaceStatus> = self
             .links
             .iter()
             .filter(|(name, _)| self.config.links.matches(name))
             .map(|(name, state)| event::InterfaceStatus {
-                name: name.to_string(),
+                name: if nxos {
+                    crate::nxapi::nxos_name(name)
+                } else {
+                    name.to_string()
+                },
                 state: event::LinkState::from_up(state.is_up()),
             })
             .collect();

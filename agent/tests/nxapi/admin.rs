@@ -198,10 +198,12 @@ token = "{TOKEN}"
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_hopwatch"));
     cmd.args(["run", "-c"]).arg(&config);
     let mut agent = AgentProcess::spawn(cmd);
+    // Events name the ports as NX-OS does (`Ethernet1/7`), not by netdev.
     for (port, _) in ports {
+        let port = hopwatch::nxapi::nxos_name(port);
         agent
             .wait_for(Duration::from_secs(5), |e| {
-                e["type"] == "link" && e["interface"] == port && e["state"] == "up"
+                e["type"] == "link" && e["interface"] == port.as_str() && e["state"] == "up"
             })
             .unwrap_or_else(|| panic!("{port} starts up: {:?}", agent.seen));
     }
@@ -212,8 +214,8 @@ token = "{TOKEN}"
         if let Some(now) = downtime(&ns) {
             last = now;
         }
-        if downtime_row(&last, "Eth1-7", "up").is_some()
-            && downtime_row(&last, "Eth1-8", "up").is_some()
+        if downtime_row(&last, "Ethernet1/7", "up").is_some()
+            && downtime_row(&last, "Ethernet1/8", "up").is_some()
         {
             break;
         }
@@ -241,9 +243,9 @@ token = "{TOKEN}"
                 )
             })
     };
-    let shut = down("Eth1-7");
-    let failed = down("Eth1-8");
-    let unexplained = down("Eth1-9");
+    let shut = down("Ethernet1/7");
+    let failed = down("Ethernet1/8");
+    let unexplained = down("Ethernet1/9");
     assert_eq!(shut["admin"], "down", "{shut}");
     assert_eq!(shut["reason"], "administratively down", "{shut}");
     assert_eq!(shut["previous"], "up", "{shut}");
@@ -292,9 +294,9 @@ token = "{TOKEN}"
             last = now;
         }
         if let (Some(a), Some(b), Some(c)) = (
-            downtime_row(&last, "Eth1-7", "admin_down"),
-            downtime_row(&last, "Eth1-8", "down"),
-            downtime_row(&last, "Eth1-9", "down"),
+            downtime_row(&last, "Ethernet1/7", "admin_down"),
+            downtime_row(&last, "Ethernet1/8", "down"),
+            downtime_row(&last, "Ethernet1/9", "down"),
         ) {
             break (a, b, c);
         }
@@ -325,8 +327,8 @@ token = "{TOKEN}"
         })
         .collect();
     assert!(
-        went.contains(&("Eth1-7".into(), "admin_down".into()))
-            && went.contains(&("Eth1-8".into(), "down".into())),
+        went.contains(&("Ethernet1/7".into(), "admin_down".into()))
+            && went.contains(&("Ethernet1/8".into(), "down".into())),
         "{changes}"
     );
     let status = agent.stop();

@@ -472,7 +472,7 @@ severity = "critical"
             e["type"] == "link" && e["state"] == "down"
         })
         .expect("a link event from the kernel's carrier");
-    assert_eq!(down["interface"], "Eth1-7");
+    assert_eq!(down["interface"], "Ethernet1/7", "NX-OS names the port");
     let fired = agent
         .wait_for(Duration::from_secs(3), |e| {
             e["type"] == "alert" && e["rule"] == "port-down"
@@ -482,7 +482,7 @@ severity = "critical"
     ns.ip(&["link", "set", "Eth1-8", "up"]);
     agent
         .wait_for(Duration::from_secs(3), |e| {
-            e["type"] == "link" && e["interface"] == "Eth1-7" && e["state"] == "up"
+            e["type"] == "link" && e["interface"] == "Ethernet1/7" && e["state"] == "up"
         })
         .expect("and back up");
     assert!(agent.stop().success());
