@@ -333,3 +333,66 @@ fn nxapi_check_config_warns_under_5s_and_refuses_under_1s() {
         "{stderr}"
     );
 }
+
+/// The case as NX-OS meets it, unscaled: the DME answering in 3 s at the
+/// 10 s default. The interval stretches to 15 s or just past (3 s is 20 % of
+/// it) and,
+/// once answers are fast, comes back to 10 s after three fast polls.
+#[test]
+fn dme_answering_in_3s_at_the_10s_default_stretches_the_interval_and_back() {
+    let dir = TempDir::new("hopwatch-dme-pace");
+    let delay = Arc::new(Mutex::new(Duration::from_secs(3)));
+    let slow = Arc::clone(&delay);
+    let body = fixture("dme_counters_small.json");
+    let server = Server::start(&dir, move |request: &Request| {
+        if !request.path.starts_with("/api/mo/sys/intf.json") {
+            return (404, "<html><body>404 Not Found</body></html>".into());
+        }
+        let delay = *slow.lock().unwrap();
+        std::thread::sleep(delay);
+        (200, body.clone())
+    });
+    // No interval: NX-OS's default.
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nname = \"nexus\"\nheartbeat = \"1h\"\nstate_dir = \"{}\"\n\
+             source = \"dme\"\nnxapi_socket = \"{}\"\n",
+            dir.path().join("state").display(),
+            server.path.display()
+        ),
+    );
+    let agent = Agent::spawn(&config, dir.path().join("agent.log"));
+    let status = || hopwatch_json(&["status", "--json"], &config);
+    let stretched = wait_until(Duration::from_secs(15), "a stretched interval", || {
+        std::fs::metadata(dir.path().join("state/hopwatch.sock"))
+            .ok()
+            .map(|_| status())
+            .filter(|s| s["effective_interval_ms"].as_u64() > Some(10_000))
+    });
+    assert_eq!(stretched["interval_ms"], 10_000, "{stretched}");
+    // Five times the poll, rounded up to whole seconds: a reply of 3.001 s
+    // makes it 16 s.
+    let effective = stretched["effective_interval_ms"].as_u64().unwrap();
+    assert!((15_000..=16_000).contains(&effective), "{stretched}");
+    assert!(
+        stretched["interval_stretched"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than 20% of the 10s interval"),
+        "{stretched}"
+    );
+    *delay.lock().unwrap() = Duration::ZERO;
+    let back = wait_until(Duration::from_secs(75), "the 10 s default again", || {
+        Some(status()).filter(|s| s["effective_interval_ms"] == 10_000)
+    });
+    assert!(back.get("interval_stretched").is_none(), "{back}");
+    let log = agent.log();
+    assert!(
+        log.contains(&format!("polling every {}s", effective / 1000))
+            && log.contains("Counter source is fast again: polling at the configured 10s"),
+        "{log}"
+    );
+    assert_eq!(server.most_in_flight(), 1);
+    assert!(agent.stop().success());
+}
