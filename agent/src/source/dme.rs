@@ -52,6 +52,7 @@ use super::{CounterRow, CounterSource, Snapshot, SourceError};
 use crate::hash::NameMap;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 use crate::nxapi::{Client, Count, Key, NxapiError};
+use crate::source::counters_from;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -290,14 +291,7 @@ impl Port {
             (TxDropped, get(self.if_out, |c| c.discards)),
             (TxCollisions, get(self.ether, |c| c.collisions)),
         ];
-        let mut counters = [0; COUNTER_COLUMNS];
-        let mut columns = Columns::NONE;
-        for (metric, value) in fields {
-            if let Some(value) = value {
-                counters[metric as usize] = value;
-                columns = columns.with(metric);
-            }
-        }
+        let (counters, columns) = counters_from(fields);
         (columns != Columns::NONE).then_some((counters, columns))
     }
 }

@@ -102,3 +102,21 @@ pub trait CounterSource: Send {
         Ok(snapshot)
     }
 }
+
+/// A row's counters and the columns filled, from `(metric, value)` pairs as
+/// a source maps its fields: a `None` leaves the column unfilled
+/// (unavailable, never zero), and a later pair for a column overrides an
+/// earlier one.
+pub(crate) fn counters_from(
+    fields: impl IntoIterator<Item = (crate::metric::Metric, Option<u64>)>,
+) -> ([u64; COUNTER_COLUMNS], Columns) {
+    let mut counters = [0; COUNTER_COLUMNS];
+    let mut columns = Columns::NONE;
+    for (metric, value) in fields {
+        if let Some(value) = value {
+            counters[metric as usize] = value;
+            columns = columns.with(metric);
+        }
+    }
+    (counters, columns)
+}

@@ -8,10 +8,11 @@
 
 use super::server::{Request, Server};
 use super::{fixture, fixture_json, set_field};
+use super::{names, row};
 use crate::util::{AgentProcess, Netns, TempDir, can_use_netns, hopwatch, hopwatch_json};
 use hopwatch::metric::Metric;
+use hopwatch::source::CounterSource;
 use hopwatch::source::nxapi::{CountersSource, SHOW_COUNTERS, SHOW_COUNTERS_ERRORS};
-use hopwatch::source::{CounterRow, CounterSource, Snapshot};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,18 +20,6 @@ use std::time::{Duration, Instant};
 
 fn source(server: &Server) -> CountersSource {
     CountersSource::new(&server.path, "admin", Duration::from_secs(2))
-}
-
-fn row<'a>(snapshot: &'a Snapshot, name: &str) -> &'a CounterRow {
-    snapshot
-        .rows
-        .iter()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no row {name} in {:?}", names(snapshot)))
-}
-
-fn names(snapshot: &Snapshot) -> Vec<&str> {
-    snapshot.rows.iter().map(|r| r.name.as_str()).collect()
 }
 
 /// Answers the two counters commands from the 96-port fixtures.

@@ -7,28 +7,17 @@
 
 use super::server::{Request, Server};
 use super::{fixture, fixture_json};
+use super::{names, row};
 use crate::util::{AgentProcess, TempDir, hopwatch};
 use hopwatch::metric::Metric;
 use hopwatch::source::dme::{COUNTER_QUERY, DmeSource};
-use hopwatch::source::{CounterRow, CounterSource, Snapshot, SourceError};
+use hopwatch::source::{CounterRow, CounterSource, SourceError};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NOT_FOUND: &str = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>";
-
-fn row<'a>(snapshot: &'a Snapshot, name: &str) -> &'a CounterRow {
-    snapshot
-        .rows
-        .iter()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no row {name} in {:?}", names(snapshot)))
-}
-
-fn names(snapshot: &Snapshot) -> Vec<&str> {
-    snapshot.rows.iter().map(|r| r.name.as_str()).collect()
-}
 
 fn value(row: &CounterRow, metric: Metric) -> u64 {
     assert!(row.columns.supplies(metric), "{} lacks {metric}", row.name);

@@ -75,7 +75,11 @@ fn row<'a>(snapshot: &'a Snapshot, name: &str) -> &'a hopwatch::source::CounterR
         .rows
         .iter()
         .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no row {name}"))
+        .unwrap_or_else(|| panic!("no row {name} in {:?}", names(snapshot)))
+}
+
+fn names(snapshot: &Snapshot) -> Vec<&str> {
+    snapshot.rows.iter().map(|r| r.name.as_str()).collect()
 }
 
 #[test]

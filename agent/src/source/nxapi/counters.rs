@@ -49,6 +49,7 @@
 use crate::hash::NameMap;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 use crate::nxapi::{Client, Count, Key, NxapiError, Rows};
+use crate::source::counters_from;
 use crate::source::{CounterRow, CounterSource, Snapshot, SourceError};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -351,15 +352,7 @@ fn columns(v: &Values) -> ([u64; COUNTER_COLUMNS], Columns) {
         ),
         (TxCarrier, f(CarriSen)),
     ];
-    let mut counters = [0; COUNTER_COLUMNS];
-    let mut columns = Columns::NONE;
-    for (metric, value) in fields {
-        if let Some(value) = value {
-            counters[metric as usize] = value;
-            columns = columns.with(metric);
-        }
-    }
-    (counters, columns)
+    counters_from(fields)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use crate::hash::NameMap;
 use crate::link::{LinkState, OperState};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 use crate::nxapi::{Client, Count, Key, Rows};
+use crate::source::counters_from;
 use crate::source::{CounterRow, CounterSource, Snapshot, SourceError, SourceLink};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -305,14 +306,7 @@ impl Row {
             (TxBytes, sum(self.nve_tx_ucastbytes, self.nve_tx_mcastbytes)),
             (TxPackets, sum(self.nve_tx_ucastpkts, self.nve_tx_mcastpkts)),
         ];
-        let mut counters = [0; COUNTER_COLUMNS];
-        let mut columns = Columns::NONE;
-        for (metric, value) in fields {
-            if let Some(value) = value {
-                counters[metric as usize] = value;
-                columns = columns.with(metric);
-            }
-        }
+        let (counters, columns) = counters_from(fields);
         (columns != Columns::NONE).then_some((counters, columns))
     }
 
