@@ -9,6 +9,7 @@
 use super::server::{Request, Server};
 use super::{fixture, fixture_json, set_field};
 use super::{names, row};
+use super::{nxapi_config, run_agent};
 use crate::util::{AgentProcess, Netns, TempDir, can_use_netns, hopwatch, hopwatch_json};
 use hopwatch::metric::Metric;
 use hopwatch::source::CounterSource;
@@ -190,26 +191,11 @@ fn moving_switch(dir: &TempDir, switch: &Arc<Mutex<Switch>>) -> Server {
 }
 
 fn agent_config(dir: &TempDir, socket: &Path, links: &str, rules: &str) -> PathBuf {
-    dir.write(
-        "agent.toml",
-        &format!(
-            r#"
-[agent]
-name = "nexus"
-interval = "1s"
-heartbeat = "1h"
-state_dir = "{state}"
-source = "nxapi"
-nxapi_socket = "{socket}"
-
-[links]
-interfaces = [{links}]
-{rules}
-[output.stdout]
-"#,
-            state = dir.path().join("state").display(),
-            socket = socket.display(),
-        ),
+    nxapi_config(
+        dir,
+        socket,
+        "nxapi",
+        &format!("[links]\ninterfaces = [{links}]\n{rules}"),
     )
 }
 
@@ -258,12 +244,7 @@ when = "increase(rx_bytes[1s]) > 1000"
 severity = "info"
 "#,
     );
-    let mut cmd = hopwatch();
-    cmd.args(["run", "-c"]).arg(&config);
-    let mut agent = AgentProcess::spawn(cmd);
-    agent
-        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
-        .expect("a first heartbeat");
+    let mut agent = run_agent(&config);
 
     // The SVI, the tunnel and mgmt0 report no transmit errors: the rule
     // cannot be evaluated there, and status says so.

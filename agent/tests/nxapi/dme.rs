@@ -8,6 +8,7 @@
 use super::server::{Request, Server};
 use super::{fixture, fixture_json};
 use super::{names, row};
+use super::{nxapi_config, run_agent};
 use crate::util::{AgentProcess, TempDir, hopwatch};
 use hopwatch::metric::Metric;
 use hopwatch::source::dme::{COUNTER_QUERY, DmeSource};
@@ -261,19 +262,11 @@ fn switch_server(dir: &TempDir, switch: &Arc<Mutex<Switch>>) -> Server {
 }
 
 fn config(dir: &TempDir, socket: &Path, source: &str) -> PathBuf {
-    dir.write(
-        "agent.toml",
-        &format!(
-            r#"
-[agent]
-name = "nexus"
-interval = "1s"
-heartbeat = "1h"
-state_dir = "{state}"
-source = "{source}"
-nxapi_socket = "{socket}"
-
-[links]
+    nxapi_config(
+        dir,
+        socket,
+        source,
+        r#"[links]
 interfaces = ["Eth1-*"]
 
 [[rule]]
@@ -287,12 +280,7 @@ name = "tx-errors"
 interfaces = ["Eth1-*"]
 when = "increase(tx_errors[1s]) > 3"
 severity = "critical"
-
-[output.stdout]
 "#,
-            state = dir.path().join("state").display(),
-            socket = socket.display(),
-        ),
     )
 }
 
@@ -329,12 +317,7 @@ fn dme_auto_picks_dme_when_the_rest_api_answers_and_rules_fire_on_its_counters()
     }));
     let server = switch_server(&dir, &switch);
     let config = config(&dir, &server.path, "auto");
-    let mut cmd = hopwatch();
-    cmd.args(["run", "-c"]).arg(&config);
-    let mut agent = AgentProcess::spawn(cmd);
-    agent
-        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
-        .expect("a first heartbeat");
+    let mut agent = run_agent(&config);
     let status = status_until(&config, "auto settles on dme", |s| s["source"] == "dme");
     assert_eq!(status["interfaces"], 96);
     assert_ne!(status["link_watch"], "source", "links come from the kernel");
@@ -379,12 +362,7 @@ fn dme_auto_falls_back_to_the_cli_without_the_rest_api_and_asks_again_at_reload(
     let switch = Arc::new(Mutex::new(Switch::default()));
     let server = switch_server(&dir, &switch);
     let config = config(&dir, &server.path, "auto");
-    let mut cmd = hopwatch();
-    cmd.args(["run", "-c"]).arg(&config);
-    let mut agent = AgentProcess::spawn(cmd);
-    agent
-        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
-        .expect("a first heartbeat");
+    let agent = run_agent(&config);
     let status = status_until(&config, "auto settles on nxapi", |s| s["source"] == "nxapi");
     assert_eq!(status["source_errors"], 0, "the 404 cost no tick: {status}");
     let requests = server.requests();
@@ -454,12 +432,7 @@ fn dme_slow_and_refused_answers_lose_only_their_tick() {
     }));
     let server = switch_server(&dir, &switch);
     let config = config(&dir, &server.path, "dme");
-    let mut cmd = hopwatch();
-    cmd.args(["run", "-c"]).arg(&config);
-    let mut agent = AgentProcess::spawn(cmd);
-    agent
-        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
-        .expect("a first heartbeat");
+    let mut agent = run_agent(&config);
     status_until(&config, "the dme source runs", |s| {
         s["source"] == "dme" && s["ticks"].as_u64().unwrap() >= 1
     });

@@ -32,6 +32,33 @@ fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).unwrap()
 }
 
+/// The real agent on `config`, once its first heartbeat is out.
+fn run_agent(config: &Path) -> AgentProcess {
+    let mut cmd = hopwatch();
+    cmd.args(["run", "-c"]).arg(config);
+    let mut agent = AgentProcess::spawn(cmd);
+    agent
+        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
+        .expect("a first heartbeat");
+    agent
+}
+
+/// An agent config reading counters from NX-API at `socket` with `source`,
+/// polling every second (the least NX-OS is polled at), its events on
+/// stdout; `tables` follows the `[agent]` table (`[links]`, rules).
+fn nxapi_config(dir: &TempDir, socket: &Path, source: &str, tables: &str) -> PathBuf {
+    dir.write(
+        "agent.toml",
+        &format!(
+            "[agent]\nname = \"nexus\"\ninterval = \"1s\"\nheartbeat = \"1h\"\n\
+             state_dir = \"{}\"\nsource = \"{source}\"\nnxapi_socket = \"{}\"\n\n\
+             {tables}\n[output.stdout]\n",
+            dir.path().join("state").display(),
+            socket.display()
+        ),
+    )
+}
+
 /// A text command's answer in NX-API's envelope.
 fn text_reply(command: &str, text: &str) -> String {
     serde_json::json!({"ins_api": {"type": "cli_show_ascii", "version": "1.0", "sid": "eoc",
@@ -200,20 +227,11 @@ struct Switch {
 }
 
 fn agent_config(dir: &TempDir, socket: &Path) -> PathBuf {
-    dir.write(
-        "agent.toml",
-        &format!(
-            r#"
-[agent]
-name = "nexus"
-interval = "1s"
-heartbeat = "1h"
-state_dir = "{state}"
-source = "auto"
-trace_backend = "auto"
-nxapi_socket = "{socket}"
-
-[links]
+    nxapi_config(
+        dir,
+        socket,
+        "auto",
+        r#"[links]
 interfaces = ["Eth1-*"]
 
 [[rule]]
@@ -228,12 +246,7 @@ name = "crc"
 interfaces = ["Ethernet1/*"]
 when = "increase(rx_crc[1s]) > 3"
 severity = "warning"
-
-[output.stdout]
 "#,
-            state = dir.path().join("state").display(),
-            socket = socket.display(),
-        ),
     )
 }
 
@@ -635,12 +648,7 @@ fn nxapi_status_answers_while_a_poll_hangs() {
             server.path.display()
         ),
     );
-    let mut cmd = hopwatch();
-    cmd.args(["run", "-c"]).arg(&config);
-    let mut agent = AgentProcess::spawn(cmd);
-    agent
-        .wait_for(Duration::from_secs(5), |e| e["type"] == "heartbeat")
-        .expect("a first heartbeat");
+    let agent = run_agent(&config);
 
     // The next poll reaches a server that stands silent.
     let before = server.requests().len();
