@@ -3,6 +3,7 @@
 //! scrapers. Bad parameters get a 400 naming the parameter and the fix.
 
 use crate::auth::Tokens;
+use crate::fabric::Fabric;
 use crate::forward::ForwardStats;
 use crate::http::Authenticated;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
     pub heartbeat_timeout: Duration,
     pub forward: Option<Arc<ForwardStats>>,
+    /// The live fabric traces ask through.
+    pub fabric: Arc<Fabric>,
 }
 
 type Shared = Arc<Api>;

@@ -8,6 +8,7 @@
 //! and a counter, and touches no other.
 
 use crate::auth::{Admission, Tokens};
+use crate::fabric::Fabric;
 use crate::metrics::{Metrics, Reject};
 use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
 use crate::tls;
@@ -58,6 +59,8 @@ pub struct Ingest {
     pub slots: Arc<Semaphore>,
     /// Connections waiting to say hello at most (`max_pending`).
     pub max_pending: usize,
+    /// Trace requests out, trace results back, and who owns which address.
+    pub fabric: Arc<Fabric>,
 }
 
 /// Accepts agent connections until shutdown; each runs in its own task

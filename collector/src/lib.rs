@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod fabric;
 pub mod forward;
 pub mod http;
 pub mod ingest;

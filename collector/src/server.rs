@@ -6,6 +6,9 @@
 use crate::api::{self, Api};
 use crate::auth::{AuthError, GeneratedToken, TokenSources, Tokens};
 use crate::config::Config;
+use crate::fabric::owners::Owners;
+use crate::fabric::switchboard::Switchboard;
+use crate::fabric::{Fabric, TraceSettings};
 use crate::forward::Forwarder;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
@@ -143,6 +146,11 @@ impl Collector {
             "Collector started."
         );
 
+        let fabric = Arc::new(Fabric {
+            switchboard: Arc::new(Switchboard::new()),
+            owners: Arc::new(Owners::new()),
+            settings: TraceSettings::default(),
+        });
         let (notify, _) = broadcast::channel::<()>(1);
         let (done, mut all_done) = mpsc::channel::<()>(1);
         let ingest = Arc::new(Ingest {
@@ -156,6 +164,7 @@ impl Collector {
             hello_timeout: settings.hello_timeout,
             slots: Arc::new(Semaphore::new(settings.max_connections)),
             max_pending: settings.max_pending,
+            fabric: Arc::clone(&fabric),
         });
         for warning in &self.sources.warnings {
             tracing::warn!("{warning}.");
@@ -170,6 +179,7 @@ impl Collector {
             metrics: Arc::clone(&http_metrics),
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
+            fabric,
         });
         // Every HTTP connection task holds an `http_done` sender, as the
         // agents' connections hold `done`.

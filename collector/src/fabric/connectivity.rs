@@ -1,0 +1,1 @@
+//! Connectivity: a matrix of sources × destinations × flows, each cell a walk, with identical per-switch questions asked once.
