@@ -428,3 +428,73 @@ pub struct Cell {
     pub reason: Option<String>,
     pub switches: Vec<String>,
 }
+
+/// A connectivity question: every source to every destination, for each flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectivityQuery {
+    pub sources: Vec<IpAddr>,
+    pub destinations: Vec<IpAddr>,
+    /// The protocols and ports to try for each pair; one entry with no
+    /// protocol when the request gives none.
+    pub flows: Vec<FlowKind>,
+    #[serde(default = "default_vrf")]
+    pub vrf: String,
+}
+
+/// One protocol and its ports, for a connectivity matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FlowKind {
+    #[serde(default)]
+    pub proto: Option<u8>,
+    #[serde(default)]
+    pub sport: Option<u16>,
+    #[serde(default)]
+    pub dport: Option<u16>,
+}
+
+/// Why a walk could not start. Each is the caller's to fix, so each names
+/// the request field at fault (a 400 from the API).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    #[error(
+        "no agent owns {src} or has it on a connected subnet in VRF {vrf}; give `from` with the first switch, one of: {}",
+        list(candidates)
+    )]
+    NoStart {
+        src: IpAddr,
+        vrf: String,
+        candidates: Vec<String>,
+    },
+    #[error(
+        "{src} is on a connected subnet of several agents in VRF {vrf} ({}); give `from` with the one the flow enters by",
+        list(candidates)
+    )]
+    AmbiguousStart {
+        src: IpAddr,
+        vrf: String,
+        candidates: Vec<String>,
+    },
+    #[error(
+        "no agent named {name:?} has reported to this collector; known agents: {}",
+        list(known)
+    )]
+    UnknownAgent { name: String, known: Vec<String> },
+}
+
+impl WalkError {
+    /// The request field to name in the answer.
+    pub fn field(&self) -> &'static str {
+        match self {
+            WalkError::NoStart { .. } | WalkError::AmbiguousStart { .. } => "src",
+            WalkError::UnknownAgent { .. } => "from",
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
