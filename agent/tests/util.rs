@@ -187,3 +187,35 @@ impl Drop for AgentProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The `hopwatch-collector` binary next to this test's own build, as `cargo
+/// test --workspace` (or `cargo build -p hopwatch-collector`) leaves it.
+/// None, with the reason printed, when it is not there and this is not CI.
+pub fn collector_binary(test: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/tests-HASH → target/<profile>/hopwatch-collector
+    let path = exe.parent()?.parent()?.join("hopwatch-collector");
+    if path.exists() {
+        return Some(path);
+    }
+    let reason = format!(
+        "{} not found; build it with `cargo build -p hopwatch-collector`",
+        path.display()
+    );
+    may_run(test, Some(&reason));
+    None
+}
+
+/// Polls `f` every 20 ms until it finds something or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = f() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
