@@ -104,7 +104,6 @@ fn secret(path: &Path, text: &str) {
 pub struct Collector {
     child: Child,
     pub http: SocketAddr,
-    pub config: PathBuf,
     log: PathBuf,
 }
 
@@ -155,7 +154,6 @@ burst = 1000
         let mut collector = Collector {
             child,
             http: HTTP.parse().unwrap(),
-            config,
             log,
         };
         let healthy = poll(Duration::from_secs(20), || {

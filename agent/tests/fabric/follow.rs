@@ -64,13 +64,19 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
             "IPv{}: {} flows, {:?}",
             if v6 { 6 } else { 4 },
             flows.len(),
-            flows.iter().map(|(t, s)| format!("{t} via {s}")).collect::<Vec<_>>()
+            flows
+                .iter()
+                .map(|(t, s)| format!("{t} via {s}"))
+                .collect::<Vec<_>>()
         );
         for (tuple, spine) in &flows {
             let trace = fabric.trace(&tuple.body());
             let (host, first) = source_host(tuple.src);
             let (dst_host, last) = source_host(tuple.dst);
-            assert_eq!(trace["outcome"]["result"], "delivered", "{tuple}: {trace:#}");
+            assert_eq!(
+                trace["outcome"]["result"], "delivered",
+                "{tuple}: {trace:#}"
+            );
             assert_eq!(trace["outcome"]["agent"], last, "{tuple}: {trace:#}");
             assert_eq!(
                 trace["outcome"]["interface"],
@@ -85,7 +91,11 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
             // Each hop's ingress is the interface the previous one's next
             // hop sits on.
             assert_eq!(hops[0]["ingress"], fabric.lab.dev(first, host), "{trace:#}");
-            assert_eq!(hops[1]["ingress"], fabric.lab.dev(spine, first), "{trace:#}");
+            assert_eq!(
+                hops[1]["ingress"],
+                fabric.lab.dev(spine, first),
+                "{trace:#}"
+            );
             assert_eq!(hops[2]["ingress"], fabric.lab.dev(last, spine), "{trace:#}");
             for (i, hop) in hops.iter().enumerate() {
                 assert_eq!(hop["index"], i + 1, "{trace:#}");
@@ -97,7 +107,11 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
             let members = route["members"].as_array().unwrap();
             assert_eq!(members.len(), 2, "{route:#}");
             let chosen = &members[route["chosen"].as_u64().unwrap() as usize];
-            assert_eq!(chosen["interface"], fabric.lab.dev(first, spine), "{route:#}");
+            assert_eq!(
+                chosen["interface"],
+                fabric.lab.dev(first, spine),
+                "{route:#}"
+            );
             assert_eq!(
                 hops[0]["next_hop"],
                 fabric.lab.addr(spine, first, v6).to_string(),

@@ -181,7 +181,7 @@ impl LeafSpine {
             .find(|l| (l.a.node, l.b.node) == (a, b) || (l.a.node, l.b.node) == (b, a))
             .unwrap_or_else(|| panic!("no link between {a} and {b}"))
             .prefixes[family(v6)]
-            .clone()
+        .clone()
     }
 
     /// Which node and link end holds interface `dev` of `node`.
@@ -327,7 +327,14 @@ impl LeafSpine {
         for l in &self.links {
             text += &format!(
                 "{} {} {} {} <-> {} {} {} {}\n",
-                l.a.node, l.a.dev, l.a.addrs[0], l.a.addrs[1], l.b.node, l.b.dev, l.b.addrs[0], l.b.addrs[1]
+                l.a.node,
+                l.a.dev,
+                l.a.addrs[0],
+                l.a.addrs[1],
+                l.b.node,
+                l.b.dev,
+                l.b.addrs[0],
+                l.b.addrs[1]
             );
         }
         for m in &self.mgmt_links {

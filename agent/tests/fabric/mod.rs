@@ -5,9 +5,13 @@
 //! `ip route get … iif …` in that hop's namespace and against the links
 //! real packets of the flow crossed.
 
+mod connectivity;
 mod fleet;
 mod follow;
+mod known;
 mod leafspine;
+mod reverse;
+mod stops;
 
 use crate::lab::{Egress, Flow, Proto, Rng, route_get, send_udp_burst};
 use crate::util::{TempDir, can_use_netns, collector_binary, poll};
@@ -28,7 +32,8 @@ pub struct Fabric {
     pub agents: Vec<SwitchAgent>,
     pub collector: Collector,
     pub lab: LeafSpine,
-    pub dir: TempDir,
+    /// The configs, tokens, state and logs; removed after the processes.
+    _dir: TempDir,
 }
 
 impl Fabric {
@@ -58,7 +63,7 @@ impl Fabric {
             agents,
             collector,
             lab,
-            dir,
+            _dir: dir,
         })
     }
 
@@ -107,7 +112,12 @@ impl Fabric {
 
     /// The kernel's answer for `tuple` arriving on `ingress` of `node` (or
     /// originated there when `ingress` is `None`).
-    pub fn kernel(&self, node: &str, tuple: &Tuple, ingress: Option<&str>) -> Result<Egress, String> {
+    pub fn kernel(
+        &self,
+        node: &str,
+        tuple: &Tuple,
+        ingress: Option<&str>,
+    ) -> Result<Egress, String> {
         route_get(self.lab.ns(node), &tuple.arriving(ingress))
     }
 
