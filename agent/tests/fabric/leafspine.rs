@@ -136,6 +136,7 @@ impl LeafSpine {
         }
         lab.extra_addresses();
         lab.routes();
+        lab.resolve_neighbours();
         lab
     }
 
@@ -313,6 +314,47 @@ impl LeafSpine {
             self.via("leaf2", &asym, "spine2");
             self.ns("spine1")
                 .ip(&[family_flag, "route", "add", "blackhole", DARK[f]]);
+        }
+    }
+
+    /// Gives each end of every link a permanent neighbour entry for the
+    /// other, as a fabric with static ARP: a young lab's first flows would
+    /// otherwise meet next hops still being resolved, and each switch
+    /// rightly answers `neighbor_incomplete` for those.
+    fn resolve_neighbours(&self) {
+        for link in &self.links {
+            for (near, far) in [(&link.a, &link.b), (&link.b, &link.a)] {
+                let mac = crate::lab::mac(self.ns(far.node), &far.dev);
+                for address in far.addrs {
+                    self.ns(near.node).ip(&[
+                        "neigh",
+                        "replace",
+                        &address.to_string(),
+                        "lladdr",
+                        &mac,
+                        "dev",
+                        &near.dev,
+                        "nud",
+                        "permanent",
+                    ]);
+                }
+            }
+        }
+        for (leaf, host, extra) in [("leaf1", "h1", H1_ASYM), ("leaf2", "h2", H2_DARK)] {
+            let mac = crate::lab::mac(self.ns(host), self.dev(host, leaf));
+            for address in extra {
+                self.ns(leaf).ip(&[
+                    "neigh",
+                    "replace",
+                    address,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    self.dev(leaf, host),
+                    "nud",
+                    "permanent",
+                ]);
+            }
         }
     }
 

@@ -205,7 +205,7 @@ fn root_netns_fabric_trace_reports_a_static_routing_loop() {
         fabric.check_hops(&tuple, &trace);
         // leaf2 sends it up to spine1, which sends it back down: the same
         // switch on the same ingress twice.
-        let cycle: Vec<(String, String)> = trace["outcome"]["cycle"]
+        let mut cycle: Vec<(String, String)> = trace["outcome"]["cycle"]
             .as_array()
             .unwrap_or_else(|| panic!("no cycle: {trace:#}"))
             .iter()
@@ -216,6 +216,11 @@ fn root_netns_fabric_trace_reports_a_static_routing_loop() {
                 )
             })
             .collect();
+        // A cycle may name its first step again to close it.
+        if cycle.len() > 1 && cycle.first() == cycle.last() {
+            cycle.pop();
+        }
+        cycle.sort();
         let leaf2 = (
             "leaf2".to_string(),
             fabric.lab.dev("leaf2", "spine1").to_string(),
@@ -224,11 +229,7 @@ fn root_netns_fabric_trace_reports_a_static_routing_loop() {
             "spine1".to_string(),
             fabric.lab.dev("spine1", "leaf2").to_string(),
         );
-        assert_eq!(cycle.len(), 2, "{trace:#}");
-        assert!(
-            cycle.contains(&leaf2) && cycle.contains(&spine1),
-            "{cycle:?}: {trace:#}"
-        );
+        assert_eq!(cycle, [leaf2, spine1], "{trace:#}");
     }
 }
 
