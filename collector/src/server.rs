@@ -6,9 +6,9 @@
 use crate::api::{self, Api};
 use crate::auth::{AuthError, GeneratedToken, TokenSources, Tokens};
 use crate::config::Config;
+use crate::fabric::Fabric;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::Switchboard;
-use crate::fabric::{Fabric, TraceSettings};
 use crate::forward::Forwarder;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
@@ -149,7 +149,7 @@ impl Collector {
         let fabric = Arc::new(Fabric {
             switchboard: Arc::new(Switchboard::new()),
             owners: Arc::new(Owners::new()),
-            settings: TraceSettings::default(),
+            settings: self.config.trace,
         });
         let (notify, _) = broadcast::channel::<()>(1);
         let (done, mut all_done) = mpsc::channel::<()>(1);
