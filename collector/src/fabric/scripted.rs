@@ -6,7 +6,11 @@
 //! meet on the wire. Agents can be silent, offline or confused, and the
 //! asker counts what it was asked and how much at once.
 
-use super::{AskError, Asker, Directory, Owner};
+use super::walk::Arrival;
+use super::{
+    AskError, Asker, DEFAULT_HOP_LIMIT, DEFAULT_MAX_BRANCHES, Directory, FlowSpec, Owner,
+    TraceSettings,
+};
 use hopwatch_wire::trace::{
     Action, Counters, DropReason, FlowPath, FlowQuery, Hop, Interface, LoadShare, Member, Neighbor,
     NeighborState, NextHopFlag, OperState, Paths, PathsQuery, Route, RouteKind, Step, Trace,
@@ -686,4 +690,47 @@ pub fn leaf_spine() -> Net {
         .route("10.0.1.0/24", &[("10.1.2.0", "swp1")])
         .route("10.0.2.0/24", &[("10.1.2.2", "swp2")]);
     net
+}
+
+/// Bounds for tests: a silent agent costs 20 ms.
+pub fn bounds() -> TraceSettings {
+    TraceSettings {
+        hop_timeout: Duration::from_millis(20),
+        timeout: Duration::from_secs(5),
+        hop_limit: DEFAULT_HOP_LIMIT,
+        max_branches: DEFAULT_MAX_BRANCHES,
+    }
+}
+
+pub fn flow(src: &str, dst: &str, sport: u16) -> FlowSpec {
+    FlowSpec {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto: Some(6),
+        sport: Some(sport),
+        dport: Some(80),
+        vrf: "default".into(),
+        from: None,
+    }
+}
+
+/// A source port whose flow leaf1 hashes onto the member towards `spine`.
+pub fn sport_via(net: &Net, spine: &str) -> u16 {
+    let leaf1 = net.switches.iter().find(|s| s.name == "leaf1").unwrap();
+    (1000..2000)
+        .find(|&sport| {
+            let spec = flow("10.0.1.2", "10.0.2.2", sport);
+            let at = Arrival {
+                agent: "leaf1".into(),
+                vrf: "default".into(),
+                ingress: Some("swp1".into()),
+            };
+            let TraceQuery::Hop(hop) = at.query(&spec) else {
+                unreachable!()
+            };
+            let trace = leaf1.trace(&hop.arriving().unwrap());
+            let gateway = trace.next_hop.unwrap();
+            net.owner("default", gateway).unwrap().agent == spine
+        })
+        .expect("some port hashes each way")
 }

@@ -2,55 +2,12 @@
 //! where it starts, what it asks each switch, and the return flow.
 
 use super::*;
-use crate::fabric::scripted::{Behaviour, Net, leaf_spine};
-use crate::fabric::{DEFAULT_HOP_LIMIT, DEFAULT_MAX_BRANCHES};
+use crate::fabric::scripted::{Behaviour, Net, bounds, flow, leaf_spine, sport_via};
 use hopwatch_wire::trace::DropReason;
 use std::time::Duration;
 
-pub(crate) fn bounds() -> TraceSettings {
-    TraceSettings {
-        hop_timeout: Duration::from_millis(20),
-        timeout: Duration::from_secs(5),
-        hop_limit: DEFAULT_HOP_LIMIT,
-        max_branches: DEFAULT_MAX_BRANCHES,
-    }
-}
-
-pub(crate) fn flow(src: &str, dst: &str, sport: u16) -> FlowSpec {
-    FlowSpec {
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-        proto: Some(6),
-        sport: Some(sport),
-        dport: Some(80),
-        vrf: "default".into(),
-        from: None,
-    }
-}
-
 fn agents(trace: &FabricTrace) -> Vec<&str> {
     trace.hops.iter().map(|h| h.agent.as_str()).collect()
-}
-
-/// A source port whose flow leaf1 hashes onto the member towards `spine`.
-pub(crate) fn sport_via(net: &Net, spine: &str) -> u16 {
-    let leaf1 = net.switches.iter().find(|s| s.name == "leaf1").unwrap();
-    (1000..2000)
-        .find(|&sport| {
-            let spec = flow("10.0.1.2", "10.0.2.2", sport);
-            let at = Arrival {
-                agent: "leaf1".into(),
-                vrf: "default".into(),
-                ingress: Some("swp1".into()),
-            };
-            let TraceQuery::Hop(hop) = at.query(&spec) else {
-                unreachable!()
-            };
-            let trace = leaf1.trace(&hop.arriving().unwrap());
-            let gateway = trace.next_hop.unwrap();
-            net.owner("default", gateway).unwrap().agent == spine
-        })
-        .expect("some port hashes each way")
 }
 
 #[tokio::test]
