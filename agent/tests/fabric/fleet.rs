@@ -104,6 +104,8 @@ fn secret(path: &Path, text: &str) {
 pub struct Collector {
     child: Child,
     pub http: SocketAddr,
+    binary: PathBuf,
+    config: PathBuf,
     log: PathBuf,
 }
 
@@ -154,6 +156,8 @@ burst = 1000
         let mut collector = Collector {
             child,
             http: HTTP.parse().unwrap(),
+            binary: binary.to_path_buf(),
+            config,
             log,
         };
         let healthy = poll(Duration::from_secs(20), || {
@@ -172,6 +176,18 @@ burst = 1000
             collector.log()
         );
         collector
+    }
+
+    /// `hopwatch-collector trace -c CONFIG ARGS` in the collector's
+    /// namespace, as an operator on the collector host runs it.
+    pub fn trace_cli(&self, mgmt: &Netns, args: &[String]) -> std::process::Output {
+        mgmt.command(&self.binary)
+            .arg("trace")
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("running hopwatch-collector trace")
     }
 
     pub fn log(&self) -> String {

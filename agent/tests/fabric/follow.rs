@@ -2,9 +2,11 @@
 //! hop the collector reports is the kernel's answer in that switch, and
 //! the spine it names is the one the flow's real packets crossed.
 
-use super::leafspine::SPINES;
-use super::{Fabric, Tuple, seed, source_host};
+use super::fleet::http;
+use super::leafspine::{H1, H2, SPINES};
+use super::{Fabric, Tuple, seed, source_host, switches};
 use crate::lab::{Proto, Rng};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Flows per family at least; more are drawn until real packets crossed
@@ -57,7 +59,9 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
     let Some(fabric) = Fabric::start(TEST, "") else {
         return;
     };
+    refuses_bad_requests(&fabric);
     let mut rng = Rng::new(seed(TEST));
+    let mut cli_checked = false;
     for v6 in [false, true] {
         let flows = draw(&fabric, &mut rng, v6);
         eprintln!(
@@ -117,6 +121,77 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
                 fabric.lab.addr(spine, first, v6).to_string(),
                 "{trace:#}"
             );
+            if !cli_checked {
+                cli_checked = true;
+                cli_agrees(&fabric, tuple, &trace);
+            }
         }
     }
+}
+
+/// The CLI on the collector host gives the API's answer: the same JSON
+/// path, and a human block per switch; exit 0 for a flow that arrives.
+fn cli_agrees(fabric: &Fabric, tuple: &Tuple, trace: &Value) {
+    let (code, out) = fabric.trace_cli(tuple, &["--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        cli["outcome"], trace["outcome"],
+        "CLI {cli:#}\nAPI {trace:#}"
+    );
+    assert_eq!(
+        switches(&cli),
+        switches(trace),
+        "CLI {cli:#}\nAPI {trace:#}"
+    );
+    let (code, out) = fabric.trace_cli(tuple, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("FLOW OVERVIEW"), "{out}");
+    for switch in switches(trace) {
+        assert!(out.contains(&switch), "no {switch} in\n{out}");
+    }
+}
+
+/// What the lab's live fleet makes of bad requests: each is refused
+/// naming the field, with the switches it knows where that helps.
+fn refuses_bad_requests(fabric: &Fabric) {
+    let good = Tuple::udp(H1[0], H2[0], 40000, 53);
+    let no_token = http(
+        &fabric.lab.mgmt,
+        fabric.collector.http,
+        "POST",
+        "/api/v1/trace/flow",
+        None,
+        Some(&good.body()),
+    )
+    .unwrap();
+    assert_eq!(no_token.status, 401, "{}", no_token.body);
+
+    let refused = |body: Value, field: &str, words: &[&str]| {
+        let reply = fabric.request("POST", "/api/v1/trace/flow", Some(&body));
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let answer = reply.json();
+        let text = answer.to_string();
+        assert!(
+            answer["field"] == field || text.contains(&format!("`{field}`")),
+            "{body}: the answer names no `{field}`: {answer:#}"
+        );
+        for word in words {
+            assert!(text.contains(word), "{body}: no {word:?} in {answer:#}");
+        }
+    };
+    refused(
+        good.body_with("from", json!("leaf9")),
+        "from",
+        &["leaf9", "leaf1", "leaf2", "spine1", "spine2"],
+    );
+    // No switch owns 192.0.2.1 or has it on a connected subnet.
+    refused(
+        json!({"src": "192.0.2.1", "dst": H2[0]}),
+        "src",
+        &["192.0.2.1", "leaf1", "spine2"],
+    );
+    let mut no_dst = good.body();
+    no_dst.as_object_mut().unwrap().remove("dst");
+    refused(no_dst, "dst", &[]);
 }

@@ -110,6 +110,37 @@ impl Fabric {
         self.post("/api/v1/trace/flow", body)
     }
 
+    /// `hopwatch-collector trace` for `tuple` with `extra` arguments: its
+    /// exit code and what it printed.
+    pub fn trace_cli(&self, tuple: &Tuple, extra: &[&str]) -> (Option<i32>, String) {
+        let mut args: Vec<String> = [
+            "--src",
+            &tuple.src.to_string(),
+            "--dst",
+            &tuple.dst.to_string(),
+            "--proto",
+            tuple.proto.name(),
+            "--sport",
+            &tuple.sport.to_string(),
+            "--dport",
+            &tuple.dport.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = self.collector.trace_cli(&self.lab.mgmt, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.is_empty() || out.status.code() != Some(0),
+            "hopwatch-collector trace {args:?} succeeded with a complaint: {stderr}"
+        );
+        (
+            out.status.code(),
+            format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)),
+        )
+    }
+
     /// The kernel's answer for `tuple` arriving on `ingress` of `node` (or
     /// originated there when `ingress` is `None`).
     pub fn kernel(
@@ -329,12 +360,14 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
-/// The switches a trace crossed, in order.
+/// The switches a trace crossed, in order (not the unmanaged next hop it
+/// may end at).
 pub fn switches(trace: &Value) -> Vec<String> {
     trace["hops"]
         .as_array()
         .map(|hops| {
             hops.iter()
+                .filter(|h| h["type"] != "unmanaged")
                 .map(|h| h["agent"].as_str().unwrap_or_default().to_string())
                 .collect()
         })

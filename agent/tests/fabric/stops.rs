@@ -4,7 +4,7 @@
 //! a static routing loop, and an agent that is silent or killed.
 
 use super::leafspine::{BEYOND_ROUTER, DARK, H1, H2, H2_DARK, LOOPING, family};
-use super::{Fabric, Tuple, rx_packets};
+use super::{Fabric, Tuple, rx_packets, switches};
 use crate::lab::{Flow, route_get_batch};
 use crate::util::poll;
 use serde_json::{Value, json};
@@ -172,9 +172,15 @@ fn root_netns_fabric_trace_ends_unmanaged_at_a_router_without_agent() {
             "an unmanaged hop ends, not fails: {trace:#}"
         );
         assert_eq!(trace["reaches_destination"], false, "{trace:#}");
-        let switches: Vec<String> = fabric.check_hops(&tuple, &trace);
-        assert_eq!(switches[0], "leaf1", "{trace:#}");
-        assert!(switches.contains(&"leaf2".to_string()), "{trace:#}");
+        let spine = fabric
+            .kernel("leaf1", &tuple, Some(fabric.lab.dev("leaf1", "h1")))
+            .map(|e| fabric.lab.peer_of("leaf1", &e.interface))
+            .unwrap_or_else(|e| panic!("leaf1 has no route for {tuple}: {e}"))
+            .unwrap();
+        fabric.check_hops(&tuple, &trace);
+        assert_eq!(switches(&trace), ["leaf1", spine, "leaf2"], "{trace:#}");
+        let last = trace["hops"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["type"], "unmanaged", "{trace:#}");
         let leaf2 = trace["hops"]
             .as_array()
             .unwrap()
