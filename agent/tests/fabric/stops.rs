@@ -110,6 +110,13 @@ fn root_netns_fabric_trace_drops_where_a_spine_blackholes() {
             .iter()
             .collect();
         assert_eq!(children.len(), 2, "{tree:#}");
+        // The CLI prints the paths side by side and exits 1: not every
+        // path arrives.
+        let (code, out) = fabric.trace_cli(&dropped, &["--all-paths"]);
+        assert_eq!(code, Some(1), "{out}");
+        for word in ["spine1", "spine2", "blackhole"] {
+            assert!(out.contains(word), "no {word} in\n{out}");
+        }
 
         // A source-port range spreads over the two paths as leaf1's kernel
         // hashes it.
