@@ -5,6 +5,7 @@
 //! `ip route get … iif …` in that hop's namespace and against the links
 //! real packets of the flow crossed.
 
+mod addresses;
 mod connectivity;
 mod fleet;
 mod follow;
