@@ -35,9 +35,11 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`, from a socket inside `ns`.
+/// One HTTP/1.1 request with `Connection: close`, from a socket inside the
+/// network namespace named `netns` (a name, so that client threads need no
+/// handle that would delete the namespace when dropped).
 pub fn http(
-    ns: &Netns,
+    netns: &str,
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -56,7 +58,11 @@ pub fn http(
         );
     }
     let request = format!("{head}\r\n{body}");
-    ns.within(move || {
+    let path = format!("/var/run/netns/{netns}");
+    let inside = std::thread::spawn(move || {
+        let handle = std::fs::File::open(&path)?;
+        nix::sched::setns(handle, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::other)?;
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.write_all(request.as_bytes())?;
@@ -79,7 +85,8 @@ pub fn http(
             body.to_string()
         };
         Ok(Reply { status, body })
-    })
+    });
+    inside.join().expect("the HTTP client thread")
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -167,7 +174,7 @@ burst = 1000
                     std::fs::read_to_string(&collector.log).unwrap_or_default()
                 );
             }
-            let r = http(mgmt, collector.http, "GET", "/healthz", None, None).ok()?;
+            let r = http(&mgmt.name, collector.http, "GET", "/healthz", None, None).ok()?;
             (r.status == 200).then_some(())
         });
         assert!(
@@ -310,7 +317,7 @@ pub fn start_agents(
     let mut last = Value::Null;
     let ready = poll(Duration::from_secs(30), || {
         let r = http(
-            &lab.mgmt,
+            &lab.mgmt.name,
             collector.http,
             "GET",
             "/api/v1/agents",

@@ -157,7 +157,7 @@ fn cli_agrees(fabric: &Fabric, tuple: &Tuple, trace: &Value) {
 fn refuses_bad_requests(fabric: &Fabric) {
     let good = Tuple::udp(H1[0], H2[0], 40000, 53);
     let no_token = http(
-        &fabric.lab.mgmt,
+        &fabric.lab.mgmt.name,
         fabric.collector.http,
         "POST",
         "/api/v1/trace/flow",

@@ -13,6 +13,7 @@ mod known;
 mod leafspine;
 mod reverse;
 mod stops;
+mod storm;
 
 use crate::lab::{Egress, Flow, Proto, Rng, route_get, send_udp_burst};
 use crate::util::{TempDir, can_use_netns, collector_binary, poll};
@@ -85,7 +86,7 @@ impl Fabric {
     /// `METHOD PATH` to the collector's API, with the API token.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         http(
-            &self.lab.mgmt,
+            &self.lab.mgmt.name,
             self.collector.http,
             method,
             path,
