@@ -108,24 +108,30 @@ async fn ask_level<A: Asker>(
     sports: Option<PortRange>,
     level: &[Pending],
 ) -> Vec<Asked> {
-    let questions = level.iter().map(|pending| async move {
-        if let Some(again) = pending.ancestors.iter().position(|(a, _)| *a == pending.at) {
-            return Asked::Loop(again);
-        }
-        let agent = &pending.at.agent;
-        let trace = asking.trace(agent, pending.at.query(spec));
-        let spread = async {
-            match (sports, &pending.arrived) {
-                (Some(range), Some(arrived)) if !arrived.is_empty() => {
-                    let query = paths_query(spec, &pending.at, range);
-                    Some(asking.ask(agent, TraceQuery::Paths(query)).await)
-                }
-                _ => None,
+    // Gathered before they run: a stream holding the closure over borrowed
+    // arguments trips the compiler's Send check for the walk's future
+    // ("FnOnce is not general enough"), which the API's handlers need.
+    let questions: Vec<_> = level
+        .iter()
+        .map(|pending| async move {
+            if let Some(again) = pending.ancestors.iter().position(|(a, _)| *a == pending.at) {
+                return Asked::Loop(again);
             }
-        };
-        let (trace, spread) = futures_util::future::join(trace, spread).await;
-        Asked::Answered { trace, spread }
-    });
+            let agent = &pending.at.agent;
+            let trace = asking.trace(agent, pending.at.query(spec));
+            let spread = async {
+                match (sports, &pending.arrived) {
+                    (Some(range), Some(arrived)) if !arrived.is_empty() => {
+                        let query = paths_query(spec, &pending.at, range);
+                        Some(asking.ask(agent, TraceQuery::Paths(query)).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (trace, spread) = futures_util::future::join(trace, spread).await;
+            Asked::Answered { trace, spread }
+        })
+        .collect();
     futures_util::stream::iter(questions)
         .buffered(IN_FLIGHT)
         .collect()
