@@ -474,3 +474,38 @@ async fn the_return_of_a_dropped_flow_starts_where_its_destination_enters() {
         symmetry.description
     );
 }
+
+#[tokio::test]
+async fn an_ipv6_flow_is_walked_like_an_ipv4_one() {
+    let mut net = Net::default();
+    net.switch("leaf1")
+        .iface("swp1", "fd00:1::1/64")
+        .iface("swp51", "fd00:f::0/127")
+        .route("fd00:2::/64", &[("fd00:f::1", "swp51")]);
+    net.switch("spine1")
+        .iface("swp1", "fd00:f::1/127")
+        .iface("swp2", "fd00:f::2/127")
+        .route("fd00:2::/64", &[("fd00:f::3", "swp2")]);
+    net.switch("leaf2")
+        .iface("swp51", "fd00:f::3/127")
+        .iface("swp1", "fd00:2::1/64");
+    let spec = flow("fd00:1::9", "fd00:2::9", 1000);
+    let traced = super::trace(&net, &net, &spec, &bounds(), true)
+        .await
+        .unwrap();
+    assert_eq!(agents(&traced), ["leaf1", "spine1", "leaf2"]);
+    assert_eq!(traced.hops[1].ingress.as_deref(), Some("swp1"));
+    assert_eq!(traced.hops[2].ingress.as_deref(), Some("swp51"));
+    assert!(traced.reaches_destination);
+    assert!(
+        traced
+            .summary
+            .starts_with("tcp [fd00:1::9]:1000 -> [fd00:2::9]:80 reaches"),
+        "{}",
+        traced.summary
+    );
+    // No route back on leaf2: the return flow is dropped where it starts.
+    let back = traced.reverse.unwrap();
+    assert_eq!(back.outcome.as_str(), "dropped");
+    assert_eq!(agents(&back), ["leaf2"]);
+}
