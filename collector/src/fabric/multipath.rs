@@ -717,3 +717,7 @@ fn summary(
 #[cfg(test)]
 #[path = "multipath_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "oracle_tests.rs"]
+mod oracle_tests;
