@@ -432,7 +432,11 @@ impl<D: Directory> Grower<'_, D> {
             },
         );
         let mut ancestors = pending.ancestors;
-        ancestors.push((at.clone(), index));
+        let placed = Arrival {
+            ingress: self.nodes[index].hop.ingress.clone(),
+            ..at.clone()
+        };
+        ancestors.push((placed, index));
         for (o, (member, out)) in outs.into_iter().enumerate() {
             if !kept[o] || over_hops.contains(&o) {
                 continue;
