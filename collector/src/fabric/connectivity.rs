@@ -15,6 +15,7 @@ use super::{
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use tokio::time::Instant;
@@ -53,9 +54,11 @@ async fn matrix_with<A: Asker, D: Directory>(
     };
     let mut starts: HashMap<IpAddr, Arrival> = HashMap::new();
     for &src in &query.sources {
-        if !starts.contains_key(&src) {
-            let first = walk::start(directory, &spec(src, src, &kinds[0], &query.vrf))?;
-            starts.insert(src, first);
+        if let Entry::Vacant(entry) = starts.entry(src) {
+            entry.insert(walk::start(
+                directory,
+                &spec(src, src, &kinds[0], &query.vrf),
+            )?);
         }
     }
     let asking = Asking::new(asker, bounds);

@@ -233,6 +233,11 @@ impl Switch {
             h ^= u64::from(byte);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+        // FNV's low bits follow the bytes' parity, which would make every
+        // switch of a path choose alike: mix before taking the member.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
         (h % members as u64) as usize
     }
 
@@ -637,7 +642,7 @@ impl Directory for Net {
                     .map(|i| (i.len, owner(switch, i)))
             })
             .collect();
-        attached.sort_by(|a, b| b.0.cmp(&a.0));
+        attached.sort_by_key(|a| std::cmp::Reverse(a.0));
         attached.into_iter().map(|(_, o)| o).collect()
     }
 
