@@ -309,6 +309,9 @@ pub struct RouteEntry {
     pub prefix: &'static str,
     pub egress: &'static str,
     pub next_hop: Option<&'static str>,
+    /// A second ECMP member (egress, next hop): even source ports take the
+    /// first, odd ones this.
+    pub also: Option<(&'static str, &'static str)>,
 }
 
 /// A switch's answer to `query` from its table: the route, the egress and
@@ -328,6 +331,12 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
     };
     let component = format!("{switch}/{}", flow.vrf);
     let blackhole = entry.egress.is_empty();
+    let mut members = vec![(entry.egress, entry.next_hop)];
+    if let Some((egress, next_hop)) = entry.also {
+        members.push((egress, Some(next_hop)));
+    }
+    let chosen = usize::from(flow.sport.unwrap_or(0)) % members.len();
+    let (egress, next_hop) = members[chosen];
     let route = Route {
         prefix: entry.prefix.into(),
         kind: if blackhole {
@@ -344,15 +353,18 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
         members: if blackhole {
             Vec::new()
         } else {
-            vec![Member {
-                next_hop: entry.next_hop.map(|a| a.parse().unwrap()),
-                interface: Some(entry.egress.into()),
-                ifindex: 3,
-                weight: 1,
-                flags: Vec::new(),
-            }]
+            members
+                .iter()
+                .map(|(egress, next_hop)| Member {
+                    next_hop: next_hop.map(|a| a.parse().unwrap()),
+                    interface: Some((*egress).into()),
+                    ifindex: 3,
+                    weight: 1,
+                    flags: Vec::new(),
+                })
+                .collect()
         },
-        chosen: (!blackhole).then_some(0),
+        chosen: (!blackhole).then_some(chosen),
     };
     let hops = if blackhole {
         vec![Hop {
@@ -375,7 +387,7 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
                 index: 0,
                 component: component.clone(),
                 action: Action::Forward,
-                description: format!("route {} via {}", entry.prefix, entry.egress),
+                description: format!("route {} via {egress}", entry.prefix),
                 step: Step::L3Routing {
                     route,
                     source_address: None,
@@ -385,10 +397,10 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
                 index: 1,
                 component,
                 action: Action::Output,
-                description: format!("out of {}", entry.egress),
+                description: format!("out of {egress}"),
                 step: Step::Egress {
                     interface: Interface {
-                        name: entry.egress.into(),
+                        name: egress.into(),
                         ifindex: 3,
                         oper_state: OperState::Up,
                         admin_up: true,
@@ -414,8 +426,8 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
         },
         success: true,
         reaches_destination: !blackhole,
-        next_hop: entry.next_hop.map(|a| a.parse().unwrap()),
-        egress_interface: (!blackhole).then(|| entry.egress.to_string()),
+        next_hop: next_hop.map(|a| a.parse().unwrap()),
+        egress_interface: (!blackhole).then(|| egress.to_string()),
         ingress_interface: ingress,
         ingress_inferred: false,
         hops,
@@ -450,13 +462,14 @@ fn addresses(list: &[(&str, &str)]) -> Vec<VrfAddresses> {
     }]
 }
 
-const LEAF1_ADDRESSES: &[(&str, &str)] = &[("Eth1-9", "10.1.0.1/24"), ("Eth1-1", "10.0.1.0/31")];
+pub const LEAF1_ADDRESSES: &[(&str, &str)] =
+    &[("Eth1-9", "10.1.0.1/24"), ("Eth1-1", "10.0.1.0/31")];
 
 /// Three fake switches in a line, leaf1 – spine1 – leaf2, each answering
 /// trace requests from its own table: hosts 10.1.0.0/24 on leaf1, 10.2.0.0/24
 /// on leaf2; spine1 drops 10.3.0.0/24 into a blackhole.
 pub fn line_fabric(agents: SocketAddr) -> Vec<FakeAgent> {
-    let switches: [(&str, Vec<(&str, &str)>, Vec<RouteEntry>); 3] = [
+    let switches: [SwitchSpec; 3] = [
         (
             "leaf1",
             LEAF1_ADDRESSES.to_vec(),
@@ -465,16 +478,19 @@ pub fn line_fabric(agents: SocketAddr) -> Vec<FakeAgent> {
                     prefix: "10.1.0.0/24",
                     egress: "Eth1-9",
                     next_hop: None,
+                    also: None,
                 },
                 RouteEntry {
                     prefix: "10.2.0.0/24",
                     egress: "Eth1-1",
                     next_hop: Some("10.0.1.1"),
+                    also: None,
                 },
                 RouteEntry {
                     prefix: "10.3.0.0/24",
                     egress: "Eth1-1",
                     next_hop: Some("10.0.1.1"),
+                    also: None,
                 },
             ],
         ),
@@ -486,16 +502,19 @@ pub fn line_fabric(agents: SocketAddr) -> Vec<FakeAgent> {
                     prefix: "10.1.0.0/24",
                     egress: "Eth1-1",
                     next_hop: Some("10.0.1.0"),
+                    also: None,
                 },
                 RouteEntry {
                     prefix: "10.2.0.0/24",
                     egress: "Eth1-2",
                     next_hop: Some("10.0.2.0"),
+                    also: None,
                 },
                 RouteEntry {
                     prefix: "10.3.0.0/24",
                     egress: "",
                     next_hop: None,
+                    also: None,
                 },
             ],
         ),
@@ -507,15 +526,30 @@ pub fn line_fabric(agents: SocketAddr) -> Vec<FakeAgent> {
                     prefix: "10.1.0.0/24",
                     egress: "Eth1-1",
                     next_hop: Some("10.0.2.1"),
+                    also: None,
                 },
                 RouteEntry {
                     prefix: "10.2.0.0/24",
                     egress: "Eth1-9",
                     next_hop: None,
+                    also: None,
                 },
             ],
         ),
     ];
+    fake_fabric(agents, switches.into_iter().collect())
+}
+
+/// Switches, their addresses and their tables.
+pub type SwitchSpec = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<RouteEntry>,
+);
+
+/// Fake switches that report `addresses` in their hello and answer trace
+/// requests from their table.
+pub fn fake_fabric(agents: SocketAddr, switches: Vec<SwitchSpec>) -> Vec<FakeAgent> {
     let mut out = Vec::new();
     for (name, owned, table) in switches {
         let (agent, _) = FakeAgent::connect_addresses(
@@ -553,6 +587,11 @@ pub fn wait_owned(server: &Server, n: usize) {
 /// leaf1's `Ethernet1/1` (the trace's `Eth1-1`, its egress towards spine1)
 /// went down two minutes ago for 30 s and has an alert firing.
 pub fn leaf1_history(leaf1: &mut FakeAgent) {
+    leaf1_history_with(leaf1, LEAF1_ADDRESSES);
+}
+
+/// As [`leaf1_history`], for a leaf1 that reports `owned`.
+pub fn leaf1_history_with(leaf1: &mut FakeAgent, owned: &[(&str, &str)]) {
     let t = now_ms();
     let s = |seconds_ago: i64| t - seconds_ago * 1000;
     let boot = leaf1.boot.clone();
@@ -561,7 +600,7 @@ pub fn leaf1_history(leaf1: &mut FakeAgent) {
     let beat = || {
         let mut body = heartbeat(&[("Ethernet1/1", true), ("Ethernet1/9", true)]);
         if let Body::Heartbeat(h) = &mut body {
-            h.addresses = addresses(LEAF1_ADDRESSES);
+            h.addresses = addresses(owned);
         }
         body
     };
