@@ -25,8 +25,10 @@ pub const H2_DARK: [&str; 2] = ["10.201.2.200", "2001:db8:201:2:ff::2"];
 pub const DARK: [&str; 2] = ["10.201.2.192/26", "2001:db8:201:2:ff::/80"];
 /// Behind the router that runs no agent, reached through leaf2.
 pub const BEYOND_ROUTER: [&str; 2] = ["10.230.0.9", "2001:db8:230::9"];
+const ROUTER_NET: [&str; 2] = ["10.230.0.0/24", "2001:db8:230::/64"];
 /// Routed from leaf2 back up to spine1, and from every spine down to leaf2.
 pub const LOOPING: [&str; 2] = ["10.240.0.9", "2001:db8:240::9"];
+const LOOPING_NET: [&str; 2] = ["10.240.0.0/24", "2001:db8:240::/64"];
 
 /// Each link: its two ends and the IPv4 /24 and IPv6 /64 between them;
 /// the first end has `.1`/`::1`, the second `.2`/`::2`.
@@ -85,6 +87,8 @@ pub fn family(v6: bool) -> usize {
     usize::from(v6)
 }
 
+/// Two characters per node (`l1`, `s2`, `h1`, `r`), for interface names
+/// that must fit in 15 with a unique suffix.
 fn short(node: &str) -> String {
     match node {
         "rtr" => "r".into(),
@@ -185,7 +189,7 @@ impl LeafSpine {
         .clone()
     }
 
-    /// Which node and link end holds interface `dev` of `node`.
+    /// The node at the far end of `node`'s interface `dev`.
     pub fn peer_of(&self, node: &str, dev: &str) -> Option<&'static str> {
         self.links.iter().find_map(|l| {
             if l.a.node == node && l.a.dev == dev {
@@ -290,16 +294,7 @@ impl LeafSpine {
                 let route: Vec<&str> = route.iter().map(String::as_str).collect();
                 self.ns(leaf).ip(&route);
             }
-            let beyond = if v6 {
-                "2001:db8:230::/64"
-            } else {
-                "10.230.0.0/24"
-            };
-            let looping = if v6 {
-                "2001:db8:240::/64"
-            } else {
-                "10.240.0.0/24"
-            };
+            let (beyond, looping) = (ROUTER_NET[f], LOOPING_NET[f]);
             let h1_net = self.prefix("leaf1", "h1", v6);
             let h2_net = self.prefix("leaf2", "h2", v6);
             for spine in SPINES {
