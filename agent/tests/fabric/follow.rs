@@ -60,6 +60,7 @@ fn root_netns_fabric_trace_follows_flows_like_the_kernel_and_their_packets() {
         return;
     };
     refuses_bad_requests(&fabric);
+    starts_where_asked(&fabric);
     let mut rng = Rng::new(seed(TEST));
     let mut cli_checked = false;
     for v6 in [false, true] {
@@ -150,6 +151,24 @@ fn cli_agrees(fabric: &Fabric, tuple: &Tuple, trace: &Value) {
     for switch in switches(trace) {
         assert!(out.contains(&switch), "no {switch} in\n{out}");
     }
+}
+
+/// `from` starts the walk at the named switch, which places the flow on
+/// the ingress its route back to the source names.
+fn starts_where_asked(fabric: &Fabric) {
+    let tuple = Tuple::udp(H1[0], H2[0], 40000, 53);
+    let trace = fabric.trace(&tuple.body_with("from", json!("spine1")));
+    assert_eq!(
+        fabric.check_hops(&tuple, &trace),
+        ["spine1", "leaf2"],
+        "{trace:#}"
+    );
+    assert_eq!(
+        trace["hops"][0]["ingress"],
+        fabric.lab.dev("spine1", "leaf1"),
+        "{trace:#}"
+    );
+    assert_eq!(trace["outcome"]["result"], "delivered", "{trace:#}");
 }
 
 /// What the lab's live fleet makes of bad requests: each is refused
