@@ -243,6 +243,13 @@ fn root_netns_fabric_trace_reports_a_static_routing_loop() {
             fabric.lab.dev("spine1", "leaf2").to_string(),
         );
         assert_eq!(cycle, [leaf2, spine1], "{trace:#}");
+
+        // Cut short by the request's hop limit before the loop shows.
+        let cut = fabric.trace(&tuple.body_with("hop_limit", json!(3)));
+        assert_eq!(cut["outcome"]["result"], "hop_limit", "{cut:#}");
+        assert_eq!(cut["outcome"]["limit"], 3, "{cut:#}");
+        assert_eq!(switches(&cut).len(), 3, "{cut:#}");
+        assert_eq!(switches(&cut), switches(&trace)[..3], "{cut:#}");
     }
 }
 
