@@ -720,3 +720,34 @@ fn all_paths_carry_what_the_collector_knows_on_every_branch() {
         "{tree}"
     );
 }
+
+/// A switch that never answers ends its hop at the request's hop timeout,
+/// well inside the configured ones, and the answer says who was silent.
+#[test]
+fn a_silent_switch_ends_its_hop_at_the_hop_timeout() {
+    let server = Server::start(
+        "trace-silent",
+        "",
+        "[trace]\nhop_timeout = \"5s\"\ntimeout = \"20s\"\n",
+    );
+    let fabric = line_fabric(server.agents);
+    wait_owned(&server, 3);
+    fabric[1].answer_traces(Answering::Silent);
+    let started = std::time::Instant::now();
+    let answer = post_json(
+        server.http,
+        "/api/v1/trace/flow",
+        &json!({"src": "10.1.0.10", "dst": "10.2.0.10", "hop_timeout_ms": 200}),
+    );
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let trace = answer.json();
+    assert_eq!(trace["success"], false, "{trace}");
+    assert_eq!(trace["outcome"]["result"], "no_answer", "{trace}");
+    assert_eq!(trace["outcome"]["agent"], "spine1", "{trace}");
+    assert_eq!(trace["hops"][1]["type"], "no_answer", "{trace}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the request's 200 ms hop timeout, not the configured 5 s: {took:?}"
+    );
+}
