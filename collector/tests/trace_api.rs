@@ -217,6 +217,8 @@ fn a_body_too_large_is_refused() {
         huge.as_bytes(),
     );
     assert_eq!(answer.status, 413, "{}", answer.body);
+    let error = answer.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("larger than 64 KiB"), "{error}");
     // The API goes on answering.
     assert_eq!(server.get("/api/v1/agents").status, 200);
 }

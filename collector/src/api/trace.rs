@@ -10,6 +10,7 @@ use super::{ApiError, Shared, now_ms, read};
 use crate::fabric::request::{self, RequestError};
 use crate::fabric::{WalkError, connectivity, known, multipath, walk};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,28 @@ impl From<WalkError> for ApiError {
     fn from(error: WalkError) -> ApiError {
         ApiError::bad_field(error.field().to_string(), error.to_string())
     }
+}
+
+/// The body, or why it could not be read, as JSON like every other error:
+/// past [`MAX_BODY`] a 413 saying the limit.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the body is larger than {} KiB, the most a trace request may be; a matrix of 256 sources and 256 destinations fits well inside it, so split larger questions",
+                MAX_BODY / 1024
+            )
+        } else {
+            format!("the body could not be read: {}", rejection.body_text())
+        };
+        ApiError {
+            status,
+            message,
+            field: None,
+            retry_after: None,
+        }
+    })
 }
 
 /// Runs a walk under the trace timeout; past it (and a little grace) the
@@ -88,8 +111,11 @@ async fn knowledge(
     }
 }
 
-async fn flow(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::flow(&body, &api.fabric.settings)?;
+async fn flow(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::flow(&read_body(body)?, &api.fabric.settings)?;
     let fabric = &api.fabric;
     let mut trace = bounded(
         request.bounds.timeout,
@@ -107,8 +133,11 @@ async fn flow(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiErr
     Ok(Json(trace).into_response())
 }
 
-async fn multi_path(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::multi_path(&body, &api.fabric.settings)?;
+async fn multi_path(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::multi_path(&read_body(body)?, &api.fabric.settings)?;
     let fabric = Arc::clone(&api.fabric);
     let timeout = request.bounds.timeout;
     // The tree's future cannot be shown to be Send (each level's questions
@@ -145,8 +174,11 @@ async fn multi_path(State(api): State<Shared>, body: Bytes) -> Result<Response, 
     Ok(Json(tree).into_response())
 }
 
-async fn connectivity(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::connectivity(&body, &api.fabric.settings)?;
+async fn connectivity(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::connectivity(&read_body(body)?, &api.fabric.settings)?;
     let fabric = &api.fabric;
     let matrix = bounded(
         request.bounds.timeout,
