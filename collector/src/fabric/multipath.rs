@@ -108,24 +108,30 @@ async fn ask_level<A: Asker>(
     sports: Option<PortRange>,
     level: &[Pending],
 ) -> Vec<Asked> {
-    let questions = level.iter().map(|pending| async move {
-        if let Some(again) = pending.ancestors.iter().position(|(a, _)| *a == pending.at) {
-            return Asked::Loop(again);
-        }
-        let agent = &pending.at.agent;
-        let trace = asking.trace(agent, pending.at.query(spec));
-        let spread = async {
-            match (sports, &pending.arrived) {
-                (Some(range), Some(arrived)) if !arrived.is_empty() => {
-                    let query = paths_query(spec, &pending.at, range);
-                    Some(asking.ask(agent, TraceQuery::Paths(query)).await)
-                }
-                _ => None,
+    // Gathered before they run: a stream holding the closure over borrowed
+    // arguments trips the compiler's Send check for the walk's future
+    // ("FnOnce is not general enough"), which the API's handlers need.
+    let questions: Vec<_> = level
+        .iter()
+        .map(|pending| async move {
+            if let Some(again) = pending.ancestors.iter().position(|(a, _)| *a == pending.at) {
+                return Asked::Loop(again);
             }
-        };
-        let (trace, spread) = futures_util::future::join(trace, spread).await;
-        Asked::Answered { trace, spread }
-    });
+            let agent = &pending.at.agent;
+            let trace = asking.trace(agent, pending.at.query(spec));
+            let spread = async {
+                match (sports, &pending.arrived) {
+                    (Some(range), Some(arrived)) if !arrived.is_empty() => {
+                        let query = paths_query(spec, &pending.at, range);
+                        Some(asking.ask(agent, TraceQuery::Paths(query)).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (trace, spread) = futures_util::future::join(trace, spread).await;
+            Asked::Answered { trace, spread }
+        })
+        .collect();
     futures_util::stream::iter(questions)
         .buffered(IN_FLIGHT)
         .collect()
@@ -426,7 +432,11 @@ impl<D: Directory> Grower<'_, D> {
             },
         );
         let mut ancestors = pending.ancestors;
-        ancestors.push((at.clone(), index));
+        let placed = Arrival {
+            ingress: self.nodes[index].hop.ingress.clone(),
+            ..at.clone()
+        };
+        ancestors.push((placed, index));
         for (o, (member, out)) in outs.into_iter().enumerate() {
             if !kept[o] || over_hops.contains(&o) {
                 continue;
@@ -711,3 +721,7 @@ fn summary(
 #[cfg(test)]
 #[path = "multipath_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "oracle_tests.rs"]
+mod oracle_tests;

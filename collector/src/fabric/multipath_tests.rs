@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::fabric::asking::PER_AGENT;
-use crate::fabric::scripted::{Behaviour, Net, bounds, flow, leaf_spine};
+use crate::fabric::scripted::{Behaviour, Net, bounds, flow, leaf_spine, quick};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -123,15 +123,9 @@ async fn unmanaged_silent_and_looping_branches_end_the_way_a_walk_would() {
         .route("10.9.0.0/16", &[("10.5.0.254", "swp3")])
         .route("10.8.0.0/16", &[("10.1.1.0", "swp1")]);
     net.switch("spine2").behave(Behaviour::Silent);
-    let tree = all_paths(
-        &net,
-        &net,
-        &flow("10.0.1.2", "10.9.0.1", 1),
-        None,
-        &bounds(),
-    )
-    .await
-    .unwrap();
+    let tree = all_paths(&net, &net, &flow("10.0.1.2", "10.9.0.1", 1), None, &quick())
+        .await
+        .unwrap();
     let results: Vec<&str> = tree.paths.iter().map(|p| p.outcome.as_str()).collect();
     assert_eq!(results, ["unmanaged", "no_answer"]);
     assert_eq!(agents(&tree.paths[0]), ["leaf1", "spine1"]);
@@ -142,15 +136,9 @@ async fn unmanaged_silent_and_looping_branches_end_the_way_a_walk_would() {
     assert_eq!(tree.tree.children[1].hop.kind, FabricHopKind::NoAnswer);
     assert!(!tree.success);
 
-    let tree = all_paths(
-        &net,
-        &net,
-        &flow("10.0.1.2", "10.8.0.1", 1),
-        None,
-        &bounds(),
-    )
-    .await
-    .unwrap();
+    let tree = all_paths(&net, &net, &flow("10.0.1.2", "10.8.0.1", 1), None, &quick())
+        .await
+        .unwrap();
     let Outcome::Loop { cycle } = &tree.paths[0].outcome else {
         panic!("{:?}", tree.paths[0].outcome)
     };

@@ -204,6 +204,11 @@ pub(super) async fn walk<A: Asker, D: Directory>(
                 let next = next(directory, &at, spec.dst, &trace);
                 let mut hop = switch_hop(index, &at, trace, elapsed_us);
                 describe(&mut hop, spec.dst, &next);
+                // A flow the switch placed itself arrived where it says,
+                // which is what a loop back to it would arrive on.
+                if let Some(placed) = seen.last_mut() {
+                    placed.ingress = hop.ingress.clone();
+                }
                 hops.push(hop);
                 match next {
                     Next::Switch(arrival) => at = arrival,
@@ -671,13 +676,18 @@ fn symmetry(forward: &FabricTrace, back: &FabricTrace) -> Symmetry {
         words.push('.');
         words
     };
-    if !back.reaches_destination {
-        let _ = write!(
-            description,
-            " The return flow ends {} at {}, so only the switches it reached are compared.",
-            back.outcome.as_str(),
-            back_order.last().map_or("its first switch", String::as_str)
-        );
+    for (which, trace, crossed) in [
+        ("flow", forward, &there),
+        ("return flow", back, &back_order),
+    ] {
+        if !trace.reaches_destination {
+            let _ = write!(
+                description,
+                " The {which} ends {} at {}, so only the switches it reached are compared.",
+                trace.outcome.as_str(),
+                crossed.last().map_or("its first switch", String::as_str)
+            );
+        }
     }
     Symmetry {
         symmetric,
