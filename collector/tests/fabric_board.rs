@@ -263,6 +263,41 @@ fn a_garbage_answer_ends_that_question_only() {
 }
 
 #[test]
+fn an_answer_longer_than_max_line_fails_its_question_and_not_the_connection() {
+    let server = Server::start("trace-too-long", "max_line = \"4KiB\"", "");
+    let (mut leaf1, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    // 100 KiB, written in one go: read in many pieces, none held whole.
+    let huge = format!(r#"{{"kind":"error","error":"{}"}}"#, "x".repeat(100 << 10));
+    leaf1.answer_traces(Answering::Raw(huge));
+    match ask(&server.fabric, "leaf1", hop(1), WAIT) {
+        Err(AskError::Garbage { detail, .. }) => {
+            assert!(
+                detail.contains("longer than max_line (4096 bytes)"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected garbage, got {other:?}"),
+    }
+    leaf1
+        .send(&[event("leaf1", "b1", 1, now_ms(), heartbeat(&[]))])
+        .unwrap();
+    assert!(leaf1.wait_acked("b1", 1, WAIT));
+    leaf1.answer_traces(Answering::hops("leaf1"));
+    assert_eq!(
+        switch(&ask(&server.fabric, "leaf1", hop(2), WAIT).unwrap()),
+        "leaf1"
+    );
+    assert!(!leaf1.is_closed());
+    // An event that long still ends the connection, as it always did.
+    let mut long = event("leaf1", "b1", 2, now_ms(), heartbeat(&[])).to_json();
+    long.insert_str(1, &format!(r#""pad":"{}","#, "y".repeat(8 << 10)));
+    long.push('\n');
+    leaf1.send_raw(long.as_bytes()).unwrap();
+    let refusal = leaf1.wait_closed(WAIT).expect("the connection stayed open");
+    assert!(refusal.is_some_and(|r| r.contains("max_line")));
+}
+
+#[test]
 fn an_agent_not_connected_is_offline_at_once() {
     let server = Server::start("trace-offline", "", "");
     let started = Instant::now();

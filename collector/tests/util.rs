@@ -458,6 +458,9 @@ pub struct Acks {
     pub requests: Vec<(u64, Result<TraceQuery, String>)>,
 }
 
+/// What a fake agent answers a trace request with, from its id and query.
+pub type AnswerFn = dyn Fn(u64, &TraceQuery) -> TraceAnswer + Send + Sync;
+
 /// How a fake agent answers `trace_request` lines.
 #[derive(Clone, Default)]
 pub enum Answering {
@@ -465,7 +468,7 @@ pub enum Answering {
     #[default]
     Silent,
     /// Answers each at once with what the function makes of its id and query.
-    With(Arc<dyn Fn(u64, &TraceQuery) -> TraceAnswer + Send + Sync>),
+    With(Arc<AnswerFn>),
     /// Answers each at once with this text as its `result`, readable or not.
     Raw(String),
     /// Sends this whole line for each, with `{id}` replaced by the request's id.
