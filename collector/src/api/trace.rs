@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest body a trace endpoint reads: a connectivity matrix of 256
@@ -138,36 +137,17 @@ async fn multi_path(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request = request::multi_path(&read_body(body)?, &api.fabric.settings)?;
-    let fabric = Arc::clone(&api.fabric);
-    let timeout = request.bounds.timeout;
-    // The tree's future cannot be shown to be Send (each level's questions
-    // are closures returning async blocks, which the compiler cannot prove
-    // Send for every lifetime), and a handler's must be; so it is driven on
-    // a blocking thread of its own, which needs no Send of it.
-    let runtime = tokio::runtime::Handle::current();
-    let walked = tokio::task::spawn_blocking(move || {
-        runtime.block_on(multipath::all_paths(
+    let fabric = &api.fabric;
+    let mut tree = bounded(
+        request.bounds.timeout,
+        multipath::all_paths(
             &*fabric.switchboard,
             &*fabric.owners,
             &request.spec,
             request.sports,
             &request.bounds,
-        ))
-    });
-    let mut tree = bounded(timeout, async {
-        match walked.await {
-            Ok(tree) => tree.map_err(ApiError::from),
-            Err(failed) => {
-                tracing::error!(error = %failed, "A multi-path walk failed.");
-                Err(ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("the multi-path walk failed: {failed}"),
-                    field: None,
-                    retry_after: None,
-                })
-            }
-        }
-    })
+        ),
+    )
     .await?;
     let found = knowledge(&api, known::wanted_tree(&tree)).await;
     known::fill_tree(&mut tree, &found);
