@@ -9,8 +9,8 @@ use crate::util::{
 use hopwatch_collector::fabric::known;
 use hopwatch_wire::event::{Body, InterfaceAddress, VrfAddresses};
 use hopwatch_wire::trace::{
-    Action, Counters, DropReason, FlowQuery, Hop, Interface, LoadShare, Member, OperState, Route,
-    RouteKind, Step, Trace, TraceAnswer, TraceQuery,
+    Action, Counters, DropReason, FlowQuery, Hop, Interface, LoadShare, Member, OperState,
+    PathsQuery, Route, RouteKind, Step, Trace, TraceAnswer, TraceQuery,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -322,7 +322,7 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
     let (flow, ingress, hop) = match query {
         TraceQuery::Hop(h) => (h.flow.clone(), Some(h.ingress.clone()), true),
         TraceQuery::Flow(f) => (f.clone(), None, false),
-        TraceQuery::Paths(_) => return TraceAnswer::error("no paths here"),
+        TraceQuery::Paths(query) => return paths_answer(switch, table, query),
     };
     let dst = flow.dst.to_string();
     let Some(entry) = table.iter().find(|e| {
@@ -449,6 +449,49 @@ pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> 
     } else {
         TraceAnswer::Flow(trace)
     }
+}
+
+/// A switch's answer to a paths question: every source port of the range
+/// on the member the fake hash (the port's parity) puts it on.
+fn paths_answer(switch: &str, table: &[RouteEntry], query: &PathsQuery) -> TraceAnswer {
+    let dst = query.dst.to_string();
+    let Some(entry) = table.iter().find(|e| {
+        let net = e.prefix.split('/').next().unwrap();
+        dst.starts_with(net.trim_end_matches('0'))
+    }) else {
+        return TraceAnswer::error(format!("{switch} has no route to {dst} in this test"));
+    };
+    let range = query.sport_range.expect("the tree asks for a range");
+    let mut members = vec![(entry.egress, entry.next_hop)];
+    if let Some((egress, next_hop)) = entry.also {
+        members.push((egress, Some(next_hop)));
+    }
+    let blackhole = entry.egress.is_empty();
+    let detail: Vec<Value> = (range.first..=range.last)
+        .map(|sport| {
+            if blackhole {
+                return json!({"sport": sport, "dport": query.dport, "next_hop": null,
+                              "interface": null, "error": "blackhole"});
+            }
+            let (egress, next_hop) = members[usize::from(sport) % members.len()];
+            json!({"sport": sport, "dport": query.dport, "next_hop": next_hop, "interface": egress})
+        })
+        .collect();
+    let flows = range.len();
+    let answer = json!({
+        "request": query,
+        "flows": flows,
+        "members": [],
+        "verdict": {"even": true, "chi_square": 0.0, "degrees_of_freedom": 0, "p_value": 1.0,
+                    "text": "a test switch"},
+        "unrouted": 0,
+        "route": null,
+        "switch": switch,
+        "elapsed_us": 40,
+        "flows_detail": detail,
+        "dropped": if blackhole { flows } else { 0 },
+    });
+    TraceAnswer::Paths(serde_json::from_value(answer).unwrap())
 }
 
 fn addresses(list: &[(&str, &str)]) -> Vec<VrfAddresses> {
