@@ -796,3 +796,29 @@ fn a_silent_switch_ends_its_hop_at_the_hop_timeout() {
         "the request's 200 ms hop timeout, not the configured 5 s: {took:?}"
     );
 }
+
+#[test]
+fn a_connectivity_matrix_over_fake_switches() {
+    let server = Server::start("trace-matrix", "", "");
+    let _fabric = line_fabric(server.agents);
+    wait_owned(&server, 3);
+    let answer = post_json(
+        server.http,
+        "/api/v1/trace/connectivity",
+        &json!({"source_ips": ["10.1.0.10", "10.1.0.11"], "destination_ips": ["10.2.0.10", "10.3.0.10"],
+                "protocols": ["tcp", "icmp"], "ports": [443]}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let matrix = answer.json();
+    let cells = matrix["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 2 * 2, "{matrix}");
+    for cell in cells {
+        let to_leaf2 = cell["dst"] == "10.2.0.10";
+        assert_eq!(cell["reaches"], to_leaf2, "{cell}");
+        if !to_leaf2 {
+            assert_eq!(cell["result"], "dropped", "{cell}");
+            assert_eq!(cell["at"], "spine1", "{cell}");
+        }
+    }
+    assert_eq!(matrix["fully_reachable"], false);
+}
