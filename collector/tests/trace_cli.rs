@@ -3,7 +3,7 @@
 //! token found where the collector keeps it; usage errors and the exit
 //! codes.
 
-use crate::trace_api::{
+use crate::trace_fakes::{
     RouteEntry, fake_fabric, leaf1_history, leaf1_history_with, line_fabric, wait_owned,
 };
 use crate::util::{API_TOKEN, Process, Server, TempDir, free_port};
