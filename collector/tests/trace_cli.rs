@@ -3,7 +3,7 @@
 //! token found where the collector keeps it; usage errors and the exit
 //! codes.
 
-use crate::trace_api::{
+use crate::trace_fakes::{
     RouteEntry, fake_fabric, leaf1_history, leaf1_history_with, line_fabric, wait_owned,
 };
 use crate::util::{API_TOKEN, Process, Server, TempDir, free_port};
@@ -419,6 +419,35 @@ fn all_paths_sit_side_by_side_with_the_one_a_spine_drops() {
         "Path 2     | leaf1 Eth1-2 | spine2        |              | dropped\n",
         "Path 2: dropped by spine2 (blackhole): ",
         "  leaf1 Ethernet1/1: firing tx-errors (critical)",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+
+    // A source-port range spread over the two paths: half each.
+    let output = trace(&[
+        "-c",
+        &config,
+        "--all-paths",
+        "--src",
+        "10.1.0.10",
+        "--dst",
+        "10.2.0.10",
+        "--proto",
+        "tcp",
+        "--sport",
+        "40000",
+        "--dport",
+        "443",
+        "--sport-range",
+        "40000-40999",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    for want in [
+        "HOP:       | 1            | 2             | 3            | RESULT     | FLOWS\n",
+        "Path 1     | leaf1 Eth1-1 | spine1 Eth1-2 | leaf2 Eth1-9 | delivered  | 500\n",
+        "Path 2     | leaf1 Eth1-2 | spine2        |              | dropped    | 500\n",
+        "FLOWS: 1000 source ports 40000-40999\n",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
