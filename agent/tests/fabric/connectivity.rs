@@ -1,5 +1,5 @@
 //! The connectivity matrix: 4 sources × 4 destinations, each cell the same
-//! answer as the trace of that pair alone.
+//! answer as the trace of that pair alone, whose every hop is the kernel's.
 
 use super::leafspine::{BEYOND_ROUTER, H1, H1_ASYM, H2, H2_DARK, LOOPING, family};
 use super::{Fabric, Tuple, switches};
@@ -39,6 +39,7 @@ fn root_netns_fabric_connectivity_matrix_matches_per_pair_traces() {
                     .unwrap_or_else(|| panic!("no cell {src} -> {dst}: {matrix:#}"));
                 let tuple = Tuple::udp(src, dst, SPORT, DPORT);
                 let trace = fabric.trace(&tuple.body());
+                fabric.check_hops(&tuple, &trace);
                 let what = format!("cell {cell:#}\ntrace {trace:#}");
                 let outcome = &trace["outcome"];
                 assert_eq!(cell["result"], outcome["result"], "{what}");
