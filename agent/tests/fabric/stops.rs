@@ -103,6 +103,24 @@ fn root_netns_fabric_trace_drops_where_a_spine_blackholes() {
         assert_eq!(ends, expected, "{tree:#}");
         assert_eq!(tree["reaches_destination"], false, "{tree:#}");
         assert_eq!(tree["cut"], json!([]), "{tree:#}");
+        // One path at most: the one the flow itself takes is kept, and the
+        // answer says which bound cut the other.
+        let small = fabric.post(
+            "/api/v1/trace/multi-path",
+            &dropped.body_with("max_branches", json!(1)),
+        );
+        let cut = small["cut"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{small:#}"));
+        assert!(
+            cut.iter().any(|c| c
+                .as_str()
+                .is_some_and(|c| c.contains("max_branches") && c.contains("leaf1"))),
+            "{small:#}"
+        );
+        let kept = small["paths"].as_array().unwrap();
+        assert_eq!(kept.len(), 1, "{small:#}");
+        assert_eq!(kept[0]["outcome"]["agent"], "spine1", "{small:#}");
         assert_eq!(tree["tree"]["hop"]["agent"], "leaf1", "{tree:#}");
         let children: Vec<&Value> = tree["tree"]["children"]
             .as_array()
