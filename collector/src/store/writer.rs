@@ -470,6 +470,7 @@ impl Writer {
                     let agent = cache.agent_row(id);
                     agent.last_seen_ms = now_ms;
                     agent.addresses = addresses;
+                    agent.addresses_at_ms = now_ms;
                     agent.skew_ms = hello_skew(&hello, now_ms);
                     agent.future_logged = false;
                     agent.stopped_ms = None;

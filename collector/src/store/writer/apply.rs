@@ -161,7 +161,8 @@ pub(super) fn apply_event(
             let addresses =
                 serde_json::to_string(&hb.addresses).expect("addresses always serialize");
             let agent = cache.agent_row(agent_id);
-            if agent.addresses != addresses {
+            if at > agent.addresses_at_ms && agent.addresses != addresses {
+                agent.addresses_at_ms = at;
                 db.prepare_cached("UPDATE agents SET addresses = ?2 WHERE id = ?1")?
                     .execute(params![agent_id, addresses])?;
                 agent.addresses = addresses;
