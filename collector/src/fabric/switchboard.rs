@@ -11,6 +11,9 @@
 //! Each connection has its own table of questions waiting, so an answer is
 //! taken only from the connection that was asked, and when the connection
 //! ends every question still waiting on it fails at once as `Closed`.
+//! An agent runs four traces at once and refuses more, so each connection
+//! lets four questions out at a time; the others wait their turn within
+//! their own timeout, however many traces cross that switch.
 
 use super::{AskError, Asker};
 use crate::metrics::{Metrics, TraceOutcome};
@@ -22,12 +25,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, timeout_at};
 
 /// Trace requests waiting to be written on one connection at most. The
 /// connection's task writes them as soon as it runs, so the queue fills only
 /// when the agent stops reading.
 pub const QUEUE: usize = 1024;
+
+/// Traces one agent runs at once: the agent refuses more
+/// (`MAX_TRACES` in the agent's collector output), so questions past these
+/// wait their turn here, within their own timeout, instead of coming back
+/// refused when several traces cross the same switch.
+pub const TURNS: usize = 4;
 
 /// How much of an unreadable answer's error is kept: it quotes what the
 /// agent sent, and that can be as long as a line may be.
@@ -61,6 +71,9 @@ struct Line {
     // once the connection has ended: its waiters have been dropped, which
     // tells each asker `Closed`.
     waiting: Mutex<Option<HashMap<u64, Waiter>>>,
+    /// A question holds one of [`TURNS`] from before it is sent until it
+    /// is answered or given up.
+    turns: Arc<Semaphore>,
 }
 
 #[derive(Debug)]
@@ -149,6 +162,7 @@ impl Switchboard {
             agent: agent.to_string(),
             requests: tx,
             waiting: Mutex::new(Some(HashMap::new())),
+            turns: Arc::new(Semaphore::new(TURNS)),
         });
         let replaced = self
             .inner
@@ -215,6 +229,19 @@ impl Asker for Switchboard {
                 agent: agent.to_string(),
             });
         };
+        let deadline = Instant::now() + timeout;
+        let timed_out = || AskError::Timeout {
+            agent: agent.to_string(),
+            waited: timeout,
+        };
+        let _turn = match timeout_at(deadline, Arc::clone(&line.turns).acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => unreachable!("a line's turns are never closed"),
+            Err(_) => {
+                metrics.trace_ended(TraceOutcome::Timeout);
+                return Err(timed_out());
+            }
+        };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let kind = Kind::of(&query);
         let mut request = serde_json::to_vec(&CollectorMessage::TraceRequest {
@@ -256,16 +283,13 @@ impl Asker for Switchboard {
                 }));
             }
         }
-        let result = match tokio::time::timeout(timeout, answer).await {
+        let result = match timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
             // The connection ended and dropped its waiters.
             Ok(Err(_)) => Err(AskError::Closed {
                 agent: agent.to_string(),
             }),
-            Err(_) => Err(AskError::Timeout {
-                agent: agent.to_string(),
-                waited: timeout,
-            }),
+            Err(_) => Err(timed_out()),
         };
         asked.end(result)
     }
@@ -724,6 +748,36 @@ mod tests {
         assert!(poll_once(third.as_mut()).is_pending());
         line.deliver(&result(id, &hop_answer()));
         assert!(first.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_agent_is_asked_at_most_its_turns_at_once() {
+        let board = Switchboard::new();
+        let mut line = board.register("leaf1");
+        let mut asking: Vec<_> = (0..=TURNS)
+            .map(|_| Box::pin(board.ask("leaf1", hop(), Duration::from_secs(3600))))
+            .collect();
+        for ask in &mut asking {
+            assert!(poll_once(ask.as_mut()).is_pending());
+        }
+        let sent: Vec<u64> = std::iter::from_fn(|| line.try_next_request())
+            .map(|request| read_request(&request).0)
+            .collect();
+        assert_eq!(sent.len(), TURNS, "one question waits for its turn");
+        line.deliver(&result(sent[0], &hop_answer()));
+        assert!(asking.remove(0).await.is_ok());
+        assert!(poll_once(asking[TURNS - 1].as_mut()).is_pending());
+        assert!(line.try_next_request().is_some(), "an answer frees a turn");
+        // Waiting for a turn counts against the question's own timeout.
+        let waited = Duration::from_millis(20);
+        assert_eq!(
+            board.ask("leaf1", hop(), waited).await,
+            Err(AskError::Timeout {
+                agent: "leaf1".into(),
+                waited
+            })
+        );
+        assert!(line.try_next_request().is_none());
     }
 
     #[tokio::test]

@@ -445,7 +445,7 @@ fn a_heartbeat_resent_from_before_the_hello_keeps_the_hello_s_addresses() {
         boots: vec!["b".into()],
         version: "test".into(),
         addresses: on("10.0.0.2/31"),
-        now: None,
+        now: Some(crate::store::rfc3339(T0 + 100_000)),
     };
     f.writer.apply(
         vec![Request::Hello {
