@@ -27,3 +27,6 @@ mod rsyslog;
 mod syslog;
 mod terminal;
 mod tls;
+mod trace_api;
+mod trace_cli;
+mod trace_fakes;
