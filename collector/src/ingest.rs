@@ -28,10 +28,12 @@ use tokio_rustls::TlsAcceptor;
 mod lines;
 mod parse;
 mod pending;
+mod traces;
 
 use lines::{HELLO_BUFFER, LineError, Lines, TooLong, read_line};
 pub use parse::parse_line;
 use pending::{Pending, Waiting};
+use traces::TraceLine;
 
 /// Events handed to the writer in one request at most.
 const CHUNK: usize = 4096;
@@ -421,6 +423,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         error,
     };
     let address = peer.ip().to_string();
+    let mut traces = TraceLine::open(&ingest.fabric, &hello);
     if ingest
         .writer
         .send(Request::Hello {
@@ -445,7 +448,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rejected = None;
     // Events the agent sent right behind its hello, without waiting for the
     // welcome, are in the buffer already.
-    match hand_over(&mut lines, ingest, &agent, &mut in_flight, &mut rejected) {
+    match hand_over(
+        &mut lines,
+        ingest,
+        &agent,
+        &mut in_flight,
+        &mut rejected,
+        &mut traces,
+    ) {
         Ok(handed) => {
             if !forward(handed, ingest, &agent, &reply).await {
                 return Ok(());
@@ -497,6 +507,12 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 write(&mut stream, &out, ingest.read_timeout).await.map_err(io)?;
             }
+            // Beside the acks and ahead of the reads, so a busy event
+            // stream never holds a question back; each turn writes every
+            // request queued, in one write.
+            requests = traces.requests(), if !closing => {
+                write(&mut stream, &requests, ingest.read_timeout).await.map_err(io)?;
+            }
             read = stream.read(lines.spare()), if !closing => {
                 let n = read.map_err(io)?;
                 if n == 0 {
@@ -504,11 +520,12 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                         tracing::info!(agent, %peer, bytes = lines.pending(), "Agent closed the connection in the middle of a line.");
                     }
                     closing = true;
+                    traces.hang_up();
                     continue;
                 }
                 lines.filled(n);
                 deadline = Instant::now() + ingest.read_timeout;
-                match hand_over(&mut lines, ingest, &agent, &mut in_flight, &mut rejected) {
+                match hand_over(&mut lines, ingest, &agent, &mut in_flight, &mut rejected, &mut traces) {
                     Ok(handed) => {
                         if !forward(handed, ingest, &agent, &reply).await {
                             return Ok(());
@@ -533,6 +550,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             }
             _ = shutdown.recv(), if !closing => {
                 closing = true;
+                traces.hang_up();
             }
         }
     }
@@ -566,15 +584,17 @@ async fn forward(handed: Vec<Handed>, ingest: &Ingest, agent: &str, reply: &Repl
 }
 
 /// Parses every complete line in the buffer into chunks for the writer,
-/// counting the event chunks as in flight; or the reason to refuse the
-/// connection. An event must be `agent`'s own: the name in its hello (which
-/// its token or certificate admitted) is the only one it may store under.
+/// counting the event chunks as in flight, and hands trace answers to
+/// whoever asked; or the reason to refuse the connection. An event must be
+/// `agent`'s own: the name in its hello (which its token or certificate
+/// admitted) is the only one it may store under.
 fn hand_over(
     lines: &mut Lines,
     ingest: &Ingest,
     agent: &str,
     in_flight: &mut usize,
     rejected: &mut Option<CollectorMessage>,
+    traces: &mut TraceLine,
 ) -> Result<Vec<Handed>, (Reject, String)> {
     let mut handed = Vec::new();
     let mut chunk = Vec::new();
@@ -607,8 +627,11 @@ fn hand_over(
                 });
                 return Err((Reject::Identity, reason));
             }
-            Ok(Some(incoming)) => chunk.push(incoming),
-            Ok(None) => {}
+            Ok(Some(incoming)) => {
+                traces.event(&ingest.fabric, &incoming);
+                chunk.push(incoming);
+            }
+            Ok(None) => traces.answer(line),
             Err(error) => match serde_json::from_slice::<Goodbye>(line) {
                 Ok(goodbye) => {
                     if !chunk.is_empty() {

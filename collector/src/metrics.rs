@@ -101,6 +101,53 @@ impl HttpClose {
     }
 }
 
+/// How one question to an agent for a fabric trace ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceOutcome {
+    /// The agent answered with a trace.
+    Answered,
+    /// The agent answered that it cannot trace this.
+    Refused,
+    /// No answer within the hop's timeout.
+    Timeout,
+    /// The connection closed before the answer.
+    Closed,
+    /// The answer was not a trace of the kind asked.
+    Garbage,
+    /// The agent is not connected.
+    Offline,
+    /// Too many questions were waiting to go out on its connection.
+    Busy,
+    /// The trace that asked gave up first (its own timeout ran out).
+    Abandoned,
+}
+
+impl TraceOutcome {
+    pub const ALL: [TraceOutcome; 8] = [
+        TraceOutcome::Answered,
+        TraceOutcome::Refused,
+        TraceOutcome::Timeout,
+        TraceOutcome::Closed,
+        TraceOutcome::Garbage,
+        TraceOutcome::Offline,
+        TraceOutcome::Busy,
+        TraceOutcome::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceOutcome::Answered => "answered",
+            TraceOutcome::Refused => "refused",
+            TraceOutcome::Timeout => "timeout",
+            TraceOutcome::Closed => "closed",
+            TraceOutcome::Garbage => "garbage",
+            TraceOutcome::Offline => "offline",
+            TraceOutcome::Busy => "busy",
+            TraceOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
 /// Every counter, shared by the ingest, the writer and the API.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -126,6 +173,12 @@ pub struct Metrics {
     pub http_connections_open: AtomicU64,
     pub http_closed: [AtomicU64; 4],
     pub store: StoreHealth,
+    /// Questions asked of agents for fabric traces.
+    pub traces_asked: AtomicU64,
+    /// How each ended, by [`TraceOutcome`].
+    pub traces_ended: [AtomicU64; TraceOutcome::ALL.len()],
+    /// Answers nobody waited for any more (late, or for no question asked).
+    pub trace_results_late: AtomicU64,
 }
 
 /// Whether the store is taking events, for `/healthz` and `/metrics`: the
@@ -209,6 +262,22 @@ impl Metrics {
             .position(|r| *r == why)
             .expect("listed");
         self.http_closed[i].load(Ordering::Relaxed)
+    }
+
+    pub fn trace_ended(&self, outcome: TraceOutcome) {
+        let i = TraceOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .expect("listed");
+        self.traces_ended[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn traces_ended_count(&self, outcome: TraceOutcome) -> u64 {
+        let i = TraceOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .expect("listed");
+        self.traces_ended[i].load(Ordering::Relaxed)
     }
 
     /// Events stored, all types.
@@ -344,6 +413,28 @@ impl Metrics {
                         .map(|(why, c)| (why.as_str().to_string(), load(c)))
                         .collect(),
                 ),
+            ),
+            Family::counter(
+                "hopwatch_collector_trace_requests",
+                "Questions asked of agents for fabric traces.",
+                Samples::One(load(&self.traces_asked)),
+            ),
+            Family::counter(
+                "hopwatch_collector_trace_requests_ended",
+                "Questions asked of agents for fabric traces, by how they ended.",
+                by(
+                    "outcome",
+                    TraceOutcome::ALL
+                        .iter()
+                        .zip(&self.traces_ended)
+                        .map(|(outcome, c)| (outcome.as_str().to_string(), load(c)))
+                        .collect(),
+                ),
+            ),
+            Family::counter(
+                "hopwatch_collector_trace_results_late",
+                "Trace answers that came after their question was given up, or for no question asked; dropped.",
+                Samples::One(load(&self.trace_results_late)),
             ),
         ];
         if let Some((sent, dropped)) = forward {
@@ -519,5 +610,32 @@ mod tests {
         assert_eq!(m.ingested_total(), 3);
         assert!(text.contains("hopwatch_collector_healthy 1\n"), "{text}");
         assert_eq!(m.rejected(Reject::BadToken), 1);
+    }
+
+    #[test]
+    fn renders_trace_counters_by_outcome() {
+        let m = Metrics::default();
+        m.traces_asked.fetch_add(3, Ordering::Relaxed);
+        m.trace_ended(TraceOutcome::Answered);
+        m.trace_ended(TraceOutcome::Timeout);
+        m.trace_results_late.fetch_add(1, Ordering::Relaxed);
+        let text = m.render(&[], None);
+        assert!(
+            text.contains("hopwatch_collector_trace_requests_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopwatch_collector_trace_requests_ended_total{outcome=\"timeout\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopwatch_collector_trace_requests_ended_total{outcome=\"busy\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopwatch_collector_trace_results_late_total 1\n"),
+            "{text}"
+        );
+        assert_eq!(m.traces_ended_count(TraceOutcome::Answered), 1);
     }
 }

@@ -90,6 +90,12 @@ pub enum AskError {
     /// The agent read the question and said why it cannot answer it.
     #[error("agent {agent} could not trace: {error}")]
     Refused { agent: String, error: String },
+    /// Too many questions were waiting to go out on the agent's connection
+    /// (it reads slowly or not at all); refused at once rather than queued.
+    #[error(
+        "agent {agent} already has {queued} trace requests waiting to be sent to it; try again"
+    )]
+    Busy { agent: String, queued: usize },
 }
 
 /// Asks one agent one question over its live connection.

@@ -1,18 +1,195 @@
 //! The agents' live connections as traces see them: a `trace_request` goes
 //! out on the agent's own connection and its `trace_result` comes back to
 //! the one waiting for it, matched by id.
+//!
+//! The connection's task owns the socket, so an asker never writes to it:
+//! it puts the request line in the connection's bounded queue, which the
+//! task writes beside its acks, and waits on a oneshot that the task fills
+//! when it reads the answer among the events. A full queue (an agent that
+//! stopped reading) fails the question at once instead of making it wait,
+//! and nothing an asker does can hold up the connection's events or acks.
+//! Each connection has its own table of questions waiting, so an answer is
+//! taken only from the connection that was asked, and when the connection
+//! ends every question still waiting on it fails at once as `Closed`.
 
 use super::{AskError, Asker};
+use crate::metrics::{Metrics, TraceOutcome};
 use hopwatch_wire::trace::{TraceAnswer, TraceQuery};
+use hopwatch_wire::wire::{CollectorMessage, TraceResult};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+/// Trace requests waiting to be written on one connection at most. The
+/// connection's task writes them as soon as it runs, so the queue fills only
+/// when the agent stops reading.
+pub const QUEUE: usize = 1024;
+
+/// How much of an unreadable answer's error is kept: it quotes what the
+/// agent sent, and that can be as long as a line may be.
+const DETAIL: usize = 200;
 
 /// Every connected agent's line for trace requests.
-#[derive(Debug, Default)]
-pub struct Switchboard {}
+#[derive(Debug)]
+pub struct Switchboard {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    // Held to look up, add or remove a line, never across an await.
+    lines: Mutex<HashMap<String, Arc<Line>>>,
+    /// Request ids, unique across every connection, so an answer with an id
+    /// another connection was asked is never taken for this one's.
+    next_id: AtomicU64,
+    next_line: AtomicU64,
+    queue: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// One connection's side of the switchboard.
+#[derive(Debug)]
+struct Line {
+    id: u64,
+    agent: String,
+    requests: mpsc::Sender<Vec<u8>>,
+    // Held to add, take or drop a waiter, never across an await. `None`
+    // once the connection has ended: its waiters have been dropped, which
+    // tells each asker `Closed`.
+    waiting: Mutex<Option<HashMap<u64, Waiter>>>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    kind: Kind,
+    reply: oneshot::Sender<Result<TraceAnswer, AskError>>,
+}
+
+/// The kind of a question, which its answer must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Flow,
+    Paths,
+    Hop,
+}
+
+impl Kind {
+    fn of(query: &TraceQuery) -> Kind {
+        match query {
+            TraceQuery::Flow(_) => Kind::Flow,
+            TraceQuery::Paths(_) => Kind::Paths,
+            TraceQuery::Hop(_) => Kind::Hop,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Flow => "flow",
+            Kind::Paths => "paths",
+            Kind::Hop => "hop",
+        }
+    }
+
+    fn answered_by(self, answer: &TraceAnswer) -> Result<(), &'static str> {
+        let kind = match answer {
+            TraceAnswer::Flow(_) => Kind::Flow,
+            TraceAnswer::Paths(_) => Kind::Paths,
+            TraceAnswer::Hop(_) => Kind::Hop,
+            TraceAnswer::Error { .. } => return Ok(()),
+        };
+        if kind == self {
+            Ok(())
+        } else {
+            Err(kind.as_str())
+        }
+    }
+}
+
+impl Default for Switchboard {
+    fn default() -> Switchboard {
+        Switchboard::new()
+    }
+}
 
 impl Switchboard {
+    /// A switchboard counting into metrics of its own.
     pub fn new() -> Switchboard {
-        Switchboard::default()
+        Switchboard::with_metrics(Arc::new(Metrics::default()))
+    }
+
+    /// A switchboard counting its questions and answers into `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Switchboard {
+        Switchboard::build(metrics, QUEUE)
+    }
+
+    fn build(metrics: Arc<Metrics>, queue: usize) -> Switchboard {
+        Switchboard {
+            inner: Arc::new(Inner {
+                lines: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                next_line: AtomicU64::new(1),
+                queue,
+                metrics,
+            }),
+        }
+    }
+
+    /// Puts `agent`'s connection on the switchboard, replacing the one it
+    /// had (an agent that reconnects before the collector noticed the old
+    /// connection die is reached on the new one). The connection stays on
+    /// until the registration is dropped.
+    pub fn register(&self, agent: &str) -> Registration {
+        let (tx, rx) = mpsc::channel(self.inner.queue);
+        let line = Arc::new(Line {
+            id: self.inner.next_line.fetch_add(1, Ordering::Relaxed),
+            agent: agent.to_string(),
+            requests: tx,
+            waiting: Mutex::new(Some(HashMap::new())),
+        });
+        let replaced = self
+            .inner
+            .lines
+            .lock()
+            .expect("switchboard poisoned")
+            .insert(agent.to_string(), Arc::clone(&line));
+        if replaced.is_some() {
+            tracing::debug!(
+                agent,
+                "A new connection of this agent takes its trace requests from now on."
+            );
+        }
+        Registration {
+            inner: Arc::clone(&self.inner),
+            line,
+            requests: rx,
+        }
+    }
+
+    /// Whether `agent` has a connection to ask on now.
+    pub fn is_connected(&self, agent: &str) -> bool {
+        self.inner
+            .lines
+            .lock()
+            .expect("switchboard poisoned")
+            .contains_key(agent)
+    }
+
+    /// The agents connected now, by name.
+    pub fn connected(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .lines
+            .lock()
+            .expect("switchboard poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -20,11 +197,537 @@ impl Asker for Switchboard {
     async fn ask(
         &self,
         agent: &str,
-        _query: TraceQuery,
-        _timeout: Duration,
+        query: TraceQuery,
+        timeout: Duration,
     ) -> Result<TraceAnswer, AskError> {
-        Err(AskError::Offline {
-            agent: agent.to_string(),
+        let metrics = &self.inner.metrics;
+        metrics.traces_asked.fetch_add(1, Ordering::Relaxed);
+        let line = self
+            .inner
+            .lines
+            .lock()
+            .expect("switchboard poisoned")
+            .get(agent)
+            .cloned();
+        let Some(line) = line else {
+            metrics.trace_ended(TraceOutcome::Offline);
+            return Err(AskError::Offline {
+                agent: agent.to_string(),
+            });
+        };
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let kind = Kind::of(&query);
+        let mut request = serde_json::to_vec(&CollectorMessage::TraceRequest {
+            id,
+            query: Ok(query),
         })
+        .expect("a trace request always serializes");
+        request.push(b'\n');
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut waiting = line.waiting.lock().expect("switchboard poisoned");
+            let Some(waiting) = waiting.as_mut() else {
+                metrics.trace_ended(TraceOutcome::Closed);
+                return Err(AskError::Closed {
+                    agent: agent.to_string(),
+                });
+            };
+            waiting.insert(id, Waiter { kind, reply });
+        }
+        // From here on the waiter is taken out however this ends, the
+        // asker's own future being dropped included.
+        let mut asked = Asked {
+            line: &line,
+            id,
+            metrics,
+            ended: false,
+        };
+        match line.requests.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return asked.end(Err(AskError::Busy {
+                    agent: agent.to_string(),
+                    queued: self.inner.queue,
+                }));
+            }
+            Err(TrySendError::Closed(_)) => {
+                return asked.end(Err(AskError::Closed {
+                    agent: agent.to_string(),
+                }));
+            }
+        }
+        let result = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            // The connection ended and dropped its waiters.
+            Ok(Err(_)) => Err(AskError::Closed {
+                agent: agent.to_string(),
+            }),
+            Err(_) => Err(AskError::Timeout {
+                agent: agent.to_string(),
+                waited: timeout,
+            }),
+        };
+        asked.end(result)
+    }
+}
+
+/// A question on its way: takes its waiter out and counts how it ended,
+/// `abandoned` when the asker's future is dropped before that.
+struct Asked<'a> {
+    line: &'a Line,
+    id: u64,
+    metrics: &'a Metrics,
+    ended: bool,
+}
+
+impl Asked<'_> {
+    fn end(&mut self, result: Result<TraceAnswer, AskError>) -> Result<TraceAnswer, AskError> {
+        self.forget();
+        self.ended = true;
+        self.metrics.trace_ended(match &result {
+            Ok(_) => TraceOutcome::Answered,
+            Err(AskError::Refused { .. }) => TraceOutcome::Refused,
+            Err(AskError::Timeout { .. }) => TraceOutcome::Timeout,
+            Err(AskError::Closed { .. }) => TraceOutcome::Closed,
+            Err(AskError::Garbage { .. }) => TraceOutcome::Garbage,
+            Err(AskError::Offline { .. }) => TraceOutcome::Offline,
+            Err(AskError::Busy { .. }) => TraceOutcome::Busy,
+        });
+        result
+    }
+
+    fn forget(&self) {
+        if let Some(waiting) = self
+            .line
+            .waiting
+            .lock()
+            .expect("switchboard poisoned")
+            .as_mut()
+        {
+            waiting.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Asked<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.forget();
+            self.metrics.trace_ended(TraceOutcome::Abandoned);
+        }
+    }
+}
+
+/// A connection's place on the switchboard, held by its task: the trace
+/// requests to write, and where to hand the answers it reads. Dropping it
+/// takes the connection off and fails every question still waiting on it.
+#[derive(Debug)]
+pub struct Registration {
+    inner: Arc<Inner>,
+    line: Arc<Line>,
+    requests: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Registration {
+    /// The next request line to write (ending in `\n`); waits for one.
+    pub async fn next_request(&mut self) -> Option<Vec<u8>> {
+        self.requests.recv().await
+    }
+
+    /// A request line already queued, without waiting.
+    pub fn try_next_request(&mut self) -> Option<Vec<u8>> {
+        self.requests.try_recv().ok()
+    }
+
+    /// Hands a `trace_result` line read on this connection to whoever
+    /// asked: the answer, `Refused` for an answer of kind `error`, or
+    /// `Garbage` for one that cannot be read or is of another kind than the
+    /// question. An answer nobody waits for any more is dropped and counted.
+    pub fn deliver(&self, line: &[u8]) {
+        #[derive(Deserialize)]
+        struct Id {
+            id: u64,
+        }
+        let (id, read) = match serde_json::from_slice::<TraceResult>(line) {
+            Ok(result) => (result.id, Ok(result.result)),
+            Err(error) => match serde_json::from_slice::<Id>(line) {
+                Ok(Id { id }) => (id, Err(error.to_string())),
+                Err(_) => {
+                    tracing::debug!(agent = self.line.agent, %error, "Dropping a trace answer without an id.");
+                    self.inner
+                        .metrics
+                        .trace_results_late
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+        };
+        let waiter = self
+            .line
+            .waiting
+            .lock()
+            .expect("switchboard poisoned")
+            .as_mut()
+            .and_then(|waiting| waiting.remove(&id));
+        let Some(waiter) = waiter else {
+            self.inner
+                .metrics
+                .trace_results_late
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                agent = self.line.agent,
+                id,
+                "Dropping a trace answer nobody waits for (it came after its question was given up, or answers no question asked)."
+            );
+            return;
+        };
+        let agent = || self.line.agent.clone();
+        let outcome = match read {
+            Err(error) => {
+                tracing::debug!(agent = self.line.agent, id, %error, "An agent answered a trace request with something unreadable.");
+                Err(AskError::Garbage {
+                    agent: agent(),
+                    detail: format!("unreadable trace_result: {}", cut(&error)),
+                })
+            }
+            Ok(TraceAnswer::Error { error }) => Err(AskError::Refused {
+                agent: agent(),
+                error,
+            }),
+            Ok(answer) => match waiter.kind.answered_by(&answer) {
+                Ok(()) => Ok(answer),
+                Err(kind) => Err(AskError::Garbage {
+                    agent: agent(),
+                    detail: format!("a {kind} answer to a {} question", waiter.kind.as_str()),
+                }),
+            },
+        };
+        // The asker may have given up in the meantime; it counted that.
+        let _ = waiter.reply.send(outcome);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        {
+            let mut lines = self.inner.lines.lock().expect("switchboard poisoned");
+            // Only this connection's own entry: a newer connection of the
+            // same agent keeps its place.
+            if lines
+                .get(&self.line.agent)
+                .is_some_and(|line| line.id == self.line.id)
+            {
+                lines.remove(&self.line.agent);
+            }
+        }
+        // Dropping the waiters tells each asker the connection closed.
+        self.line
+            .waiting
+            .lock()
+            .expect("switchboard poisoned")
+            .take();
+    }
+}
+
+/// `text` cut to [`DETAIL`] characters.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(DETAIL) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hopwatch_wire::trace::{FlowQuery, HopQuery};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    fn hop() -> TraceQuery {
+        TraceQuery::Hop(HopQuery {
+            flow: FlowQuery {
+                src: Some("10.0.0.1".parse().unwrap()),
+                ..FlowQuery::new("10.9.0.1".parse().unwrap())
+            },
+            ingress: "swp1".into(),
+        })
+    }
+
+    fn flow() -> TraceQuery {
+        TraceQuery::Flow(FlowQuery::new("10.9.0.1".parse().unwrap()))
+    }
+
+    /// A `trace_result` line answering `id` with `result` (JSON).
+    fn result(id: u64, result: &str) -> Vec<u8> {
+        format!(r#"{{"type":"trace_result","id":{id},"result":{result}}}"#).into_bytes()
+    }
+
+    /// What an agent would read: the request's id and query kind.
+    fn read_request(line: &[u8]) -> (u64, String) {
+        assert_eq!(line.last(), Some(&b'\n'));
+        let value: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(value["type"], "trace_request");
+        (
+            value["id"].as_u64().unwrap(),
+            value["query"]["kind"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn hop_answer() -> String {
+        let answer = TraceAnswer::Hop(empty_trace());
+        serde_json::to_string(&answer).unwrap()
+    }
+
+    fn empty_trace() -> hopwatch_wire::trace::Trace {
+        serde_json::from_value(serde_json::json!({
+            "request": {"dst": "10.9.0.1"},
+            "success": true,
+            "reaches_destination": false,
+            "ingress_inferred": false,
+            "hops": [],
+            "summary": "",
+            "backend": "kernel",
+            "elapsed_us": 1,
+        }))
+        .unwrap()
+    }
+
+    /// Polls `future` once, to see it has sent its request and waits.
+    fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn an_answer_reaches_the_one_who_asked() {
+        let board = Switchboard::new();
+        let mut line = board.register("leaf1");
+        assert!(board.is_connected("leaf1"));
+        assert_eq!(board.connected(), vec!["leaf1".to_string()]);
+        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        let (id, kind) = read_request(&line.try_next_request().unwrap());
+        assert_eq!(kind, "hop");
+        line.deliver(&result(id, &hop_answer()));
+        assert_eq!(asking.await, Ok(TraceAnswer::Hop(empty_trace())));
+        let m = &board.inner.metrics;
+        assert_eq!(m.traces_asked.load(Ordering::Relaxed), 1);
+        assert_eq!(m.traces_ended_count(TraceOutcome::Answered), 1);
+    }
+
+    #[tokio::test]
+    async fn an_agent_not_connected_is_offline_at_once() {
+        let board = Switchboard::new();
+        assert_eq!(
+            board.ask("leaf9", hop(), Duration::from_secs(30)).await,
+            Err(AskError::Offline {
+                agent: "leaf9".into()
+            })
+        );
+        assert_eq!(
+            board
+                .inner
+                .metrics
+                .traces_ended_count(TraceOutcome::Offline),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn silence_times_out_and_the_late_answer_is_dropped() {
+        let board = Switchboard::new();
+        let mut line = board.register("leaf1");
+        let waited = Duration::from_millis(20);
+        assert_eq!(
+            board.ask("leaf1", hop(), waited).await,
+            Err(AskError::Timeout {
+                agent: "leaf1".into(),
+                waited
+            })
+        );
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        line.deliver(&result(id, &hop_answer()));
+        let m = &board.inner.metrics;
+        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 1);
+        assert_eq!(m.traces_ended_count(TraceOutcome::Timeout), 1);
+        // An answer to an id never asked is dropped the same way.
+        line.deliver(&result(id + 1000, &hop_answer()));
+        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn garbage_a_wrong_kind_and_an_error_end_only_their_own_question() {
+        let board = Switchboard::new();
+        let mut line = board.register("leaf1");
+        let long = format!(r#"{{"kind":"{}"}}"#, "x".repeat(5000));
+        for (answer, expected) in [
+            (long.as_str(), "unreadable trace_result: unknown variant"),
+            (r#"{"kind":"flow","hops":7}"#, "unreadable trace_result: "),
+            (r#"{"kind":"paths"}"#, "unreadable trace_result: "),
+        ] {
+            let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
+            assert!(poll_once(asking.as_mut()).is_pending());
+            let (id, _) = read_request(&line.try_next_request().unwrap());
+            line.deliver(&result(id, answer));
+            match asking.await {
+                Err(AskError::Garbage { agent, detail }) => {
+                    assert_eq!(agent, "leaf1");
+                    assert!(detail.starts_with(expected), "{detail}");
+                    assert!(detail.chars().count() <= DETAIL + 30, "{detail}");
+                }
+                other => panic!("{answer}: {other:?}"),
+            }
+        }
+        // A hop answer to a flow question.
+        let mut asking = pin!(board.ask("leaf1", flow(), Duration::from_secs(30)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        line.deliver(&result(id, &hop_answer()));
+        assert_eq!(
+            asking.await,
+            Err(AskError::Garbage {
+                agent: "leaf1".into(),
+                detail: "a hop answer to a flow question".into()
+            })
+        );
+        let mut asking = pin!(board.ask("leaf1", flow(), Duration::from_secs(30)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        line.deliver(&result(
+            id,
+            r#"{"kind":"error","error":"no such VRF blue"}"#,
+        ));
+        assert_eq!(
+            asking.await,
+            Err(AskError::Refused {
+                agent: "leaf1".into(),
+                error: "no such VRF blue".into()
+            })
+        );
+        // The line still works.
+        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        line.deliver(&result(id, &hop_answer()));
+        assert!(asking.await.is_ok());
+        let m = &board.inner.metrics;
+        assert_eq!(m.traces_ended_count(TraceOutcome::Garbage), 4);
+        assert_eq!(m.traces_ended_count(TraceOutcome::Refused), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_taken_only_from_the_connection_asked() {
+        let board = Switchboard::new();
+        let mut leaf1 = board.register("leaf1");
+        let leaf2 = board.register("leaf2");
+        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        let (id, _) = read_request(&leaf1.try_next_request().unwrap());
+        leaf2.deliver(&result(id, &hop_answer()));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        assert_eq!(
+            board
+                .inner
+                .metrics
+                .trace_results_late
+                .load(Ordering::Relaxed),
+            1
+        );
+        leaf1.deliver(&result(id, &hop_answer()));
+        assert!(asking.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_closing_connection_fails_its_questions_at_once() {
+        let board = Switchboard::new();
+        let line = board.register("leaf1");
+        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        assert!(poll_once(asking.as_mut()).is_pending());
+        drop(line);
+        assert_eq!(
+            asking.await,
+            Err(AskError::Closed {
+                agent: "leaf1".into()
+            })
+        );
+        assert!(!board.is_connected("leaf1"));
+        assert!(matches!(
+            board.ask("leaf1", hop(), Duration::from_secs(1)).await,
+            Err(AskError::Offline { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_reconnection_replaces_the_old_one_whose_end_leaves_it_alone() {
+        let board = Switchboard::new();
+        let mut old = board.register("leaf1");
+        let mut on_old = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        assert!(poll_once(on_old.as_mut()).is_pending());
+        let mut new = board.register("leaf1");
+        let mut on_new = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        assert!(poll_once(on_new.as_mut()).is_pending());
+        assert!(new.try_next_request().is_some());
+        assert!(old.try_next_request().is_some());
+        assert!(old.try_next_request().is_none());
+        drop(old);
+        assert!(matches!(on_old.await, Err(AskError::Closed { .. })));
+        assert!(board.is_connected("leaf1"));
+        assert!(poll_once(on_new.as_mut()).is_pending());
+        drop(new);
+        assert!(matches!(on_new.await, Err(AskError::Closed { .. })));
+        assert!(!board.is_connected("leaf1"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_fails_the_question_at_once() {
+        let board = Switchboard::build(Arc::new(Metrics::default()), 2);
+        let mut line = board.register("leaf1");
+        let mut first = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        let mut second = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        assert!(poll_once(first.as_mut()).is_pending());
+        assert!(poll_once(second.as_mut()).is_pending());
+        assert_eq!(
+            board.ask("leaf1", hop(), Duration::from_secs(3600)).await,
+            Err(AskError::Busy {
+                agent: "leaf1".into(),
+                queued: 2
+            })
+        );
+        assert_eq!(
+            board.inner.metrics.traces_ended_count(TraceOutcome::Busy),
+            1
+        );
+        // Written out, the queue takes questions again.
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        assert!(line.try_next_request().is_some());
+        let mut third = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+        assert!(poll_once(third.as_mut()).is_pending());
+        line.deliver(&result(id, &hop_answer()));
+        assert!(first.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_asker_that_gives_up_takes_its_waiter_with_it() {
+        let board = Switchboard::new();
+        let mut line = board.register("leaf1");
+        {
+            let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
+            assert!(poll_once(asking.as_mut()).is_pending());
+        }
+        let m = &board.inner.metrics;
+        assert_eq!(m.traces_ended_count(TraceOutcome::Abandoned), 1);
+        let waiting = line.line.waiting.lock().unwrap().as_ref().unwrap().len();
+        assert_eq!(waiting, 0);
+        let (id, _) = read_request(&line.try_next_request().unwrap());
+        line.deliver(&result(id, &hop_answer()));
+        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn cuts_long_details_on_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(DETAIL + 5);
+        assert_eq!(cut(&long).chars().count(), DETAIL + 1);
     }
 }

@@ -16,8 +16,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
-/// Parses one agent line: an event (Some), a trace result (None; no trace
-/// is asked yet), or an error naming what is wrong.
+/// Parses one agent line: an event (Some), a trace result (None; the
+/// session hands it to the switchboard), or an error naming what is wrong.
 pub fn parse_line(line: &[u8]) -> Result<Option<Incoming>, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("the line is not UTF-8: {e}"))?;
     let parsed = match serde_json::from_str::<Line>(text) {
