@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+mod trace_cli;
+
 /// The collector's allocator: ingest allocates a little per event on many
 /// threads, where musl's allocator, which the static packages link, runs at
 /// about 0.6 times glibc's; mimalloc is as fast on both.
@@ -118,6 +120,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a flow across the fabric, hop by hop, asking each switch's
+    /// agent through the running collector. Exit 0 when the flow arrives,
+    /// 1 when it is dropped, leaves the managed fabric or a switch does not
+    /// answer, 2 for a bad question.
+    Trace(trace_cli::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -146,6 +153,10 @@ struct Usage(String);
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Trace(args) => {
+            let config = resolve(args.config.clone(), false)?;
+            trace_cli::run(args, config)
+        }
         Command::Run { config } => run(config.config),
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;

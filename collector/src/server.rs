@@ -6,9 +6,9 @@
 use crate::api::{self, Api};
 use crate::auth::{AuthError, GeneratedToken, TokenSources, Tokens};
 use crate::config::Config;
+use crate::fabric::Fabric;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::Switchboard;
-use crate::fabric::{Fabric, TraceSettings};
 use crate::forward::Forwarder;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
@@ -91,7 +91,7 @@ impl Collector {
         let fabric = Arc::new(Fabric {
             switchboard: Arc::new(Switchboard::with_metrics(Arc::clone(&metrics))),
             owners: Arc::new(Owners::new()),
-            settings: TraceSettings::default(),
+            settings: config.trace,
         });
         Ok(Collector {
             config,

@@ -16,6 +16,7 @@ mod limits;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod trace;
 mod validate;
 
 pub use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, Secret};
@@ -39,6 +40,8 @@ pub struct Config {
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
     pub http: HttpSettings,
+    /// `[trace]`: the bounds of fabric traces.
+    pub trace: crate::fabric::TraceSettings,
 }
 
 /// `[http]`: how long the API's clients may take and how many may be

@@ -19,6 +19,16 @@ pub(super) struct RawConfig {
     pub(super) rate_limit: RawRateLimit,
     pub(super) log: RawLog,
     pub(super) http: RawHttp,
+    pub(super) trace: RawTrace,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawTrace {
+    pub(super) hop_timeout: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) hop_limit: Option<Spanned<i64>>,
+    pub(super) max_branches: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -89,7 +99,15 @@ pub(super) struct RawLog {
 pub(super) const KNOWN_KEYS: &KnownKeys = &[
     (
         "",
-        &["collector", "auth", "output", "rate_limit", "log", "http"],
+        &[
+            "collector",
+            "auth",
+            "output",
+            "rate_limit",
+            "log",
+            "http",
+            "trace",
+        ],
     ),
     (
         "collector",
@@ -132,5 +150,9 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
     (
         "http",
         &["header_timeout", "idle_timeout", "max_connections"],
+    ),
+    (
+        "trace",
+        &["hop_timeout", "timeout", "hop_limit", "max_branches"],
     ),
 ];

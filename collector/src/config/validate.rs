@@ -69,6 +69,11 @@ impl Validator<'_> {
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
         let http = self.http(&raw.http);
+        let trace = self.trace(
+            &raw.trace,
+            http.map(|h| h.idle_timeout),
+            raw.http.idle_timeout.as_ref(),
+        );
         if !self.diag.is_empty() {
             return None;
         }
@@ -79,6 +84,7 @@ impl Validator<'_> {
             rate_limit: rate_limit?,
             log: log?,
             http: http?,
+            trace: trace?,
         })
     }
 

@@ -16,12 +16,15 @@
 //! alerts, recent link changes, downtime) is added afterwards from the store
 //! (`known`), in one read for the whole answer.
 
+mod asking;
 pub mod connectivity;
 pub mod known;
 pub mod multipath;
 pub mod owners;
 pub mod render;
 pub mod request;
+#[cfg(test)]
+mod scripted;
 pub mod switchboard;
 pub mod walk;
 
