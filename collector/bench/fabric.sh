@@ -61,6 +61,7 @@ HOSTS=(h1 h2)
 MG="$TAG-mg"
 WORK=$(mktemp -d /var/tmp/hopwatch-fabric-bench.XXXXXX)
 PIDS=()
+LAB_PIDS=()
 
 cleanup() {
     local status=$?
@@ -277,6 +278,7 @@ build_lab() {
 
     start_collector lab 172.31.0.1:7000 172.31.0.1:8080
     LAB_DATA=$DATA
+    LAB_PIDS=("$COLLECTOR_PID")
     for n in "${SWITCHES[@]}"; do
         mkdir -p "$WORK/agent-$n"
         cat >"$WORK/agent-$n/agent.toml" <<EOF
@@ -297,6 +299,7 @@ EOF
         ip netns exec "$(ns "$n")" "$AGENT" run -c "$WORK/agent-$n/agent.toml" \
             >"$WORK/agent-$n/stdout" 2>"$WORK/agent-$n/stderr" &
         PIDS+=("$!")
+        LAB_PIDS=("$!" "${LAB_PIDS[@]}")
     done
 
     # Ready when a trace crosses all five switches: every agent has said
@@ -362,6 +365,17 @@ time_reference() {
     done
 }
 
+# time_cli RUNS FILE: RUNS runs of `hopwatch-collector trace` (the human
+# form), whole process, timed inside the management namespace so that no
+# namespace switch is counted.
+time_cli() {
+    in_mg bash -c 'for ((i = 0; i < $1; i++)); do
+        s=$EPOCHREALTIME; "${@:3}" >/dev/null; e=$EPOCHREALTIME
+        echo "(${e/./} - ${s/./}) / 1000" | bc -l >>"$2"
+    done' _ "$1" "$2" "$COLLECTOR" trace -c "$LAB_DATA/collector.toml" --src "$FLOW_SRC" \
+        --dst "$FLOW_DST" --proto tcp --sport "$SPORT" --dport "$DPORT"
+}
+
 # figure NAME LABEL: p50 and p95 of NAME's times.
 figure() {
     printf '  %-52s p50 %9.3f ms   p95 %9.3f ms\n' "$2" "$(pct "$WORK/$1.ms" 0.5)" "$(pct "$WORK/$1.ms" 0.95)"
@@ -379,6 +393,7 @@ if part 1 || part 2; then
     for ((r = 0; r < ROUNDS; r++)); do
         part 1 && time_reference exec $((REF_RUNS / ROUNDS)) "$WORK/ref.ms"
         part 1 && time_reference n $((REF_RUNS / ROUNDS)) "$WORK/refn.ms"
+        part 1 && time_cli $((REF_RUNS / ROUNDS)) "$WORK/cli.ms"
         post flow /api/v1/trace/flow "$FLOW_BODY" $((RUNS / ROUNDS))
         part 2 && post multi /api/v1/trace/multi-path "$MP_BODY" $((RUNS / ROUNDS))
     done
@@ -388,6 +403,7 @@ if part 1 || part 2; then
     if part 1; then
         figure ref "reference: ip netns exec ×2 per hop, sequential"
         figure refn "reference: ip -n ×2 per hop (no exec), sequential"
+        figure cli "hopwatch-collector trace (CLI, whole process)"
         t_flow=$(pct "$WORK/flow.ms" 0.5)
         p95_flow=$(pct "$WORK/flow.ms" 0.95)
         t_ref=$(pct "$WORK/ref.ms" 0.5)
@@ -395,6 +411,7 @@ if part 1 || part 2; then
         r=$(ratio "$t_flow" "$t_ref")
         printf '  trace / reference (p50)        %8.4fx   target <= 0.1x: %s\n' "$r" "$(verdict "$r" '<=' 0.1)"
         printf '  trace / reference with ip -n   %8.4fx\n' "$(ratio "$t_flow" "$t_refn")"
+        printf '  CLI / reference                %8.4fx\n' "$(ratio "$(pct "$WORK/cli.ms" 0.5)" "$t_ref")"
         printf '  trace p95                      %8.3f ms target <= 20 ms: %s\n' "$p95_flow" "$(verdict "$p95_flow" '<=' 20)"
     fi
     if part 2; then
@@ -418,6 +435,8 @@ fi
 
 if part 1 || part 2 || part 3; then
     echo
+    echo "the collector's questions to agents, by how they ended:"
+    in_mg curl -fs "http://$HTTP/metrics" | grep -E '^hopwatch_collector_trace_(requests|results)' | grep -v ' 0$' | sed 's/^/  /'
     echo "agents' heap and RSS after the lab's traces:"
     for n in "${SWITCHES[@]}"; do
         echo "  $n: $("$AGENT" status -c "$WORK/agent-$n/agent.toml" 2>/dev/null | grep -oE '(rss|heap) [0-9]+ KiB' | paste -sd' ' || true)"
@@ -425,6 +444,10 @@ if part 1 || part 2 || part 3; then
 fi
 
 if part 4; then
+    # The lab is done: its agents and collector would only add noise.
+    for pid in "${LAB_PIDS[@]}"; do
+        stop "$pid"
+    done
     [[ -n $(ip netns list | grep -w "$MG") ]] || { ip netns add "$MG"; ip -n "$MG" link set lo up; }
     say "4. one 5-hop trace among 10 and among $SIM_AGENTS simulated agents, $ROUNDS rounds alternating"
     for ((r = 0; r < ROUNDS; r++)); do
