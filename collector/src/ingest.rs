@@ -33,7 +33,7 @@ mod traces;
 use lines::{HELLO_BUFFER, LineError, Lines, TooLong, read_line};
 pub use parse::parse_line;
 use pending::{Pending, Waiting};
-use traces::TraceLine;
+use traces::{ANSWER_HEAD, TraceLine};
 
 /// Events handed to the writer in one request at most.
 const CHUNK: usize = 4096;
@@ -600,14 +600,20 @@ fn hand_over(
     let mut chunk = Vec::new();
     loop {
         let line = match lines.next_line() {
-            Ok(Some(line)) => line,
+            Ok(Some(line)) => Some(line),
             Ok(None) => break,
-            Err(TooLong) => {
-                return Err((
-                    Reject::LineTooLong,
-                    format!("a line is longer than max_line ({} bytes)", ingest.max_line),
-                ));
+            Err(TooLong) => None,
+        };
+        let Some(line) = line else {
+            // An answer too long to read fails its question only.
+            if traces.too_long(lines.head(ANSWER_HEAD), ingest.max_line) {
+                lines.skip();
+                continue;
             }
+            return Err((
+                Reject::LineTooLong,
+                format!("a line is longer than max_line ({} bytes)", ingest.max_line),
+            ));
         };
         if line.is_empty() {
             continue;

@@ -11,6 +11,7 @@ mod api;
 mod bounds;
 mod crash;
 mod e2e;
+mod fabric_board;
 mod health;
 mod identity;
 mod ingest;

@@ -362,23 +362,7 @@ impl Registration {
                 }
             },
         };
-        let waiter = self
-            .line
-            .waiting
-            .lock()
-            .expect("switchboard poisoned")
-            .as_mut()
-            .and_then(|waiting| waiting.remove(&id));
-        let Some(waiter) = waiter else {
-            self.inner
-                .metrics
-                .trace_results_late
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
-                agent = self.line.agent,
-                id,
-                "Dropping a trace answer nobody waits for (it came after its question was given up, or answers no question asked)."
-            );
+        let Some(waiter) = self.waiter(id) else {
             return;
         };
         let agent = || self.line.agent.clone();
@@ -404,6 +388,41 @@ impl Registration {
         };
         // The asker may have given up in the meantime; it counted that.
         let _ = waiter.reply.send(outcome);
+    }
+
+    /// Fails question `id` as answered with garbage (an answer too long to
+    /// read, say), saying why.
+    pub fn garbage(&self, id: u64, detail: String) {
+        if let Some(waiter) = self.waiter(id) {
+            let _ = waiter.reply.send(Err(AskError::Garbage {
+                agent: self.line.agent.clone(),
+                detail,
+            }));
+        }
+    }
+
+    /// Takes out the waiter of question `id`; None, counted and logged, when
+    /// nobody waits for it.
+    fn waiter(&self, id: u64) -> Option<Waiter> {
+        let waiter = self
+            .line
+            .waiting
+            .lock()
+            .expect("switchboard poisoned")
+            .as_mut()
+            .and_then(|waiting| waiting.remove(&id));
+        if waiter.is_none() {
+            self.inner
+                .metrics
+                .trace_results_late
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                agent = self.line.agent,
+                id,
+                "Dropping a trace answer nobody waits for (it came after its question was given up, or answers no question asked)."
+            );
+        }
+        waiter
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) struct Lines {
     /// The room the last read was offered, and whether it filled it.
     offered: usize,
     filled_all: bool,
+    /// Dropping the rest of a line passed over with [`Lines::skip`].
+    skipping: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +50,7 @@ impl Lines {
             max_line,
             offered: 0,
             filled_all: false,
+            skipping: false,
         }
     }
 
@@ -90,6 +93,20 @@ impl Lines {
     /// The next complete line (without its newline), or None when only
     /// part of one is here; TooLong once a line passes `max_line`.
     pub(super) fn next_line(&mut self) -> Result<Option<&[u8]>, TooLong> {
+        if self.skipping {
+            match memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
+                Some(i) => {
+                    self.start = self.scanned + i + 1;
+                    self.scanned = self.start;
+                    self.skipping = false;
+                }
+                None => {
+                    self.start = self.end;
+                    self.scanned = self.end;
+                    return Ok(None);
+                }
+            }
+        }
         match memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
             Some(i) => {
                 let newline = self.scanned + i;
@@ -119,6 +136,24 @@ impl Lines {
     /// Bytes of an unfinished line.
     pub(super) fn pending(&self) -> usize {
         self.end - self.start
+    }
+
+    /// The first bytes of the line [`Lines::next_line`] found too long.
+    pub(super) fn head(&self, n: usize) -> &[u8] {
+        &self.buf[self.start..self.end.min(self.start + n)]
+    }
+
+    /// Passes over the line [`Lines::next_line`] found too long, what is
+    /// buffered of it now and the rest as it arrives, without holding it.
+    pub(super) fn skip(&mut self) {
+        match memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+            Some(i) => self.start += i + 1,
+            None => {
+                self.start = self.end;
+                self.skipping = true;
+            }
+        }
+        self.scanned = self.start;
     }
 }
 
@@ -192,6 +227,44 @@ mod tests {
         assert_eq!(lines_of(5000, &[&exact]).unwrap()[0].len(), 5000);
         exact.insert(0, b'y');
         assert_eq!(lines_of(5000, &[&exact]), Err(TooLong));
+    }
+
+    #[test]
+    fn a_skipped_line_is_dropped_across_reads_and_the_next_ones_read() {
+        for split in [10, 1000, 5000, 9000, 10_001, 10_003] {
+            let mut data = vec![b'x'; 10_000];
+            data.extend_from_slice(b"\nnext\n");
+            let mut lines = Lines::new(HELLO_BUFFER, 4096);
+            let mut got = Vec::new();
+            let mut skipped = 0;
+            for chunk in [&data[..split], &data[split..]] {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let spare = lines.spare();
+                    assert!(spare.len() <= 4096 + 2);
+                    let n = spare.len().min(rest.len());
+                    spare[..n].copy_from_slice(&rest[..n]);
+                    lines.filled(n);
+                    rest = &rest[n..];
+                    loop {
+                        match lines.next_line() {
+                            Ok(Some(line)) => got.push(line.to_vec()),
+                            Ok(None) => break,
+                            Err(TooLong) => {
+                                assert!(lines.head(3) == b"xxx");
+                                lines.skip();
+                                skipped += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                (got, skipped),
+                (vec![b"next".to_vec()], 1),
+                "split at {split}"
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,24 @@ impl TraceLine {
         }
     }
 
+    /// A `trace_result` line too long to read: its question fails, and the
+    /// line is passed over rather than ending the connection. False when the
+    /// line does not start as an answer does.
+    pub(super) fn too_long(&self, head: &[u8], max_line: usize) -> bool {
+        let Some(id) = answer_id(head) else {
+            return false;
+        };
+        if let Some(registration) = &self.registration {
+            registration.garbage(
+                id,
+                format!(
+                    "the answer is longer than max_line ({max_line} bytes); ask for less, or raise [collector] max_line"
+                ),
+            );
+        }
+        true
+    }
+
     /// An event of this connection's agent: a heartbeat newer than the
     /// addresses applied so far replaces them.
     pub(super) fn event(&mut self, fabric: &Fabric, incoming: &Incoming) {
@@ -69,6 +87,27 @@ impl TraceLine {
     pub(super) fn hang_up(&mut self) {
         self.registration = None;
     }
+}
+
+/// Bytes of a line enough to read an answer's id from its start.
+pub(super) const ANSWER_HEAD: usize = 64;
+
+/// The id of a `trace_result` from the start of its line, as agents write
+/// it (`{"type":"trace_result","id":7,…`, whitespace allowed between the
+/// tokens): all there is to go on when the whole line is too long to read.
+fn answer_id(head: &[u8]) -> Option<u64> {
+    let compact: Vec<u8> = head
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let rest = compact.strip_prefix(br#"{"type":"trace_result","id":"#.as_slice())?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // The id must end inside the head, or it may be cut short.
+    if digits == 0 || digits == rest.len() {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// Which heartbeats report addresses newer than those applied. After the
@@ -142,6 +181,27 @@ mod tests {
         // order decides once one has counted.
         assert!(!r.fresh("b2", 9, hello + 10_000));
         assert!(r.fresh("b2", 12, hello - 60_000));
+    }
+
+    #[test]
+    fn reads_an_answer_s_id_from_the_start_of_its_line() {
+        assert_eq!(
+            answer_id(br#"{"type":"trace_result","id":42,"result":{"kind":"#),
+            Some(42)
+        );
+        assert_eq!(
+            answer_id(b"{ \"type\" : \"trace_result\",\n \"id\": 7 ,"),
+            Some(7)
+        );
+        // Cut inside the id, another type, the id elsewhere, not a number.
+        assert_eq!(answer_id(br#"{"type":"trace_result","id":42"#), None);
+        assert_eq!(answer_id(br#"{"type":"heartbeat","id":42,"#), None);
+        assert_eq!(answer_id(br#"{"id":42,"type":"trace_result","#), None);
+        assert_eq!(answer_id(br#"{"type":"trace_result","id":"x","#), None);
+        assert_eq!(
+            answer_id(br#"{"type":"trace_result","id":99999999999999999999999,"#),
+            None
+        );
     }
 
     #[test]
