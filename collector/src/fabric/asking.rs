@@ -180,3 +180,120 @@ fn answer_kind(answer: &TraceAnswer) -> &'static str {
         TraceAnswer::Error { .. } => "error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::scripted::{Behaviour, bounds, flow, leaf_spine};
+    use crate::fabric::walk::Arrival;
+
+    fn question(agent: &str, ingress: Option<&str>, sport: u16) -> TraceQuery {
+        Arrival {
+            agent: agent.into(),
+            vrf: "default".into(),
+            ingress: ingress.map(str::to_string),
+        }
+        .query(&flow("10.0.1.2", "10.0.2.2", sport))
+    }
+
+    #[tokio::test]
+    async fn the_same_question_asked_together_goes_out_once() {
+        let mut net = leaf_spine();
+        net.yields = 4;
+        let asking = Asking::new(&net, &bounds());
+        let q = question("leaf1", Some("swp1"), 1000);
+        let (a, b) = tokio::join!(asking.ask("leaf1", q.clone()), asking.ask("leaf1", q));
+        assert_eq!(a.unwrap().answer, b.unwrap().answer);
+        assert_eq!((asking.asked(), asking.cached()), (1, 1));
+        assert_eq!(net.questions().len(), 1);
+        // Another agent, or another flow, is another question.
+        asking
+            .ask("spine1", question("spine1", Some("swp1"), 1000))
+            .await
+            .unwrap();
+        asking
+            .ask("leaf1", question("leaf1", Some("swp1"), 1001))
+            .await
+            .unwrap();
+        assert_eq!((asking.asked(), asking.cached()), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_or_an_answer_of_the_wrong_kind_is_no_answer() {
+        let net = leaf_spine();
+        let asking = Asking::new(&net, &bounds());
+        let TraceQuery::Hop(mut hop) = question("leaf1", Some("swp1"), 1000) else {
+            unreachable!()
+        };
+        hop.flow.iif = Some("swp2".into());
+        let refused = asking.trace("leaf1", TraceQuery::Hop(hop)).await;
+        assert!(
+            matches!(&refused, Err(Failed::Ask(AskError::Refused { agent, error }))
+                if agent == "leaf1" && error.contains("names iif swp2")),
+            "{refused:?}"
+        );
+        let paths = hopwatch_wire::trace::PathsQuery::new(
+            "10.0.2.2".parse().unwrap(),
+            6,
+            hopwatch_wire::trace::SourcePorts::Range(hopwatch_wire::trace::PortRange {
+                first: 1,
+                last: 2,
+            }),
+        );
+        let garbage = asking.trace("leaf1", TraceQuery::Paths(paths)).await;
+        assert!(
+            matches!(&garbage, Err(Failed::Ask(AskError::Garbage { detail, .. }))
+                if detail == "a paths answer to a trace question"),
+            "{garbage:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_question_waiting_for_a_busy_agent_is_bounded_by_the_deadline() {
+        let mut net = leaf_spine();
+        net.switch("spine1").behave(Behaviour::Silent);
+        let bounds = TraceSettings {
+            hop_timeout: Duration::from_secs(60),
+            timeout: Duration::from_millis(30),
+            ..bounds()
+        };
+        let asking = Asking::new(&net, &bounds);
+        let questions = (0..PER_AGENT as u16 + 1)
+            .map(|sport| asking.ask("spine1", question("spine1", Some("swp1"), sport)));
+        let answers = futures_util::future::join_all(questions).await;
+        for answer in answers {
+            assert_eq!(
+                answer.unwrap_err().to_string(),
+                "the trace's own timeout of 30ms ran out before spine1 answered"
+            );
+        }
+        // The last never reached the agent: it waited for a free turn.
+        assert_eq!(net.questions().len(), PER_AGENT);
+    }
+
+    /// The walks run inside the API's handlers, which need futures that
+    /// can move between threads, over the live switchboard and owners.
+    #[test]
+    fn the_walks_over_the_live_fabric_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let board = crate::fabric::switchboard::Switchboard::new();
+        let owners = crate::fabric::owners::Owners::new();
+        let spec = flow("10.0.1.2", "10.0.2.2", 1);
+        let query = crate::fabric::ConnectivityQuery {
+            sources: Vec::new(),
+            destinations: Vec::new(),
+            flows: Vec::new(),
+            vrf: "default".into(),
+        };
+        let bounds = bounds();
+        send(&crate::fabric::walk::trace(
+            &board, &owners, &spec, &bounds, true,
+        ));
+        send(&crate::fabric::multipath::all_paths(
+            &board, &owners, &spec, None, &bounds,
+        ));
+        send(&crate::fabric::connectivity::matrix(
+            &board, &owners, &query, &bounds,
+        ));
+    }
+}

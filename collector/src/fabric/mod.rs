@@ -367,7 +367,9 @@ pub struct Branch {
     #[serde(default)]
     pub member: Option<usize>,
     pub children: Vec<Branch>,
-    /// How the branch ends, at a leaf.
+    /// How the branch ends: at a leaf, or at a switch where some members
+    /// end (a connected member delivers, one whose link is down drops)
+    /// while the others lead on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
 }
@@ -488,6 +490,11 @@ pub enum WalkError {
         list(known)
     )]
     UnknownAgent { name: String, known: Vec<String> },
+    #[error(
+        "the flows of a source-port range differ only in their ports, so they need a protocol with ports{}; give proto tcp (6) or udp (17)",
+        proto.map(|p| format!(" (protocol {p} has none)")).unwrap_or_default()
+    )]
+    NoPorts { proto: Option<u8> },
 }
 
 impl WalkError {
@@ -496,6 +503,7 @@ impl WalkError {
         match self {
             WalkError::NoStart { .. } | WalkError::AmbiguousStart { .. } => "src",
             WalkError::UnknownAgent { .. } => "from",
+            WalkError::NoPorts { .. } => "proto",
         }
     }
 }

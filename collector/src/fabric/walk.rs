@@ -671,13 +671,18 @@ fn symmetry(forward: &FabricTrace, back: &FabricTrace) -> Symmetry {
         words.push('.');
         words
     };
-    if !back.reaches_destination {
-        let _ = write!(
-            description,
-            " The return flow ends {} at {}, so only the switches it reached are compared.",
-            back.outcome.as_str(),
-            back_order.last().map_or("its first switch", String::as_str)
-        );
+    for (which, trace, crossed) in [
+        ("flow", forward, &there),
+        ("return flow", back, &back_order),
+    ] {
+        if !trace.reaches_destination {
+            let _ = write!(
+                description,
+                " The {which} ends {} at {}, so only the switches it reached are compared.",
+                trace.outcome.as_str(),
+                crossed.last().map_or("its first switch", String::as_str)
+            );
+        }
     }
     Symmetry {
         symmetric,
