@@ -2,6 +2,8 @@
 //! token and a per-token rate limit, plus `/metrics` and `/healthz` open to
 //! scrapers. Bad parameters get a 400 naming the parameter and the fix.
 
+mod trace;
+
 use crate::auth::Tokens;
 use crate::fabric::Fabric;
 use crate::forward::ForwardStats;
@@ -42,6 +44,7 @@ pub fn router(api: Shared) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/links/changes", get(changes))
         .route("/api/v1/links/downtime", get(downtime))
+        .merge(trace::routes())
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
         .merge(protected)
@@ -56,6 +59,8 @@ pub fn router(api: Shared) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// The request field at fault, for a client to point at.
+    field: Option<String>,
     retry_after: Option<u64>,
 }
 
@@ -64,7 +69,15 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message,
+            field: None,
             retry_after: None,
+        }
+    }
+
+    fn bad_field(field: String, message: String) -> ApiError {
+        ApiError {
+            field: (!field.is_empty()).then_some(field),
+            ..ApiError::bad_request(message)
         }
     }
 }
@@ -75,6 +88,7 @@ impl From<StoreError> for ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("the store could not answer: {error}"),
+            field: None,
             retry_after: None,
         }
     }
@@ -83,6 +97,8 @@ impl From<StoreError> for ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -91,6 +107,7 @@ impl IntoResponse for ApiError {
             self.status,
             Json(ErrorBody {
                 error: &self.message,
+                field: self.field.as_deref(),
             }),
         )
             .into_response();
@@ -121,6 +138,7 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
         return ApiError {
             status: StatusCode::UNAUTHORIZED,
             message: "missing or wrong API token; send `Authorization: Bearer <token>` with a token from the collector's api_tokens (by default the file api-token in its data_dir)".into(),
+            field: None,
             retry_after: None,
         }
         .into_response();
@@ -136,6 +154,7 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
         return ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("rate limit exceeded for this token; retry in {seconds}s"),
+            field: None,
             retry_after: Some(seconds),
         }
         .into_response();
@@ -235,6 +254,7 @@ async fn read<T: Send + 'static>(
         .map_err(|e| ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("query task failed: {e}"),
+            field: None,
             retry_after: None,
         })?
         .map_err(ApiError::from)
@@ -373,7 +393,8 @@ async fn healthz(State(api): State<Shared>) -> Response {
 async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: "no such endpoint; try /api/v1/agents, /api/v1/alerts, /api/v1/links/changes, /api/v1/links/downtime, /metrics or /healthz".into(),
+        message: "no such endpoint; try /api/v1/agents, /api/v1/alerts, /api/v1/links/changes, /api/v1/links/downtime, POST /api/v1/trace/flow, /api/v1/trace/multi-path or /api/v1/trace/connectivity, /metrics or /healthz".into(),
+        field: None,
         retry_after: None,
     }
 }

@@ -27,3 +27,5 @@ mod rsyslog;
 mod syslog;
 mod terminal;
 mod tls;
+mod trace_api;
+mod trace_cli;

@@ -1,0 +1,162 @@
+//! The fabric trace endpoints: `POST /api/v1/trace/flow`, `/multi-path`
+//! and `/connectivity`, behind the same token and rate limit as the rest.
+//! A body is read and checked first (a 400 naming the field), the walk asks
+//! the switches, and what the store knows of each egress is added in one
+//! read on the blocking pool. The answer never waits past the configured
+//! trace timeout: the walk ends its own hops by then, and a walk that
+//! somehow does not is cut off just after.
+
+use super::{ApiError, Shared, now_ms, read};
+use crate::fabric::request::{self, RequestError};
+use crate::fabric::{WalkError, connectivity, known, multipath, walk};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest body a trace endpoint reads: a connectivity matrix of 256
+/// sources and 256 destinations fits in a fraction of it. Larger is a 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long past the trace timeout the endpoint waits for a walk before
+/// answering without it: room for the walk to write its own `no_answer`.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// The trace routes, to be put behind the API's token check.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/trace/flow", post(flow))
+        .route("/api/v1/trace/multi-path", post(multi_path))
+        .route("/api/v1/trace/connectivity", post(connectivity))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> ApiError {
+        ApiError::bad_field(error.field, error.message)
+    }
+}
+
+impl From<WalkError> for ApiError {
+    fn from(error: WalkError) -> ApiError {
+        ApiError::bad_field(error.field().to_string(), error.to_string())
+    }
+}
+
+/// Runs a walk under the trace timeout; past it (and a little grace) the
+/// answer is a 504 saying so.
+async fn bounded<T, E: Into<ApiError>>(
+    timeout: Duration,
+    walk: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(timeout + GRACE, walk).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!(
+                "the trace did not finish within its timeout of {}; raise [trace] timeout in the collector's config, or ask fewer hops (hop_limit) or branches (max_branches)",
+                humantime::format_duration(timeout)
+            ),
+            field: None,
+            retry_after: None,
+        }),
+    }
+}
+
+/// What the store knows of `wanted`, or nothing when the store cannot say:
+/// a trace is worth answering without its history.
+async fn knowledge(
+    api: &Shared,
+    wanted: Vec<known::Key>,
+) -> std::collections::HashMap<known::Key, crate::fabric::Known> {
+    if wanted.is_empty() {
+        return Default::default();
+    }
+    let now = now_ms();
+    let timeout = api.heartbeat_timeout;
+    match read(api, move |db| known::read(db, &wanted, now, timeout)).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(error = %error.message, "Reading what is known of a trace's interfaces failed; answering without it.");
+            Default::default()
+        }
+    }
+}
+
+async fn flow(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let request = request::flow(&body, &api.fabric.settings)?;
+    let fabric = &api.fabric;
+    let mut trace = bounded(
+        request.bounds.timeout,
+        walk::trace(
+            &*fabric.switchboard,
+            &*fabric.owners,
+            &request.spec,
+            &request.bounds,
+            request.reverse,
+        ),
+    )
+    .await?;
+    let found = knowledge(&api, known::wanted_trace(&trace)).await;
+    known::fill_trace(&mut trace, &found);
+    Ok(Json(trace).into_response())
+}
+
+async fn multi_path(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let request = request::multi_path(&body, &api.fabric.settings)?;
+    let fabric = Arc::clone(&api.fabric);
+    let timeout = request.bounds.timeout;
+    // The tree's future cannot be shown to be Send (each level's questions
+    // are closures returning async blocks, which the compiler cannot prove
+    // Send for every lifetime), and a handler's must be; so it is driven on
+    // a blocking thread of its own, which needs no Send of it.
+    let runtime = tokio::runtime::Handle::current();
+    let walked = tokio::task::spawn_blocking(move || {
+        runtime.block_on(multipath::all_paths(
+            &*fabric.switchboard,
+            &*fabric.owners,
+            &request.spec,
+            request.sports,
+            &request.bounds,
+        ))
+    });
+    let mut tree = bounded(timeout, async {
+        match walked.await {
+            Ok(tree) => tree.map_err(ApiError::from),
+            Err(failed) => {
+                tracing::error!(error = %failed, "A multi-path walk failed.");
+                Err(ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: format!("the multi-path walk failed: {failed}"),
+                    field: None,
+                    retry_after: None,
+                })
+            }
+        }
+    })
+    .await?;
+    let found = knowledge(&api, known::wanted_tree(&tree)).await;
+    known::fill_tree(&mut tree, &found);
+    Ok(Json(tree).into_response())
+}
+
+async fn connectivity(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let request = request::connectivity(&body, &api.fabric.settings)?;
+    let fabric = &api.fabric;
+    let matrix = bounded(
+        request.bounds.timeout,
+        connectivity::matrix(
+            &*fabric.switchboard,
+            &*fabric.owners,
+            &request.query,
+            &request.bounds,
+        ),
+    )
+    .await?;
+    Ok(Json(matrix).into_response())
+}
