@@ -50,9 +50,9 @@ enum Mode {
         #[arg(long)]
         ready_file: String,
     },
-    /// POSTs `body` to `path` `warmup` + `repeat` times on one kept-alive
-    /// connection; prints min, p50, p95 and max of the timed ones and, from
-    /// the answers, where the time went.
+    /// POSTs `body` to `path` (or GETs it, with `--get`) `warmup` +
+    /// `repeat` times on one kept-alive connection; prints min, p50, p95 and
+    /// max of the timed ones and, from the answers, where the time went.
     Post {
         #[arg(long)]
         addr: SocketAddr,
@@ -60,8 +60,12 @@ enum Mode {
         token_file: String,
         #[arg(long)]
         path: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         body: String,
+        /// GET instead of POST, with no body: the store's own queries, for
+        /// comparison.
+        #[arg(long)]
+        get: bool,
         #[arg(long, default_value_t = 100)]
         repeat: usize,
         #[arg(long, default_value_t = 5)]
@@ -99,13 +103,21 @@ fn main() {
                 token_file,
                 path,
                 body,
+                get,
                 repeat,
                 warmup,
                 times,
                 parts,
             } => {
                 let token = token(&token_file);
-                post(addr, &token, &path, &body, repeat, warmup, times, parts).await
+                let method = if get { "GET" } else { "POST" };
+                let timing = Timing {
+                    repeat,
+                    warmup,
+                    times,
+                    parts,
+                };
+                post(addr, &token, method, &path, &body, timing).await
             }
         }
     });
@@ -561,19 +573,23 @@ async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn post(
-    addr: SocketAddr,
-    token: &str,
-    path: &str,
-    body: &str,
+/// How many requests to time and where their figures go.
+struct Timing {
     repeat: usize,
     warmup: usize,
-    times_file: Option<String>,
-    parts_file: Option<String>,
-) {
+    times: Option<String>,
+    parts: Option<String>,
+}
+
+async fn post(addr: SocketAddr, token: &str, method: &str, path: &str, body: &str, timing: Timing) {
+    let Timing {
+        repeat,
+        warmup,
+        times: times_file,
+        parts: parts_file,
+    } = timing;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut stream = TcpStream::connect(addr)
@@ -590,7 +606,7 @@ async fn post(
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         if status != 200 {
             eprintln!(
-                "POST {path} answered {status}: {}",
+                "{method} {path} answered {status}: {}",
                 String::from_utf8_lossy(&answer)
             );
             std::process::exit(1);
@@ -630,7 +646,7 @@ async fn post(
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "POST {path}: {repeat} requests on one connection; min {:.2} ms, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; {}",
+        "{method} {path}: {repeat} requests on one connection; min {:.2} ms, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; {}",
         pct(0.0),
         pct(0.5),
         pct(0.95),
@@ -679,6 +695,10 @@ fn describe(answer: &Value) -> String {
             shown.join(" "),
             answer["cut"]
         );
+    }
+    if answer.get("outcome").is_none() {
+        let text = answer.to_string();
+        return text.chars().take(120).collect();
     }
     format!(
         "{} after {} hops: {}",
