@@ -100,7 +100,7 @@ pub fn body(args: &TraceArgs) -> Value {
     put("dport", args.dport.map(|p| json!(p)));
     put("vrf", args.vrf.as_ref().map(|v| json!(v)));
     put("from", args.from.as_ref().map(|v| json!(v)));
-    put("reverse", args.reverse.then(|| json!(true)));
+    put("reverse", args.reverse.then_some(json!(true)));
     put(
         "sport_range",
         args.sport_range.map(|r| json!(r.to_string())),

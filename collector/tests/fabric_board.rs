@@ -9,6 +9,7 @@ use crate::util::{
     AGENT_TOKEN, Answering, FakeAgent, Server, TempDir, event, heartbeat, hello, hop_answer,
     metric, now_ms, wait_for,
 };
+use hopwatch_collector::fabric::switchboard::TURNS;
 use hopwatch_collector::fabric::{AskError, Asker, Directory, Fabric};
 use hopwatch_wire::event::{Body, InterfaceAddress, VrfAddresses};
 use hopwatch_wire::trace::{FlowQuery, HopQuery, TraceAnswer, TraceQuery};
@@ -501,14 +502,14 @@ fn owners_survive_a_restart_of_the_collector() {
 }
 
 /// 1,000 questions at once on eight agents' connections while those agents
-/// keep streaming events: every round of events is acknowledged while
+/// keep streaming events: each agent holds at most its four turns of
+/// questions (it refuses more), every round of events is acknowledged while
 /// questions are still waiting, the answers come back mixed into the event
 /// lines, and every question gets its own answer.
 #[test]
 fn a_storm_of_1000_traces_leaves_events_flowing_and_acknowledged() {
     const AGENTS: usize = 8;
     const TRACES: usize = 1000;
-    const ROUNDS: usize = 10;
     const EVENTS_PER_ROUND: u64 = 200;
     let server = Server::start("trace-storm", "", "");
     let mut agents: Vec<FakeAgent> = (0..AGENTS)
@@ -536,37 +537,28 @@ fn a_storm_of_1000_traces_leaves_events_flowing_and_acknowledged() {
         );
     }
     let per_agent = TRACES / AGENTS;
-    let held: Vec<Vec<(u64, TraceQuery)>> = agents
-        .iter()
-        .map(|agent| {
-            agent
-                .wait_requests(per_agent, WAIT)
-                .unwrap_or_else(|| panic!("{} did not get its {per_agent} questions", agent.name))
-                .into_iter()
-                .map(|(id, query)| (id, query.unwrap()))
-                .collect()
-        })
-        .collect();
+    let mut answered = 0;
     let mut seq = 0;
     let t = now_ms();
-    for round in 0..=ROUNDS {
-        // Round 0 answers nothing: all 1,000 questions are waiting.
-        for (agent, held) in agents.iter_mut().zip(&held) {
-            let answers: Vec<&(u64, TraceQuery)> = if round == 0 {
+    let mut round = 0;
+    loop {
+        // Round 0 answers nothing: every agent holds its four turns and the
+        // rest of the 1,000 questions wait behind them.
+        let mut answered_now = 0;
+        for agent in agents.iter_mut() {
+            let held: Vec<(u64, TraceQuery)> = if round == 0 {
                 Vec::new()
             } else {
-                held.iter()
-                    .skip((round - 1) * (per_agent / ROUNDS))
-                    .take(
-                        per_agent / ROUNDS
-                            + if round == ROUNDS {
-                                per_agent % ROUNDS
-                            } else {
-                                0
-                            },
-                    )
+                let due = (answered + TURNS).min(per_agent);
+                let requests = agent.wait_requests(due, WAIT).unwrap_or_else(|| {
+                    panic!("{} round {round}: fewer than {due} questions", agent.name)
+                });
+                requests[answered..]
+                    .iter()
+                    .map(|(id, query)| (*id, query.clone().unwrap()))
                     .collect()
             };
+            answered_now = held.len();
             let mut out = String::new();
             for i in 0..EVENTS_PER_ROUND {
                 let s = seq + i + 1;
@@ -574,7 +566,7 @@ fn a_storm_of_1000_traces_leaves_events_flowing_and_acknowledged() {
                     &event(&agent.name, "b1", s, t, heartbeat(&[("swp1", true)])).to_json(),
                 );
                 out.push('\n');
-                if let Some((id, query)) = answers.get(i as usize) {
+                if let Some((id, query)) = held.get(i as usize) {
                     out.push_str(&crate::util::answer_line(
                         *id,
                         &hop_answer(query, &agent.name),
@@ -584,6 +576,7 @@ fn a_storm_of_1000_traces_leaves_events_flowing_and_acknowledged() {
             agent.send_raw(out.as_bytes()).unwrap();
         }
         seq += EVENTS_PER_ROUND;
+        answered += answered_now;
         for agent in &agents {
             assert!(
                 agent.wait_acked("b1", seq, WAIT),
@@ -592,36 +585,47 @@ fn a_storm_of_1000_traces_leaves_events_flowing_and_acknowledged() {
                 agent.acked("b1")
             );
         }
-        // Exactly the questions answered so far have ended; the rest are
-        // still waiting while the events above were acknowledged.
-        if round < ROUNDS {
-            let answered = (round * (per_agent / ROUNDS) * AGENTS) as f64;
-            let settled = wait_for(WAIT, || {
-                (ended(&server, "answered") == answered).then_some(())
-            });
-            assert!(
-                settled.is_some(),
-                "round {round}: {} answered, {answered} expected",
-                ended(&server, "answered")
-            );
-            let text = scrape(&server);
+        let expected = (answered * AGENTS) as f64;
+        let settled = wait_for(WAIT, || {
+            (ended(&server, "answered") == expected).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "round {round}: {} answered, {expected} expected",
+            ended(&server, "answered")
+        );
+        // The next turns go out as answers free them, never more at once.
+        let outstanding = (answered + TURNS).min(per_agent);
+        for agent in &agents {
+            assert!(agent.wait_requests(outstanding, WAIT).is_some());
             assert_eq!(
-                metric(&text, "hopwatch_collector_trace_requests_total"),
-                TRACES as f64
+                agent.trace_requests().len(),
+                outstanding,
+                "{} round {round}: questions beyond its turns",
+                agent.name
             );
-            let ended_all: f64 = [
-                "timeout",
-                "closed",
-                "garbage",
-                "offline",
-                "busy",
-                "abandoned",
-            ]
-            .iter()
-            .map(|o| ended(&server, o))
-            .sum();
-            assert_eq!(ended_all, 0.0, "round {round}");
         }
+        let text = scrape(&server);
+        assert_eq!(
+            metric(&text, "hopwatch_collector_trace_requests_total"),
+            TRACES as f64
+        );
+        let ended_all: f64 = [
+            "timeout",
+            "closed",
+            "garbage",
+            "offline",
+            "busy",
+            "abandoned",
+        ]
+        .iter()
+        .map(|o| ended(&server, o))
+        .sum();
+        assert_eq!(ended_all, 0.0, "round {round}");
+        if answered == per_agent {
+            break;
+        }
+        round += 1;
     }
     let results = runtime.block_on(async {
         let mut results = Vec::new();

@@ -29,3 +29,4 @@ mod terminal;
 mod tls;
 mod trace_api;
 mod trace_cli;
+mod trace_fakes;

@@ -3,20 +3,12 @@
 //! bad body, and what the store knows of an egress, read from a real SQLite
 //! file a real collector wrote from a fake agent's events.
 
+use crate::trace_fakes::{leaf1_history, line_fabric, post, post_json, wait_owned};
 use crate::util::{
     AGENT_TOKEN, API_TOKEN, Answering, FakeAgent, Server, alert, event, heartbeat, link, now_ms,
 };
 use hopwatch_collector::fabric::known;
-use hopwatch_wire::event::{Body, InterfaceAddress, VrfAddresses};
-use hopwatch_wire::trace::{
-    Action, Counters, DropReason, FlowQuery, Hop, Interface, LoadShare, Member, OperState, Route,
-    RouteKind, Step, Trace, TraceAnswer, TraceQuery,
-};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const ENDPOINTS: [&str; 3] = [
@@ -24,61 +16,6 @@ pub const ENDPOINTS: [&str; 3] = [
     "/api/v1/trace/multi-path",
     "/api/v1/trace/connectivity",
 ];
-
-/// A POST's status, headers and body.
-#[derive(Debug)]
-pub struct Posted {
-    pub status: u16,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl Posted {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// A one-shot HTTP/1.1 POST of `body` with `Connection: close`.
-pub fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &[u8]) -> Posted {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) before reading a large body, and close.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {head:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Posted {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Posted {
-    post(addr, path, Some(API_TOKEN), body.to_string().as_bytes())
-}
 
 #[test]
 fn traces_want_an_api_token() {
@@ -217,6 +154,8 @@ fn a_body_too_large_is_refused() {
         huge.as_bytes(),
     );
     assert_eq!(answer.status, 413, "{}", answer.body);
+    let error = answer.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("larger than 64 KiB"), "{error}");
     // The API goes on answering.
     assert_eq!(server.get("/api/v1/agents").status, 200);
 }
@@ -300,280 +239,6 @@ fn what_the_store_knows_of_an_egress_under_either_spelling() {
         !found.contains_key(&wanted[2]) && !found.contains_key(&wanted[3]),
         "nothing known of an interface or agent the store never heard of: {found:?}"
     );
-}
-
-/// How one switch of a test fabric forwards a destination: out of
-/// `egress`, to `next_hop` (None: the destination is on that subnet), or
-/// dropped by a blackhole route when `egress` is empty.
-pub struct RouteEntry {
-    pub prefix: &'static str,
-    pub egress: &'static str,
-    pub next_hop: Option<&'static str>,
-}
-
-/// A switch's answer to `query` from its table: the route, the egress and
-/// its counters, as a kernel-backend agent answers.
-pub fn switch_answer(switch: &str, table: &[RouteEntry], query: &TraceQuery) -> TraceAnswer {
-    let (flow, ingress, hop) = match query {
-        TraceQuery::Hop(h) => (h.flow.clone(), Some(h.ingress.clone()), true),
-        TraceQuery::Flow(f) => (f.clone(), None, false),
-        TraceQuery::Paths(_) => return TraceAnswer::error("no paths here"),
-    };
-    let dst = flow.dst.to_string();
-    let Some(entry) = table.iter().find(|e| {
-        let net = e.prefix.split('/').next().unwrap();
-        dst.starts_with(net.trim_end_matches('0'))
-    }) else {
-        return TraceAnswer::error(format!("{switch} has no route to {dst} in this test"));
-    };
-    let component = format!("{switch}/{}", flow.vrf);
-    let blackhole = entry.egress.is_empty();
-    let route = Route {
-        prefix: entry.prefix.into(),
-        kind: if blackhole {
-            RouteKind::Blackhole
-        } else {
-            RouteKind::Unicast
-        },
-        table: 254,
-        table_name: "main".into(),
-        protocol: "bgp".into(),
-        protocol_id: 186,
-        metric: 20,
-        preferred_source: None,
-        members: if blackhole {
-            Vec::new()
-        } else {
-            vec![Member {
-                next_hop: entry.next_hop.map(|a| a.parse().unwrap()),
-                interface: Some(entry.egress.into()),
-                ifindex: 3,
-                weight: 1,
-                flags: Vec::new(),
-            }]
-        },
-        chosen: (!blackhole).then_some(0),
-    };
-    let hops = if blackhole {
-        vec![Hop {
-            index: 0,
-            component,
-            action: Action::Drop,
-            description: format!("a blackhole route {} covers {dst}", entry.prefix),
-            step: Step::Drop {
-                reason: DropReason::Blackhole,
-                route: Some(route),
-                setting: None,
-                interface: None,
-                neighbor: None,
-                kernel_answer: Some("Invalid argument".into()),
-            },
-        }]
-    } else {
-        vec![
-            Hop {
-                index: 0,
-                component: component.clone(),
-                action: Action::Forward,
-                description: format!("route {} via {}", entry.prefix, entry.egress),
-                step: Step::L3Routing {
-                    route,
-                    source_address: None,
-                },
-            },
-            Hop {
-                index: 1,
-                component,
-                action: Action::Output,
-                description: format!("out of {}", entry.egress),
-                step: Step::Egress {
-                    interface: Interface {
-                        name: entry.egress.into(),
-                        ifindex: 3,
-                        oper_state: OperState::Up,
-                        admin_up: true,
-                        carrier: true,
-                        mtu: Some(9216),
-                        speed_mbps: Some(100_000),
-                        counters: Some(Counters {
-                            rx_bytes: 52_000,
-                            rx_packets: 410,
-                            tx_bytes: 24_675_632,
-                            tx_packets: 235_246,
-                            ..Counters::default()
-                        }),
-                    },
-                },
-            },
-        ]
-    };
-    let trace = Trace {
-        request: FlowQuery {
-            iif: ingress.clone(),
-            ..flow
-        },
-        success: true,
-        reaches_destination: !blackhole,
-        next_hop: entry.next_hop.map(|a| a.parse().unwrap()),
-        egress_interface: (!blackhole).then(|| entry.egress.to_string()),
-        ingress_interface: ingress,
-        ingress_inferred: false,
-        hops,
-        summary: format!("answered by {switch}"),
-        switch: switch.into(),
-        backend: "kernel".into(),
-        load_share: Some(LoadShare {
-            setting: "net.ipv4.fib_multipath_hash_policy".into(),
-            policy: 1,
-            mode: "L4: source and destination address, protocol and ports".into(),
-        }),
-        elapsed_us: 450,
-        hash: None,
-    };
-    if hop {
-        TraceAnswer::Hop(trace)
-    } else {
-        TraceAnswer::Flow(trace)
-    }
-}
-
-fn addresses(list: &[(&str, &str)]) -> Vec<VrfAddresses> {
-    vec![VrfAddresses {
-        vrf: "default".into(),
-        addresses: list
-            .iter()
-            .map(|(interface, address)| InterfaceAddress {
-                interface: (*interface).into(),
-                address: (*address).into(),
-            })
-            .collect(),
-    }]
-}
-
-const LEAF1_ADDRESSES: &[(&str, &str)] = &[("Eth1-9", "10.1.0.1/24"), ("Eth1-1", "10.0.1.0/31")];
-
-/// Three fake switches in a line, leaf1 – spine1 – leaf2, each answering
-/// trace requests from its own table: hosts 10.1.0.0/24 on leaf1, 10.2.0.0/24
-/// on leaf2; spine1 drops 10.3.0.0/24 into a blackhole.
-pub fn line_fabric(agents: SocketAddr) -> Vec<FakeAgent> {
-    let switches: [(&str, Vec<(&str, &str)>, Vec<RouteEntry>); 3] = [
-        (
-            "leaf1",
-            LEAF1_ADDRESSES.to_vec(),
-            vec![
-                RouteEntry {
-                    prefix: "10.1.0.0/24",
-                    egress: "Eth1-9",
-                    next_hop: None,
-                },
-                RouteEntry {
-                    prefix: "10.2.0.0/24",
-                    egress: "Eth1-1",
-                    next_hop: Some("10.0.1.1"),
-                },
-                RouteEntry {
-                    prefix: "10.3.0.0/24",
-                    egress: "Eth1-1",
-                    next_hop: Some("10.0.1.1"),
-                },
-            ],
-        ),
-        (
-            "spine1",
-            vec![("Eth1-1", "10.0.1.1/31"), ("Eth1-2", "10.0.2.1/31")],
-            vec![
-                RouteEntry {
-                    prefix: "10.1.0.0/24",
-                    egress: "Eth1-1",
-                    next_hop: Some("10.0.1.0"),
-                },
-                RouteEntry {
-                    prefix: "10.2.0.0/24",
-                    egress: "Eth1-2",
-                    next_hop: Some("10.0.2.0"),
-                },
-                RouteEntry {
-                    prefix: "10.3.0.0/24",
-                    egress: "",
-                    next_hop: None,
-                },
-            ],
-        ),
-        (
-            "leaf2",
-            vec![("Eth1-1", "10.0.2.0/31"), ("Eth1-9", "10.2.0.1/24")],
-            vec![
-                RouteEntry {
-                    prefix: "10.1.0.0/24",
-                    egress: "Eth1-1",
-                    next_hop: Some("10.0.2.1"),
-                },
-                RouteEntry {
-                    prefix: "10.2.0.0/24",
-                    egress: "Eth1-9",
-                    next_hop: None,
-                },
-            ],
-        ),
-    ];
-    let mut out = Vec::new();
-    for (name, owned, table) in switches {
-        let (agent, _) = FakeAgent::connect_addresses(
-            agents,
-            AGENT_TOKEN,
-            name,
-            &format!("{name}-boot"),
-            addresses(&owned),
-        )
-        .unwrap();
-        let table = Arc::new(table);
-        let switch = name.to_string();
-        agent.answer_traces(Answering::With(Arc::new(move |_, query| {
-            switch_answer(&switch, &table, query)
-        })));
-        out.push(agent);
-    }
-    out
-}
-
-/// Waits until the collector knows the addresses of `n` agents (it reads
-/// them from each hello as the connection is taken in).
-pub fn wait_owned(server: &Server, n: usize) {
-    use hopwatch_collector::fabric::Directory;
-    let owners = &server.fabric.owners;
-    assert!(
-        crate::util::wait_for(Duration::from_secs(10), || (owners.agents().len() >= n)
-            .then_some(()))
-        .is_some(),
-        "the collector knows the addresses of only {:?}",
-        owners.agents()
-    );
-}
-
-/// leaf1's `Ethernet1/1` (the trace's `Eth1-1`, its egress towards spine1)
-/// went down two minutes ago for 30 s and has an alert firing.
-pub fn leaf1_history(leaf1: &mut FakeAgent) {
-    let t = now_ms();
-    let s = |seconds_ago: i64| t - seconds_ago * 1000;
-    let boot = leaf1.boot.clone();
-    // Heartbeats carry the addresses too: one without them would take
-    // leaf1's away.
-    let beat = || {
-        let mut body = heartbeat(&[("Ethernet1/1", true), ("Ethernet1/9", true)]);
-        if let Body::Heartbeat(h) = &mut body {
-            h.addresses = addresses(LEAF1_ADDRESSES);
-        }
-        body
-    };
-    let events = vec![
-        event("leaf1", &boot, 1, s(150), beat()),
-        event("leaf1", &boot, 2, s(120), link("Ethernet1/1", false)),
-        event("leaf1", &boot, 3, s(90), link("Ethernet1/1", true)),
-        event("leaf1", &boot, 4, s(60), alert("Ethernet1/1", true)),
-        event("leaf1", &boot, 5, s(1), beat()),
-    ];
-    leaf1.send(&events).unwrap();
-    assert!(leaf1.wait_acked(&boot, 5, Duration::from_secs(10)));
 }
 
 #[test]
@@ -680,4 +345,61 @@ fn all_paths_carry_what_the_collector_knows_on_every_branch() {
         tree["tree"]["hop"]["known"]["interface"], "Ethernet1/1",
         "{tree}"
     );
+}
+
+/// A switch that never answers ends its hop at the request's hop timeout,
+/// well inside the configured ones, and the answer says who was silent.
+#[test]
+fn a_silent_switch_ends_its_hop_at_the_hop_timeout() {
+    let server = Server::start(
+        "trace-silent",
+        "",
+        "[trace]\nhop_timeout = \"5s\"\ntimeout = \"20s\"\n",
+    );
+    let fabric = line_fabric(server.agents);
+    wait_owned(&server, 3);
+    fabric[1].answer_traces(Answering::Silent);
+    let started = std::time::Instant::now();
+    let answer = post_json(
+        server.http,
+        "/api/v1/trace/flow",
+        &json!({"src": "10.1.0.10", "dst": "10.2.0.10", "hop_timeout_ms": 200}),
+    );
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let trace = answer.json();
+    assert_eq!(trace["success"], false, "{trace}");
+    assert_eq!(trace["outcome"]["result"], "no_answer", "{trace}");
+    assert_eq!(trace["outcome"]["agent"], "spine1", "{trace}");
+    assert_eq!(trace["hops"][1]["type"], "no_answer", "{trace}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the request's 200 ms hop timeout, not the configured 5 s: {took:?}"
+    );
+}
+
+#[test]
+fn a_connectivity_matrix_over_fake_switches() {
+    let server = Server::start("trace-matrix", "", "");
+    let _fabric = line_fabric(server.agents);
+    wait_owned(&server, 3);
+    let answer = post_json(
+        server.http,
+        "/api/v1/trace/connectivity",
+        &json!({"source_ips": ["10.1.0.10", "10.1.0.11"], "destination_ips": ["10.2.0.10", "10.3.0.10"],
+                "protocols": ["tcp", "icmp"], "ports": [443]}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let matrix = answer.json();
+    let cells = matrix["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 2 * 2, "{matrix}");
+    for cell in cells {
+        let to_leaf2 = cell["dst"] == "10.2.0.10";
+        assert_eq!(cell["reaches"], to_leaf2, "{cell}");
+        if !to_leaf2 {
+            assert_eq!(cell["result"], "dropped", "{cell}");
+            assert_eq!(cell["at"], "spine1", "{cell}");
+        }
+    }
+    assert_eq!(matrix["fully_reachable"], false);
 }

@@ -3,7 +3,9 @@
 //! token found where the collector keeps it; usage errors and the exit
 //! codes.
 
-use crate::trace_api::{leaf1_history, line_fabric, wait_owned};
+use crate::trace_fakes::{
+    RouteEntry, fake_fabric, leaf1_history, leaf1_history_with, line_fabric, wait_owned,
+};
 use crate::util::{API_TOKEN, Process, Server, TempDir, free_port};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -302,6 +304,30 @@ fn the_cli_prints_each_hop_with_what_the_collector_knows() {
     );
     assert!(stdout.contains("SYMMETRY: symmetric"), "{stdout}");
 
+    let mut all = flow.to_vec();
+    all.push("--all-paths");
+    let output = trace(&all);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("HOP:"))
+        .expect(&stdout);
+    assert_eq!(
+        header,
+        "HOP:       | 1            | 2             | 3            | RESULT"
+    );
+    assert!(
+        stdout.contains("Path 1     | leaf1 Eth1-1 | spine1 Eth1-2 | leaf2 Eth1-9 | delivered")
+            || stdout
+                .contains("Path 1     | leaf1 Eth1-1 | spine1 Eth1-2 | leaf2 Eth1-9 | delivered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("COLLECTOR:\n  leaf1 Ethernet1/1: firing tx-errors (critical)"),
+        "{stdout}"
+    );
+
     // Dropped on the way: said, and exit 1.
     let output = trace(&["-c", &config, "--src", "10.1.0.10", "--dst", "10.3.0.10"]);
     let (stdout, stderr) = text(&output);
@@ -314,4 +340,118 @@ fn the_cli_prints_each_hop_with_what_the_collector_knows() {
         stdout.contains("OUTCOME: dropped by spine1 (blackhole)"),
         "{stdout}"
     );
+}
+
+#[test]
+fn all_paths_sit_side_by_side_with_the_one_a_spine_drops() {
+    let server = Server::start("trace-cli-paths", "heartbeat_timeout = \"1h\"", "");
+    let leaf1 = vec![
+        ("Eth1-9", "10.1.0.1/24"),
+        ("Eth1-1", "10.0.1.0/31"),
+        ("Eth1-2", "10.0.3.0/31"),
+    ];
+    let route = |egress, next_hop, also| RouteEntry {
+        prefix: "10.2.0.0/24",
+        egress,
+        next_hop,
+        also,
+    };
+    let mut fabric = fake_fabric(
+        server.agents,
+        vec![
+            (
+                "leaf1",
+                leaf1.clone(),
+                vec![route(
+                    "Eth1-1",
+                    Some("10.0.1.1"),
+                    Some(("Eth1-2", "10.0.3.1")),
+                )],
+            ),
+            (
+                "spine1",
+                vec![("Eth1-1", "10.0.1.1/31"), ("Eth1-2", "10.0.2.1/31")],
+                vec![route("Eth1-2", Some("10.0.2.0"), None)],
+            ),
+            (
+                "spine2",
+                vec![("Eth1-1", "10.0.3.1/31"), ("Eth1-2", "10.0.4.1/31")],
+                vec![route("", None, None)],
+            ),
+            (
+                "leaf2",
+                vec![
+                    ("Eth1-1", "10.0.2.0/31"),
+                    ("Eth1-2", "10.0.4.0/31"),
+                    ("Eth1-9", "10.2.0.1/24"),
+                ],
+                vec![route("Eth1-9", None, None)],
+            ),
+        ],
+    );
+    wait_owned(&server, 4);
+    leaf1_history_with(&mut fabric[0], &leaf1);
+    let config = cli_config(&server);
+    let output = trace(&[
+        "-c",
+        &config,
+        "--all-paths",
+        "--src",
+        "10.1.0.10",
+        "--dst",
+        "10.2.0.10",
+        "--proto",
+        "tcp",
+        "--sport",
+        "40000",
+        "--dport",
+        "443",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "not every path delivers: {stdout}{stderr}"
+    );
+    for want in [
+        "HOP:       | 1            | 2             | 3            | RESULT\n",
+        "Path 1     | leaf1 Eth1-1 | spine1 Eth1-2 | leaf2 Eth1-9 | delivered\n",
+        "Path 2     | leaf1 Eth1-2 | spine2        |              | dropped\n",
+        "Path 2: dropped by spine2 (blackhole): ",
+        "  leaf1 Ethernet1/1: firing tx-errors (critical)",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+
+    // A source-port range spread over the two paths: half each.
+    let output = trace(&[
+        "-c",
+        &config,
+        "--all-paths",
+        "--src",
+        "10.1.0.10",
+        "--dst",
+        "10.2.0.10",
+        "--proto",
+        "tcp",
+        "--sport",
+        "40000",
+        "--dport",
+        "443",
+        "--sport-range",
+        "40000-40999",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    for want in [
+        "HOP:       | 1            | 2             | 3            | RESULT     | FLOWS\n",
+        "Path 1     | leaf1 Eth1-1 | spine1 Eth1-2 | leaf2 Eth1-9 | delivered  | 500\n",
+        "Path 2     | leaf1 Eth1-2 | spine2        |              | dropped    | 500\n",
+        "FLOWS: 1000 source ports 40000-40999\n",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+    if let Ok(path) = std::env::var("HOPWATCH_TRACE_EXAMPLE") {
+        std::fs::write(format!("{path}.paths"), &stdout).unwrap();
+    }
 }

@@ -10,13 +10,13 @@ use super::{ApiError, Shared, now_ms, read};
 use crate::fabric::request::{self, RequestError};
 use crate::fabric::{WalkError, connectivity, known, multipath, walk};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest body a trace endpoint reads: a connectivity matrix of 256
@@ -46,6 +46,28 @@ impl From<WalkError> for ApiError {
     fn from(error: WalkError) -> ApiError {
         ApiError::bad_field(error.field().to_string(), error.to_string())
     }
+}
+
+/// The body, or why it could not be read, as JSON like every other error:
+/// past [`MAX_BODY`] a 413 saying the limit.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the body is larger than {} KiB, the most a trace request may be; a matrix of 256 sources and 256 destinations fits well inside it, so split larger questions",
+                MAX_BODY / 1024
+            )
+        } else {
+            format!("the body could not be read: {}", rejection.body_text())
+        };
+        ApiError {
+            status,
+            message,
+            field: None,
+            retry_after: None,
+        }
+    })
 }
 
 /// Runs a walk under the trace timeout; past it (and a little grace) the
@@ -88,8 +110,11 @@ async fn knowledge(
     }
 }
 
-async fn flow(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::flow(&body, &api.fabric.settings)?;
+async fn flow(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::flow(&read_body(body)?, &api.fabric.settings)?;
     let fabric = &api.fabric;
     let mut trace = bounded(
         request.bounds.timeout,
@@ -107,46 +132,33 @@ async fn flow(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiErr
     Ok(Json(trace).into_response())
 }
 
-async fn multi_path(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::multi_path(&body, &api.fabric.settings)?;
-    let fabric = Arc::clone(&api.fabric);
-    let timeout = request.bounds.timeout;
-    // The tree's future cannot be shown to be Send (each level's questions
-    // are closures returning async blocks, which the compiler cannot prove
-    // Send for every lifetime), and a handler's must be; so it is driven on
-    // a blocking thread of its own, which needs no Send of it.
-    let runtime = tokio::runtime::Handle::current();
-    let walked = tokio::task::spawn_blocking(move || {
-        runtime.block_on(multipath::all_paths(
+async fn multi_path(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::multi_path(&read_body(body)?, &api.fabric.settings)?;
+    let fabric = &api.fabric;
+    let mut tree = bounded(
+        request.bounds.timeout,
+        multipath::all_paths(
             &*fabric.switchboard,
             &*fabric.owners,
             &request.spec,
             request.sports,
             &request.bounds,
-        ))
-    });
-    let mut tree = bounded(timeout, async {
-        match walked.await {
-            Ok(tree) => tree.map_err(ApiError::from),
-            Err(failed) => {
-                tracing::error!(error = %failed, "A multi-path walk failed.");
-                Err(ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("the multi-path walk failed: {failed}"),
-                    field: None,
-                    retry_after: None,
-                })
-            }
-        }
-    })
+        ),
+    )
     .await?;
     let found = knowledge(&api, known::wanted_tree(&tree)).await;
     known::fill_tree(&mut tree, &found);
     Ok(Json(tree).into_response())
 }
 
-async fn connectivity(State(api): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let request = request::connectivity(&body, &api.fabric.settings)?;
+async fn connectivity(
+    State(api): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request = request::connectivity(&read_body(body)?, &api.fabric.settings)?;
     let fabric = &api.fabric;
     let matrix = bounded(
         request.bounds.timeout,

@@ -9,38 +9,45 @@ use std::time::Duration;
 use toml::Spanned;
 
 impl Validator<'_> {
-    /// The bounds; `idle_timeout` is `[http]`'s (and where it is written),
-    /// which a trace's answer must beat or the API closes the connection
-    /// waiting for it.
+    /// The bounds; `idle_timeout` is `[http]`'s, which a trace's answer
+    /// must beat or the API closes the connection waiting for it. A
+    /// `timeout` written that does not is an error; the default is shortened
+    /// to fit (nine tenths of it), and the default `hop_timeout` to fit
+    /// that, so a short `idle_timeout` alone never makes a config invalid.
     pub(super) fn trace(
         &mut self,
         raw: &RawTrace,
         idle_timeout: Option<Duration>,
-        idle_at: Option<&Spanned<String>>,
     ) -> Option<TraceSettings> {
         let defaults = TraceSettings::default();
-        let hop_timeout = match &raw.hop_timeout {
-            Some(v) => self.duration(
-                v,
-                "hop_timeout",
-                (Duration::from_millis(10), Duration::from_secs(60)),
-            ),
-            None => Some(defaults.hop_timeout),
-        };
         let timeout = match &raw.timeout {
             Some(v) => self.duration(
                 v,
                 "timeout",
                 (Duration::from_millis(100), Duration::from_secs(600)),
             ),
-            None => Some(defaults.timeout),
+            None => Some(match idle_timeout {
+                Some(idle) => defaults.timeout.min(idle * 9 / 10),
+                None => defaults.timeout,
+            }),
         };
-        if let (Some(hop), Some(total)) = (hop_timeout, timeout)
+        let hop_timeout = match &raw.hop_timeout {
+            Some(v) => self.duration(
+                v,
+                "hop_timeout",
+                (Duration::from_millis(10), Duration::from_secs(60)),
+            ),
+            None => Some(
+                defaults
+                    .hop_timeout
+                    .min(timeout.unwrap_or(defaults.timeout)),
+            ),
+        };
+        if let (Some(hop), Some(total), Some(at)) = (hop_timeout, timeout, &raw.hop_timeout)
             && hop > total
-            && let Some(at) = raw.timeout.as_ref().or(raw.hop_timeout.as_ref())
         {
             self.error(
-                at,
+                raw.timeout.as_ref().unwrap_or(at),
                 format!(
                     "[trace] `hop_timeout` ({}) is longer than `timeout` ({}), the whole trace's",
                     humantime::format_duration(hop),
@@ -49,20 +56,18 @@ impl Validator<'_> {
                 Some("make `timeout` at least `hop_timeout`; a trace of several hops needs a few of them".into()),
             );
         }
-        if let (Some(total), Some(idle)) = (timeout, idle_timeout)
+        if let (Some(total), Some(idle), Some(at)) = (timeout, idle_timeout, &raw.timeout)
             && total >= idle
         {
-            let message = format!(
-                "[trace] `timeout` ({}) is not shorter than [http] `idle_timeout` ({}): the API would close a connection while its trace is still running",
-                humantime::format_duration(total),
-                humantime::format_duration(idle)
+            self.error(
+                at,
+                format!(
+                    "[trace] `timeout` ({}) is not shorter than [http] `idle_timeout` ({}): the API would close a connection while its trace is still running",
+                    humantime::format_duration(total),
+                    humantime::format_duration(idle)
+                ),
+                Some("shorten [trace] timeout or lengthen [http] idle_timeout".to_string()),
             );
-            let hint = Some("shorten [trace] timeout or lengthen [http] idle_timeout".to_string());
-            // Without a `timeout` of its own, the default met a short
-            // idle_timeout: point at that.
-            if let Some(at) = raw.timeout.as_ref().or(idle_at) {
-                self.error(at, message, hint);
-            }
         }
         let hop_limit = self.bound(
             &raw.hop_limit,
@@ -164,8 +169,26 @@ mod tests {
             all.contains("idle_timeout") && all.contains("c.toml:2:11"),
             "{all}"
         );
-        let all = errors("[http]\nidle_timeout = \"5s\"\n").join("\n");
-        assert!(all.contains("[trace] `timeout` (10s)"), "{all}");
         assert!(errors("[http]\nidle_timeout = \"5s\"\n[trace]\ntimeout = \"4s\"\n").is_empty());
+    }
+
+    #[test]
+    fn the_defaults_fit_a_short_idle_timeout() {
+        // A short idle_timeout alone stays valid: the defaults shrink to fit.
+        let c = Config::parse("[http]\nidle_timeout = \"1s\"\n", "c.toml").unwrap();
+        assert_eq!(c.trace.timeout, Duration::from_millis(900));
+        assert_eq!(c.trace.hop_timeout, Duration::from_millis(900));
+        let c = Config::parse("[http]\nidle_timeout = \"5s\"\n", "c.toml").unwrap();
+        assert_eq!(c.trace.timeout, Duration::from_millis(4500));
+        assert_eq!(c.trace.hop_timeout, Duration::from_secs(2));
+        // The usual idle_timeout leaves the defaults as they are.
+        assert_eq!(Config::embedded().trace, TraceSettings::default());
+        // A hop_timeout written past the shrunk default is named.
+        let all =
+            errors("[http]\nidle_timeout = \"1s\"\n[trace]\nhop_timeout = \"2s\"\n").join("\n");
+        assert!(
+            all.contains("c.toml:4:15") && all.contains("longer than `timeout`"),
+            "{all}"
+        );
     }
 }

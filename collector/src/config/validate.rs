@@ -69,11 +69,7 @@ impl Validator<'_> {
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
         let http = self.http(&raw.http);
-        let trace = self.trace(
-            &raw.trace,
-            http.map(|h| h.idle_timeout),
-            raw.http.idle_timeout.as_ref(),
-        );
+        let trace = self.trace(&raw.trace, http.map(|h| h.idle_timeout));
         if !self.diag.is_empty() {
             return None;
         }

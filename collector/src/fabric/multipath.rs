@@ -199,6 +199,35 @@ fn per_member(reason: DropReason) -> bool {
     )
 }
 
+/// The end of the traced flow that ends the branch for every member: local
+/// delivery, a drop of the whole route, or an answer that says nothing.
+fn whole_route_end(
+    traced: &Next,
+    local: bool,
+    members: usize,
+    chosen: Option<usize>,
+) -> Option<Outcome> {
+    match traced {
+        Next::End(outcome @ Outcome::Delivered { .. }) if local => Some(outcome.clone()),
+        Next::End(outcome @ Outcome::Dropped { reason, .. })
+            if !per_member(*reason) || members < 2 || chosen.is_none() =>
+        {
+            Some(outcome.clone())
+        }
+        Next::End(outcome @ Outcome::NoAnswer { .. }) => Some(outcome.clone()),
+        _ => None,
+    }
+}
+
+/// The members a switch's branch follows, as indexes into its outs.
+struct Kept {
+    /// The outs, the traced flow's member first.
+    order: Vec<usize>,
+    kept: Vec<bool>,
+    /// Kept outs to another switch that the hop limit stops.
+    over_hops: Vec<usize>,
+}
+
 impl<D: Directory> Grower<'_, D> {
     fn push(&mut self, parent: Option<usize>, node: Node) -> usize {
         let index = self.nodes.len();
@@ -286,110 +315,32 @@ impl<D: Directory> Grower<'_, D> {
             }],
         };
         let chosen = hop.route.as_ref().and_then(|r| r.chosen);
-        // Whatever ends the traced flow for the whole route ends the branch.
-        let whole = match &traced {
-            Next::End(outcome @ Outcome::Delivered { .. }) if local => Some(outcome.clone()),
-            Next::End(outcome @ Outcome::Dropped { reason, .. })
-                if !per_member(*reason) || members.len() < 2 || chosen.is_none() =>
-            {
-                Some(outcome.clone())
-            }
-            Next::End(outcome @ Outcome::NoAnswer { .. }) => Some(outcome.clone()),
-            _ => None,
-        };
+        let whole = whole_route_end(&traced, local, members.len(), chosen);
         if let Some(outcome) = whole {
             self.leaf(&pending, hop, outcome);
             return;
         }
 
-        let mut outs: Vec<(usize, Out)> = Vec::new();
-        for (i, member) in members.iter().enumerate() {
-            let out = match (&traced, MemberState::of(&member.flags)) {
-                (Next::End(outcome @ Outcome::Dropped { .. }), _) if Some(i) == chosen => {
-                    Out::End(outcome.clone())
-                }
-                // The kernel hashes no flow onto a dead member.
-                (_, MemberState::Dead) => continue,
-                (_, MemberState::Linkdown) => Out::End(Outcome::Dropped {
-                    agent: at.agent.clone(),
-                    reason: DropReason::EgressDown,
-                    description: format!(
-                        "member {} of {} ({}) has no carrier: the flows hashed onto it are dropped",
-                        i + 1,
-                        members.len(),
-                        member_words(member)
-                    ),
-                }),
-                (_, MemberState::Up) => match walk::onward(
-                    self.directory,
-                    &at,
-                    dst,
-                    member.next_hop,
-                    member.interface.clone(),
-                ) {
-                    Next::Switch(arrival) => Out::Child(arrival),
-                    Next::End(Outcome::Unmanaged { address, .. }) => Out::Unmanaged(address),
-                    Next::End(outcome) => Out::End(outcome),
-                },
-            };
-            outs.push((i, out));
-        }
-
+        let outs = self.member_outs(&at, &traced, &members, chosen);
         let groups = self.group(&pending, spread, &members);
         let prefix = hop
             .route
             .as_ref()
             .map_or_else(|| "its route".to_string(), |r| r.prefix.clone());
 
-        // The branch bound: this switch's own branch plus as many more as
-        // fit, the member the traced flow took first.
-        let allowance = self
-            .bounds
-            .max_branches
-            .saturating_sub(self.ended + waiting)
-            .max(1);
-        let mut order: Vec<usize> = (0..outs.len()).collect();
-        if let Some(first) = outs.iter().position(|(i, _)| Some(*i) == chosen) {
-            order.remove(first);
-            order.insert(0, first);
-        }
-        let mut kept = vec![false; outs.len()];
-        let mut units = 0;
-        let mut ends_here = false;
-        for &o in &order {
-            let adds = match outs[o].1 {
-                Out::End(_) if ends_here => 0,
-                _ => 1,
-            };
-            if units + adds <= allowance {
-                units += adds;
-                kept[o] = true;
-                ends_here |= matches!(outs[o].1, Out::End(_));
-            }
-        }
-        let over_branches: Vec<usize> = (0..outs.len()).filter(|&o| !kept[o]).collect();
-        if !over_branches.is_empty() {
-            self.cut.push(format!(
-                "max_branches: {} paths reached at {}: {} of {prefix} not followed",
-                self.bounds.max_branches,
-                at.agent,
-                members_words(over_branches.iter().map(|&o| outs[o].0), members.len())
-            ));
-        }
-        // The hop limit: no switch below this depth is asked.
-        let at_limit = depth >= self.bounds.hop_limit;
-        let over_hops: Vec<usize> = (0..outs.len())
-            .filter(|&o| kept[o] && at_limit && matches!(outs[o].1, Out::Child(_)))
-            .collect();
-        if !over_hops.is_empty() {
-            self.cut.push(format!(
-                "hop_limit: {} hops reached at {}: {} of {prefix} not followed",
-                self.bounds.hop_limit,
-                at.agent,
-                members_words(over_hops.iter().map(|&o| outs[o].0), members.len())
-            ));
-        }
-
+        let Kept {
+            order,
+            kept,
+            over_hops,
+        } = self.keep(
+            &at.agent,
+            &prefix,
+            &outs,
+            chosen,
+            members.len(),
+            waiting,
+            depth,
+        );
         let flows_of = |o: usize| groups.as_ref().map(|g| g[outs[o].0].len() as u64);
         let mut outcome = None;
         let mut end_via = (walk::egress_name(&hop), hop.next_hop);
@@ -432,7 +383,11 @@ impl<D: Directory> Grower<'_, D> {
             },
         );
         let mut ancestors = pending.ancestors;
-        ancestors.push((at.clone(), index));
+        let placed = Arrival {
+            ingress: self.nodes[index].hop.ingress.clone(),
+            ..at.clone()
+        };
+        ancestors.push((placed, index));
         for (o, (member, out)) in outs.into_iter().enumerate() {
             if !kept[o] || over_hops.contains(&o) {
                 continue;
@@ -463,6 +418,121 @@ impl<D: Directory> Grower<'_, D> {
                     self.leaf(&pending, hop, outcome);
                 }
             }
+        }
+    }
+
+    /// Where each member of the route leads, in member order; dead
+    /// members, which no flow takes, are left out.
+    fn member_outs(
+        &self,
+        at: &Arrival,
+        traced: &Next,
+        members: &[Member],
+        chosen: Option<usize>,
+    ) -> Vec<(usize, Out)> {
+        let dst = self.spec.dst;
+        let mut outs = Vec::new();
+        for (i, member) in members.iter().enumerate() {
+            let out = match (traced, MemberState::of(&member.flags)) {
+                (Next::End(outcome @ Outcome::Dropped { .. }), _) if Some(i) == chosen => {
+                    Out::End(outcome.clone())
+                }
+                // The kernel hashes no flow onto a dead member.
+                (_, MemberState::Dead) => continue,
+                (_, MemberState::Linkdown) => Out::End(Outcome::Dropped {
+                    agent: at.agent.clone(),
+                    reason: DropReason::EgressDown,
+                    description: format!(
+                        "member {} of {} ({}) has no carrier: the flows hashed onto it are dropped",
+                        i + 1,
+                        members.len(),
+                        member_words(member)
+                    ),
+                }),
+                (_, MemberState::Up) => match walk::onward(
+                    self.directory,
+                    at,
+                    dst,
+                    member.next_hop,
+                    member.interface.clone(),
+                ) {
+                    Next::Switch(arrival) => Out::Child(arrival),
+                    Next::End(Outcome::Unmanaged { address, .. }) => Out::Unmanaged(address),
+                    Next::End(outcome) => Out::End(outcome),
+                },
+            };
+            outs.push((i, out));
+        }
+
+        outs
+    }
+
+    /// Which members are followed: this switch's own branch plus as many
+    /// more as the branch bound leaves room for, the member the traced
+    /// flow took first; and which of those the hop limit stops. Each cut
+    /// is said.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &mut self,
+        agent: &str,
+        prefix: &str,
+        outs: &[(usize, Out)],
+        chosen: Option<usize>,
+        of: usize,
+        waiting: usize,
+        depth: usize,
+    ) -> Kept {
+        let allowance = self
+            .bounds
+            .max_branches
+            .saturating_sub(self.ended + waiting)
+            .max(1);
+        let mut order: Vec<usize> = (0..outs.len()).collect();
+        if let Some(first) = outs.iter().position(|(i, _)| Some(*i) == chosen) {
+            order.remove(first);
+            order.insert(0, first);
+        }
+        let mut kept = vec![false; outs.len()];
+        let mut units = 0;
+        let mut ends_here = false;
+        for &o in &order {
+            let adds = match outs[o].1 {
+                Out::End(_) if ends_here => 0,
+                _ => 1,
+            };
+            if units + adds <= allowance {
+                units += adds;
+                kept[o] = true;
+                ends_here |= matches!(outs[o].1, Out::End(_));
+            }
+        }
+        let over_branches: Vec<usize> = (0..outs.len()).filter(|&o| !kept[o]).collect();
+        if !over_branches.is_empty() {
+            self.cut.push(format!(
+                "max_branches: {} paths reached at {}: {} of {prefix} not followed",
+                self.bounds.max_branches,
+                agent,
+                members_words(over_branches.iter().map(|&o| outs[o].0), of)
+            ));
+        }
+        // The hop limit: no switch below this depth is asked.
+        let at_limit = depth >= self.bounds.hop_limit;
+        let over_hops: Vec<usize> = (0..outs.len())
+            .filter(|&o| kept[o] && at_limit && matches!(outs[o].1, Out::Child(_)))
+            .collect();
+        if !over_hops.is_empty() {
+            self.cut.push(format!(
+                "hop_limit: {} hops reached at {}: {} of {prefix} not followed",
+                self.bounds.hop_limit,
+                agent,
+                members_words(over_hops.iter().map(|&o| outs[o].0), of)
+            ));
+        }
+
+        Kept {
+            order,
+            kept,
+            over_hops,
         }
     }
 
@@ -717,3 +787,7 @@ fn summary(
 #[cfg(test)]
 #[path = "multipath_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "oracle_tests.rs"]
+mod oracle_tests;

@@ -160,9 +160,9 @@ pub fn connectivity(
     let sources = fields.addresses(SOURCES)?;
     let destinations = fields.addresses(DESTINATIONS)?;
     let has = |list: &[IpAddr], v4: bool| list.iter().any(|a| a.is_ipv4() == v4);
-    if !(has(&sources, true) && has(&destinations, true))
-        && !(has(&sources, false) && has(&destinations, false))
-    {
+    let v4 = has(&sources, true) && has(&destinations, true);
+    let v6 = has(&sources, false) && has(&destinations, false);
+    if !v4 && !v6 {
         return Err(RequestError::new(
             "destinations",
             "`sources` and `destinations` share no address family, so no pair can be traced; give IPv4 with IPv4 and IPv6 with IPv6",

@@ -280,6 +280,25 @@ impl Switch {
             elapsed_us: 40,
             hash: None,
         };
+        // As the agent does: a flow with a source from elsewhere and no
+        // ingress arrives where the route back to its source leaves.
+        if flow.iif.is_none()
+            && let Some(src) = flow.src
+            && !self.ifaces.iter().any(|i| i.address == src)
+            && let Some(back) = self.lookup(src)
+            && !back.members.is_empty()
+        {
+            let reply = FlowQuery {
+                dst: src,
+                src: Some(flow.dst),
+                sport: flow.dport,
+                dport: flow.sport,
+                ..flow.clone()
+            };
+            let member = &back.members[self.hash(&reply, back.members.len())];
+            trace.ingress_interface = member.interface.clone();
+            trace.ingress_inferred = true;
+        }
         let mut hops = Vec::new();
         let drop = |reason, description: String, route, interface, hops: &mut Vec<Hop>| {
             self.hop(

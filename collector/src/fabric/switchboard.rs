@@ -11,6 +11,9 @@
 //! Each connection has its own table of questions waiting, so an answer is
 //! taken only from the connection that was asked, and when the connection
 //! ends every question still waiting on it fails at once as `Closed`.
+//! An agent runs four traces at once and refuses more, so each connection
+//! lets four questions out at a time; the others wait their turn within
+//! their own timeout, however many traces cross that switch.
 
 use super::{AskError, Asker};
 use crate::metrics::{Metrics, TraceOutcome};
@@ -22,12 +25,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, timeout_at};
 
 /// Trace requests waiting to be written on one connection at most. The
 /// connection's task writes them as soon as it runs, so the queue fills only
 /// when the agent stops reading.
 pub const QUEUE: usize = 1024;
+
+/// Traces one agent runs at once: the agent refuses more
+/// (`MAX_TRACES` in the agent's collector output), so questions past these
+/// wait their turn here, within their own timeout, instead of coming back
+/// refused when several traces cross the same switch.
+pub const TURNS: usize = 4;
 
 /// How much of an unreadable answer's error is kept: it quotes what the
 /// agent sent, and that can be as long as a line may be.
@@ -61,6 +71,9 @@ struct Line {
     // once the connection has ended: its waiters have been dropped, which
     // tells each asker `Closed`.
     waiting: Mutex<Option<HashMap<u64, Waiter>>>,
+    /// A question holds one of [`TURNS`] from before it is sent until it
+    /// is answered or given up.
+    turns: Arc<Semaphore>,
 }
 
 #[derive(Debug)]
@@ -149,6 +162,7 @@ impl Switchboard {
             agent: agent.to_string(),
             requests: tx,
             waiting: Mutex::new(Some(HashMap::new())),
+            turns: Arc::new(Semaphore::new(TURNS)),
         });
         let replaced = self
             .inner
@@ -215,6 +229,19 @@ impl Asker for Switchboard {
                 agent: agent.to_string(),
             });
         };
+        let deadline = Instant::now() + timeout;
+        let timed_out = || AskError::Timeout {
+            agent: agent.to_string(),
+            waited: timeout,
+        };
+        let _turn = match timeout_at(deadline, Arc::clone(&line.turns).acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => unreachable!("a line's turns are never closed"),
+            Err(_) => {
+                metrics.trace_ended(TraceOutcome::Timeout);
+                return Err(timed_out());
+            }
+        };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let kind = Kind::of(&query);
         let mut request = serde_json::to_vec(&CollectorMessage::TraceRequest {
@@ -256,16 +283,13 @@ impl Asker for Switchboard {
                 }));
             }
         }
-        let result = match tokio::time::timeout(timeout, answer).await {
+        let result = match timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
             // The connection ended and dropped its waiters.
             Ok(Err(_)) => Err(AskError::Closed {
                 agent: agent.to_string(),
             }),
-            Err(_) => Err(AskError::Timeout {
-                agent: agent.to_string(),
-                waited: timeout,
-            }),
+            Err(_) => Err(timed_out()),
         };
         asked.end(result)
     }
@@ -457,296 +481,4 @@ fn cut(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hopwatch_wire::trace::{FlowQuery, HopQuery};
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
-    fn hop() -> TraceQuery {
-        TraceQuery::Hop(HopQuery {
-            flow: FlowQuery {
-                src: Some("10.0.0.1".parse().unwrap()),
-                ..FlowQuery::new("10.9.0.1".parse().unwrap())
-            },
-            ingress: "swp1".into(),
-        })
-    }
-
-    fn flow() -> TraceQuery {
-        TraceQuery::Flow(FlowQuery::new("10.9.0.1".parse().unwrap()))
-    }
-
-    /// A `trace_result` line answering `id` with `result` (JSON).
-    fn result(id: u64, result: &str) -> Vec<u8> {
-        format!(r#"{{"type":"trace_result","id":{id},"result":{result}}}"#).into_bytes()
-    }
-
-    /// What an agent would read: the request's id and query kind.
-    fn read_request(line: &[u8]) -> (u64, String) {
-        assert_eq!(line.last(), Some(&b'\n'));
-        let value: serde_json::Value = serde_json::from_slice(line).unwrap();
-        assert_eq!(value["type"], "trace_request");
-        (
-            value["id"].as_u64().unwrap(),
-            value["query"]["kind"].as_str().unwrap().to_string(),
-        )
-    }
-
-    fn hop_answer() -> String {
-        let answer = TraceAnswer::Hop(empty_trace());
-        serde_json::to_string(&answer).unwrap()
-    }
-
-    fn empty_trace() -> hopwatch_wire::trace::Trace {
-        serde_json::from_value(serde_json::json!({
-            "request": {"dst": "10.9.0.1"},
-            "success": true,
-            "reaches_destination": false,
-            "ingress_inferred": false,
-            "hops": [],
-            "summary": "",
-            "backend": "kernel",
-            "elapsed_us": 1,
-        }))
-        .unwrap()
-    }
-
-    /// Polls `future` once, to see it has sent its request and waits.
-    fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        future.poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    #[tokio::test]
-    async fn an_answer_reaches_the_one_who_asked() {
-        let board = Switchboard::new();
-        let mut line = board.register("leaf1");
-        assert!(board.is_connected("leaf1"));
-        assert_eq!(board.connected(), vec!["leaf1".to_string()]);
-        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        let (id, kind) = read_request(&line.try_next_request().unwrap());
-        assert_eq!(kind, "hop");
-        line.deliver(&result(id, &hop_answer()));
-        assert_eq!(asking.await, Ok(TraceAnswer::Hop(empty_trace())));
-        let m = &board.inner.metrics;
-        assert_eq!(m.traces_asked.load(Ordering::Relaxed), 1);
-        assert_eq!(m.traces_ended_count(TraceOutcome::Answered), 1);
-    }
-
-    #[tokio::test]
-    async fn an_agent_not_connected_is_offline_at_once() {
-        let board = Switchboard::new();
-        assert_eq!(
-            board.ask("leaf9", hop(), Duration::from_secs(30)).await,
-            Err(AskError::Offline {
-                agent: "leaf9".into()
-            })
-        );
-        assert_eq!(
-            board
-                .inner
-                .metrics
-                .traces_ended_count(TraceOutcome::Offline),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn silence_times_out_and_the_late_answer_is_dropped() {
-        let board = Switchboard::new();
-        let mut line = board.register("leaf1");
-        let waited = Duration::from_millis(20);
-        assert_eq!(
-            board.ask("leaf1", hop(), waited).await,
-            Err(AskError::Timeout {
-                agent: "leaf1".into(),
-                waited
-            })
-        );
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        line.deliver(&result(id, &hop_answer()));
-        let m = &board.inner.metrics;
-        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 1);
-        assert_eq!(m.traces_ended_count(TraceOutcome::Timeout), 1);
-        // An answer to an id never asked is dropped the same way.
-        line.deliver(&result(id + 1000, &hop_answer()));
-        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 2);
-    }
-
-    #[tokio::test]
-    async fn garbage_a_wrong_kind_and_an_error_end_only_their_own_question() {
-        let board = Switchboard::new();
-        let mut line = board.register("leaf1");
-        let long = format!(r#"{{"kind":"{}"}}"#, "x".repeat(5000));
-        for (answer, expected) in [
-            (long.as_str(), "unreadable trace_result: unknown variant"),
-            (r#"{"kind":"flow","hops":7}"#, "unreadable trace_result: "),
-            (r#"{"kind":"paths"}"#, "unreadable trace_result: "),
-        ] {
-            let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
-            assert!(poll_once(asking.as_mut()).is_pending());
-            let (id, _) = read_request(&line.try_next_request().unwrap());
-            line.deliver(&result(id, answer));
-            match asking.await {
-                Err(AskError::Garbage { agent, detail }) => {
-                    assert_eq!(agent, "leaf1");
-                    assert!(detail.starts_with(expected), "{detail}");
-                    assert!(detail.chars().count() <= DETAIL + 30, "{detail}");
-                }
-                other => panic!("{answer}: {other:?}"),
-            }
-        }
-        // A hop answer to a flow question.
-        let mut asking = pin!(board.ask("leaf1", flow(), Duration::from_secs(30)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        line.deliver(&result(id, &hop_answer()));
-        assert_eq!(
-            asking.await,
-            Err(AskError::Garbage {
-                agent: "leaf1".into(),
-                detail: "a hop answer to a flow question".into()
-            })
-        );
-        let mut asking = pin!(board.ask("leaf1", flow(), Duration::from_secs(30)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        line.deliver(&result(
-            id,
-            r#"{"kind":"error","error":"no such VRF blue"}"#,
-        ));
-        assert_eq!(
-            asking.await,
-            Err(AskError::Refused {
-                agent: "leaf1".into(),
-                error: "no such VRF blue".into()
-            })
-        );
-        // The line still works.
-        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        line.deliver(&result(id, &hop_answer()));
-        assert!(asking.await.is_ok());
-        let m = &board.inner.metrics;
-        assert_eq!(m.traces_ended_count(TraceOutcome::Garbage), 4);
-        assert_eq!(m.traces_ended_count(TraceOutcome::Refused), 1);
-    }
-
-    #[tokio::test]
-    async fn an_answer_is_taken_only_from_the_connection_asked() {
-        let board = Switchboard::new();
-        let mut leaf1 = board.register("leaf1");
-        let leaf2 = board.register("leaf2");
-        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(30)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        let (id, _) = read_request(&leaf1.try_next_request().unwrap());
-        leaf2.deliver(&result(id, &hop_answer()));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        assert_eq!(
-            board
-                .inner
-                .metrics
-                .trace_results_late
-                .load(Ordering::Relaxed),
-            1
-        );
-        leaf1.deliver(&result(id, &hop_answer()));
-        assert!(asking.await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_closing_connection_fails_its_questions_at_once() {
-        let board = Switchboard::new();
-        let line = board.register("leaf1");
-        let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        assert!(poll_once(asking.as_mut()).is_pending());
-        drop(line);
-        assert_eq!(
-            asking.await,
-            Err(AskError::Closed {
-                agent: "leaf1".into()
-            })
-        );
-        assert!(!board.is_connected("leaf1"));
-        assert!(matches!(
-            board.ask("leaf1", hop(), Duration::from_secs(1)).await,
-            Err(AskError::Offline { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_reconnection_replaces_the_old_one_whose_end_leaves_it_alone() {
-        let board = Switchboard::new();
-        let mut old = board.register("leaf1");
-        let mut on_old = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        assert!(poll_once(on_old.as_mut()).is_pending());
-        let mut new = board.register("leaf1");
-        let mut on_new = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        assert!(poll_once(on_new.as_mut()).is_pending());
-        assert!(new.try_next_request().is_some());
-        assert!(old.try_next_request().is_some());
-        assert!(old.try_next_request().is_none());
-        drop(old);
-        assert!(matches!(on_old.await, Err(AskError::Closed { .. })));
-        assert!(board.is_connected("leaf1"));
-        assert!(poll_once(on_new.as_mut()).is_pending());
-        drop(new);
-        assert!(matches!(on_new.await, Err(AskError::Closed { .. })));
-        assert!(!board.is_connected("leaf1"));
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_fails_the_question_at_once() {
-        let board = Switchboard::build(Arc::new(Metrics::default()), 2);
-        let mut line = board.register("leaf1");
-        let mut first = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        let mut second = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        assert!(poll_once(first.as_mut()).is_pending());
-        assert!(poll_once(second.as_mut()).is_pending());
-        assert_eq!(
-            board.ask("leaf1", hop(), Duration::from_secs(3600)).await,
-            Err(AskError::Busy {
-                agent: "leaf1".into(),
-                queued: 2
-            })
-        );
-        assert_eq!(
-            board.inner.metrics.traces_ended_count(TraceOutcome::Busy),
-            1
-        );
-        // Written out, the queue takes questions again.
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        assert!(line.try_next_request().is_some());
-        let mut third = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-        assert!(poll_once(third.as_mut()).is_pending());
-        line.deliver(&result(id, &hop_answer()));
-        assert!(first.await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn an_asker_that_gives_up_takes_its_waiter_with_it() {
-        let board = Switchboard::new();
-        let mut line = board.register("leaf1");
-        {
-            let mut asking = pin!(board.ask("leaf1", hop(), Duration::from_secs(3600)));
-            assert!(poll_once(asking.as_mut()).is_pending());
-        }
-        let m = &board.inner.metrics;
-        assert_eq!(m.traces_ended_count(TraceOutcome::Abandoned), 1);
-        let waiting = line.line.waiting.lock().unwrap().as_ref().unwrap().len();
-        assert_eq!(waiting, 0);
-        let (id, _) = read_request(&line.try_next_request().unwrap());
-        line.deliver(&result(id, &hop_answer()));
-        assert_eq!(m.trace_results_late.load(Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn cuts_long_details_on_a_character_boundary() {
-        assert_eq!(cut("short"), "short");
-        let long = "é".repeat(DETAIL + 5);
-        assert_eq!(cut(&long).chars().count(), DETAIL + 1);
-    }
-}
+mod tests;

@@ -204,6 +204,11 @@ pub(super) async fn walk<A: Asker, D: Directory>(
                 let next = next(directory, &at, spec.dst, &trace);
                 let mut hop = switch_hop(index, &at, trace, elapsed_us);
                 describe(&mut hop, spec.dst, &next);
+                // A flow the switch placed itself arrived where it says,
+                // which is what a loop back to it would arrive on.
+                if let Some(placed) = seen.last_mut() {
+                    placed.ingress = hop.ingress.clone();
+                }
                 hops.push(hop);
                 match next {
                     Next::Switch(arrival) => at = arrival,

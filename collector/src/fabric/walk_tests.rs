@@ -509,3 +509,25 @@ async fn an_ipv6_flow_is_walked_like_an_ipv4_one() {
     assert_eq!(back.outcome.as_str(), "dropped");
     assert_eq!(agents(&back), ["leaf2"]);
 }
+
+#[tokio::test]
+async fn a_loop_back_to_a_switch_that_placed_the_flow_is_seen_at_once() {
+    let net = looping();
+    // From spine1, which places the flow itself: it arrives on swp1, the
+    // interface towards the source, as it does when leaf1 sends it back.
+    let spec = FlowSpec {
+        from: Some("spine1".into()),
+        ..flow("10.0.1.2", "10.8.0.1", 1000)
+    };
+    let traced = super::trace(&net, &net, &spec, &bounds(), false)
+        .await
+        .unwrap();
+    assert_eq!(agents(&traced), ["spine1", "leaf1"]);
+    let Outcome::Loop { cycle } = &traced.outcome else {
+        panic!("{:?}", traced.outcome)
+    };
+    assert_eq!(
+        cycle_words(cycle),
+        "spine1 (in swp1) -> leaf1 (in swp51) -> spine1 (in swp1)"
+    );
+}

@@ -167,15 +167,17 @@ pub struct WriterSettings {
 
 /// The agent's clock skew from its hello's `now`, logged when it is
 /// corrected for.
+/// When the agent sent its hello, by its own clock (ms).
+fn hello_time(hello: &Hello) -> Option<i64> {
+    let now = humantime::parse_rfc3339_weak(hello.now.as_deref()?).ok()?;
+    Some(super::millis(now))
+}
+
 fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
-    let Some(agent_now) = hello
-        .now
-        .as_deref()
-        .and_then(|now| humantime::parse_rfc3339_weak(now).ok())
-    else {
+    let Some(agent_now) = hello_time(hello) else {
         return 0;
     };
-    let skew = timeline::skew(super::millis(agent_now), now_ms);
+    let skew = timeline::skew(agent_now, now_ms);
     if skew != 0 {
         tracing::warn!(
             agent = hello.agent,
@@ -470,6 +472,7 @@ impl Writer {
                     let agent = cache.agent_row(id);
                     agent.last_seen_ms = now_ms;
                     agent.addresses = addresses;
+                    agent.addresses_at_ms = hello_time(&hello).unwrap_or(i64::MIN);
                     agent.skew_ms = hello_skew(&hello, now_ms);
                     agent.future_logged = false;
                     agent.stopped_ms = None;

@@ -284,6 +284,42 @@ fn names_from_the_network_cannot_reach_the_terminal() {
     );
     assert!(text.contains("RESULT: line one\\x0aline two"), "{text}");
     assert!(text.contains("r\\u{9b}"), "{text}");
+
+    // The paths table too: its cells are names from the network.
+    let tree = PathTree {
+        request: spec(),
+        success: true,
+        reaches_destination: false,
+        tree: Branch {
+            hop: hop(1, "leaf\u{1b}[31m1", "Eth1-1"),
+            member: None,
+            children: Vec::new(),
+            outcome: None,
+        },
+        paths: vec![FabricPath {
+            id: 1,
+            hops: vec![PathStep {
+                agent: "spine\u{7}1".into(),
+                ingress: None,
+                egress: Some("Eth\u{202e}1".into()),
+                next_hop: None,
+            }],
+            outcome: Outcome::HopLimit { limit: 1 },
+            reaches_destination: false,
+            flows: None,
+        }],
+        flows: None,
+        cut: vec!["cut\u{1b}".into()],
+        summary: "s\u{1b}".into(),
+        elapsed_us: 1,
+    };
+    let text = paths(&tree);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(!text.contains('\u{202e}'));
+    assert!(text.contains("spine\\x071 Eth\\u{202e}1"), "{text}");
 }
 
 #[test]

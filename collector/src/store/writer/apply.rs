@@ -161,7 +161,9 @@ pub(super) fn apply_event(
             let addresses =
                 serde_json::to_string(&hb.addresses).expect("addresses always serialize");
             let agent = cache.agent_row(agent_id);
-            if agent.addresses != addresses {
+            // Both times by the agent's clock.
+            if ev.ts_ms > agent.addresses_at_ms && agent.addresses != addresses {
+                agent.addresses_at_ms = ev.ts_ms;
                 db.prepare_cached("UPDATE agents SET addresses = ?2 WHERE id = ?1")?
                     .execute(params![agent_id, addresses])?;
                 agent.addresses = addresses;

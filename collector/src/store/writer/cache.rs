@@ -17,6 +17,11 @@ pub(super) struct AgentRow {
     pub(super) last_seen_ms: i64,
     pub(super) last_ts_ms: Option<i64>,
     pub(super) addresses: String,
+    /// When the stored addresses were reported, by the agent's clock (ms):
+    /// a heartbeat resent from the agent's spool, stamped before its last
+    /// hello, describes the switch as it was and must not replace them.
+    /// `i64::MIN` when the hello told no time (older agents).
+    pub(super) addresses_at_ms: i64,
     pub(super) latest_boot: Option<i64>,
     pub(super) interfaces: Vec<i64>,
     /// How far the agent's clock runs ahead of ours, measured at its last
@@ -79,6 +84,7 @@ impl Cache {
                 last_seen_ms: r.get(2)?,
                 last_ts_ms: r.get(3)?,
                 addresses: r.get(4)?,
+                addresses_at_ms: i64::MIN,
                 latest_boot: r.get(5)?,
                 interfaces: Vec::new(),
                 skew_ms: 0,
@@ -195,6 +201,7 @@ impl Cache {
                 last_seen_ms: now_ms,
                 last_ts_ms: None,
                 addresses: "[]".into(),
+                addresses_at_ms: i64::MIN,
                 latest_boot: None,
                 interfaces: Vec::new(),
                 skew_ms: 0,

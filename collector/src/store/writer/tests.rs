@@ -409,3 +409,70 @@ fn durable_events_are_published_once_and_overflow_is_dropped_and_counted() {
     assert_eq!(w.metrics.forward_dropped.load(Ordering::Relaxed), 4);
     assert_eq!(count(w, "SELECT count(*) FROM events"), 8);
 }
+
+#[test]
+fn a_heartbeat_resent_from_before_the_hello_keeps_the_hello_s_addresses() {
+    use hopwatch_wire::event::{InterfaceAddress, VrfAddresses};
+    use hopwatch_wire::wire::{Hello, HelloTag, PROTOCOL_VERSION};
+    let mut f = fixture("addresses-resent");
+    let on = |address: &str| {
+        vec![VrfAddresses {
+            vrf: "default".into(),
+            addresses: vec![InterfaceAddress {
+                interface: "swp1".into(),
+                address: address.into(),
+            }],
+        }]
+    };
+    let with = |body: Body, addresses: Vec<VrfAddresses>| match body {
+        Body::Heartbeat(hb) => Body::Heartbeat(Heartbeat { addresses, ..hb }),
+        other => other,
+    };
+    let stored = |w: &Writer| -> String {
+        w.db.query_row(
+            "SELECT addresses FROM agents WHERE name = 'leaf1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let hello = Hello {
+        kind: HelloTag::Hello,
+        protocol: PROTOCOL_VERSION,
+        token: String::new(),
+        agent: "leaf1".into(),
+        boot: "b".into(),
+        boots: vec!["b".into()],
+        version: "test".into(),
+        addresses: on("10.0.0.2/31"),
+        now: Some(crate::store::rfc3339(T0 + 100_000)),
+    };
+    f.writer.apply(
+        vec![Request::Hello {
+            hello: Box::new(hello),
+            address: "127.0.0.1".into(),
+        }],
+        T0 + 100_000,
+    );
+    assert!(stored(&f.writer).contains("10.0.0.2/31"));
+    // Spooled while the collector was away: stamped before the hello.
+    let old = with(heartbeat(&[("swp1", true)]), on("10.0.0.8/31"));
+    send(&mut f.writer, vec![incoming("leaf1", "b", 1, 50, old)], 101);
+    assert!(
+        stored(&f.writer).contains("10.0.0.2/31"),
+        "{}",
+        stored(&f.writer)
+    );
+    // A live heartbeat after the hello renumbers the switch.
+    let new = with(heartbeat(&[("swp1", true)]), on("10.0.0.4/31"));
+    send(
+        &mut f.writer,
+        vec![incoming("leaf1", "b", 2, 102, new)],
+        102,
+    );
+    assert!(
+        stored(&f.writer).contains("10.0.0.4/31"),
+        "{}",
+        stored(&f.writer)
+    );
+}
