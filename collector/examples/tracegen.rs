@@ -213,22 +213,15 @@ impl Place {
     /// shape the kernel backend gives, with every stage filled in.
     fn answer(&self, flow: FlowQuery, ingress: Option<String>, started: Instant) -> Trace {
         let component = format!("{}/{}", self.name(), flow.vrf);
-        let (egress, ifindex, gateway, prefix, protocol, protocol_id) = if self.last() {
-            let prefix = format!("{}/27", chain_addr(self.chain, 192));
-            ("host", 4, None, prefix, "kernel", 2)
+        // The last switch has the destination's subnet connected (a kernel
+        // route); the others reach it by a static route up the chain.
+        let (egress, ifindex, gateway, protocol, protocol_id) = if self.last() {
+            ("host", 4, None, "kernel", 2)
         } else {
-            let prefix = format!("{}/27", chain_addr(self.chain, 192));
-            (
-                "up",
-                3,
-                Some(IpAddr::V4(self.next_hop())),
-                prefix,
-                "static",
-                4,
-            )
+            ("up", 3, Some(IpAddr::V4(self.next_hop())), "static", 4)
         };
         let route = Route {
-            prefix,
+            prefix: format!("{}/27", chain_addr(self.chain, 192)),
             kind: RouteKind::Unicast,
             table: 254,
             table_name: "main".into(),
