@@ -305,6 +305,28 @@ pub struct Downtime {
     pub total_down_seconds: f64,
 }
 
+/// The current segment of every interface [`downtime`] asks about. A
+/// filter left out is left out of the SQL rather than written
+/// `(?1 IS NULL OR a.name = ?1)`: SQLite plans a statement once for every
+/// binding, and that form scans every interface of the fleet even when both
+/// names are given — 1.8 ms among 48,000 interfaces, paid for each hop of a
+/// fabric trace — where this one is two index seeks.
+fn downtime_tails(agent: bool, interface: bool) -> String {
+    format!(
+        "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
+                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
+                i.admin_down_before_ms, a.stopped_ms
+         FROM interfaces i JOIN agents a ON a.id = i.agent_id
+         WHERE {} AND {}",
+        if agent { "a.name = ?1" } else { "?1 IS NULL" },
+        if interface {
+            "i.name = ?2"
+        } else {
+            "?2 IS NULL"
+        },
+    )
+}
+
 /// Per interface, down and unknown time over `[since, now]`, outages
 /// clipped to the window; silence of a stale agent counts as unknown.
 pub fn downtime(
@@ -314,13 +336,7 @@ pub fn downtime(
     timeout: Duration,
 ) -> Result<Downtime, StoreError> {
     let since = q.since_ms.min(now_ms);
-    let mut tails = db.prepare_cached(
-        "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
-                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                i.admin_down_before_ms, a.stopped_ms
-         FROM interfaces i JOIN agents a ON a.id = i.agent_id
-         WHERE (?1 IS NULL OR a.name = ?1) AND (?2 IS NULL OR i.name = ?2)",
-    )?;
+    let mut tails = db.prepare_cached(&downtime_tails(q.agent.is_some(), q.interface.is_some()))?;
     // The segment in force at `since`, else the interface's first one.
     let mut at_since = db.prepare_cached(
         "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
@@ -420,4 +436,73 @@ pub fn metrics_snapshot(db: &Connection) -> Result<Vec<(String, i64, u64)>, Stor
         Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite makes for `sql`, one step a line.
+    fn plan(db: &Connection, sql: &str) -> String {
+        let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps = stmt
+            .query_map(params!["leaf1", "swp1"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+        steps.join("\n")
+    }
+
+    #[test]
+    fn one_interfaces_downtime_is_found_by_index_not_by_scanning_the_fleet() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-query-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = super::super::open_writer(&dir).unwrap();
+        let one = plan(&db, &downtime_tails(true, true));
+        assert!(!one.contains("SCAN"), "{one}");
+        assert!(
+            one.contains("SEARCH a") && one.contains("SEARCH i"),
+            "{one}"
+        );
+        let of_agent = plan(&db, &downtime_tails(true, false));
+        assert!(!of_agent.contains("SCAN"), "{of_agent}");
+        // Every row the same filters select, whichever SQL selects them.
+        db.execute_batch(
+            "INSERT INTO agents (name) VALUES ('leaf1'), ('leaf2');
+             INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
+                                     unknown_before_ms, outages)
+             VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 0), (1, 'swp2', 0, 0, 1, 1, 0, 0, 0),
+                    (2, 'swp1', 0, 0, 1, 1, 0, 0, 0);",
+        )
+        .unwrap();
+        let names = |agent: Option<&str>, interface: Option<&str>| {
+            let q = DowntimeQuery {
+                since_ms: 0,
+                agent: agent.map(str::to_string),
+                interface: interface.map(str::to_string),
+            };
+            let mut out: Vec<(String, String)> = downtime(&db, &q, 1_000, Duration::from_secs(30))
+                .unwrap()
+                .interfaces
+                .into_iter()
+                .map(|i| (i.agent, i.interface))
+                .collect();
+            out.sort();
+            out
+        };
+        let pair = |a: &str, i: &str| (a.to_string(), i.to_string());
+        assert_eq!(names(Some("leaf1"), Some("swp1")), [pair("leaf1", "swp1")]);
+        assert_eq!(
+            names(Some("leaf1"), None),
+            [pair("leaf1", "swp1"), pair("leaf1", "swp2")]
+        );
+        assert_eq!(
+            names(None, Some("swp1")),
+            [pair("leaf1", "swp1"), pair("leaf2", "swp1")]
+        );
+        assert_eq!(names(None, None).len(), 3);
+        assert_eq!(names(Some("leaf3"), None), []);
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
