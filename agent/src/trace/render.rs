@@ -134,7 +134,7 @@ pub fn trace(trace: &Trace) -> String {
                 .next_hop
                 .map_or_else(|| "directly connected".to_string(), |gw| gw.to_string())
         );
-        interface_block(&mut out, interface);
+        interface.write_block(&mut out);
     }
     out.push_str(&dropped);
     let _ = writeln!(out, "\nRESULT: {}", trace.summary);
@@ -215,65 +215,6 @@ fn route_block(out: &mut String, route: &Route) {
                 let _ = write!(out, "   <- this flow");
             }
             let _ = writeln!(out);
-        }
-    }
-}
-
-fn interface_block(out: &mut String, interface: &Interface) {
-    let _ = writeln!(out, "\nOUT_IF:");
-    let _ = write!(
-        out,
-        "  STATE: {}{}{}",
-        interface.oper_state,
-        if interface.admin_up {
-            ""
-        } else {
-            " (admin down)"
-        },
-        if interface.carrier || !interface.admin_up {
-            ""
-        } else {
-            " (no carrier)"
-        }
-    );
-    if let Some(mtu) = interface.mtu {
-        let _ = write!(out, "  MTU: {mtu}");
-    }
-    match interface.speed_mbps {
-        Some(speed) => {
-            let _ = writeln!(out, "  SPEED: {speed} Mb/s");
-        }
-        None => {
-            let _ = writeln!(out, "  SPEED: N/A");
-        }
-    }
-    match interface.counters {
-        Some(c) => {
-            let _ = writeln!(out, "  RX_STATS:");
-            let _ = writeln!(
-                out,
-                "    {} input packets  {} bytes",
-                c.rx_packets, c.rx_bytes
-            );
-            let _ = writeln!(
-                out,
-                "    {} input error  {} input discard",
-                c.rx_errors, c.rx_dropped
-            );
-            let _ = writeln!(out, "  TX_STATS:");
-            let _ = writeln!(
-                out,
-                "    {} output packets  {} bytes",
-                c.tx_packets, c.tx_bytes
-            );
-            let _ = writeln!(
-                out,
-                "    {} output error  {} output discard",
-                c.tx_errors, c.tx_dropped
-            );
-        }
-        None => {
-            let _ = writeln!(out, "  RX_STATS: N/A\n  TX_STATS: N/A");
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{
     Branch, FabricHop, FabricHopKind, FabricTrace, FlowSpec, Known, Outcome, PathTree, Symmetry,
 };
 use hopwatch_wire::text::escape;
-use hopwatch_wire::trace::{Interface, Route, Step, proto_name};
+use hopwatch_wire::trace::{Route, Step, proto_name};
 use std::fmt::Write as _;
 
 const RULE: &str = "#############################################################################";
@@ -167,7 +167,7 @@ fn hop_block(out: &mut String, hop: &FabricHop, spec: &FlowSpec) {
         );
     }
     if let Some(egress) = &hop.egress {
-        interface_block(out, egress);
+        egress.write_block(out);
         known_block(out, hop.known.as_ref(), &egress.name);
     }
     for step in &hop.steps {
@@ -248,65 +248,6 @@ fn route_block(out: &mut String, route: &Route) {
                 let _ = write!(out, "   <- this flow");
             }
             let _ = writeln!(out);
-        }
-    }
-}
-
-fn interface_block(out: &mut String, interface: &Interface) {
-    let _ = writeln!(out, "\nOUT_IF:");
-    let _ = write!(
-        out,
-        "  STATE: {}{}{}",
-        escape(interface.oper_state.as_str()),
-        if interface.admin_up {
-            ""
-        } else {
-            " (admin down)"
-        },
-        if interface.carrier || !interface.admin_up {
-            ""
-        } else {
-            " (no carrier)"
-        }
-    );
-    if let Some(mtu) = interface.mtu {
-        let _ = write!(out, "  MTU: {mtu}");
-    }
-    match interface.speed_mbps {
-        Some(speed) => {
-            let _ = writeln!(out, "  SPEED: {speed} Mb/s");
-        }
-        None => {
-            let _ = writeln!(out, "  SPEED: N/A");
-        }
-    }
-    match interface.counters {
-        Some(c) => {
-            let _ = writeln!(out, "  RX_STATS:");
-            let _ = writeln!(
-                out,
-                "    {} input packets  {} bytes",
-                c.rx_packets, c.rx_bytes
-            );
-            let _ = writeln!(
-                out,
-                "    {} input error  {} input discard",
-                c.rx_errors, c.rx_dropped
-            );
-            let _ = writeln!(out, "  TX_STATS:");
-            let _ = writeln!(
-                out,
-                "    {} output packets  {} bytes",
-                c.tx_packets, c.tx_bytes
-            );
-            let _ = writeln!(
-                out,
-                "    {} output error  {} output discard",
-                c.tx_errors, c.tx_dropped
-            );
-        }
-        None => {
-            let _ = writeln!(out, "  RX_STATS: N/A\n  TX_STATS: N/A");
         }
     }
 }

@@ -8,6 +8,7 @@
 mod kinds;
 mod paths;
 mod query;
+mod render;
 
 pub use kinds::{Action, HopKind, NeighborState, NextHopFlag, OperState, RouteKind};
 pub use paths::{

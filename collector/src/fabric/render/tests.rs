@@ -4,8 +4,8 @@
 use super::super::{FabricPath, FlowSpread, KnownAlert, KnownChange, LoopStep, PathStep};
 use super::*;
 use hopwatch_wire::trace::{
-    Action, Counters, DropReason, Hop, LoadShare, Member, Neighbor, NeighborState, OperState,
-    RouteKind,
+    Action, Counters, DropReason, Hop, Interface, LoadShare, Member, Neighbor, NeighborState,
+    OperState, RouteKind,
 };
 
 fn spec() -> FlowSpec {
