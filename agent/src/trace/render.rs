@@ -5,6 +5,7 @@
 
 use super::paths::Paths;
 use super::{HashInfo, Interface, Route, Step, Trace, proto_name};
+use hopwatch_wire::trace::{port_words, proto_words};
 use std::fmt::Write as _;
 
 const RULE: &str = "#############################################################################";
@@ -62,7 +63,7 @@ pub fn trace(trace: &Trace) -> String {
     }
     let _ = writeln!(out, "VRF: {}", request.vrf);
     if let Some(route) = trace.route() {
-        route_block(&mut out, route);
+        route.write_block(&mut out);
     }
 
     let mut egress: Option<&Interface> = None;
@@ -105,7 +106,7 @@ pub fn trace(trace: &Trace) -> String {
                 if let Some(route) = route
                     && trace.route() != Some(route)
                 {
-                    let _ = writeln!(dropped, "  ROUTE: {}", route_line(route));
+                    let _ = writeln!(dropped, "  ROUTE: {}", route.line());
                 }
                 if let Some(setting) = setting {
                     let _ = writeln!(dropped, "  SETTING: {setting}");
@@ -146,20 +147,6 @@ pub fn trace(trace: &Trace) -> String {
     out
 }
 
-fn proto_words(proto: Option<u8>) -> String {
-    match proto {
-        Some(p) => match proto_name(p) {
-            Some(name) => format!("{p} ({name})"),
-            None => p.to_string(),
-        },
-        None => "any (not part of the lookup)".into(),
-    }
-}
-
-fn port_words(port: Option<u16>) -> String {
-    port.map_or_else(|| "-".to_string(), |p| p.to_string())
-}
-
 /// `HASH:` the inputs and whether the answer holds for real packets, with
 /// the caveat when it may not.
 fn write_hash(hash: &HashInfo, out: &mut String) {
@@ -184,38 +171,6 @@ fn write_hash(hash: &HashInfo, out: &mut String) {
     let _ = writeln!(out, "HASH: {inputs} ({exact})");
     if let Some(caveat) = &hash.caveat {
         let _ = writeln!(out, "HASH CAVEAT: {caveat}");
-    }
-}
-
-fn route_line(route: &Route) -> String {
-    format!(
-        "{} {} proto {} metric {} table {}",
-        route.kind, route.prefix, route.protocol, route.metric, route.table_name
-    )
-}
-
-fn route_block(out: &mut String, route: &Route) {
-    let _ = writeln!(out, "ROUTE: {}", route_line(route));
-    if route.members.len() > 1 {
-        for (i, member) in route.members.iter().enumerate() {
-            let _ = write!(out, "  nexthop");
-            if let Some(gw) = member.next_hop {
-                let _ = write!(out, " via {gw}");
-            }
-            let _ = write!(
-                out,
-                " dev {} weight {}",
-                member.interface.as_deref().unwrap_or("?"),
-                member.weight
-            );
-            for flag in &member.flags {
-                let _ = write!(out, " {flag}");
-            }
-            if route.chosen == Some(i) {
-                let _ = write!(out, "   <- this flow");
-            }
-            let _ = writeln!(out);
-        }
     }
 }
 
@@ -269,7 +224,7 @@ pub fn paths(paths: &Paths) -> String {
     let route = paths
         .route
         .as_ref()
-        .map_or_else(|| "none".to_string(), route_line);
+        .map_or_else(|| "none".to_string(), Route::line);
     let _ = writeln!(out, "ROUTE: {route}\n");
     if let Some(drop) = &paths.drop {
         let _ = writeln!(out, "DROP: {}", drop.description);

@@ -14,7 +14,7 @@ use super::{
     Branch, FabricHop, FabricHopKind, FabricTrace, FlowSpec, Known, Outcome, PathTree, Symmetry,
 };
 use hopwatch_wire::text::escape;
-use hopwatch_wire::trace::{Route, Step, proto_name};
+use hopwatch_wire::trace::{Step, port_words, proto_words};
 use std::fmt::Write as _;
 
 const RULE: &str = "#############################################################################";
@@ -130,7 +130,7 @@ fn hop_block(out: &mut String, hop: &FabricHop, spec: &FlowSpec) {
     }
     let _ = writeln!(out, "VRF: {}", escape(&hop.vrf));
     if let Some(route) = &hop.route {
-        route_block(out, route);
+        route.write_block(out);
     }
     let local = hop.steps.iter().find_map(|s| match &s.step {
         Step::Local { interface, .. } => Some(interface.as_deref().unwrap_or("lo")),
@@ -200,56 +200,6 @@ fn elapsed(out: &mut String, hop: &FabricHop) {
         "\n\nElapsed Time for Hop: {:.6} seconds{own}.",
         hop.elapsed_us as f64 / 1e6
     );
-}
-
-fn proto_words(proto: Option<u8>) -> String {
-    match proto {
-        Some(p) => match proto_name(p) {
-            Some(name) => format!("{p} ({name})"),
-            None => p.to_string(),
-        },
-        None => "any (not part of the lookup)".into(),
-    }
-}
-
-fn port_words(port: Option<u16>) -> String {
-    port.map_or_else(|| "-".to_string(), |p| p.to_string())
-}
-
-fn route_line(route: &Route) -> String {
-    format!(
-        "{} {} proto {} metric {} table {}",
-        escape(route.kind.as_str()),
-        escape(&route.prefix),
-        escape(&route.protocol),
-        route.metric,
-        escape(&route.table_name)
-    )
-}
-
-fn route_block(out: &mut String, route: &Route) {
-    let _ = writeln!(out, "ROUTE: {}", route_line(route));
-    if route.members.len() > 1 {
-        for (i, member) in route.members.iter().enumerate() {
-            let _ = write!(out, "  nexthop");
-            if let Some(gw) = member.next_hop {
-                let _ = write!(out, " via {gw}");
-            }
-            let _ = write!(
-                out,
-                " dev {} weight {}",
-                escape(member.interface.as_deref().unwrap_or("?")),
-                member.weight
-            );
-            for flag in &member.flags {
-                let _ = write!(out, " {}", escape(flag.as_str()));
-            }
-            if route.chosen == Some(i) {
-                let _ = write!(out, "   <- this flow");
-            }
-            let _ = writeln!(out);
-        }
-    }
 }
 
 /// What the collector knows of the egress: its own history, which no

@@ -16,6 +16,7 @@ pub use paths::{
     SourcePorts, Verdict, seed_from_clock,
 };
 pub use query::{HopQuery, TraceAnswer, TraceQuery};
+pub use render::{port_words, proto_words};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The text blocks of a trace that both binaries print: the agent for its
 //! own switch, the collector for every switch of a fabric trace.
 
-use super::Interface;
+use super::{Interface, Route, proto_name};
 use crate::text::escape;
 use std::fmt::Write as _;
 
@@ -63,4 +63,61 @@ impl Interface {
             }
         }
     }
+}
+
+impl Route {
+    /// `unicast 10.9.0.0/16 proto bgp metric 20 table main`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} proto {} metric {} table {}",
+            escape(self.kind.as_str()),
+            escape(&self.prefix),
+            escape(&self.protocol),
+            self.metric,
+            escape(&self.table_name)
+        )
+    }
+
+    /// `ROUTE:` and, for an ECMP route, a line per member with the one
+    /// this flow takes marked.
+    pub fn write_block(&self, out: &mut String) {
+        let _ = writeln!(out, "ROUTE: {}", self.line());
+        if self.members.len() > 1 {
+            for (i, member) in self.members.iter().enumerate() {
+                let _ = write!(out, "  nexthop");
+                if let Some(gw) = member.next_hop {
+                    let _ = write!(out, " via {gw}");
+                }
+                let _ = write!(
+                    out,
+                    " dev {} weight {}",
+                    escape(member.interface.as_deref().unwrap_or("?")),
+                    member.weight
+                );
+                for flag in &member.flags {
+                    let _ = write!(out, " {}", escape(flag.as_str()));
+                }
+                if self.chosen == Some(i) {
+                    let _ = write!(out, "   <- this flow");
+                }
+                let _ = writeln!(out);
+            }
+        }
+    }
+}
+
+/// `6 (tcp)`, or what a lookup without a protocol means.
+pub fn proto_words(proto: Option<u8>) -> String {
+    match proto {
+        Some(p) => match proto_name(p) {
+            Some(name) => format!("{p} ({name})"),
+            None => p.to_string(),
+        },
+        None => "any (not part of the lookup)".into(),
+    }
+}
+
+/// A port, or `-` for none.
+pub fn port_words(port: Option<u16>) -> String {
+    port.map_or_else(|| "-".to_string(), |p| p.to_string())
 }

@@ -5,7 +5,7 @@ use super::super::{FabricPath, FlowSpread, KnownAlert, KnownChange, LoopStep, Pa
 use super::*;
 use hopwatch_wire::trace::{
     Action, Counters, DropReason, Hop, Interface, LoadShare, Member, Neighbor, NeighborState,
-    OperState, RouteKind,
+    OperState, Route, RouteKind,
 };
 
 fn spec() -> FlowSpec {
