@@ -172,6 +172,14 @@ parts() {
     printf '    of which (medians): the walk %.3f ms = hops'"'"' round trips %.3f ms (agents'"'"' own answers %.3f ms) + the walk'"'"'s own %.3f ms; outside the walk (HTTP, JSON, the store) %.3f ms\n' \
         "$(ratio "$walk" 1000)" "$(ratio "$hops" 1000)" "$(ratio "$agents" 1000)" \
         "$(ratio "$((walk - hops))" 1000)" "$(ratio "$(echo "$(pct "$WORK/$1.ms" 0.5) * 1000 - $walk" | bc -l)" 1000)"
+    # The tail: the slowest 5 % of requests (each line of .ms and .parts is
+    # the same request), averaged, to say where a p95 goes.
+    paste -d' ' "$WORK/$1.ms" "$WORK/$1.parts" | sort -gr |
+        awk '{ n = NR; ms[NR] = $1; w[NR] = $2; h[NR] = $3; a[NR] = $4 }
+        END { k = int(n / 20); if (k < 1) k = 1
+            for (i = 1; i <= k; i++) { M += ms[i]; W += w[i]; H += h[i]; A += a[i] }
+            printf "    the slowest 5 %% (%d requests), means: %.3f ms = the walk %.3f ms (hops'"'"' round trips %.3f ms, agents'"'"' own answers %.3f ms) + outside the walk %.3f ms\n",
+                k, M / k, W / k / 1000, H / k / 1000, A / k / 1000, M / k - W / k / 1000 }'
 }
 
 FLOW_SRC=10.1.0.10
