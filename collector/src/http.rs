@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,6 +54,10 @@ struct Open {
 struct Registry {
     // Held for a map operation, never across an await.
     open: Mutex<BTreeMap<u64, Open>>,
+    /// Connections whose socket is still open: an evicted one leaves `open`
+    /// at once but holds its descriptor until its task has ended.
+    held: AtomicUsize,
+    released: Notify,
 }
 
 impl Registry {
@@ -92,6 +96,21 @@ impl Registry {
             .lock()
             .expect("HTTP registry poisoned")
             .remove(&id);
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+
+    /// Returns once at most `limit` sockets are held.
+    async fn held_at_most(&self, limit: usize) {
+        loop {
+            let released = self.released.notified();
+            let mut released = std::pin::pin!(released);
+            released.as_mut().enable();
+            if self.held.load(Ordering::SeqCst) <= limit {
+                return;
+            }
+            released.await;
+        }
     }
 }
 
@@ -139,6 +158,14 @@ pub async fn serve(
         // Subscribed before the accept, so a shutdown sent while this
         // connection is being set up still reaches it.
         let connection_shutdown = notify.subscribe();
+        // An evicted connection's socket closes when its task next runs:
+        // wait for that before accepting again, so the descriptors never
+        // pass the cap by more than the one connection just let in, however
+        // fast a flood arrives and however busy the runtime.
+        tokio::select! {
+            _ = registry.held_at_most(cap) => {}
+            _ = shutdown.recv() => return,
+        }
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -173,6 +200,7 @@ pub async fn serve(
             metrics: Arc::clone(&metrics),
         };
         registry.insert(id, open);
+        registry.held.fetch_add(1, Ordering::SeqCst);
         let registry = Arc::clone(&registry);
         let done = done.clone();
         tokio::spawn(async move {
