@@ -3,7 +3,7 @@
 //! firing then resolving, and a link down for 3 s.
 
 use crate::util::{
-    AGENT_TOKEN, Netns, Server, TempDir, agent_binary, can_use_netns, run, unique, wait_for,
+    AGENT_TOKEN, Netns, Server, TempDir, agent_binary, can_use_netns, run, unique, wait_for_api,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -209,7 +209,7 @@ fn setup_with(
     let dir = TempDir::new(test);
     let agent = Agent::start(&binary, &lab, &dir, server.agents);
     let name = format!("e2e{subnet}");
-    wait_for(Duration::from_secs(15), || {
+    wait_for_api(Duration::from_secs(15), || {
         let agents = server.get_json("/api/v1/agents");
         let online = agents
             .as_array()?
@@ -234,7 +234,7 @@ fn root_netns_alert_fires_then_resolves_through_the_api() {
             e["type"] == "alert" && e["state"] == "firing"
         })
         .expect("the agent fired no alert");
-    let firing = wait_for(Duration::from_secs(10), || {
+    let firing = wait_for_api(Duration::from_secs(10), || {
         let list = server.get_json("/api/v1/alerts?state=firing&agent=e2e181");
         (list.as_array()?.len() == 1).then_some(list)
     })
@@ -250,7 +250,7 @@ fn root_netns_alert_fires_then_resolves_through_the_api() {
             e["type"] == "alert" && e["state"] == "resolved"
         })
         .expect("the agent never resolved the alert");
-    let list = wait_for(Duration::from_secs(10), || {
+    let list = wait_for_api(Duration::from_secs(10), || {
         let list = server.get_json("/api/v1/alerts?state=resolved&since=10m&agent=e2e181");
         (list.as_array()?.len() == 1).then_some(list)
     })
@@ -289,7 +289,7 @@ fn root_netns_link_down_for_3s_is_3s_of_downtime() {
         .expect("no link up event");
     let agent_says = (ts_ms(&up) - ts_ms(&down)) as f64 / 1000.0;
 
-    let changes = wait_for(Duration::from_secs(10), || {
+    let changes = wait_for_api(Duration::from_secs(10), || {
         let c = server.get_json("/api/v1/links/changes?since=10m&agent=e2e182");
         (!c["came_up"].as_array()?.is_empty()).then_some(c)
     })
@@ -338,7 +338,7 @@ fn root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start() {
         })
         .expect("no initial down event");
     assert_eq!(down["previous"], "unknown", "{down}");
-    let went = wait_for(Duration::from_secs(10), || {
+    let went = wait_for_api(Duration::from_secs(10), || {
         let c = server.get_json("/api/v1/links/changes?since=10m&agent=e2e183");
         (!c["went_down"].as_array()?.is_empty()).then_some(c)
     })
@@ -353,7 +353,7 @@ fn root_netns_a_link_down_at_agent_start_is_an_outage_with_a_start() {
         })
         .expect("no link up event");
     assert_eq!(up["previous"], "down", "{up}");
-    let changes = wait_for(Duration::from_secs(10), || {
+    let changes = wait_for_api(Duration::from_secs(10), || {
         let c = server.get_json("/api/v1/links/changes?since=10m&agent=e2e183");
         (!c["came_up"].as_array()?.is_empty()).then_some(c)
     })

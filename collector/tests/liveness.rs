@@ -2,7 +2,7 @@
 //! interfaces count unknown time, their downtime stops growing, and counting
 //! resumes when the agent speaks again.
 
-use crate::util::{AGENT_TOKEN, FakeAgent, Server, event, heartbeat, link, now_ms, wait_for};
+use crate::util::{AGENT_TOKEN, FakeAgent, Server, event, heartbeat, link, now_ms, wait_for_api};
 use serde_json::Value;
 use std::thread;
 use std::time::Duration;
@@ -60,7 +60,7 @@ fn a_stale_agent_counts_unknown_time_not_downtime() {
 
     // Silent: stale after the timeout; the downtime stops at the last
     // heartbeat and the time since is unknown.
-    wait_for(Duration::from_secs(5), || {
+    wait_for_api(Duration::from_secs(5), || {
         let agents = server.get_json("/api/v1/agents");
         (agents[0]["state"] == "stale").then_some(())
     })
@@ -150,7 +150,7 @@ fn a_goodbye_marks_the_agent_stopped_at_once() {
     assert!(agent.wait_acked("b1", 1, Duration::from_secs(5)));
     drop(agent);
     // Stopped well before the 60 s heartbeat timeout would call it stale.
-    let stopped = wait_for(Duration::from_secs(5), || {
+    let stopped = wait_for_api(Duration::from_secs(5), || {
         let agents = api("/api/v1/agents");
         (agents[0]["state"] == "stopped").then(|| agents[0].clone())
     })

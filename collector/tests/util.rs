@@ -830,6 +830,23 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// As [`wait_for`], for a condition read through the API: polled at most
+/// seven times a second, within the default rate limit (10 requests/s,
+/// burst 50), so a slow machine waiting long never turns the wait into
+/// 429s.
+pub fn wait_for_api<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(150));
+    }
+}
+
 pub use crate::netns::{Netns, can_use_netns, may_run, run, unique};
 
 /// The `hopwatch` agent binary next to this test's own build, as `cargo
