@@ -13,7 +13,7 @@
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,6 +98,13 @@ impl Browser {
     /// Starts chromedriver on a free loopback port and a session in a
     /// headless Chromium at 1280×800.
     pub fn start(test: &str) -> Browser {
+        Browser::start_in(test, None)
+    }
+
+    /// As [`Browser::start`], with chromedriver, Chromium and the WebDriver
+    /// client's sockets inside the network namespace `netns` (a lab's
+    /// management namespace, where its collector listens on loopback).
+    pub fn start_in(test: &str, netns: Option<&str>) -> Browser {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let profile = std::env::temp_dir().join(format!(
             "hopwatch-browser-{test}-{}-{}",
@@ -107,7 +114,15 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).unwrap();
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let mut command = match netns {
+            Some(name) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", name, CHROMEDRIVER]);
+                c
+            }
+            None => Command::new(CHROMEDRIVER),
+        };
+        let driver = command
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
@@ -115,19 +130,39 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{test}: chromedriver did not listen on {addr} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // The client's sockets are made on the runtime's worker, which
+        // enters the namespace first; nothing runs on the calling thread.
+        let handle = netns.map(|n| format!("/var/run/netns/{n}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_start(move || {
+                if let Some(path) = &handle {
+                    let file = std::fs::File::open(path).expect("netns handle");
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                }
+            })
             .enable_all()
             .build()
             .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listening = runtime.block_on(async {
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+                while tokio::net::TcpStream::connect(addr).await.is_err() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                true
+            })
+            .await
+            .unwrap()
+        });
+        assert!(
+            listening,
+            "{test}: chromedriver did not listen on {addr} within 20 s"
+        );
         let capabilities = json!({
             "browserName": "chrome",
             // An alert() a hostile name might open stays open, so the test
@@ -160,11 +195,16 @@ impl Browser {
             unreachable!()
         };
         let client = runtime
-            .block_on(
-                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                    .capabilities(capabilities)
-                    .connect(&format!("http://{addr}")),
-            )
+            .block_on(async move {
+                tokio::spawn(async move {
+                    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                        .capabilities(capabilities)
+                        .connect(&format!("http://{addr}"))
+                        .await
+                })
+                .await
+                .unwrap()
+            })
             .unwrap_or_else(|e| panic!("{test}: a Chromium session: {e}"));
         let browser = Browser {
             runtime,
