@@ -527,6 +527,18 @@ pub fn request_stays(url: &str, allowed: &[String]) -> bool {
     }
 }
 
+/// The first number in `text` (a stat reads "Availability 99.9 %").
+pub fn number_in(text: &str) -> f64 {
+    let start = text
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or_else(|| panic!("no number in {text:?}"));
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
+}
+
 /// `target/screenshots/` of the workspace.
 pub fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -1,7 +1,7 @@
 //! What a person sees on each page, driven through the browser: the
 //! contract's selectors, read back as text.
 
-use super::harness::{Browser, can_use_browser};
+use super::harness::{Browser, can_use_browser, number_in};
 use crate::util::{
     AGENT_TOKEN, API_TOKEN, FakeAgent, Server, alert, event, heartbeat, link, now_ms,
 };
@@ -257,20 +257,10 @@ fn browser_links_timeline_outage_and_carried_state() {
     let availability = browser
         .text("#timeline-stats [data-stat=availability]")
         .unwrap();
-    let percent: f64 = availability
-        .trim()
-        .trim_end_matches('%')
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{availability:?}"));
+    let percent = number_in(&availability);
     assert!(percent < 100.0 && percent > 99.0, "{availability}");
-    assert_eq!(
-        browser
-            .text("#timeline-stats [data-stat=outages]")
-            .unwrap()
-            .trim(),
-        "1"
-    );
+    let outages = browser.text("#timeline-stats [data-stat=outages]").unwrap();
+    assert_eq!(number_in(&outages), 1.0, "{outages}");
     browser.screenshot("timeline");
 
     // A window that starts 1 s into the outage opens with it.
