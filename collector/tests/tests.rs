@@ -32,4 +32,5 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
+mod web_data;
 mod web_serve;
