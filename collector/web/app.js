@@ -348,7 +348,7 @@
     var updated = el("span", { id: "fleet-updated", class: "muted", "aria-live": "off" }, "loading…");
     var totals = el("p", { class: "totals" });
     var error = errorBox("fleet-error");
-    var t = table("fleet-table", ["Agent", "State", "Version", "Last seen", "Firing", "Links down"]);
+    var t = table("fleet-table", ["Agent", "State", "Version", "Last seen", "Firing", "Links down", "Links"]);
     main.appendChild(heading("Fleet", [updated]));
     main.appendChild(totals);
     main.appendChild(error);
@@ -373,12 +373,13 @@
           rows[a.agent] = row;
         }
         var cells = [
-          el("th", { scope: "row", "data-col": "agent" }, el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent)),
+          cell("agent", el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent)),
           cell("state", el("span", { class: "pill state-" + a.state }, a.state)),
           cell("version", a.version || "—"),
           cell("last_seen", timeEl(a.last_seen)),
           cell("firing", count(a.firing), a.firing ? "num bad" : "num"),
-          cell("links_down", count(a.links_down) + (a.links_total !== undefined ? " / " + a.links_total : ""), a.links_down ? "num bad" : "num")
+          cell("links_down", count(a.links_down), a.links_down ? "num bad" : "num"),
+          cell("links_total", count(a.links_total), "num")
         ];
         clear(row);
         append(row, cells);
@@ -391,7 +392,7 @@
         }
       });
       var empty = t.body.querySelector("tr.empty");
-      if ((f.agents || []).length === 0 && !empty) emptyRow(t.body, 6, "No agent has reported to this collector yet.");
+      if ((f.agents || []).length === 0 && !empty) emptyRow(t.body, 7, "No agent has reported to this collector yet.");
       if ((f.agents || []).length > 0 && empty) empty.remove();
       updated.textContent = "updated " + localTime(new Date());
       updated.setAttribute("title", "UTC " + new Date().toISOString() + (f.now ? " · collector clock " + f.now : ""));
@@ -471,7 +472,7 @@
           cell("rule", a.rule),
           cell("severity", el("span", { class: "pill sev-" + a.severity }, a.severity)),
           cell("fired", timeEl(a.fired_at)),
-          cell("cleared", a.state === "firing" ? el("span", { class: "pill state-firing" }, "firing") : timeEl(a.resolved_at)),
+          cell("cleared", a.state === "firing" ? el("span", { class: "muted" }, "still firing") : timeEl(a.resolved_at)),
           cell("duration", dur === null ? "—" : duration(Math.max(0, dur)) + (a.state === "firing" ? " so far" : "")),
           cell("message", a.state === "firing" ? a.message : (a.resolved_message || a.message), "message")
         ]);
@@ -509,16 +510,251 @@
 
   // ---- links: recent changes ----------------------------------------------
 
-  function viewChanges() {
-    main.appendChild(heading("Link changes"));
+  function viewChanges(p, gen) {
+    var minutes = /^\d+$/.test(p.minutes || "") && Number(p.minutes) > 0 ? Number(p.minutes) : 60;
+    var input = el("input", { name: "minutes", type: "number", min: "1", max: "525600", value: String(minutes) });
+    var agent = el("input", { name: "agent", type: "text", value: p.agent || "" });
+    var form = el("form", { id: "changes-filter", class: "filters" }, [
+      field("Last minutes", input), field("Agent", agent), el("button", { type: "submit" }, "Show")
+    ]);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      go("/links" + query({ minutes: input.value.trim(), agent: agent.value.trim() }));
+    });
+    var error = errorBox("changes-error");
+    var status = el("p", { class: "muted", id: "changes-status" });
+    var t = table("changes-table", ["When", "Agent", "Interface", "Change", "Down for"]);
+    main.appendChild(heading("Link changes", [el("a", { href: "/links/worst?window=30d" }, "Worst interfaces")]));
+    main.appendChild(form);
+    main.appendChild(error);
+    main.appendChild(status);
+    main.appendChild(t.wrap);
+    var url = "/api/v1/links/changes" + query({ since: minutes + "m", agent: p.agent });
+
+    function render(c) {
+      var list = [];
+      (c.went_down || []).forEach(function (d) {
+        list.push({ kind: "went_down", at: d.at, agent: d.agent, interface: d.interface, state: d.state });
+      });
+      (c.came_up || []).forEach(function (u) {
+        list.push({ kind: "came_up", at: u.at, agent: u.agent, interface: u.interface, down: u.down_seconds });
+      });
+      list.sort(function (a, b) {
+        return Date.parse(b.at) - Date.parse(a.at);
+      });
+      clear(t.body);
+      list.forEach(function (ch, i) {
+        var what = ch.kind === "came_up" ? "came up" : ch.state === "admin_down" ? "shut down (admin)" : "went down";
+        t.body.appendChild(el("tr", { "data-change": String(i), "data-kind": ch.kind }, [
+          cell("at", timeEl(ch.at)),
+          cell("agent", ch.agent),
+          cell("interface", el("a", { href: timelineHref(ch.agent, ch.interface) }, ch.interface)),
+          cell("change", el("span", { class: "pill kind-" + ch.kind + (ch.state === "admin_down" ? " state-admin_down" : "") }, what)),
+          cell("down", ch.kind === "came_up" ? duration(ch.down) : "", "num")
+        ]));
+      });
+      if (!list.length) emptyRow(t.body, 5, "No link went down or came up in the last " + minutes + " minutes.");
+      status.textContent = list.length + " changes in the last " + minutes + " minutes · updated " + localTime(new Date());
+    }
+
+    function poll() {
+      api("GET", url).then(function (c) {
+        if (!current(gen)) return;
+        hideError(error);
+        render(c || {});
+        later(gen, poll, 2000);
+      }, function (err) {
+        if (!current(gen)) return;
+        showError(error, err);
+        if (err.status !== 400) later(gen, poll, 5000);
+      });
+    }
+    poll();
   }
 
-  function viewTimeline() {
-    main.appendChild(heading("Link timeline"));
+  // ---- links: one interface's timeline ------------------------------------
+
+  var WINDOWS = ["1h", "24h", "7d", "30d"];
+
+  // "2026-12-05T10:00" for a datetime-local input, in the browser's zone.
+  function localInput(date) {
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      "T" + pad(date.getHours()) + ":" + pad(date.getMinutes());
   }
 
-  function viewWorst() {
-    main.appendChild(heading("Worst interfaces"));
+  function windowButtons(active, onPick) {
+    return el("div", { class: "windows", role: "group", "aria-label": "Window" }, WINDOWS.map(function (w) {
+      var b = el("button", { type: "button", "data-window": w, "aria-pressed": w === active ? "true" : "false" }, w);
+      b.addEventListener("click", function () {
+        onPick(w);
+      });
+      return b;
+    }));
+  }
+
+  function viewTimeline(p, gen) {
+    var custom = !!(p.since || p.until);
+    var win = custom ? null : (WINDOWS.indexOf(p.window) >= 0 ? p.window : "24h");
+    var base = { agent: p.agent, interface: p.interface };
+    var title = el("h1", null, ["Timeline ", el("span", { class: "subject" }, (p.agent || "?") + " " + (p.interface || "?"))]);
+    main.appendChild(el("div", { class: "page-head" }, [title, el("a", { href: "/links?minutes=60" }, "Recent changes")]));
+    if (!p.agent || !p.interface) {
+      main.appendChild(el("p", { class: "error" }, "Pick an interface from Link changes, Worst or Alerts: this view needs agent and interface in its address."));
+      return;
+    }
+    var buttons = windowButtons(win, function (w) {
+      go("/links/timeline" + query({ agent: p.agent, interface: p.interface, window: w }));
+    });
+    var sinceIn = el("input", { name: "since", type: "datetime-local", required: true });
+    var untilIn = el("input", { name: "until", type: "datetime-local" });
+    if (p.since && !isNaN(Date.parse(p.since))) sinceIn.value = localInput(new Date(p.since));
+    if (p.until && !isNaN(Date.parse(p.until))) untilIn.value = localInput(new Date(p.until));
+    var customForm = el("form", { id: "timeline-custom", class: "inline-form" }, [
+      field("From (" + zoneName() + ")", sinceIn), field("Until (empty: now)", untilIn),
+      el("button", { type: "submit" }, "Show")
+    ]);
+    customForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var since = new Date(sinceIn.value);
+      var until = untilIn.value ? new Date(untilIn.value) : null;
+      if (isNaN(since.getTime())) return;
+      go("/links/timeline" + query({
+        agent: p.agent, interface: p.interface, since: since.toISOString(), until: until && !isNaN(until.getTime()) ? until.toISOString() : ""
+      }));
+    });
+    var error = errorBox("timeline-error");
+    var box = el("div", { id: "timeline", class: "timeline" });
+    var stats = el("dl", { id: "timeline-stats", class: "stats" });
+    main.appendChild(el("div", { class: "controls" }, [buttons, customForm]));
+    main.appendChild(error);
+    main.appendChild(box);
+    main.appendChild(stats);
+    main.appendChild(el("p", { class: "legend" }, ["up", "down", "admin_down", "unknown", "mixed"].map(function (s) {
+      return el("span", { class: "key" }, [el("span", { class: "swatch seg-" + s }), s === "mixed" ? "many short changes" : s.replace("_", " ")]);
+    })));
+
+    var width = Math.max(200, Math.min(4000, Math.round(box.clientWidth || 1000)));
+    var url = "/api/v1/links/timeline" + query({
+      agent: base.agent, interface: base.interface, since: custom ? p.since : win, until: custom ? p.until : "", width: width
+    });
+    api("GET", url).then(function (tl) {
+      if (!current(gen)) return;
+      drawTimeline(box, tl, width);
+      fillStats(stats, tl);
+    }, function (err) {
+      if (current(gen)) showError(error, err);
+    });
+  }
+
+  function segmentTitle(seg) {
+    var from = Date.parse(seg.from), to = Date.parse(seg.to);
+    var lines = [
+      (seg.state === "mixed" ? "many short changes" : seg.state.replace("_", " ")) + " for " + duration((to - from) / 1000) +
+        (seg.state === "mixed" && seg.down_seconds !== undefined ? " (down " + duration(seg.down_seconds) + ")" : ""),
+      "from " + hoverTimes(seg.from),
+      "to   " + hoverTimes(seg.to)
+    ];
+    if (seg.carried) lines.push("began before this window: the state carried in");
+    return lines.join("\n");
+  }
+
+  function drawTimeline(box, tl, width) {
+    clear(box);
+    var since = Date.parse(tl.since), until = Date.parse(tl.until);
+    var span = Math.max(1, until - since);
+    var W = width, barY = 8, barH = 44, H = 84;
+    var x = function (ms) {
+      return Math.max(0, Math.min(W, (ms - since) / span * W));
+    };
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", height: H, role: "img",
+      "aria-label": "Link states of " + tl.agent + " " + tl.interface + " from " + hoverTimes(tl.since) + " to " + hoverTimes(tl.until),
+      preserveAspectRatio: "none" });
+    root.appendChild(svg("rect", { x: 0, y: barY, width: W, height: barH, class: "seg-none" }, svg("title", null, "no state known")));
+    (tl.segments || []).forEach(function (seg) {
+      var x0 = x(Date.parse(seg.from)), x1 = x(Date.parse(seg.to));
+      var r = svg("rect", {
+        x: x0.toFixed(2), y: barY, width: Math.max(0.5, x1 - x0).toFixed(2), height: barH,
+        class: "seg seg-" + seg.state + (seg.carried ? " carried" : ""),
+        "data-state": seg.state, "data-from": seg.from, "data-to": seg.to, "data-carried": seg.carried ? "true" : null,
+        tabindex: "0"
+      }, svg("title", null, segmentTitle(seg)));
+      root.appendChild(r);
+      if (seg.carried) {
+        root.appendChild(svg("path", { d: "M0 " + barY + " l10 " + barH / 2 + " l-10 " + barH / 2 + " z", class: "carried-mark" },
+          svg("title", null, "the state began before " + hoverTimes(tl.since))));
+      }
+    });
+    // Five ticks in local time; UTC on hover.
+    for (var i = 0; i <= 4; i++) {
+      var ms = since + span * i / 4;
+      var tx = W * i / 4;
+      var d = new Date(ms);
+      root.appendChild(svg("line", { x1: tx, x2: tx, y1: barY + barH, y2: barY + barH + 6, class: "tick" }));
+      root.appendChild(svg("text", { x: tx, y: H - 6, class: "tick-label", "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+        [span > 2 * 86400e3 ? localTime(d).slice(0, 16) : localTime(d).slice(5, 16), svg("title", null, "UTC " + d.toISOString())]));
+    }
+    box.appendChild(root);
+    box.appendChild(el("p", { class: "muted range" }, ["From ", timeEl(tl.since), " to ", timeEl(tl.until), " (" + zoneName() + ")"]));
+  }
+
+  function fillStats(dl, tl) {
+    clear(dl);
+    var last = tl.last_outage;
+    var lastText = "none";
+    if (last) {
+      lastText = el("span", null, [timeEl(last.from), last.to ? " for " + duration(last.seconds) : " — still down (" + duration(last.seconds) + " so far)"]);
+    }
+    var items = [
+      ["availability", "Availability", percent(tl.availability)],
+      ["outages", "Outages", count(tl.outages)],
+      ["mttr", "MTTR", duration(tl.mttr_seconds)],
+      ["longest", "Longest outage", duration(tl.longest_outage_seconds)],
+      ["last_outage", "Last outage", lastText],
+      ["down", "Down", duration(tl.down_seconds)],
+      ["unknown", "Unknown (agent silent)", duration(tl.unknown_seconds)]
+    ];
+    items.forEach(function (it) {
+      dl.appendChild(el("div", { class: "stat", "data-stat": it[0] }, [el("dt", null, it[1]), el("dd", null, it[2])]));
+    });
+  }
+
+  // ---- links: the worst interfaces -----------------------------------------
+
+  function viewWorst(p, gen) {
+    var win = WINDOWS.indexOf(p.window) >= 0 ? p.window : "30d";
+    main.appendChild(heading("Worst interfaces", [el("a", { href: "/links?minutes=60" }, "Recent changes")]));
+    main.appendChild(el("div", { class: "controls" }, windowButtons(win, function (w) {
+      go("/links/worst" + query({ window: w }));
+    })));
+    var error = errorBox("worst-error");
+    var status = el("p", { class: "muted" }, "loading…");
+    var t = table("worst-table", ["Agent", "Interface", "Now", "Availability", "Outages", "Down", "MTTR", "Longest"]);
+    main.appendChild(error);
+    main.appendChild(status);
+    main.appendChild(t.wrap);
+    api("GET", "/api/v1/links/worst" + query({ since: win, limit: 100 })).then(function (w) {
+      if (!current(gen)) return;
+      var list = (w && w.interfaces) || [];
+      list.forEach(function (it) {
+        t.body.appendChild(el("tr", { "data-interface": it.interface, "data-agent": it.agent }, [
+          cell("agent", it.agent),
+          cell("interface", el("a", { href: timelineHref(it.agent, it.interface, win) }, it.interface)),
+          cell("state", el("span", { class: "pill state-" + it.state }, String(it.state).replace("_", " "))),
+          cell("availability", percent(it.availability), "num"),
+          cell("outages", count(it.outages), "num"),
+          cell("down", duration(it.down_seconds), "num"),
+          cell("mttr", duration(it.mttr_seconds), "num"),
+          cell("longest", duration(it.longest_outage_seconds), "num")
+        ]));
+      });
+      if (!list.length) emptyRow(t.body, 8, "No interface has a known state in this window.");
+      status.textContent = "The least available first, over the last " + win + " (" + list.length + " shown).";
+    }, function (err) {
+      if (current(gen)) {
+        status.textContent = "";
+        showError(error, err);
+      }
+    });
   }
 
   function viewTrace() {
