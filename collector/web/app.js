@@ -757,8 +757,366 @@
     });
   }
 
-  function viewTrace() {
-    main.appendChild(heading("Trace"));
+  // ---- trace -------------------------------------------------------------
+
+  var TRACE_FIELDS = ["src", "dst", "proto", "sport", "dport", "vrf", "from", "sport_range"];
+
+  function viewTrace(p, gen) {
+    var inputs = {};
+    var hints = {
+      src: "10.1.0.10", dst: "10.2.0.10", proto: "tcp, udp, icmp or a number", sport: "40000", dport: "443",
+      vrf: "default", from: "first switch (optional)", sport_range: "40000-40999 (all paths)"
+    };
+    var labels = {
+      src: "Source", dst: "Destination", proto: "Protocol", sport: "Source port", dport: "Destination port",
+      vrf: "VRF", from: "From agent", sport_range: "Source port range"
+    };
+    TRACE_FIELDS.forEach(function (k) {
+      inputs[k] = el("input", { name: k, type: "text", value: p[k] || "", placeholder: hints[k], required: k === "src" || k === "dst",
+        inputmode: k === "sport" || k === "dport" ? "numeric" : null, spellcheck: "false", autocapitalize: "off" });
+    });
+    var reverse = el("input", { name: "reverse", type: "checkbox", value: "1" });
+    var allPaths = el("input", { name: "all_paths", type: "checkbox", value: "1" });
+    reverse.checked = p.reverse === "1" || p.reverse === "true";
+    allPaths.checked = p.all_paths === "1" || p.all_paths === "true";
+    var submit = el("button", { type: "submit" }, "Trace");
+    var form = el("form", { id: "trace-form", class: "filters trace-form" },
+      TRACE_FIELDS.map(function (k) {
+        return field(labels[k], inputs[k]);
+      }).concat([
+        el("label", { class: "check" }, [reverse, "Return flow too"]),
+        el("label", { class: "check" }, [allPaths, "Every ECMP path"]),
+        submit
+      ]));
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var q = {};
+      TRACE_FIELDS.forEach(function (k) {
+        q[k] = inputs[k].value.trim();
+      });
+      q.reverse = reverse.checked ? "1" : "";
+      q.all_paths = allPaths.checked ? "1" : "";
+      var url = "/trace" + query(q);
+      go(url, url === location.pathname + location.search);
+    });
+    var error = errorBox("trace-error");
+    var status = el("p", { class: "muted", id: "trace-status" });
+    var result = el("div", { id: "trace-result" });
+    main.appendChild(heading("Trace a flow across the fabric"));
+    main.appendChild(form);
+    main.appendChild(error);
+    main.appendChild(status);
+    main.appendChild(result);
+    if (!p.src || !p.dst) {
+      status.textContent = "Give a source and a destination; each switch's agent answers where the flow leaves it.";
+      return;
+    }
+
+    var multi = allPaths.checked;
+    var body = {};
+    ["src", "dst", "vrf", "from"].forEach(function (k) {
+      if (p[k]) body[k] = p[k];
+    });
+    if (p.proto) body.proto = /^\d+$/.test(p.proto) ? Number(p.proto) : p.proto;
+    ["sport", "dport"].forEach(function (k) {
+      if (p[k]) body[k] = /^\d+$/.test(p[k]) ? Number(p[k]) : p[k];
+    });
+    if (multi && p.sport_range) body.sport_range = p.sport_range;
+    if (!multi && reverse.checked) body.reverse = true;
+    var notes = [];
+    if (multi && reverse.checked) notes.push("The return flow is traced for a single path only: untick Every ECMP path to see it.");
+    if (!multi && p.sport_range) notes.push("A source port range counts flows per path: tick Every ECMP path to use it.");
+    submit.disabled = true;
+    status.textContent = "Asking the switches…";
+    api("POST", multi ? "/api/v1/trace/multi-path" : "/api/v1/trace/flow", body).then(function (answer) {
+      if (!current(gen)) return;
+      submit.disabled = false;
+      status.textContent = notes.join(" ");
+      drawAnswer(result, answer, multi);
+    }, function (err) {
+      if (!current(gen)) return;
+      submit.disabled = false;
+      status.textContent = "";
+      var msg = err.message;
+      if (err.body && err.body.field) msg = err.body.field + ": " + msg;
+      showError(error, msg);
+      if (err.body && err.body.field && inputs[err.body.field]) inputs[err.body.field].focus();
+    });
+  }
+
+  function drawAnswer(box, answer, multi) {
+    clear(box);
+    box.appendChild(el("p", { class: "summary " + (answer.reaches_destination ? "good" : "bad") }, answer.summary || ""));
+    if (multi) {
+      box.appendChild(drawTree(treeOfBranch(answer.tree), answer.request, "All paths"));
+      if (answer.cut && answer.cut.length) box.appendChild(el("p", { class: "error" }, "Cut short: " + answer.cut.join("; ")));
+      box.appendChild(pathsTable(answer));
+    } else {
+      box.appendChild(drawTree(treeOfHops(answer.hops || [], answer.outcome), answer.request, "Flow"));
+      if (answer.reverse) {
+        box.appendChild(el("h2", null, "Return flow"));
+        box.appendChild(el("p", { class: "summary " + (answer.reverse.reaches_destination ? "good" : "bad") }, answer.reverse.summary || ""));
+        box.appendChild(drawTree(treeOfHops(answer.reverse.hops || [], answer.reverse.outcome), answer.reverse.request, "Return flow"));
+      }
+      if (answer.symmetry) {
+        box.appendChild(el("p", { class: answer.symmetry.symmetric ? "good" : "bad" }, answer.symmetry.description || ""));
+      }
+    }
+    var pre = el("pre", { id: "trace-json", tabindex: "0" }, JSON.stringify(answer, null, 2));
+    var copy = el("button", { id: "trace-copy", type: "button" }, "Copy JSON");
+    var copied = el("span", { class: "muted", role: "status" });
+    copy.addEventListener("click", function () {
+      copyText(pre).then(function () {
+        copied.textContent = "Copied.";
+      }, function () {
+        copied.textContent = "Select the text and copy it by hand.";
+      });
+    });
+    box.appendChild(el("div", { class: "json-head" }, [el("h2", null, "JSON"), copy, copied]));
+    box.appendChild(pre);
+  }
+
+  function copyText(pre) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(pre.textContent);
+    return new Promise(function (resolve, reject) {
+      var range = document.createRange();
+      range.selectNodeContents(pre);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      var ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch (e) {
+        ok = false;
+      }
+      if (ok) resolve();
+      else reject(new Error("copy refused"));
+    });
+  }
+
+  // The flow's hops as a chain, the shape of a multi-path tree.
+  function treeOfHops(hops, outcome) {
+    var root = null, parent = null;
+    hops.forEach(function (h, i) {
+      var node = { hop: h, member: null, children: [], outcome: i === hops.length - 1 ? outcome : null };
+      if (parent) parent.children.push(node);
+      else root = node;
+      parent = node;
+    });
+    return root;
+  }
+
+  function treeOfBranch(b) {
+    if (!b) return null;
+    return { hop: b.hop, member: b.member, outcome: b.outcome || null, children: (b.children || []).map(treeOfBranch) };
+  }
+
+  function thousands(n) {
+    return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+
+  function outcomeText(o) {
+    if (!o) return "";
+    switch (o.result) {
+      case "delivered": return o.local ? "delivered to the switch" : "delivered" + (o.interface ? " on " + o.interface : "");
+      case "dropped": return "dropped: " + String(o.reason).replace(/_/g, " ");
+      case "unmanaged": return "leaves the managed fabric at " + o.address;
+      case "no_answer": return "no answer: " + o.why;
+      case "loop": return "loops";
+      case "hop_limit": return "hop limit " + o.limit + " reached";
+      default: return String(o.result);
+    }
+  }
+
+  function clip(text, n) {
+    text = String(text);
+    return text.length > n ? text.slice(0, n - 1) + "…" : text;
+  }
+
+  // The lines drawn in a hop's box, each [text, class].
+  function hopLines(node) {
+    var h = node.hop, lines = [];
+    var leaf = !node.children.length;
+    if (h.type === "unmanaged") {
+      lines.push(["not watched by hopwatch", "status"]);
+    } else if (h.type === "no_answer") {
+      lines.push(["no answer", "status bad"]);
+    } else if (h.action === "drop") {
+      lines.push([node.outcome && node.outcome.result === "dropped" ? outcomeText(node.outcome) : "drops", "status bad"]);
+    } else if (leaf && node.outcome) {
+      lines.push([outcomeText(node.outcome), node.outcome.result === "delivered" ? "status good" : "status bad"]);
+    } else {
+      lines.push([h.action === "forward" ? "forwards" + (h.next_hop ? " via " + h.next_hop : "") : h.action, "status"]);
+    }
+    if (!leaf && node.outcome) lines.push(["also " + outcomeText(node.outcome), "status bad"]);
+    var eg = h.egress;
+    if (eg) {
+      lines.push(["out " + eg.name + " " + (eg.admin_up === false ? "admin down" : eg.oper_state), eg.oper_state === "down" || eg.admin_up === false ? "bad" : ""]);
+      if (eg.counters) {
+        lines.push(["tx " + thousands(eg.counters.tx_packets) + " pk, " + thousands(eg.counters.tx_errors) + " err, " + thousands(eg.counters.tx_dropped) + " drop",
+          eg.counters.tx_errors || eg.counters.tx_dropped ? "warn" : ""]);
+      }
+    }
+    var k = h.known;
+    if (k) {
+      (k.firing || []).slice(0, 2).forEach(function (a) {
+        lines.push(["\u26a0 " + a.rule + " (" + a.severity + ")", "alert"]);
+      });
+      if ((k.firing || []).length > 2) lines.push(["+" + (k.firing.length - 2) + " more alerts", "alert"]);
+      if (k.down_s_24h > 0) lines.push(["down " + duration(k.down_s_24h) + " in 24 h", "warn"]);
+    }
+    return lines;
+  }
+
+  function hopTitle(node) {
+    var h = node.hop, t = [h.agent + " — hop " + h.index + " (" + h.type + ", " + h.action + ")", h.description];
+    if (h.ingress) t.push("in: " + h.ingress);
+    if (h.route) t.push("route: " + h.route.prefix + " (" + h.route.protocol + ")" + (h.route.members && h.route.members.length > 1 ? ", " + h.route.members.length + " ECMP members" : ""));
+    if (h.next_hop) t.push("next hop: " + h.next_hop);
+    var eg = h.egress;
+    if (eg) {
+      t.push("out: " + eg.name + " " + eg.oper_state + (eg.mtu ? " mtu " + eg.mtu : "") + (eg.speed_mbps ? " " + eg.speed_mbps + " Mb/s" : ""));
+      var c = eg.counters;
+      if (c) {
+        t.push("rx " + thousands(c.rx_packets) + " packets " + thousands(c.rx_bytes) + " bytes, " + c.rx_errors + " errors, " + c.rx_dropped + " dropped");
+        t.push("tx " + thousands(c.tx_packets) + " packets " + thousands(c.tx_bytes) + " bytes, " + c.tx_errors + " errors, " + c.tx_dropped + " dropped");
+      }
+    }
+    if (node.outcome) t.push("outcome: " + (node.outcome.description || outcomeText(node.outcome)));
+    var k = h.known;
+    if (k) {
+      (k.firing || []).forEach(function (a) {
+        t.push("firing " + a.rule + " (" + a.severity + ") since " + hoverTimes(a.since) + ": " + a.message);
+      });
+      (k.changes || []).forEach(function (ch) {
+        t.push(ch.state + " at " + hoverTimes(ch.at));
+      });
+      t.push("down " + duration(k.down_s_24h) + ", unknown " + duration(k.unknown_s_24h) + " in the last 24 h (" + k.interface + ")");
+    }
+    return t.join("\n");
+  }
+
+  var BOX_W = 250, GAP_X = 36, GAP_Y = 74, LINE_H = 17, PAD = 10, MARGIN = 16, END_H = 30;
+
+  // One box per hop, parents above children, leaves side by side: an ECMP
+  // fan-out reads as a tree, a single flow as a column that fits a phone.
+  function drawTree(root, request, label) {
+    var wrap = el("div", { class: "trace-drawing" });
+    if (!root) {
+      wrap.appendChild(el("p", { class: "muted" }, "No switch answered for this flow."));
+      return wrap;
+    }
+    var rows = [], leaves = 0;
+    (function place(n, depth) {
+      n.depth = depth;
+      n.lines = hopLines(n);
+      rows[depth] = Math.max(rows[depth] || 0, n.lines.length);
+      if (!n.children.length) {
+        n.x = leaves++ * (BOX_W + GAP_X);
+      } else {
+        n.children.forEach(function (c) {
+          place(c, depth + 1);
+        });
+        n.x = (n.children[0].x + n.children[n.children.length - 1].x) / 2;
+      }
+    })(root, 0);
+    var rowY = [], y = MARGIN + END_H + GAP_Y;
+    rows.forEach(function (lines, d) {
+      rowY[d] = y;
+      y += PAD * 2 + LINE_H * (lines + 1) + GAP_Y;
+    });
+    var width = MARGIN * 2 + leaves * (BOX_W + GAP_X) - GAP_X;
+    var height = y + END_H;
+    var root_ = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
+      "aria-label": label + " from " + (request ? request.src : "") + " to " + (request ? request.dst : "") });
+    var linksG = svg("g", { class: "links" }), boxesG = svg("g", { class: "boxes" });
+    root_.appendChild(linksG);
+    root_.appendChild(boxesG);
+    var boxH = function (n) {
+      return PAD * 2 + LINE_H * (rows[n.depth] + 1);
+    };
+    var cx = function (n) {
+      return MARGIN + n.x + BOX_W / 2;
+    };
+
+    // Where the flow enters: the source, then the first switch's ingress.
+    if (request) {
+      var sy = MARGIN;
+      linksG.appendChild(endpoint(cx(root), sy, "from " + request.src));
+      link(linksG, cx(root), sy + END_H, cx(root), rowY[0], null, root.hop.ingress, false);
+    }
+
+    (function drawNode(n) {
+      var x = MARGIN + n.x, top = rowY[n.depth], h = boxH(n);
+      var kind = n.hop.type, action = n.hop.action;
+      var g = svg("g", {
+        "data-hop": String(n.hop.index), "data-agent": n.hop.agent, "data-kind": kind, "data-action": action,
+        class: "hop kind-" + kind + " action-" + action + (action === "drop" ? " dropped" : ""), tabindex: "0"
+      }, [svg("title", null, hopTitle(n)), svg("rect", { x: x, y: top, width: BOX_W, height: h, rx: 8, class: "box" })]);
+      g.appendChild(svg("text", { x: x + PAD, y: top + PAD + 13, class: "agent" }, clip(n.hop.agent, 28)));
+      n.lines.forEach(function (line, i) {
+        g.appendChild(svg("text", { x: x + PAD, y: top + PAD + 13 + LINE_H * (i + 1), class: "line " + line[1] }, clip(line[0], 34)));
+      });
+      boxesG.appendChild(g);
+      n.children.forEach(function (c) {
+        var member = c.member !== null && c.member !== undefined && n.hop.route && n.hop.route.members ? n.hop.route.members[c.member] : null;
+        var egress = member && member.interface ? member.interface : (n.hop.egress ? n.hop.egress.name : null);
+        var down = c.hop.action === "drop" || c.hop.type !== "switch";
+        link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, down);
+        drawNode(c);
+      });
+      // Where the flow leaves the fabric: delivered to a host beside the last switch.
+      if (!n.children.length && n.outcome && n.outcome.result === "delivered" && !n.outcome.local) {
+        var ey = top + h + GAP_Y;
+        link(linksG, cx(n), top + h, cx(n), ey, n.outcome.interface || (n.hop.egress ? n.hop.egress.name : null), null, false);
+        linksG.appendChild(endpoint(cx(n), ey, "to " + (request ? request.dst : "destination")));
+      }
+    })(root);
+    wrap.appendChild(root_);
+    return wrap;
+  }
+
+  function endpoint(x, y, text) {
+    var w = Math.max(90, text.length * 7.5 + 20);
+    return svg("g", { class: "endpoint" }, [
+      svg("rect", { x: x - w / 2, y: y, width: w, height: END_H, rx: 15 }),
+      svg("text", { x: x, y: y + 20, "text-anchor": "middle" }, text)
+    ]);
+  }
+
+  // A link between two boxes, its egress name near the upper end and the
+  // ingress name near the lower one.
+  function link(g, x1, y1, x2, y2, egress, ingress, bad) {
+    g.appendChild(svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "link" + (bad ? " bad" : "") }));
+    if (egress) {
+      g.appendChild(svg("text", { x: x1 + (x2 - x1) * 0.22, y: y1 + (y2 - y1) * 0.22 + 4, "text-anchor": "middle", class: "if-label", "data-egress": egress }, egress));
+    }
+    if (ingress) {
+      g.appendChild(svg("text", { x: x1 + (x2 - x1) * 0.78, y: y1 + (y2 - y1) * 0.78 + 4, "text-anchor": "middle", class: "if-label in", "data-ingress": ingress }, ingress));
+    }
+  }
+
+  function pathsTable(answer) {
+    var t = table("trace-paths", ["Path", "Switches (in → out)", "Result", "Flows"]);
+    (answer.paths || []).forEach(function (path) {
+      var steps = (path.hops || []).map(function (s) {
+        return s.agent + (s.ingress || s.egress ? " (" + (s.ingress || "·") + " → " + (s.egress || "·") + ")" : "");
+      }).join("  ›  ");
+      t.body.appendChild(el("tr", { "data-path": String(path.id), class: path.reaches_destination ? null : "bad-row" }, [
+        cell("id", String(path.id)),
+        cell("hops", steps),
+        cell("result", el("span", { class: "pill " + (path.reaches_destination ? "state-up" : "state-down") }, outcomeText(path.outcome)), null),
+        cell("flows", path.flows === undefined ? "—" : thousands(path.flows), "num")
+      ]));
+    });
+    var wrap = el("div", null, [el("h2", null, "Paths")]);
+    if (answer.flows) {
+      wrap.appendChild(el("p", { class: "muted" }, thousands(answer.flows.flows) + " flows of source ports " + answer.flows.first + "-" + answer.flows.last +
+        (answer.flows.unfollowed ? ", " + answer.flows.unfollowed + " not followed to their end" : "")));
+    }
+    wrap.appendChild(t.wrap);
+    return wrap;
   }
 
   // ---- start -------------------------------------------------------------
