@@ -869,16 +869,17 @@
       copyText(pre).then(function () {
         copied.textContent = "Copied.";
       }, function () {
-        copied.textContent = "Select the text and copy it by hand.";
+        copied.textContent = "The JSON is selected: press Ctrl+C to copy it.";
       });
     });
     box.appendChild(el("div", { class: "json-head" }, [el("h2", null, "JSON"), copy, copied]));
     box.appendChild(pre);
   }
 
+  // The clipboard API wants a secure context and the page's focus; where it
+  // refuses, the text is selected so Ctrl+C copies it.
   function copyText(pre) {
-    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(pre.textContent);
-    return new Promise(function (resolve, reject) {
+    var select = function () {
       var range = document.createRange();
       range.selectNodeContents(pre);
       var sel = window.getSelection();
@@ -890,8 +891,14 @@
       } catch (e) {
         ok = false;
       }
-      if (ok) resolve();
-      else reject(new Error("copy refused"));
+      if (!ok) throw new Error("copy refused");
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(pre.textContent).then(null, select);
+    }
+    return new Promise(function (resolve) {
+      select();
+      resolve();
     });
   }
 
