@@ -2,6 +2,8 @@
 //! token and a per-token rate limit, plus `/metrics` and `/healthz` open to
 //! scrapers. Bad parameters get a 400 naming the parameter and the fix.
 
+mod fleet;
+mod links;
 mod trace;
 
 use crate::auth::Tokens;
@@ -48,6 +50,8 @@ pub fn router(api: Shared) -> Router {
         .route("/api/v1/links/changes", get(changes))
         .route("/api/v1/links/downtime", get(downtime))
         .merge(trace::routes())
+        .merge(fleet::routes())
+        .merge(links::routes())
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
         .merge(protected)

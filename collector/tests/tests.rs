@@ -30,3 +30,4 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
+mod web_data;
