@@ -650,7 +650,7 @@
     var from = Date.parse(seg.from), to = Date.parse(seg.to);
     var lines = [
       (seg.state === "mixed" ? "many short changes" : seg.state.replace("_", " ")) + " for " + duration((to - from) / 1000) +
-        (seg.state === "mixed" && seg.down_seconds !== undefined ? " (down " + duration(seg.down_seconds) + ")" : ""),
+        (seg.state === "mixed" ? " (down " + duration(seg.down_seconds || 0) + ", unknown " + duration(seg.unknown_seconds || 0) + ")" : ""),
       "from " + hoverTimes(seg.from),
       "to   " + hoverTimes(seg.to)
     ];
@@ -711,7 +711,8 @@
       ["longest", "Longest outage", duration(tl.longest_outage_seconds)],
       ["last_outage", "Last outage", lastText],
       ["down", "Down", duration(tl.down_seconds)],
-      ["unknown", "Unknown (agent silent)", duration(tl.unknown_seconds)]
+      ["unknown", "Unknown (agent silent)", duration(tl.unknown_seconds)],
+      ["admin_down", "Shut down (admin)", duration(tl.admin_down_seconds)]
     ];
     items.forEach(function (it) {
       dl.appendChild(el("div", { class: "stat", "data-stat": it[0] }, [el("dt", null, it[1]), el("dd", null, it[2])]));
