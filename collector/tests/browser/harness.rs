@@ -562,3 +562,9 @@ fn request_check_allows_loopback_and_lab_only() {
         &allowed
     ));
 }
+
+#[test]
+fn number_in_reads_a_stat() {
+    assert_eq!(number_in("Availability99.916 %"), 99.916);
+    assert_eq!(number_in("Outages 1"), 1.0);
+}
