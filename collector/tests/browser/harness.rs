@@ -217,10 +217,30 @@ impl Browser {
             console: Vec::new(),
             network: Vec::new(),
         };
+        // The window's size includes what the browser draws around the
+        // page; the page itself gets 1280×800.
+        let frame = browser.js(
+            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
+            vec![],
+        );
+        let (dw, dh) = (
+            frame[0].as_u64().unwrap_or(0),
+            frame[1].as_u64().unwrap_or(0),
+        );
         browser
             .runtime
-            .block_on(browser.client().set_window_size(WIDTH, HEIGHT))
+            .block_on(
+                browser
+                    .client()
+                    .set_window_size(WIDTH + dw as u32, HEIGHT + dh as u32),
+            )
             .unwrap();
+        let viewport = browser.js("return [window.innerWidth, window.innerHeight];", vec![]);
+        assert_eq!(
+            viewport,
+            json!([WIDTH, HEIGHT]),
+            "{test}: the page's viewport"
+        );
         browser
     }
 
@@ -367,6 +387,14 @@ impl Browser {
             .runtime
             .block_on(self.client().screenshot())
             .unwrap_or_else(|e| panic!("{}: screenshot: {e}", self.test));
+        // A PNG's IHDR holds its width and height at bytes 16..24.
+        let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!(
+            (size(16), size(20)),
+            (WIDTH, HEIGHT),
+            "{}: screenshot size",
+            self.test
+        );
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{page}.png"));
