@@ -423,10 +423,10 @@ impl Browser {
                 let Ok(message) = serde_json::from_str::<Value>(message) else {
                     continue;
                 };
-                if message["message"]["method"] == "Network.requestWillBeSent" {
-                    if let Some(url) = message["message"]["params"]["request"]["url"].as_str() {
-                        self.network.push(url.to_string());
-                    }
+                if message["message"]["method"] == "Network.requestWillBeSent"
+                    && let Some(url) = message["message"]["params"]["request"]["url"].as_str()
+                {
+                    self.network.push(url.to_string());
                 }
             }
         }
