@@ -356,6 +356,15 @@ impl Browser {
         });
     }
 
+    /// Opens `url` in a new tab and stays there.
+    pub fn open_tab(&self, url: &str) {
+        self.runtime.block_on(async {
+            let tab = self.client().new_window(true).await.unwrap();
+            self.client().switch_to_window(tab.handle).await.unwrap();
+            self.client().goto(url).await.unwrap();
+        });
+    }
+
     /// The text of an open alert/confirm/prompt dialog, if one is open.
     pub fn dialog(&self) -> Option<String> {
         self.runtime.block_on(self.client().get_alert_text()).ok()
