@@ -108,12 +108,26 @@ fn main() {
     browser.goto(&format!("{base}/fleet"));
     let idle = rss_kib(&pid);
     for _ in 1..pages {
-        browser.open_tab(&format!("{base}/fleet"));
+        browser.open_window(&format!("{base}/fleet"));
         browser.wait_for("#fleet-table", Duration::from_secs(30));
     }
-    // Every page polls each second; give them a few rounds.
+    // Every page polls each second; count the collector's answers to be sure
+    // they do, over a few rounds.
+    let polls = |b: &Browser| {
+        b.js(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/fleet')).length;",
+            vec![],
+        )
+        .as_u64()
+        .unwrap_or(0)
+    };
+    let before = polls(&browser);
     std::thread::sleep(Duration::from_secs(5));
     let live = rss_kib(&pid);
+    println!(
+        "the last page polled {} times in 5 s",
+        polls(&browser) - before
+    );
     println!(
         "collector RSS: {} MiB before, {} MiB with {pages} live Fleet pages open ({:.2}x)",
         idle / 1024,

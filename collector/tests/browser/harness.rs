@@ -356,10 +356,11 @@ impl Browser {
         });
     }
 
-    /// Opens `url` in a new tab and stays there.
-    pub fn open_tab(&self, url: &str) {
+    /// Opens `url` in a new window (a background tab would be throttled) and
+    /// stays there.
+    pub fn open_window(&self, url: &str) {
         self.runtime.block_on(async {
-            let tab = self.client().new_window(true).await.unwrap();
+            let tab = self.client().new_window(false).await.unwrap();
             self.client().switch_to_window(tab.handle).await.unwrap();
             self.client().goto(url).await.unwrap();
         });
