@@ -236,13 +236,14 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Where a sign-in may send the browser: a path on this site, never
-/// another host (`//host`, `/\host`, `https://…`) or anything odd; the
-/// fleet otherwise.
+/// another host (`//host`, `/\host`, `https://…`), the sign-in itself
+/// or anything odd; the fleet otherwise.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
+                && !n.starts_with("/signin")
                 && !n.contains('\\')
                 && !n.chars().any(char::is_control) =>
         {
@@ -324,6 +325,7 @@ mod tests {
             "https://evil.example/",
             "evil.example",
             "javascript:alert(1)",
+            "/signin?next=/alerts",
             "/fleet\r\nSet-Cookie: x=y",
             "",
         ] {
