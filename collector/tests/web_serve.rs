@@ -601,6 +601,15 @@ fn config_checks_the_web_keys() {
         assert!(error.contains(words), "{text}: {error}");
         assert!(error.contains("c.toml:"), "{error}");
     }
+    // check-config reads the files and points at the key.
+    let c =
+        parse("tls_cert = \"/nonexistent/web.pem\"\ntls_key = \"/nonexistent/web.key\"").unwrap();
+    let error = c.check_files().unwrap_err().to_string();
+    assert!(
+        error.contains("c.toml:2:")
+            && error.contains("cannot read certificates from /nonexistent/web.pem"),
+        "{error}"
+    );
     // The example config documents and validates the keys.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/collector.toml");
     let text = std::fs::read_to_string(&example).unwrap();

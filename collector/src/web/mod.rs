@@ -9,9 +9,10 @@ pub mod assets;
 pub mod session;
 
 use crate::api::Api;
+use crate::http::Authenticated;
 use assets::{Asset, Assets};
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -116,9 +117,19 @@ fn redirect(to: &str) -> Response {
 
 /// A page: the page for a live session (within its token's rate limit),
 /// else the sign-in with this page to come back to.
-async fn page_for_session(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn page_for_session(
+    State(api): State<Arc<Api>>,
+    connection: Option<Extension<Authenticated>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     match session::from_cookie(&api.web, &headers, SystemTime::now()) {
         Some(s) => {
+            // A signed-in browser's connection is kept when connections
+            // run out, as one that showed a bearer token is.
+            if let Some(Extension(connection)) = connection {
+                connection.set();
+            }
             if let Some(refused) = crate::api::rate_limited(&api, s.token) {
                 return refused;
             }
