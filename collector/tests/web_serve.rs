@@ -879,6 +879,16 @@ fn an_open_listener_without_tls_warns_and_the_session_says_insecure() {
             .filter(|a| a.status == 200)
     });
     assert!(!collector.log().contains("without TLS"));
+    // SIGHUP without a certificate to read ends nothing.
+    collector.hangup();
+    collector.wait("the SIGHUP is logged", || {
+        collector
+            .log()
+            .contains("SIGHUP: nothing to reload")
+            .then_some(())
+    });
+    let health = try_request(collector.http, None, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(health.status, 200);
 }
 
 #[test]
