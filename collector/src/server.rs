@@ -214,7 +214,14 @@ impl Collector {
                 "The HTTP listener is reachable from other hosts without TLS: API tokens and web page session cookies cross the network in clear. Set [http] tls_cert and tls_key, or listen on 127.0.0.1 behind a TLS proxy."
             );
         }
-        let reloader = tokio::spawn(reload_on_hangup(self.http_tls.clone(), notify.subscribe()));
+        // Installed before the listener serves, so a SIGHUP from anyone who
+        // has seen the collector answer is never taken for a hangup.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        let reloader = tokio::spawn(reload_on_hangup(
+            hangups,
+            self.http_tls.clone(),
+            notify.subscribe(),
+        ));
         let api = Arc::new(Api {
             pool: Arc::new(ReadPool::new(&settings.data_dir)),
             tokens: Arc::clone(&self.tokens),
@@ -311,9 +318,12 @@ impl Collector {
 /// On SIGHUP, reads the HTTP listener's certificate and key again; a file
 /// that cannot be used leaves the served certificate in place, and the log
 /// says which way it went.
-async fn reload_on_hangup(tls: Option<Arc<HttpTls>>, mut stop: broadcast::Receiver<()>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
+async fn reload_on_hangup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    tls: Option<Arc<HttpTls>>,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let mut hangups = match hangups {
         Ok(hangups) => hangups,
         Err(error) => {
             tracing::warn!(%error, "Cannot listen for SIGHUP; the HTTPS certificate is reloaded only by a restart.");

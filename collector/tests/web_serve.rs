@@ -601,6 +601,15 @@ fn config_checks_the_web_keys() {
         assert!(error.contains(words), "{text}: {error}");
         assert!(error.contains("c.toml:"), "{error}");
     }
+    // check-config reads the files and points at the key.
+    let c =
+        parse("tls_cert = \"/nonexistent/web.pem\"\ntls_key = \"/nonexistent/web.key\"").unwrap();
+    let error = c.check_files().unwrap_err().to_string();
+    assert!(
+        error.contains("c.toml:2:")
+            && error.contains("cannot read certificates from /nonexistent/web.pem"),
+        "{error}"
+    );
     // The example config documents and validates the keys.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/collector.toml");
     let text = std::fs::read_to_string(&example).unwrap();
@@ -870,6 +879,16 @@ fn an_open_listener_without_tls_warns_and_the_session_says_insecure() {
             .filter(|a| a.status == 200)
     });
     assert!(!collector.log().contains("without TLS"));
+    // SIGHUP without a certificate to read ends nothing.
+    collector.hangup();
+    collector.wait("the SIGHUP is logged", || {
+        collector
+            .log()
+            .contains("SIGHUP: nothing to reload")
+            .then_some(())
+    });
+    let health = try_request(collector.http, None, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(health.status, 200);
 }
 
 #[test]
