@@ -233,6 +233,12 @@ struct Ranked {
 /// interface is ranked from two rows (its open segment and, when the
 /// window starts before it, the one in force at `since`); only the
 /// `limit` shown have their segments read for the outage figures.
+///
+/// Over the collector bench's store (10,000 interfaces, 1,000,000 link
+/// events in 29 days, release build, `bash collector/bench/collector.sh`
+/// part 3, on a machine at load 7 on 2 cores): `since=30d` answers 100
+/// rows (18 KB) in a median 91.9 ms, p99 341 ms, and 1,000 rows (183 KB)
+/// in a median 175 ms, p99 252 ms, HTTP round trip included.
 pub fn worst(
     db: &Connection,
     since: i64,
