@@ -79,7 +79,15 @@ async fn timeline(
     let interface = required(&p, "interface")?;
     let now = now_ms();
     let since = time_param(&p, "since", "24h", now)?;
-    let until = time_param(&p, "until", "0s", now)?;
+    if since >= now {
+        return Err(ApiError::bad_field(
+            "since".into(),
+            "`since` is in the future: nothing is known of it yet; give a time before now".into(),
+        ));
+    }
+    // Nothing is known past now: a window reaching beyond it ends now
+    // rather than drawing the current state into the future.
+    let until = time_param(&p, "until", "0s", now)?.min(now);
     if until <= since {
         return Err(ApiError::bad_field(
             "until".into(),
