@@ -174,6 +174,14 @@ fn a_window_starting_mid_outage_carries_the_down_state_in() {
     assert_eq!(t["segments"][0]["carried"], true);
     assert!(t["last_outage"]["to"].is_null());
     assert_eq!(f64_of(&t, "availability"), 0.0);
+    // A window reaching past now ends now: nothing is drawn into the
+    // future.
+    let t = timeline(&server, base, 590, 3600, "");
+    let before = now_ms();
+    assert!(ms(&t["until"]) <= before, "{t}");
+    let last = t["segments"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "up");
+    assert!(ms(&last["to"]) <= before);
     // An up state begun before the window is carried too.
     let t = timeline(&server, base, 120, 130, "");
     assert_eq!(shape(&t, base), [seg("up", 120, 130)]);
@@ -348,6 +356,12 @@ fn the_endpoints_want_the_token_and_name_bad_parameters() {
             400,
             "limit",
             "from 1 to 1000",
+        ),
+        (
+            "/api/v1/links/timeline?agent=leaf1&interface=swp1&since=2999-01-01T00:00:00Z",
+            400,
+            "since",
+            "`since` is in the future",
         ),
         (
             "/api/v1/links/timeline?agent=leaf9&interface=swp1",

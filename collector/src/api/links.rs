@@ -3,7 +3,7 @@
 //! both reduced on the server to what a page draws.
 
 use super::{ApiError, Params, Shared, now_ms, parse_since, read};
-use crate::store::links::{self, Missing};
+use crate::store::links::{self, Missing, TimelineQuery};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -79,7 +79,15 @@ async fn timeline(
     let interface = required(&p, "interface")?;
     let now = now_ms();
     let since = time_param(&p, "since", "24h", now)?;
-    let until = time_param(&p, "until", "0s", now)?;
+    if since >= now {
+        return Err(ApiError::bad_field(
+            "since".into(),
+            "`since` is in the future: nothing is known of it yet; give a time before now".into(),
+        ));
+    }
+    // Nothing is known past now: a window reaching beyond it ends now
+    // rather than drawing the current state into the future.
+    let until = time_param(&p, "until", "0s", now)?.min(now);
     if until <= since {
         return Err(ApiError::bad_field(
             "until".into(),
@@ -87,11 +95,15 @@ async fn timeline(
         ));
     }
     let width = number_param(&p, "width", DEFAULT_WIDTH.into(), 1..=MAX_WIDTH.into())? as u32;
+    let q = TimelineQuery {
+        agent,
+        interface,
+        since_ms: since,
+        until_ms: until,
+        width,
+    };
     let timeout = api.heartbeat_timeout;
-    let answer = read(&api, move |db| {
-        links::timeline(db, &agent, &interface, since, until, width, now, timeout)
-    })
-    .await?;
+    let answer = read(&api, move |db| links::timeline(db, &q, now, timeout)).await?;
     match answer {
         Ok(timeline) => Ok(Json(timeline).into_response()),
         Err(missing) => {

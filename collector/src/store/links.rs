@@ -4,9 +4,10 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
+use super::query::{seconds, segment};
 use super::spans::{self, Figures, Kind};
 use super::{StoreError, rfc3339};
-use crate::timeline::{self, Liveness, Segment, State};
+use crate::timeline::{self, Liveness, Segment};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use std::time::Duration;
@@ -92,22 +93,6 @@ fn segments(
     Ok(out)
 }
 
-fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
-    Ok(Segment {
-        start_ms: r.get(at)?,
-        state: State::from_code(r.get(at + 1)?),
-        prior: State::from_code(r.get(at + 2)?),
-        down_before_ms: r.get(at + 3)?,
-        unknown_before_ms: r.get(at + 4)?,
-        outages: r.get(at + 5)?,
-        admin_down_before_ms: r.get(at + 6)?,
-    })
-}
-
-fn seconds(ms: i64) -> f64 {
-    ms as f64 / 1000.0
-}
-
 fn liveness(r: &Row, at: usize) -> Result<Liveness, rusqlite::Error> {
     Ok(Liveness {
         last_seen_ms: r.get(at)?,
@@ -116,18 +101,25 @@ fn liveness(r: &Row, at: usize) -> Result<Liveness, rusqlite::Error> {
     })
 }
 
-/// What one interface did over `[since, until]`, drawn `width` pixels wide.
-#[allow(clippy::too_many_arguments)]
+/// One interface over a window, drawn `width` pixels wide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineQuery {
+    pub agent: String,
+    pub interface: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub width: u32,
+}
+
+/// What one interface did over the query's window.
 pub fn timeline(
     db: &Connection,
-    agent: &str,
-    interface: &str,
-    since: i64,
-    until: i64,
-    width: u32,
+    q: &TimelineQuery,
     now_ms: i64,
     timeout: Duration,
 ) -> Result<Result<Timeline, Missing>, StoreError> {
+    let (agent, interface) = (q.agent.as_str(), q.interface.as_str());
+    let (since, until, width) = (q.since_ms, q.until_ms, q.width);
     let Some((agent_id, live)) = db
         .prepare_cached(
             "SELECT id, last_seen_ms, last_ts_ms, stopped_ms FROM agents WHERE name = ?1",
@@ -233,6 +225,12 @@ struct Ranked {
 /// interface is ranked from two rows (its open segment and, when the
 /// window starts before it, the one in force at `since`); only the
 /// `limit` shown have their segments read for the outage figures.
+///
+/// Over the collector bench's store (10,000 interfaces, 1,000,000 link
+/// events in 29 days, release build, `bash collector/bench/collector.sh`
+/// part 3, on a machine at load 7 on 2 cores): `since=30d` answers 100
+/// rows (18 KB) in a median 91.9 ms, p99 341 ms, and 1,000 rows (183 KB)
+/// in a median 175 ms, p99 252 ms, HTTP round trip included.
 pub fn worst(
     db: &Connection,
     since: i64,
