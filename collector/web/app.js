@@ -186,10 +186,14 @@
     "/trace": { view: viewTrace, nav: "trace", title: "Trace" }
   };
 
-  function go(url, replace) {
+  // Changes the view; `focus` names the control that keeps the keyboard's
+  // place in the new view (the old one is gone).
+  function go(url, replace, focus) {
     if (replace) history.replaceState(null, "", url);
     else history.pushState(null, "", url);
     route();
+    var target = focus ? document.querySelector(focus) : null;
+    if (target) target.focus();
   }
 
   function route() {
@@ -288,7 +292,15 @@
     })));
     var tbody = el("tbody");
     var t = el("table", { id: id }, [thead, tbody]);
-    return { wrap: el("div", { class: "table-wrap" }, t), table: t, body: tbody };
+    return { wrap: el("div", { class: "table-wrap" }, t), table: t, body: tbody, columns: columns };
+  }
+
+  // Each cell names its column, so a phone can show a row as a labelled card.
+  function labelled(row, columns) {
+    Array.prototype.forEach.call(row.children, function (c, i) {
+      if (columns[i]) c.setAttribute("data-label", columns[i]);
+    });
+    return row;
   }
 
   function cell(col, content, cls) {
@@ -383,6 +395,7 @@
         ];
         clear(row);
         append(row, cells);
+        labelled(row, t.columns);
         if (t.body.children[i] !== row) t.body.insertBefore(row, t.body.children[i] || null);
       });
       Object.keys(rows).forEach(function (name) {
@@ -437,7 +450,7 @@
         q[k] = inputs[k].value.trim();
       });
       if (q.state === "all") q.state = "";
-      go("/alerts" + query(q));
+      go("/alerts" + query(q), false, "#alerts-filter button[type=submit]");
     });
     var error = errorBox("alerts-error");
     var status = el("p", { class: "muted", id: "alerts-status" });
@@ -450,7 +463,7 @@
 
     var state = p.state || "all";
     var url = "/api/v1/alerts" + query({
-      state: state, since: p.since || "24h", agent: p.agent, interface: p.interface, rule: p.rule, limit: 1000
+      state: state, since: p.since || (state === "firing" ? "" : "24h"), agent: p.agent, interface: p.interface, rule: p.rule, limit: 1000
     });
 
     function render(list) {
@@ -476,7 +489,7 @@
           cell("duration", dur === null ? "—" : duration(Math.max(0, dur)) + (a.state === "firing" ? " so far" : "")),
           cell("message", a.state === "firing" ? a.message : (a.resolved_message || a.message), "message")
         ]);
-        t.body.appendChild(row);
+        t.body.appendChild(labelled(row, t.columns));
       });
       if (!shown.length) emptyRow(t.body, 8, "No alerts match.");
       var firing = shown.filter(function (a) { return a.state === "firing"; }).length;
@@ -519,7 +532,7 @@
     ]);
     form.addEventListener("submit", function (e) {
       e.preventDefault();
-      go("/links" + query({ minutes: input.value.trim(), agent: agent.value.trim() }));
+      go("/links" + query({ minutes: input.value.trim(), agent: agent.value.trim() }), false, "#changes-filter button[type=submit]");
     });
     var error = errorBox("changes-error");
     var status = el("p", { class: "muted", id: "changes-status" });
@@ -545,13 +558,13 @@
       clear(t.body);
       list.forEach(function (ch, i) {
         var what = ch.kind === "came_up" ? "came up" : ch.state === "admin_down" ? "shut down (admin)" : "went down";
-        t.body.appendChild(el("tr", { "data-change": String(i), "data-kind": ch.kind }, [
+        t.body.appendChild(labelled(el("tr", { "data-change": String(i), "data-kind": ch.kind }, [
           cell("at", timeEl(ch.at)),
           cell("agent", ch.agent),
           cell("interface", el("a", { href: timelineHref(ch.agent, ch.interface) }, ch.interface)),
           cell("change", el("span", { class: "pill kind-" + ch.kind + (ch.state === "admin_down" ? " state-admin_down" : "") }, what)),
           cell("down", ch.kind === "came_up" ? duration(ch.down) : "", "num")
-        ]));
+        ]), t.columns));
       });
       if (!list.length) emptyRow(t.body, 5, "No link went down or came up in the last " + minutes + " minutes.");
       status.textContent = list.length + " changes in the last " + minutes + " minutes · updated " + localTime(new Date());
@@ -586,7 +599,7 @@
     return el("div", { class: "windows", role: "group", "aria-label": "Window" }, WINDOWS.map(function (w) {
       var b = el("button", { type: "button", "data-window": w, "aria-pressed": w === active ? "true" : "false" }, w);
       b.addEventListener("click", function () {
-        onPick(w);
+        onPick(w, 'button[data-window="' + w + '"]');
       });
       return b;
     }));
@@ -602,8 +615,8 @@
       main.appendChild(el("p", { class: "error" }, "Pick an interface from Link changes, Worst or Alerts: this view needs agent and interface in its address."));
       return;
     }
-    var buttons = windowButtons(win, function (w) {
-      go("/links/timeline" + query({ agent: p.agent, interface: p.interface, window: w }));
+    var buttons = windowButtons(win, function (w, focus) {
+      go("/links/timeline" + query({ agent: p.agent, interface: p.interface, window: w }), false, focus);
     });
     var sinceIn = el("input", { name: "since", type: "datetime-local", required: true });
     var untilIn = el("input", { name: "until", type: "datetime-local" });
@@ -620,14 +633,25 @@
       if (isNaN(since.getTime())) return;
       go("/links/timeline" + query({
         agent: p.agent, interface: p.interface, since: since.toISOString(), until: until && !isNaN(until.getTime()) ? until.toISOString() : ""
-      }));
+      }), false, "#timeline-custom button[type=submit]");
     });
     var error = errorBox("timeline-error");
     var box = el("div", { id: "timeline", class: "timeline" });
+    var detail = el("p", { id: "timeline-detail", class: "detail", "aria-live": "polite" }, "Hover or focus (Tab) a segment for its exact times.");
+    var show = function (e) {
+      var r = e.target;
+      if (r && r.getAttribute && r.hasAttribute("data-state")) {
+        var t = r.querySelector("title");
+        detail.textContent = t ? t.textContent : "";
+      }
+    };
+    box.addEventListener("mouseover", show);
+    box.addEventListener("focusin", show);
     var stats = el("dl", { id: "timeline-stats", class: "stats" });
     main.appendChild(el("div", { class: "controls" }, [buttons, customForm]));
     main.appendChild(error);
     main.appendChild(box);
+    main.appendChild(detail);
     main.appendChild(stats);
     main.appendChild(el("p", { class: "legend" }, ["up", "down", "admin_down", "unknown", "mixed"].map(function (s) {
       return el("span", { class: "key" }, [el("span", { class: "swatch seg-" + s }), s === "mixed" ? "many short changes" : s.replace("_", " ")]);
@@ -639,7 +663,7 @@
     });
     api("GET", url).then(function (tl) {
       if (!current(gen)) return;
-      drawTimeline(box, tl, width);
+      drawTimeline(box, tl);
       fillStats(stats, tl);
     }, function (err) {
       if (current(gen)) showError(error, err);
@@ -658,27 +682,27 @@
     return lines.join("\n");
   }
 
-  function drawTimeline(box, tl, width) {
+  // Positions are percentages of the drawing's width, with no viewBox, so
+  // the bar follows the page's width without stretching its labels.
+  function drawTimeline(box, tl) {
     clear(box);
     var since = Date.parse(tl.since), until = Date.parse(tl.until);
     var span = Math.max(1, until - since);
-    var W = width, barY = 8, barH = 44, H = 84;
-    var x = function (ms) {
-      return Math.max(0, Math.min(W, (ms - since) / span * W));
+    var barY = 8, barH = 44, H = 84;
+    var pct = function (ms) {
+      return Math.max(0, Math.min(100, (ms - since) / span * 100));
     };
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", height: H, role: "img",
-      "aria-label": "Link states of " + tl.agent + " " + tl.interface + " from " + hoverTimes(tl.since) + " to " + hoverTimes(tl.until),
-      preserveAspectRatio: "none" });
-    root.appendChild(svg("rect", { x: 0, y: barY, width: W, height: barH, class: "seg-none" }, svg("title", null, "no state known")));
+    var root = svg("svg", { width: "100%", height: H, role: "img",
+      "aria-label": "Link states of " + tl.agent + " " + tl.interface + " from " + hoverTimes(tl.since) + " to " + hoverTimes(tl.until) });
+    root.appendChild(svg("rect", { x: 0, y: barY, width: "100%", height: barH, class: "seg-none" }, svg("title", null, "no state known")));
     (tl.segments || []).forEach(function (seg) {
-      var x0 = x(Date.parse(seg.from)), x1 = x(Date.parse(seg.to));
-      var r = svg("rect", {
-        x: x0.toFixed(2), y: barY, width: Math.max(0.5, x1 - x0).toFixed(2), height: barH,
+      var x0 = pct(Date.parse(seg.from)), x1 = pct(Date.parse(seg.to));
+      root.appendChild(svg("rect", {
+        x: x0.toFixed(3) + "%", y: barY, width: Math.max(0.05, x1 - x0).toFixed(3) + "%", height: barH,
         class: "seg seg-" + seg.state + (seg.carried ? " carried" : ""),
         "data-state": seg.state, "data-from": seg.from, "data-to": seg.to, "data-carried": seg.carried ? "true" : null,
         tabindex: "0"
-      }, svg("title", null, segmentTitle(seg)));
-      root.appendChild(r);
+      }, svg("title", null, segmentTitle(seg))));
       if (seg.carried) {
         root.appendChild(svg("path", { d: "M0 " + barY + " l10 " + barH / 2 + " l-10 " + barH / 2 + " z", class: "carried-mark" },
           svg("title", null, "the state began before " + hoverTimes(tl.since))));
@@ -686,11 +710,10 @@
     });
     // Five ticks in local time; UTC on hover.
     for (var i = 0; i <= 4; i++) {
-      var ms = since + span * i / 4;
-      var tx = W * i / 4;
-      var d = new Date(ms);
+      var d = new Date(since + span * i / 4);
+      var tx = (i * 25) + "%";
       root.appendChild(svg("line", { x1: tx, x2: tx, y1: barY + barH, y2: barY + barH + 6, class: "tick" }));
-      root.appendChild(svg("text", { x: tx, y: H - 6, class: "tick-label", "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+      root.appendChild(svg("text", { x: tx, y: H - 6, class: "tick-label" + (i === 1 || i === 3 ? " minor" : ""), "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
         [span > 2 * 86400e3 ? localTime(d).slice(0, 16) : localTime(d).slice(5, 16), svg("title", null, "UTC " + d.toISOString())]));
     }
     box.appendChild(root);
@@ -724,8 +747,8 @@
   function viewWorst(p, gen) {
     var win = WINDOWS.indexOf(p.window) >= 0 ? p.window : "30d";
     main.appendChild(heading("Worst interfaces", [el("a", { href: "/links?minutes=60" }, "Recent changes")]));
-    main.appendChild(el("div", { class: "controls" }, windowButtons(win, function (w) {
-      go("/links/worst" + query({ window: w }));
+    main.appendChild(el("div", { class: "controls" }, windowButtons(win, function (w, focus) {
+      go("/links/worst" + query({ window: w }), false, focus);
     })));
     var error = errorBox("worst-error");
     var status = el("p", { class: "muted" }, "loading…");
@@ -737,7 +760,7 @@
       if (!current(gen)) return;
       var list = (w && w.interfaces) || [];
       list.forEach(function (it) {
-        t.body.appendChild(el("tr", { "data-interface": it.interface, "data-agent": it.agent }, [
+        t.body.appendChild(labelled(el("tr", { "data-interface": it.interface, "data-agent": it.agent }, [
           cell("agent", it.agent),
           cell("interface", el("a", { href: timelineHref(it.agent, it.interface, win) }, it.interface)),
           cell("state", el("span", { class: "pill state-" + it.state }, String(it.state).replace("_", " "))),
@@ -746,7 +769,7 @@
           cell("down", duration(it.down_seconds), "num"),
           cell("mttr", duration(it.mttr_seconds), "num"),
           cell("longest", duration(it.longest_outage_seconds), "num")
-        ]));
+        ]), t.columns));
       });
       if (!list.length) emptyRow(t.body, 8, "No interface has a known state in this window.");
       status.textContent = "The least available first, over the last " + win + " (" + list.length + " shown).";
@@ -798,7 +821,7 @@
       q.reverse = reverse.checked ? "1" : "";
       q.all_paths = allPaths.checked ? "1" : "";
       var url = "/trace" + query(q);
-      go(url, url === location.pathname + location.search);
+      go(url, url === location.pathname + location.search, "#trace-form button[type=submit]");
     });
     var error = errorBox("trace-error");
     var status = el("p", { class: "muted", id: "trace-status" });
@@ -1111,12 +1134,12 @@
       var steps = (path.hops || []).map(function (s) {
         return s.agent + (s.ingress || s.egress ? " (" + (s.ingress || "·") + " → " + (s.egress || "·") + ")" : "");
       }).join("  ›  ");
-      t.body.appendChild(el("tr", { "data-path": String(path.id), class: path.reaches_destination ? null : "bad-row" }, [
+      t.body.appendChild(labelled(el("tr", { "data-path": String(path.id), class: path.reaches_destination ? null : "bad-row" }, [
         cell("id", String(path.id)),
         cell("hops", steps),
         cell("result", el("span", { class: "pill " + (path.reaches_destination ? "state-up" : "state-down") }, outcomeText(path.outcome)), null),
         cell("flows", path.flows === undefined ? "—" : thousands(path.flows), "num")
-      ]));
+      ]), t.columns));
     });
     var wrap = el("div", null, [el("h2", null, "Paths")]);
     if (answer.flows) {
