@@ -788,15 +788,20 @@
   function viewTrace(p, gen) {
     var inputs = {};
     var hints = {
-      src: "10.1.0.10", dst: "10.2.0.10", proto: "tcp, udp, icmp or a number", sport: "40000", dport: "443",
-      vrf: "default", from: "first switch (optional)", sport_range: "40000-40999 (all paths)"
+      src: "10.1.0.10", dst: "10.2.0.10", proto: "tcp", sport: "40000", dport: "443",
+      vrf: "default", from: "optional", sport_range: "40000-40999"
     };
     var labels = {
       src: "Source", dst: "Destination", proto: "Protocol", sport: "Source port", dport: "Destination port",
       vrf: "VRF", from: "From agent", sport_range: "Source port range"
     };
+    var titles = {
+      proto: "A name (tcp, udp, icmp, ipv6-icmp) or a protocol number",
+      from: "The agent of the first switch; empty: the switch the source is attached to",
+      sport_range: "With Every ECMP path: count how many source ports of this range take each path (at most 4096)"
+    };
     TRACE_FIELDS.forEach(function (k) {
-      inputs[k] = el("input", { name: k, type: "text", value: p[k] || "", placeholder: hints[k], required: k === "src" || k === "dst",
+      inputs[k] = el("input", { name: k, type: "text", value: p[k] || "", placeholder: hints[k], title: titles[k] || null, required: k === "src" || k === "dst",
         inputmode: k === "sport" || k === "dport" ? "numeric" : null, spellcheck: "false", autocapitalize: "off" });
     });
     var reverse = el("input", { name: "reverse", type: "checkbox", value: "1" });
@@ -978,7 +983,8 @@
     } else if (leaf && node.outcome) {
       lines.push([outcomeText(node.outcome), node.outcome.result === "delivered" ? "status good" : "status bad"]);
     } else {
-      lines.push([h.action === "forward" ? "forwards" + (h.next_hop ? " via " + h.next_hop : "") : h.action, "status"]);
+      var fan = node.children.length > 1 ? "forwards over " + node.children.length + " ECMP members" : null;
+      lines.push([fan || (h.action === "forward" ? "forwards" + (h.next_hop ? " via " + h.next_hop : "") : h.action), "status"]);
     }
     if (!leaf && node.outcome) lines.push(["also " + outcomeText(node.outcome), "status bad"]);
     var eg = h.egress;
@@ -1075,11 +1081,13 @@
     if (request) {
       var sy = MARGIN;
       linksG.appendChild(endpoint(cx(root), sy, "from " + request.src));
-      link(linksG, cx(root), sy + END_H, cx(root), rowY[0], null, root.hop.ingress, false);
+      link(linksG, cx(root), sy + END_H, cx(root), rowY[0], null, root.hop.ingress, "");
     }
 
+    var bottom = 0;
     (function drawNode(n) {
       var x = MARGIN + n.x, top = rowY[n.depth], h = boxH(n);
+      bottom = Math.max(bottom, top + h);
       var kind = n.hop.type, action = n.hop.action;
       var g = svg("g", {
         "data-hop": String(n.hop.index), "data-agent": n.hop.agent, "data-kind": kind, "data-action": action,
@@ -1093,17 +1101,21 @@
       n.children.forEach(function (c) {
         var member = c.member !== null && c.member !== undefined && n.hop.route && n.hop.route.members ? n.hop.route.members[c.member] : null;
         var egress = member && member.interface ? member.interface : (n.hop.egress ? n.hop.egress.name : null);
-        var down = c.hop.action === "drop" || c.hop.type !== "switch";
-        link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, down);
+        var look = c.hop.action === "drop" ? "bad" : c.hop.type !== "switch" ? "faded" : "";
+        link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, look);
         drawNode(c);
       });
       // Where the flow leaves the fabric: delivered to a host beside the last switch.
       if (!n.children.length && n.outcome && n.outcome.result === "delivered" && !n.outcome.local) {
         var ey = top + h + GAP_Y;
-        link(linksG, cx(n), top + h, cx(n), ey, n.outcome.interface || (n.hop.egress ? n.hop.egress.name : null), null, false);
+        link(linksG, cx(n), top + h, cx(n), ey, n.outcome.interface || (n.hop.egress ? n.hop.egress.name : null), null, "");
         linksG.appendChild(endpoint(cx(n), ey, "to " + (request ? request.dst : "destination")));
+        bottom = Math.max(bottom, ey + END_H);
       }
     })(root);
+    height = bottom + MARGIN;
+    root_.setAttribute("height", height);
+    root_.setAttribute("viewBox", "0 0 " + width + " " + height);
     wrap.appendChild(root_);
     return wrap;
   }
@@ -1118,8 +1130,8 @@
 
   // A link between two boxes, its egress name near the upper end and the
   // ingress name near the lower one.
-  function link(g, x1, y1, x2, y2, egress, ingress, bad) {
-    g.appendChild(svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "link" + (bad ? " bad" : "") }));
+  function link(g, x1, y1, x2, y2, egress, ingress, look) {
+    g.appendChild(svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "link" + (look ? " " + look : "") }));
     if (egress) {
       g.appendChild(svg("text", { x: x1 + (x2 - x1) * 0.22, y: y1 + (y2 - y1) * 0.22 + 4, "text-anchor": "middle", class: "if-label", "data-egress": egress }, egress));
     }
