@@ -225,9 +225,13 @@
 
   function later(gen, fn, ms) {
     if (!current(gen)) return;
-    timers.push(setTimeout(function () {
+    var id = setTimeout(function () {
+      timers = timers.filter(function (t) {
+        return t !== id;
+      });
       if (current(gen)) fn();
-    }, ms));
+    }, ms);
+    timers.push(id);
   }
 
   // Same-origin links without modifiers stay in the page.
@@ -365,7 +369,7 @@
     main.appendChild(totals);
     main.appendChild(error);
     main.appendChild(t.wrap);
-    var rows = {};
+    var rows = Object.create(null);
 
     function render(f) {
       hideError(error);
@@ -376,7 +380,7 @@
         " · ",
         el("a", { href: "/links?minutes=60", class: f.links_down ? "bad" : null }, count(f.links_down) + " links down")
       ]);
-      var seen = {};
+      var seen = Object.create(null);
       (f.agents || []).forEach(function (a, i) {
         seen[a.agent] = true;
         var row = rows[a.agent];
@@ -384,18 +388,36 @@
           row = el("tr", { "data-agent": a.agent });
           rows[a.agent] = row;
         }
+        // A cell is redrawn only when its value changed, so a focused link
+        // keeps its focus through the polls.
         var cells = [
-          cell("agent", el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent)),
-          cell("state", el("span", { class: "pill state-" + a.state }, a.state)),
-          cell("version", a.version || "—"),
-          cell("last_seen", timeEl(a.last_seen)),
-          cell("firing", count(a.firing), a.firing ? "num bad" : "num"),
-          cell("links_down", count(a.links_down), a.links_down ? "num bad" : "num"),
-          cell("links_total", count(a.links_total), "num")
+          ["agent", a.agent, function () {
+            return el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent);
+          }],
+          ["state", a.state, function () {
+            return el("span", { class: "pill state-" + a.state }, a.state);
+          }, null],
+          ["version", a.version || "—"],
+          ["last_seen", a.last_seen, function () {
+            return timeEl(a.last_seen);
+          }],
+          ["firing", count(a.firing), null, a.firing ? "num bad" : "num"],
+          ["links_down", count(a.links_down), null, a.links_down ? "num bad" : "num"],
+          ["links_total", count(a.links_total), null, "num"]
         ];
-        clear(row);
-        append(row, cells);
-        labelled(row, t.columns);
+        cells.forEach(function (c, j) {
+          var td = row.children[j];
+          if (!td) {
+            td = el("td", { "data-col": c[0], "data-label": t.columns[j] });
+            row.appendChild(td);
+          }
+          var value = String(c[1]);
+          if (td.getAttribute("data-value") === value && td.className === (c[3] || "")) return;
+          td.setAttribute("data-value", value);
+          td.className = c[3] || "";
+          clear(td);
+          append(td, c[2] ? c[2]() : value);
+        });
         if (t.body.children[i] !== row) t.body.insertBefore(row, t.body.children[i] || null);
       });
       Object.keys(rows).forEach(function (name) {
