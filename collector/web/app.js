@@ -488,8 +488,21 @@
       state: state, since: p.since || (state === "firing" ? "" : "24h"), agent: p.agent, interface: p.interface, rule: p.rule, limit: 1000
     });
 
+    var lastKey = null, statusBase = "";
+
+    // A list unchanged since the last poll only moves its firing durations
+    // on, so the keyboard's focus in the table survives the refresh.
     function render(list) {
       var now = Date.now();
+      var key = JSON.stringify(list);
+      if (key === lastKey) {
+        t.body.querySelectorAll("tr[data-state=firing]").forEach(function (row) {
+          var fired = Date.parse(row.getAttribute("data-fired"));
+          if (!isNaN(fired)) row.querySelector("td[data-col=duration]").textContent = duration(Math.max(0, (now - fired) / 1000)) + " so far";
+        });
+        return;
+      }
+      lastKey = key;
       var shown = (list || []).filter(function (a) {
         return !p.severity || a.severity === p.severity;
       });
@@ -501,7 +514,7 @@
         var fired = a.fired_at ? Date.parse(a.fired_at) : NaN;
         var cleared = a.resolved_at ? Date.parse(a.resolved_at) : NaN;
         var dur = isNaN(fired) ? null : ((isNaN(cleared) ? now : cleared) - fired) / 1000;
-        var row = el("tr", { "data-alert": String(i), "data-state": a.state, class: "alert-" + a.state }, [
+        var row = el("tr", { "data-alert": String(i), "data-state": a.state, "data-fired": a.fired_at, class: "alert-" + a.state }, [
           cell("agent", a.agent),
           cell("interface", el("a", { href: timelineHref(a.agent, a.interface) }, a.interface)),
           cell("rule", a.rule),
@@ -515,7 +528,7 @@
       });
       if (!shown.length) emptyRow(t.body, 8, "No alerts match.");
       var firing = shown.filter(function (a) { return a.state === "firing"; }).length;
-      status.textContent = firing + " firing, " + (shown.length - firing) + " resolved · updated " + localTime(new Date());
+      statusBase = firing + " firing, " + (shown.length - firing) + " resolved";
     }
 
     function poll() {
@@ -523,6 +536,7 @@
         if (!current(gen)) return;
         hideError(error);
         render(list);
+        status.textContent = statusBase + " · updated " + localTime(new Date());
         later(gen, poll, 5000);
       }, function (err) {
         if (!current(gen)) return;
@@ -566,7 +580,12 @@
     main.appendChild(t.wrap);
     var url = "/api/v1/links/changes" + query({ since: minutes + "m", agent: p.agent });
 
+    var lastKey = null, statusBase = "";
+
     function render(c) {
+      var key = JSON.stringify(c);
+      if (key === lastKey) return;
+      lastKey = key;
       var list = [];
       (c.went_down || []).forEach(function (d) {
         list.push({ kind: "went_down", at: d.at, agent: d.agent, interface: d.interface, state: d.state });
@@ -589,7 +608,7 @@
         ]), t.columns));
       });
       if (!list.length) emptyRow(t.body, 5, "No link went down or came up in the last " + minutes + " minutes.");
-      status.textContent = list.length + " changes in the last " + minutes + " minutes · updated " + localTime(new Date());
+      statusBase = list.length + " changes in the last " + minutes + " minutes";
     }
 
     function poll() {
@@ -597,6 +616,7 @@
         if (!current(gen)) return;
         hideError(error);
         render(c || {});
+        status.textContent = statusBase + " · updated " + localTime(new Date());
         later(gen, poll, 2000);
       }, function (err) {
         if (!current(gen)) return;
