@@ -31,3 +31,4 @@ mod trace_api;
 mod trace_cli;
 mod trace_fakes;
 mod web_data;
+mod web_serve;

@@ -9,9 +9,10 @@ pub mod assets;
 pub mod session;
 
 use crate::api::Api;
+use crate::http::Authenticated;
 use assets::{Asset, Assets};
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -116,9 +117,19 @@ fn redirect(to: &str) -> Response {
 
 /// A page: the page for a live session (within its token's rate limit),
 /// else the sign-in with this page to come back to.
-async fn page_for_session(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn page_for_session(
+    State(api): State<Arc<Api>>,
+    connection: Option<Extension<Authenticated>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     match session::from_cookie(&api.web, &headers, SystemTime::now()) {
         Some(s) => {
+            // A signed-in browser's connection is kept when connections
+            // run out, as one that showed a bearer token is.
+            if let Some(Extension(connection)) = connection {
+                connection.set();
+            }
             if let Some(refused) = crate::api::rate_limited(&api, s.token) {
                 return refused;
             }
@@ -236,13 +247,14 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Where a sign-in may send the browser: a path on this site, never
-/// another host (`//host`, `/\host`, `https://…`) or anything odd; the
-/// fleet otherwise.
+/// another host (`//host`, `/\host`, `https://…`), the sign-in itself
+/// or anything odd; the fleet otherwise.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
+                && !n.starts_with("/signin")
                 && !n.contains('\\')
                 && !n.chars().any(char::is_control) =>
         {
@@ -324,6 +336,7 @@ mod tests {
             "https://evil.example/",
             "evil.example",
             "javascript:alert(1)",
+            "/signin?next=/alerts",
             "/fleet\r\nSet-Cookie: x=y",
             "",
         ] {
