@@ -1147,11 +1147,14 @@
         link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, look);
         drawNode(c);
       });
-      // Where the flow leaves the fabric: delivered to a host beside the last switch.
-      if (!n.children.length && n.outcome && n.outcome.result === "delivered" && !n.outcome.local) {
+      // Where the flow leaves the last switch: to the host beside it, or
+      // towards an egress it is dropped at.
+      var delivered = n.outcome && n.outcome.result === "delivered";
+      var out = n.hop.egress ? n.hop.egress.name : delivered ? n.outcome.interface : null;
+      if (!n.children.length && out && !(delivered && n.outcome.local)) {
         var ey = top + h + GAP_Y;
-        link(linksG, cx(n), top + h, cx(n), ey, n.outcome.interface || (n.hop.egress ? n.hop.egress.name : null), null, "");
-        linksG.appendChild(endpoint(cx(n), ey, "to " + (request ? request.dst : "destination")));
+        link(linksG, cx(n), top + h, cx(n), ey, out, null, delivered ? "" : "bad");
+        linksG.appendChild(endpoint(cx(n), ey, delivered ? "to " + (request ? request.dst : "destination") : outcomeText(n.outcome) || n.hop.action, delivered ? "" : "bad"));
         bottom = Math.max(bottom, ey + END_H);
       }
     })(root);
@@ -1162,9 +1165,9 @@
     return wrap;
   }
 
-  function endpoint(x, y, text) {
-    var w = Math.max(90, text.length * 7.5 + 20);
-    return svg("g", { class: "endpoint" }, [
+  function endpoint(x, y, text, look) {
+    var w = Math.max(90, text.length * 8.2 + 24);
+    return svg("g", { class: "endpoint" + (look ? " " + look : "") }, [
       svg("rect", { x: x - w / 2, y: y, width: w, height: END_H, rx: 15 }),
       svg("text", { x: x, y: y + 20, "text-anchor": "middle" }, text)
     ]);
