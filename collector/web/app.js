@@ -335,7 +335,8 @@
     var token = el("input", { id: "signin-token", name: "token", type: "password", autocomplete: "current-password", required: true });
     var error = errorBox("signin-error");
     var submit = el("button", { id: "signin-submit", type: "submit" }, "Sign in");
-    var form = el("form", { id: "signin-form", class: "card signin" }, [
+    // POST, so even a submit the script does not catch keeps the token out of the URL.
+    var form = el("form", { id: "signin-form", class: "card signin", method: "post" }, [
       el("h1", null, "Sign in"),
       el("p", null, "Use the collector's API token (in <data_dir>/api-token, or the config's api_tokens)."),
       field("API token", token),
