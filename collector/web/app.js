@@ -186,10 +186,14 @@
     "/trace": { view: viewTrace, nav: "trace", title: "Trace" }
   };
 
-  function go(url, replace) {
+  // Changes the view; `focus` names the control that keeps the keyboard's
+  // place in the new view (the old one is gone).
+  function go(url, replace, focus) {
     if (replace) history.replaceState(null, "", url);
     else history.pushState(null, "", url);
     route();
+    var target = focus ? document.querySelector(focus) : null;
+    if (target) target.focus();
   }
 
   function route() {
@@ -221,9 +225,13 @@
 
   function later(gen, fn, ms) {
     if (!current(gen)) return;
-    timers.push(setTimeout(function () {
+    var id = setTimeout(function () {
+      timers = timers.filter(function (t) {
+        return t !== id;
+      });
       if (current(gen)) fn();
-    }, ms));
+    }, ms);
+    timers.push(id);
   }
 
   // Same-origin links without modifiers stay in the page.
@@ -288,7 +296,15 @@
     })));
     var tbody = el("tbody");
     var t = el("table", { id: id }, [thead, tbody]);
-    return { wrap: el("div", { class: "table-wrap" }, t), table: t, body: tbody };
+    return { wrap: el("div", { class: "table-wrap" }, t), table: t, body: tbody, columns: columns };
+  }
+
+  // Each cell names its column, so a phone can show a row as a labelled card.
+  function labelled(row, columns) {
+    Array.prototype.forEach.call(row.children, function (c, i) {
+      if (columns[i]) c.setAttribute("data-label", columns[i]);
+    });
+    return row;
   }
 
   function cell(col, content, cls) {
@@ -319,7 +335,8 @@
     var token = el("input", { id: "signin-token", name: "token", type: "password", autocomplete: "current-password", required: true });
     var error = errorBox("signin-error");
     var submit = el("button", { id: "signin-submit", type: "submit" }, "Sign in");
-    var form = el("form", { id: "signin-form", class: "card signin" }, [
+    // POST, so even a submit the script does not catch keeps the token out of the URL.
+    var form = el("form", { id: "signin-form", class: "card signin", method: "post" }, [
       el("h1", null, "Sign in"),
       el("p", null, "Use the collector's API token (in <data_dir>/api-token, or the config's api_tokens)."),
       field("API token", token),
@@ -353,7 +370,7 @@
     main.appendChild(totals);
     main.appendChild(error);
     main.appendChild(t.wrap);
-    var rows = {};
+    var rows = Object.create(null);
 
     function render(f) {
       hideError(error);
@@ -364,7 +381,7 @@
         " · ",
         el("a", { href: "/links?minutes=60", class: f.links_down ? "bad" : null }, count(f.links_down) + " links down")
       ]);
-      var seen = {};
+      var seen = Object.create(null);
       (f.agents || []).forEach(function (a, i) {
         seen[a.agent] = true;
         var row = rows[a.agent];
@@ -372,17 +389,36 @@
           row = el("tr", { "data-agent": a.agent });
           rows[a.agent] = row;
         }
+        // A cell is redrawn only when its value changed, so a focused link
+        // keeps its focus through the polls.
         var cells = [
-          cell("agent", el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent)),
-          cell("state", el("span", { class: "pill state-" + a.state }, a.state)),
-          cell("version", a.version || "—"),
-          cell("last_seen", timeEl(a.last_seen)),
-          cell("firing", count(a.firing), a.firing ? "num bad" : "num"),
-          cell("links_down", count(a.links_down), a.links_down ? "num bad" : "num"),
-          cell("links_total", count(a.links_total), "num")
+          ["agent", a.agent, function () {
+            return el("a", { href: "/alerts?agent=" + encodeURIComponent(a.agent) }, a.agent);
+          }],
+          ["state", a.state, function () {
+            return el("span", { class: "pill state-" + a.state }, a.state);
+          }, null],
+          ["version", a.version || "—"],
+          ["last_seen", a.last_seen, function () {
+            return timeEl(a.last_seen);
+          }],
+          ["firing", count(a.firing), null, a.firing ? "num bad" : "num"],
+          ["links_down", count(a.links_down), null, a.links_down ? "num bad" : "num"],
+          ["links_total", count(a.links_total), null, "num"]
         ];
-        clear(row);
-        append(row, cells);
+        cells.forEach(function (c, j) {
+          var td = row.children[j];
+          if (!td) {
+            td = el("td", { "data-col": c[0], "data-label": t.columns[j] });
+            row.appendChild(td);
+          }
+          var value = String(c[1]);
+          if (td.getAttribute("data-value") === value && td.className === (c[3] || "")) return;
+          td.setAttribute("data-value", value);
+          td.className = c[3] || "";
+          clear(td);
+          append(td, c[2] ? c[2]() : value);
+        });
         if (t.body.children[i] !== row) t.body.insertBefore(row, t.body.children[i] || null);
       });
       Object.keys(rows).forEach(function (name) {
@@ -437,7 +473,7 @@
         q[k] = inputs[k].value.trim();
       });
       if (q.state === "all") q.state = "";
-      go("/alerts" + query(q));
+      go("/alerts" + query(q), false, "#alerts-filter button[type=submit]");
     });
     var error = errorBox("alerts-error");
     var status = el("p", { class: "muted", id: "alerts-status" });
@@ -450,11 +486,24 @@
 
     var state = p.state || "all";
     var url = "/api/v1/alerts" + query({
-      state: state, since: p.since || "24h", agent: p.agent, interface: p.interface, rule: p.rule, limit: 1000
+      state: state, since: p.since || (state === "firing" ? "" : "24h"), agent: p.agent, interface: p.interface, rule: p.rule, limit: 1000
     });
 
+    var lastKey = null, statusBase = "";
+
+    // A list unchanged since the last poll only moves its firing durations
+    // on, so the keyboard's focus in the table survives the refresh.
     function render(list) {
       var now = Date.now();
+      var key = JSON.stringify(list);
+      if (key === lastKey) {
+        t.body.querySelectorAll("tr[data-state=firing]").forEach(function (row) {
+          var fired = Date.parse(row.getAttribute("data-fired"));
+          if (!isNaN(fired)) row.querySelector("td[data-col=duration]").textContent = duration(Math.max(0, (now - fired) / 1000)) + " so far";
+        });
+        return;
+      }
+      lastKey = key;
       var shown = (list || []).filter(function (a) {
         return !p.severity || a.severity === p.severity;
       });
@@ -466,7 +515,7 @@
         var fired = a.fired_at ? Date.parse(a.fired_at) : NaN;
         var cleared = a.resolved_at ? Date.parse(a.resolved_at) : NaN;
         var dur = isNaN(fired) ? null : ((isNaN(cleared) ? now : cleared) - fired) / 1000;
-        var row = el("tr", { "data-alert": String(i), "data-state": a.state, class: "alert-" + a.state }, [
+        var row = el("tr", { "data-alert": String(i), "data-state": a.state, "data-fired": a.fired_at, class: "alert-" + a.state }, [
           cell("agent", a.agent),
           cell("interface", el("a", { href: timelineHref(a.agent, a.interface) }, a.interface)),
           cell("rule", a.rule),
@@ -476,11 +525,11 @@
           cell("duration", dur === null ? "—" : duration(Math.max(0, dur)) + (a.state === "firing" ? " so far" : "")),
           cell("message", a.state === "firing" ? a.message : (a.resolved_message || a.message), "message")
         ]);
-        t.body.appendChild(row);
+        t.body.appendChild(labelled(row, t.columns));
       });
       if (!shown.length) emptyRow(t.body, 8, "No alerts match.");
       var firing = shown.filter(function (a) { return a.state === "firing"; }).length;
-      status.textContent = firing + " firing, " + (shown.length - firing) + " resolved · updated " + localTime(new Date());
+      statusBase = firing + " firing, " + (shown.length - firing) + " resolved";
     }
 
     function poll() {
@@ -488,6 +537,7 @@
         if (!current(gen)) return;
         hideError(error);
         render(list);
+        status.textContent = statusBase + " · updated " + localTime(new Date());
         later(gen, poll, 5000);
       }, function (err) {
         if (!current(gen)) return;
@@ -519,7 +569,7 @@
     ]);
     form.addEventListener("submit", function (e) {
       e.preventDefault();
-      go("/links" + query({ minutes: input.value.trim(), agent: agent.value.trim() }));
+      go("/links" + query({ minutes: input.value.trim(), agent: agent.value.trim() }), false, "#changes-filter button[type=submit]");
     });
     var error = errorBox("changes-error");
     var status = el("p", { class: "muted", id: "changes-status" });
@@ -531,7 +581,12 @@
     main.appendChild(t.wrap);
     var url = "/api/v1/links/changes" + query({ since: minutes + "m", agent: p.agent });
 
+    var lastKey = null, statusBase = "";
+
     function render(c) {
+      var key = JSON.stringify(c);
+      if (key === lastKey) return;
+      lastKey = key;
       var list = [];
       (c.went_down || []).forEach(function (d) {
         list.push({ kind: "went_down", at: d.at, agent: d.agent, interface: d.interface, state: d.state });
@@ -545,16 +600,16 @@
       clear(t.body);
       list.forEach(function (ch, i) {
         var what = ch.kind === "came_up" ? "came up" : ch.state === "admin_down" ? "shut down (admin)" : "went down";
-        t.body.appendChild(el("tr", { "data-change": String(i), "data-kind": ch.kind }, [
+        t.body.appendChild(labelled(el("tr", { "data-change": String(i), "data-kind": ch.kind }, [
           cell("at", timeEl(ch.at)),
           cell("agent", ch.agent),
           cell("interface", el("a", { href: timelineHref(ch.agent, ch.interface) }, ch.interface)),
           cell("change", el("span", { class: "pill kind-" + ch.kind + (ch.state === "admin_down" ? " state-admin_down" : "") }, what)),
           cell("down", ch.kind === "came_up" ? duration(ch.down) : "", "num")
-        ]));
+        ]), t.columns));
       });
       if (!list.length) emptyRow(t.body, 5, "No link went down or came up in the last " + minutes + " minutes.");
-      status.textContent = list.length + " changes in the last " + minutes + " minutes · updated " + localTime(new Date());
+      statusBase = list.length + " changes in the last " + minutes + " minutes";
     }
 
     function poll() {
@@ -562,6 +617,7 @@
         if (!current(gen)) return;
         hideError(error);
         render(c || {});
+        status.textContent = statusBase + " · updated " + localTime(new Date());
         later(gen, poll, 2000);
       }, function (err) {
         if (!current(gen)) return;
@@ -586,7 +642,7 @@
     return el("div", { class: "windows", role: "group", "aria-label": "Window" }, WINDOWS.map(function (w) {
       var b = el("button", { type: "button", "data-window": w, "aria-pressed": w === active ? "true" : "false" }, w);
       b.addEventListener("click", function () {
-        onPick(w);
+        onPick(w, 'button[data-window="' + w + '"]');
       });
       return b;
     }));
@@ -602,8 +658,8 @@
       main.appendChild(el("p", { class: "error" }, "Pick an interface from Link changes, Worst or Alerts: this view needs agent and interface in its address."));
       return;
     }
-    var buttons = windowButtons(win, function (w) {
-      go("/links/timeline" + query({ agent: p.agent, interface: p.interface, window: w }));
+    var buttons = windowButtons(win, function (w, focus) {
+      go("/links/timeline" + query({ agent: p.agent, interface: p.interface, window: w }), false, focus);
     });
     var sinceIn = el("input", { name: "since", type: "datetime-local", required: true });
     var untilIn = el("input", { name: "until", type: "datetime-local" });
@@ -620,14 +676,25 @@
       if (isNaN(since.getTime())) return;
       go("/links/timeline" + query({
         agent: p.agent, interface: p.interface, since: since.toISOString(), until: until && !isNaN(until.getTime()) ? until.toISOString() : ""
-      }));
+      }), false, "#timeline-custom button[type=submit]");
     });
     var error = errorBox("timeline-error");
     var box = el("div", { id: "timeline", class: "timeline" });
+    var detail = el("p", { id: "timeline-detail", class: "detail", "aria-live": "polite" }, "Hover or focus (Tab) a segment for its exact times.");
+    var show = function (e) {
+      var r = e.target;
+      if (r && r.getAttribute && r.hasAttribute("data-state")) {
+        var t = r.querySelector("title");
+        detail.textContent = t ? t.textContent : "";
+      }
+    };
+    box.addEventListener("mouseover", show);
+    box.addEventListener("focusin", show);
     var stats = el("dl", { id: "timeline-stats", class: "stats" });
     main.appendChild(el("div", { class: "controls" }, [buttons, customForm]));
     main.appendChild(error);
     main.appendChild(box);
+    main.appendChild(detail);
     main.appendChild(stats);
     main.appendChild(el("p", { class: "legend" }, ["up", "down", "admin_down", "unknown", "mixed"].map(function (s) {
       return el("span", { class: "key" }, [el("span", { class: "swatch seg-" + s }), s === "mixed" ? "many short changes" : s.replace("_", " ")]);
@@ -639,7 +706,7 @@
     });
     api("GET", url).then(function (tl) {
       if (!current(gen)) return;
-      drawTimeline(box, tl, width);
+      drawTimeline(box, tl);
       fillStats(stats, tl);
     }, function (err) {
       if (current(gen)) showError(error, err);
@@ -658,27 +725,27 @@
     return lines.join("\n");
   }
 
-  function drawTimeline(box, tl, width) {
+  // Positions are percentages of the drawing's width, with no viewBox, so
+  // the bar follows the page's width without stretching its labels.
+  function drawTimeline(box, tl) {
     clear(box);
     var since = Date.parse(tl.since), until = Date.parse(tl.until);
     var span = Math.max(1, until - since);
-    var W = width, barY = 8, barH = 44, H = 84;
-    var x = function (ms) {
-      return Math.max(0, Math.min(W, (ms - since) / span * W));
+    var barY = 8, barH = 44, H = 84;
+    var pct = function (ms) {
+      return Math.max(0, Math.min(100, (ms - since) / span * 100));
     };
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, width: "100%", height: H, role: "img",
-      "aria-label": "Link states of " + tl.agent + " " + tl.interface + " from " + hoverTimes(tl.since) + " to " + hoverTimes(tl.until),
-      preserveAspectRatio: "none" });
-    root.appendChild(svg("rect", { x: 0, y: barY, width: W, height: barH, class: "seg-none" }, svg("title", null, "no state known")));
+    var root = svg("svg", { width: "100%", height: H, role: "img",
+      "aria-label": "Link states of " + tl.agent + " " + tl.interface + " from " + hoverTimes(tl.since) + " to " + hoverTimes(tl.until) });
+    root.appendChild(svg("rect", { x: 0, y: barY, width: "100%", height: barH, class: "seg-none" }, svg("title", null, "no state known")));
     (tl.segments || []).forEach(function (seg) {
-      var x0 = x(Date.parse(seg.from)), x1 = x(Date.parse(seg.to));
-      var r = svg("rect", {
-        x: x0.toFixed(2), y: barY, width: Math.max(0.5, x1 - x0).toFixed(2), height: barH,
+      var x0 = pct(Date.parse(seg.from)), x1 = pct(Date.parse(seg.to));
+      root.appendChild(svg("rect", {
+        x: x0.toFixed(3) + "%", y: barY, width: Math.max(0.05, x1 - x0).toFixed(3) + "%", height: barH,
         class: "seg seg-" + seg.state + (seg.carried ? " carried" : ""),
         "data-state": seg.state, "data-from": seg.from, "data-to": seg.to, "data-carried": seg.carried ? "true" : null,
         tabindex: "0"
-      }, svg("title", null, segmentTitle(seg)));
-      root.appendChild(r);
+      }, svg("title", null, segmentTitle(seg))));
       if (seg.carried) {
         root.appendChild(svg("path", { d: "M0 " + barY + " l10 " + barH / 2 + " l-10 " + barH / 2 + " z", class: "carried-mark" },
           svg("title", null, "the state began before " + hoverTimes(tl.since))));
@@ -686,11 +753,10 @@
     });
     // Five ticks in local time; UTC on hover.
     for (var i = 0; i <= 4; i++) {
-      var ms = since + span * i / 4;
-      var tx = W * i / 4;
-      var d = new Date(ms);
+      var d = new Date(since + span * i / 4);
+      var tx = (i * 25) + "%";
       root.appendChild(svg("line", { x1: tx, x2: tx, y1: barY + barH, y2: barY + barH + 6, class: "tick" }));
-      root.appendChild(svg("text", { x: tx, y: H - 6, class: "tick-label", "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+      root.appendChild(svg("text", { x: tx, y: H - 6, class: "tick-label" + (i === 1 || i === 3 ? " minor" : ""), "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
         [span > 2 * 86400e3 ? localTime(d).slice(0, 16) : localTime(d).slice(5, 16), svg("title", null, "UTC " + d.toISOString())]));
     }
     box.appendChild(root);
@@ -724,8 +790,8 @@
   function viewWorst(p, gen) {
     var win = WINDOWS.indexOf(p.window) >= 0 ? p.window : "30d";
     main.appendChild(heading("Worst interfaces", [el("a", { href: "/links?minutes=60" }, "Recent changes")]));
-    main.appendChild(el("div", { class: "controls" }, windowButtons(win, function (w) {
-      go("/links/worst" + query({ window: w }));
+    main.appendChild(el("div", { class: "controls" }, windowButtons(win, function (w, focus) {
+      go("/links/worst" + query({ window: w }), false, focus);
     })));
     var error = errorBox("worst-error");
     var status = el("p", { class: "muted" }, "loading…");
@@ -737,7 +803,7 @@
       if (!current(gen)) return;
       var list = (w && w.interfaces) || [];
       list.forEach(function (it) {
-        t.body.appendChild(el("tr", { "data-interface": it.interface, "data-agent": it.agent }, [
+        t.body.appendChild(labelled(el("tr", { "data-interface": it.interface, "data-agent": it.agent }, [
           cell("agent", it.agent),
           cell("interface", el("a", { href: timelineHref(it.agent, it.interface, win) }, it.interface)),
           cell("state", el("span", { class: "pill state-" + it.state }, String(it.state).replace("_", " "))),
@@ -746,7 +812,7 @@
           cell("down", duration(it.down_seconds), "num"),
           cell("mttr", duration(it.mttr_seconds), "num"),
           cell("longest", duration(it.longest_outage_seconds), "num")
-        ]));
+        ]), t.columns));
       });
       if (!list.length) emptyRow(t.body, 8, "No interface has a known state in this window.");
       status.textContent = "The least available first, over the last " + win + " (" + list.length + " shown).";
@@ -765,15 +831,20 @@
   function viewTrace(p, gen) {
     var inputs = {};
     var hints = {
-      src: "10.1.0.10", dst: "10.2.0.10", proto: "tcp, udp, icmp or a number", sport: "40000", dport: "443",
-      vrf: "default", from: "first switch (optional)", sport_range: "40000-40999 (all paths)"
+      src: "10.1.0.10", dst: "10.2.0.10", proto: "tcp", sport: "40000", dport: "443",
+      vrf: "default", from: "optional", sport_range: "40000-40999"
     };
     var labels = {
       src: "Source", dst: "Destination", proto: "Protocol", sport: "Source port", dport: "Destination port",
       vrf: "VRF", from: "From agent", sport_range: "Source port range"
     };
+    var titles = {
+      proto: "A name (tcp, udp, icmp, ipv6-icmp) or a protocol number",
+      from: "The agent of the first switch; empty: the switch the source is attached to",
+      sport_range: "With Every ECMP path: count how many source ports of this range take each path (at most 4096)"
+    };
     TRACE_FIELDS.forEach(function (k) {
-      inputs[k] = el("input", { name: k, type: "text", value: p[k] || "", placeholder: hints[k], required: k === "src" || k === "dst",
+      inputs[k] = el("input", { name: k, type: "text", value: p[k] || "", placeholder: hints[k], title: titles[k] || null, required: k === "src" || k === "dst",
         inputmode: k === "sport" || k === "dport" ? "numeric" : null, spellcheck: "false", autocapitalize: "off" });
     });
     var reverse = el("input", { name: "reverse", type: "checkbox", value: "1" });
@@ -798,7 +869,7 @@
       q.reverse = reverse.checked ? "1" : "";
       q.all_paths = allPaths.checked ? "1" : "";
       var url = "/trace" + query(q);
-      go(url, url === location.pathname + location.search);
+      go(url, url === location.pathname + location.search, "#trace-form button[type=submit]");
     });
     var error = errorBox("trace-error");
     var status = el("p", { class: "muted", id: "trace-status" });
@@ -955,7 +1026,8 @@
     } else if (leaf && node.outcome) {
       lines.push([outcomeText(node.outcome), node.outcome.result === "delivered" ? "status good" : "status bad"]);
     } else {
-      lines.push([h.action === "forward" ? "forwards" + (h.next_hop ? " via " + h.next_hop : "") : h.action, "status"]);
+      var fan = node.children.length > 1 ? "forwards over " + node.children.length + " ECMP members" : null;
+      lines.push([fan || (h.action === "forward" ? "forwards" + (h.next_hop ? " via " + h.next_hop : "") : h.action), "status"]);
     }
     if (!leaf && node.outcome) lines.push(["also " + outcomeText(node.outcome), "status bad"]);
     var eg = h.egress;
@@ -1052,11 +1124,13 @@
     if (request) {
       var sy = MARGIN;
       linksG.appendChild(endpoint(cx(root), sy, "from " + request.src));
-      link(linksG, cx(root), sy + END_H, cx(root), rowY[0], null, root.hop.ingress, false);
+      link(linksG, cx(root), sy + END_H, cx(root), rowY[0], null, root.hop.ingress, "");
     }
 
+    var bottom = 0;
     (function drawNode(n) {
       var x = MARGIN + n.x, top = rowY[n.depth], h = boxH(n);
+      bottom = Math.max(bottom, top + h);
       var kind = n.hop.type, action = n.hop.action;
       var g = svg("g", {
         "data-hop": String(n.hop.index), "data-agent": n.hop.agent, "data-kind": kind, "data-action": action,
@@ -1070,24 +1144,31 @@
       n.children.forEach(function (c) {
         var member = c.member !== null && c.member !== undefined && n.hop.route && n.hop.route.members ? n.hop.route.members[c.member] : null;
         var egress = member && member.interface ? member.interface : (n.hop.egress ? n.hop.egress.name : null);
-        var down = c.hop.action === "drop" || c.hop.type !== "switch";
-        link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, down);
+        var look = c.hop.action === "drop" ? "bad" : c.hop.type !== "switch" ? "faded" : "";
+        link(linksG, cx(n), top + h, cx(c), rowY[c.depth], egress, c.hop.ingress, look);
         drawNode(c);
       });
-      // Where the flow leaves the fabric: delivered to a host beside the last switch.
-      if (!n.children.length && n.outcome && n.outcome.result === "delivered" && !n.outcome.local) {
+      // Where the flow leaves the last switch: to the host beside it, or
+      // towards an egress it is dropped at.
+      var delivered = n.outcome && n.outcome.result === "delivered";
+      var out = n.hop.egress ? n.hop.egress.name : delivered ? n.outcome.interface : null;
+      if (!n.children.length && out && !(delivered && n.outcome.local)) {
         var ey = top + h + GAP_Y;
-        link(linksG, cx(n), top + h, cx(n), ey, n.outcome.interface || (n.hop.egress ? n.hop.egress.name : null), null, false);
-        linksG.appendChild(endpoint(cx(n), ey, "to " + (request ? request.dst : "destination")));
+        link(linksG, cx(n), top + h, cx(n), ey, out, null, delivered ? "" : "bad");
+        linksG.appendChild(endpoint(cx(n), ey, delivered ? "to " + (request ? request.dst : "destination") : outcomeText(n.outcome) || n.hop.action, delivered ? "" : "bad"));
+        bottom = Math.max(bottom, ey + END_H);
       }
     })(root);
+    height = bottom + MARGIN;
+    root_.setAttribute("height", height);
+    root_.setAttribute("viewBox", "0 0 " + width + " " + height);
     wrap.appendChild(root_);
     return wrap;
   }
 
-  function endpoint(x, y, text) {
-    var w = Math.max(90, text.length * 7.5 + 20);
-    return svg("g", { class: "endpoint" }, [
+  function endpoint(x, y, text, look) {
+    var w = Math.max(90, text.length * 8.2 + 24);
+    return svg("g", { class: "endpoint" + (look ? " " + look : "") }, [
       svg("rect", { x: x - w / 2, y: y, width: w, height: END_H, rx: 15 }),
       svg("text", { x: x, y: y + 20, "text-anchor": "middle" }, text)
     ]);
@@ -1095,8 +1176,8 @@
 
   // A link between two boxes, its egress name near the upper end and the
   // ingress name near the lower one.
-  function link(g, x1, y1, x2, y2, egress, ingress, bad) {
-    g.appendChild(svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "link" + (bad ? " bad" : "") }));
+  function link(g, x1, y1, x2, y2, egress, ingress, look) {
+    g.appendChild(svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "link" + (look ? " " + look : "") }));
     if (egress) {
       g.appendChild(svg("text", { x: x1 + (x2 - x1) * 0.22, y: y1 + (y2 - y1) * 0.22 + 4, "text-anchor": "middle", class: "if-label", "data-egress": egress }, egress));
     }
@@ -1111,12 +1192,12 @@
       var steps = (path.hops || []).map(function (s) {
         return s.agent + (s.ingress || s.egress ? " (" + (s.ingress || "·") + " → " + (s.egress || "·") + ")" : "");
       }).join("  ›  ");
-      t.body.appendChild(el("tr", { "data-path": String(path.id), class: path.reaches_destination ? null : "bad-row" }, [
+      t.body.appendChild(labelled(el("tr", { "data-path": String(path.id), class: path.reaches_destination ? null : "bad-row" }, [
         cell("id", String(path.id)),
         cell("hops", steps),
         cell("result", el("span", { class: "pill " + (path.reaches_destination ? "state-up" : "state-down") }, outcomeText(path.outcome)), null),
         cell("flows", path.flows === undefined ? "—" : thousands(path.flows), "num")
-      ]));
+      ]), t.columns));
     });
     var wrap = el("div", null, [el("h2", null, "Paths")]);
     if (answer.flows) {
