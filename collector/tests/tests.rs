@@ -9,8 +9,6 @@ mod util;
 mod agentport;
 mod api;
 mod bounds;
-// The web page in a real headless Chromium.
-mod browser;
 mod crash;
 mod e2e;
 mod fabric_board;
@@ -32,5 +30,3 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
-mod web_data;
-mod web_serve;

@@ -7,10 +7,10 @@
 
 mod addresses;
 mod connectivity;
-pub mod fleet;
+mod fleet;
 mod follow;
 mod known;
-pub mod leafspine;
+mod leafspine;
 mod reverse;
 mod stops;
 mod storm;
