@@ -137,13 +137,32 @@ fn cap_within(configured: usize, fd_budget: usize, agent_connections: usize) -> 
 /// Serves `router` on `listener` until `shutdown` fires, then lets open
 /// requests finish. `done` is held by every connection task, so the caller
 /// knows when the last one ended.
-pub async fn serve(
+pub fn serve(
     listener: TcpListener,
     router: Router,
     settings: HttpSettings,
     cap: usize,
     metrics: Arc<Metrics>,
     notify: broadcast::Sender<()>,
+    done: mpsc::Sender<()>,
+) -> impl Future<Output = ()> {
+    // Subscribed now, not when the task first runs: a shutdown sent before
+    // the runtime gets to it still reaches it.
+    let shutdown = notify.subscribe();
+    accept_loop(
+        listener, router, settings, cap, metrics, notify, shutdown, done,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    settings: HttpSettings,
+    cap: usize,
+    metrics: Arc<Metrics>,
+    notify: broadcast::Sender<()>,
+    mut shutdown: broadcast::Receiver<()>,
     done: mpsc::Sender<()>,
 ) {
     let registry = Arc::new(Registry::default());
@@ -152,7 +171,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout);
     let builder = Arc::new(builder);
-    let mut shutdown = notify.subscribe();
     let mut next_id = 0u64;
     loop {
         // Subscribed before the accept, so a shutdown sent while this

@@ -70,13 +70,25 @@ pub struct Ingest {
 /// connection has finished. A connection counts against `max_pending` until
 /// its hello is accepted and against `max_connections` from then on, so
 /// sockets that never say hello cannot take an agent's place.
-pub async fn serve(
+pub fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
     notify: broadcast::Sender<()>,
     done: mpsc::Sender<()>,
+) -> impl Future<Output = ()> {
+    // Subscribed now, not when the task first runs: a shutdown sent before
+    // the runtime gets to it still reaches it.
+    let shutdown = notify.subscribe();
+    accept_loop(listener, ingest, notify, shutdown, done)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    notify: broadcast::Sender<()>,
+    mut shutdown: broadcast::Receiver<()>,
+    done: mpsc::Sender<()>,
 ) {
-    let mut shutdown = notify.subscribe();
     let mut backoff = Duration::from_millis(10);
     let pending = Arc::new(Pending::new(ingest.max_pending));
     loop {

@@ -19,6 +19,7 @@ mod liveness;
 mod metrics;
 #[path = "../../agent/tests/netns.rs"]
 mod netns;
+mod shutdown;
 mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
