@@ -19,3 +19,5 @@ mod syslog;
 mod terminal;
 mod trace;
 mod trace_paths;
+// The collector's web page in a real browser, on the fabric lab.
+mod web;

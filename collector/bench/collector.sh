@@ -9,7 +9,8 @@
 #     (100 connections) and writing them to a file, not durable; msg/s and the
 #     collector's ratio to it.
 #  3. links/downtime?since=30d over LINK_EVENTS stored link events across
-#     INTERFACES interfaces: HTTP request latency.
+#     INTERFACES interfaces: HTTP request latency; the same for the web
+#     page's links/worst, links/timeline and fleet.
 #  4. Collector RSS with IDLE_AGENTS connected agents heartbeating every 10 s.
 #
 # Run from anywhere: `bash collector/bench/collector.sh`. Environment:
@@ -209,6 +210,11 @@ start_collector downtime 1d
     --path "/api/v1/links/downtime?since=24h" --repeat 20
 "$GEN" get --addr "$HTTP_ADDR" --token-file "$DATA/data/api-token" \
     --path "/api/v1/links/changes?since=10m" --repeat 20
+# The web page's questions over the same store.
+for path in "/api/v1/links/worst?since=30d" "/api/v1/links/worst?since=30d&limit=1000" \
+    "/api/v1/links/timeline?agent=seed0000&interface=eth1&since=30d" "/api/v1/fleet"; do
+    "$GEN" get --addr "$HTTP_ADDR" --token-file "$DATA/data/api-token" --path "$path" --repeat 20
+done
 echo "store: $(du -sh "$DATA/data" | cut -f1)"
 stop_collector
 fi

@@ -2,16 +2,19 @@
 //! token and a per-token rate limit, plus `/metrics` and `/healthz` open to
 //! scrapers. Bad parameters get a 400 naming the parameter and the fix.
 
+mod fleet;
+mod links;
 mod trace;
 
 use crate::auth::Tokens;
 use crate::fabric::Fabric;
 use crate::forward::ForwardStats;
-use crate::http::Authenticated;
+use crate::http::{Authenticated, ClientAddr};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
 use crate::store::{ReadPool, StoreError, millis};
+use crate::web::session;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -33,6 +36,8 @@ pub struct Api {
     pub forward: Option<Arc<ForwardStats>>,
     /// The live fabric traces ask through.
     pub fabric: Arc<Fabric>,
+    /// The web page's sessions and files.
+    pub web: crate::web::Web,
 }
 
 type Shared = Arc<Api>;
@@ -45,12 +50,16 @@ pub fn router(api: Shared) -> Router {
         .route("/api/v1/links/changes", get(changes))
         .route("/api/v1/links/downtime", get(downtime))
         .merge(trace::routes())
+        .merge(fleet::routes())
+        .merge(links::routes())
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
         .merge(protected)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::web::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::web::security_headers))
         .with_state(api)
 }
 
@@ -125,19 +134,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Checks the bearer token, then the token's rate limit.
+/// Checks the bearer token or the web page's session cookie (and, for a
+/// change made by cookie, the CSRF header), then the token's rate limit.
 async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(index) = token.and_then(|t| api.tokens.check_api(t)) else {
+    let headers = request.headers();
+    let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let index = match headers.get(header::AUTHORIZATION) {
+        // A bearer token, when given, decides alone; an address that has
+        // been guessing waits as it would to sign in.
+        Some(value) => {
+            if let Some(client) = client
+                && let Err(wait) = api.web.sign_ins.peek(client, Instant::now())
+            {
+                return guessing(&api, wait);
+            }
+            let index = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .and_then(|t| api.tokens.check_api(t));
+            if let (None, Some(client)) = (index, client) {
+                let _ = api.web.sign_ins.check(client, Instant::now());
+            }
+            index
+        }
+        None => match session::from_cookie(&api.web, headers, SystemTime::now()) {
+            Some(_) if !session::csrf_ok(request.method(), headers) => {
+                return session::csrf_refused();
+            }
+            Some(s) => Some(s.token),
+            None => None,
+        },
+    };
+    let Some(index) = index else {
         api.metrics.api_unauthorized.fetch_add(1, Ordering::Relaxed);
         return ApiError {
             status: StatusCode::UNAUTHORIZED,
-            message: "missing or wrong API token; send `Authorization: Bearer <token>` with a token from the collector's api_tokens (by default the file api-token in its data_dir)".into(),
+            message: "missing or wrong API token; send `Authorization: Bearer <token>` with a token from the collector's api_tokens (by default the file api-token in its data_dir), or sign in on the web page".into(),
             field: None,
             retry_after: None,
         }
@@ -148,19 +182,44 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
     if let Some(connection) = request.extensions().get::<Authenticated>() {
         connection.set();
     }
+    if let Some(refused) = rate_limited(&api, index) {
+        return refused;
+    }
+    next.run(request).await
+}
+
+/// The 429 for an address that gave too many wrong tokens.
+fn guessing(api: &Api, wait: Duration) -> Response {
+    api.metrics.api_rate_limited.fetch_add(1, Ordering::Relaxed);
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!("too many wrong tokens from this address; retry in {seconds}s"),
+        field: None,
+        retry_after: Some(seconds),
+    }
+    .into_response()
+}
+
+/// Takes one request from API token `index`'s allowance: None when it may
+/// go on, else the 429. Requests made with a session count against the
+/// token the session came from.
+pub fn rate_limited(api: &Api, index: usize) -> Option<Response> {
     if let Err(wait) = api.limiter.check(index, Instant::now()) {
         api.metrics.api_rate_limited.fetch_add(1, Ordering::Relaxed);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("rate limit exceeded for this token; retry in {seconds}s"),
-            field: None,
-            retry_after: Some(seconds),
-        }
-        .into_response();
+        return Some(
+            ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!("rate limit exceeded for this token; retry in {seconds}s"),
+                field: None,
+                retry_after: Some(seconds),
+            }
+            .into_response(),
+        );
     }
     api.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
-    next.run(request).await
+    None
 }
 
 /// A query string's parameters, each allowed once and only if the endpoint

@@ -3,25 +3,31 @@
 //! no progress, their number is capped apart from the agents' port, and when
 //! the cap is reached the oldest connection that has not shown an API token
 //! makes room, so a flood of silent or slow sockets cannot keep out a real
-//! client or use up the descriptors the agents need.
+//! client or use up the descriptors the agents need. With `[http] tls_cert`
+//! the listener speaks TLS, its certificate swapped in whole on SIGHUP so
+//! a renewed one is served without a restart.
 
 use crate::config::HttpSettings;
 use crate::metrics::{HttpClose, Metrics};
+use crate::tls::{TlsError, TlsSettings};
 use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::ServerConfig;
 use std::collections::BTreeMap;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 /// Descriptors kept for everything but connections: the store and its WAL,
@@ -40,6 +46,53 @@ pub struct Authenticated(Arc<AtomicBool>);
 impl Authenticated {
     pub fn set(&self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The address a request came from, among its extensions: sign-in attempts
+/// are limited per address.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The HTTP listener's TLS: the configuration new connections get, replaced
+/// by [`HttpTls::reload`]; open connections keep the one they began with.
+#[derive(Debug)]
+pub struct HttpTls {
+    settings: TlsSettings,
+    // Held to clone an Arc or swap it, never across an await.
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl HttpTls {
+    /// Reads the certificate and key.
+    pub fn load(settings: TlsSettings) -> Result<HttpTls, TlsError> {
+        let config = Self::read(&settings)?;
+        Ok(HttpTls {
+            settings,
+            current: RwLock::new(config),
+        })
+    }
+
+    fn read(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config = (*crate::tls::server_config(settings)?).clone();
+        // Only HTTP/1.1 is served; saying so spares a client's h2 attempt.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Reads the files again; on any error the served certificate stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = Self::read(&self.settings)?;
+        *self.current.write().expect("HTTP TLS poisoned") = config;
+        Ok(())
+    }
+
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(&self.current.read().expect("HTTP TLS poisoned")))
     }
 }
 
@@ -134,11 +187,13 @@ fn cap_within(configured: usize, fd_budget: usize, agent_connections: usize) -> 
     configured.min(left).max(configured.min(8))
 }
 
-/// Serves `router` on `listener` until `shutdown` fires, then lets open
-/// requests finish. `done` is held by every connection task, so the caller
-/// knows when the last one ended.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// fires, then lets open requests finish. `done` is held by every
+/// connection task, so the caller knows when the last one ended.
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     listener: TcpListener,
+    tls: Option<Arc<HttpTls>>,
     router: Router,
     settings: HttpSettings,
     cap: usize,
@@ -150,13 +205,14 @@ pub fn serve(
     // the runtime gets to it still reaches it.
     let shutdown = notify.subscribe();
     accept_loop(
-        listener, router, settings, cap, metrics, notify, shutdown, done,
+        listener, tls, router, settings, cap, metrics, notify, shutdown, done,
     )
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<HttpTls>>,
     router: Router,
     settings: HttpSettings,
     cap: usize,
@@ -184,9 +240,9 @@ async fn accept_loop(
             _ = registry.held_at_most(cap) => {}
             _ = shutdown.recv() => return,
         }
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "Accepting an HTTP connection failed.");
                     tokio::time::sleep(ACCEPT_PAUSE).await;
@@ -210,6 +266,8 @@ async fn accept_loop(
             close: Arc::new(Notify::new()),
         };
         let connection = Connection {
+            peer,
+            tls: tls.as_ref().map(|t| t.acceptor()),
             authenticated: open.authenticated.clone(),
             close: Arc::clone(&open.close),
             settings,
@@ -230,6 +288,8 @@ async fn accept_loop(
 }
 
 struct Connection {
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     authenticated: Authenticated,
     close: Arc<Notify>,
     settings: HttpSettings,
@@ -239,22 +299,57 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, mut shutdown: broadcast::Receiver<()>) {
-        let metrics = self.metrics;
+    async fn run(self, stream: TcpStream, shutdown: broadcast::Receiver<()>) {
+        let metrics = Arc::clone(&self.metrics);
         metrics
             .http_connections_open
             .fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let moved = Arc::new(AtomicU64::new(0));
-        let io = TokioIo::new(Watched {
+        let watched = Watched {
             stream,
             started,
             moved: Arc::clone(&moved),
-        });
+        };
+        match self.tls.clone() {
+            None => self.drive(watched, started, moved, shutdown).await,
+            // The handshake has the headers' deadline: a client that opens
+            // a socket and says nothing is closed the same either way.
+            Some(acceptor) => {
+                match tokio::time::timeout(self.settings.header_timeout, acceptor.accept(watched))
+                    .await
+                {
+                    Ok(Ok(tls)) => self.drive(tls, started, moved, shutdown).await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = %self.peer, "An HTTPS handshake failed.");
+                    }
+                    Err(_) => metrics.http_closed(HttpClose::HeaderTimeout),
+                }
+            }
+        }
+        metrics
+            .http_connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Serves requests on `io` until the client or a deadline ends it.
+    async fn drive<I>(
+        self,
+        io: I,
+        started: Instant,
+        moved: Arc<AtomicU64>,
+        mut shutdown: broadcast::Receiver<()>,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let metrics = self.metrics;
+        let io = TokioIo::new(io);
         let authenticated = self.authenticated;
+        let peer = ClientAddr(self.peer);
         let router = self.router;
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(authenticated.clone());
+            request.extensions_mut().insert(peer);
             router.clone().call(request)
         });
         let connection = self.builder.serve_connection(io, service);
@@ -289,9 +384,6 @@ impl Connection {
                 }
             }
         }
-        metrics
-            .http_connections_open
-            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

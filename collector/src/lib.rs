@@ -22,5 +22,6 @@ pub mod shell;
 pub mod store;
 pub mod timeline;
 pub mod tls;
+pub mod web;
 
 pub use server::{Collector, CollectorError};

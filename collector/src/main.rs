@@ -344,14 +344,20 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let http = tokio::net::TcpListener::bind(settings.http_listen)
             .await
             .with_context(|| format!("listening for HTTP on {}", settings.http_listen))?;
+        let scheme = if collector.http_tls() { "https" } else { "http" };
         if collector.generated().is_empty() {
+            let token_file = settings
+                .data_dir
+                .join(hopwatch_collector::auth::API_TOKEN_FILE);
             tracing::info!(
-                "API: http://{}/api/v1/agents (bearer token from the configured api_tokens or {}).",
+                "API: {scheme}://{}/api/v1/agents (bearer token from the configured api_tokens or {}).",
                 reachable(settings.http_listen),
-                settings
-                    .data_dir
-                    .join(hopwatch_collector::auth::API_TOKEN_FILE)
-                    .display()
+                token_file.display()
+            );
+            tracing::info!(
+                "Web page: {scheme}://{}/ (sign in with an API token: the configured api_tokens or {}).",
+                reachable(settings.http_listen),
+                token_file.display()
             );
         } else {
             print!(
@@ -360,6 +366,7 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                     collector.generated(),
                     settings.agents_listen,
                     settings.http_listen,
+                    scheme,
                     std::io::stdout().is_terminal(),
                 )
             );
@@ -377,6 +384,7 @@ fn banner(
     generated: &[GeneratedToken],
     agents: SocketAddr,
     http: SocketAddr,
+    scheme: &str,
     show_tokens: bool,
 ) -> String {
     let mut out = String::from(if show_tokens {
@@ -405,7 +413,12 @@ fn banner(
             )),
         }
     }
-    let base = format!("http://{}", reachable(http));
+    let base = format!("{scheme}://{}", reachable(http));
+    let signin = match &api_file {
+        Some(file) => format!("the API token in {file}"),
+        None => "an API token".into(),
+    };
+    out.push_str(&format!("\nWeb page: {base}/ (sign in with {signin})\n"));
     out.push_str(&format!(
         "\nAgents connect to {agents}. The API is at {base}; try:\n"
     ));

@@ -10,12 +10,15 @@ use crate::fabric::Fabric;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::Switchboard;
 use crate::forward::Forwarder;
+use crate::http::HttpTls;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
 use crate::store::{self, ReadPool, StoreError};
 use crate::tls::{self, TlsError};
+use crate::web::session::{MAX_SESSIONS, Sessions};
+use crate::web::{self, Web};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
@@ -58,6 +61,8 @@ pub struct Collector {
     generated: Vec<GeneratedToken>,
     sources: TokenSources,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// HTTPS on the API's listener, reloaded on SIGHUP.
+    http_tls: Option<Arc<HttpTls>>,
     metrics: Arc<Metrics>,
     fabric: Arc<Fabric>,
 }
@@ -87,6 +92,10 @@ impl Collector {
             Some(settings) => Some(tls::server_config(settings)?),
             None => None,
         };
+        let http_tls = match &config.web.tls {
+            Some(settings) => Some(Arc::new(HttpTls::load(settings.clone())?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let fabric = Arc::new(Fabric {
             switchboard: Arc::new(Switchboard::with_metrics(Arc::clone(&metrics))),
@@ -99,6 +108,7 @@ impl Collector {
             generated,
             sources,
             tls,
+            http_tls,
             metrics,
             fabric,
         })
@@ -117,6 +127,11 @@ impl Collector {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Whether the API's listener speaks TLS.
+    pub fn http_tls(&self) -> bool {
+        self.http_tls.is_some()
     }
 
     /// Serves agents on `agents` and the API on `http` until `shutdown`
@@ -161,6 +176,7 @@ impl Collector {
             http = %local(&http),
             data_dir = %settings.data_dir.display(),
             tls = self.tls.is_some(),
+            https = self.http_tls.is_some(),
             agent_tokens_from = self.sources.agent.join(", "),
             api_tokens_from = self.sources.api.join(", "),
             "Collector started."
@@ -188,6 +204,24 @@ impl Collector {
         let accept = tokio::spawn(ingest::serve(agents, ingest, notify.clone(), done));
 
         let http_metrics = Arc::clone(&metrics);
+        let http_addr = http
+            .local_addr()
+            .map_err(|e| CollectorError::Http(e.to_string()))?;
+        let insecure = web::insecure(http_addr, self.http_tls.is_some());
+        if insecure {
+            tracing::warn!(
+                http = %http_addr,
+                "The HTTP listener is reachable from other hosts without TLS: API tokens and web page session cookies cross the network in clear. Set [http] tls_cert and tls_key, or listen on 127.0.0.1 behind a TLS proxy."
+            );
+        }
+        // Installed before the listener serves, so a SIGHUP from anyone who
+        // has seen the collector answer is never taken for a hangup.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        let reloader = tokio::spawn(reload_on_hangup(
+            hangups,
+            self.http_tls.clone(),
+            notify.subscribe(),
+        ));
         let api = Arc::new(Api {
             pool: Arc::new(ReadPool::new(&settings.data_dir)),
             tokens: Arc::clone(&self.tokens),
@@ -196,6 +230,11 @@ impl Collector {
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
             fabric,
+            web: Web::new(
+                Sessions::new(self.config.web.session_ttl, MAX_SESSIONS),
+                self.http_tls.is_some(),
+                insecure,
+            ),
         });
         // Every HTTP connection task holds an `http_done` sender, as the
         // agents' connections hold `done`.
@@ -212,6 +251,7 @@ impl Collector {
         }
         let http_server = tokio::spawn(crate::http::serve(
             http,
+            self.http_tls.clone(),
             api::router(api),
             http_settings,
             http_cap,
@@ -249,6 +289,7 @@ impl Collector {
         let _ = notify.send(());
         let _ = accept.await;
         let _ = pruner.await;
+        let _ = reloader.await;
         // Every connection task holds a `done` sender; recv returns None
         // once the last one has finished.
         let _ = all_done.recv().await;
@@ -271,6 +312,42 @@ impl Collector {
         drop(checkpointer);
         tracing::info!("Collector stopped.");
         http_result.map_err(|e| CollectorError::Http(e.to_string()))
+    }
+}
+
+/// On SIGHUP, reads the HTTP listener's certificate and key again; a file
+/// that cannot be used leaves the served certificate in place, and the log
+/// says which way it went.
+async fn reload_on_hangup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    tls: Option<Arc<HttpTls>>,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let mut hangups = match hangups {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "Cannot listen for SIGHUP; the HTTPS certificate is reloaded only by a restart.");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.recv() => return,
+        }
+        match &tls {
+            None => tracing::info!("SIGHUP: nothing to reload ([http] has no tls_cert)."),
+            Some(tls) => match tls.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %tls.settings().cert_file.value.display(),
+                    "SIGHUP: reloaded the HTTPS certificate."
+                ),
+                Err(error) => tracing::error!(
+                    %error,
+                    "SIGHUP: the new HTTPS certificate cannot be used; still serving the previous one."
+                ),
+            },
+        }
     }
 }
 

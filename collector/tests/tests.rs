@@ -9,6 +9,8 @@ mod util;
 mod agentport;
 mod api;
 mod bounds;
+// The web page in a real headless Chromium.
+mod browser;
 mod crash;
 mod e2e;
 mod fabric_board;
@@ -31,3 +33,5 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
+mod web_data;
+mod web_serve;

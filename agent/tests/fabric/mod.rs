@@ -7,10 +7,10 @@
 
 mod addresses;
 mod connectivity;
-mod fleet;
+pub mod fleet;
 mod follow;
 mod known;
-mod leafspine;
+pub mod leafspine;
 mod reverse;
 mod stops;
 mod storm;

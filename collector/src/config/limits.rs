@@ -1,9 +1,12 @@
 //! `[rate_limit]`, `[http]` and `[log]`: how much the API's clients and the
-//! log file may take.
+//! log file may take, and how the HTTP listener serves the web page.
 
 use super::raw::{RawHttp, RawLog, RawRateLimit};
 use super::validate::Validator;
-use super::{DEFAULT_HTTP, DEFAULT_LOG_FILE, HttpSettings, LogSettings, RateLimitSettings};
+use super::{
+    DEFAULT_HTTP, DEFAULT_LOG_FILE, DEFAULT_SESSION_TTL, HttpSettings, LogSettings,
+    RateLimitSettings, TlsSettings, WebSettings,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,6 +77,50 @@ impl Validator<'_> {
             header_timeout: header_timeout?,
             idle_timeout: idle_timeout?,
             max_connections: max_connections?,
+        })
+    }
+
+    /// `[http]` TLS and sessions: the certificate and key come together.
+    pub(super) fn web(&mut self, raw: &RawHttp) -> Option<WebSettings> {
+        let session_ttl = match &raw.session_ttl {
+            Some(v) => self.duration(
+                v,
+                "session_ttl",
+                (Duration::from_secs(60), Duration::from_secs(30 * 86_400)),
+            ),
+            None => Some(DEFAULT_SESSION_TTL),
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => Some(None),
+            (Some(cert), Some(key)) => {
+                let cert_file = self.path(cert, "tls_cert");
+                let key_file = self.path(key, "tls_key");
+                match (cert_file, key_file) {
+                    (Some(cert_file), Some(key_file)) => Some(Some(TlsSettings {
+                        cert_file,
+                        key_file,
+                        client_ca_file: None,
+                    })),
+                    _ => None,
+                }
+            }
+            (Some(given), None) | (None, Some(given)) => {
+                let (has, lacks) = if raw.tls_cert.is_some() {
+                    ("tls_cert", "tls_key")
+                } else {
+                    ("tls_key", "tls_cert")
+                };
+                self.error(
+                    given,
+                    format!("[http] has `{has}` but no `{lacks}`"),
+                    Some("HTTPS needs both tls_cert and tls_key (PEM files); remove both for plain HTTP".into()),
+                );
+                None
+            }
+        };
+        Some(WebSettings {
+            tls: tls?,
+            session_ttl: session_ttl?,
         })
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
     pub http: HttpSettings,
+    /// `[http]`'s TLS and sign-in keys: how the web page is served.
+    pub web: WebSettings,
     /// `[trace]`: the bounds of fabric traces.
     pub trace: crate::fabric::TraceSettings,
 }
@@ -62,6 +64,21 @@ pub struct HttpSettings {
     /// closed for a new one.
     pub max_connections: usize,
 }
+
+/// `[http]` `tls_cert`, `tls_key` and `session_ttl`: HTTPS on the API's
+/// listener and how long a web page sign-in lasts. Apart from
+/// [`HttpSettings`] because these hold paths and are read again on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The HTTP listener speaks TLS with this certificate and key (no
+    /// client certificates: people sign in with a token).
+    pub tls: Option<TlsSettings>,
+    /// A session cookie is good for this long after sign-in.
+    pub session_ttl: Duration,
+}
+
+/// Twelve hours: a working day's shift without signing in again.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct CollectorSettings {
@@ -175,6 +192,11 @@ impl Config {
             }
         }
         if let Some(tls) = &self.collector.tls
+            && let Err(e) = crate::tls::server_config(tls)
+        {
+            errors.push(e.diagnostic(tls));
+        }
+        if let Some(tls) = &self.web.tls
             && let Err(e) = crate::tls::server_config(tls)
         {
             errors.push(e.diagnostic(tls));

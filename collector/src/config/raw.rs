@@ -37,6 +37,9 @@ pub(super) struct RawHttp {
     pub(super) header_timeout: Option<Spanned<String>>,
     pub(super) idle_timeout: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<i64>>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
+    pub(super) session_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,7 +152,14 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
     ("log", &["file", "max_size", "keep"]),
     (
         "http",
-        &["header_timeout", "idle_timeout", "max_connections"],
+        &[
+            "header_timeout",
+            "idle_timeout",
+            "max_connections",
+            "tls_cert",
+            "tls_key",
+            "session_ttl",
+        ],
     ),
     (
         "trace",

@@ -69,6 +69,7 @@ impl Validator<'_> {
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
         let http = self.http(&raw.http);
+        let web = self.web(&raw.http);
         let trace = self.trace(&raw.trace, http.map(|h| h.idle_timeout));
         if !self.diag.is_empty() {
             return None;
@@ -80,6 +81,7 @@ impl Validator<'_> {
             rate_limit: rate_limit?,
             log: log?,
             http: http?,
+            web: web?,
             trace: trace?,
         })
     }

@@ -9,7 +9,10 @@
 //! running totals (see [`crate::timeline`]), so that downtime over a month of
 //! a large fleet reads two rows per interface.
 
+pub mod fleet;
+pub mod links;
 pub mod query;
+mod spans;
 pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};

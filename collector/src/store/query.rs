@@ -409,7 +409,7 @@ pub fn downtime(
     })
 }
 
-fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
+pub(super) fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
     Ok(Segment {
         start_ms: r.get(at)?,
         state: State::from_code(r.get(at + 1)?),
@@ -421,7 +421,7 @@ fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
     })
 }
 
-fn seconds(ms: i64) -> f64 {
+pub(super) fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 

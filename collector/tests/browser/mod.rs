@@ -1,0 +1,7 @@
+//! The web page in a real headless Chromium against the in-process
+//! collector, fed by fake agents over the real wire protocol: sign-in, the
+//! live Fleet page, Alerts, the Links timeline and hostile names. Each test
+//! ends with the harness's checks (no console error, nothing off loopback).
+
+pub mod harness;
+mod pages;
