@@ -336,22 +336,24 @@ pub fn measure(
     }
 }
 
+/// Applies (time in seconds, state) changes to a first segment and returns
+/// the chain: the timelines the tests here and in the store start from.
+#[cfg(test)]
+pub(crate) fn chain(first: (i64, State), changes: &[(i64, State)]) -> Vec<Segment> {
+    const S: i64 = 1000;
+    let mut segs = vec![Segment::first(first.0 * S, first.1)];
+    for &(at, state) in changes {
+        let next = segs.last().unwrap().next(at * S, state);
+        segs.push(next);
+    }
+    segs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: i64 = 1000;
-
-    /// Applies (time, state) changes to a first segment and returns the
-    /// chain.
-    fn chain(first: (i64, State), changes: &[(i64, State)]) -> Vec<Segment> {
-        let mut segs = vec![Segment::first(first.0 * S, first.1)];
-        for &(at, state) in changes {
-            let next = segs.last().unwrap().next(at * S, state);
-            segs.push(next);
-        }
-        segs
-    }
 
     /// The segment in force at `t`, or the first.
     fn at(segs: &[Segment], t: i64) -> Segment {

@@ -223,16 +223,9 @@ pub fn pieces(spans: &[Span], window_ms: i64, width: u32) -> Vec<Piece> {
 mod tests {
     use super::*;
 
-    const S: i64 = 1000;
+    use crate::timeline::chain;
 
-    fn chain(first: (i64, State), changes: &[(i64, State)]) -> Vec<Segment> {
-        let mut segs = vec![Segment::first(first.0 * S, first.1)];
-        for &(at, state) in changes {
-            let next = segs.last().unwrap().next(at * S, state);
-            segs.push(next);
-        }
-        segs
-    }
+    const S: i64 = 1000;
 
     fn span(from: i64, to: i64, state: State) -> Span {
         Span {
