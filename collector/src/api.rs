@@ -5,7 +5,9 @@
 mod fleet;
 mod links;
 mod trace;
+pub mod web;
 
+use crate::api::web::session;
 use crate::auth::Tokens;
 use crate::fabric::Fabric;
 use crate::forward::ForwardStats;
@@ -14,7 +16,6 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
 use crate::store::{ReadPool, StoreError, millis};
-use crate::web::session;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -37,7 +38,7 @@ pub struct Api {
     /// The live fabric traces ask through.
     pub fabric: Arc<Fabric>,
     /// The web page's sessions and files.
-    pub web: crate::web::Web,
+    pub web: crate::api::web::Web,
 }
 
 type Shared = Arc<Api>;
@@ -57,9 +58,9 @@ pub fn router(api: Shared) -> Router {
         .merge(protected)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .merge(crate::web::routes())
+        .merge(crate::api::web::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn(crate::web::security_headers))
+        .layer(middleware::from_fn(crate::api::web::security_headers))
         .with_state(api)
 }
 

@@ -22,6 +22,5 @@ pub mod shell;
 pub mod store;
 pub mod timeline;
 pub mod tls;
-pub mod web;
 
 pub use server::{Collector, CollectorError};

@@ -3,6 +3,8 @@
 //! and takes them down in order on shutdown, so every event handed to the
 //! writer is committed and acknowledged before the process exits.
 
+use crate::api::web::session::{MAX_SESSIONS, Sessions};
+use crate::api::web::{self, Web};
 use crate::api::{self, Api};
 use crate::auth::{AuthError, GeneratedToken, TokenSources, Tokens};
 use crate::config::Config;
@@ -17,8 +19,6 @@ use crate::ratelimit::RateLimiter;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
 use crate::store::{self, ReadPool, StoreError};
 use crate::tls::{self, TlsError};
-use crate::web::session::{MAX_SESSIONS, Sessions};
-use crate::web::{self, Web};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;

@@ -15,17 +15,17 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
     (
         "index.html",
         "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
+        include_bytes!("../../../web/index.html"),
     ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/app.js"),
+        include_bytes!("../../../web/app.js"),
     ),
     (
         "app.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../web/app.css"),
+        include_bytes!("../../../web/app.css"),
     ),
 ];
 
