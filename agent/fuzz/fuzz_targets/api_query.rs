@@ -7,9 +7,14 @@ use axum::body::Body as HttpBody;
 use axum::http::Request;
 use hopwatch::event::{Body, Link, LinkState, Sequencer};
 use hopwatch::wire::{Hello, HelloTag, PROTOCOL_VERSION};
+use hopwatch_collector::api::web::Web;
+use hopwatch_collector::api::web::session::{MAX_SESSIONS, Sessions};
 use hopwatch_collector::api::{Api, router};
 use hopwatch_collector::auth::Tokens;
 use hopwatch_collector::config::{RateLimitSettings, Secret};
+use hopwatch_collector::fabric::owners::Owners;
+use hopwatch_collector::fabric::switchboard::Switchboard;
+use hopwatch_collector::fabric::{Fabric, TraceSettings};
 use hopwatch_collector::ingest::parse_line;
 use hopwatch_collector::metrics::Metrics;
 use hopwatch_collector::ratelimit::RateLimiter;
@@ -131,6 +136,16 @@ fn fixture() -> &'static Fixture {
             metrics: Arc::new(Metrics::default()),
             heartbeat_timeout: Duration::from_secs(30),
             forward: None,
+            fabric: Arc::new(Fabric {
+                switchboard: Arc::new(Switchboard::new()),
+                owners: Arc::new(Owners::new()),
+                settings: TraceSettings::default(),
+            }),
+            web: Web::new(
+                Sessions::new(Duration::from_secs(3600), MAX_SESSIONS),
+                false,
+                false,
+            ),
         });
         Fixture {
             runtime: tokio::runtime::Builder::new_current_thread()
