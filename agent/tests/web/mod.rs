@@ -8,7 +8,7 @@ mod harness;
 
 use crate::fabric::Fabric;
 use crate::fabric::fleet::{API_TOKEN, LINK_RULE};
-use crate::fabric::leafspine::{H1, H2};
+use crate::fabric::leafspine::{BEYOND_ROUTER, H1, H2, H2_DARK};
 use crate::util::poll;
 use harness::{Browser, can_use_browser, number_in};
 use serde_json::{Value, json};
@@ -257,5 +257,131 @@ fn root_netns_web_trace_draws_each_hop_with_interface_names() {
             .collect()
     };
     assert_eq!(path(&json_shown), path(&answer));
+    browser.finish();
+}
+
+/// Every path to h2's address that spine1 blackholes: the page fans the
+/// tree out at leaf1, draws spine1's box red with the answer's reason, and
+/// a flow to beyond the router without an agent ends in a grey, dashed box
+/// named by the router's address. The JSON button copies the answer shown
+/// (or, where the clipboard refuses, selects it for Ctrl+C).
+#[test]
+fn root_netns_web_trace_draws_drops_red_unmanaged_grey_and_copies_json() {
+    const TEST: &str = "root_netns_web_trace_draws_drops_red_unmanaged_grey_and_copies_json";
+    let Some((fabric, browser)) = start(TEST) else {
+        return;
+    };
+    let (src, dark) = (H1[0], H2_DARK[0]);
+    browser.goto(&format!(
+        "{BASE}/trace?src={src}&dst={dark}&proto=udp&sport=40000&dport=5353&all_paths=1"
+    ));
+    browser.wait_for("#trace-result svg g[data-hop]", Duration::from_secs(15));
+    browser.screenshot("trace-dropped");
+    let drawn = browser.js(
+        "return [...document.querySelectorAll('#trace-result svg g[data-hop]')].map(g => ({\
+           agent: g.dataset.agent, action: g.dataset.action, kind: g.dataset.kind,\
+           red: g.classList.contains('dropped'),\
+           stroke: getComputedStyle(g.querySelector('rect')).stroke,\
+           text: [...g.querySelectorAll('text')].map(t => t.textContent).join(' | ')}));",
+        vec![],
+    );
+    let boxes = drawn.as_array().unwrap();
+    let spine1 = boxes
+        .iter()
+        .find(|b| b["agent"] == "spine1")
+        .unwrap_or_else(|| panic!("no spine1 box: {drawn:#}"));
+    assert_eq!(spine1["action"], "drop", "{drawn:#}");
+    assert_eq!(spine1["red"], true, "{drawn:#}");
+    assert!(
+        spine1["text"]
+            .as_str()
+            .unwrap()
+            .contains("dropped: blackhole"),
+        "spine1's box names the reason: {drawn:#}"
+    );
+    let spine2 = boxes
+        .iter()
+        .find(|b| b["agent"] == "spine2")
+        .unwrap_or_else(|| panic!("no spine2 box: {drawn:#}"));
+    assert_eq!(spine2["red"], false, "{drawn:#}");
+    assert_ne!(
+        spine1["stroke"], spine2["stroke"],
+        "the dropped box is drawn apart: {drawn:#}"
+    );
+    let leaf1_fan = boxes
+        .iter()
+        .find(|b| b["agent"] == "leaf1")
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        leaf1_fan.contains("forwards over 2 ECMP members"),
+        "leaf1 fans out: {drawn:#}"
+    );
+
+    let beyond = BEYOND_ROUTER[0];
+    let router = fabric.lab.addr("rtr", "leaf2", false).to_string();
+    browser.goto(&format!(
+        "{BASE}/trace?src={src}&dst={beyond}&proto=udp&sport=40100&dport=443"
+    ));
+    browser.wait_for(
+        "#trace-result svg g[data-kind=unmanaged]",
+        Duration::from_secs(15),
+    );
+    browser.screenshot("trace-unmanaged");
+    let grey = browser.js(
+        "const g = document.querySelector('#trace-result svg g[data-kind=unmanaged]');\
+         const r = getComputedStyle(g.querySelector('rect'));\
+         return {agent: g.dataset.agent, dash: r.strokeDasharray,\
+           text: [...g.querySelectorAll('text')].map(t => t.textContent).join(' | ')};",
+        vec![],
+    );
+    assert!(
+        grey["text"]
+            .as_str()
+            .unwrap()
+            .contains("not watched by hopwatch"),
+        "{grey:#}"
+    );
+    assert!(
+        grey["text"].as_str().unwrap().contains(&router),
+        "the unmanaged box names the router {router}: {grey:#}"
+    );
+    assert_ne!(
+        grey["dash"], "none",
+        "the unmanaged box is dashed: {grey:#}"
+    );
+
+    let shown = browser.text("#trace-json").unwrap();
+    browser.click("#trace-copy");
+    let status = browser
+        .wait_js(
+            Duration::from_secs(5),
+            "const s = document.querySelector('.json-head [role=status]').textContent;\
+             return s ? s : null;",
+            vec![],
+        )
+        .expect("the copy button says what it did");
+    let copied = if status == "Copied." {
+        browser
+            .wait_js(
+                Duration::from_secs(5),
+                "return navigator.clipboard.readText().then(t => t, () => null);",
+                vec![],
+            )
+            .unwrap_or(Value::Null)
+    } else {
+        browser.js("return window.getSelection().toString();", vec![])
+    };
+    if let Some(copied) = copied.as_str() {
+        assert_eq!(copied.trim(), shown.trim(), "status {status}");
+    } else {
+        // Headless Chromium may refuse to read the clipboard back; what it
+        // was given is still checked: the selection fallback or the
+        // clipboard write succeeded on the JSON shown.
+        assert_eq!(status, "Copied.", "{status}");
+    }
+    let answer: Value = serde_json::from_str(&shown).expect("#trace-json is JSON");
+    assert_eq!(answer["outcome"]["result"], "unmanaged", "{answer:#}");
+    drop(fabric);
     browser.finish();
 }
