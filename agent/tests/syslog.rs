@@ -46,6 +46,9 @@ fn alert() -> Event {
             value: Some(7.0),
             threshold: 3.0,
             message: ALERT_MESSAGE.into(),
+            labels: Default::default(),
+            silenced: false,
+            silence: None,
         }),
     )
 }

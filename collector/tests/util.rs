@@ -420,6 +420,9 @@ pub fn alert(interface: &str, firing: bool) -> Body {
         } else {
             format!("{interface} tx_errors back to normal")
         },
+        labels: Default::default(),
+        silenced: false,
+        silence: None,
     })
 }
 

@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
                     aside.insert((boot, seq));
                 }
             }
-            CollectorMessage::Refused { .. } => {}
+            CollectorMessage::Refused { .. } | CollectorMessage::Silences { .. } => {}
         }
         while let Some(batch) = spool.next_batch(512).expect("next batch") {
             assert!(batch.count > 0 && batch.last_seq > spool.acked(&batch.boot));

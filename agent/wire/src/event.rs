@@ -3,6 +3,7 @@
 //! with [`SCHEMA_VERSION`].
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// The `v` field of every event.
@@ -76,6 +77,21 @@ pub struct Alert {
     pub threshold: f64,
     /// A sentence a person can read.
     pub message: String,
+    /// The rule's `labels` (`team = "dc-ops"`), carried to syslog's
+    /// structured data, the collector and what it forwards to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// A silence covered the alert when its state changed: it went to the
+    /// collector, not to syslog or stdout's human form.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub silenced: bool,
+    /// The id of that silence (set exactly when `silenced` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +359,9 @@ mod tests {
                 value: Some(7.0),
                 threshold: 3.0,
                 message: "Eth1-1 tx_errors increased by 7 in 5s (threshold 3)".into(),
+                labels: Default::default(),
+                silenced: false,
+                silence: None,
             }),
         );
         let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();

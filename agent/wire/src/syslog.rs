@@ -478,6 +478,9 @@ mod tests {
                 value: Some(7.0),
                 threshold: 3.0,
                 message: "Eth1-1 tx_errors increased by 7 in 5s (threshold 3)".into(),
+                labels: Default::default(),
+                silenced: false,
+                silence: None,
             }),
         )
     }

@@ -10,6 +10,7 @@
 //!                                       ◄─ ack {boot, seq}      (everything ≤ seq is durably stored)
 //!                                       ◄─ trace_request {id, query}
 //!                                       ◄─ reject {boot, seq, reason}  (that line can never be stored; then refused)
+//!                                       ◄─ silences {silences}  (protocol ≥ 3: the collector's silences for this agent)
 //!   trace_result {id, result}           ─►
 //!   goodbye {boot, last_seq}            ─►  (clean shutdown, after the last event)
 //! ```
@@ -32,7 +33,9 @@ use std::fmt;
 ///
 /// 2: a `trace_request`'s query and a `trace_result`'s answer carry their
 /// `kind` ([`TraceQuery`], [`TraceAnswer`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: the collector sends `silences`; it sends them only to an agent whose
+/// hello says 3 or more.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The agent's first line on a connection.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +117,12 @@ pub enum CollectorMessage {
         boot: String,
         seq: u64,
         reason: String,
+    },
+    /// Every silence of the collector's that concerns this agent, whole:
+    /// it replaces the set the collector sent before. Sent after `welcome`
+    /// and whenever the set changes.
+    Silences {
+        silences: Vec<crate::silence::Silence>,
     },
 }
 

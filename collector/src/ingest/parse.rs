@@ -391,6 +391,9 @@ mod tests {
                 value: None,
                 threshold: 3.0,
                 message: "swp1 vanished".into(),
+                labels: Default::default(),
+                silenced: false,
+                silence: None,
             }),
             Body::Link(Link {
                 interface: "swp2".into(),

@@ -490,6 +490,7 @@ impl Session<'_> {
                 // The next session goes on behind it at once.
                 *progressed = true;
             }
+            (true, CollectorMessage::Silences { silences }) => self.silences(silences),
             // After the welcome a refusal ends this connection only (a line
             // the collector could not take, a store failure): reconnect with
             // the ordinary backoff and resend what is unacknowledged.
@@ -505,6 +506,7 @@ impl Session<'_> {
                     CollectorMessage::Ack { .. } => "ack",
                     CollectorMessage::TraceRequest { .. } => "trace_request",
                     CollectorMessage::Reject { .. } => "reject",
+                    CollectorMessage::Silences { .. } => "silences",
                 };
                 let when = if *welcomed { "after" } else { "before" };
                 return Err(SessionError::Broken(format!(
@@ -513,6 +515,11 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The collector's silences for this agent.
+    fn silences(&self, silences: Vec<hopwatch_wire::silence::Silence>) {
+        tracing::debug!(count = silences.len(), "the collector's silences");
     }
 
     /// A line the collector can never store: quarantined, so it no longer

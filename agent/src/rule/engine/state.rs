@@ -210,6 +210,9 @@ pub(super) fn alert(
         value,
         threshold: cond.threshold,
         message,
+        labels: Default::default(),
+        silenced: false,
+        silence: None,
     }
 }
 

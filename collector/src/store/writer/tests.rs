@@ -106,6 +106,9 @@ fn alert(state: AlertState) -> Body {
         value: Some(7.0),
         threshold: 3.0,
         message: "swp1 tx_errors increased by 7 in 5s (threshold 3)".into(),
+        labels: Default::default(),
+        silenced: false,
+        silence: None,
     })
 }
 
