@@ -13,6 +13,10 @@ use crate::metrics::{Metrics, Reject};
 use crate::store::writer::{Ack, Committed, Incoming, Reply, Request};
 use crate::tls;
 use hopwatch_wire::wire::{CollectorMessage, Goodbye, Hello, PROTOCOL_VERSION};
+
+/// The oldest agent protocol this collector still takes, so a fleet can
+/// upgrade its collectors first and its agents after.
+const OLDEST_PROTOCOL: u32 = 2;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -357,10 +361,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let agent = hello.agent.clone();
-    if hello.protocol != PROTOCOL_VERSION {
+    let protocol = hello.protocol;
+    if !(OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
         let reason = format!(
-            "protocol {} is not spoken here; this collector speaks protocol {PROTOCOL_VERSION}",
-            hello.protocol
+            "protocol {protocol} is not spoken here; this collector speaks protocols \
+             {OLDEST_PROTOCOL} to {PROTOCOL_VERSION}: upgrade the agent or the collector"
         );
         return Err(refuse(
             &mut stream,
@@ -447,8 +452,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     {
         return Ok(());
     }
+    // The agent's own protocol: it is told nothing newer than it speaks.
     let welcome = CollectorMessage::Welcome {
-        protocol: PROTOCOL_VERSION,
+        protocol,
         last_seq,
     };
     send(&mut stream, &welcome, ingest.read_timeout)
