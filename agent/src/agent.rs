@@ -5,6 +5,7 @@
 
 mod build;
 mod cause;
+mod exporting;
 mod handover;
 mod links;
 mod pace;
@@ -121,6 +122,8 @@ struct Agent {
     causes: Causes,
     /// Where the sampler thread answers the questions `causes` asks.
     cause_tx: mpsc::UnboundedSender<cause::Answer>,
+    /// `/metrics`, when `[output.prometheus]` is on.
+    exporter: Option<crate::exporter::Exporter>,
 }
 
 /// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
@@ -307,6 +310,7 @@ impl Agent {
             changes: Vec::new(),
             causes: Causes::new(None),
             cause_tx,
+            exporter: exporting::start_exporter(config.prometheus.as_ref()),
             config,
             path,
         };
@@ -478,6 +482,7 @@ impl Agent {
                 tracing::warn!(%error, source = self.source_name, "Sampling failed; retrying next tick.");
             }
             self.stats.last_source_error = Some(text);
+            self.publish(None);
             self.snapshot = snapshot;
             return;
         }
@@ -525,6 +530,7 @@ impl Agent {
         self.stats.interfaces = snapshot.rows.len();
         self.stats.last_tick = started.elapsed();
         self.stats.max_tick = self.stats.max_tick.max(self.stats.last_tick);
+        self.publish(Some(&snapshot));
         self.snapshot = snapshot;
     }
 
@@ -639,6 +645,7 @@ impl Agent {
         self.seq.set_agent(config.agent.name.clone());
         crate::memory::set_limit(config.agent.memory_limit);
         self.config = config;
+        self.reload_exporter();
         self.watch_links_anew();
         self.start_link_watch(link_tx);
         self.causes

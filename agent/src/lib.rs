@@ -84,6 +84,7 @@ pub mod agent;
 pub mod config;
 pub mod control;
 pub mod counters;
+pub mod exporter;
 pub mod hash;
 pub mod host;
 pub mod link;

@@ -3,6 +3,7 @@
 //! hint in one pass. Nothing here touches the environment beyond reading the
 //! file; building components from a [`Config`] is the agent's job.
 
+use crate::exporter::PrometheusSettings;
 use crate::matcher::InterfaceMatcher;
 use crate::output::collector::CollectorSettings;
 use crate::output::syslog::SyslogSettings;
@@ -35,6 +36,8 @@ pub struct Config {
     pub stdout: Option<StdoutSettings>,
     pub syslog: Option<SyslogSettings>,
     pub collector: Option<CollectorSettings>,
+    /// `[output.prometheus]`: `/metrics` on the agent, off without it.
+    pub prometheus: Option<PrometheusSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,10 +1,13 @@
 //! `[output.collector]` and its `tls` table: the address, the token (never
-//! quoted back), the spool bound and the timeouts.
+//! quoted back), the spool bound and the timeouts; and `[output.prometheus]`,
+//! where `/metrics` listens and the token a scrape needs.
 
-use super::raw::{RawCollector, RawTls};
+use super::raw::{RawCollector, RawPrometheus, RawTls};
 use super::validate::Validator;
 use super::{DEFAULT_SPOOL_MAX, MIN_SPOOL_MAX};
+use crate::exporter::{self, PrometheusSettings};
 use crate::output::collector::{self, CollectorSettings, Secret, TlsSettings, TokenSource};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
@@ -199,6 +202,71 @@ impl Validator<'_> {
             cert_file,
             key_file,
             server_name,
+        })
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn prometheus(
+        &mut self,
+        raw: &Spanned<RawPrometheus>,
+    ) -> Option<PrometheusSettings> {
+        let p = raw.get_ref();
+        let example = format!("listen = \"127.0.0.1:{}\"", exporter::DEFAULT_PORT);
+        let listen = match &p.listen {
+            None => {
+                self.error_at(
+                    raw.span().start,
+                    "[output.prometheus] has no `listen`",
+                    Some(format!(
+                        "add {example} (an address of the management VRF in practice)"
+                    )),
+                );
+                None
+            }
+            Some(v) => {
+                let text = v.get_ref().trim();
+                match (text.parse::<SocketAddr>(), text.parse::<IpAddr>()) {
+                    (Ok(addr), _) => Some(addr),
+                    (Err(_), Ok(ip)) => {
+                        self.error(
+                            v,
+                            format!("`listen` {text:?} has no port"),
+                            Some(format!(
+                                "add one: listen = \"{}\"",
+                                SocketAddr::new(ip, exporter::DEFAULT_PORT)
+                            )),
+                        );
+                        None
+                    }
+                    (Err(e), Err(_)) => {
+                        self.error(
+                            v,
+                            format!("`listen` {text:?} is no IP address and port: {e}"),
+                            Some(format!(
+                                "write {example}, or \"[::1]:9101\"; names are not resolved"
+                            )),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let token = match &p.token_file {
+            None => Some(None),
+            Some(f) if f.get_ref().trim().is_empty() => {
+                self.error(
+                    f,
+                    "`token_file` is empty",
+                    Some("name the file that holds the scrape token, or remove the key to serve without one".into()),
+                );
+                None
+            }
+            Some(f) => Some(Some(TokenSource::File(PathBuf::from(f.get_ref().trim())))),
+        };
+        Some(PrometheusSettings {
+            listen: listen?,
+            token: token?,
         })
     }
 }

@@ -60,6 +60,14 @@ pub(super) struct RawOutputs {
     pub(super) stdout: Option<RawStdout>,
     pub(super) syslog: Option<Spanned<RawSyslog>>,
     pub(super) collector: Option<Spanned<RawCollector>>,
+    pub(super) prometheus: Option<Spanned<RawPrometheus>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawPrometheus {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,7 +129,8 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "severity",
         ],
     ),
-    ("output", &["stdout", "syslog", "collector"]),
+    ("output", &["stdout", "syslog", "collector", "prometheus"]),
+    ("output.prometheus", &["listen", "token_file"]),
     ("output.stdout", &["events"]),
     (
         "output.syslog",

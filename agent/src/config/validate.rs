@@ -87,6 +87,11 @@ impl Validator<'_> {
             .collector
             .as_ref()
             .and_then(|c| self.collector(c));
+        let prometheus = raw
+            .output
+            .prometheus
+            .as_ref()
+            .and_then(|p| self.prometheus(p));
         if !self.diag.is_empty() {
             return None;
         }
@@ -97,6 +102,7 @@ impl Validator<'_> {
             stdout,
             syslog,
             collector,
+            prometheus,
         })
     }
 
