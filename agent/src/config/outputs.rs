@@ -270,3 +270,58 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::exporter::PrometheusSettings;
+    use crate::output::collector::TokenSource;
+
+    fn prometheus(table: &str) -> Result<Option<PrometheusSettings>, Vec<String>> {
+        Config::parse(&format!("[output.prometheus]\n{table}"), "t.toml")
+            .map(|c| c.prometheus)
+            .map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn prometheus_is_off_unless_its_table_is_there() {
+        assert_eq!(Config::parse("", "t.toml").unwrap().prometheus, None);
+        let p = prometheus("listen = \"127.0.0.1:9101\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.listen, "127.0.0.1:9101".parse().unwrap());
+        assert_eq!(p.token, None);
+        let p = prometheus("listen = \"[::1]:9101\"\ntoken_file = \"/etc/hopwatch/scrape\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.token,
+            Some(TokenSource::File("/etc/hopwatch/scrape".into()))
+        );
+    }
+
+    #[test]
+    fn a_bad_prometheus_table_is_refused_with_every_error_and_a_hint() {
+        let e = prometheus("").unwrap_err();
+        assert!(
+            e[0].contains("[output.prometheus] has no `listen`"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("127.0.0.1:9101"), "{e:?}");
+        let e = prometheus("listen = \"10.0.0.1\"\ntoken_file = \"\"\n").unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("t.toml:2:") && e[0].contains("has no port"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("listen = \"10.0.0.1:9101\""), "{e:?}");
+        assert!(e[1].contains("`token_file` is empty"), "{e:?}");
+        let e = prometheus("listen = \"localhost:9101\"\n").unwrap_err();
+        assert!(e[0].contains("no IP address and port"), "{e:?}");
+        let e = prometheus("listen = \"127.0.0.1:9101\"\ntoken = \"x\"\n").unwrap_err();
+        assert!(
+            e[0].contains("token") && e[0].contains("token_file"),
+            "{e:?}"
+        );
+    }
+}

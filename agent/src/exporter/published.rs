@@ -257,6 +257,86 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    fn rows(names: &[&str]) -> Vec<CounterRow> {
+        names
+            .iter()
+            .map(|n| CounterRow::proc_net_dev(*n, [7; COUNTER_COLUMNS]))
+            .collect()
+    }
+
+    fn view(engine: &Engine, source_up: bool) -> TickView<'_> {
+        TickView {
+            source_up,
+            took: Duration::from_micros(700),
+            skipped_ticks: 0,
+            source_errors: u64::from(!source_up),
+            engine,
+            outputs: &[],
+            collector: None,
+        }
+    }
+
+    #[test]
+    fn evaluations_follow_the_globs_and_a_failed_read_leaves_interfaces_out() {
+        let config = Config::parse(
+            "[[rule]]\nname = \"eth\"\ninterfaces = [\"eth*\"]\nwhen = \"increase(tx_errors[5s]) > 3\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let engine = Engine::new(config.rules);
+        let mut publisher = Publisher::default();
+        let three = rows(&["eth0", "eth1", "lo"]);
+        let up = LinkState::default();
+        fn with_links<'a>(
+            r: &'a [CounterRow],
+            up: &'a LinkState,
+        ) -> Vec<(&'a CounterRow, Option<&'a LinkState>)> {
+            r.iter().map(|row| (row, Some(up))).collect()
+        }
+        let first = publisher.build(view(&engine, true), with_links(&three, &up));
+        assert_eq!(first.evaluations, vec![("eth".to_string(), 2)]);
+        assert_eq!(first.interfaces.len(), 3);
+        assert_eq!(first.interfaces[2].device, "lo");
+        publisher.recycle(first);
+        let two = rows(&["eth0", "lo"]);
+        let second = publisher.build(view(&engine, true), with_links(&two, &up));
+        assert_eq!(second.evaluations, vec![("eth".to_string(), 3)]);
+        assert_eq!(second.tick.count, 2);
+        publisher.recycle(second);
+        let failed = publisher.build(view(&engine, false), Vec::new());
+        assert!(!failed.source_up && failed.interfaces.is_empty());
+        assert_eq!(failed.evaluations, vec![("eth".to_string(), 3)]);
+        assert_eq!(failed.tick.count, 2, "a failed read is no tick");
+        assert_eq!(failed.source_errors, 1);
+    }
+
+    #[test]
+    fn a_copy_no_scrape_holds_is_reused_and_one_held_is_left_alone() {
+        let engine = Engine::new(Vec::new());
+        let mut publisher = Publisher::default();
+        let r = rows(&["eth0", "eth1"]);
+        let pairs = || r.iter().map(|row| (row, None));
+        let a = publisher.build(view(&engine, true), pairs());
+        let a_rows = a.interfaces.as_ptr();
+        publisher.recycle(a);
+        let b = publisher.build(view(&engine, true), pairs());
+        publisher.recycle(b);
+        let c = publisher.build(view(&engine, true), pairs());
+        assert_eq!(
+            c.interfaces.as_ptr(),
+            a_rows,
+            "rows nothing holds are reused"
+        );
+        // A scrape still rendering c: the next build makes a new copy and c
+        // stays as the scrape saw it.
+        let held = Arc::clone(&c);
+        publisher.recycle(c);
+        let _d = publisher.build(view(&engine, true), pairs());
+        assert_eq!(held.interfaces.len(), 2);
+        assert_eq!(held.interfaces.as_ptr(), a_rows);
+    }
 
     #[test]
     fn a_tick_lands_in_the_first_bucket_whose_bound_holds_it() {
