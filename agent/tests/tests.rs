@@ -7,6 +7,7 @@ mod util;
 mod collector_output;
 mod config;
 mod e2e;
+mod exporter;
 mod fabric;
 mod faults;
 mod lab;
