@@ -141,6 +141,11 @@ impl Exporter {
         self.local_addr
     }
 
+    /// What a scrape would render now.
+    pub fn latest(&self) -> Arc<Published> {
+        self.shared.latest()
+    }
+
     /// Takes a new token file's contents (a reload with the same listener).
     pub fn reload_token(&mut self, settings: &PrometheusSettings) -> Result<(), ExporterError> {
         let token = read_token(settings)?;

@@ -154,3 +154,18 @@ fn exporter_bounds_concurrent_scrapes_and_drops_silent_clients() {
         "{body}"
     );
 }
+
+#[test]
+fn exporter_that_cannot_bind_leaves_the_agent_running() {
+    let fixture = Fixture::new(2);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = fixture.config("200ms", &format!("listen = \"{addr}\"\n\n[output.stdout]"));
+    let mut agent = spawn_agent(&config);
+    let heartbeat = agent.wait_for(Duration::from_secs(10), |e| e["type"] == "heartbeat");
+    assert!(
+        heartbeat.is_some(),
+        "the agent samples and reports without its listener"
+    );
+    assert!(agent.stop().success(), "and stops cleanly");
+}
