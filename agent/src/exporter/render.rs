@@ -284,7 +284,8 @@ fn family<'a>(
     header(out, name, help, kind);
     for s in interfaces {
         if let Some(v) = value(s) {
-            let _ = write!(out, "{name}{{device=\"");
+            out.push_str(name);
+            out.push_str("{device=\"");
             escape(out, &s.device);
             let _ = writeln!(out, "\"}} {v}");
         }
@@ -293,6 +294,10 @@ fn family<'a>(
 
 /// A label value as the text format quotes it.
 fn escape(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
