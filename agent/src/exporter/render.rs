@@ -45,7 +45,7 @@ pub fn render(p: &Published, own: Own, out: &mut String) {
         let col = metric as usize;
         let name = format!("node_network_{key}_total");
         let help = format!("Network device statistic {key}.");
-        family(out, &name, &help, "counter", p.interfaces.iter(), |s| {
+        family(out, &name, &help, "counter", &p.interfaces, &|s| {
             s.columns.has(col).then_some(s.counters[col])
         });
     }
@@ -54,33 +54,33 @@ pub fn render(p: &Published, own: Own, out: &mut String) {
         "node_network_up",
         "Value is 1 if operstate is 'up', 0 otherwise.",
         "gauge",
-        p.interfaces.iter(),
-        |s| Some(u64::from(s.link?.oper == OperState::Up)),
+        &p.interfaces,
+        &|s| Some(u64::from(s.link?.oper == OperState::Up)),
     );
     family(
         out,
         "node_network_carrier",
         "Network device property: carrier",
         "gauge",
-        p.interfaces.iter(),
-        |s| Some(u64::from(s.link?.carrier)),
+        &p.interfaces,
+        &|s| Some(u64::from(s.link?.carrier)),
     );
     family(
         out,
         "node_network_carrier_changes_total",
         "Network device property: carrier_changes_total",
         "counter",
-        p.interfaces.iter(),
-        |s| Some(s.link?.carrier_changes),
+        &p.interfaces,
+        &|s| Some(s.link?.carrier_changes),
     );
     family(
         out,
         "node_network_speed_bytes",
         "Network device property: speed_bytes",
         "gauge",
-        p.interfaces.iter(),
+        &p.interfaces,
         // node_exporter's arithmetic: Mb/s × 1000 × 1000 / 8.
-        |s| Some(s.link?.speed_mbps? * 125_000),
+        &|s| Some(s.link?.speed_mbps? * 125_000),
     );
 
     header(
@@ -269,16 +269,19 @@ fn single(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
 }
 
 /// One `device`-labelled family; an interface without a value is left out,
-/// and so is the family when no interface has one.
-fn family<'a>(
+/// and so is the family when no interface has one. One copy for every
+/// family (a `dyn` value, never inlined): the agent's binary is a budget,
+/// and a copy per family cost it tens of KiB.
+#[inline(never)]
+fn family(
     out: &mut String,
     name: &str,
     help: &str,
     kind: &str,
-    interfaces: impl Iterator<Item = &'a Series> + Clone,
-    value: impl Fn(&Series) -> Option<u64>,
+    interfaces: &[Series],
+    value: &dyn Fn(&Series) -> Option<u64>,
 ) {
-    if !interfaces.clone().any(|s| value(s).is_some()) {
+    if !interfaces.iter().any(|s| value(s).is_some()) {
         return;
     }
     header(out, name, help, kind);
