@@ -20,7 +20,7 @@ use crate::output::collector::TokenSource;
 use crate::source::CounterRow;
 use hopwatch_wire::Secret;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -56,6 +56,9 @@ struct Shared {
     scrapes: AtomicU64,
     /// Connections turned away because every slot was taken.
     refused: AtomicU64,
+    /// The latest answer's length, so the next is rendered into a buffer
+    /// of its size rather than grown (and copied) a few times.
+    last_len: AtomicUsize,
 }
 
 impl Shared {

@@ -105,22 +105,29 @@ async fn answer(mut stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphor
         // Gone, or too slow to say what it wants: nothing to answer.
         _ => return,
     };
-    let answer = match route {
+    let (head, body) = match route {
         Route::Metrics => {
             let published = shared.latest();
             let own = Own {
                 scrapes: shared.scrapes.fetch_add(1, Ordering::Relaxed) + 1,
                 refused: shared.refused.load(Ordering::Relaxed),
             };
-            let mut body = String::with_capacity(64 * 1024);
+            let last = shared.last_len.load(Ordering::Relaxed);
+            let mut body = String::with_capacity(last + last / 8 + 4096);
             render(&published, own, &mut body);
             drop(published);
-            http::response_head(Route::Metrics, body.len()) + &body
+            shared.last_len.store(body.len(), Ordering::Relaxed);
+            (http::response_head(Route::Metrics, body.len()), body)
         }
-        refused => http::refusal(refused),
+        refused => (http::refusal(refused), String::new()),
     };
+    // Head and body go as two writes rather than copied into one buffer;
+    // without Nagle the body's last segment does not wait for the head's
+    // acknowledgement.
+    let _ = stream.set_nodelay(true);
     let _ = timeout(WRITE_TIMEOUT, async {
-        stream.write_all(answer.as_bytes()).await?;
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
         stream.shutdown().await
     })
     .await;
