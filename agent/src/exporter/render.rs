@@ -32,6 +32,14 @@ const NETDEV: [(Metric, &str); 17] = [
     (Metric::RxCrc, "receive_crc_errors"),
 ];
 
+/// A per-output family: name, HELP, TYPE and the figure it shows.
+type OutputFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&super::OutputHealth) -> u64,
+);
+
 /// The exporter's own counts, kept by its thread rather than the tick.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Own {
@@ -161,7 +169,7 @@ pub fn render(p: &Published, own: Own, out: &mut String) {
         "gauge",
     );
     let _ = writeln!(out, "hopwatch_last_tick_timestamp_seconds {:.3}", p.at_unix);
-    let outputs: [(&str, &str, &str, fn(&super::OutputHealth) -> u64); 4] = [
+    let outputs: [OutputFamily; 4] = [
         (
             "hopwatch_output_events_sent_total",
             "Events each output delivered.",
