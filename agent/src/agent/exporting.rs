@@ -71,3 +71,70 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::exporter::{Exporter, PrometheusSettings, TickView};
+    use crate::link::LinkState;
+    use crate::metric::COUNTER_COLUMNS;
+    use crate::rule::Engine;
+    use crate::source::CounterRow;
+    use std::time::Duration;
+
+    fn view(engine: &Engine, source_up: bool) -> TickView<'_> {
+        TickView {
+            source_up,
+            took: Duration::from_micros(700),
+            skipped_ticks: 0,
+            source_errors: u64::from(!source_up),
+            engine,
+            outputs: &[],
+            collector: None,
+        }
+    }
+
+    #[test]
+    fn evaluations_follow_the_globs_and_a_failed_read_leaves_interfaces_out() {
+        let config = Config::parse(
+            "[[rule]]\nname = \"eth\"\ninterfaces = [\"eth*\"]\nwhen = \"increase(tx_errors[5s]) > 3\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let engine = Engine::new(config.rules);
+        let mut exporter = Exporter::start(&PrometheusSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: None,
+        })
+        .expect("an exporter on loopback");
+        let up = LinkState::default();
+        let rows = |names: &[&str]| -> Vec<CounterRow> {
+            names
+                .iter()
+                .map(|n| CounterRow::proc_net_dev(*n, [7; COUNTER_COLUMNS]))
+                .collect()
+        };
+        let three = rows(&["eth0", "eth1", "lo"]);
+        exporter.publish(view(&engine, true), three.iter().map(|r| (r, Some(&up))));
+        let first = exporter.latest();
+        assert_eq!(first.evaluations, vec![("eth".to_string(), 2)]);
+        assert_eq!(first.interfaces.len(), 3);
+        assert_eq!(first.interfaces[2].device, "lo");
+        let two = rows(&["eth0", "lo"]);
+        exporter.publish(view(&engine, true), two.iter().map(|r| (r, Some(&up))));
+        let second = exporter.latest();
+        assert_eq!(second.evaluations, vec![("eth".to_string(), 3)]);
+        assert_eq!(second.tick.count, 2);
+        exporter.publish(view(&engine, false), std::iter::empty());
+        let failed = exporter.latest();
+        assert!(!failed.source_up && failed.interfaces.is_empty());
+        assert_eq!(failed.evaluations, vec![("eth".to_string(), 3)]);
+        assert_eq!(failed.tick.count, 2, "a failed read is no tick");
+        assert_eq!(failed.source_errors, 1);
+        assert_eq!(
+            first.interfaces.len(),
+            3,
+            "a copy a scrape holds stays as it was"
+        );
+    }
+}

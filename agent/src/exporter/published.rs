@@ -257,7 +257,6 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn rows(names: &[&str]) -> Vec<CounterRow> {
         names
@@ -276,40 +275,6 @@ mod tests {
             outputs: &[],
             collector: None,
         }
-    }
-
-    #[test]
-    fn evaluations_follow_the_globs_and_a_failed_read_leaves_interfaces_out() {
-        let config = Config::parse(
-            "[[rule]]\nname = \"eth\"\ninterfaces = [\"eth*\"]\nwhen = \"increase(tx_errors[5s]) > 3\"\n",
-            "t.toml",
-        )
-        .unwrap();
-        let engine = Engine::new(config.rules);
-        let mut publisher = Publisher::default();
-        let three = rows(&["eth0", "eth1", "lo"]);
-        let up = LinkState::default();
-        fn with_links<'a>(
-            r: &'a [CounterRow],
-            up: &'a LinkState,
-        ) -> Vec<(&'a CounterRow, Option<&'a LinkState>)> {
-            r.iter().map(|row| (row, Some(up))).collect()
-        }
-        let first = publisher.build(view(&engine, true), with_links(&three, &up));
-        assert_eq!(first.evaluations, vec![("eth".to_string(), 2)]);
-        assert_eq!(first.interfaces.len(), 3);
-        assert_eq!(first.interfaces[2].device, "lo");
-        publisher.recycle(first);
-        let two = rows(&["eth0", "lo"]);
-        let second = publisher.build(view(&engine, true), with_links(&two, &up));
-        assert_eq!(second.evaluations, vec![("eth".to_string(), 3)]);
-        assert_eq!(second.tick.count, 2);
-        publisher.recycle(second);
-        let failed = publisher.build(view(&engine, false), Vec::new());
-        assert!(!failed.source_up && failed.interfaces.is_empty());
-        assert_eq!(failed.evaluations, vec![("eth".to_string(), 3)]);
-        assert_eq!(failed.tick.count, 2, "a failed read is no tick");
-        assert_eq!(failed.source_errors, 1);
     }
 
     #[test]
