@@ -47,7 +47,7 @@ trap 'exit 143' TERM
 say() { printf '\n== %s\n' "$*"; }
 
 say "building the static musl agent and the in-process bench"
-cargo build --release --target x86_64-unknown-linux-musl --bin hopwatch
+cargo build --release --target x86_64-unknown-linux-musl -p hopwatch-agent --bin hopwatch
 BIN="$ROOT/target/x86_64-unknown-linux-musl/release/hopwatch"
 cargo bench -p hopwatch-agent --bench exporter --no-run
 

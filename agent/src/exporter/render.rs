@@ -277,9 +277,8 @@ fn single(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
 }
 
 /// One `device`-labelled family; an interface without a value is left out,
-/// and so is the family when no interface has one. One copy for every
-/// family (a `dyn` value, never inlined): the agent's binary is a budget,
-/// and a copy per family cost it tens of KiB.
+/// and so is the family when no interface has one. The value comes as a
+/// `dyn` closure so every family shares one copy of this loop.
 #[inline(never)]
 fn family(
     out: &mut String,
