@@ -35,6 +35,8 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
     pub heartbeat_timeout: Duration,
     pub forward: Option<Arc<ForwardStats>>,
+    /// Alert forwarding's counters, when it runs.
+    pub alerting: Option<Arc<crate::alerting::AlertingStats>>,
     /// The live fabric traces ask through.
     pub fabric: Arc<Fabric>,
     /// The web page's sessions and files.
@@ -411,7 +413,12 @@ async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
             api.metrics.forward_dropped.load(Ordering::Relaxed),
         )
     });
-    let body = api.metrics.render(&agents, forward);
+    let more = api
+        .alerting
+        .as_deref()
+        .map(|a| a.families())
+        .unwrap_or_default();
+    let body = api.metrics.render_with(&agents, forward, more);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -1,8 +1,10 @@
 //! Puts the pieces together: the store and its writer thread, the agent
-//! listener, the HTTP API, syslog forwarding and the hourly retention pass;
-//! and takes them down in order on shutdown, so every event handed to the
-//! writer is committed and acknowledged before the process exits.
+//! listener, the HTTP API, syslog and alert forwarding and the hourly
+//! retention pass; and takes them down in order on shutdown, so every event
+//! handed to the writer is committed and acknowledged before the process
+//! exits.
 
+use crate::alerting::{Alerting, AlertingError};
 use crate::api::web::session::{MAX_SESSIONS, Sessions};
 use crate::api::web::{self, Web};
 use crate::api::{self, Api};
@@ -52,6 +54,8 @@ pub enum CollectorError {
     Http(String),
     #[error("the writer thread failed: {0}")]
     Writer(String),
+    #[error(transparent)]
+    Alerting(#[from] AlertingError),
 }
 
 /// A collector ready to run: config checked, tokens in hand, TLS loaded.
@@ -154,11 +158,29 @@ impl Collector {
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
+        // Alert forwarding, when asked for, takes the store's events and
+        // hands syslog forwarding its share.
+        let alerting = if self.config.alerting.is_empty() {
+            None
+        } else {
+            let syslog = forwarder
+                .as_ref()
+                .map(|f| (f.events(), Arc::clone(&metrics)));
+            Some(Alerting::start(
+                &self.config.alerting,
+                &settings.data_dir,
+                syslog,
+            )?)
+        };
+        let published = match &alerting {
+            Some(alerting) => Some(alerting.events()),
+            None => forwarder.as_ref().map(Forwarder::events),
+        };
         let writer = Writer::new(
             db,
             Arc::clone(&committed),
             Arc::clone(&metrics),
-            forwarder.as_ref().map(Forwarder::events),
+            published,
             WriterSettings {
                 heartbeat_timeout: settings.heartbeat_timeout,
                 retain: settings.retain,
@@ -229,6 +251,7 @@ impl Collector {
             metrics: Arc::clone(&http_metrics),
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
+            alerting: alerting.as_ref().map(Alerting::stats),
             fabric,
             web: Web::new(
                 Sessions::new(self.config.web.session_ttl, MAX_SESSIONS),
@@ -298,16 +321,16 @@ impl Collector {
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.
         // Then forwarding, whose channel the writer has closed, sends what
-        // it holds.
-        let joined = tokio::task::spawn_blocking(move || {
-            let joined = writer_thread.join();
-            if let Some(forwarder) = forwarder {
-                forwarder.close();
-            }
-            joined
-        })
-        .await
-        .map_err(|e| CollectorError::Writer(e.to_string()))?;
+        // it holds: alert forwarding first, which holds syslog's channel.
+        let joined = tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|e| CollectorError::Writer(e.to_string()))?;
+        if let Some(alerting) = alerting {
+            alerting.close().await;
+        }
+        if let Some(forwarder) = forwarder {
+            let _ = tokio::task::spawn_blocking(move || forwarder.close()).await;
+        }
         joined.map_err(|_| CollectorError::Writer("the writer thread panicked".into()))?;
         drop(checkpointer);
         tracing::info!("Collector stopped.");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use validate::Validator;
 
+mod alerting;
 mod auth;
 mod collector;
 mod limits;
@@ -37,6 +38,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[output.syslog]`: forward received events.
     pub syslog: Option<SyslogSettings>,
+    /// `[output.alertmanager]`, `[[output.webhook]]`: forward alert events.
+    pub alerting: crate::alerting::AlertingSettings,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
     pub http: HttpSettings,
@@ -201,6 +204,7 @@ impl Config {
         {
             errors.push(e.diagnostic(tls));
         }
+        errors.extend(self.alerting.check_files().iter().map(|e| e.diagnostic()));
         if errors.is_empty() {
             Ok(())
         } else {

@@ -1,6 +1,7 @@
 //! The raw shape of `collector.toml`, as serde reads it, and the keys each
 //! table accepts.
 
+use super::alerting::{ALERTMANAGER_KEYS, RawAlertmanager, RawWebhook, WEBHOOK_KEYS};
 use hopwatch_wire::diag::{KnownKeys, RawSyslog};
 use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
@@ -81,6 +82,8 @@ pub(super) struct RawAuth {
 #[serde(default)]
 pub(super) struct RawOutputs {
     pub(super) syslog: Option<Spanned<RawSyslog>>,
+    pub(super) alertmanager: Option<Spanned<RawAlertmanager>>,
+    pub(super) webhook: Vec<Spanned<RawWebhook>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,7 +144,9 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
             "agent_certs",
         ],
     ),
-    ("output", &["syslog"]),
+    ("output", &["syslog", "alertmanager", "webhook"]),
+    ("output.alertmanager", ALERTMANAGER_KEYS),
+    ("output.webhook", WEBHOOK_KEYS),
     (
         "output.syslog",
         &[

@@ -1,0 +1,496 @@
+//! Alert forwarding to where teams already route alerts: Prometheus
+//! Alertmanager (`[output.alertmanager]`) and generic webhooks
+//! (`[[output.webhook]]`).
+//!
+//! The input is what syslog forwarding gets: each event once it is durable
+//! in the store, once per `(agent, boot, seq)` (a resent event is a
+//! duplicate and not published), never again after a restart. A thread of
+//! its own ([`Alerting::start`]) takes the store's channel and hands each
+//! event to syslog forwarding and each alert event to the Alertmanager
+//! task and to every webhook's queue, never waiting: a full queue drops the
+//! event and counts it (`hopwatch_collector_alertmanager_dropped_total`,
+//! `hopwatch_collector_webhook_dropped_total`), so a slow receiver never
+//! holds up the store or another receiver.
+//!
+//! Silenced alerts (`silenced: true`) are not forwarded; Alertmanager still
+//! hears the end of an alert it was told fires (see [`alertmanager`]).
+
+pub mod alertmanager;
+pub mod http;
+mod open;
+mod task;
+pub mod webhook;
+
+use crate::config::Located;
+use crate::metrics::{Family, Metrics, Number, Samples};
+use crate::store::ReadPool;
+use crate::store::writer::Published;
+use hopwatch_wire::event::{Body, Event};
+use hyper::header::{HeaderName, HeaderValue};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+pub use http::Endpoint;
+pub use task::AlertmanagerStats;
+pub use webhook::WebhookStats;
+
+/// Events waiting for the hand-over thread at most.
+const INBOX: usize = 100_000;
+
+/// How long shutdown waits for the queues to be sent.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// `[output.alertmanager]` and `[[output.webhook]]`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertingSettings {
+    pub alertmanager: Option<AlertmanagerSettings>,
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+impl AlertingSettings {
+    pub fn is_empty(&self) -> bool {
+        self.alertmanager.is_none() && self.webhooks.is_empty()
+    }
+}
+
+/// How a receiver is told who is calling.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <the file's first token>`.
+    Bearer(Located<PathBuf>),
+    /// `Authorization: Basic`, from a file of one `user:password` line.
+    Basic(Located<PathBuf>),
+}
+
+/// `[output.alertmanager]`.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerSettings {
+    /// Every Alertmanager of the cluster; each gets every alert.
+    pub urls: Vec<Endpoint>,
+    pub credentials: Option<Credentials>,
+    /// The CAs an `https` Alertmanager's certificate must chain to; the
+    /// system's when absent.
+    pub ca_file: Option<Located<PathBuf>>,
+    /// How often every firing alert is sent again: below Alertmanager's
+    /// `resolve_timeout` (5m by default), or it resolves them itself.
+    pub resend_every: Duration,
+    pub timeout: Duration,
+    /// Alert events waiting for the task at most.
+    pub queue: usize,
+    /// The collector's web page as people reach it, for each alert's
+    /// `generatorURL`.
+    pub web_url: Option<String>,
+    /// Its `url`, for an error about the connection as a whole.
+    pub at: Located<()>,
+}
+
+/// One `[[output.webhook]]`.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Names it in logs and `/metrics` (its URL may hold a secret).
+    pub name: String,
+    pub url: Endpoint,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub bearer_token_file: Option<Located<PathBuf>>,
+    pub ca_file: Option<Located<PathBuf>>,
+    pub timeout: Duration,
+    /// Events waiting for this webhook at most.
+    pub queue: usize,
+    /// Tries after the first before an event is given up.
+    pub max_retries: u32,
+    /// The longest wait between two tries.
+    pub backoff_max: Duration,
+    /// Its `url`, for an error about the connection as a whole.
+    pub at: Located<()>,
+}
+
+pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_QUEUE: usize = 10_000;
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A credential or CA file that cannot be used, at its key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct AlertingError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl AlertingError {
+    fn at<T>(place: &Located<T>, message: String) -> AlertingError {
+        AlertingError {
+            file: place.file.clone(),
+            line: place.line,
+            col: place.col,
+            message,
+        }
+    }
+
+    pub fn diagnostic(&self) -> crate::config::Diagnostic {
+        crate::config::Diagnostic {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            message: self.message.clone(),
+            hint: None,
+        }
+    }
+}
+
+impl AlertingSettings {
+    /// Reads every credential and CA file, as start does, and reports each
+    /// that cannot be used.
+    pub fn check_files(&self) -> Vec<AlertingError> {
+        let mut errors = Vec::new();
+        if let Some(am) = &self.alertmanager {
+            if let Err(e) = credentials(am.credentials.as_ref()) {
+                errors.push(e);
+            }
+            if let Err(e) = client(
+                am.ca_file.as_ref(),
+                &am.at,
+                am.urls.iter().any(|u| u.tls),
+                am.timeout,
+            ) {
+                errors.push(e);
+            }
+        }
+        for hook in &self.webhooks {
+            let bearer = hook.bearer_token_file.clone().map(Credentials::Bearer);
+            if let Err(e) = credentials(bearer.as_ref()) {
+                errors.push(e);
+            }
+            if let Err(e) = client(hook.ca_file.as_ref(), &hook.at, hook.url.tls, hook.timeout) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+/// The `Authorization` header the credentials make.
+fn credentials(
+    credentials: Option<&Credentials>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, AlertingError> {
+    let value = match credentials {
+        None => return Ok(Vec::new()),
+        Some(Credentials::Bearer(file)) => {
+            let tokens = crate::auth::read_token_file(&file.value)
+                .map_err(|e| AlertingError::at(file, e.to_string()))?;
+            format!("Bearer {}", tokens[0].expose())
+        }
+        Some(Credentials::Basic(file)) => {
+            let text = std::fs::read_to_string(&file.value).map_err(|e| {
+                AlertingError::at(file, format!("cannot read {}: {e}", file.value.display()))
+            })?;
+            let line = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .unwrap_or("");
+            if !line.contains(':') {
+                return Err(AlertingError::at(
+                    file,
+                    format!(
+                        "{} holds no `user:password` line; write the user, a colon and the password on one line",
+                        file.value.display()
+                    ),
+                ));
+            }
+            format!("Basic {}", http::base64(line.as_bytes()))
+        }
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        let file = match credentials {
+            Some(Credentials::Bearer(f) | Credentials::Basic(f)) => f,
+            None => unreachable!("returned above"),
+        };
+        AlertingError::at(
+            file,
+            format!(
+                "{} holds characters a header cannot carry",
+                file.value.display()
+            ),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(vec![(hyper::header::AUTHORIZATION, value)])
+}
+
+/// A client for the receivers; TLS only when one of them is `https`.
+/// `at` is where an error without a `ca_file` to point at is reported.
+fn client(
+    ca_file: Option<&Located<PathBuf>>,
+    at: &Located<()>,
+    tls: bool,
+    timeout: Duration,
+) -> Result<http::Client, AlertingError> {
+    if !tls {
+        return Ok(http::Client::plain(timeout));
+    }
+    match ca_file {
+        Some(file) => {
+            http::Client::with_ca(&file.value, timeout).map_err(|e| AlertingError::at(file, e))
+        }
+        None => http::Client::with_ca(Path::new(http::SYSTEM_CA_FILE), timeout).map_err(|e| {
+            AlertingError::at(
+                at,
+                format!("{e}; name the CA that signs the receiver's certificate with `ca_file`"),
+            )
+        }),
+    }
+}
+
+/// Every counter alert forwarding keeps, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AlertingStats {
+    pub alertmanager: Option<Arc<AlertmanagerStats>>,
+    pub webhooks: Vec<Arc<WebhookStats>>,
+}
+
+impl AlertingStats {
+    /// The families `/metrics` shows.
+    pub fn families(&self) -> Vec<Family> {
+        let load = |c: &AtomicU64| Number::Int(c.load(Ordering::Relaxed));
+        let mut families = Vec::new();
+        if let Some(am) = &self.alertmanager {
+            families.extend([
+                Family::counter(
+                    "hopwatch_collector_alertmanager_alerts_sent",
+                    "Alerts (firing, re-sent, resolved) an Alertmanager took.",
+                    Samples::One(load(&am.sent)),
+                ),
+                Family::counter(
+                    "hopwatch_collector_alertmanager_send_failures",
+                    "POSTs to an Alertmanager that failed (each tried again).",
+                    Samples::One(load(&am.failures)),
+                ),
+                Family::counter(
+                    "hopwatch_collector_alertmanager_dropped",
+                    "Alert events not forwarded to Alertmanager because its queue was full.",
+                    Samples::One(load(&am.dropped)),
+                ),
+                Family::gauge(
+                    "hopwatch_collector_alertmanager_alerts_firing",
+                    "Alerts firing as Alertmanager is told (silenced ones left out).",
+                    Samples::One(load(&am.firing)),
+                ),
+            ]);
+        }
+        if !self.webhooks.is_empty() {
+            let by = |f: fn(&WebhookStats) -> &AtomicU64| {
+                Samples::By(
+                    "webhook",
+                    self.webhooks
+                        .iter()
+                        .map(|w| (w.name.clone(), load(f(w))))
+                        .collect(),
+                )
+            };
+            families.extend([
+                Family::counter(
+                    "hopwatch_collector_webhook_sent",
+                    "Alert events a webhook took.",
+                    by(|w| &w.sent),
+                ),
+                Family::counter(
+                    "hopwatch_collector_webhook_failures",
+                    "POSTs to a webhook that failed (each retried or given up).",
+                    by(|w| &w.failures),
+                ),
+                Family::counter(
+                    "hopwatch_collector_webhook_given_up",
+                    "Alert events a webhook never took: retries exhausted, or refused with a 4xx.",
+                    by(|w| &w.given_up),
+                ),
+                Family::counter(
+                    "hopwatch_collector_webhook_dropped",
+                    "Alert events not forwarded to a webhook because its queue was full.",
+                    by(|w| &w.dropped),
+                ),
+            ]);
+        }
+        families
+    }
+}
+
+/// One queue the hand-over thread fills.
+struct Outlet {
+    name: String,
+    queue: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+    /// Whether it takes silenced alerts (Alertmanager needs their ends).
+    silenced: bool,
+}
+
+/// The hand-over thread and the tasks it feeds.
+pub struct Alerting {
+    events: Published,
+    stats: Arc<AlertingStats>,
+    thread: std::thread::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting").finish_non_exhaustive()
+    }
+}
+
+impl Alerting {
+    /// Reads the credentials, starts the Alertmanager task and one task per
+    /// webhook on the current runtime, and the thread that hands the
+    /// store's events to them and to `syslog` (syslog forwarding's channel,
+    /// whose overflow counts in [`Metrics::forward_dropped`]).
+    pub fn start(
+        settings: &AlertingSettings,
+        data_dir: &Path,
+        syslog: Option<(Published, Arc<Metrics>)>,
+    ) -> Result<Alerting, AlertingError> {
+        let mut outlets = Vec::new();
+        let mut tasks = Vec::new();
+        let mut stats = AlertingStats::default();
+        if let Some(am) = &settings.alertmanager {
+            let headers = credentials(am.credentials.as_ref())?;
+            let client = client(
+                am.ca_file.as_ref(),
+                &am.at,
+                am.urls.iter().any(|u| u.tls),
+                am.timeout,
+            )?;
+            let am_stats = Arc::new(AlertmanagerStats::default());
+            let (queue, inbox) = mpsc::channel(am.queue);
+            let task = task::Task {
+                urls: am.urls.clone(),
+                client,
+                headers,
+                resend_every: am.resend_every,
+                backoff_max: am.resend_every,
+                web_url: am.web_url.clone(),
+                store: Arc::new(ReadPool::new(data_dir)),
+                stats: Arc::clone(&am_stats),
+            };
+            tasks.push(tokio::spawn(task.run(inbox)));
+            outlets.push(Outlet {
+                name: "alertmanager".into(),
+                queue,
+                dropped: Arc::clone(&am_stats.dropped),
+                silenced: true,
+            });
+            stats.alertmanager = Some(am_stats);
+        }
+        for hook in &settings.webhooks {
+            let bearer = hook.bearer_token_file.clone().map(Credentials::Bearer);
+            let mut headers = hook.headers.clone();
+            headers.extend(credentials(bearer.as_ref())?);
+            let client = client(hook.ca_file.as_ref(), &hook.at, hook.url.tls, hook.timeout)?;
+            let hook_stats = Arc::new(WebhookStats {
+                name: hook.name.clone(),
+                ..WebhookStats::default()
+            });
+            let (queue, inbox) = mpsc::channel(hook.queue);
+            let sender = webhook::Sender {
+                url: hook.url.clone(),
+                client,
+                headers,
+                max_retries: hook.max_retries,
+                backoff_max: hook.backoff_max,
+                stats: Arc::clone(&hook_stats),
+            };
+            tasks.push(tokio::spawn(sender.run(inbox)));
+            outlets.push(Outlet {
+                name: format!("webhook {}", hook.name),
+                queue,
+                dropped: Arc::clone(&hook_stats.dropped),
+                silenced: false,
+            });
+            stats.webhooks.push(hook_stats);
+        }
+        let (events, inbox) = sync_channel(INBOX);
+        let thread = std::thread::Builder::new()
+            .name("forward-alerts".into())
+            .stack_size(256 * 1024)
+            .spawn(move || hand_over(&inbox, syslog, &outlets))
+            .expect("spawning the alert forwarding thread");
+        Ok(Alerting {
+            events,
+            stats: Arc::new(stats),
+            thread,
+            tasks,
+        })
+    }
+
+    /// The channel the store publishes durable events on.
+    pub fn events(&self) -> Published {
+        self.events.clone()
+    }
+
+    pub fn stats(&self) -> Arc<AlertingStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Waits for the hand-over thread, which ends once every sender from
+    /// [`events`](Self::events) is gone (the store's writer has returned),
+    /// then gives the receivers [`CLOSE_GRACE`] to take what is queued.
+    pub async fn close(self) {
+        drop(self.events);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        let mut tasks = self.tasks;
+        let all = futures_util::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(CLOSE_GRACE, all).await.is_err() {
+            tracing::warn!(
+                "Alert forwarding did not drain before exit; the alert events still queued are not forwarded."
+            );
+            for task in &tasks {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// The hand-over thread: each durable event to syslog forwarding, each
+/// alert event to every outlet, none waiting.
+fn hand_over(
+    inbox: &Receiver<Event>,
+    syslog: Option<(Published, Arc<Metrics>)>,
+    outlets: &[Outlet],
+) {
+    while let Ok(event) = inbox.recv() {
+        let silenced = match &event.body {
+            Body::Alert(alert) => Some(alert.silenced),
+            _ => None,
+        };
+        if let Some(silenced) = silenced {
+            for outlet in outlets.iter().filter(|o| o.silenced || !silenced) {
+                if let Err(TrySendError::Full(dropped)) = outlet.queue.try_send(event.clone()) {
+                    let n = outlet.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    // The first of a run, then one line per thousand.
+                    if n == 1 || n % 1000 == 0 {
+                        tracing::warn!(
+                            outlet = outlet.name,
+                            agent = dropped.agent,
+                            seq = dropped.seq,
+                            dropped_total = n,
+                            "Alert forwarding's queue is full; the alert event is not forwarded."
+                        );
+                    }
+                }
+            }
+        }
+        if let Some((syslog, metrics)) = &syslog
+            && let Err(std::sync::mpsc::TrySendError::Full(_)) = syslog.try_send(event)
+        {
+            metrics.forward_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
