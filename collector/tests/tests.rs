@@ -7,6 +7,8 @@
 mod util;
 
 mod agentport;
+// A real Alertmanager started by the test.
+mod alertmanager;
 mod api;
 mod bounds;
 // The web page in a real headless Chromium.
