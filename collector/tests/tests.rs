@@ -35,5 +35,7 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
+// A real HTTP server in the test as the webhook.
 mod web_data;
 mod web_serve;
+mod webhook;
