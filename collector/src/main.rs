@@ -151,6 +151,22 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct Usage(String);
 
+/// Where alerts go besides syslog, for `check-config`'s summary.
+fn forwarding_alerts(alerting: &hopwatch_collector::alerting::AlertingSettings) -> String {
+    let mut to = Vec::new();
+    if let Some(am) = &alerting.alertmanager {
+        to.push(format!("{} Alertmanager(s)", am.urls.len()));
+    }
+    if !alerting.webhooks.is_empty() {
+        to.push(format!("{} webhook(s)", alerting.webhooks.len()));
+    }
+    if to.is_empty() {
+        String::new()
+    } else {
+        format!(", alerts to {}", to.join(" and "))
+    }
+}
+
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Trace(args) => {
@@ -165,7 +181,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {warning}");
             }
             println!(
-                "{}: ok (agents on {}, HTTP on {}, data in {}{})",
+                "{}: ok (agents on {}, HTTP on {}, data in {}{}{})",
                 config.display(),
                 loaded.collector.agents_listen,
                 loaded.collector.http_listen,
@@ -174,7 +190,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     ", forwarding to syslog"
                 } else {
                     ""
-                }
+                },
+                forwarding_alerts(&loaded.alerting)
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -147,6 +147,23 @@ impl AlertingError {
 }
 
 impl AlertingSettings {
+    /// The files that hold secrets, for the warning when others may read
+    /// them.
+    pub fn secret_files(&self) -> Vec<&Located<PathBuf>> {
+        let am = self
+            .alertmanager
+            .iter()
+            .filter_map(|am| match &am.credentials {
+                Some(Credentials::Bearer(f) | Credentials::Basic(f)) => Some(f),
+                None => None,
+            });
+        let hooks = self
+            .webhooks
+            .iter()
+            .filter_map(|h| h.bearer_token_file.as_ref());
+        am.chain(hooks).collect()
+    }
+
     /// Reads every credential and CA file, as start does, and reports each
     /// that cannot be used.
     pub fn check_files(&self) -> Vec<AlertingError> {
@@ -492,5 +509,91 @@ fn hand_over(
         {
             metrics.forward_dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hopwatch_wire::event::{Alert, AlertState, Heartbeat, Severity};
+
+    fn event(seq: u64, body: Body) -> Event {
+        Event {
+            v: 1,
+            agent: "leaf1".into(),
+            boot: "b1".into(),
+            seq,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            body,
+        }
+    }
+
+    fn alert(silenced: bool) -> Body {
+        Body::Alert(Alert {
+            state: AlertState::Firing,
+            rule: "r".into(),
+            severity: Severity::Warning,
+            interface: "swp1".into(),
+            expr: "x > 1".into(),
+            value: Some(2.0),
+            threshold: 1.0,
+            message: "m".into(),
+            labels: Default::default(),
+            silenced,
+            silence: silenced.then(|| "l-0011223344556677".into()),
+        })
+    }
+
+    fn outlet(name: &str, size: usize, silenced: bool) -> (Outlet, mpsc::Receiver<Event>) {
+        let (queue, inbox) = mpsc::channel(size);
+        let outlet = Outlet {
+            name: name.into(),
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+            silenced,
+        };
+        (outlet, inbox)
+    }
+
+    #[test]
+    fn hand_over_gives_syslog_everything_and_each_outlet_its_alerts_never_waiting() {
+        let (am, mut am_inbox) = outlet("alertmanager", 8, true);
+        let (hook, mut hook_inbox) = outlet("webhook", 1, false);
+        let outlets = [am, hook];
+        let (syslog, syslog_inbox) = sync_channel(2);
+        let metrics = Arc::new(Metrics::default());
+        let (events, inbox) = sync_channel(16);
+        let heartbeat = Body::Heartbeat(Heartbeat {
+            uptime_s: 1,
+            interfaces: vec![],
+            addresses: vec![],
+            spool_depth: 0,
+            events_dropped: 0,
+            firing: 0,
+        });
+        events.send(event(1, heartbeat)).unwrap();
+        events.send(event(2, alert(true))).unwrap();
+        events.send(event(3, alert(false))).unwrap();
+        events.send(event(4, alert(false))).unwrap();
+        drop(events);
+        // Returns once the store's side is gone and the inbox is empty.
+        hand_over(&inbox, Some((syslog, Arc::clone(&metrics))), &outlets);
+
+        let seqs = |inbox: &mut mpsc::Receiver<Event>| {
+            std::iter::from_fn(|| inbox.try_recv().ok())
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        };
+        // Alertmanager takes the silenced alert too (it may end one it was
+        // told of); the webhook does not, and its queue of one overflowed.
+        assert_eq!(seqs(&mut am_inbox), [2, 3, 4]);
+        assert_eq!(seqs(&mut hook_inbox), [3]);
+        assert_eq!(outlets[0].dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(outlets[1].dropped.load(Ordering::Relaxed), 1);
+        // Syslog forwarding gets every event, its overflow counted where it
+        // always was.
+        let syslog: Vec<u64> = syslog_inbox.try_iter().map(|e| e.seq).collect();
+        assert_eq!(syslog, [1, 2]);
+        assert_eq!(metrics.forward_dropped.load(Ordering::Relaxed), 2);
     }
 }

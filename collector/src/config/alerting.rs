@@ -509,4 +509,58 @@ mod tests {
             "{all}"
         );
     }
+
+    #[test]
+    fn check_files_reads_each_credential_and_ca_at_its_key() {
+        let dir =
+            std::env::temp_dir().join(format!("hopwatch-alerting-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let no_colon = dir.join("basic");
+        std::fs::write(&no_colon, "# user and password\nalice\n").unwrap();
+        let good = dir.join("token");
+        std::fs::write(&good, "hook-token-0123456789\n").unwrap();
+        let not_pem = dir.join("ca.pem");
+        std::fs::write(&not_pem, "no certificate here\n").unwrap();
+        let text = format!(
+            "[output.alertmanager]\nurl = \"https://am:9093\"\nbasic_auth_file = {:?}\nca_file = {:?}\n\
+             [[output.webhook]]\nurl = \"http://h/\"\nbearer_token_file = \"/nonexistent/hook.token\"\n\
+             [[output.webhook]]\nurl = \"http://h/\"\nbearer_token_file = {:?}\n",
+            no_colon.display().to_string(),
+            not_pem.display().to_string(),
+            good.display().to_string()
+        );
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let all = c.check_files().unwrap_err().to_string();
+        assert!(
+            all.contains("c.toml:3:19") && all.contains("no `user:password` line"),
+            "{all}"
+        );
+        assert!(
+            all.contains("c.toml:4:11") && all.contains("holds no CERTIFICATE"),
+            "{all}"
+        );
+        assert!(
+            all.contains("c.toml:7:21") && all.contains("/nonexistent/hook.token"),
+            "{all}"
+        );
+        assert!(
+            !all.contains("c.toml:10:"),
+            "the good token file is fine: {all}"
+        );
+        // Fixed, every file can be used.
+        std::fs::write(&no_colon, "alice:wonder land\n").unwrap();
+        let fixed = text
+            .replace("/nonexistent/hook.token", &good.display().to_string())
+            .replace(
+                &format!("ca_file = {:?}\n", not_pem.display().to_string()),
+                "",
+            );
+        let c = Config::parse(&fixed, "c.toml").unwrap();
+        let checked = c.check_files();
+        // Without a ca_file, https uses the system's CAs where installed.
+        if std::path::Path::new(crate::alerting::http::SYSTEM_CA_FILE).exists() {
+            checked.unwrap();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
