@@ -2,7 +2,8 @@
 //! the test, on hyper) as the JSON the agent sent, in order, with the
 //! configured headers and bearer token, after failed POSTs are retried; a
 //! refused or never-taken event is counted as given up, and a full queue
-//! counts what it drops.
+//! counts what it drops. Over https the webhook's certificate must chain to
+//! the configured `ca_file`.
 
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Server, TempDir, alert, event, heartbeat, link, metric, now_ms,
@@ -47,6 +48,43 @@ struct Hook {
 
 impl Hook {
     fn start(answer: Answer) -> Hook {
+        Hook::start_with(answer, None)
+    }
+
+    /// Over TLS, with a certificate for 127.0.0.1 signed by a CA of its
+    /// own, written to `dir`; returns the CA's PEM file too.
+    fn start_tls(answer: Answer, dir: &TempDir) -> (Hook, std::path::PathBuf) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hopwatch webhook test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let ca_file = dir.path.join("webhook-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (Hook::start_with(answer, Some(acceptor)), ca_file)
+    }
+
+    fn start_with(answer: Answer, tls: Option<tokio_rustls::TlsAcceptor>) -> Hook {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -100,10 +138,26 @@ impl Hook {
                         }
                     },
                 );
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-                );
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(
+                            hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                        );
+                    }
+                    Some(tls) => {
+                        tokio::spawn(async move {
+                            // A client that does not trust the CA gives up
+                            // in the handshake.
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                }
             }
         });
         Hook {
@@ -116,6 +170,10 @@ impl Hook {
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     fn wait_received(&self, n: usize) -> Vec<Value> {
@@ -329,4 +387,40 @@ fn a_full_webhook_queue_counts_what_it_drops() {
         ),
         5.0
     );
+}
+
+#[test]
+fn a_webhook_over_https_is_reached_trusting_its_ca_and_not_otherwise() {
+    let dir = TempDir::new("webhook-tls");
+    let (hook, ca_file) = Hook::start_tls(Answer::FailFirst(0), &dir);
+    let other = TempDir::new("webhook-tls-other");
+    let (_, other_ca) = Hook::start_tls(Answer::FailFirst(0), &other);
+    let server = Server::start(
+        "webhook-tls-collector",
+        "",
+        &format!(
+            "[[output.webhook]]\nname = \"trusted\"\nurl = {:?}\nca_file = {:?}\n\
+             [[output.webhook]]\nname = \"untrusted\"\nurl = {:?}\nca_file = {:?}\nmax_retries = 0\n",
+            hook.https_url("/tls"),
+            ca_file.display().to_string(),
+            hook.https_url("/untrusted"),
+            other_ca.display().to_string()
+        ),
+    );
+    let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf5", "b1").unwrap();
+    agent
+        .send(&[event("leaf5", "b1", 1, now_ms(), alert("swp1", true))])
+        .unwrap();
+    assert!(agent.wait_acked("b1", 1, Duration::from_secs(10)));
+    let got = hook.wait_received(1);
+    assert_eq!(got[0]["agent"], "leaf5");
+    // The other CA did not sign the webhook's certificate: the handshake
+    // fails, nothing is posted, and the event is given up.
+    wait_metric(
+        &server,
+        "hopwatch_collector_webhook_given_up_total{webhook=\"untrusted\"}",
+        1.0,
+    );
+    assert_eq!(hook.received.lock().unwrap().len(), 1);
+    assert_eq!(hook.received.lock().unwrap()[0].target, "/tls");
 }
