@@ -209,13 +209,20 @@ fn alert_events_reach_a_webhook_in_order_after_failed_posts_are_retried() {
     let secrets = TempDir::new("webhook-token");
     let token_file = secrets.path.join("hook.token");
     std::fs::write(&token_file, "hook-token-0123456789\n").unwrap();
+    // Syslog forwarding beside it still gets its events.
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let server = Server::start(
         "webhook",
         "",
         &format!(
-            "[[output.webhook]]\nname = \"ops\"\nurl = {:?}\nheaders = {{ \"X-Team\" = \"dc-ops\" }}\nbearer_token_file = {:?}\n",
+            "[[output.webhook]]\nname = \"ops\"\nurl = {:?}\nheaders = {{ \"X-Team\" = \"dc-ops\" }}\nbearer_token_file = {:?}\n\
+             [output.syslog]\naddress = \"udp://{}\"\n",
             hook.url("/hook?key=abc"),
-            token_file.display().to_string()
+            token_file.display().to_string(),
+            syslog.local_addr().unwrap()
         ),
     );
     let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
@@ -270,6 +277,13 @@ fn alert_events_reach_a_webhook_in_order_after_failed_posts_are_retried() {
         first.headers["authorization"],
         "Bearer hook-token-0123456789"
     );
+
+    let mut buf = [0u8; 4096];
+    let n = syslog
+        .recv(&mut buf)
+        .expect("syslog forwarding got nothing");
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.ends_with("swp1 went down"), "{first}");
 
     let text = server.get("/metrics").body;
     assert_eq!(
