@@ -21,10 +21,10 @@ mod open;
 mod task;
 pub mod webhook;
 
-use crate::config::Located;
 use crate::metrics::{Family, Metrics, Number, Samples};
 use crate::store::ReadPool;
 use crate::store::writer::Published;
+use hopwatch_wire::diag::{Diagnostic, Located};
 use hopwatch_wire::event::{Body, Event};
 use hyper::header::{HeaderName, HeaderValue};
 use std::path::{Path, PathBuf};
@@ -135,8 +135,8 @@ impl AlertingError {
         }
     }
 
-    pub fn diagnostic(&self) -> crate::config::Diagnostic {
-        crate::config::Diagnostic {
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic {
             file: self.file.clone(),
             line: self.line,
             col: self.col,
@@ -251,7 +251,9 @@ fn client(
     tls: bool,
     timeout: Duration,
 ) -> Result<http::Client, AlertingError> {
-    if !tls {
+    // A CA file given is read even for plain http, so check-config finds a
+    // wrong one before the URL moves to https.
+    if !tls && ca_file.is_none() {
         return Ok(http::Client::plain(timeout));
     }
     match ca_file {
