@@ -3,7 +3,8 @@
 //! a firing alert appears in its `/api/v2/alerts` with hopwatch's labels,
 //! the rule's labels and the message, is re-sent while it fires, survives a
 //! collector restart, and stops being active on resolve or when the agent
-//! restarts; a silenced alert never appears.
+//! restarts; a silenced alert never appears; a cluster member that is down
+//! holds up none of this.
 
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Server, TempDir, alert, event, free_port, heartbeat, metric, now_ms,
@@ -167,7 +168,13 @@ fn a_firing_alert_reaches_alertmanager_with_its_labels_is_resent_and_resolves() 
     let Some(am) = Alertmanager::start("am-fire") else {
         return;
     };
-    let server = Server::start("am-fire-collector", "", &forwarding(&am));
+    // A cluster member that is down does not hold the other one up.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let config = format!(
+        "[output.alertmanager]\nurl = [{down:?}, {:?}]\nresend_every = \"1s\"\nweb_url = \"https://hopwatch.example.net\"\n",
+        am.url()
+    );
+    let server = Server::start("am-fire-collector", "", &config);
     let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
     let t = now_ms();
     agent
@@ -232,6 +239,10 @@ fn a_firing_alert_reaches_alertmanager_with_its_labels_is_resent_and_resolves() 
     assert_eq!(
         metric(&text, "hopwatch_collector_alertmanager_dropped_total"),
         0.0
+    );
+    assert!(
+        metric(&text, "hopwatch_collector_alertmanager_send_failures_total") >= 1.0,
+        "{text}"
     );
 }
 

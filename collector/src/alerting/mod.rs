@@ -80,7 +80,7 @@ pub struct AlertmanagerSettings {
     /// `resolve_timeout` (5m by default), or it resolves them itself.
     pub resend_every: Duration,
     pub timeout: Duration,
-    /// Alert events waiting for the task at most.
+    /// Alert events waiting for each Alertmanager at most.
     pub queue: usize,
     /// The collector's web page as people reach it, for each alert's
     /// `generatorURL`.
@@ -387,24 +387,29 @@ impl Alerting {
                 am.timeout,
             )?;
             let am_stats = Arc::new(AlertmanagerStats::default());
-            let (queue, inbox) = mpsc::channel(am.queue);
-            let task = task::Task {
-                urls: am.urls.clone(),
-                client,
-                headers,
-                resend_every: am.resend_every,
-                backoff_max: am.resend_every,
-                web_url: am.web_url.clone(),
-                store: Arc::new(ReadPool::new(data_dir)),
-                stats: Arc::clone(&am_stats),
-            };
-            tasks.push(tokio::spawn(task.run(inbox)));
-            outlets.push(Outlet {
-                name: "alertmanager".into(),
-                queue,
-                dropped: Arc::clone(&am_stats.dropped),
-                silenced: true,
-            });
+            let store = Arc::new(ReadPool::new(data_dir));
+            // A task and a queue per cluster member: one that hangs or is
+            // down holds up none of the others.
+            for url in &am.urls {
+                let (queue, inbox) = mpsc::channel(am.queue);
+                let task = task::Task {
+                    urls: vec![url.clone()],
+                    client: client.clone(),
+                    headers: headers.clone(),
+                    resend_every: am.resend_every,
+                    backoff_max: am.resend_every,
+                    web_url: am.web_url.clone(),
+                    store: Arc::clone(&store),
+                    stats: Arc::clone(&am_stats),
+                };
+                tasks.push(tokio::spawn(task.run(inbox)));
+                outlets.push(Outlet {
+                    name: format!("alertmanager {}", url.shown()),
+                    queue,
+                    dropped: Arc::clone(&am_stats.dropped),
+                    silenced: true,
+                });
+            }
             stats.alertmanager = Some(am_stats);
         }
         for hook in &settings.webhooks {
@@ -555,6 +560,38 @@ mod tests {
             silenced,
         };
         (outlet, inbox)
+    }
+
+    #[test]
+    fn credentials_make_the_authorization_header_and_name_a_bad_file() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-credentials-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            Located {
+                value: path,
+                file: "c.toml".into(),
+                line: 3,
+                col: 7,
+            }
+        };
+        let bearer = Credentials::Bearer(at("token", "# comment\nam-token-0123456789\n"));
+        let header = credentials(Some(&bearer)).unwrap();
+        assert_eq!(header[0].0, hyper::header::AUTHORIZATION);
+        assert_eq!(header[0].1, "Bearer am-token-0123456789");
+        // Marked so that hyper never shows it in its Debug output.
+        assert!(header[0].1.is_sensitive());
+        let basic = Credentials::Basic(at("basic", "alice:open sesame\n"));
+        assert_eq!(
+            credentials(Some(&basic)).unwrap()[0].1,
+            format!("Basic {}", http::base64(b"alice:open sesame"))
+        );
+        let short = Credentials::Bearer(at("short", "abc\n"));
+        let error = credentials(Some(&short)).unwrap_err().to_string();
+        assert!(error.starts_with("c.toml:3:7: "), "{error}");
+        assert!(credentials(None).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

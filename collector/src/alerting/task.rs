@@ -1,9 +1,9 @@
-//! The Alertmanager task: takes alert events from its queue into the
+//! An Alertmanager task: takes alert events from its queue into the
 //! [`State`], holds the state against the store at start and at every
-//! re-send, and POSTs `/api/v2/alerts` to every configured Alertmanager (a
-//! cluster wants each alert from each client at every member). A receiver
-//! that fails keeps its changes and is tried again after a growing delay;
-//! the others are not held up.
+//! re-send, and POSTs `/api/v2/alerts` to its Alertmanager. A cluster wants
+//! each alert from each client at every member, so each member has a task
+//! and a queue of its own and one that hangs holds up no other. A receiver
+//! that fails keeps its changes and is tried again after a growing delay.
 
 use super::alertmanager::{Batch, State};
 use super::http::{Client, Endpoint};
@@ -30,7 +30,8 @@ pub struct AlertmanagerStats {
     pub failures: AtomicU64,
     /// Alert events that found the queue full.
     pub dropped: Arc<AtomicU64>,
-    /// Alerts firing now as Alertmanager is told, silenced ones left out.
+    /// Alerts firing now as Alertmanager is told, silenced ones left out
+    /// (the last member's view to change it).
     pub firing: AtomicU64,
 }
 
