@@ -290,8 +290,9 @@ impl Validator<'_> {
                     );
                     continue;
                 };
+                // Any header may carry a key (X-Api-Key): none shows in Debug.
+                header.set_sensitive(true);
                 if name == hyper::header::AUTHORIZATION {
-                    header.set_sensitive(true);
                     authorization = Some(value);
                 }
                 headers.push((name, header));
