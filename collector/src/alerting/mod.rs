@@ -6,8 +6,8 @@
 //! in the store, once per `(agent, boot, seq)` (a resent event is a
 //! duplicate and not published), never again after a restart. A thread of
 //! its own ([`Alerting::start`]) takes the store's channel and hands each
-//! event to syslog forwarding and each alert event to the Alertmanager
-//! task and to every webhook's queue, never waiting: a full queue drops the
+//! event to syslog forwarding and each alert event to each Alertmanager's
+//! queue and to every webhook's, never waiting: a full queue drops the
 //! event and counts it (`hopwatch_collector_alertmanager_dropped_total`,
 //! `hopwatch_collector_webhook_dropped_total`), so a slow receiver never
 //! holds up the store or another receiver.

@@ -60,8 +60,8 @@ impl Incoming {
     }
 }
 
-/// Where the writer publishes events once they are durable, for syslog
-/// forwarding: a bounded channel, so a forwarder that falls behind never
+/// Where the writer publishes events once they are durable, for syslog and
+/// alert forwarding: a bounded channel, so a forwarder that falls behind never
 /// holds the store up. When it is full the event is dropped and counted
 /// ([`Metrics::forward_dropped`]); the ones already waiting go first.
 pub type Published = std::sync::mpsc::SyncSender<Event>;
