@@ -177,7 +177,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
             loaded.check_files()?;
-            for warning in loaded.file_warnings() {
+            let alerting = loaded.alerting.file_warnings();
+            for warning in loaded.file_warnings().into_iter().chain(alerting) {
                 eprintln!("warning: {warning}");
             }
             println!(

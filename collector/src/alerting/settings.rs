@@ -111,9 +111,16 @@ impl AlertingError {
 }
 
 impl AlertingSettings {
-    /// The files that hold secrets, for the warning when others may read
-    /// them.
-    pub fn secret_files(&self) -> Vec<&Located<PathBuf>> {
+    /// A sentence for each file holding a secret that other users can
+    /// read.
+    pub fn file_warnings(&self) -> Vec<String> {
+        self.secret_files()
+            .into_iter()
+            .filter_map(|f| crate::auth::readable_by_others(&f.value))
+            .collect()
+    }
+
+    fn secret_files(&self) -> Vec<&Located<PathBuf>> {
         let am = self
             .alertmanager
             .iter()
@@ -267,5 +274,48 @@ mod tests {
         assert!(error.starts_with("c.toml:3:7: "), "{error}");
         assert!(credentials(None).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_secret_file_others_can_read_is_warned_of() {
+        use std::os::unix::fs::PermissionsExt;
+        let path =
+            std::env::temp_dir().join(format!("hopwatch-alerting-mode-{}", std::process::id()));
+        std::fs::write(&path, "hook-token-0123456789\n").unwrap();
+        let settings = |path: &std::path::Path| AlertingSettings {
+            alertmanager: None,
+            webhooks: vec![WebhookSettings {
+                name: "ops".into(),
+                url: Endpoint::parse("http://h/").unwrap(),
+                headers: vec![],
+                bearer_token_file: Some(Located {
+                    value: path.to_path_buf(),
+                    file: "c.toml".into(),
+                    line: 1,
+                    col: 1,
+                }),
+                ca_file: None,
+                timeout: DEFAULT_TIMEOUT,
+                queue: DEFAULT_QUEUE,
+                max_retries: DEFAULT_MAX_RETRIES,
+                backoff_max: DEFAULT_BACKOFF_MAX,
+                at: Located {
+                    value: (),
+                    file: "c.toml".into(),
+                    line: 1,
+                    col: 1,
+                },
+            }],
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warnings = settings(&path).file_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&path.display().to_string()),
+            "{warnings:?}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(settings(&path).file_warnings().is_empty());
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -176,7 +176,6 @@ impl Config {
             .into_iter()
             .flatten()
             .chain(auth.bound_tokens.iter().map(|b| &b.token_file))
-            .chain(self.alerting.secret_files())
             .filter_map(|f| crate::auth::readable_by_others(&f.value))
             .collect()
     }
