@@ -136,13 +136,19 @@ impl Task {
     async fn send(&self, state: &mut State, receivers: &mut [Receiver], full: bool, last: bool) {
         let now = Instant::now();
         let mut turn: Vec<(usize, Batch, Bytes)> = Vec::new();
-        for (i, r) in receivers.iter().enumerate() {
+        for (i, r) in receivers.iter_mut().enumerate() {
+            let retrying = r.retry_at.is_some();
             let due = last || r.retry_at.is_none_or(|at| at <= now);
-            if !due || !(full || state.has_pending(i)) {
+            if !due || !(full || retrying || state.has_pending(i)) {
                 continue;
             }
-            let batch = state.take(i, full || r.retry_at.is_some());
+            // A retry sends every firing alert: what failed may since have
+            // been folded into them.
+            let batch = state.take(i, full || retrying);
             if batch.alerts.is_empty() {
+                // Nothing is left to tell it (a silence took the change
+                // back): no retry is due, and the loop must not wake for one.
+                r.retry_at = None;
                 continue;
             }
             let body =
@@ -189,5 +195,76 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hopwatch_wire::event::{Alert, AlertState, Body, Severity};
+
+    fn firing(silenced: bool) -> Event {
+        Event {
+            v: 1,
+            agent: "leaf1".into(),
+            boot: "b1".into(),
+            seq: 1,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            body: Body::Alert(Alert {
+                state: AlertState::Firing,
+                rule: "r".into(),
+                severity: Severity::Warning,
+                interface: "swp1".into(),
+                expr: "x > 1".into(),
+                value: Some(2.0),
+                threshold: 1.0,
+                message: "m".into(),
+                labels: Default::default(),
+                silenced,
+                silence: silenced.then(|| "c-0011223344556677".into()),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_receiver_keeps_its_changes_and_stops_retrying_when_none_are_left() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let task = Task {
+            urls: vec![url.clone()],
+            client: Client::plain(Duration::from_secs(5)),
+            headers: vec![],
+            resend_every: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(60),
+            web_url: None,
+            store: Arc::new(ReadPool::new(std::path::Path::new("/nonexistent"))),
+            stats: Arc::new(AlertmanagerStats::default()),
+        };
+        let mut receivers = vec![Receiver {
+            path: url.join("/api/v2/alerts"),
+            url,
+            backoff: Backoff::new(BACKOFF_MIN, Duration::from_secs(60), 1),
+            retry_at: None,
+        }];
+        let mut state = State::new(1, None);
+        state.apply(&firing(false));
+        task.send(&mut state, &mut receivers, false, false).await;
+        assert_eq!(task.stats.failures.load(Ordering::Relaxed), 1);
+        assert!(receivers[0].retry_at.is_some());
+        assert!(state.has_pending(0), "the change waits for the retry");
+        // Not due yet: nothing is tried.
+        task.send(&mut state, &mut receivers, false, false).await;
+        assert_eq!(task.stats.failures.load(Ordering::Relaxed), 1);
+        // A silence takes the change back; once the retry is due there is
+        // nothing to send, and no retry stays due (the loop would spin).
+        state.apply(&firing(true));
+        receivers[0].retry_at = Some(Instant::now() - Duration::from_millis(1));
+        task.send(&mut state, &mut receivers, false, false).await;
+        assert_eq!(receivers[0].retry_at, None);
+        assert_eq!(task.stats.failures.load(Ordering::Relaxed), 1);
     }
 }
