@@ -4,7 +4,7 @@
 //! show in the browser's zone with the UTC time on hover. The collector is
 //! fed by fake switches that answer traces, so every page has content.
 
-use super::harness::{Browser, can_use_browser};
+use super::harness::{Browser, HEIGHT, WIDTH, can_use_browser};
 use crate::trace_fakes::{leaf1_history, line_fabric, wait_owned};
 use crate::util::{API_TOKEN, FakeAgent, Server, alert, event, link, now_ms};
 use fantoccini::key::Key;
@@ -119,12 +119,12 @@ function drawn(e) {
 }
 "#;
 
-/// What a phone's width does to the open page: the document's scroll width
+/// What the viewport's width does to the open page: the document's scroll width
 /// against the viewport, the elements that stick out past the right edge
 /// (outside a wrapper of their own that scrolls), and the navigation links
 /// and main controls (links, fields, buttons) that are not wholly on
 /// screen across.
-const PHONE_CHECK: &str = r#"
+const WIDTH_CHECK: &str = r#"
 const inner = window.innerWidth;
 function scrollsInside(e) {
   for (let n = e.parentElement; n && n !== document.body; n = n.parentElement) {
@@ -154,42 +154,60 @@ return {
 };
 "#;
 
-/// At 390×844 every page fits the width: the document never scrolls
-/// sideways (a wide table or drawing may scroll inside its own wrapper),
-/// the navigation's links are all on screen, and so is every control of the
-/// page's form.
+/// At 1280×800 and at a phone's 390×844 every page fits the width: the
+/// document never scrolls sideways (a wide table or drawing may scroll
+/// inside its own wrapper), the navigation's links are all on screen, and
+/// so is every link, field and button of the page's own. The phone's view
+/// of each page is photographed as `phone-<page>.png`.
 #[test]
-fn browser_phone_width_every_page_fits() {
-    let test = "browser_phone_width_every_page_fits";
+fn browser_every_page_fits_desktop_and_phone_width() {
+    let test = "browser_every_page_fits_desktop_and_phone_width";
     if !can_use_browser(test) {
         return;
     }
-    let (server, _fabric, _) = fed("browser-phone");
+    let (server, _fabric, _) = fed("browser-widths");
     let mut browser = Browser::start(test);
-    browser.resize(PHONE.0, PHONE.1);
-    let check = |page: &str, signed_in: bool| {
-        let found = browser.js(&format!("{DESCRIBE}{PHONE_CHECK}"), vec![]);
+    let check = |browser: &Browser, page: &str, phone: bool| {
+        let found = browser.js(&format!("{DESCRIBE}{WIDTH_CHECK}"), vec![]);
+        let at = if phone {
+            "a phone's width"
+        } else {
+            "1280×800"
+        };
         assert!(
             found["scroll_width"].as_u64().unwrap() <= found["inner"].as_u64().unwrap(),
-            "{page} scrolls sideways at {}×{}: {found:#}",
-            PHONE.0,
-            PHONE.1
+            "{page} scrolls sideways at {at}: {found:#}"
         );
-        assert_eq!(found["sticking"], json!([]), "{page}: {found:#}");
-        if signed_in {
-            assert_eq!(found["nav"], 5, "{page}: the navigation's links");
+        assert_eq!(found["sticking"], json!([]), "{page} at {at}: {found:#}");
+        if page != "signin" {
+            assert_eq!(found["nav"], 5, "{page} at {at}: the navigation's links");
         }
-        assert_eq!(found["nav_off"], json!([]), "{page}: {found:#}");
-        assert!(found["controls"].as_u64().unwrap() > 0, "{page}: {found:#}");
-        assert_eq!(found["controls_off"], json!([]), "{page}: {found:#}");
-        browser.screenshot(&format!("phone-{page}"));
+        assert_eq!(found["nav_off"], json!([]), "{page} at {at}: {found:#}");
+        assert!(
+            found["controls"].as_u64().unwrap() > 0,
+            "{page} at {at}: {found:#}"
+        );
+        assert_eq!(
+            found["controls_off"],
+            json!([]),
+            "{page} at {at}: {found:#}"
+        );
+        if phone {
+            browser.screenshot(&format!("phone-{page}"));
+        }
     };
-    open(&browser, &server, "/signin", "#signin-form");
-    check("signin", false);
-    browser.sign_in(&base(&server), API_TOKEN);
-    for (page, path, ready) in PAGES {
-        open(&browser, &server, path, ready);
-        check(page, true);
+    for (width, height) in [(WIDTH, HEIGHT), PHONE] {
+        let phone = width == PHONE.0;
+        browser.resize(width, height);
+        open(&browser, &server, "/signin", "#signin-form");
+        check(&browser, "signin", phone);
+        browser.sign_in(&base(&server), API_TOKEN);
+        for (page, path, ready) in PAGES {
+            open(&browser, &server, path, ready);
+            check(&browser, page, phone);
+        }
+        browser.click("#signout");
+        browser.wait_for("#signin-form", WAIT);
     }
     browser.finish();
 }
@@ -375,6 +393,7 @@ fn browser_keyboard_reaches_and_works_every_control() {
         let ringless: Vec<&Value> = stops
             .iter()
             .filter(|s| s["svg"] == false && s["ring"] == false)
+            .map(|s| &s["what"])
             .collect();
         assert!(
             ringless.is_empty(),
@@ -434,8 +453,8 @@ fn browser_keyboard_reaches_and_works_every_control() {
     browser.finish();
 }
 
-/// Every drawn element with text of its own (and every filled field, and
-/// every placeholder) with its colour, the colour it sits on and its
+/// Every drawn element with text of its own (and every filled field, every
+/// placeholder and every label drawn by `::before`) with its colour, the colour it sits on and its
 /// contrast ratio, the offenders below WCAG AA first. The background is the
 /// first opaque one up the tree with the translucent ones above it laid
 /// over; SVG text sits on the shape of its hop box or end mark, or on its
@@ -520,6 +539,10 @@ for (const e of document.querySelectorAll('body *')) {
     if (svg) check(e, getComputedStyle(e).fill, svgBackground(e), describe(e));
     else check(e, getComputedStyle(e).color, htmlBackground(e), describe(e));
   }
+  const before = svg ? null : getComputedStyle(e, '::before');
+  if (before && before.content !== 'none' && before.content !== '""' && before.display !== 'none') {
+    check(e, before.color, htmlBackground(e), describe(e) + '::before');
+  }
   if (e.matches('input:not([type=checkbox]):not([type=hidden]), select')) {
     if (e.value) check(e, getComputedStyle(e).color, htmlBackground(e), describe(e));
     else if (e.placeholder) check(e, getComputedStyle(e, '::placeholder').color, htmlBackground(e), describe(e) + '::placeholder');
@@ -528,8 +551,9 @@ for (const e of document.querySelectorAll('body *')) {
 return results;
 "#;
 
-/// Every text on every page (and the sign-in form's error) has a contrast
-/// ratio of at least 4.5 against what it sits on, 3 for large text.
+/// Every text on every page (and the sign-in form's error), at 1280×800 and
+/// as a phone shows it (rows as labelled cards), has a contrast ratio of at
+/// least 4.5 against what it sits on, 3 for large text.
 #[test]
 fn browser_contrast_meets_wcag_aa_on_every_page() {
     let test = "browser_contrast_meets_wcag_aa_on_every_page";
@@ -558,15 +582,21 @@ fn browser_contrast_meets_wcag_aa_on_every_page() {
             ));
         }
     };
-    open(&browser, &server, "/signin", "#signin-form");
-    browser.fill("#signin-token", "not-the-token");
-    browser.click("#signin-submit");
-    browser.wait_for("#signin-error:not([hidden])", WAIT);
-    audit(&browser, "signin");
-    browser.sign_in(&base(&server), API_TOKEN);
-    for (page, path, ready) in PAGES {
-        open(&browser, &server, path, ready);
-        audit(&browser, page);
+    for (width, height) in [(WIDTH, HEIGHT), PHONE] {
+        let at = if width == PHONE.0 { " (phone)" } else { "" };
+        browser.resize(width, height);
+        open(&browser, &server, "/signin", "#signin-form");
+        browser.fill("#signin-token", "not-the-token");
+        browser.click("#signin-submit");
+        browser.wait_for("#signin-error:not([hidden])", WAIT);
+        audit(&browser, &format!("signin{at}"));
+        browser.sign_in(&base(&server), API_TOKEN);
+        for (page, path, ready) in PAGES {
+            open(&browser, &server, path, ready);
+            audit(&browser, &format!("{page}{at}"));
+        }
+        browser.click("#signout");
+        browser.wait_for("#signin-form", WAIT);
     }
     offenders.sort();
     offenders.dedup();
