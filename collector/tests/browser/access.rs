@@ -48,6 +48,14 @@ const PAGES: [(&str, &str, &str); 6] = [
     ),
 ];
 
+/// A trace spine1 drops (its blackhole for 10.3.0.0/24): red text on a red
+/// box, which the contrast test reads too.
+const DROPPED: (&str, &str, &str) = (
+    "trace-dropped",
+    "/trace?src=10.1.0.10&dst=10.3.0.10&proto=tcp&sport=40000&dport=443",
+    "#trace-result svg g[data-hop].dropped",
+);
+
 /// The times of spine1's events, which the times test reads back.
 struct Spine1 {
     down_ms: i64,
@@ -591,7 +599,7 @@ fn browser_contrast_meets_wcag_aa_on_every_page() {
         browser.wait_for("#signin-error:not([hidden])", WAIT);
         audit(&browser, &format!("signin{at}"));
         browser.sign_in(&base(&server), API_TOKEN);
-        for (page, path, ready) in PAGES {
+        for (page, path, ready) in PAGES.into_iter().chain([DROPPED]) {
             open(&browser, &server, path, ready);
             audit(&browser, &format!("{page}{at}"));
         }
