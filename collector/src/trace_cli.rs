@@ -7,7 +7,7 @@
 //! user's `ps` would show it.
 
 use clap::Args;
-use hopwatch_collector::auth::{API_TOKEN_FILE, Secret, read_token_file};
+use hopwatch_collector::auth::{API_TOKEN_FILE, Secret, TokenSource, read_token_file};
 use hopwatch_collector::config::Config;
 use hopwatch_collector::fabric::request::parse_proto;
 use hopwatch_collector::fabric::{FabricTrace, PathTree, render};
@@ -138,6 +138,12 @@ pub fn api_token(config: &Config) -> anyhow::Result<Secret> {
     if let Some(file) = &config.auth.api_tokens_file {
         let mut tokens = read_token_file(&file.value)?;
         return Ok(tokens.swap_remove(0));
+    }
+    if let Some(named) = config.auth.named_api_tokens.first() {
+        return Ok(match &named.source {
+            TokenSource::Inline(token) => token.clone(),
+            TokenSource::File(file) => read_token_file(&file.value)?.swap_remove(0),
+        });
     }
     let path = config.collector.data_dir.join(API_TOKEN_FILE);
     let mut tokens = read_token_file(&path).map_err(|e| {
