@@ -256,11 +256,9 @@ impl Tokens {
                     vec![token.clone()]
                 }
                 TokenSource::File(file) => {
-                    sources.api.push(format!(
-                        "{} ({})",
-                        file.value.display(),
-                        named.name
-                    ));
+                    sources
+                        .api
+                        .push(format!("{} ({})", file.value.display(), named.name));
                     read_token_file(&file.value)?
                 }
             };
@@ -369,10 +367,13 @@ impl Tokens {
 impl AuthSettings {
     /// Every token file named, for the checks of their modes and contents.
     pub fn token_files(&self) -> impl Iterator<Item = &Path> {
-        let named = self.named_api_tokens.iter().filter_map(|n| match &n.source {
-            TokenSource::File(file) => Some(&file.value),
-            TokenSource::Inline(_) => None,
-        });
+        let named = self
+            .named_api_tokens
+            .iter()
+            .filter_map(|n| match &n.source {
+                TokenSource::File(file) => Some(&file.value),
+                TokenSource::Inline(_) => None,
+            });
         [&self.agent_tokens_file, &self.api_tokens_file]
             .into_iter()
             .flatten()

@@ -153,7 +153,8 @@ impl Collector {
         // before it has reconnected.
         let known = self.fabric.owners.load(&db).map_err(StoreError::from)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
-        let silences = store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
+        let silences =
+            store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         let writer = Writer::new(

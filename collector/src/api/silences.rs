@@ -62,7 +62,9 @@ async fn list(
         Some(other) => {
             return Err(ApiError::bad_field(
                 "all".into(),
-                format!("bad `all` value {other:?}: use 1 to list ended silences too, or leave it out"),
+                format!(
+                    "bad `all` value {other:?}: use 1 to list ended silences too, or leave it out"
+                ),
             ));
         }
     };
@@ -80,7 +82,10 @@ async fn create(
     let body = body.map_err(|rejection| ApiError {
         status: rejection.status(),
         message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("the body is larger than {} KiB; a silence fits well inside it", MAX_BODY / 1024)
+            format!(
+                "the body is larger than {} KiB; a silence fits well inside it",
+                MAX_BODY / 1024
+            )
         } else {
             format!("the body could not be read: {}", rejection.body_text())
         },
@@ -127,7 +132,9 @@ async fn remove(
                 "{id:?} is a silence made on an agent; remove it there with `hopwatch silence remove {id}`"
             )
         } else {
-            format!("{id:?} is not a silence id; the collector's look like c-0123456789abcdef (GET /api/v1/silences lists them)")
+            format!(
+                "{id:?} is not a silence id; the collector's look like c-0123456789abcdef (GET /api/v1/silences lists them)"
+            )
         };
         return Err(ApiError::bad_field("id".into(), message));
     }

@@ -182,10 +182,14 @@ impl Config {
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
         let bound = self.auth.bound_tokens.iter().map(|b| &b.token_file);
-        let named = self.auth.named_api_tokens.iter().filter_map(|n| match &n.source {
-            crate::auth::TokenSource::File(file) => Some(file),
-            crate::auth::TokenSource::Inline(_) => None,
-        });
+        let named = self
+            .auth
+            .named_api_tokens
+            .iter()
+            .filter_map(|n| match &n.source {
+                crate::auth::TokenSource::File(file) => Some(file),
+                crate::auth::TokenSource::Inline(_) => None,
+            });
         for file in [&self.auth.agent_tokens_file, &self.auth.api_tokens_file]
             .into_iter()
             .flatten()

@@ -65,7 +65,11 @@ pub struct Board {
 impl Board {
     /// A board holding `set` (read from the store at start), changed through
     /// `writer`.
-    pub fn new(set: Vec<Stored>, writer: mpsc::Sender<Request>, settings: SilenceSettings) -> Board {
+    pub fn new(
+        set: Vec<Stored>,
+        writer: mpsc::Sender<Request>,
+        settings: SilenceSettings,
+    ) -> Board {
         Board {
             writer,
             set: watch::Sender::new(Arc::new(set)),
@@ -228,7 +232,12 @@ mod tests {
         let b = new_id().unwrap();
         assert!(is_collector_id(&a), "{a}");
         assert_ne!(a, b);
-        for bad in ["l-0123456789abcdef", "c-0123", "c-0123456789abcdeg", "c-0123456789abcdef0"] {
+        for bad in [
+            "l-0123456789abcdef",
+            "c-0123",
+            "c-0123456789abcdeg",
+            "c-0123456789abcdef0",
+        ] {
             assert!(!is_collector_id(bad), "{bad}");
         }
     }

@@ -55,13 +55,26 @@ pub fn parse_new(
     let example = r#"{"interface": "Eth1-*", "for": "2h", "reason": "optics swap"}"#;
     let map: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => return fail("", format!("the body must be a JSON object such as {example}")),
-        Err(e) => return fail("", format!("the body is not JSON ({e}); send an object such as {example}")),
+        Ok(_) => {
+            return fail(
+                "",
+                format!("the body must be a JSON object such as {example}"),
+            );
+        }
+        Err(e) => {
+            return fail(
+                "",
+                format!("the body is not JSON ({e}); send an object such as {example}"),
+            );
+        }
     };
     if let Some(key) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return fail(
             key,
-            format!("unknown field `{key}`; a silence takes {}", FIELDS.join(", ")),
+            format!(
+                "unknown field `{key}`; a silence takes {}",
+                FIELDS.join(", ")
+            ),
         );
     }
     let interface = match text(&map, "interface")? {
@@ -106,13 +119,18 @@ pub fn parse_new(
             at.max(now_ms)
         }
     };
+    let too_long = |field: &str, length: Duration| {
+        fail(
+            field,
+            format!(
+                "the silence would last {}, longer than the {} a silence may last; make it shorter (and renew it if need be), or raise [silences] max_duration in the collector's config",
+                humantime::format_duration(Duration::from_secs(length.as_secs())),
+                humantime::format_duration(settings.max_duration)
+            ),
+        )
+    };
     let ends_ms = match (text(&map, "ends_at")?, text(&map, "for")?) {
-        (Some(_), Some(_)) => {
-            return fail(
-                "for",
-                "give either `ends_at` or `for`, not both",
-            );
-        }
+        (Some(_), Some(_)) => return fail("for", "give either `ends_at` or `for`, not both"),
         (None, None) => {
             return fail(
                 "ends_at",
@@ -124,18 +142,26 @@ pub fn parse_new(
             if at <= now_ms {
                 return fail(
                     "ends_at",
-                    format!("`ends_at` {} is not in the future (it is {} now)", rfc3339(at), rfc3339(now_ms)),
+                    format!(
+                        "`ends_at` {} is not in the future (it is {} now)",
+                        rfc3339(at),
+                        rfc3339(now_ms)
+                    ),
                 );
             }
             if at <= starts_ms {
                 return fail("ends_at", "`ends_at` is not after `starts_at`");
             }
+            let length = Duration::from_millis((at - starts_ms) as u64);
+            if length > settings.max_duration {
+                return too_long("ends_at", length);
+            }
             at
         }
         (None, Some(d)) => match humantime::parse_duration(d) {
             Ok(d) if d.is_zero() => return fail("for", "`for` is zero; a silence lasts a while"),
-            Ok(d) if d <= settings.max_duration => starts_ms + d.as_millis() as i64,
-            Ok(_) => starts_ms + settings.max_duration.as_millis() as i64 + 1,
+            Ok(d) if d > settings.max_duration => return too_long("for", d),
+            Ok(d) => starts_ms + d.as_millis() as i64,
             Err(e) => {
                 return fail(
                     "for",
@@ -144,18 +170,6 @@ pub fn parse_new(
             }
         },
     };
-    let max = settings.max_duration;
-    if ends_ms - starts_ms > max.as_millis() as i64 {
-        let field = if map.contains_key("for") { "for" } else { "ends_at" };
-        return fail(
-            field,
-            format!(
-                "the silence would last {}, longer than the {} a silence may last; make it shorter (and renew it if need be), or raise [silences] max_duration in the collector's config",
-                humantime::format_duration(Duration::from_secs(((ends_ms - starts_ms) / 1000) as u64)),
-                humantime::format_duration(max)
-            ),
-        );
-    }
     Ok(Stored {
         silence: Silence {
             id,
@@ -205,7 +219,9 @@ fn time(value: &str, key: &str) -> Result<i64, FieldError> {
         Ok(at) => Ok(millis(at)),
         Err(e) => fail(
             key,
-            format!("bad `{key}` value {value:?} ({e}); write an RFC 3339 time such as 2024-05-01T06:00:00Z"),
+            format!(
+                "bad `{key}` value {value:?} ({e}); write an RFC 3339 time such as 2024-05-01T06:00:00Z"
+            ),
         ),
     }
 }
@@ -224,7 +240,13 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Stored, FieldError> {
-        parse_new(body.as_bytes(), NOW, &settings(), "alice", "c-0123456789abcdef".into())
+        parse_new(
+            body.as_bytes(),
+            NOW,
+            &settings(),
+            "alice",
+            "c-0123456789abcdef".into(),
+        )
     }
 
     fn refused(body: &str) -> FieldError {
@@ -260,36 +282,125 @@ mod tests {
         for (body, field, words) in [
             ("[]", "", "JSON object"),
             ("{", "", "not JSON"),
-            (r#"{"interface": "*", "for": "1h", "reason": "r", "until": "x"}"#, "until", "unknown field `until`"),
-            (r#"{"for": "1h", "reason": "r"}"#, "interface", "`interface` is required"),
-            (r#"{"interface": "Eth[", "for": "1h", "reason": "r"}"#, "interface", "bad glob \"Eth[\""),
-            (r#"{"interface": "", "for": "1h", "reason": "r"}"#, "interface", "empty pattern"),
-            (r#"{"interface": 7, "for": "1h", "reason": "r"}"#, "interface", "must be a string"),
-            (r#"{"interface": "*", "agent": "[z-a]", "for": "1h", "reason": "r"}"#, "agent", "runs backwards"),
-            (r#"{"interface": "*", "rule": "a\\", "for": "1h", "reason": "r"}"#, "rule", "bad glob"),
-            (r#"{"interface": "*", "for": "1h"}"#, "reason", "`reason` is required"),
-            (r#"{"interface": "*", "for": "1h", "reason": "  "}"#, "reason", "`reason` is required"),
-            (r#"{"interface": "*", "reason": "r"}"#, "ends_at", "every silence ends"),
-            (r#"{"interface": "*", "for": "1h", "ends_at": "2023-11-15T00:00:00Z", "reason": "r"}"#, "for", "not both"),
-            (r#"{"interface": "*", "ends_at": "2023-11-14T22:00:00Z", "reason": "r"}"#, "ends_at", "not in the future"),
-            (r#"{"interface": "*", "ends_at": "tomorrow", "reason": "r"}"#, "ends_at", "RFC 3339"),
-            (r#"{"interface": "*", "starts_at": "2023-11-15T02:00:00Z", "ends_at": "2023-11-15T01:00:00Z", "reason": "r"}"#, "ends_at", "not after `starts_at`"),
-            (r#"{"interface": "*", "for": "soon", "reason": "r"}"#, "for", "bad `for` value"),
-            (r#"{"interface": "*", "for": "0s", "reason": "r"}"#, "for", "zero"),
-            (r#"{"interface": "*", "for": "2d", "reason": "r"}"#, "for", "longer than the 1day"),
-            (r#"{"interface": "*", "for": "99999999999999999999d", "reason": "r"}"#, "for", "bad `for` value"),
-            (r#"{"interface": "*", "ends_at": "2023-11-16T00:00:00Z", "reason": "r"}"#, "ends_at", "[silences] max_duration"),
-            (r#"{"interface": "*", "starts_at": "2025-11-16T00:00:00Z", "for": "1h", "reason": "r"}"#, "starts_at", "more than a year ahead"),
+            (
+                r#"{"interface": "*", "for": "1h", "reason": "r", "until": "x"}"#,
+                "until",
+                "unknown field `until`",
+            ),
+            (
+                r#"{"for": "1h", "reason": "r"}"#,
+                "interface",
+                "`interface` is required",
+            ),
+            (
+                r#"{"interface": "Eth[", "for": "1h", "reason": "r"}"#,
+                "interface",
+                "bad glob \"Eth[\"",
+            ),
+            (
+                r#"{"interface": "", "for": "1h", "reason": "r"}"#,
+                "interface",
+                "empty pattern",
+            ),
+            (
+                r#"{"interface": 7, "for": "1h", "reason": "r"}"#,
+                "interface",
+                "must be a string",
+            ),
+            (
+                r#"{"interface": "*", "agent": "[z-a]", "for": "1h", "reason": "r"}"#,
+                "agent",
+                "runs backwards",
+            ),
+            (
+                r#"{"interface": "*", "rule": "a\\", "for": "1h", "reason": "r"}"#,
+                "rule",
+                "bad glob",
+            ),
+            (
+                r#"{"interface": "*", "for": "1h"}"#,
+                "reason",
+                "`reason` is required",
+            ),
+            (
+                r#"{"interface": "*", "for": "1h", "reason": "  "}"#,
+                "reason",
+                "`reason` is required",
+            ),
+            (
+                r#"{"interface": "*", "reason": "r"}"#,
+                "ends_at",
+                "every silence ends",
+            ),
+            (
+                r#"{"interface": "*", "for": "1h", "ends_at": "2023-11-15T00:00:00Z", "reason": "r"}"#,
+                "for",
+                "not both",
+            ),
+            (
+                r#"{"interface": "*", "ends_at": "2023-11-14T22:00:00Z", "reason": "r"}"#,
+                "ends_at",
+                "not in the future",
+            ),
+            (
+                r#"{"interface": "*", "ends_at": "tomorrow", "reason": "r"}"#,
+                "ends_at",
+                "RFC 3339",
+            ),
+            (
+                r#"{"interface": "*", "starts_at": "2023-11-15T02:00:00Z", "ends_at": "2023-11-15T01:00:00Z", "reason": "r"}"#,
+                "ends_at",
+                "not after `starts_at`",
+            ),
+            (
+                r#"{"interface": "*", "for": "soon", "reason": "r"}"#,
+                "for",
+                "bad `for` value",
+            ),
+            (
+                r#"{"interface": "*", "for": "0s", "reason": "r"}"#,
+                "for",
+                "zero",
+            ),
+            (
+                r#"{"interface": "*", "for": "2d", "reason": "r"}"#,
+                "for",
+                "longer than the 1day",
+            ),
+            (
+                r#"{"interface": "*", "for": "99999999999999999999d", "reason": "r"}"#,
+                "for",
+                "bad `for` value",
+            ),
+            (
+                r#"{"interface": "*", "ends_at": "2023-11-16T00:00:00Z", "reason": "r"}"#,
+                "ends_at",
+                "[silences] max_duration",
+            ),
+            (
+                r#"{"interface": "*", "starts_at": "2025-11-16T00:00:00Z", "for": "1h", "reason": "r"}"#,
+                "starts_at",
+                "more than a year ahead",
+            ),
         ] {
             let e = refused(body);
             assert_eq!(e.field, field, "{body}: {}", e.message);
             assert!(e.message.contains(words), "{body}: {}", e.message);
         }
-        let long = format!(r#"{{"interface": "*", "for": "1h", "reason": "{}"}}"#, "x".repeat(MAX_REASON + 1));
+        let long = format!(
+            r#"{{"interface": "*", "for": "1h", "reason": "{}"}}"#,
+            "x".repeat(MAX_REASON + 1)
+        );
         assert_eq!(refused(&long).field, "reason");
-        let long = format!(r#"{{"interface": "{}", "for": "1h", "reason": "r"}}"#, "x".repeat(MAX_GLOB + 1));
+        let long = format!(
+            r#"{{"interface": "{}", "for": "1h", "reason": "r"}}"#,
+            "x".repeat(MAX_GLOB + 1)
+        );
         assert_eq!(refused(&long).field, "interface");
-        assert_eq!(refused(r#"{"interface": "a\u0007", "for": "1h", "reason": "r"}"#).field, "interface");
+        assert_eq!(
+            refused(r#"{"interface": "a\u0007", "for": "1h", "reason": "r"}"#).field,
+            "interface"
+        );
     }
 
     #[test]

@@ -305,7 +305,11 @@ mod tests {
 
         // An add forgets what ended long ago.
         let later = now + 20_000_000;
-        add(&db, stored("c-0000000000000004", later, later + 1000), later);
+        add(
+            &db,
+            stored("c-0000000000000004", later, later + 1000),
+            later,
+        );
         let left: Vec<String> = list(&db, later, Some(0))
             .unwrap()
             .into_iter()
