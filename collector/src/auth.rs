@@ -621,6 +621,82 @@ mod tests {
     }
 
     #[test]
+    fn named_api_tokens_answer_by_name_and_unnamed_ones_by_their_tag() {
+        let dir = temp_dir("named");
+        let path = dir.join("alice");
+        fs::write(&path, "alice-token-0123456789\nalice-token-9876543210\n").unwrap();
+        let located = |value: PathBuf| Located {
+            value,
+            file: "c.toml".into(),
+            line: 1,
+            col: 1,
+        };
+        let settings = AuthSettings {
+            api_tokens: vec![Secret::new("plain-token-0123456789")],
+            named_api_tokens: vec![
+                NamedApiToken {
+                    name: "alice".into(),
+                    source: TokenSource::File(located(path.clone())),
+                },
+                NamedApiToken {
+                    name: "bot".into(),
+                    source: TokenSource::Inline(Secret::new("bot-token-0123456789")),
+                },
+            ],
+            ..AuthSettings::default()
+        };
+        let (tokens, generated, sources) = Tokens::resolve(&settings, &dir).unwrap();
+        assert!(
+            generated.iter().all(|g| g.kind != TokenKind::Api),
+            "named tokens are tokens"
+        );
+        let name = |t: &str| tokens.check_api(t).map(|i| tokens.api_name(i).to_string());
+        assert_eq!(name("alice-token-0123456789").as_deref(), Some("alice"));
+        assert_eq!(name("alice-token-9876543210").as_deref(), Some("alice"));
+        assert_eq!(name("bot-token-0123456789").as_deref(), Some("bot"));
+        let tag = name("plain-token-0123456789").unwrap();
+        assert_eq!(tag, token_tag(&Secret::new("plain-token-0123456789")));
+        // SHA-256("plain-token-0123456789") begins with these 4 bytes.
+        assert_eq!(
+            tag,
+            format!("token-{}", &sha256_hex("plain-token-0123456789")[..8])
+        );
+        assert!(!tag.contains("plain"));
+        assert!(
+            sources.api.iter().any(|s| s.contains("(alice)")),
+            "{:?}",
+            sources.api
+        );
+        // Only named ones: still nothing generated.
+        let only = AuthSettings {
+            named_api_tokens: settings.named_api_tokens[1..].to_vec(),
+            ..AuthSettings::default()
+        };
+        let (tokens, generated, _) = Tokens::resolve(&only, &dir).unwrap();
+        assert!(generated.iter().all(|g| g.kind != TokenKind::Api));
+        assert_eq!(tokens.check_api("bot-token-0123456789"), Some(0));
+        assert!(!dir.join(API_TOKEN_FILE).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// SHA-256 as `sha256sum` prints it, from the system's own tool.
+    fn sha256_hex(text: &str) -> String {
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    }
+
+    #[test]
     fn bound_tokens_admit_only_their_agents() {
         use super::BoundTokenFile;
         let dir = temp_dir("bound");

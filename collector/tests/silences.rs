@@ -189,7 +189,7 @@ fn silences_are_added_listed_and_removed_through_the_api_and_kept_across_a_resta
     // Removed: gone from the list, listed as ended with ?all=1.
     let answer = delete(addr, &id);
     assert_eq!(answer.status, 204, "{}", answer.body);
-    assert_eq!(ids(&list(addr, "")), [later.clone()]);
+    assert_eq!(ids(&list(addr, "")), vec![later.clone()]);
     let all = list(addr, "?all=1");
     assert_eq!(ids(&all), [later.clone(), id.clone()]);
     assert_eq!(all[1]["state"], "ended");
@@ -219,7 +219,7 @@ fn silences_are_added_listed_and_removed_through_the_api_and_kept_across_a_resta
     // The store keeps them: a restarted collector lists the same.
     let dir = server.stop();
     let server = Server::start_in(dir, "127.0.0.1:0", "", "");
-    assert_eq!(ids(&list(server.http, "")), [later.clone()]);
+    assert_eq!(ids(&list(server.http, "")), vec![later.clone()]);
     assert_eq!(ids(&list(server.http, "?all=1")), [later, id]);
 }
 
@@ -426,7 +426,7 @@ fn agents_of_protocol_3_are_sent_their_silences_after_welcome_and_on_each_change
         addr,
         json!({"agent": "spine*", "interface": "*", "for": "1h", "reason": "b"}),
     );
-    assert_eq!(wait_pushed(&spine, 2)[1], [b.clone()]);
+    assert_eq!(wait_pushed(&spine, 2)[1], vec![b.clone()]);
     let c = add(
         addr,
         json!({"interface": "*", "rule": "flap*", "for": "1h", "reason": "c"}),
@@ -436,10 +436,10 @@ fn agents_of_protocol_3_are_sent_their_silences_after_welcome_and_on_each_change
 
     // A removal is a change too.
     assert_eq!(delete(addr, &a).status, 204);
-    assert_eq!(wait_pushed(&leaf, 3)[2], [c.clone()]);
+    assert_eq!(wait_pushed(&leaf, 3)[2], vec![c.clone()]);
     assert_eq!(delete(addr, &c).status, 204);
     assert_eq!(wait_pushed(&leaf, 4)[3], Vec::<String>::new());
-    assert_eq!(wait_pushed(&spine, 4)[3], [b.clone()]);
+    assert_eq!(wait_pushed(&spine, 4)[3], vec![b.clone()]);
     assert_eq!(pushed(&leaf).len(), 4, "nothing for the spine's silence");
 
     // The protocol-2 agent heard none of it, and its connection works.
@@ -619,7 +619,7 @@ fn the_silence_command_adds_lists_and_removes_through_the_running_collector() {
     assert!(id.starts_with("c-") && id.len() == 18, "{out}");
     assert!(out.contains("silencing from"), "{out}");
     // The agent concerned is told at once.
-    assert_eq!(wait_pushed(&leaf, 2)[1], [id.clone()]);
+    assert_eq!(wait_pushed(&leaf, 2)[1], vec![id.clone()]);
 
     let output = silence(cfg, &["list"]);
     let (out, err) = text(&output);

@@ -284,7 +284,60 @@ pub fn token_name_ok(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Config;
     use super::super::tests::errors;
+    use crate::auth::TokenSource;
+
+    #[test]
+    fn api_tokens_may_be_named_and_plain_ones_stay_valid() {
+        let c = Config::parse(
+            r#"
+[auth]
+api_tokens = ["plain-token-0123456789", { name = "alice", token_file = "/etc/hopwatch/alice" }, { name = "ci.bot@dc-1", token = "bot-token-0123456789" }]
+"#,
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.auth.api_tokens.len(), 1);
+        let named: Vec<&str> = c
+            .auth
+            .named_api_tokens
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(named, ["alice", "ci.bot@dc-1"]);
+        assert!(
+            matches!(&c.auth.named_api_tokens[0].source, TokenSource::File(f) if f.value.to_str() == Some("/etc/hopwatch/alice") && f.line == 3)
+        );
+        assert!(
+            matches!(&c.auth.named_api_tokens[1].source, TokenSource::Inline(t) if t.expose() == "bot-token-0123456789")
+        );
+        let errs = errors(
+            r#"[auth]
+api_tokens = [{ token_file = "a" }, { name = "token-1234", token_file = "a" }, { name = "bob", token = "short" }, { name = "eve", token = "eve-token-0123456789", token_file = "b" }, { name = "x", role = "admin", token_file = "c" }, { name = "x", token_file = "d" }, { name = "carol" }, 7]
+"#,
+        );
+        let joined = errs.join(
+            "
+",
+        );
+        for expected in [
+            "c.toml:2:15: this entry needs `name`",
+            "c.toml:2:37: bad API token name \"token-1234\"",
+            "c.toml:2:80: a token in `api_tokens` is 5 bytes",
+            "c.toml:2:115: this entry has both `token` and `token_file`",
+            "c.toml:2:183: unknown key `role` in an `api_tokens` entry",
+            "c.toml:2:233: the API token name \"x\" is given twice",
+            "c.toml:2:267: this entry needs `token_file` (or `token`)",
+            "c.toml:2:287: an `api_tokens` entry is a token or a table",
+        ] {
+            assert!(joined.contains(expected), "{expected}\n{joined}");
+        }
+        assert!(
+            !joined.contains("short\""),
+            "tokens are never echoed: {joined}"
+        );
+    }
 
     #[test]
     fn agent_bindings_and_short_tokens_are_checked() {
