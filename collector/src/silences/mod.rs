@@ -5,7 +5,8 @@
 //! that part changes; a watch holds only the latest set, so however often
 //! silences change, a slow agent is owed one line, never a queue of them.
 //! Changes go through the store's writer first and are published only once
-//! committed, so an agent is never told of a silence the store lost.
+//! committed, so an agent is told only of silences a restarted collector
+//! still holds (and a set that replaces whatever it was told before).
 
 mod new;
 
