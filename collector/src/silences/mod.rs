@@ -5,8 +5,9 @@
 //! that part changes; a watch holds only the latest set, so however often
 //! silences change, a slow agent is owed one line, never a queue of them.
 //! Changes go through the store's writer first and are published only once
-//! committed, so an agent is told only of silences a restarted collector
-//! still holds (and a set that replaces whatever it was told before).
+//! committed: an agent is told only of silences the store holds, and the
+//! set it is sent after a restart of the collector replaces what it was told
+//! before.
 
 mod new;
 
