@@ -81,6 +81,17 @@ pub fn postable(agent: &str, ts: &str, alert: &Alert, web_url: Option<&str>) -> 
     }
 }
 
+/// The later of two RFC 3339 times; `a` when either does not parse.
+fn later<'a>(a: &'a str, b: &'a str) -> &'a str {
+    match (
+        humantime::parse_rfc3339_weak(a),
+        humantime::parse_rfc3339_weak(b),
+    ) {
+        (Ok(x), Ok(y)) if y > x => b,
+        _ => a,
+    }
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn query_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -197,7 +208,9 @@ impl State {
         let mut changed = false;
         for key in ended {
             if let Some(mut alert) = self.firing.remove(&key) {
-                alert.ends_at = Some(now.to_string());
+                // Never before its start (an agent's clock ahead of the
+                // collector's), which Alertmanager refuses.
+                alert.ends_at = Some(later(now, &alert.starts_at).to_string());
                 self.change(key, alert);
                 changed = true;
             }
@@ -405,6 +418,24 @@ mod tests {
         assert_eq!(batch[1].labels["interface"], "swp3");
         assert_eq!(batch[1].ends_at, None);
         assert_eq!(s.known(), [key("swp2"), key("swp3")].into());
+        // An alert stamped by a clock ahead of the collector's ends no
+        // earlier than it started.
+        let ahead = "2026-01-01T00:05:00.000Z";
+        s.apply(&alert_event("swp4", AlertState::Firing, false, ahead));
+        s.take(0, false);
+        let open = vec![
+            Open {
+                key: key("swp2"),
+                event: None,
+            },
+            Open {
+                key: key("swp3"),
+                event: None,
+            },
+        ];
+        assert!(s.reconcile(open, T2));
+        let ended = s.take(0, false).alerts;
+        assert_eq!(ended[0].ends_at.as_deref(), Some(ahead));
         // Nothing changed in the store: nothing to send.
         let open = vec![
             Open {

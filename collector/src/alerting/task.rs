@@ -176,6 +176,13 @@ impl Task {
                     }
                     r.backoff.succeeded();
                 }
+                Err(error) if !error.retryable() => {
+                    // Alertmanager refused the request itself (a 4xx): the
+                    // same changes would be refused again, so they are let
+                    // go; what fires goes out again with the next re-send.
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(alertmanager = %r.url.shown(), %error, alerts = batch.alerts.len(), "Alertmanager refused alerts; they are not sent again until the next re-send.");
+                }
                 Err(error) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     let delay = r.backoff.failed();
@@ -266,5 +273,54 @@ mod tests {
         task.send(&mut state, &mut receivers, false, false).await;
         assert_eq!(receivers[0].retry_at, None);
         assert_eq!(task.stats.failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_alertmanager_refuses_is_let_go_not_retried() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The whole request: headers, then the body its length gives.
+            while !request.ends_with(b"]") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 13\r\n\r\nbad startsAt\n")
+                .await
+                .unwrap();
+        });
+        let url = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let task = Task {
+            urls: vec![url.clone()],
+            client: Client::plain(Duration::from_secs(5)),
+            headers: vec![],
+            resend_every: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(60),
+            web_url: None,
+            store: Arc::new(ReadPool::new(std::path::Path::new("/nonexistent"))),
+            stats: Arc::new(AlertmanagerStats::default()),
+        };
+        let mut receivers = vec![Receiver {
+            path: url.join("/api/v2/alerts"),
+            url,
+            backoff: Backoff::new(BACKOFF_MIN, Duration::from_secs(60), 1),
+            retry_at: None,
+        }];
+        let mut state = State::new(1, None);
+        state.apply(&firing(false));
+        task.send(&mut state, &mut receivers, false, false).await;
+        assert_eq!(task.stats.failures.load(Ordering::Relaxed), 1);
+        assert_eq!(task.stats.sent.load(Ordering::Relaxed), 0);
+        // Not kept for a retry that would be refused the same way; the
+        // firing alert itself goes again with the next re-send.
+        assert_eq!(receivers[0].retry_at, None);
+        assert!(!state.has_pending(0));
+        assert_eq!(state.firing(), 1);
     }
 }
