@@ -4,6 +4,7 @@
 use hopwatch_wire::diag::RawSyslog;
 use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 // The raw shape of the file. Every value that can be wrong is `Spanned`, so
@@ -52,7 +53,13 @@ pub(super) struct RawRule {
     pub(super) for_: Option<Spanned<String>>,
     pub(super) clear_when: Option<Spanned<String>>,
     pub(super) severity: Option<Spanned<String>>,
+    pub(super) labels: Option<Spanned<RawLabels>>,
+    pub(super) kind: Option<Spanned<Vec<Spanned<String>>>>,
 }
+
+/// A rule's `labels`, each value with its place in the file (a key cannot
+/// carry its own through `serde_ignored`).
+pub(super) type RawLabels = BTreeMap<String, Spanned<toml::Value>>;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -119,6 +126,8 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "for",
             "clear_when",
             "severity",
+            "labels",
+            "kind",
         ],
     ),
     ("output", &["stdout", "syslog", "collector"]),

@@ -6,9 +6,11 @@
 pub mod engine;
 pub mod expr;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::event::Severity;
+use crate::link::kind::{KindFilter, Kinds};
 use crate::matcher::InterfaceMatcher;
 
 pub use engine::{Engine, FiringAlert, Observation, Unavailable};
@@ -28,4 +30,122 @@ pub struct Rule {
     /// `when` stops holding.
     pub clear_when: Option<Condition>,
     pub severity: Severity,
+    /// Copied onto every alert of the rule, for routing downstream
+    /// (`team = "dc-ops"`).
+    pub labels: BTreeMap<String, String>,
+    /// The link kinds the rule applies to, besides `interfaces`.
+    pub kind: KindFilter,
+}
+
+impl Rule {
+    /// Whether the rule applies to an interface: its globs and its kinds.
+    pub fn applies(&self, name: &str, kinds: Kinds) -> bool {
+        self.kind.matches(kinds) && self.interfaces.matches(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::{Alert, AlertState};
+    use crate::link::kind::{Classifier, LinkKind};
+    use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
+    use std::time::Instant;
+
+    fn rules(text: &str) -> Vec<Rule> {
+        Config::parse(text, "t.toml").unwrap().rules
+    }
+
+    /// One tick at `s` seconds in which every interface has `rx_errors` at
+    /// `errors`.
+    fn tick(engine: &mut Engine, t0: Instant, s: u64, names: &[&str], errors: u64) -> Vec<Alert> {
+        let mut counters = [0; COUNTER_COLUMNS];
+        counters[Metric::RxErrors.column().unwrap()] = errors;
+        let mut out = Vec::new();
+        engine.observe(
+            t0 + Duration::from_secs(s),
+            names.iter().map(|name| Observation {
+                name,
+                counters: &counters,
+                columns: Columns::ALL,
+                link: None,
+            }),
+            &mut out,
+        );
+        out
+    }
+
+    const NAMES: [&str; 4] = ["Ethernet1/1", "Vlan10", "port-channel1", "nve1"];
+
+    #[test]
+    fn a_rule_applies_to_its_kinds_and_its_alerts_carry_its_labels() {
+        let mut engine = Engine::new(rules(
+            r#"
+[[rule]]
+name = "ports"
+when = "increase(rx_errors[5s]) > 0"
+kind = ["physical"]
+labels = { team = "dc-ops", runbook = "https://wiki/rx" }
+
+[[rule]]
+name = "logical"
+interfaces = ["*1", "!nve*"]
+when = "increase(rx_errors[5s]) > 0"
+kind = ["!physical"]
+"#,
+        ));
+        engine.set_classifier(Classifier::Names);
+        let t0 = Instant::now();
+        assert!(tick(&mut engine, t0, 0, &NAMES, 0).is_empty());
+        let fired = tick(&mut engine, t0, 1, &NAMES, 1);
+        let got: Vec<(&str, &str)> = fired
+            .iter()
+            .map(|a| (a.rule.as_str(), a.interface.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("ports", "Ethernet1/1"), ("logical", "port-channel1")]
+        );
+        assert_eq!(fired[0].labels["team"], "dc-ops");
+        assert_eq!(fired[0].labels["runbook"], "https://wiki/rx");
+        assert!(fired[1].labels.is_empty());
+        assert_eq!(
+            engine.kinds(),
+            [
+                (LinkKind::Physical, 1),
+                (LinkKind::Vlan, 1),
+                (LinkKind::Bond, 1),
+                (LinkKind::Tunnel, 1)
+            ]
+        );
+        // Resolved alerts carry the labels too.
+        let resolved = tick(&mut engine, t0, 7, &NAMES, 1);
+        assert_eq!(resolved.len(), 2, "{resolved:#?}");
+        assert!(resolved.iter().all(|a| a.state == AlertState::Resolved));
+        assert_eq!(resolved[0].labels["team"], "dc-ops");
+    }
+
+    #[test]
+    fn a_reload_matches_new_rules_by_kind_on_known_interfaces() {
+        let rule = |kind: &str| {
+            rules(&format!(
+                "[[rule]]\nname = \"r\"\nwhen = \"increase(rx_errors[5s]) > 0\"\nkind = [{kind}]\n"
+            ))
+        };
+        let mut engine = Engine::new(rule("\"vlan\""));
+        engine.set_classifier(Classifier::Names);
+        let t0 = Instant::now();
+        tick(&mut engine, t0, 0, &NAMES, 0);
+        let mut out = Vec::new();
+        engine.reconfigure(rule("\"tunnel\", \"bond\""), &mut out);
+        assert!(out.is_empty());
+        let fired = tick(&mut engine, t0, 1, &NAMES, 1);
+        // The reload's rules start without history: no alert on their
+        // first tick, then on the next.
+        assert!(fired.is_empty(), "{fired:#?}");
+        let fired = tick(&mut engine, t0, 2, &NAMES, 2);
+        let names: Vec<&str> = fired.iter().map(|a| a.interface.as_str()).collect();
+        assert_eq!(names, ["port-channel1", "nve1"]);
+    }
 }

@@ -66,8 +66,9 @@
 //!
 //! # Cost
 //!
-//! Interface globs are matched once, when an interface is first seen (and
-//! again for new rules at a reload). Interfaces arrive in the same order tick
+//! Interface globs and link kinds are matched once, when an interface is
+//! first seen (and again for new rules at a reload); the kind is found then
+//! too, from sysfs or the name ([`Classifier`]), and kept. Interfaces arrive in the same order tick
 //! after tick, so each is found by comparing its name with the one seen at
 //! the same position last tick; only a new order costs a hash lookup.
 //!
@@ -108,6 +109,7 @@ use super::expr::Condition;
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
+use crate::link::kind::{Classifier, Kinds, LinkKind};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 
 const METRICS: usize = Metric::ALL.len();
@@ -162,6 +164,8 @@ pub struct Engine {
     /// The longest window of any rule: older ticks are inside none.
     longest: Nanos,
     interfaces: Vec<Interface>,
+    /// Finds a new interface's link kinds, for the rules' `kind`.
+    classifier: Classifier,
     /// Where each interface is in `interfaces`.
     index: NameMap<usize>,
     /// The slot of the interface at each position of the previous tick's
@@ -233,6 +237,7 @@ impl Engine {
             reach: Vec::new(),
             longest: 0,
             interfaces: Vec::new(),
+            classifier: Classifier::default(),
             index: HashMap::default(),
             order: Vec::new(),
             tick: 0,
@@ -244,6 +249,12 @@ impl Engine {
         };
         engine.set_rules(rules);
         engine
+    }
+
+    /// How interfaces seen from now on are classified for the rules'
+    /// `kind`; those already seen keep theirs.
+    pub fn set_classifier(&mut self, classifier: Classifier) {
+        self.classifier = classifier;
     }
 
     fn set_rules(&mut self, rules: Vec<Rule>) {
@@ -319,9 +330,10 @@ impl Engine {
         let slot = match self.index.get(name) {
             Some(&slot) => slot,
             None => {
-                let states = self.match_rules(name);
+                let kinds = self.classifier.kinds(name);
+                let states = self.match_rules(name, kinds);
                 let slot = self.interfaces.len();
-                self.interfaces.push(Interface::new(name, states));
+                self.interfaces.push(Interface::new(name, kinds, states));
                 self.index.insert(name.to_string(), slot);
                 slot
             }
@@ -356,6 +368,7 @@ impl Engine {
         for slot in slots {
             let iface = &mut self.interfaces[slot];
             let name = iface.name.as_str();
+            let kinds = iface.kinds;
             let old_states = std::mem::take(&mut iface.states);
             let mut carried: Vec<(usize, RuleState)> = Vec::new();
             for mut state in old_states {
@@ -396,7 +409,7 @@ impl Engine {
                     if let Some(at) = carried.iter().position(|(j, _)| *j == new_index) {
                         states.push(carried.swap_remove(at).1);
                     }
-                } else if rule.interfaces.matches(name) {
+                } else if rule.applies(name, kinds) {
                     states.push(RuleState::new(new_index, rule));
                 }
             }
@@ -471,14 +484,32 @@ impl Engine {
         self.interfaces.len()
     }
 
-    /// Fresh states for the rules whose globs match a new interface.
-    fn match_rules(&mut self, name: &str) -> Vec<RuleState> {
+    /// How many of the interfaces seen are of each kind, in
+    /// [`LinkKind::ALL`] order, for `hopwatch status`.
+    pub fn kinds(&self) -> Vec<(LinkKind, usize)> {
+        LinkKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let count = self
+                    .interfaces
+                    .iter()
+                    .filter(|i| i.kinds.contains(kind))
+                    .count();
+                (kind, count)
+            })
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+
+    /// Fresh states for the rules whose globs and kinds match a new
+    /// interface.
+    fn match_rules(&mut self, name: &str, kinds: Kinds) -> Vec<RuleState> {
         #[cfg(test)]
         {
             self.glob_checks += self.rules.len();
         }
         (0..self.rules.len())
-            .filter(|&i| self.rules[i].interfaces.matches(name))
+            .filter(|&i| self.rules[i].applies(name, kinds))
             .map(|i| RuleState::new(i, &self.rules[i]))
             .collect()
     }
