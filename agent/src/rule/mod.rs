@@ -47,14 +47,26 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::event::{Alert, AlertState};
     use crate::link::kind::{Classifier, LinkKind};
     use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
     use std::time::Instant;
 
-    fn rules(text: &str) -> Vec<Rule> {
-        Config::parse(text, "t.toml").unwrap().rules
+    /// A rule on any rx error within 5 s.
+    fn rule(name: &str, globs: &[&str], kind: &[&str], labels: &[(&str, &str)]) -> Rule {
+        Rule {
+            name: name.to_string(),
+            interfaces: InterfaceMatcher::new(globs).unwrap(),
+            when: parse("increase(rx_errors[5s]) > 0").unwrap(),
+            for_: Duration::ZERO,
+            clear_when: None,
+            severity: Severity::Warning,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            kind: KindFilter::new(kind).unwrap(),
+        }
     }
 
     /// One tick at `s` seconds in which every interface has `rx_errors` at
@@ -80,21 +92,15 @@ mod tests {
 
     #[test]
     fn a_rule_applies_to_its_kinds_and_its_alerts_carry_its_labels() {
-        let mut engine = Engine::new(rules(
-            r#"
-[[rule]]
-name = "ports"
-when = "increase(rx_errors[5s]) > 0"
-kind = ["physical"]
-labels = { team = "dc-ops", runbook = "https://wiki/rx" }
-
-[[rule]]
-name = "logical"
-interfaces = ["*1", "!nve*"]
-when = "increase(rx_errors[5s]) > 0"
-kind = ["!physical"]
-"#,
-        ));
+        let mut engine = Engine::new(vec![
+            rule(
+                "ports",
+                &["*"],
+                &["physical"],
+                &[("team", "dc-ops"), ("runbook", "https://wiki/rx")],
+            ),
+            rule("logical", &["*1", "!nve*"], &["!physical"], &[]),
+        ]);
         engine.set_classifier(Classifier::Names);
         let t0 = Instant::now();
         assert!(tick(&mut engine, t0, 0, &NAMES, 0).is_empty());
@@ -128,17 +134,12 @@ kind = ["!physical"]
 
     #[test]
     fn a_reload_matches_new_rules_by_kind_on_known_interfaces() {
-        let rule = |kind: &str| {
-            rules(&format!(
-                "[[rule]]\nname = \"r\"\nwhen = \"increase(rx_errors[5s]) > 0\"\nkind = [{kind}]\n"
-            ))
-        };
-        let mut engine = Engine::new(rule("\"vlan\""));
+        let mut engine = Engine::new(vec![rule("r", &["*"], &["vlan"], &[])]);
         engine.set_classifier(Classifier::Names);
         let t0 = Instant::now();
         tick(&mut engine, t0, 0, &NAMES, 0);
         let mut out = Vec::new();
-        engine.reconfigure(rule("\"tunnel\", \"bond\""), &mut out);
+        engine.reconfigure(vec![rule("r", &["*"], &["tunnel", "bond"], &[])], &mut out);
         assert!(out.is_empty());
         let fired = tick(&mut engine, t0, 1, &NAMES, 1);
         // The reload's rules start without history: no alert on their
