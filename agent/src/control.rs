@@ -6,7 +6,6 @@
 use crate::event::Severity;
 use crate::text::escape;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -47,10 +46,6 @@ pub struct Status {
     #[serde(default)]
     pub max_poll_us: u64,
     pub interfaces: usize,
-    /// How many interfaces are of each link kind (`physical`, `veth`, …),
-    /// as the rules' `kind` sees them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub interface_kinds: BTreeMap<String, usize>,
     pub ticks: u64,
     pub source_errors: u64,
     pub last_source_error: Option<String>,
@@ -89,8 +84,6 @@ pub struct RuleStatus {
     /// The link kinds it applies to, as written; empty for all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kind: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
     /// The interfaces this rule cannot be evaluated on: a metric it reads
     /// had no value there on the latest tick (a column the source does not
     /// report for that interface, no link state, no speed).
@@ -414,14 +407,6 @@ pub fn render(status: &Status) -> String {
             .unwrap_or_else(|| "?".into()),
         status.last_seq
     );
-    if !status.interface_kinds.is_empty() {
-        let kinds: Vec<String> = status
-            .interface_kinds
-            .iter()
-            .map(|(kind, count)| format!("{count} {}", escape(kind)))
-            .collect();
-        let _ = writeln!(out, "interface kinds: {}", kinds.join(", "));
-    }
     if let (Some(heap), Some(limit)) = (status.heap_kib, status.memory_limit_kib) {
         let _ = writeln!(out, "heap {heap} KiB of memory_limit {limit} KiB");
     }
@@ -447,14 +432,7 @@ pub fn render(status: &Status) -> String {
         if !r.kind.is_empty() {
             let _ = writeln!(out, "    kind {}", escape(&r.kind.join(" ")));
         }
-        if !r.labels.is_empty() {
-            let labels: Vec<String> = r
-                .labels
-                .iter()
-                .map(|(name, value)| format!("{}={}", escape(name), escape(value)))
-                .collect();
-            let _ = writeln!(out, "    labels {}", labels.join(" "));
-        }
+
         if !r.unavailable.is_empty() {
             let _ = writeln!(
                 out,

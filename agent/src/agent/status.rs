@@ -47,12 +47,6 @@ impl Agent {
             last_poll_us: self.stats.last_poll.as_micros() as u64,
             max_poll_us: self.stats.max_poll.as_micros() as u64,
             interfaces: self.stats.interfaces,
-            interface_kinds: self
-                .engine
-                .kinds()
-                .into_iter()
-                .map(|(kind, count)| (kind.name().to_string(), count))
-                .collect(),
             ticks: self.stats.ticks,
             source_errors: self.stats.source_errors,
             last_source_error: self.stats.last_source_error.clone(),
@@ -73,7 +67,6 @@ impl Agent {
                     severity: r.severity,
                     interfaces: r.interfaces.patterns().to_vec(),
                     kind: r.kind.patterns().to_vec(),
-                    labels: r.labels.clone(),
                     unavailable: unavailable
                         .iter()
                         .filter(|u| u.rule == r.name)

@@ -57,9 +57,11 @@ pub(super) struct RawRule {
     pub(super) kind: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-/// A rule's `labels`, each value with its place in the file (a key cannot
-/// carry its own through `serde_ignored`).
-pub(super) type RawLabels = BTreeMap<String, Spanned<toml::Value>>;
+/// A rule's `labels`. Neither keys nor values carry their place in the
+/// file: the map type an alert's labels already have adds no map code to
+/// the static binary, where spanned values did; an error finds its key in
+/// the table's text instead.
+pub(super) type RawLabels = BTreeMap<String, String>;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -23,32 +23,17 @@ const VALUE_MAX: usize = 256;
 impl Validator<'_> {
     /// `labels = { team = "dc-ops" }`. Every bad label is reported.
     pub(super) fn labels(&mut self, raw: &Spanned<RawLabels>) -> Option<BTreeMap<String, String>> {
-        let mut labels = BTreeMap::new();
         let mut ok = true;
-        for (name, value) in raw.get_ref() {
+        for (name, text) in raw.get_ref() {
+            let at = key_offset(self.text(), raw.span(), name);
             if let Some((message, hint)) = label_name_problem(name) {
-                let at = key_offset(self.text(), raw.span().start, value.span().start, name);
                 self.error_at(at, message, Some(hint));
                 ok = false;
                 continue;
             }
-            let Some(text) = value.get_ref().as_str() else {
-                let written = self.text()[value.span()].to_string();
-                self.error(
-                    value,
-                    format!("label `{name}` is {written}, not a string"),
-                    Some(format!(
-                        "quote it: {} = \"{}\"",
-                        name,
-                        written.replace('"', "'")
-                    )),
-                );
-                ok = false;
-                continue;
-            };
             if text.len() > VALUE_MAX {
-                self.error(
-                    value,
+                self.error_at(
+                    at,
                     format!(
                         "label `{}` is {} bytes long, more than {VALUE_MAX}",
                         name,
@@ -60,11 +45,9 @@ impl Validator<'_> {
                     ),
                 );
                 ok = false;
-                continue;
             }
-            labels.insert(name.clone(), text.to_string());
         }
-        ok.then_some(labels)
+        ok.then(|| raw.get_ref().clone())
     }
 
     /// `kind = ["physical", "!bond_member"]`.
@@ -95,12 +78,21 @@ impl Validator<'_> {
     }
 }
 
-/// Where the key `name` is written: its last mention between the table's
-/// start and its value, else the value.
-fn key_offset(text: &str, table: usize, value: usize, name: &str) -> usize {
-    text.get(table..value)
-        .and_then(|before| before.rfind(name))
-        .map_or(value, |at| table + at)
+/// Where the key `name` is written in the table at `span`: the first
+/// mention of it followed by `=` (spaces and a closing quote between), else
+/// the table's start.
+fn key_offset(text: &str, span: std::ops::Range<usize>, name: &str) -> usize {
+    let Some(table) = text.get(span.clone()) else {
+        return span.start;
+    };
+    table
+        .match_indices(name)
+        .find(|&(at, _)| {
+            table[at + name.len()..]
+                .trim_start_matches(['"', '\'', ' ', '\t'])
+                .starts_with('=')
+        })
+        .map_or(span.start, |(at, _)| span.start + at)
 }
 
 /// What is wrong with a label name, and the fix; `None` if it is fine.
@@ -193,7 +185,7 @@ mod tests {
     fn every_bad_label_is_located_with_a_hint() {
         let long = "x".repeat(257);
         let errors = rule(&format!(
-            "labels = {{ 1team = \"a\", \"te-am\" = \"b\", severity = \"c\", __x = \"d\", count = 3, long = \"{long}\", {} = \"e\" }}\n",
+            "labels = {{ 1team = \"a\", \"te-am\" = \"b\", severity = \"c\", __x = \"d\", long = \"{long}\", {} = \"e\" }}\n",
             "n".repeat(33)
         ))
         .unwrap_err();
@@ -202,9 +194,8 @@ mod tests {
             ("4:26", "label name `te-am` is not a Prometheus label name"),
             ("4:40", "label `severity` is set by hopwatch"),
             ("4:56", "label name `__x` starts with __"),
-            ("4:75", "label `count` is 3, not a string"),
-            ("4:85", "label `long` is 257 bytes long, more than 256"),
-            ("4:346", "is 33 characters long, more than 32"),
+            ("4:67", "label `long` is 257 bytes long, more than 256"),
+            ("4:335", "is 33 characters long, more than 32"),
         ];
         assert_eq!(errors.len(), want.len(), "{errors:#?}");
         for (at, message) in want {
@@ -215,12 +206,19 @@ mod tests {
                 "no `{message}` at {at} in {errors:#?}"
             );
         }
-        assert!(errors.iter().any(|e| e.contains("quote it: count = \"3\"")));
         assert!(
             errors
                 .iter()
                 .any(|e| e.contains("alertname, agent, interface, severity, rule are hopwatch's"))
         );
+    }
+
+    #[test]
+    fn a_label_that_is_no_string_is_located() {
+        let errors = rule("labels = { count = 3 }\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("t.toml:4:20: "), "{errors:?}");
+        assert!(errors[0].contains("expected a string"), "{errors:?}");
     }
 
     #[test]

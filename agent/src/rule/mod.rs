@@ -48,7 +48,7 @@ impl Rule {
 mod tests {
     use super::*;
     use crate::event::{Alert, AlertState};
-    use crate::link::kind::{Classifier, LinkKind};
+    use crate::link::kind::Classifier;
     use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
     use std::time::Instant;
 
@@ -116,15 +116,6 @@ mod tests {
         assert_eq!(fired[0].labels["team"], "dc-ops");
         assert_eq!(fired[0].labels["runbook"], "https://wiki/rx");
         assert!(fired[1].labels.is_empty());
-        assert_eq!(
-            engine.kinds(),
-            [
-                (LinkKind::Physical, 1),
-                (LinkKind::Vlan, 1),
-                (LinkKind::Bond, 1),
-                (LinkKind::Tunnel, 1)
-            ]
-        );
         // Resolved alerts carry the labels too.
         let resolved = tick(&mut engine, t0, 7, &NAMES, 1);
         assert_eq!(resolved.len(), 2, "{resolved:#?}");

@@ -205,19 +205,11 @@ fn rule_kinds_on_a_sys_root_of_nics_bonds_and_members() {
     assert_eq!(firing_pairs(&socket, want.len()), want);
 
     let status = status(&socket).unwrap();
-    assert_eq!(
-        status["interface_kinds"],
-        serde_json::json!({
-            "physical": 4, "bond_member": 2, "bond": 1, "veth": 1, "bridge": 1,
-            "vlan": 1, "loopback": 1, "other": 1
-        })
-    );
     let ports = &status["rules"][0];
     assert_eq!(
         ports["kind"],
         serde_json::json!(["physical", "!bond_member"])
     );
-    assert_eq!(ports["labels"], serde_json::json!({"team": "dc-ops"}));
     let text = hopwatch()
         .args(["status", "--socket"])
         .arg(&socket)
@@ -225,11 +217,7 @@ fn rule_kinds_on_a_sys_root_of_nics_bonds_and_members() {
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("interface kinds: 1 bond, 2 bond_member, 1 bridge, 1 loopback, 1 other, 4 physical, 1 veth, 1 vlan"),
-        "{text}"
-    );
-    assert!(
-        text.contains("    kind physical !bond_member\n    labels team=dc-ops\n"),
+        text.contains("  on *\n    kind physical !bond_member\n"),
         "{text}"
     );
 

@@ -109,7 +109,7 @@ use super::expr::Condition;
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
-use crate::link::kind::{Classifier, Kinds, LinkKind};
+use crate::link::kind::{Classifier, Kinds};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 
 const METRICS: usize = Metric::ALL.len();
@@ -482,23 +482,6 @@ impl Engine {
     /// Interfaces seen on the latest tick.
     pub fn interface_count(&self) -> usize {
         self.interfaces.len()
-    }
-
-    /// How many of the interfaces seen are of each kind, in
-    /// [`LinkKind::ALL`] order, for `hopwatch status`.
-    pub fn kinds(&self) -> Vec<(LinkKind, usize)> {
-        LinkKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let count = self
-                    .interfaces
-                    .iter()
-                    .filter(|i| i.kinds.contains(kind))
-                    .count();
-                (kind, count)
-            })
-            .filter(|&(_, count)| count > 0)
-            .collect()
     }
 
     /// Fresh states for the rules whose globs and kinds match a new
