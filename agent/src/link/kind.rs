@@ -182,6 +182,11 @@ impl KindFilter {
         (self.include.is_empty() || kinds.meets(self.include)) && !kinds.meets(self.exclude)
     }
 
+    /// Whether it chooses every interface whatever its kind.
+    pub fn is_any(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
     /// The list as written; empty for the default, which chooses all.
     pub fn patterns(&self) -> &[String] {
         &self.patterns

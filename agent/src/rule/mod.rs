@@ -140,4 +140,36 @@ mod tests {
         let names: Vec<&str> = fired.iter().map(|a| a.interface.as_str()).collect();
         assert_eq!(names, ["port-channel1", "nve1"]);
     }
+
+    #[test]
+    fn kinds_are_found_at_a_reload_that_first_asks_for_them() {
+        let mut engine = Engine::new(vec![rule("any", &["*"], &[], &[])]);
+        engine.set_classifier(Classifier::Names);
+        let t0 = Instant::now();
+        tick(&mut engine, t0, 0, &NAMES, 0);
+        let mut out = Vec::new();
+        engine.reconfigure(
+            vec![
+                rule("any", &["*"], &[], &[]),
+                rule("svis", &["*"], &["vlan"], &[]),
+            ],
+            &mut out,
+        );
+        tick(&mut engine, t0, 1, &NAMES, 0);
+        let fired = tick(&mut engine, t0, 2, &NAMES, 1);
+        let got: Vec<(&str, &str)> = fired
+            .iter()
+            .map(|a| (a.rule.as_str(), a.interface.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("any", "Ethernet1/1"),
+                ("any", "Vlan10"),
+                ("svis", "Vlan10"),
+                ("any", "port-channel1"),
+                ("any", "nve1")
+            ]
+        );
+    }
 }

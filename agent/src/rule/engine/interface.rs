@@ -17,7 +17,8 @@ use crate::rule::Rule;
 pub(super) struct Interface {
     pub(super) short: ShortName,
     pub(super) name: String,
-    /// Found when first seen, for the rules' `kind`.
+    /// Found when first seen, for the rules' `kind`; none while no rule has
+    /// one.
     pub(super) kinds: Kinds,
     pub(super) last_tick: Tick,
     prev: Option<Prev>,

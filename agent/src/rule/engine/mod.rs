@@ -67,10 +67,12 @@
 //! # Cost
 //!
 //! Interface globs and link kinds are matched once, when an interface is
-//! first seen (and again for new rules at a reload); the kind is found then
-//! too, from sysfs or the name ([`Classifier`]), and kept. Interfaces arrive in the same order tick
-//! after tick, so each is found by comparing its name with the one seen at
-//! the same position last tick; only a new order costs a hash lookup.
+//! first seen (and again for new rules at a reload). The kind is found then
+//! too, from sysfs or the name ([`Classifier`]), and kept; only while some
+//! rule has a `kind`, so an agent without one reads nothing for it.
+//! Interfaces arrive in the same order tick after tick, so each is found by
+//! comparing its name with the one seen at the same position last tick;
+//! only a new order costs a hash lookup.
 //!
 //! Windows hold tick numbers, not times: the engine keeps the times of the
 //! recent ticks once and finds, per rule and tick, the first tick inside each
@@ -330,7 +332,7 @@ impl Engine {
         let slot = match self.index.get(name) {
             Some(&slot) => slot,
             None => {
-                let kinds = self.classifier.kinds(name);
+                let kinds = classify(&self.classifier, &self.rules, name);
                 let states = self.match_rules(name, kinds);
                 let slot = self.interfaces.len();
                 self.interfaces.push(Interface::new(name, kinds, states));
@@ -368,6 +370,9 @@ impl Engine {
         for slot in slots {
             let iface = &mut self.interfaces[slot];
             let name = iface.name.as_str();
+            if iface.kinds.is_empty() {
+                iface.kinds = classify(&self.classifier, &rules, name);
+            }
             let kinds = iface.kinds;
             let old_states = std::mem::take(&mut iface.states);
             let mut carried: Vec<(usize, RuleState)> = Vec::new();
@@ -564,6 +569,15 @@ impl Recent {
             Some(cutoff) => self.first + self.stamps.partition_point(|&t| t <= cutoff) as Tick,
         }
     }
+}
+
+/// An interface's link kinds, or none when no rule asks for them (it is
+/// asked again at a reload).
+fn classify(classifier: &Classifier, rules: &[Rule], name: &str) -> Kinds {
+    if rules.iter().all(|r| r.kind.is_any()) {
+        return Kinds::NONE;
+    }
+    classifier.kinds(name)
 }
 
 /// Saturates at 584 years.
