@@ -432,7 +432,6 @@ pub fn render(status: &Status) -> String {
         if !r.kind.is_empty() {
             let _ = writeln!(out, "    kind {}", escape(&r.kind.join(" ")));
         }
-
         if !r.unavailable.is_empty() {
             let _ = writeln!(
                 out,
