@@ -153,10 +153,17 @@ impl KindFilter {
                 None => (false, entry),
             };
             let Some(kind) = LinkKind::from_name(name.trim()) else {
+                let names = LinkKind::ALL.map(LinkKind::name);
+                let guess = hopwatch_wire::diag::closest(name, &names)
+                    .map(|best| format!("did you mean `{best}`? "))
+                    .unwrap_or_default();
                 return Err(KindError {
                     index,
                     message: format!("unknown link kind `{name}`"),
-                    hint: format!("kinds are {}; a leading ! excludes one", LinkKind::names()),
+                    hint: format!(
+                        "{guess}kinds are {}; a leading ! excludes one",
+                        LinkKind::names()
+                    ),
                 });
             };
             let (this, other) = if excluded {
@@ -367,6 +374,13 @@ mod tests {
         let error = KindFilter::new(&["physical", "!veht"]).unwrap_err();
         assert_eq!(error.index, 1);
         assert_eq!(error.message, "unknown link kind `veht`");
+        assert!(
+            error.hint.starts_with("did you mean `veth`? "),
+            "{}",
+            error.hint
+        );
+        let error = KindFilter::new(&["switchport"]).unwrap_err();
+        assert!(error.hint.starts_with("kinds are "), "{}", error.hint);
         assert!(
             error.hint.contains(
                 "physical, veth, bridge, vlan, bond, bond_member, loopback, tunnel, other"
