@@ -12,7 +12,7 @@ mod plan;
 mod sampler;
 mod status;
 
-use self::build::build_outputs;
+use self::build::{build_classifier, build_outputs};
 pub use self::build::{build_counters_source, build_source, new_trace_backend};
 use self::cause::Causes;
 use self::handover::Handover;
@@ -310,6 +310,9 @@ impl Agent {
             config,
             path,
         };
+        agent
+            .engine
+            .set_classifier(build_classifier(&agent.config.agent));
         agent.start_link_watch(link_tx);
         agent.causes = Causes::new(cause::client_for(&agent.config.agent, agent.link_mode));
         Ok(agent)
@@ -629,6 +632,7 @@ impl Agent {
         if restarts.source || probe {
             self.replace_source(build_source(&config.agent));
         }
+        self.engine.set_classifier(build_classifier(&config.agent));
         if restarts.source || probe || restarts.ticker {
             // A new source or interval starts unstretched; what the old one
             // measured says nothing about it.

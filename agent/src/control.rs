@@ -81,6 +81,9 @@ pub struct RuleStatus {
     pub when: String,
     pub severity: Severity,
     pub interfaces: Vec<String>,
+    /// The link kinds it applies to, as written; empty for all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kind: Vec<String>,
     /// The interfaces this rule cannot be evaluated on: a metric it reads
     /// had no value there on the latest tick (a column the source does not
     /// report for that interface, no link state, no speed).
@@ -426,6 +429,9 @@ pub fn render(status: &Status) -> String {
             escape(&r.when),
             escape(&r.interfaces.join(" "))
         );
+        if !r.kind.is_empty() {
+            let _ = writeln!(out, "    kind {}", escape(&r.kind.join(" ")));
+        }
         if !r.unavailable.is_empty() {
             let _ = writeln!(
                 out,

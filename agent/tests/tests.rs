@@ -15,6 +15,7 @@ mod netns;
 mod nxapi;
 mod packaging;
 mod rsyslog;
+mod rule_options;
 mod syslog;
 mod terminal;
 mod trace;

@@ -3,6 +3,7 @@
 
 use crate::config::{AgentSettings, Config, SourceKind, TraceBackendKind};
 use crate::event::{self, Sequencer};
+use crate::link::kind::Classifier;
 use crate::output::collector::{self, CollectorMonitor};
 use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
@@ -18,6 +19,17 @@ use tokio::sync::mpsc;
 
 /// Events an output may hold while it cannot deliver.
 const OUTPUT_QUEUE: usize = 10_000;
+
+/// How the rules learn an interface's link kind: NX-OS sources name their
+/// ports as NX-OS does, and its kernel netdevs do not say what a port is;
+/// elsewhere sysfs does.
+pub(super) fn build_classifier(settings: &AgentSettings) -> Classifier {
+    if settings.on_nxos() {
+        Classifier::Names
+    } else {
+        Classifier::Sysfs(settings.sys_root.clone())
+    }
+}
 
 /// Builds the outputs a config asks for; the collector output's monitor
 /// comes with them when it is on, expecting `first_seq` first.

@@ -66,6 +66,7 @@ impl Agent {
                     when: r.when.text.clone(),
                     severity: r.severity,
                     interfaces: r.interfaces.patterns().to_vec(),
+                    kind: r.kind.patterns().to_vec(),
                     unavailable: unavailable
                         .iter()
                         .filter(|u| u.rule == r.name)

@@ -13,6 +13,7 @@ use validate::Validator;
 mod agent;
 mod outputs;
 mod raw;
+mod rule_options;
 mod rules;
 #[cfg(test)]
 mod tests;

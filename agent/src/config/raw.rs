@@ -4,6 +4,7 @@
 use hopwatch_wire::diag::RawSyslog;
 use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 // The raw shape of the file. Every value that can be wrong is `Spanned`, so
@@ -52,7 +53,15 @@ pub(super) struct RawRule {
     pub(super) for_: Option<Spanned<String>>,
     pub(super) clear_when: Option<Spanned<String>>,
     pub(super) severity: Option<Spanned<String>>,
+    pub(super) labels: Option<Spanned<RawLabels>>,
+    pub(super) kind: Option<Spanned<Vec<Spanned<String>>>>,
 }
+
+/// A rule's `labels`. Neither keys nor values carry their place in the
+/// file: the map type an alert's labels already have adds no map code to
+/// the static binary, where spanned values did; an error finds its key in
+/// the table's text instead.
+pub(super) type RawLabels = BTreeMap<String, String>;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -119,6 +128,8 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "for",
             "clear_when",
             "severity",
+            "labels",
+            "kind",
         ],
     ),
     ("output", &["stdout", "syslog", "collector"]),

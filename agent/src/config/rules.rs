@@ -158,6 +158,14 @@ impl Validator<'_> {
                 Some(list) => self.interfaces(list, "rule `interfaces`"),
                 None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
             };
+            let labels = match &r.labels {
+                Some(raw) => self.labels(raw),
+                None => Some(Default::default()),
+            };
+            let kind = match &r.kind {
+                Some(list) => self.kind(list),
+                None => Some(Default::default()),
+            };
             if let (
                 Some(name),
                 Some(when),
@@ -165,8 +173,11 @@ impl Validator<'_> {
                 Some(for_),
                 Some(severity),
                 Some(interfaces),
-            ) = (name, when, clear_when, for_, severity, interfaces)
-            {
+                Some(labels),
+                Some(kind),
+            ) = (
+                name, when, clear_when, for_, severity, interfaces, labels, kind,
+            ) {
                 rules.push(Rule {
                     name,
                     interfaces,
@@ -174,6 +185,8 @@ impl Validator<'_> {
                     for_,
                     clear_when,
                     severity,
+                    labels,
+                    kind,
                 });
             }
         }

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::event::Alert;
 use crate::hash::ShortName;
+use crate::link::kind::Kinds;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric, counter_delta};
 use crate::rule::Rule;
 
@@ -16,6 +17,9 @@ use crate::rule::Rule;
 pub(super) struct Interface {
     pub(super) short: ShortName,
     pub(super) name: String,
+    /// Found when first seen, for the rules' `kind`; none while no rule has
+    /// one.
+    pub(super) kinds: Kinds,
     pub(super) last_tick: Tick,
     prev: Option<Prev>,
     /// One per rule matching this interface, in rule order.
@@ -47,10 +51,11 @@ struct Prev {
 }
 
 impl Interface {
-    pub(super) fn new(name: &str, states: Vec<RuleState>) -> Interface {
+    pub(super) fn new(name: &str, kinds: Kinds, states: Vec<RuleState>) -> Interface {
         Interface {
             short: ShortName::of(name),
             name: name.to_string(),
+            kinds,
             last_tick: 0,
             prev: None,
             busy: states.len(),

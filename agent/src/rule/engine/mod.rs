@@ -66,10 +66,13 @@
 //!
 //! # Cost
 //!
-//! Interface globs are matched once, when an interface is first seen (and
-//! again for new rules at a reload). Interfaces arrive in the same order tick
-//! after tick, so each is found by comparing its name with the one seen at
-//! the same position last tick; only a new order costs a hash lookup.
+//! Interface globs and link kinds are matched once, when an interface is
+//! first seen (and again for new rules at a reload). The kind is found then
+//! too, from sysfs or the name ([`Classifier`]), and kept; only while some
+//! rule has a `kind`, so an agent without one reads nothing for it.
+//! Interfaces arrive in the same order tick after tick, so each is found by
+//! comparing its name with the one seen at the same position last tick;
+//! only a new order costs a hash lookup.
 //!
 //! Windows hold tick numbers, not times: the engine keeps the times of the
 //! recent ticks once and finds, per rule and tick, the first tick inside each
@@ -108,6 +111,7 @@ use super::expr::Condition;
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
+use crate::link::kind::{Classifier, Kinds};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 
 const METRICS: usize = Metric::ALL.len();
@@ -162,6 +166,8 @@ pub struct Engine {
     /// The longest window of any rule: older ticks are inside none.
     longest: Nanos,
     interfaces: Vec<Interface>,
+    /// Finds a new interface's link kinds, for the rules' `kind`.
+    classifier: Classifier,
     /// Where each interface is in `interfaces`.
     index: NameMap<usize>,
     /// The slot of the interface at each position of the previous tick's
@@ -233,6 +239,7 @@ impl Engine {
             reach: Vec::new(),
             longest: 0,
             interfaces: Vec::new(),
+            classifier: Classifier::default(),
             index: HashMap::default(),
             order: Vec::new(),
             tick: 0,
@@ -244,6 +251,12 @@ impl Engine {
         };
         engine.set_rules(rules);
         engine
+    }
+
+    /// How interfaces seen from now on are classified for the rules'
+    /// `kind`; those already seen keep theirs.
+    pub fn set_classifier(&mut self, classifier: Classifier) {
+        self.classifier = classifier;
     }
 
     fn set_rules(&mut self, rules: Vec<Rule>) {
@@ -319,9 +332,10 @@ impl Engine {
         let slot = match self.index.get(name) {
             Some(&slot) => slot,
             None => {
-                let states = self.match_rules(name);
+                let kinds = classify(&self.classifier, &self.rules, name);
+                let states = self.match_rules(name, kinds);
                 let slot = self.interfaces.len();
-                self.interfaces.push(Interface::new(name, states));
+                self.interfaces.push(Interface::new(name, kinds, states));
                 self.index.insert(name.to_string(), slot);
                 slot
             }
@@ -356,6 +370,10 @@ impl Engine {
         for slot in slots {
             let iface = &mut self.interfaces[slot];
             let name = iface.name.as_str();
+            if iface.kinds.is_empty() {
+                iface.kinds = classify(&self.classifier, &rules, name);
+            }
+            let kinds = iface.kinds;
             let old_states = std::mem::take(&mut iface.states);
             let mut carried: Vec<(usize, RuleState)> = Vec::new();
             for mut state in old_states {
@@ -396,7 +414,7 @@ impl Engine {
                     if let Some(at) = carried.iter().position(|(j, _)| *j == new_index) {
                         states.push(carried.swap_remove(at).1);
                     }
-                } else if rule.interfaces.matches(name) {
+                } else if rule.applies(name, kinds) {
                     states.push(RuleState::new(new_index, rule));
                 }
             }
@@ -471,14 +489,15 @@ impl Engine {
         self.interfaces.len()
     }
 
-    /// Fresh states for the rules whose globs match a new interface.
-    fn match_rules(&mut self, name: &str) -> Vec<RuleState> {
+    /// Fresh states for the rules whose globs and kinds match a new
+    /// interface.
+    fn match_rules(&mut self, name: &str, kinds: Kinds) -> Vec<RuleState> {
         #[cfg(test)]
         {
             self.glob_checks += self.rules.len();
         }
         (0..self.rules.len())
-            .filter(|&i| self.rules[i].interfaces.matches(name))
+            .filter(|&i| self.rules[i].applies(name, kinds))
             .map(|i| RuleState::new(i, &self.rules[i]))
             .collect()
     }
@@ -550,6 +569,15 @@ impl Recent {
             Some(cutoff) => self.first + self.stamps.partition_point(|&t| t <= cutoff) as Tick,
         }
     }
+}
+
+/// An interface's link kinds, or none when no rule asks for them (it is
+/// asked again at a reload).
+fn classify(classifier: &Classifier, rules: &[Rule], name: &str) -> Kinds {
+    if rules.iter().all(|r| r.kind.is_any()) {
+        return Kinds::NONE;
+    }
+    classifier.kinds(name)
 }
 
 /// Saturates at 584 years.

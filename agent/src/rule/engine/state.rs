@@ -210,7 +210,7 @@ pub(super) fn alert(
         value,
         threshold: cond.threshold,
         message,
-        labels: Default::default(),
+        labels: rule.labels.clone(),
         silenced: false,
         silence: None,
     }

@@ -21,6 +21,8 @@ fn rule(name: &str, when: &str) -> Rule {
         for_: Duration::ZERO,
         clear_when: None,
         severity: Severity::Critical,
+        labels: Default::default(),
+        kind: Default::default(),
     }
 }
 
