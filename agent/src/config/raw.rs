@@ -51,6 +51,7 @@ pub(super) struct RawRule {
     #[serde(rename = "for")]
     pub(super) for_: Option<Spanned<String>>,
     pub(super) clear_when: Option<Spanned<String>>,
+    pub(super) keep_firing_for: Option<Spanned<String>>,
     pub(super) severity: Option<Spanned<String>>,
 }
 
@@ -118,6 +119,7 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "when",
             "for",
             "clear_when",
+            "keep_firing_for",
             "severity",
         ],
     ),

@@ -12,7 +12,7 @@ use crate::event::Severity;
 use crate::matcher::InterfaceMatcher;
 
 pub use engine::{Engine, FiringAlert, Observation, Unavailable};
-pub use expr::{Cmp, Condition, ExprError, Func, parse};
+pub use expr::{Cmp, Condition, ExprError, Func, Leaf, parse};
 
 /// One `[[rule]]` of the configuration, validated and parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,5 +27,8 @@ pub struct Rule {
     /// Resolves a firing alert; without it the alert resolves as soon as
     /// `when` stops holding.
     pub clear_when: Option<Condition>,
+    /// How long the resolve condition must hold, tick after tick, before a
+    /// firing alert resolves (Prometheus `keep_firing_for`).
+    pub keep_firing_for: Duration,
     pub severity: Severity,
 }

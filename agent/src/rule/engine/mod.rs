@@ -93,6 +93,7 @@
 //! would give.
 
 mod interface;
+mod plan;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -102,9 +103,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use self::interface::Interface;
+use self::plan::Plan;
 use self::state::{Phase, RuleState, alert};
 use super::Rule;
-use super::expr::Condition;
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
@@ -157,8 +158,8 @@ pub struct Unavailable {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    /// Per rule, its `when` and `clear_when` windows' reach this tick.
-    reach: Vec<[Reach; 2]>,
+    /// Per rule, its distinct windows and their reach this tick.
+    plans: Vec<Plan>,
     /// The longest window of any rule: older ticks are inside none.
     longest: Nanos,
     interfaces: Vec<Interface>,
@@ -196,7 +197,7 @@ struct Clock {
     tick: Tick,
 }
 
-/// How far back one condition's window reaches this tick.
+/// How far back one window reaches this tick.
 #[derive(Debug, Clone, Copy, Default)]
 struct Reach {
     span: Nanos,
@@ -230,7 +231,7 @@ impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         let mut engine = Engine {
             rules: Vec::new(),
-            reach: Vec::new(),
+            plans: Vec::new(),
             longest: 0,
             interfaces: Vec::new(),
             index: HashMap::default(),
@@ -247,24 +248,13 @@ impl Engine {
     }
 
     fn set_rules(&mut self, rules: Vec<Rule>) {
-        self.reach = rules
-            .iter()
-            .map(|rule| {
-                let span = |cond: Option<&Condition>| Reach {
-                    span: cond.map_or(0, |c| nanos(c.window)),
-                    first: 0,
-                    before: None,
-                };
-                [span(Some(&rule.when)), span(rule.clear_when.as_ref())]
-            })
-            .collect();
-        self.longest = self
-            .reach
-            .iter()
-            .flatten()
-            .map(|r| r.span)
-            .max()
-            .unwrap_or(0);
+        self.plans = rules.iter().map(Plan::new).collect();
+        for plan in &mut self.plans {
+            for (reach, leaf) in plan.reach.iter_mut().zip(&plan.leaves) {
+                reach.span = nanos(leaf.window);
+            }
+        }
+        self.longest = self.plans.iter().map(Plan::longest).max().unwrap_or(0);
         self.rules = rules;
     }
 
@@ -285,7 +275,7 @@ impl Engine {
             tick,
         };
         self.recent.push(tick, clock.stamp, self.longest);
-        for reach in self.reach.iter_mut().flatten() {
+        for reach in self.plans.iter_mut().flat_map(|p| &mut p.reach) {
             reach.first = self.recent.first_inside(clock.stamp, reach.span);
             reach.before = self.recent.stamp_before(reach.first);
         }
@@ -298,7 +288,7 @@ impl Engine {
             }
             iface.last_tick = tick;
             seen += 1;
-            iface.observe(&self.rules, &self.reach, clock, &obs, self.skip_quiet, out);
+            iface.observe(&self.rules, &self.plans, clock, &obs, self.skip_quiet, out);
         }
         if seen < self.interfaces.len() {
             self.drop_vanished(tick, out);
@@ -351,6 +341,7 @@ impl Engine {
             }
         }
 
+        let plans: Vec<Plan> = rules.iter().map(Plan::new).collect();
         let mut slots: Vec<usize> = (0..self.interfaces.len()).collect();
         slots.sort_unstable_by(|&a, &b| self.interfaces[a].name.cmp(&self.interfaces[b].name));
         for slot in slots {
@@ -366,7 +357,7 @@ impl Engine {
                     }
                     None => {
                         let rule = &self.rules[state.rule];
-                        if matches!(state.phase, Phase::Firing { .. }) {
+                        if let Phase::Firing { threshold, .. } = state.phase {
                             let reason = if rules.iter().any(|r| r.name == rule.name) {
                                 "rule changed by a reload"
                             } else {
@@ -378,6 +369,7 @@ impl Engine {
                                 name,
                                 &rule.when,
                                 None,
+                                threshold,
                                 reason.to_string(),
                             ));
                         }
@@ -397,7 +389,7 @@ impl Engine {
                         states.push(carried.swap_remove(at).1);
                     }
                 } else if rule.interfaces.matches(name) {
-                    states.push(RuleState::new(new_index, rule));
+                    states.push(RuleState::new(new_index, &plans[new_index]));
                 }
             }
             states.shrink_to_fit();
@@ -417,7 +409,7 @@ impl Engine {
                     .states
                     .iter()
                     .filter_map(move |state| match state.phase {
-                        Phase::Firing { since, value } => {
+                        Phase::Firing { since, value, .. } => {
                             let rule = &self.rules[state.rule];
                             Some(FiringAlert {
                                 rule: rule.name.clone(),
@@ -479,7 +471,7 @@ impl Engine {
         }
         (0..self.rules.len())
             .filter(|&i| self.rules[i].interfaces.matches(name))
-            .map(|i| RuleState::new(i, &self.rules[i]))
+            .map(|i| RuleState::new(i, &self.plans[i]))
             .collect()
     }
 
@@ -503,7 +495,7 @@ impl Engine {
         gone.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for iface in gone {
             for state in &iface.states {
-                if matches!(state.phase, Phase::Firing { .. }) {
+                if let Phase::Firing { threshold, .. } = state.phase {
                     let rule = &self.rules[state.rule];
                     let name = &iface.name;
                     out.push(alert(
@@ -512,6 +504,7 @@ impl Engine {
                         name,
                         &rule.when,
                         None,
+                        threshold,
                         "interface vanished".to_string(),
                     ));
                 }

@@ -1,7 +1,41 @@
 //! Every form the language accepts, and for each kind of mistake the error
 //! an operator sees: its offset, its words and its hint.
 
+use super::parse::edit_distance;
 use super::*;
+use crate::metric::Metric;
+
+/// The parts of a one-comparison condition, as every rule had before
+/// arithmetic.
+trait Simple {
+    fn func(&self) -> Func;
+    fn metric(&self) -> Metric;
+    fn window(&self) -> Duration;
+    fn op(&self) -> Cmp;
+    fn threshold(&self) -> f64;
+    fn holds(&self, value: f64) -> bool;
+}
+
+impl Simple for Condition {
+    fn func(&self) -> Func {
+        self.simple().unwrap().0.func
+    }
+    fn metric(&self) -> Metric {
+        self.simple().unwrap().0.metric
+    }
+    fn window(&self) -> Duration {
+        self.simple().unwrap().0.window
+    }
+    fn op(&self) -> Cmp {
+        self.comparisons[0].op
+    }
+    fn threshold(&self) -> f64 {
+        self.simple().unwrap().1
+    }
+    fn holds(&self, value: f64) -> bool {
+        self.eval(&|_| Some(value)).unwrap().holds
+    }
+}
 
 fn ok(text: &str) -> Condition {
     parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
@@ -17,30 +51,30 @@ fn err(text: &str) -> ExprError {
 #[test]
 fn increase_with_window() {
     let c = ok("increase(tx_errors[5s]) > 3");
-    assert_eq!(c.func, Func::Increase);
-    assert_eq!(c.metric, Metric::TxErrors);
-    assert_eq!(c.window, Duration::from_secs(5));
-    assert_eq!(c.op, Cmp::Gt);
-    assert_eq!(c.threshold, 3.0);
+    assert_eq!(c.func(), Func::Increase);
+    assert_eq!(c.metric(), Metric::TxErrors);
+    assert_eq!(c.window(), Duration::from_secs(5));
+    assert_eq!(c.op(), Cmp::Gt);
+    assert_eq!(c.threshold(), 3.0);
     assert_eq!(c.text, "increase(tx_errors[5s]) > 3");
 }
 
 #[test]
 fn every_function_parses() {
-    assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").func, Func::Rate);
-    assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").threshold, 1_000_000.0);
-    assert_eq!(ok("avg(rx_util[1m]) > 90").func, Func::Avg);
-    assert_eq!(ok("avg(rx_util[1m]) > 90").window, Duration::from_secs(60));
-    assert_eq!(ok("min(speed_mbps[10m]) < 1000").func, Func::Min);
-    assert_eq!(ok("max(tx_util[500ms]) >= 0.5").func, Func::Max);
+    assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").func(), Func::Rate);
+    assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").threshold(), 1_000_000.0);
+    assert_eq!(ok("avg(rx_util[1m]) > 90").func(), Func::Avg);
+    assert_eq!(ok("avg(rx_util[1m]) > 90").window(), Duration::from_secs(60));
+    assert_eq!(ok("min(speed_mbps[10m]) < 1000").func(), Func::Min);
+    assert_eq!(ok("max(tx_util[500ms]) >= 0.5").func(), Func::Max);
     assert_eq!(
-        ok("max(tx_util[500ms]) >= 0.5").window,
+        ok("max(tx_util[500ms]) >= 0.5").window(),
         Duration::from_millis(500)
     );
     // avg/min/max take counters too: they read the raw values.
-    assert_eq!(ok("max(tx_errors[5s]) > 0").metric, Metric::TxErrors);
+    assert_eq!(ok("max(tx_errors[5s]) > 0").metric(), Metric::TxErrors);
     assert_eq!(
-        ok("increase(carrier_changes[1m]) > 0").metric,
+        ok("increase(carrier_changes[1m]) > 0").metric(),
         Metric::CarrierChanges
     );
 }
@@ -48,10 +82,10 @@ fn every_function_parses() {
 #[test]
 fn bare_metric_is_latest() {
     let c = ok("oper_up == 0");
-    assert_eq!(c.func, Func::Latest);
-    assert_eq!(c.metric, Metric::OperUp);
-    assert_eq!(c.window, Duration::ZERO);
-    assert_eq!(c.op, Cmp::Eq);
+    assert_eq!(c.func(), Func::Latest);
+    assert_eq!(c.metric(), Metric::OperUp);
+    assert_eq!(c.window(), Duration::ZERO);
+    assert_eq!(c.op(), Cmp::Eq);
     assert!(c.holds(0.0));
     assert!(!c.holds(1.0));
 }
@@ -68,30 +102,30 @@ fn every_operator_parses_and_compares() {
     ];
     for (text, op, expect) in cases {
         let c = ok(&format!("speed_mbps {text} 2"));
-        assert_eq!(c.op, op, "{text}");
+        assert_eq!(c.op(), op, "{text}");
         assert_eq!([c.holds(1.0), c.holds(2.0), c.holds(3.0)], expect, "{text}");
     }
 }
 
 #[test]
 fn numbers_in_every_form() {
-    assert_eq!(ok("rx_bytes > 1e6").threshold, 1e6);
-    assert_eq!(ok("rx_util > 0.5").threshold, 0.5);
-    assert_eq!(ok("rx_util > -1").threshold, -1.0);
-    assert_eq!(ok("rx_util > .5").threshold, 0.5);
-    assert_eq!(ok("rx_util > 2.5E-1").threshold, 0.25);
+    assert_eq!(ok("rx_bytes > 1e6").threshold(), 1e6);
+    assert_eq!(ok("rx_util > 0.5").threshold(), 0.5);
+    assert_eq!(ok("rx_util > -1").threshold(), -1.0);
+    assert_eq!(ok("rx_util > .5").threshold(), 0.5);
+    assert_eq!(ok("rx_util > 2.5E-1").threshold(), 0.25);
 }
 
 #[test]
 fn whitespace_anywhere_between_tokens() {
     let c = ok("  increase (\ttx_errors [ 5s ] )>3  ");
-    assert_eq!(c.func, Func::Increase);
-    assert_eq!(c.window, Duration::from_secs(5));
-    assert_eq!(c.threshold, 3.0);
+    assert_eq!(c.func(), Func::Increase);
+    assert_eq!(c.window(), Duration::from_secs(5));
+    assert_eq!(c.threshold(), 3.0);
     assert_eq!(c.text, "increase (\ttx_errors [ 5s ] )>3");
-    assert_eq!(ok("oper_up==0").op, Cmp::Eq);
+    assert_eq!(ok("oper_up==0").op(), Cmp::Eq);
     assert_eq!(
-        ok("avg(rx_util[1m 30s]) > 1").window,
+        ok("avg(rx_util[1m 30s]) > 1").window(),
         Duration::from_secs(90)
     );
 }
@@ -191,7 +225,11 @@ fn unknown_function() {
 
     let e = err("sum(tx_errors[5s]) > 3");
     assert_eq!(e.message, "unknown function `sum`");
-    assert_eq!(e.hint.unwrap(), "functions: increase, rate, avg, min, max");
+    assert_eq!(
+        e.hint.unwrap(),
+        "functions: increase, rate, changes, flaps, avg, min, max, avg_over, min_over, \
+         max_over, avg_over_time, min_over_time, max_over_time"
+    );
 
     let e = err("tx_errors(5s) > 3");
     assert!(e.hint.unwrap().contains("is a metric, not a function"));
@@ -246,8 +284,11 @@ fn missing_or_bad_threshold() {
     assert_eq!(e.offset, 11);
     assert_eq!(e.message, "threshold `3x` is not a number");
 
-    let e = err("oper_up == (3)");
-    assert_eq!(e.message, "expected a threshold after `==`, found `(3)`");
+    let e = err("oper_up == )");
+    assert_eq!(e.offset, 11);
+    assert_eq!(e.message, "expected a threshold after `==`, found `)`");
+    // A threshold may be any expression, so parentheses are fine.
+    assert_eq!(ok("oper_up == (3)").threshold(), 3.0);
 }
 
 #[test]
