@@ -291,7 +291,7 @@ fn describe(cond: &Condition, verdict: Verdict) -> String {
 fn right_side(cond: &Condition, verdict: Verdict) -> String {
     let c = &cond.comparisons[verdict.comparison];
     match c.rhs {
-        Expr::Number(_) => number(verdict.rhs),
+        Expr::Number(_) => precise(verdict.rhs),
         _ => format!("{} = {}", cond.side(c.rhs_text), precise(verdict.rhs)),
     }
 }

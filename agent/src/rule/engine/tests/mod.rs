@@ -3,6 +3,7 @@
 //! `clear_when`, counters, links, reloads and scale.
 
 mod cadence;
+mod expr;
 mod windows;
 
 use super::state::number;
