@@ -4,6 +4,7 @@
 
 mod cadence;
 mod expr;
+mod oracle;
 mod windows;
 
 use super::state::number;

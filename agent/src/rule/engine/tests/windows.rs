@@ -126,10 +126,10 @@ fn min_and_max_slide_with_the_window() {
 
 /// A reproducible stream of pseudo-random numbers for the brute-force
 /// comparisons.
-struct Lcg(u64);
+pub(super) struct Lcg(pub(super) u64);
 
 impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(super) fn next(&mut self, below: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
