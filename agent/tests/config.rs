@@ -146,3 +146,84 @@ fn agent_names_the_collector_would_refuse_are_config_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn bad_rule_expressions_are_located_with_hints() {
+    let dir = TempDir::new("hopwatch-badexpr");
+    let path = dir.write(
+        "bad.toml",
+        r#"[agent]
+interval = "1s"
+
+[[rule]]
+name = "gauge-increase"
+when = "increase(speed_mbps[1m]) > 0"
+
+[[rule]]
+name = "and-numbers"
+when = "rx_errors > 1 and 2"
+
+[[rule]]
+name = "paren"
+when = "(increase(rx_errors[1m]) > 3"
+
+[[rule]]
+name = "unknown"
+when = "max_over_tim(speed_mbps[1h]) > 1"
+
+[[rule]]
+name = "long"
+when = "speed_mbps < max_over(speed_mbps[25h])"
+
+[[rule]]
+name = "short"
+when = "increase(rx_errors[1m]) / increase(rx_packets[500ms]) > 0.1"
+
+[[rule]]
+name = "missing"
+when = "increase(rx_errors[1m]) / increase(rx_packets[1m])"
+
+[[rule]]
+name = "kept"
+when = "oper_up == 0"
+keep_firing_for = "8d"
+
+[[rule]]
+name = "changes-counter"
+clear_when = "changes(rx_errors[5m]) == 0"
+when = "flaps(2m) >= 3"
+"#,
+    );
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for (line_col, words, hint) in [
+        ("6:18", "`increase` needs a counter, but `speed_mbps` is a gauge", "avg(speed_mbps[1m])"),
+        ("10:27", "`2` after `and` is a number, not a comparison", "joins comparisons"),
+        ("14:9", "unclosed `(`", "add the `)`"),
+        ("18:9", "unknown function `max_over_tim`", "did you mean `max_over_time`?"),
+        ("22:42", "window `25h` is longer than 24h", "24h or less"),
+        ("26:55", "window 500ms is shorter than the sampling interval 1s", "at least one interval"),
+        ("30:59", "missing comparison after `increase(rx_errors[1m]) / increase(rx_packets[1m])`", "e.g."),
+        ("35:19", "`keep_firing_for` \"8d\" is longer than 7d", "flaky counter"),
+        ("39:23", "`changes` counts how often a gauge moved", "increase(rx_errors[1m])"),
+    ] {
+        let expected = format!("{file}:{line_col}");
+        let at = stderr
+            .lines()
+            .position(|l| l.starts_with(&expected) && l.contains(words))
+            .unwrap_or_else(|| panic!("no `{expected} ... {words}` in:\n{stderr}"));
+        // The hint follows its error, before the next one.
+        let rest: Vec<&str> = stderr.lines().skip(at + 1).take_while(|l| !l.starts_with(&file)).collect();
+        assert!(
+            rest.iter().any(|l| l.contains(hint)),
+            "no hint `{hint}` after `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("9 errors in config"), "{stderr}");
+}
