@@ -19,6 +19,49 @@ fn shipped_example_config_is_valid() {
 }
 
 #[test]
+fn shipped_rule_examples_are_valid_uncommented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# Rule examples").expect("an examples block");
+    let end = start + text[start..].find("# Outputs").expect("the outputs after it");
+    let mut uncommented = 0;
+    let examples: String = text[start..end]
+        .lines()
+        .map(|line| {
+            let code = line.strip_prefix("# ").filter(|l| {
+                l.starts_with("[[rule]]")
+                    || l.split_once(" = ").is_some_and(|(key, _)| {
+                        key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+            });
+            uncommented += usize::from(code.is_some());
+            format!("{}\n", code.unwrap_or(line))
+        })
+        .collect();
+    assert!(uncommented >= 20, "only {uncommented} lines uncommented");
+    let dir = TempDir::new("hopwatch-examples");
+    let file = dir.write(
+        "agent.toml",
+        &format!("{}{examples}{}", &text[..start], &text[end..]),
+    );
+    let out = hopwatch()
+        .args(["check-config", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok (9 rules"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
 fn every_error_at_once_with_positions() {
     let dir = TempDir::new("hopwatch-badcfg");
     let path = dir.write(
