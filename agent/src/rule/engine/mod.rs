@@ -44,7 +44,18 @@
 //!   began before the window;
 //! - `avg`, `min`, `max`: over the values sampled in the window (raw values
 //!   for counters);
+//! - `changes(m[W])`: the ticks in the window whose value differs from the
+//!   value before it (which may be before the window, as a delta's start is);
+//! - `flaps(W)`: the times the link came back up, per tick from the
+//!   `carrier_changes` delta and the link state before and now (see
+//!   `window::ups`), so a down-and-up between two ticks counts; like
+//!   `increase`, unavailable on the first tick;
 //! - a bare metric: its value this tick.
+//!
+//! A rule keeps one window per distinct leaf (function, metric, window) of
+//! its `when` and `clear_when`; the expression over them is evaluated as the
+//! `expr` module documents, a division by zero or a leaf without a value
+//! making its comparison unknown.
 //!
 //! Ticks need not be regular: a window holds whatever ticks fell inside it,
 //! and a window shorter than the time between two ticks holds the latest,
@@ -59,8 +70,11 @@
 //! is zero, else it goes pending and fires on the first tick at which `when`
 //! has held on every evaluated tick for at least `for`; a tick where it does
 //! not hold drops the pending state. A firing alert resolves when
-//! `clear_when` holds, or without one when `when` stops holding. Each change
-//! is one [`Alert`] carrying the deciding expression, its value and threshold.
+//! `clear_when` holds, or without one when `when` stops holding, and with
+//! `keep_firing_for` only once that has held on every evaluated tick for so
+//! long (a tick where it does not starts over). An unknown condition moves
+//! nothing. Each change is one [`Alert`] carrying the condition, and the two
+//! sides of the comparison that decided as its value and threshold.
 //! An interface missing from a tick has vanished: its firing alerts resolve
 //! (value null) and its history is dropped; if it returns, it is new.
 //!
@@ -73,7 +87,8 @@
 //!
 //! Windows hold tick numbers, not times: the engine keeps the times of the
 //! recent ticks once and finds, per rule and tick, the first tick inside each
-//! window. `increase` and `rate` keep only the non-zero deltas and their sum;
+//! window. `increase`, `rate`, `changes` and `flaps` keep only the non-zero
+//! counts and their sum;
 //! `avg` keeps runs of equal values (value, first tick, last tick) and a
 //! running sum; `min` and `max` keep a monotonic queue in which equal values
 //! merge. So a window over a value that sits still, the usual case for error,
@@ -83,7 +98,8 @@
 //! Most of a quiet switch's counters do not move from one tick to the next.
 //! A (rule, interface) state whose windows sit at such a fixed point (nothing
 //! left to expire, or a single run of the current value), and whose alert is
-//! idle or firing (not pending, since `for` counts time), would come out of
+//! idle or firing (not pending or counting `keep_firing_for`, which count
+//! time), would come out of
 //! a tick with the same inputs exactly as it went in. Such a state is
 //! *quiet*, and a tick where none of the metrics it reads changed skips it;
 //! an interface whose inputs all sit still and whose states are all quiet

@@ -306,6 +306,17 @@ impl Window {
         }
     }
 
+    /// The heap the window holds, for the cost of a long window.
+    #[cfg(test)]
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            Window::Latest => 0,
+            Window::Sum { entries, .. } => entries.capacity() * size_of::<(Tick, u64)>(),
+            Window::Avg { runs, .. } => runs.capacity() * size_of::<Run>(),
+            Window::Extreme { entries, .. } => entries.capacity() * size_of::<(Tick, f64)>(),
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         match self {
