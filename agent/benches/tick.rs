@@ -456,8 +456,8 @@ fn main() {
         .zip(rss_anon_kib())
         .map(|(before, after)| after.saturating_sub(before));
     let anon_before = rss_anon_kib();
-    let mut expr_ticker = (!options.bare_only)
-        .then(|| Ticker::new(proc_root, &format!("{RULES}\n{EXPR_RULES}")));
+    let mut expr_ticker =
+        (!options.bare_only).then(|| Ticker::new(proc_root, &format!("{RULES}\n{EXPR_RULES}")));
     if let Some(ticker) = &mut expr_ticker {
         for _ in 0..WARMUP {
             ticker.tick();

@@ -23,7 +23,10 @@ fn shipped_rule_examples_are_valid_uncommented() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let start = text.find("# Rule examples").expect("an examples block");
-    let end = start + text[start..].find("# Outputs").expect("the outputs after it");
+    let end = start
+        + text[start..]
+            .find("# Outputs")
+            .expect("the outputs after it");
     let mut uncommented = 0;
     let examples: String = text[start..end]
         .lines()
@@ -246,15 +249,43 @@ when = "flaps(2m) >= 3"
     let stderr = String::from_utf8_lossy(&out.stderr);
     let file = path.display().to_string();
     for (line_col, words, hint) in [
-        ("6:18", "`increase` needs a counter, but `speed_mbps` is a gauge", "avg(speed_mbps[1m])"),
-        ("10:27", "`2` after `and` is a number, not a comparison", "joins comparisons"),
+        (
+            "6:18",
+            "`increase` needs a counter, but `speed_mbps` is a gauge",
+            "avg(speed_mbps[1m])",
+        ),
+        (
+            "10:27",
+            "`2` after `and` is a number, not a comparison",
+            "joins comparisons",
+        ),
         ("14:9", "unclosed `(`", "add the `)`"),
-        ("18:9", "unknown function `max_over_tim`", "did you mean `max_over_time`?"),
+        (
+            "18:9",
+            "unknown function `max_over_tim`",
+            "did you mean `max_over_time`?",
+        ),
         ("22:42", "window `25h` is longer than 24h", "24h or less"),
-        ("26:55", "window 500ms is shorter than the sampling interval 1s", "at least one interval"),
-        ("30:59", "missing comparison after `increase(rx_errors[1m]) / increase(rx_packets[1m])`", "e.g."),
-        ("35:19", "`keep_firing_for` \"8d\" is longer than 7d", "flaky counter"),
-        ("39:23", "`changes` counts how often a gauge moved", "increase(rx_errors[1m])"),
+        (
+            "26:55",
+            "window 500ms is shorter than the sampling interval 1s",
+            "at least one interval",
+        ),
+        (
+            "30:59",
+            "missing comparison after `increase(rx_errors[1m]) / increase(rx_packets[1m])`",
+            "e.g.",
+        ),
+        (
+            "35:19",
+            "`keep_firing_for` \"8d\" is longer than 7d",
+            "flaky counter",
+        ),
+        (
+            "39:23",
+            "`changes` counts how often a gauge moved",
+            "increase(rx_errors[1m])",
+        ),
     ] {
         let expected = format!("{file}:{line_col}");
         let at = stderr
@@ -262,7 +293,11 @@ when = "flaps(2m) >= 3"
             .position(|l| l.starts_with(&expected) && l.contains(words))
             .unwrap_or_else(|| panic!("no `{expected} ... {words}` in:\n{stderr}"));
         // The hint follows its error, before the next one.
-        let rest: Vec<&str> = stderr.lines().skip(at + 1).take_while(|l| !l.starts_with(&file)).collect();
+        let rest: Vec<&str> = stderr
+            .lines()
+            .skip(at + 1)
+            .take_while(|l| !l.starts_with(&file))
+            .collect();
         assert!(
             rest.iter().any(|l| l.contains(hint)),
             "no hint `{hint}` after `{expected}` in:\n{stderr}"

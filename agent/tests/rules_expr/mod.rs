@@ -58,7 +58,10 @@ severity = "warning"
         lab.b.ip(&["link", "set", &lab.b_if, "up"]);
     }
     let flapped = started.elapsed();
-    assert!(flapped < Duration::from_secs(2), "flapping took {flapped:?}");
+    assert!(
+        flapped < Duration::from_secs(2),
+        "flapping took {flapped:?}"
+    );
 
     let fired = agent
         .wait_for(Duration::from_secs(5), |e| alert(e, "flapping", "firing"))
@@ -68,7 +71,9 @@ severity = "warning"
     assert_eq!(fired["threshold"], 3.0);
     assert_eq!(fired["expr"], "flaps(2s) >= 3");
     let resolved = agent
-        .wait_for(Duration::from_secs(10), |e| alert(e, "flapping", "resolved"))
+        .wait_for(Duration::from_secs(10), |e| {
+            alert(e, "flapping", "resolved")
+        })
         .expect("one resolve once 3 s pass without a flap");
     assert_eq!(resolved["expr"], "flaps(3s) == 0");
     assert_eq!(resolved["value"], 0.0);
@@ -127,10 +132,7 @@ impl Fixture {
     }
 
     fn speed(&self, mbps: u64) {
-        Fixture::write(
-            &self.root("sys/class/net/eth0/speed"),
-            &mbps.to_string(),
-        );
+        Fixture::write(&self.root("sys/class/net/eth0/speed"), &mbps.to_string());
     }
 }
 
@@ -193,7 +195,9 @@ severity = "warning"
     // Back to full speed: no longer a drop.
     f.speed(10_000);
     let resolved = agent
-        .wait_for(Duration::from_secs(5), |e| alert(e, "speed-drop", "resolved"))
+        .wait_for(Duration::from_secs(5), |e| {
+            alert(e, "speed-drop", "resolved")
+        })
         .expect("the alert resolves at full speed");
     assert_eq!(resolved["value"], 10000.0);
     assert!(agent.stop().success());

@@ -102,7 +102,12 @@ impl RuleState {
             if skipped {
                 window.catch_up(stepped, clock.tick - 1);
             }
-            let reading = window.update(clock.tick, reach.first, covered(reach), input(leaf, samples));
+            let reading = window.update(
+                clock.tick,
+                reach.first,
+                covered(reach),
+                input(leaf, samples),
+            );
             values[i] = reading.value;
             steady &= reading.steady;
         }

@@ -162,9 +162,7 @@ impl Window {
             } => {
                 let before = last.replace(sample.value);
                 let delta = match count {
-                    Count::Changes => {
-                        Some(u64::from(before.is_some_and(|b| b != sample.value)))
-                    }
+                    Count::Changes => Some(u64::from(before.is_some_and(|b| b != sample.value))),
                     Count::Increase | Count::Rate | Count::Flaps => {
                         let (true, Some(delta)) = (covered > 0, sample.delta) else {
                             return Reading {
@@ -173,7 +171,9 @@ impl Window {
                             };
                         };
                         match (*count, before) {
-                            (Count::Flaps, Some(was)) => Some(ups(delta, was > 0.0, sample.value > 0.0)),
+                            (Count::Flaps, Some(was)) => {
+                                Some(ups(delta, was > 0.0, sample.value > 0.0))
+                            }
                             (Count::Flaps, None) => None,
                             _ => Some(delta),
                         }

@@ -101,9 +101,8 @@ impl Func {
             .strip_suffix("_over_time")
             .or_else(|| name.strip_suffix("_over"));
         match base {
-            Some(base) => {
-                Some(Func::from_name(base)?).filter(|f| matches!(f, Func::Avg | Func::Min | Func::Max))
-            }
+            Some(base) => Some(Func::from_name(base)?)
+                .filter(|f| matches!(f, Func::Avg | Func::Min | Func::Max)),
             None => Func::WINDOWED.into_iter().find(|f| f.name() == name),
         }
     }

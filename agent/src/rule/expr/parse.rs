@@ -118,8 +118,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> Result<Node, ExprError> {
         let mut left = self.comparison()?;
         loop {
-            let (word, make): (&str, fn(Box<Logic>, Box<Logic>) -> Logic) = if self.keyword("and")
-            {
+            let (word, make): (&str, fn(Box<Logic>, Box<Logic>) -> Logic) = if self.keyword("and") {
                 ("and", Logic::And)
             } else if self.keyword("unless") {
                 ("unless", Logic::Unless)
@@ -200,14 +199,18 @@ impl<'a> Parser<'a> {
             return Err(error(
                 self.pos,
                 format!("missing threshold after `{op}`"),
-                Some(format!("write a number or an expression, e.g. `{lhs_text} {op} 3`")),
+                Some(format!(
+                    "write a number or an expression, e.g. `{lhs_text} {op} 3`"
+                )),
             ));
         }
         if !self.starts_operand() {
             return Err(error(
                 self.pos,
                 format!("expected a threshold after `{op}`, found {}", self.found()),
-                Some(format!("write a number or an expression, e.g. `{lhs_text} {op} 3`")),
+                Some(format!(
+                    "write a number or an expression, e.g. `{lhs_text} {op} 3`"
+                )),
             ));
         }
         let outer = std::mem::replace(&mut self.threshold, true);
@@ -288,7 +291,8 @@ impl<'a> Parser<'a> {
                 return Ok(left);
             };
             let right = self.unary()?;
-            if op == Arith::Div && matches!(right.kind, NodeKind::Value(Expr::Number(n)) if n == 0.0)
+            if op == Arith::Div
+                && matches!(right.kind, NodeKind::Value(Expr::Number(n)) if n == 0.0)
             {
                 return Err(error(
                     right.start,
@@ -412,7 +416,11 @@ impl<'a> Parser<'a> {
             .into_iter()
             .find(|w| name.eq_ignore_ascii_case(w))
         {
-            let what = if word == "nan" { "not a number" } else { "not finite" };
+            let what = if word == "nan" {
+                "not a number"
+            } else {
+                "not finite"
+            };
             return Err(error(
                 name_at,
                 format!("{} `{name}` is {what}", self.number_word()),
@@ -453,7 +461,9 @@ impl<'a> Parser<'a> {
             None if self.leaves.len() == MAX_LEAVES => {
                 return Err(error(
                     start,
-                    format!("more than {MAX_LEAVES} different windows and metrics in one expression"),
+                    format!(
+                        "more than {MAX_LEAVES} different windows and metrics in one expression"
+                    ),
                     Some("split the condition over several rules".into()),
                 ));
             }
@@ -664,7 +674,10 @@ impl<'a> Parser<'a> {
                 let message = if self.rest().is_empty() {
                     format!("missing comparison after `{lhs}`")
                 } else {
-                    format!("expected a comparison after `{lhs}`, found {}", self.found())
+                    format!(
+                        "expected a comparison after `{lhs}`, found {}",
+                        self.found()
+                    )
                 };
                 Err(error(
                     self.pos,
@@ -712,7 +725,11 @@ impl<'a> Parser<'a> {
     }
 
     fn number_word(&self) -> &'static str {
-        if self.threshold { "threshold" } else { "number" }
+        if self.threshold {
+            "threshold"
+        } else {
+            "number"
+        }
     }
 
     fn number_hint(&self) -> String {

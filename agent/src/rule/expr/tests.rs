@@ -64,7 +64,10 @@ fn every_function_parses() {
     assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").func(), Func::Rate);
     assert_eq!(ok("rate(rx_bytes[10s]) > 1e6").threshold(), 1_000_000.0);
     assert_eq!(ok("avg(rx_util[1m]) > 90").func(), Func::Avg);
-    assert_eq!(ok("avg(rx_util[1m]) > 90").window(), Duration::from_secs(60));
+    assert_eq!(
+        ok("avg(rx_util[1m]) > 90").window(),
+        Duration::from_secs(60)
+    );
     assert_eq!(ok("min(speed_mbps[10m]) < 1000").func(), Func::Min);
     assert_eq!(ok("max(tx_util[500ms]) >= 0.5").func(), Func::Max);
     assert_eq!(
@@ -399,7 +402,10 @@ fn an_expression_on_both_sides() {
     let v = c.eval(&|i| [Some(100.0), Some(1000.0)][i]).unwrap();
     assert!(v.holds);
     assert_eq!((v.lhs, v.rhs), (100.0, 1000.0));
-    assert_eq!(c.side(c.comparisons[0].rhs_text), "max_over(speed_mbps[24h])");
+    assert_eq!(
+        c.side(c.comparisons[0].rhs_text),
+        "max_over(speed_mbps[24h])"
+    );
     let c = ok("rate(rx_bytes[10s]) * 2 >= rate(rx_bytes[1m]) + 100");
     assert_eq!(decide(&c, &[Some(100.0), Some(50.0)]), Some(true));
     assert_eq!(decide(&c, &[Some(70.0), Some(50.0)]), Some(false));
@@ -423,7 +429,11 @@ fn and_or_unless_with_unknown_sides() {
     let (t, f, u) = (Some(5.0), Some(0.0), None);
     assert_eq!(decide(&c, &[t, t]), Some(true));
     assert_eq!(decide(&c, &[t, f]), Some(false));
-    assert_eq!(decide(&c, &[u, f]), Some(false), "false whatever the unknown");
+    assert_eq!(
+        decide(&c, &[u, f]),
+        Some(false),
+        "false whatever the unknown"
+    );
     assert_eq!(decide(&c, &[t, u]), None);
     let c = ok("rx_errors > 1 or tx_errors > 1");
     assert_eq!(decide(&c, &[f, f]), Some(false));
@@ -470,7 +480,9 @@ fn the_deciding_comparison_is_the_one_quoted() {
 
 #[test]
 fn identical_leaves_are_one() {
-    let c = ok("increase(rx_errors[1m]) > 10 and increase(rx_errors[1m]) / increase(rx_packets[1m]) > 0.01");
+    let c = ok(
+        "increase(rx_errors[1m]) > 10 and increase(rx_errors[1m]) / increase(rx_packets[1m]) > 0.01",
+    );
     assert_eq!(c.leaves.len(), 2);
     // `rx_errors` bare and in a window are different leaves.
     assert_eq!(ok("rx_errors > increase(rx_errors[5s])").leaves.len(), 2);
@@ -495,7 +507,11 @@ fn changes_flaps_and_the_over_forms() {
         ("min_over_time", Func::Min),
         ("max_over_time", Func::Max),
     ] {
-        assert_eq!(ok(&format!("{name}(rx_util[5m]) > 90")).func(), func, "{name}");
+        assert_eq!(
+            ok(&format!("{name}(rx_util[5m]) > 90")).func(),
+            func,
+            "{name}"
+        );
     }
     assert_eq!(Func::from_name("increase_over"), None);
     assert_eq!(Func::from_name("flaps_over_time"), None);
@@ -522,10 +538,18 @@ fn type_errors_name_the_part_and_the_fix() {
         "`changes` counts how often a gauge moved, but `tx_errors` is a counter"
     );
     assert!(e.hint.unwrap().contains("increase(tx_errors[1m])"));
-    assert!(err("changes(carrier_changes[5m]) > 0").hint.unwrap().contains("flaps(2m)"));
+    assert!(
+        err("changes(carrier_changes[5m]) > 0")
+            .hint
+            .unwrap()
+            .contains("flaps(2m)")
+    );
 
     let e = err("rate(rx_util[5m]) / 2 > 1");
-    assert_eq!(e.message, "`rate` needs a counter, but `rx_util` is a gauge");
+    assert_eq!(
+        e.message,
+        "`rate` needs a counter, but `rx_util` is a gauge"
+    );
 
     let e = err("rx_errors > 1 and 2");
     assert_eq!(e.offset, 18);
@@ -533,13 +557,22 @@ fn type_errors_name_the_part_and_the_fix() {
     assert!(e.hint.unwrap().contains("joins comparisons"));
     let e = err("rx_errors and tx_errors > 1");
     assert_eq!(e.offset, 0);
-    assert_eq!(e.message, "`rx_errors` before `and` is a number, not a comparison");
+    assert_eq!(
+        e.message,
+        "`rx_errors` before `and` is a number, not a comparison"
+    );
 
     let e = err("(rx_errors > 1) + 2 > 3");
     assert_eq!(e.offset, 0);
-    assert_eq!(e.message, "`(rx_errors > 1)` is a comparison, and `+` takes numbers");
+    assert_eq!(
+        e.message,
+        "`(rx_errors > 1)` is a comparison, and `+` takes numbers"
+    );
     let e = err("(rx_errors > 1) > 3");
-    assert_eq!(e.message, "`(rx_errors > 1)` is a comparison, and `>` compares numbers");
+    assert_eq!(
+        e.message,
+        "`(rx_errors > 1)` is a comparison, and `>` compares numbers"
+    );
     let e = err("rx_errors > 1 > 0");
     assert_eq!(e.offset, 14);
     assert_eq!(e.message, "comparisons do not chain");
@@ -562,10 +595,16 @@ fn unbalanced_parentheses() {
     assert_eq!(e.offset, 0);
     assert_eq!(e.message, "unclosed `(`");
     let e = err("(rx_errors + 1 tx_errors) > 3");
-    assert_eq!(e.message, "expected `)` to close this `(`, found `tx_errors)`");
+    assert_eq!(
+        e.message,
+        "expected `)` to close this `(`, found `tx_errors)`"
+    );
     let e = err("(rx_errors + 1)) > 3");
     assert_eq!(e.offset, 15);
-    assert_eq!(e.message, "expected a comparison after `(rx_errors + 1)`, found `)`");
+    assert_eq!(
+        e.message,
+        "expected a comparison after `(rx_errors + 1)`, found `)`"
+    );
     let e = err("rx_errors > 1)");
     assert_eq!(e.message, "unexpected `)` after the threshold");
     assert!(e.hint.unwrap().contains("closes no `(`"));

@@ -16,7 +16,8 @@ const RATIO: &str = "increase(rx_errors[10s]) / increase(rx_packets[10s]) > 0.00
 #[test]
 fn ratio_with_a_floor_fires_on_the_ratio_and_quotes_it() {
     let mut h = Harness::new(vec![rule("err-ratio", RATIO)]);
-    let tick = |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
+    let tick =
+        |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
     assert!(tick(&mut h, 0.0, 0, 0).is_empty());
     // 5 errors in 1000 packets: the ratio holds, the floor does not.
     assert!(tick(&mut h, 1.0, 5, 1000).is_empty());
@@ -44,7 +45,8 @@ fn the_floor_decides_when_it_is_the_false_side() {
     let mut r = rule("err-ratio", RATIO);
     r.clear_when = Some(parse("increase(rx_errors[10s]) < 10").unwrap());
     let mut h = Harness::new(vec![r]);
-    let tick = |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
+    let tick =
+        |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
     assert!(tick(&mut h, 0.0, 0, 0).is_empty());
     assert_eq!(only(tick(&mut h, 1.0, 20, 100)).state, AlertState::Firing);
     for s in 2..=10 {
@@ -60,10 +62,14 @@ fn the_floor_decides_when_it_is_the_false_side() {
 
 #[test]
 fn division_by_zero_leaves_the_rule_as_it_was() {
-    let mut r = rule("ratio", "increase(rx_errors[1s]) / increase(rx_packets[1s]) > 0.5");
+    let mut r = rule(
+        "ratio",
+        "increase(rx_errors[1s]) / increase(rx_packets[1s]) > 0.5",
+    );
     r.for_ = Duration::from_secs(2);
     let mut h = Harness::new(vec![r]);
-    let tick = |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
+    let tick =
+        |h: &mut Harness, s: f64, e, p| h.tick(s, &[("eth0", errors_and_packets(e, p), None)]);
     assert!(tick(&mut h, 0.0, 0, 0).is_empty());
     assert!(tick(&mut h, 1.0, 9, 10).is_empty()); // pending since t1
     // No packets and no errors in the window: 0 / 0, no value, and the
@@ -88,7 +94,10 @@ fn division_by_zero_leaves_the_rule_as_it_was() {
 
 #[test]
 fn unless_suppresses_while_its_right_side_holds() {
-    let mut h = Harness::new(vec![rule("flap-up", "increase(carrier_changes[5s]) > 0 unless oper_up == 0")]);
+    let mut h = Harness::new(vec![rule(
+        "flap-up",
+        "increase(carrier_changes[5s]) > 0 unless oper_up == 0",
+    )]);
     assert!(h.link(0.0, Some(link(true, None, 0))).is_empty());
     // Carrier moved but the link is down now: suppressed.
     assert!(h.link(1.0, Some(link(false, None, 1))).is_empty());
@@ -260,15 +269,24 @@ fn keep_firing_for_bridges_a_gap() {
     r.keep_firing_for = Duration::from_secs(3);
     let mut h = Harness::new(vec![r]);
     assert!(h.counter(0.0, Metric::TxErrors, 0).is_empty());
-    assert_eq!(only(h.counter(1.0, Metric::TxErrors, 1)).state, AlertState::Firing);
+    assert_eq!(
+        only(h.counter(1.0, Metric::TxErrors, 1)).state,
+        AlertState::Firing
+    );
     // From t3 `when` is false; at t5 it has been false for 2 s.
     for s in 2..=5 {
-        assert!(h.counter(f64::from(s), Metric::TxErrors, 1).is_empty(), "t{s}");
+        assert!(
+            h.counter(f64::from(s), Metric::TxErrors, 1).is_empty(),
+            "t{s}"
+        );
     }
     // It holds again at t5.5: the count starts over.
     assert!(h.counter(5.5, Metric::TxErrors, 2).is_empty());
     for s in 6..=10 {
-        assert!(h.counter(f64::from(s), Metric::TxErrors, 2).is_empty(), "t{s}");
+        assert!(
+            h.counter(f64::from(s), Metric::TxErrors, 2).is_empty(),
+            "t{s}"
+        );
     }
     assert_eq!(h.engine.firing().len(), 1);
     // False from t8 (the +1 of t5.5 left the window), for 3 s at t11.
@@ -310,7 +328,10 @@ fn identical_leaves_share_one_window() {
     );
     r.clear_when = Some(parse("increase(rx_errors[1m]) == 0").unwrap());
     let mut h = Harness::new(vec![r]);
-    assert!(h.tick(0.0, &[("eth0", errors_and_packets(0, 0), None)]).is_empty());
+    assert!(
+        h.tick(0.0, &[("eth0", errors_and_packets(0, 0), None)])
+            .is_empty()
+    );
     let state = &h.engine.interfaces[0].states[0];
     assert_eq!(state.windows().count(), 2);
     assert_eq!(h.engine.plans[0].clear, [0]);
@@ -320,7 +341,10 @@ fn identical_leaves_share_one_window() {
 fn a_vanished_interface_resolves_with_the_last_threshold() {
     let mut h = Harness::new(vec![rule("drop", "speed_mbps < max_over(speed_mbps[1h])")]);
     assert!(h.link(0.0, Some(link(true, Some(1000), 0))).is_empty());
-    assert_eq!(only(h.link(1.0, Some(link(true, Some(10), 0)))).threshold, 1000.0);
+    assert_eq!(
+        only(h.link(1.0, Some(link(true, Some(10), 0)))).threshold,
+        1000.0
+    );
     let resolved = only(h.tick(2.0, &[("eth1", [0; COUNTER_COLUMNS], None)]));
     assert_eq!((resolved.value, resolved.threshold), (None, 1000.0));
 }

@@ -4,8 +4,8 @@
 //! quiet states, must agree on every alert.
 
 use super::windows::Lcg;
-use crate::rule::Cmp;
 use super::*;
+use crate::rule::Cmp;
 use crate::rule::engine::window::ups;
 
 /// One tick as the naive evaluator sees it.
@@ -217,7 +217,9 @@ fn leaf(f: F, src: Src, w: Nanos, h: &[Point]) -> Option<f64> {
             }
             let mut count = 0;
             for j in first..=k {
-                let Some((up, cc, _)) = h[j].link else { continue };
+                let Some((up, cc, _)) = h[j].link else {
+                    continue;
+                };
                 let Some((was, was_cc, _)) = h[..j].iter().rev().find_map(|p| p.link) else {
                     continue;
                 };
@@ -262,7 +264,11 @@ impl Gen {
             7 if depth > 0 => Num::Neg(Box::new(self.num(depth - 1))),
             _ if depth > 0 => {
                 let op = ['+', '-', '*', '/'][self.0.next(4) as usize];
-                Num::Bin(op, Box::new(self.num(depth - 1)), Box::new(self.num(depth - 1)))
+                Num::Bin(
+                    op,
+                    Box::new(self.num(depth - 1)),
+                    Box::new(self.num(depth - 1)),
+                )
             }
             _ => self.leaf(),
         }
@@ -395,7 +401,15 @@ fn run(seed: u64) -> usize {
             }
             // Down and up between two ticks.
             3 => link = link.map(|(up, cc, speed)| (up, cc + 2 * (1 + rng.next(2)), speed)),
-            4 => link = link.map(|(up, cc, _)| (up, cc, [None, Some(10), Some(100), Some(1000)][rng.next(4) as usize])),
+            4 => {
+                link = link.map(|(up, cc, _)| {
+                    (
+                        up,
+                        cc,
+                        [None, Some(10), Some(100), Some(1000)][rng.next(4) as usize],
+                    )
+                })
+            }
             5 if rng.next(3) == 0 => link = None,
             _ => {}
         }

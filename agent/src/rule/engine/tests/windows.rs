@@ -433,7 +433,10 @@ fn a_day_long_window_costs_at_most_one_entry_per_tick() {
         }
         assert!(steady.len() <= 1, "{func}: {}", steady.len());
         assert!(busy.len() as u64 <= DAY, "{func}: {}", busy.len());
-        assert!(busy.len() as u64 >= DAY - 1, "{func}: the worst case was not reached");
+        assert!(
+            busy.len() as u64 >= DAY - 1,
+            "{func}: the worst case was not reached"
+        );
         figures.push((func, steady.heap_bytes(), busy.len(), busy.heap_bytes()));
     }
     for (func, steady, entries, bytes) in &figures {
