@@ -78,6 +78,9 @@ pub fn parse(text: &str) -> Result<Condition, ExprError> {
     })
 }
 
+/// Builds `and`, `or` or `unless` from its two sides.
+type Join = fn(Box<Logic>, Box<Logic>) -> Logic;
+
 /// A parsed piece: a number or a truth, and where it was written.
 struct Node {
     kind: NodeKind,
@@ -118,7 +121,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> Result<Node, ExprError> {
         let mut left = self.comparison()?;
         loop {
-            let (word, make): (&str, fn(Box<Logic>, Box<Logic>) -> Logic) = if self.keyword("and") {
+            let (word, make): (&str, Join) = if self.keyword("and") {
                 ("and", Logic::And)
             } else if self.keyword("unless") {
                 ("unless", Logic::Unless)
@@ -130,13 +133,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn join(
-        &mut self,
-        left: Node,
-        right: Node,
-        word: &str,
-        make: fn(Box<Logic>, Box<Logic>) -> Logic,
-    ) -> Result<Node, ExprError> {
+    fn join(&mut self, left: Node, right: Node, word: &str, make: Join) -> Result<Node, ExprError> {
         let (start, end) = (left.start, right.end);
         self.count_operator(right.start)?;
         let hint = || {
