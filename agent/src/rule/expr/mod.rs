@@ -360,18 +360,6 @@ impl Condition {
     pub fn side(&self, range: (usize, usize)) -> &str {
         &self.text[range.0..range.1]
     }
-
-    /// The threshold an alert shows when no value could be computed: the
-    /// first comparison's right side if it is a number, else 0.
-    pub fn nominal_threshold(&self) -> f64 {
-        self.comparisons
-            .iter()
-            .find_map(|c| match c.rhs {
-                Expr::Number(n) => Some(n),
-                _ => None,
-            })
-            .unwrap_or(0.0)
-    }
 }
 
 impl FromStr for Condition {
