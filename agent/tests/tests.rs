@@ -16,6 +16,7 @@ mod nxapi;
 mod packaging;
 mod rsyslog;
 mod rule_options;
+mod rules_expr;
 mod syslog;
 mod terminal;
 mod trace;

@@ -52,6 +52,7 @@ pub(super) struct RawRule {
     #[serde(rename = "for")]
     pub(super) for_: Option<Spanned<String>>,
     pub(super) clear_when: Option<Spanned<String>>,
+    pub(super) keep_firing_for: Option<Spanned<String>>,
     pub(super) severity: Option<Spanned<String>>,
     pub(super) labels: Option<Spanned<RawLabels>>,
     pub(super) kind: Option<Spanned<Vec<Spanned<String>>>>,
@@ -127,6 +128,7 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "when",
             "for",
             "clear_when",
+            "keep_firing_for",
             "severity",
             "labels",
             "kind",

@@ -14,7 +14,7 @@ use crate::link::kind::{KindFilter, Kinds};
 use crate::matcher::InterfaceMatcher;
 
 pub use engine::{Engine, FiringAlert, Observation, Unavailable};
-pub use expr::{Cmp, Condition, ExprError, Func, parse};
+pub use expr::{Cmp, Condition, ExprError, Func, Leaf, parse};
 
 /// One `[[rule]]` of the configuration, validated and parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,9 @@ pub struct Rule {
     /// Resolves a firing alert; without it the alert resolves as soon as
     /// `when` stops holding.
     pub clear_when: Option<Condition>,
+    /// How long the resolve condition must hold, tick after tick, before a
+    /// firing alert resolves (Prometheus `keep_firing_for`).
+    pub keep_firing_for: Duration,
     pub severity: Severity,
     /// Copied onto every alert of the rule, for routing downstream
     /// (`team = "dc-ops"`).
@@ -60,6 +63,7 @@ mod tests {
             when: parse("increase(rx_errors[5s]) > 0").unwrap(),
             for_: Duration::ZERO,
             clear_when: None,
+            keep_firing_for: Duration::ZERO,
             severity: Severity::Warning,
             labels: labels
                 .iter()

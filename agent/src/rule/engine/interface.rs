@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
+use super::plan::Plan;
 use super::state::RuleState;
-use super::{
-    ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Reach, Sample, Samples, Tick,
-};
+use super::{ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Sample, Samples, Tick};
 use crate::event::Alert;
 use crate::hash::ShortName;
 use crate::link::kind::Kinds;
@@ -73,7 +72,7 @@ impl Interface {
     pub(super) fn observe(
         &mut self,
         rules: &[Rule],
-        reach: &[[Reach; 2]],
+        plans: &[Plan],
         clock: Clock,
         obs: &Observation<'_>,
         skip_quiet: bool,
@@ -143,7 +142,7 @@ impl Interface {
                 continue;
             }
             let rule = &rules[state.rule];
-            state.step(rule, &self.name, clock, reach[state.rule], &samples, out);
+            state.step(rule, &plans[state.rule], &self.name, clock, &samples, out);
             busy += usize::from(!state.quiet);
         }
         self.busy = busy;
