@@ -14,11 +14,13 @@ mod agent;
 mod outputs;
 mod raw;
 mod rules;
+mod silences;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
+pub use silences::{DEFAULT_MAX_DURATION, SilenceSettings};
 pub use hopwatch_wire::diag::{ConfigError, Diagnostic};
 pub use hopwatch_wire::size::parse_size;
 
@@ -35,6 +37,7 @@ pub struct Config {
     pub stdout: Option<StdoutSettings>,
     pub syslog: Option<SyslogSettings>,
     pub collector: Option<CollectorSettings>,
+    pub silences: SilenceSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub(super) links: RawLinks,
     pub(super) rule: Vec<Spanned<RawRule>>,
     pub(super) output: RawOutputs,
+    pub(super) silences: RawSilences,
 }
 
 #[derive(Deserialize, Default)]
@@ -56,6 +57,12 @@ pub(super) struct RawRule {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+pub(super) struct RawSilences {
+    pub(super) max_duration: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct RawOutputs {
     pub(super) stdout: Option<RawStdout>,
     pub(super) syslog: Option<Spanned<RawSyslog>>,
@@ -91,7 +98,8 @@ pub(super) struct RawTls {
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
 pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["agent", "links", "rule", "output"]),
+    ("", &["agent", "links", "rule", "output", "silences"]),
+    ("silences", &["max_duration"]),
     (
         "agent",
         &[
