@@ -71,26 +71,9 @@ impl Gate {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{silence, t};
+    use super::super::tests::{alert, silence, t};
     use super::super::{Active, Registry};
     use super::*;
-    use crate::event::Severity;
-
-    fn alert(state: AlertState, rule: &str, interface: &str) -> Alert {
-        Alert {
-            state,
-            rule: rule.into(),
-            severity: Severity::Critical,
-            interface: interface.into(),
-            expr: "increase(tx_errors[5s]) > 3".into(),
-            value: Some(7.0),
-            threshold: 3.0,
-            message: format!("{interface} tx_errors increased by 7 in 5s (threshold 3)"),
-            labels: Default::default(),
-            silenced: false,
-            silence: None,
-        }
-    }
 
     fn local(r: &mut Registry, id: &str, interface: &str, from: u64, to: u64) {
         r.add_local(Active::parse(silence(id, interface, None, from, to)).unwrap());

@@ -256,6 +256,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// An alert change as the engine makes it, unmarked.
+    pub(crate) fn alert(
+        state: crate::event::AlertState,
+        rule: &str,
+        interface: &str,
+    ) -> crate::event::Alert {
+        crate::event::Alert {
+            state,
+            rule: rule.into(),
+            severity: crate::event::Severity::Critical,
+            interface: interface.into(),
+            expr: "increase(tx_errors[5s]) > 3".into(),
+            value: Some(7.0),
+            threshold: 3.0,
+            message: format!("{interface} tx_errors increased by 7 in 5s (threshold 3)"),
+            labels: Default::default(),
+            silenced: false,
+            silence: None,
+        }
+    }
+
     #[test]
     fn covers_by_interface_rule_and_half_open_time() {
         let a = Active::parse(silence("l-1", "Eth1-*", Some("tx-*"), 10, 20)).unwrap();
