@@ -453,10 +453,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(());
     }
     // The agent's own protocol: it is told nothing newer than it speaks.
-    let welcome = CollectorMessage::Welcome {
-        protocol,
-        last_seq,
-    };
+    let welcome = CollectorMessage::Welcome { protocol, last_seq };
     send(&mut stream, &welcome, ingest.read_timeout)
         .await
         .map_err(io)?;

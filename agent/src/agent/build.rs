@@ -12,6 +12,7 @@ use crate::source::dme::DmeSource;
 use crate::source::nxapi::{CountersSource, NxapiSource};
 use crate::source::nxos_auto::NxosAuto;
 use crate::source::procfs::ProcfsSource;
+use hopwatch_wire::silence::Silence;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ pub(super) fn build_outputs(
     seq: &Sequencer,
     first_seq: u64,
     loss_tx: &mpsc::UnboundedSender<event::Loss>,
+    silences_tx: &mpsc::UnboundedSender<Vec<Silence>>,
 ) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
     let mut monitor = None;
@@ -42,6 +44,7 @@ pub(super) fn build_outputs(
     }
     if let Some(settings) = &config.collector {
         let loss_tx = loss_tx.clone();
+        let silences_tx = silences_tx.clone();
         let context = collector::Context {
             agent: config.agent.name.clone(),
             boot: seq.boot().to_string(),
@@ -51,6 +54,9 @@ pub(super) fn build_outputs(
                 let _ = loss_tx.send(loss);
             }),
             trace_backend: new_trace_backend(&config.agent),
+            on_silences: Arc::new(move |set| {
+                let _ = silences_tx.send(set);
+            }),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
             Ok((handle, m)) => {

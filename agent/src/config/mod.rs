@@ -20,9 +20,9 @@ mod tests;
 mod validate;
 
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
-pub use silences::{DEFAULT_MAX_DURATION, SilenceSettings};
 pub use hopwatch_wire::diag::{ConfigError, Diagnostic};
 pub use hopwatch_wire::size::parse_size;
+pub use silences::{DEFAULT_MAX_DURATION, SilenceSettings};
 
 /// Where `hopwatch` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/agent.toml";

@@ -53,7 +53,10 @@ mod tests {
         let c = Config::parse("[silences]\nmax_duration = \"2d\"\n", "t.toml").unwrap();
         assert_eq!(c.silences.max_duration, Duration::from_secs(2 * 24 * 3600));
         for (text, words) in [
-            ("max_duration = \"10s\"", "t.toml:2:16: [silences] max_duration \"10s\" is out of range"),
+            (
+                "max_duration = \"10s\"",
+                "t.toml:2:16: [silences] max_duration \"10s\" is out of range",
+            ),
             ("max_duration = \"2y\"", "out of range"),
             ("max_duration = \"forever\"", "bad duration"),
             ("max_duraton = \"1d\"", "did you mean `max_duration`"),

@@ -126,6 +126,30 @@ pub fn build(add: &Add, id: String, now: SystemTime, max: Duration) -> Result<Ac
     .map_err(|e| e.to_string())
 }
 
+/// Who runs `hopwatch silence add`: the person behind `sudo` (`SUDO_USER`)
+/// when run as root through it, else the user name of the real uid from
+/// the password database, else `uid N`. Not `$USER`, which any shell sets
+/// as it likes and services often lack.
+pub fn local_user() -> String {
+    let uid = nix::unistd::getuid();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    author(
+        uid.as_raw(),
+        std::env::var("SUDO_USER").ok().as_deref(),
+        name,
+    )
+}
+
+fn author(uid: u32, sudo_user: Option<&str>, name: Option<String>) -> String {
+    match (uid, sudo_user.map(str::trim)) {
+        (0, Some(person)) if !person.is_empty() => person.to_string(),
+        _ => name.unwrap_or_else(|| format!("uid {uid}")),
+    }
+}
+
 /// A duration to the second, as a person reads it.
 fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
@@ -259,15 +283,31 @@ mod tests {
         }
         let mut bad = add(Some("1h"), None);
         bad.interface = "Eth1-[".into();
-        assert!(build(&bad, "l".into(), t(0), WEEK).unwrap_err().contains("bad --interface"));
+        assert!(
+            build(&bad, "l".into(), t(0), WEEK)
+                .unwrap_err()
+                .contains("bad --interface")
+        );
         bad.interface = "Eth1-1".into();
         bad.rule = Some("[".into());
-        assert!(build(&bad, "l".into(), t(0), WEEK).unwrap_err().contains("bad --rule"));
+        assert!(
+            build(&bad, "l".into(), t(0), WEEK)
+                .unwrap_err()
+                .contains("bad --rule")
+        );
         bad.rule = None;
         bad.reason = " ".into();
-        assert!(build(&bad, "l".into(), t(0), WEEK).unwrap_err().contains("--reason is required"));
+        assert!(
+            build(&bad, "l".into(), t(0), WEEK)
+                .unwrap_err()
+                .contains("--reason is required")
+        );
         bad.reason = "x".repeat(MAX_REASON + 1);
-        assert!(build(&bad, "l".into(), t(0), WEEK).unwrap_err().contains("--reason is longer"));
+        assert!(
+            build(&bad, "l".into(), t(0), WEEK)
+                .unwrap_err()
+                .contains("--reason is longer")
+        );
         // Exactly the maximum is allowed.
         assert!(build(&add(Some("7d"), None), "l".into(), t(0), WEEK).is_ok());
     }
@@ -276,14 +316,30 @@ mod tests {
     fn requests_travel_as_one_json_line() {
         let request = Request::Add(add(Some("2h"), None));
         let line = serde_json::to_string(&request).unwrap();
-        assert!(line.starts_with(r#"{"silence":"add","interface":"Eth1-*","for":"2h""#), "{line}");
+        assert!(
+            line.starts_with(r#"{"silence":"add","interface":"Eth1-*","for":"2h""#),
+            "{line}"
+        );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
         let list: Request = serde_json::from_str(r#"{"silence":"list"}"#).unwrap();
         assert_eq!(list, Request::List);
-        assert!(serde_json::from_str::<Request>(r#"{"silence":"remove","id":"l-1","x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"silence":"remove","id":"l-1","x":1}"#).is_err()
+        );
         assert!(serde_json::from_str::<Request>(r#"{"silence":"mute"}"#).is_err());
         let error = serde_json::to_string(&Reply::Error("no".into())).unwrap();
         assert_eq!(error, r#"{"error":"no"}"#);
+    }
+
+    #[test]
+    fn the_author_is_the_person_behind_sudo_or_the_uid_s_name() {
+        assert_eq!(author(0, Some("alice"), Some("root".into())), "alice");
+        assert_eq!(author(0, Some(" "), Some("root".into())), "root");
+        // SUDO_USER means nothing to a process that is not root.
+        assert_eq!(author(1000, Some("mallory"), Some("bob".into())), "bob");
+        assert_eq!(author(1000, None, None), "uid 1000");
+        // This process's own user has a name in the password database.
+        assert!(!local_user().is_empty());
     }
 
     #[test]
@@ -303,7 +359,10 @@ mod tests {
             t(0),
         );
         let why = refuse_remove(&r, "c-1").unwrap();
-        assert!(why.contains("hopwatch-collector silence remove c-1"), "{why}");
+        assert!(
+            why.contains("hopwatch-collector silence remove c-1"),
+            "{why}"
+        );
         assert!(refuse_remove(&r, "l-9").unwrap().contains("no silence l-9"));
     }
 
@@ -312,7 +371,10 @@ mod tests {
         let s = vec![super::super::tests::silence("l-1", "Eth1-*", None, 0, 3600)];
         let text = render(&s, t(0));
         assert!(text.contains("l-1") && text.contains("Eth1-*"), "{text}");
-        assert!(text.contains("(in 1h)") && text.contains("maintenance"), "{text}");
+        assert!(
+            text.contains("(in 1h)") && text.contains("maintenance"),
+            "{text}"
+        );
         assert_eq!(render(&[], t(0)), "no silences\n");
     }
 }

@@ -103,9 +103,8 @@ pub fn glob(pattern: &str) -> Result<InterfaceMatcher, String> {
 /// An RFC 3339 time in UTC (`2026-12-05T18:00:00Z`, with or without
 /// fractions of a second).
 pub fn parse_time(text: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(text.trim()).map_err(|e| {
-        format!("{e}; write an RFC 3339 time in UTC such as \"2026-12-05T18:00:00Z\"")
-    })
+    humantime::parse_rfc3339_weak(text.trim())
+        .map_err(|e| format!("{e}; write an RFC 3339 time in UTC such as \"2026-12-05T18:00:00Z\""))
 }
 
 /// Where a silence was made.
@@ -299,11 +298,17 @@ pub(crate) mod tests {
     fn bad_silences_are_refused_naming_the_field() {
         let mut s = silence("c-1", "Eth1-[", None, 10, 20);
         let error = Active::parse(s.clone()).unwrap_err().to_string();
-        assert!(error.contains("c-1") && error.contains("interface"), "{error}");
+        assert!(
+            error.contains("c-1") && error.contains("interface"),
+            "{error}"
+        );
         s.interface = "Eth1-1".into();
         s.ends_at = "tomorrow".into();
         let error = Active::parse(s.clone()).unwrap_err().to_string();
-        assert!(error.contains("ends_at") && error.contains("RFC 3339"), "{error}");
+        assert!(
+            error.contains("ends_at") && error.contains("RFC 3339"),
+            "{error}"
+        );
         let backwards = silence("c-2", "x", None, 20, 10);
         assert!(matches!(
             Active::parse(backwards),

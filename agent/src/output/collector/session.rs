@@ -517,9 +517,12 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The collector's silences for this agent.
+    /// The collector's silences for this agent: handed to the agent's
+    /// loop, which holds them in place of the set the collector sent
+    /// before (and keeps them in the state dir).
     fn silences(&self, silences: Vec<hopwatch_wire::silence::Silence>) {
-        tracing::debug!(count = silences.len(), "the collector's silences");
+        tracing::debug!(count = silences.len(), "The collector sent its silences.");
+        (self.shared.on_silences)(silences);
     }
 
     /// A line the collector can never store: quarantined, so it no longer
