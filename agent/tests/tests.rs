@@ -15,6 +15,7 @@ mod netns;
 mod nxapi;
 mod packaging;
 mod rsyslog;
+mod silences;
 mod syslog;
 mod terminal;
 mod trace;
