@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod shell;
+pub mod silences;
 pub mod store;
 pub mod timeline;
 pub mod tls;

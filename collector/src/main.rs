@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+mod silence_cli;
 mod trace_cli;
 
 /// The collector's allocator: ingest allocates a little per event on many
@@ -125,6 +126,10 @@ enum Command {
     /// 1 when it is dropped, leaves the managed fabric or a switch does not
     /// answer, 2 for a bad question.
     Trace(trace_cli::TraceArgs),
+    /// Silences through the running collector: `add` (every silence ends:
+    /// --for or --until), `list`, `remove ID`. Exit 0 when done, 1 when the
+    /// collector could not, 2 for a bad request.
+    Silence(silence_cli::SilenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +161,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => {
             let config = resolve(args.config.clone(), false)?;
             trace_cli::run(args, config)
+        }
+        Command::Silence(args) => {
+            let config = resolve(args.config.clone(), false)?;
+            silence_cli::run(args, config)
         }
         Command::Run { config } => run(config.config),
         Command::CheckConfig { config } => {

@@ -16,6 +16,7 @@ use crate::http::HttpTls;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::silences::Board;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
 use crate::store::{self, ReadPool, StoreError};
 use crate::tls::{self, TlsError};
@@ -152,6 +153,8 @@ impl Collector {
         // before it has reconnected.
         let known = self.fabric.owners.load(&db).map_err(StoreError::from)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
+        let silences =
+            store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         let writer = Writer::new(
@@ -165,6 +168,13 @@ impl Collector {
             },
         )?;
         let (to_writer, from_connections) = mpsc::channel(WRITER_QUEUE);
+        // Held by the API and the connections only, so the writer ends
+        // once both have.
+        let silences = Arc::new(Board::new(
+            silences,
+            to_writer.clone(),
+            self.config.silences,
+        ));
         let checkpointer = store::Checkpointer::start(&settings.data_dir)?;
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -197,6 +207,7 @@ impl Collector {
             slots: Arc::new(Semaphore::new(settings.max_connections)),
             max_pending: settings.max_pending,
             fabric: Arc::clone(&fabric),
+            silences: Arc::clone(&silences),
         });
         for warning in &self.sources.warnings {
             tracing::warn!("{warning}.");
@@ -235,6 +246,7 @@ impl Collector {
                 self.http_tls.is_some(),
                 insecure,
             ),
+            silences,
         });
         // Every HTTP connection task holds an `http_done` sender, as the
         // agents' connections hold `done`.

@@ -22,6 +22,7 @@ mod metrics;
 #[path = "../../agent/tests/netns.rs"]
 mod netns;
 mod shutdown;
+mod silences;
 mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]

@@ -20,6 +20,13 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     pub(super) http: RawHttp,
     pub(super) trace: RawTrace,
+    pub(super) silences: RawSilences,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawSilences {
+    pub(super) max_duration: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,7 +79,8 @@ pub(super) struct RawAuth {
     // plain values because spans do not survive an untagged enum.
     pub(super) agent_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub(super) agent_certs: Option<Spanned<Vec<Spanned<toml::Value>>>>,
-    pub(super) api_tokens: Option<Spanned<Vec<Spanned<String>>>>,
+    // A token, or a table naming a token (or a token file).
+    pub(super) api_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub(super) agent_tokens_file: Option<Spanned<String>>,
     pub(super) api_tokens_file: Option<Spanned<String>>,
 }
@@ -110,6 +118,7 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
             "log",
             "http",
             "trace",
+            "silences",
         ],
     ),
     (
@@ -165,4 +174,5 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
         "trace",
         &["hop_timeout", "timeout", "hop_limit", "max_branches"],
     ),
+    ("silences", &["max_duration"]),
 ];

@@ -71,6 +71,7 @@ impl Validator<'_> {
         let http = self.http(&raw.http);
         let web = self.web(&raw.http);
         let trace = self.trace(&raw.trace, http.map(|h| h.idle_timeout));
+        let silences = self.silences(&raw.silences);
         if !self.diag.is_empty() {
             return None;
         }
@@ -83,6 +84,7 @@ impl Validator<'_> {
             http: http?,
             web: web?,
             trace: trace?,
+            silences: silences?,
         })
     }
 
