@@ -7,6 +7,7 @@
 
 mod cli;
 mod collector;
+mod e2e;
 mod gate;
 
 use crate::util::{AgentProcess, TempDir, hopwatch, poll};
@@ -202,6 +203,17 @@ impl RealCollector {
     /// Started in `dir` and answering /healthz; `None` (with the reason
     /// printed) where the binary is not built and this is not CI.
     pub fn start(test: &str, dir: &Path) -> Option<RealCollector> {
+        RealCollector::start_on(test, dir, None)
+    }
+
+    /// Stops it, keeping its database, as a collector going down does.
+    pub fn stop(self) -> (u16, u16) {
+        (self.agents, self.http)
+    }
+
+    /// Started in `dir` on `ports` (agents, http) when given, as a
+    /// collector coming back on its own addresses with its database.
+    pub fn start_on(test: &str, dir: &Path, ports: Option<(u16, u16)>) -> Option<RealCollector> {
         use std::os::unix::fs::PermissionsExt;
         let binary = crate::util::collector_binary(test)?;
         let data = dir.join("collector");
@@ -223,7 +235,7 @@ impl RealCollector {
                 .unwrap()
                 .port()
         };
-        let (agents, http) = (free(), free());
+        let (agents, http) = ports.unwrap_or_else(|| (free(), free()));
         let config = dir.join("collector.toml");
         std::fs::write(
             &config,
@@ -340,7 +352,17 @@ burst = 1000
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
-        Ok((status, body.to_string()))
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        Ok((
+            status,
+            if chunked {
+                dechunk(body)
+            } else {
+                body.to_string()
+            },
+        ))
     }
 }
 
@@ -352,4 +374,18 @@ impl Drop for RealCollector {
             eprintln!("the collector's log:\n{}", self.log());
         }
     }
+}
+
+/// A chunked HTTP/1.1 body, joined.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
