@@ -665,7 +665,11 @@ impl Agent {
         }
         self.seq.set_agent(config.agent.name.clone());
         crate::memory::set_limit(config.agent.memory_limit);
+        let moved = config.agent.state_dir != self.config.agent.state_dir;
         self.config = config;
+        if moved {
+            self.silences_moved();
+        }
         self.watch_links_anew();
         self.start_link_watch(link_tx);
         self.causes

@@ -78,6 +78,9 @@ impl Agent {
         self.expire_silences_at(now);
         match request {
             Request::Add(add) => {
+                if let Err(error) = command::room(&self.silences.registry) {
+                    return Reply::Error(error);
+                }
                 let id = command::new_id(&self.silences.registry);
                 let active = match command::build(&add, id, now, self.config.silences.max_duration)
                 {
@@ -193,6 +196,14 @@ impl Agent {
         for alert in released {
             tracing::info!(rule = %alert.rule, interface = %alert.interface, "No silence covers this firing alert any more; it goes out again.");
             self.emit_at(now, Body::Alert(alert));
+        }
+    }
+
+    /// A reload named another state dir: the silences go there too, so
+    /// the next start finds them.
+    pub(super) fn silences_moved(&self) {
+        if let Err(error) = self.save_silences() {
+            tracing::warn!(%error, "Cannot write the silences to the new state dir; they hold until the agent restarts.");
         }
     }
 

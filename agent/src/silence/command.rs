@@ -13,6 +13,9 @@ use std::time::{Duration, SystemTime};
 pub const MAX_REASON: usize = 1024;
 /// The longest glob taken.
 pub const MAX_GLOB: usize = 256;
+/// The most silences made on one agent at once: each is matched against
+/// every alert change, and a switch's maintenance needs a handful.
+pub const MAX_LOCAL: usize = 1000;
 
 /// A request on the control socket: `{"silence": "add", …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +184,16 @@ fn random_u64() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 40)
 }
 
+/// Whether `registry` takes another local silence.
+pub fn room(registry: &Registry) -> Result<(), String> {
+    if registry.local().len() >= MAX_LOCAL {
+        return Err(format!(
+            "this agent holds {MAX_LOCAL} silences of its own, as many as it takes; remove some first (`hopwatch silence list`)"
+        ));
+    }
+    Ok(())
+}
+
 /// Why a `remove` cannot be done, or `None` when `id` is a local silence.
 pub fn refuse_remove(registry: &Registry, id: &str) -> Option<String> {
     match registry.get(id) {
@@ -340,6 +353,19 @@ mod tests {
         assert_eq!(author(1000, None, None), "uid 1000");
         // This process's own user has a name in the password database.
         assert!(!local_user().is_empty());
+    }
+
+    #[test]
+    fn local_silences_are_bounded() {
+        let mut r = Registry::default();
+        for n in 0..MAX_LOCAL {
+            assert!(room(&r).is_ok());
+            let add = add(Some("1h"), None);
+            r.add_local(build(&add, format!("l-{n}"), t(0), WEEK).unwrap());
+        }
+        assert!(room(&r).unwrap_err().contains("remove some first"));
+        r.remove_local("l-0");
+        assert!(room(&r).is_ok());
     }
 
     #[test]
