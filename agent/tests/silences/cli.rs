@@ -155,7 +155,7 @@ fn silences_survive_a_restart_and_the_cli_lists_and_removes_them() {
     assert_eq!(fired["interface"], IFACE);
     assert!(fired.get("silenced").is_none(), "{fired}");
     assert!(fired.get("silence").is_none(), "{fired}");
-    assert_eq!(ids(&lab.list()), [second_id.clone()]);
+    assert_eq!(ids(&lab.list()), std::slice::from_ref(&second_id));
     let out = lab.silence(&["remove", &first_id]);
     assert_eq!(out.status.code(), Some(2));
 

@@ -144,7 +144,7 @@ fn collector_silences_apply_outlive_a_restart_and_release_when_withdrawn() {
         (!list.is_empty()).then_some(list)
     })
     .expect("the collector's silence reaches the agent");
-    assert_eq!(listed, [silence.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&silence));
     assert_eq!(
         silences_file(&lab.state_dir())["collector"],
         json!([silence])
@@ -178,7 +178,7 @@ fn collector_silences_apply_outlive_a_restart_and_release_when_withdrawn() {
     assert!(agent.stop().success());
     fake.stop();
     let mut agent = lab.start();
-    assert_eq!(lab.list(), [silence.clone()]);
+    assert_eq!(lab.list(), std::slice::from_ref(&silence));
     lab.wait_firing();
     agent
         .wait_for(Duration::from_secs(5), |e| {

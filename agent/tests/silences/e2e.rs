@@ -68,7 +68,7 @@ fn a_collector_silence_reaches_the_agent_and_survives_an_agent_restart() {
     assert!(agent.stop().success());
     let ports = collector.stop();
     let mut agent = lab.start();
-    assert_eq!(lab.list(), [held.clone()]);
+    assert_eq!(lab.list(), std::slice::from_ref(&held));
     lab.wait_firing();
     agent
         .wait_for(Duration::from_secs(5), |e| {
