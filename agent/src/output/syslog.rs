@@ -39,12 +39,14 @@ mod tests {
 
     #[test]
     fn a_silenced_alert_is_not_sent() {
-        let config = crate::config::Config::parse(
-            "[output.syslog]\naddress = \"udp://127.0.0.1:9\"\n",
-            "t.toml",
-        )
-        .unwrap();
-        let output = SyslogOutput::new(config.syslog.unwrap());
+        let output = SyslogOutput::new(SyslogSettings {
+            target: SyslogTarget::Udp("127.0.0.1:9".into()),
+            facility: parse_facility("local7").unwrap(),
+            protocol: Protocol::Rfc5424,
+            format: Format::Text,
+            hostname: "leaf1".into(),
+            types: Vec::new(),
+        });
         let output: &dyn Output = &output;
         let mut seq = Sequencer::new("leaf1", "b");
         let mut alert = crate::silence::tests::alert(AlertState::Resolved, "tx", "Eth1-1");
