@@ -125,8 +125,8 @@ struct Agent {
     cause_tx: mpsc::UnboundedSender<cause::Answer>,
     /// Every alert change passes their gate on its way out.
     silences: Silences,
-    /// Where the collector output hands the collector's silences.
-    silences_tx: mpsc::UnboundedSender<Vec<hopwatch_wire::silence::Silence>>,
+    /// Where the control socket and the collector output hand silences.
+    silences_tx: mpsc::UnboundedSender<crate::silence::command::Input>,
 }
 
 /// Runs the agent until `shutdown` completes or SIGTERM/SIGINT arrives.
@@ -148,14 +148,13 @@ pub async fn run(
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
     let (cause_tx, mut cause_rx) = mpsc::unbounded_channel();
     let (silences_tx, mut silences_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx, cause_tx, silences_tx)?;
     let (status_tx, mut status_rx) = mpsc::channel(4);
-    let (silence_tx, mut silence_rx) = mpsc::channel(4);
-    let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let requests = control::Requests {
         status: status_tx,
-        silences: silence_tx,
+        silences: silences_tx.clone(),
     };
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx, cause_tx, silences_tx)?;
+    let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
     let _control = control::serve(&socket_path, requests);
 
     if agent.link_mode == LinkWatch::Netlink {
@@ -222,10 +221,7 @@ pub async fn run(
                 Some(handover) => handover.heartbeat = true,
                 None => agent.heartbeat(),
             },
-            Some((request, reply)) = silence_rx.recv() => {
-                let _ = reply.send(agent.silence_request(request));
-            }
-            Some(set) = silences_rx.recv() => agent.collector_silences(set),
+            Some(input) = silences_rx.recv() => agent.silence_input(input),
             _ = async { tokio::time::sleep_until(silence_ends.expect("guarded by the condition").into()).await }, if silence_ends.is_some() => agent.expire_silences(),
             Some(reply) = status_rx.recv() => match agent.handover.as_mut() {
                 Some(handover) => handover.status.push(reply),
@@ -292,7 +288,7 @@ impl Agent {
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
         cause_tx: mpsc::UnboundedSender<cause::Answer>,
-        silences_tx: mpsc::UnboundedSender<Vec<hopwatch_wire::silence::Silence>>,
+        silences_tx: mpsc::UnboundedSender<crate::silence::command::Input>,
     ) -> Result<Agent, AgentError> {
         let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());

@@ -5,7 +5,9 @@
 //! only the agent's own user can reach it.
 
 use crate::event::Severity;
-use crate::silence::command::{Reply as SilenceReply, Request as SilenceCommand};
+use crate::silence::command::{
+    Input as SilenceInput, Reply as SilenceReply, Request as SilenceCommand,
+};
 use crate::text::escape;
 use hopwatch_wire::silence::Silence;
 use serde::{Deserialize, Serialize};
@@ -172,15 +174,13 @@ pub struct CollectorBoot {
 /// A status request travelling to the agent loop.
 pub type StatusRequest = oneshot::Sender<Status>;
 
-/// A `hopwatch silence` request travelling to the agent loop, with where
-/// its answer goes.
-pub type SilenceRequest = (SilenceCommand, oneshot::Sender<SilenceReply>);
-
 /// Where the accept loop hands each kind of request.
 #[derive(Clone)]
 pub struct Requests {
     pub status: mpsc::Sender<StatusRequest>,
-    pub silences: mpsc::Sender<SilenceRequest>,
+    /// Unbounded, as the collector's sets share it: one must never be
+    /// dropped, and its thread must never wait on the loop.
+    pub silences: mpsc::UnboundedSender<SilenceInput>,
 }
 
 /// Keeps the socket's accept task alive; dropping it stops serving.
@@ -286,7 +286,11 @@ async fn accept(listener: tokio::net::UnixListener, requests: Requests) {
                 }
                 Request::Silence(command) => {
                     let (tx, rx) = oneshot::channel();
-                    if requests.silences.send((command, tx)).await.is_err() {
+                    if requests
+                        .silences
+                        .send(SilenceInput::Request(command, tx))
+                        .is_err()
+                    {
                         return;
                     }
                     match rx.await {
@@ -338,7 +342,9 @@ fn parse_request(body: &[u8]) -> Request {
     let text = String::from_utf8_lossy(body);
     match text.trim() {
         "status" => Request::Status,
-        json if json.starts_with('{') => match serde_json::from_str(json) {
+        // Read as bytes, as the collector's lines are: one copy of the
+        // silences' reader serves both.
+        json if json.starts_with('{') => match serde_json::from_slice(json.as_bytes()) {
             Ok(command) => Request::Silence(command),
             Err(error) => Request::BadSilence(error.to_string()),
         },
@@ -393,7 +399,8 @@ fn ask<T: serde::de::DeserializeOwned>(path: &Path, request: &[u8]) -> Result<T,
     BufReader::new(stream)
         .read_line(&mut line)
         .map_err(|e| reply_error(e.to_string()))?;
-    serde_json::from_str(&line).map_err(|e| match serde_json::from_str::<ErrorReply>(&line) {
+    let line = line.as_bytes();
+    serde_json::from_slice(line).map_err(|e| match serde_json::from_slice::<ErrorReply>(line) {
         // An agent older than the request says so in an error line.
         Ok(refused) => reply_error(refused.error),
         Err(_) => reply_error(e.to_string()),
@@ -650,14 +657,14 @@ mod tests {
     #[test]
     fn silence_requests_are_json_lines() {
         assert_eq!(
-            request(b"{\"silence\":\"remove\",\"id\":\"l-1\"}\n"),
+            request(b"{\"remove\":{\"id\":\"l-1\"}}\n"),
             Request::Silence(SilenceCommand::Remove { id: "l-1".into() })
         );
         assert_eq!(
-            request(b" {\"silence\":\"list\"}\n"),
-            Request::Silence(SilenceCommand::List)
+            request(b" {\"list\":{}}\n"),
+            Request::Silence(SilenceCommand::List {})
         );
-        let Request::BadSilence(why) = request(b"{\"silence\":\"mute\"}\n") else {
+        let Request::BadSilence(why) = request(b"{\"mute\":{}}\n") else {
             panic!("not refused");
         };
         assert!(why.contains("unknown variant `mute`"), "{why}");

@@ -343,7 +343,7 @@ fn run_silence(command: SilenceCommand, socket: SocketArgs) -> anyhow::Result<Ex
             }),
             json,
         ),
-        SilenceCommand::List { json } => (Request::List, json),
+        SilenceCommand::List { json } => (Request::List {}, json),
         SilenceCommand::Remove { id } => (Request::Remove { id }, false),
     };
     match control::request_silence(&path, &request)? {

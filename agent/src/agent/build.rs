@@ -7,12 +7,12 @@ use crate::output::collector::{self, CollectorMonitor};
 use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
+use crate::silence::command::Input;
 use crate::source::CounterSource;
 use crate::source::dme::DmeSource;
 use crate::source::nxapi::{CountersSource, NxapiSource};
 use crate::source::nxos_auto::NxosAuto;
 use crate::source::procfs::ProcfsSource;
-use hopwatch_wire::silence::Silence;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ pub(super) fn build_outputs(
     seq: &Sequencer,
     first_seq: u64,
     loss_tx: &mpsc::UnboundedSender<event::Loss>,
-    silences_tx: &mpsc::UnboundedSender<Vec<Silence>>,
+    silences_tx: &mpsc::UnboundedSender<Input>,
 ) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
     let mut monitor = None;
@@ -55,7 +55,7 @@ pub(super) fn build_outputs(
             }),
             trace_backend: new_trace_backend(&config.agent),
             on_silences: Arc::new(move |set| {
-                let _ = silences_tx.send(set);
+                let _ = silences_tx.send(Input::Collector(set));
             }),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {

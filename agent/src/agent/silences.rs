@@ -6,11 +6,10 @@
 
 use super::Agent;
 use crate::event::Body;
-use crate::silence::command::{self, Reply, Request};
+use crate::silence::command::{self, Input, Reply, Request};
 use crate::silence::gate::Gate;
 use crate::silence::{Registry, store};
 use hopwatch_wire::silence::Silence;
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
@@ -71,8 +70,17 @@ impl Silences {
 }
 
 impl Agent {
+    pub(super) fn silence_input(&mut self, input: Input) {
+        match input {
+            Input::Request(request, reply) => {
+                let _ = reply.send(self.silence_request(request));
+            }
+            Input::Collector(set) => self.collector_silences(set),
+        }
+    }
+
     /// Answers one `hopwatch silence` request.
-    pub(super) fn silence_request(&mut self, request: Request) -> Reply {
+    fn silence_request(&mut self, request: Request) -> Reply {
         let now = SystemTime::now();
         // An answer never shows a silence that is over.
         self.expire_silences_at(now);
@@ -107,7 +115,7 @@ impl Agent {
                 );
                 Reply::Added(silence)
             }
-            Request::List => Reply::Listed(
+            Request::List {} => Reply::Listed(
                 self.silences
                     .registry
                     .all()
@@ -137,7 +145,7 @@ impl Agent {
     }
 
     /// Takes the collector's set in place of the one it sent before.
-    pub(super) fn collector_silences(&mut self, set: Vec<Silence>) {
+    fn collector_silences(&mut self, set: Vec<Silence>) {
         let now = SystemTime::now();
         let (changed, errors) = self.silences.registry.replace_collector(set, now);
         for error in errors {
@@ -181,18 +189,19 @@ impl Agent {
         if self.silences.gate.held() == 0 {
             return;
         }
-        let firing: HashSet<(String, String)> = self
-            .engine
-            .firing()
-            .into_iter()
-            .map(|f| (f.rule, f.interface))
-            .collect();
-        let released =
-            self.silences
-                .gate
-                .release(&self.silences.registry, now, |rule, interface| {
-                    firing.contains(&(rule.to_string(), interface.to_string()))
-                });
+        // Sorted by rule, then interface.
+        let firing = self.engine.firing();
+        let still = |rule: &str, interface: &str| {
+            firing
+                .binary_search_by(|f| {
+                    (f.rule.as_str(), f.interface.as_str()).cmp(&(rule, interface))
+                })
+                .is_ok()
+        };
+        let released = self
+            .silences
+            .gate
+            .release(&self.silences.registry, now, still);
         for alert in released {
             tracing::info!(rule = %alert.rule, interface = %alert.interface, "No silence covers this firing alert any more; it goes out again.");
             self.emit_at(now, Body::Alert(alert));

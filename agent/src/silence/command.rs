@@ -17,12 +17,14 @@ pub const MAX_GLOB: usize = 256;
 /// every alert change, and a switch's maintenance needs a handful.
 pub const MAX_LOCAL: usize = 1000;
 
-/// A request on the control socket: `{"silence": "add", …}`.
+/// A request on the control socket: `{"add": {…}}`, `{"list": {}}`,
+/// `{"remove": {"id": …}}`. Externally tagged, as serde reads that form
+/// without buffering the object first (less code in the agent binary).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "silence", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Add(Add),
-    List,
+    List {},
     Remove { id: String },
 }
 
@@ -41,6 +43,15 @@ pub struct Add {
     pub until: Option<String>,
     pub reason: String,
     pub author: String,
+}
+
+/// What reaches the agent's loop about silences, over one channel: a
+/// request from the control socket with where its answer goes, or a new
+/// set from the collector output's connection thread.
+#[derive(Debug)]
+pub enum Input {
+    Request(Request, tokio::sync::oneshot::Sender<Reply>),
+    Collector(Vec<Silence>),
 }
 
 /// The agent's answer.
@@ -330,16 +341,16 @@ mod tests {
         let request = Request::Add(add(Some("2h"), None));
         let line = serde_json::to_string(&request).unwrap();
         assert!(
-            line.starts_with(r#"{"silence":"add","interface":"Eth1-*","for":"2h""#),
+            line.starts_with(r#"{"add":{"interface":"Eth1-*","for":"2h""#),
             "{line}"
         );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
-        let list: Request = serde_json::from_str(r#"{"silence":"list"}"#).unwrap();
-        assert_eq!(list, Request::List);
-        assert!(
-            serde_json::from_str::<Request>(r#"{"silence":"remove","id":"l-1","x":1}"#).is_err()
-        );
-        assert!(serde_json::from_str::<Request>(r#"{"silence":"mute"}"#).is_err());
+        let list: Request = serde_json::from_str(r#"{"list":{}}"#).unwrap();
+        assert_eq!(list, Request::List {});
+        assert!(serde_json::from_str::<Request>(r#"{"remove":{"id":"l-1","x":1}}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"mute":{}}"#).is_err());
+        let unknown = r#"{"add":{"interface":"x","reason":"r","author":"a","when":"now"}}"#;
+        assert!(serde_json::from_str::<Request>(unknown).is_err());
         let error = serde_json::to_string(&Reply::Error("no".into())).unwrap();
         assert_eq!(error, r#"{"error":"no"}"#);
     }

@@ -7,14 +7,14 @@
 
 use super::Registry;
 use crate::event::{Alert, AlertState};
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-/// The alerts whose last change was a silenced firing, by (rule,
-/// interface): the firing event as it went out, ready to be sent again.
+/// The alerts whose last change was a silenced firing: the firing event
+/// as it went out, ready to be sent again. A list: it holds the few alerts
+/// a maintenance window quiets, and changes only when they do.
 #[derive(Debug, Default)]
 pub struct Gate {
-    held: BTreeMap<(String, String), Alert>,
+    held: Vec<Alert>,
 }
 
 impl Gate {
@@ -24,14 +24,10 @@ impl Gate {
         let covering = registry.covering(&alert.rule, &alert.interface, at);
         alert.silenced = covering.is_some();
         alert.silence = covering.map(|a| a.id().to_string());
-        let key = (alert.rule.clone(), alert.interface.clone());
-        match (alert.state, alert.silenced) {
-            (AlertState::Firing, true) => {
-                self.held.insert(key, alert.clone());
-            }
-            _ => {
-                self.held.remove(&key);
-            }
+        self.held
+            .retain(|a| (&a.rule, &a.interface) != (&alert.rule, &alert.interface));
+        if alert.state == AlertState::Firing && alert.silenced {
+            self.held.push(alert.clone());
         }
     }
 
@@ -47,12 +43,12 @@ impl Gate {
         firing: impl Fn(&str, &str) -> bool,
     ) -> Vec<Alert> {
         let mut released = Vec::new();
-        self.held.retain(|(rule, interface), alert| {
-            if let Some(other) = registry.covering(rule, interface, at) {
+        self.held.retain_mut(|alert| {
+            if let Some(other) = registry.covering(&alert.rule, &alert.interface, at) {
                 alert.silence = Some(other.id().to_string());
                 return true;
             }
-            if firing(rule, interface) {
+            if firing(&alert.rule, &alert.interface) {
                 let mut again = alert.clone();
                 again.silenced = false;
                 again.silence = None;

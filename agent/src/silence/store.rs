@@ -94,7 +94,7 @@ pub fn save(state_dir: &Path, registry: &Registry) -> io::Result<()> {
             .map(|a| a.silence.clone())
             .collect(),
     };
-    let mut data = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+    let mut data = serde_json::to_vec(&file).map_err(io::Error::other)?;
     data.push(b'\n');
     state_dir::create_dir(state_dir)?;
     let path = path(state_dir);
