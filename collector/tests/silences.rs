@@ -715,3 +715,65 @@ fn the_silence_command_adds_lists_and_removes_through_the_running_collector() {
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot reach the collector's API"), "{err}");
 }
+
+/// The Alerts page marks a silenced alert and shows its rule's labels, as
+/// text: a label value that looks like markup makes no element.
+#[test]
+fn browser_alerts_mark_the_silenced_and_show_labels_as_text() {
+    use crate::browser::harness::{Browser, can_use_browser};
+    let test = "browser_alerts_mark_the_silenced_and_show_labels_as_text";
+    if !can_use_browser(test) {
+        return;
+    }
+    let server = Server::start("browser-silenced", "", "");
+    let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    let Body::Alert(mut silenced) = alert("Eth1-1", true) else {
+        unreachable!()
+    };
+    silenced.labels = [
+        ("team".to_string(), "dc-ops".to_string()),
+        ("runbook".to_string(), "<b>wiki</b>".to_string()),
+    ]
+    .into();
+    silenced.silenced = true;
+    silenced.silence = Some("c-0123456789abcdef".into());
+    let t = now_ms() - 5_000;
+    agent
+        .send(&[
+            event("leaf1", "b1", 1, t, Body::Alert(silenced)),
+            event("leaf1", "b1", 2, t, alert("Eth1-2", true)),
+        ])
+        .unwrap();
+    assert!(agent.wait_acked("b1", 2, Duration::from_secs(5)));
+
+    let browser = Browser::start(test);
+    let base = format!("http://{}", server.http);
+    browser.sign_in(&base, API_TOKEN);
+    browser.goto(&format!("{base}/alerts"));
+    let rows = "#alerts-table tr[data-alert][data-state=firing]";
+    browser.wait_for(rows, Duration::from_secs(5));
+    let shown = browser.js(
+        "return [...document.querySelectorAll(arguments[0])].map(r => {
+           const pill = r.querySelector('td[data-col=rule] .pill.silenced');
+           const labels = r.querySelector('td[data-col=rule] .labels');
+           return [r.querySelector('td[data-col=interface]').textContent,
+                   pill ? pill.textContent + ' ' + pill.getAttribute('data-silence') : null,
+                   labels ? labels.textContent : null];
+         }).sort();",
+        vec![json!(rows)],
+    );
+    assert_eq!(
+        shown,
+        json!([
+            [
+                "Eth1-1",
+                "silenced c-0123456789abcdef",
+                "runbook=<b>wiki</b> \u{b7} team=dc-ops"
+            ],
+            ["Eth1-2", null, null],
+        ])
+    );
+    assert_eq!(browser.count("table b"), 0, "a label made an element");
+    browser.screenshot("alerts-silenced");
+    browser.finish();
+}

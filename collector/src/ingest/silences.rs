@@ -3,8 +3,7 @@
 //! concerns its agent changes. Only for agents whose hello says protocol 3
 //! or later; older ones are told nothing they could not read.
 
-use crate::silences::{Board, for_agent};
-use crate::store::silences::Stored;
+use crate::silences::{Board, Live, for_agent};
 use hopwatch_wire::silence::Silence;
 use hopwatch_wire::wire::CollectorMessage;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ pub(super) const SILENCES_PROTOCOL: u32 = 3;
 pub(super) struct SilenceLine {
     agent: String,
     /// `None` for an older agent and once the connection is closing.
-    watch: Option<watch::Receiver<Arc<Vec<Stored>>>>,
+    watch: Option<watch::Receiver<Arc<Vec<Live>>>>,
     /// What this connection last sent, so an unrelated change sends nothing.
     sent: Option<Vec<Silence>>,
 }

@@ -5,7 +5,9 @@
 //! that part changes; a watch holds only the latest set, so however often
 //! silences change, a slow agent is owed one line, never a queue of them.
 //! Changes go through the store's writer first and are published only once
-//! committed, so an agent is never told of a silence the store lost.
+//! committed: an agent is told only of silences the store holds, and the
+//! set it is sent after a restart of the collector replaces what it was told
+//! before.
 
 mod new;
 
@@ -58,8 +60,33 @@ pub enum BoardError {
 #[derive(Debug)]
 pub struct Board {
     writer: mpsc::Sender<Request>,
-    set: watch::Sender<Arc<Vec<Stored>>>,
+    set: watch::Sender<Arc<Vec<Live>>>,
     pub settings: SilenceSettings,
+}
+
+/// A silence not yet ended, with its agent glob compiled once for every
+/// connection that checks it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub stored: Stored,
+    /// None covers every agent.
+    agents: Option<InterfaceMatcher>,
+}
+
+impl Live {
+    pub fn new(stored: Stored) -> Live {
+        // A glob was checked when the silence was made; one that somehow
+        // does not compile covers no agent rather than every one.
+        let agents = stored.silence.agent.as_deref().map(|glob| {
+            InterfaceMatcher::new(&[glob])
+                .unwrap_or_else(|_| InterfaceMatcher::new(&["!*"]).expect("a valid glob"))
+        });
+        Live { stored, agents }
+    }
+
+    fn covers(&self, agent: &str) -> bool {
+        self.agents.as_ref().is_none_or(|m| m.matches(agent))
+    }
 }
 
 impl Board {
@@ -72,13 +99,13 @@ impl Board {
     ) -> Board {
         Board {
             writer,
-            set: watch::Sender::new(Arc::new(set)),
+            set: watch::Sender::new(Arc::new(set.into_iter().map(Live::new).collect())),
             settings,
         }
     }
 
     /// The set now, and every later one.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Stored>>> {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Live>>> {
         self.set.subscribe()
     }
 
@@ -88,7 +115,7 @@ impl Board {
             .set
             .borrow()
             .iter()
-            .filter(|s| s.ends_ms > now_ms)
+            .filter(|s| s.stored.ends_ms > now_ms)
             .count();
         if live >= MAX_SILENCES {
             return Err(BoardError::Full);
@@ -101,8 +128,8 @@ impl Board {
         self.write(change).await?;
         self.set.send_modify(|set| {
             let set = Arc::make_mut(set);
-            set.retain(|s| s.ends_ms > now_ms);
-            set.push(silence);
+            set.retain(|s| s.stored.ends_ms > now_ms);
+            set.push(Live::new(silence));
         });
         Ok(())
     }
@@ -120,7 +147,7 @@ impl Board {
         // ended by itself leaves the set here too.
         self.set.send_if_modified(|set| {
             let before = set.len();
-            Arc::make_mut(set).retain(|s| s.silence.id != id && s.ends_ms > now_ms);
+            Arc::make_mut(set).retain(|s| s.stored.silence.id != id && s.stored.ends_ms > now_ms);
             set.len() != before
         });
         Ok(ended)
@@ -145,21 +172,11 @@ impl Board {
 
 /// The silences of `set` that concern `agent` and have not ended at
 /// `now_ms`: what the collector sends that agent.
-pub fn for_agent(set: &[Stored], agent: &str, now_ms: i64) -> Vec<Silence> {
+pub fn for_agent(set: &[Live], agent: &str, now_ms: i64) -> Vec<Silence> {
     set.iter()
-        .filter(|s| s.ends_ms > now_ms && covers_agent(s.silence.agent.as_deref(), agent))
-        .map(|s| s.silence.clone())
+        .filter(|s| s.stored.ends_ms > now_ms && s.covers(agent))
+        .map(|s| s.stored.silence.clone())
         .collect()
-}
-
-/// Whether the agent glob `glob` (none: every agent) covers `agent`. A glob
-/// was checked when the silence was made; one that somehow does not compile
-/// covers no agent rather than every one.
-pub fn covers_agent(glob: Option<&str>, agent: &str) -> bool {
-    match glob {
-        None => true,
-        Some(glob) => InterfaceMatcher::new(&[glob]).is_ok_and(|m| m.matches(agent)),
-    }
 }
 
 /// A new silence id: `c-` and 16 hex digits from the kernel's random
@@ -203,13 +220,17 @@ mod tests {
 
     #[test]
     fn an_agent_gets_the_silences_whose_glob_covers_it_and_that_have_not_ended() {
-        let set = vec![
+        let set: Vec<Live> = [
             stored("c-1", None, 100),
             stored("c-2", Some("leaf*"), 100),
             stored("c-3", Some("spine*"), 100),
             stored("c-4", Some("!leaf2"), 100),
             stored("c-5", Some("leaf*"), 50),
-        ];
+            stored("c-6", Some("leaf["), 100),
+        ]
+        .into_iter()
+        .map(Live::new)
+        .collect();
         let ids = |agent: &str, now: i64| -> Vec<String> {
             for_agent(&set, agent, now)
                 .into_iter()
@@ -223,7 +244,8 @@ mod tests {
         assert_eq!(ids("leaf1", 49), ["c-1", "c-2", "c-4", "c-5"]);
         assert_eq!(ids("leaf1", 50), ["c-1", "c-2", "c-4"]);
         assert!(ids("leaf1", 100).is_empty());
-        assert!(!covers_agent(Some("leaf["), "leaf["));
+        // c-6's glob cannot be compiled: it covers nobody, leaf[ included.
+        assert!(!ids("leaf[", 10).contains(&"c-6".to_string()));
     }
 
     #[test]
@@ -271,7 +293,7 @@ mod tests {
         let ids: Vec<String> = watching
             .borrow_and_update()
             .iter()
-            .map(|s| s.silence.id.clone())
+            .map(|s| s.stored.silence.id.clone())
             .collect();
         // The one that had ended is dropped on the way.
         assert_eq!(ids, ["c-new"]);
