@@ -17,6 +17,7 @@ mod packaging;
 mod rsyslog;
 mod rule_options;
 mod rules_expr;
+mod silences;
 mod syslog;
 mod terminal;
 mod trace;

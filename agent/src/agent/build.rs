@@ -8,6 +8,7 @@ use crate::output::collector::{self, CollectorMonitor};
 use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
+use crate::silence::command::Input;
 use crate::source::CounterSource;
 use crate::source::dme::DmeSource;
 use crate::source::nxapi::{CountersSource, NxapiSource};
@@ -38,6 +39,7 @@ pub(super) fn build_outputs(
     seq: &Sequencer,
     first_seq: u64,
     loss_tx: &mpsc::UnboundedSender<event::Loss>,
+    silences_tx: &mpsc::UnboundedSender<Input>,
 ) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
     let mut monitor = None;
@@ -54,6 +56,7 @@ pub(super) fn build_outputs(
     }
     if let Some(settings) = &config.collector {
         let loss_tx = loss_tx.clone();
+        let silences_tx = silences_tx.clone();
         let context = collector::Context {
             agent: config.agent.name.clone(),
             boot: seq.boot().to_string(),
@@ -63,6 +66,9 @@ pub(super) fn build_outputs(
                 let _ = loss_tx.send(loss);
             }),
             trace_backend: new_trace_backend(&config.agent),
+            on_silences: Arc::new(move |set| {
+                let _ = silences_tx.send(Input::Collector(set));
+            }),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
             Ok((handle, m)) => {

@@ -107,6 +107,12 @@ impl Agent {
                     }
                 })
                 .collect(),
+            silences: self
+                .silences
+                .registry
+                .active(std::time::SystemTime::now())
+                .map(|a| a.silence.clone())
+                .collect(),
         }
     }
 }

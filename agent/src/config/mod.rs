@@ -15,6 +15,7 @@ mod outputs;
 mod raw;
 mod rule_options;
 mod rules;
+mod silences;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -22,6 +23,7 @@ mod validate;
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
 pub use hopwatch_wire::diag::{ConfigError, Diagnostic};
 pub use hopwatch_wire::size::parse_size;
+pub use silences::{DEFAULT_MAX_DURATION, SilenceSettings};
 
 /// Where `hopwatch` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/agent.toml";
@@ -36,6 +38,7 @@ pub struct Config {
     pub stdout: Option<StdoutSettings>,
     pub syslog: Option<SyslogSettings>,
     pub collector: Option<CollectorSettings>,
+    pub silences: SilenceSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]

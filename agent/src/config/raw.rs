@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) links: RawLinks,
     pub(super) rule: Vec<Spanned<RawRule>>,
     pub(super) output: RawOutputs,
+    pub(super) silences: RawSilences,
 }
 
 #[derive(Deserialize, Default)]
@@ -66,6 +67,12 @@ pub(super) type RawLabels = BTreeMap<String, String>;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+pub(super) struct RawSilences {
+    pub(super) max_duration: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct RawOutputs {
     pub(super) stdout: Option<RawStdout>,
     pub(super) syslog: Option<Spanned<RawSyslog>>,
@@ -101,7 +108,8 @@ pub(super) struct RawTls {
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
 pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["agent", "links", "rule", "output"]),
+    ("", &["agent", "links", "rule", "output", "silences"]),
+    ("silences", &["max_duration"]),
     (
         "agent",
         &[

@@ -87,6 +87,7 @@ impl Validator<'_> {
             .collector
             .as_ref()
             .and_then(|c| self.collector(c));
+        let silences = self.silences(&raw.silences);
         if !self.diag.is_empty() {
             return None;
         }
@@ -97,6 +98,7 @@ impl Validator<'_> {
             stdout,
             syslog,
             collector,
+            silences: silences?,
         })
     }
 
