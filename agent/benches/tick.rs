@@ -1,6 +1,7 @@
 //! `cargo bench --bench tick`: what one agent tick costs with 500 interfaces
-//! and 20 rules, printed next to the bare open+read of `/proc/net/dev` it can
-//! never avoid, both measured in the same run. Prints figures, asserts none.
+//! and 20 rules, and with 10 expression rules more, printed next to the bare
+//! open+read of `/proc/net/dev` it can never avoid, all measured in the same
+//! run. Prints figures, asserts none.
 //!
 //! As root it builds a network namespace of 250 veth pairs (501 interfaces
 //! with `lo`) and moves its own thread into it; otherwise it says so and
@@ -35,11 +36,14 @@ static ALLOCATOR: hopwatch::memory::CountingAlloc = hopwatch::memory::CountingAl
 /// The rule set `bench/agent.sh` gives the whole agent, so both views price
 /// the same work.
 const RULES: &str = include_str!("../bench/rules.toml");
+/// Ten rules of arithmetic, `and`/`or`/`unless`, right-side expressions,
+/// `changes` and `flaps`, added to [`RULES`] for the fourth measure.
+const EXPR_RULES: &str = include_str!("../bench/rules_expr.toml");
 /// Untimed runs before each measure: page cache, allocator and branch
 /// predictors settle, and every 60 s window is full before (iii) is timed.
 const WARMUP: usize = 70;
 /// Back-to-back measures take turns in this many rounds, so a slow spell of
-/// the machine lands on all three rather than on one.
+/// the machine lands on all of them rather than on one.
 const ROUNDS: usize = 5;
 
 struct Options {
@@ -307,9 +311,9 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn new(proc_root: &Path) -> Ticker {
-        let config = Config::parse(RULES, "agent/bench/rules.toml")
-            .expect("agent/bench/rules.toml is valid");
+    fn new(proc_root: &Path, rules: &str) -> Ticker {
+        let config = Config::parse(rules, "agent/bench/rules.toml")
+            .expect("agent/bench/rules.toml and rules_expr.toml are valid");
         let mut source = ProcfsSource::new(proc_root);
         // The agent learns link states from netlink; here every interface is
         // an up 10G link, so the link and utilisation rules have values.
@@ -435,7 +439,7 @@ fn main() {
     };
 
     let anon_before = rss_anon_kib();
-    let mut ticker = (!options.bare_only).then(|| Ticker::new(proc_root));
+    let mut ticker = (!options.bare_only).then(|| Ticker::new(proc_root, RULES));
     for _ in 0..WARMUP {
         bare_read(&path, &mut buffer);
         if let Some(ticker) = &mut ticker {
@@ -451,13 +455,25 @@ fn main() {
     let engine_kib = anon_before
         .zip(rss_anon_kib())
         .map(|(before, after)| after.saturating_sub(before));
+    let anon_before = rss_anon_kib();
+    let mut expr_ticker =
+        (!options.bare_only).then(|| Ticker::new(proc_root, &format!("{RULES}\n{EXPR_RULES}")));
+    if let Some(ticker) = &mut expr_ticker {
+        for _ in 0..WARMUP {
+            ticker.tick();
+        }
+    }
+    let expr_kib = anon_before
+        .zip(rss_anon_kib())
+        .map(|(before, after)| after.saturating_sub(before));
     let mut bare = Samples::new(!paced);
     let mut sample = Samples::new(!paced);
     let mut full = Samples::new(!paced);
+    let mut full_expr = Samples::new(!paced);
     for _ in 0..rounds {
         std::thread::sleep(gap);
         bare.run(per_round, || bare_read(&path, &mut buffer));
-        if let Some(ticker) = &mut ticker {
+        if let (Some(ticker), Some(expr_ticker)) = (&mut ticker, &mut expr_ticker) {
             std::thread::sleep(gap);
             sample.run(per_round, || {
                 source
@@ -467,6 +483,8 @@ fn main() {
             });
             std::thread::sleep(gap);
             full.run(per_round, || ticker.tick());
+            std::thread::sleep(gap);
+            full_expr.run(per_round, || expr_ticker.tick());
         }
     }
 
@@ -493,6 +511,9 @@ fn main() {
 
     let rules = ticker.engine.rules().len();
     let evaluations = ticker.evaluations();
+    let expr_ticker = expr_ticker.expect("built with the first");
+    let expr_rules = expr_ticker.engine.rules().len();
+    let expr_evaluations = expr_ticker.evaluations();
     println!("hopwatch tick bench");
     println!("  counters from: {place}");
     println!(
@@ -507,7 +528,12 @@ fn main() {
     bare.print("(i)   bare open+read /proc/net/dev");
     sample.print("(ii)  ProcfsSource::sample_into");
     full.print("(iii) sample + Engine::observe");
+    full_expr.print(&format!("(iv)  (iii) with {expr_rules} rules"));
     println!();
+    println!(
+        "  (iv): {} expression rules more, {expr_evaluations} rule evaluations per tick",
+        expr_rules - rules
+    );
     let engine = full.median().saturating_sub(sample.median());
     println!(
         "  parse cost    (ii)-(i)   median {:.3} ms",
@@ -527,14 +553,32 @@ fn main() {
         ratio(full.median(), bare.median()),
         ratio(full.mean(), bare.mean())
     );
+    println!(
+        "  ratio (iv)/(i)   median {:.2}x   mean {:.2}x   (target <= 1.5x){}",
+        ratio(full_expr.median(), bare.median()),
+        ratio(full_expr.mean(), bare.mean()),
+        match (full_expr.cpu_mean(), bare.cpu_mean()) {
+            (Some(a), Some(b)) => format!("   cpu {:.2}x", ratio(a, b)),
+            _ => String::new(),
+        }
+    );
     if let Some(kib) = engine_kib {
         println!(
             "  memory: rule state after {WARMUP} ticks (full windows) adds {:.2} MiB of anonymous RSS",
             kib as f64 / 1024.0
         );
     }
-    if ticker.changes > 0 {
-        println!("  alert state changes during the run: {}", ticker.changes);
+    if let Some(kib) = expr_kib {
+        println!(
+            "  memory: the {expr_rules}-rule engine's state after {WARMUP} ticks adds {:.2} MiB",
+            kib as f64 / 1024.0
+        );
+    }
+    if ticker.changes + expr_ticker.changes > 0 {
+        println!(
+            "  alert state changes during the run: {} and {}",
+            ticker.changes, expr_ticker.changes
+        );
     }
     write_json(
         &options,
@@ -547,6 +591,10 @@ fn main() {
             "bare": bare.json(),
             "sample": sample.json(),
             "tick": full.json(),
+            "expr_rules": expr_rules,
+            "expr_evaluations": expr_evaluations,
+            "expr_engine_anon_kib": expr_kib,
+            "tick_expr": full_expr.json(),
         }),
     );
 }

@@ -11,15 +11,17 @@ mod links;
 mod pace;
 mod plan;
 mod sampler;
+mod silences;
 mod status;
 
-use self::build::build_outputs;
+use self::build::{build_classifier, build_outputs};
 pub use self::build::{build_counters_source, build_source, new_trace_backend};
 use self::cause::Causes;
 use self::handover::Handover;
 use self::pace::Pace;
 use self::plan::{Plans, Restarts};
 use self::sampler::{Sample, Sampler};
+use self::silences::Silences;
 use crate::config::{Config, LinkWatch};
 use crate::control;
 use crate::event::{self, Body, Sequencer};
@@ -122,6 +124,10 @@ struct Agent {
     causes: Causes,
     /// Where the sampler thread answers the questions `causes` asks.
     cause_tx: mpsc::UnboundedSender<cause::Answer>,
+    /// Every alert change passes their gate on its way out.
+    silences: Silences,
+    /// Where the control socket and the collector output hand silences.
+    silences_tx: mpsc::UnboundedSender<crate::silence::command::Input>,
     /// `/metrics`, when `[output.prometheus]` is on.
     exporter: Option<crate::exporter::Exporter>,
 }
@@ -144,10 +150,15 @@ pub async fn run(
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let (loss_tx, mut loss_rx) = mpsc::unbounded_channel();
     let (cause_tx, mut cause_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx, cause_tx)?;
+    let (silences_tx, mut silences_rx) = mpsc::unbounded_channel();
     let (status_tx, mut status_rx) = mpsc::channel(4);
+    let requests = control::Requests {
+        status: status_tx,
+        silences: silences_tx.clone(),
+    };
+    let mut agent = Agent::new(config, path, lock, &link_tx, loss_tx, cause_tx, silences_tx)?;
     let socket_path = agent.config.agent.state_dir.join(control::SOCKET_NAME);
-    let _control = control::serve(&socket_path, status_tx);
+    let _control = control::serve(&socket_path, requests);
 
     if agent.link_mode == LinkWatch::Netlink {
         agent.wait_for_dump(&mut link_rx).await;
@@ -182,6 +193,7 @@ pub async fn run(
     let mut sampling: Option<(u64, oneshot::Receiver<Sample>)> = None;
     loop {
         let held_until = agent.causes.next_deadline();
+        let silence_ends = agent.silences.deadline();
         tokio::select! {
             _ = ticker.tick() => match sampling {
                 // A tick never overlaps the previous one: the source is
@@ -212,6 +224,8 @@ pub async fn run(
                 Some(handover) => handover.heartbeat = true,
                 None => agent.heartbeat(),
             },
+            Some(input) = silences_rx.recv() => agent.silence_input(input),
+            _ = async { tokio::time::sleep_until(silence_ends.expect("guarded by the condition").into()).await }, if silence_ends.is_some() => agent.expire_silences(),
             Some(reply) = status_rx.recv() => match agent.handover.as_mut() {
                 Some(handover) => handover.status.push(reply),
                 None => {
@@ -277,10 +291,12 @@ impl Agent {
         link_tx: &mpsc::UnboundedSender<LinkUpdate>,
         loss_tx: mpsc::UnboundedSender<event::Loss>,
         cause_tx: mpsc::UnboundedSender<cause::Answer>,
+        silences_tx: mpsc::UnboundedSender<crate::silence::command::Input>,
     ) -> Result<Agent, AgentError> {
         let sampler = Sampler::start().map_err(AgentError::Sampler)?;
         let seq = Sequencer::new(config.agent.name.clone(), event::new_boot_id());
-        let (outputs, collector) = build_outputs(&config, &seq, seq.last_seq() + 1, &loss_tx);
+        let (outputs, collector) =
+            build_outputs(&config, &seq, seq.last_seq() + 1, &loss_tx, &silences_tx);
         let source = build_source(&config.agent);
         let mut agent = Agent {
             lock,
@@ -310,10 +326,15 @@ impl Agent {
             changes: Vec::new(),
             causes: Causes::new(None),
             cause_tx,
+            silences: Silences::load(&config.agent.state_dir),
+            silences_tx,
             exporter: exporting::start_exporter(config.prometheus.as_ref()),
             config,
             path,
         };
+        agent
+            .engine
+            .set_classifier(build_classifier(&agent.config.agent));
         agent.start_link_watch(link_tx);
         agent.causes = Causes::new(cause::client_for(&agent.config.agent, agent.link_mode));
         Ok(agent)
@@ -331,8 +352,13 @@ impl Agent {
         self.emit_at(SystemTime::now(), body);
     }
 
-    /// Emits an event that happened at `at`.
-    fn emit_at(&mut self, at: SystemTime, body: Body) {
+    /// Emits an event that happened at `at`; an alert change first passes
+    /// the silences' gate.
+    fn emit_at(&mut self, at: SystemTime, mut body: Body) {
+        if let Body::Alert(alert) = &mut body {
+            let silences = &mut self.silences;
+            silences.gate.mark(&silences.registry, alert, at);
+        }
         let event = Arc::new(self.seq.stamp(at, body));
         if let Some(handover) = &mut self.handover {
             handover.held.push(event);
@@ -635,6 +661,7 @@ impl Agent {
         if restarts.source || probe {
             self.replace_source(build_source(&config.agent));
         }
+        self.engine.set_classifier(build_classifier(&config.agent));
         if restarts.source || probe || restarts.ticker {
             // A new source or interval starts unstretched; what the old one
             // measured says nothing about it.
@@ -644,7 +671,11 @@ impl Agent {
         }
         self.seq.set_agent(config.agent.name.clone());
         crate::memory::set_limit(config.agent.memory_limit);
+        let moved = config.agent.state_dir != self.config.agent.state_dir;
         self.config = config;
+        if moved {
+            self.silences_moved();
+        }
         self.reload_exporter();
         self.watch_links_anew();
         self.start_link_watch(link_tx);
@@ -661,8 +692,13 @@ impl Agent {
         let Some(handover) = self.handover.take() else {
             return;
         };
-        let (outputs, collector) =
-            build_outputs(&self.config, &self.seq, handover.first_seq, &self.loss_tx);
+        let (outputs, collector) = build_outputs(
+            &self.config,
+            &self.seq,
+            handover.first_seq,
+            &self.loss_tx,
+            &self.silences_tx,
+        );
         self.outputs = outputs;
         self.collector = collector;
         for event in handover.held {

@@ -1,10 +1,15 @@
 //! The control socket: `hopwatch status` asks the running agent what it is
-//! doing. A unix socket in the state directory, mode 0600, and the peer's
-//! uid is checked against ours (or root) — the only listener the agent has,
-//! and only the agent's own user can reach it.
+//! doing, and `hopwatch silence` adds, lists and removes its silences. A
+//! unix socket in the state directory, mode 0600, and the peer's uid is
+//! checked against ours (or root) — the only listener the agent has, and
+//! only the agent's own user can reach it.
 
 use crate::event::Severity;
+use crate::silence::command::{
+    Input as SilenceInput, Reply as SilenceReply, Request as SilenceCommand,
+};
 use crate::text::escape;
+use hopwatch_wire::silence::Silence;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -62,6 +67,9 @@ pub struct Status {
     pub rules: Vec<RuleStatus>,
     pub firing: Vec<FiringStatus>,
     pub outputs: Vec<OutputStatus>,
+    /// The silences in force now, local and the collector's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silences: Vec<Silence>,
 }
 
 /// A stretched sampling interval: the slow poll that caused it.
@@ -81,6 +89,9 @@ pub struct RuleStatus {
     pub when: String,
     pub severity: Severity,
     pub interfaces: Vec<String>,
+    /// The link kinds it applies to, as written; empty for all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kind: Vec<String>,
     /// The interfaces this rule cannot be evaluated on: a metric it reads
     /// had no value there on the latest tick (a column the source does not
     /// report for that interface, no link state, no speed).
@@ -166,6 +177,15 @@ pub struct CollectorBoot {
 /// A status request travelling to the agent loop.
 pub type StatusRequest = oneshot::Sender<Status>;
 
+/// Where the accept loop hands each kind of request.
+#[derive(Clone)]
+pub struct Requests {
+    pub status: mpsc::Sender<StatusRequest>,
+    /// Unbounded, as the collector's sets share it: one must never be
+    /// dropped, and its thread must never wait on the loop.
+    pub silences: mpsc::UnboundedSender<SilenceInput>,
+}
+
 /// Keeps the socket's accept task alive; dropping it stops serving.
 pub struct ControlServer {
     task: tokio::task::JoinHandle<()>,
@@ -179,7 +199,7 @@ impl Drop for ControlServer {
 
 /// Listens on `path`. Without a usable state directory the agent runs on
 /// without a control socket, and says so.
-pub fn serve(path: &Path, requests: mpsc::Sender<StatusRequest>) -> Option<ControlServer> {
+pub fn serve(path: &Path, requests: Requests) -> Option<ControlServer> {
     match bind(path) {
         Ok(listener) => Some(ControlServer {
             task: tokio::spawn(accept(listener, requests)),
@@ -221,7 +241,7 @@ fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<StatusRequest>) {
+async fn accept(listener: tokio::net::UnixListener, requests: Requests) {
     let me = nix::unistd::geteuid().as_raw();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -254,13 +274,30 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
                 Request::Unknown(other) => {
                     error_reply(&format!("unknown request {other:?}; send status"))
                 }
+                Request::BadSilence(reason) => {
+                    error_reply(&format!("unreadable silence request: {reason}"))
+                }
                 Request::Status => {
                     let (tx, rx) = oneshot::channel();
-                    if requests.send(tx).await.is_err() {
+                    if requests.status.send(tx).await.is_err() {
                         return;
                     }
                     match rx.await {
                         Ok(status) => serde_json::to_string(&status).unwrap_or_default(),
+                        Err(_) => return,
+                    }
+                }
+                Request::Silence(command) => {
+                    let (tx, rx) = oneshot::channel();
+                    if requests
+                        .silences
+                        .send(SilenceInput::Request(command, tx))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    match rx.await {
+                        Ok(reply) => serde_json::to_string(&reply).unwrap_or_default(),
                         Err(_) => return,
                     }
                 }
@@ -271,13 +308,17 @@ async fn accept(listener: tokio::net::UnixListener, requests: mpsc::Sender<Statu
     }
 }
 
-/// The longest request line read. Requests are single words; the bound
+/// The longest request line read. Requests are a word or a silence's
+/// JSON (its reason and globs are bounded well inside this); the bound
 /// keeps a peer from making the agent buffer (and answer) without limit.
 pub const MAX_REQUEST: usize = 4096;
 
 #[derive(Debug, PartialEq)]
 enum Request {
     Status,
+    Silence(SilenceCommand),
+    /// A JSON line that is no silence request, and why.
+    BadSilence(String),
     /// A short prefix of what was sent, for the error.
     Unknown(String),
     TooLong,
@@ -304,6 +345,12 @@ fn parse_request(body: &[u8]) -> Request {
     let text = String::from_utf8_lossy(body);
     match text.trim() {
         "status" => Request::Status,
+        // Read as bytes, as the collector's lines are: one copy of the
+        // silences' reader serves both.
+        json if json.starts_with('{') => match serde_json::from_slice(json.as_bytes()) {
+            Ok(command) => Request::Silence(command),
+            Err(error) => Request::BadSilence(error.to_string()),
+        },
         other => Request::Unknown(other.chars().take(40).collect()),
     }
 }
@@ -324,6 +371,18 @@ pub enum ClientError {
 
 /// Asks the agent listening on `path` for its status.
 pub fn request_status(path: &Path) -> Result<Status, ClientError> {
+    ask(path, b"status\n")
+}
+
+/// Sends a `hopwatch silence` request to the agent listening on `path`.
+pub fn request_silence(path: &Path, command: &SilenceCommand) -> Result<SilenceReply, ClientError> {
+    let mut line = serde_json::to_vec(command).expect("silence requests serialize");
+    line.push(b'\n');
+    ask(path, &line)
+}
+
+/// One request line, one JSON answer line.
+fn ask<T: serde::de::DeserializeOwned>(path: &Path, request: &[u8]) -> Result<T, ClientError> {
     let mut stream =
         std::os::unix::net::UnixStream::connect(path).map_err(|source| ClientError::Connect {
             path: path.to_path_buf(),
@@ -337,13 +396,23 @@ pub fn request_status(path: &Path) -> Result<Status, ClientError> {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| reply_error(e.to_string()))?;
     stream
-        .write_all(b"status\n")
+        .write_all(request)
         .map_err(|e| reply_error(e.to_string()))?;
     let mut line = String::new();
     BufReader::new(stream)
         .read_line(&mut line)
         .map_err(|e| reply_error(e.to_string()))?;
-    serde_json::from_str(&line).map_err(|e| reply_error(e.to_string()))
+    let line = line.as_bytes();
+    serde_json::from_slice(line).map_err(|e| match serde_json::from_slice::<ErrorReply>(line) {
+        // An agent older than the request says so in an error line.
+        Ok(refused) => reply_error(refused.error),
+        Err(_) => reply_error(e.to_string()),
+    })
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    error: String,
 }
 
 /// This process's resident set size, from `/proc/self/status`.
@@ -426,6 +495,9 @@ pub fn render(status: &Status) -> String {
             escape(&r.when),
             escape(&r.interfaces.join(" "))
         );
+        if !r.kind.is_empty() {
+            let _ = writeln!(out, "    kind {}", escape(&r.kind.join(" ")));
+        }
         if !r.unavailable.is_empty() {
             let _ = writeln!(
                 out,
@@ -444,6 +516,15 @@ pub fn render(status: &Status) -> String {
             f.severity.as_str(),
             f.value,
             f.for_s
+        );
+    }
+    if !status.silences.is_empty() {
+        let ids: Vec<_> = status.silences.iter().map(|s| escape(&s.id)).collect();
+        let _ = writeln!(
+            out,
+            "\nSILENCES ({}): {}  (hopwatch silence list)",
+            status.silences.len(),
+            ids.join(" ")
         );
     }
     let _ = writeln!(out, "\nOUTPUTS");
@@ -576,6 +657,46 @@ mod tests {
         assert_eq!(
             reply["error"],
             "unknown request \"sta\\\"tus\"; send status"
+        );
+    }
+
+    #[test]
+    fn silence_requests_are_json_lines() {
+        assert_eq!(
+            request(b"{\"remove\":{\"id\":\"l-1\"}}\n"),
+            Request::Silence(SilenceCommand::Remove { id: "l-1".into() })
+        );
+        assert_eq!(
+            request(b" {\"list\":{}}\n"),
+            Request::Silence(SilenceCommand::List {})
+        );
+        let Request::BadSilence(why) = request(b"{\"mute\":{}}\n") else {
+            panic!("not refused");
+        };
+        assert!(why.contains("unknown variant `mute`"), "{why}");
+    }
+
+    #[test]
+    fn status_names_the_silences_in_force() {
+        let mut status: Status = serde_json::from_value(serde_json::json!({
+            "agent": "leaf1", "boot": "b", "version": "0", "pid": 1, "uptime_s": 1,
+            "config": "c", "source": "procfs", "link_watch": "poll", "interval_ms": 1000,
+            "interfaces": 0, "ticks": 0, "source_errors": 0, "last_source_error": null,
+            "skipped_lines": 0, "last_tick_us": 0, "max_tick_us": 0, "rss_kib": null,
+            "last_seq": 0, "rules": [], "firing": [], "outputs": []
+        }))
+        .unwrap();
+        // An agent without silences says nothing of them.
+        assert!(!render(&status).contains("SILENCES"));
+        assert!(!serde_json::to_string(&status).unwrap().contains("silences"));
+        status.silences = vec![
+            crate::silence::tests::silence("l-00000000000000aa", "Eth1-*", None, 0, 60),
+            crate::silence::tests::silence("c-00000000000000bb", "*", None, 0, 60),
+        ];
+        let text = render(&status);
+        assert!(
+            text.contains("SILENCES (2): l-00000000000000aa c-00000000000000bb"),
+            "{text}"
         );
     }
 

@@ -94,6 +94,7 @@ pub mod netlink;
 pub mod nxapi;
 pub mod output;
 pub mod rule;
+pub mod silence;
 pub mod source;
 pub mod state_dir;
 pub mod timer;

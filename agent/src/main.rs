@@ -77,6 +77,59 @@ enum Command {
     /// they spread over the route's ECMP members, with a verdict on evenness.
     /// Exit 0 when answered, also when every flow is dropped.
     Paths(PathsArgs),
+    /// Quiet some alerts for a while (a maintenance window): covered alert
+    /// changes still reach the collector, marked silenced, but not syslog
+    /// or stdout. Every silence ends.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+}
+
+/// How `hopwatch silence` finds the running agent.
+#[derive(clap::Args)]
+struct SocketArgs {
+    /// Find the agent's socket through this config's state_dir.
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    /// The control socket [default: <state_dir>/hopwatch.sock]
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SilenceCommand {
+    /// Add a silence; prints its id.
+    #[command(group(clap::ArgGroup::new("end").required(true).args(["for_", "until"])))]
+    Add {
+        /// Interface glob (`Eth1-*`, `swp12`).
+        #[arg(long)]
+        interface: String,
+        /// Rule-name glob [default: every rule]
+        #[arg(long)]
+        rule: Option<String>,
+        /// How long, from now (`30m`, `2h`); at most `[silences] max_duration`.
+        #[arg(long = "for", id = "for_", value_name = "DURATION")]
+        for_: Option<String>,
+        /// When it ends, RFC 3339 in UTC (`2026-12-05T18:00:00Z`).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Why: shown with the silence and in the agent's log.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the silences the agent holds, its own and the collector's.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a silence made on this agent (the collector's are removed on
+    /// the collector).
+    Remove { id: String },
 }
 
 fn main() -> ExitCode {
@@ -255,6 +308,74 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Trace(args) => run_trace(args),
         Command::Paths(args) => run_paths(args),
+        Command::Silence { command, socket } => run_silence(command, socket),
+    }
+}
+
+/// `hopwatch silence …`: one request to the running agent. The agent's
+/// refusal (a bad glob, a silence too long) exits 2 like any usage error.
+fn run_silence(command: SilenceCommand, socket: SocketArgs) -> anyhow::Result<ExitCode> {
+    use hopwatch::silence::command::{Add, Reply, Request, render};
+    let path = match socket.socket {
+        Some(path) => path,
+        None => resolve(socket.config)?
+            .0
+            .agent
+            .state_dir
+            .join(control::SOCKET_NAME),
+    };
+    let (request, json) = match command {
+        SilenceCommand::Add {
+            interface,
+            rule,
+            for_,
+            until,
+            reason,
+            json,
+        } => (
+            Request::Add(Add {
+                interface,
+                rule,
+                for_,
+                until,
+                reason,
+                author: hopwatch::silence::command::local_user(),
+            }),
+            json,
+        ),
+        SilenceCommand::List { json } => (Request::List {}, json),
+        SilenceCommand::Remove { id } => (Request::Remove { id }, false),
+    };
+    match control::request_silence(&path, &request)? {
+        Reply::Error(error) => {
+            eprintln!("hopwatch silence: {}", hopwatch::text::escape(&error));
+            Ok(ExitCode::from(2))
+        }
+        Reply::Added(silence) if json => {
+            println!("{}", serde_json::to_string_pretty(&silence)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Added(silence) => {
+            println!(
+                "{} silences {} until {}",
+                silence.id,
+                hopwatch::text::escape(&silence.interface),
+                silence.ends_at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Listed(silences) if json => {
+            println!("{}", serde_json::to_string_pretty(&silences)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Listed(silences) => {
+            print!("{}", render(&silences, std::time::SystemTime::now()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Removed(silence) => {
+            println!("removed {}", silence.id);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

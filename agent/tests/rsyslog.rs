@@ -22,9 +22,10 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// One field per property the tests look at. `protocol-version` tells
 /// whether rsyslog parsed the message as RFC 5424 (1) or fell back to
-/// RFC 3164 (0); `msg` comes last because it may hold the separator.
+/// RFC 3164 (0); `msg` comes last because it may hold the separator (the
+/// tests put none in structured data).
 const TEMPLATE: &str = "%protocol-version%|%syslogfacility-text%|%syslogseverity-text%|\
-                        %hostname%|%app-name%|%procid%|%msgid%|%msg%\\n";
+                        %hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\\n";
 
 /// How the instance receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct RsyslogLine {
     pub procid: String,
     /// `-` for RFC 3164.
     pub msgid: String,
+    /// RFC 5424's STRUCTURED-DATA as received; `-` for none and for RFC 3164.
+    pub structured_data: String,
     /// The message, with control characters as rsyslog escapes them
     /// (`#012` for a newline).
     pub msg: String,
@@ -56,11 +59,12 @@ pub struct RsyslogLine {
 
 impl RsyslogLine {
     fn parse(line: &str) -> Option<RsyslogLine> {
-        let mut fields = line.splitn(8, '|');
+        let mut fields = line.splitn(9, '|');
         let mut next = || fields.next().map(str::to_string);
         let rfc5424 = next()? == "1";
         let (facility, severity, hostname) = (next()?, next()?, next()?);
         let (app_name, procid, msgid) = (next()?, next()?, next()?);
+        let structured_data = next()?;
         let mut msg = next()?;
         // RFC 3164 counts the space after the tag's colon as part of the
         // message, and rsyslog keeps it; drop it so both protocols compare
@@ -76,6 +80,7 @@ impl RsyslogLine {
             app_name,
             procid,
             msgid,
+            structured_data,
             msg,
         })
     }

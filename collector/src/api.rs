@@ -4,6 +4,7 @@
 
 mod fleet;
 mod links;
+mod silences;
 mod trace;
 pub mod web;
 
@@ -35,11 +36,20 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
     pub heartbeat_timeout: Duration,
     pub forward: Option<Arc<ForwardStats>>,
+    /// Alert forwarding's counters, when it runs.
+    pub alerting: Option<Arc<crate::alerting::AlertingStats>>,
     /// The live fabric traces ask through.
     pub fabric: Arc<Fabric>,
     /// The web page's sessions and files.
     pub web: crate::api::web::Web,
+    /// The collector's silences, pushed to the agents they concern.
+    pub silences: Arc<crate::silences::Board>,
 }
+
+/// The API token a request came with (the session's, for the web page), by
+/// its index among the tokens: who a change is made by.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub usize);
 
 type Shared = Arc<Api>;
 
@@ -53,6 +63,7 @@ pub fn router(api: Shared) -> Router {
         .merge(trace::routes())
         .merge(fleet::routes())
         .merge(links::routes())
+        .merge(silences::routes())
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
         .merge(protected)
@@ -137,7 +148,7 @@ impl IntoResponse for ApiError {
 
 /// Checks the bearer token or the web page's session cookie (and, for a
 /// change made by cookie, the CSRF header), then the token's rate limit.
-async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> Response {
+async fn authorize(State(api): State<Shared>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     let index = match headers.get(header::AUTHORIZATION) {
@@ -186,6 +197,7 @@ async fn authorize(State(api): State<Shared>, request: Request, next: Next) -> R
     if let Some(refused) = rate_limited(&api, index) {
         return refused;
     }
+    request.extensions_mut().insert(Caller(index));
     next.run(request).await
 }
 
@@ -411,7 +423,12 @@ async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
             api.metrics.forward_dropped.load(Ordering::Relaxed),
         )
     });
-    let body = api.metrics.render(&agents, forward);
+    let more = api
+        .alerting
+        .as_deref()
+        .map(|a| a.families())
+        .unwrap_or_default();
+    let body = api.metrics.render_with(&agents, forward, more);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -453,7 +470,7 @@ async fn healthz(State(api): State<Shared>) -> Response {
 async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: "no such endpoint; try /api/v1/agents, /api/v1/alerts, /api/v1/links/changes, /api/v1/links/downtime, POST /api/v1/trace/flow, /api/v1/trace/multi-path or /api/v1/trace/connectivity, /metrics or /healthz".into(),
+        message: "no such endpoint; try /api/v1/agents, /api/v1/alerts, /api/v1/links/changes, /api/v1/links/downtime, /api/v1/silences, POST /api/v1/trace/flow, /api/v1/trace/multi-path or /api/v1/trace/connectivity, /metrics or /healthz".into(),
         field: None,
         retry_after: None,
     }

@@ -66,6 +66,37 @@ pub struct AuthSettings {
     pub bound_tokens: Vec<BoundTokenFile>,
     /// `[[auth.agent_certs]]`: client certificate names bound to agents.
     pub agent_certs: Vec<AgentCert>,
+    /// `api_tokens` entries `{ name, token_file }` or `{ name, token }`:
+    /// API tokens whose changes (silences) are signed with a person's or a
+    /// tool's name.
+    pub named_api_tokens: Vec<NamedApiToken>,
+}
+
+/// API tokens with a name.
+#[derive(Debug, Clone)]
+pub struct NamedApiToken {
+    pub name: String,
+    pub source: TokenSource,
+}
+
+/// Where a named token is.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    Inline(Secret),
+    /// Every token in the file goes by the name.
+    File(Located<PathBuf>),
+}
+
+/// What an unnamed API token is called where a name is shown (a silence's
+/// author): `token-` and the first 8 hex digits of its SHA-256, stable and
+/// telling nothing usable about the token.
+pub fn token_tag(token: &Secret) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.expose().as_bytes());
+    let hex: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("token-{hex}")
 }
 
 /// A token file whose tokens admit only the agents `agents` matches.
@@ -141,6 +172,8 @@ pub struct TokenSources {
 pub struct Tokens {
     agent: Vec<Secret>,
     api: Vec<Secret>,
+    /// Each API token's name, by the same index.
+    api_names: Vec<String>,
     bound: Vec<BoundTokens>,
     certs: Vec<CertBinding>,
 }
@@ -149,6 +182,7 @@ impl Tokens {
     pub fn new(agent: Vec<Secret>, api: Vec<Secret>) -> Tokens {
         Tokens {
             agent,
+            api_names: api.iter().map(token_tag).collect(),
             api,
             bound: Vec::new(),
             certs: Vec::new(),
@@ -176,7 +210,10 @@ impl Tokens {
                 tokens.extend(read_token_file(file)?);
                 sources.push(file.display().to_string());
             }
-            let bound_only = kind == TokenKind::Agent && !settings.bound_tokens.is_empty();
+            let bound_only = match kind {
+                TokenKind::Agent => !settings.bound_tokens.is_empty(),
+                TokenKind::Api => !settings.named_api_tokens.is_empty(),
+            };
             if tokens.is_empty() && !bound_only {
                 let name = match kind {
                     TokenKind::Agent => AGENT_TOKEN_FILE,
@@ -205,12 +242,29 @@ impl Tokens {
                 .map(|f| f.value.as_path()),
             &mut sources.agent,
         )?;
-        let api = side(
+        let mut api = side(
             TokenKind::Api,
             &settings.api_tokens,
             settings.api_tokens_file.as_ref().map(|f| f.value.as_path()),
             &mut sources.api,
         )?;
+        let mut api_names: Vec<String> = api.iter().map(token_tag).collect();
+        for named in &settings.named_api_tokens {
+            let tokens = match &named.source {
+                TokenSource::Inline(token) => {
+                    sources.api.push(format!("the config ({})", named.name));
+                    vec![token.clone()]
+                }
+                TokenSource::File(file) => {
+                    sources
+                        .api
+                        .push(format!("{} ({})", file.value.display(), named.name));
+                    read_token_file(&file.value)?
+                }
+            };
+            api_names.extend(tokens.iter().map(|_| named.name.clone()));
+            api.extend(tokens);
+        }
         let mut bound = Vec::new();
         for b in &settings.bound_tokens {
             bound.push(BoundTokens {
@@ -224,18 +278,7 @@ impl Tokens {
                 b.agents.patterns().join(", ")
             ));
         }
-        let files = [&settings.agent_tokens_file, &settings.api_tokens_file];
-        for file in files
-            .into_iter()
-            .flatten()
-            .map(|f| f.value.as_path())
-            .chain(
-                settings
-                    .bound_tokens
-                    .iter()
-                    .map(|b| b.token_file.value.as_path()),
-            )
-        {
+        for file in settings.token_files() {
             sources.warnings.extend(readable_by_others(file));
         }
         let certs = settings
@@ -250,6 +293,7 @@ impl Tokens {
             Tokens {
                 agent,
                 api,
+                api_names,
                 bound,
                 certs,
             },
@@ -311,6 +355,32 @@ impl Tokens {
     /// limit bucket.
     pub fn check_api(&self, candidate: &str) -> Option<usize> {
         find(&self.api, candidate)
+    }
+
+    /// The name of API token `index` (as [`Tokens::check_api`] gave it):
+    /// its configured name, else its [`token_tag`].
+    pub fn api_name(&self, index: usize) -> &str {
+        self.api_names.get(index).map_or("unknown", String::as_str)
+    }
+}
+
+impl AuthSettings {
+    /// Every token file named, for the checks of their modes and contents.
+    pub fn token_files(&self) -> impl Iterator<Item = &Path> {
+        let named = self
+            .named_api_tokens
+            .iter()
+            .filter_map(|n| match &n.source {
+                TokenSource::File(file) => Some(&file.value),
+                TokenSource::Inline(_) => None,
+            });
+        [&self.agent_tokens_file, &self.api_tokens_file]
+            .into_iter()
+            .flatten()
+            .map(|f| &f.value)
+            .chain(self.bound_tokens.iter().map(|b| &b.token_file.value))
+            .chain(named)
+            .map(PathBuf::as_path)
     }
 }
 
@@ -548,6 +618,82 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(readable_by_others(&path), None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn named_api_tokens_answer_by_name_and_unnamed_ones_by_their_tag() {
+        let dir = temp_dir("named");
+        let path = dir.join("alice");
+        fs::write(&path, "alice-token-0123456789\nalice-token-9876543210\n").unwrap();
+        let located = |value: PathBuf| Located {
+            value,
+            file: "c.toml".into(),
+            line: 1,
+            col: 1,
+        };
+        let settings = AuthSettings {
+            api_tokens: vec![Secret::new("plain-token-0123456789")],
+            named_api_tokens: vec![
+                NamedApiToken {
+                    name: "alice".into(),
+                    source: TokenSource::File(located(path.clone())),
+                },
+                NamedApiToken {
+                    name: "bot".into(),
+                    source: TokenSource::Inline(Secret::new("bot-token-0123456789")),
+                },
+            ],
+            ..AuthSettings::default()
+        };
+        let (tokens, generated, sources) = Tokens::resolve(&settings, &dir).unwrap();
+        assert!(
+            generated.iter().all(|g| g.kind != TokenKind::Api),
+            "named tokens are tokens"
+        );
+        let name = |t: &str| tokens.check_api(t).map(|i| tokens.api_name(i).to_string());
+        assert_eq!(name("alice-token-0123456789").as_deref(), Some("alice"));
+        assert_eq!(name("alice-token-9876543210").as_deref(), Some("alice"));
+        assert_eq!(name("bot-token-0123456789").as_deref(), Some("bot"));
+        let tag = name("plain-token-0123456789").unwrap();
+        assert_eq!(tag, token_tag(&Secret::new("plain-token-0123456789")));
+        // SHA-256("plain-token-0123456789") begins with these 4 bytes.
+        assert_eq!(
+            tag,
+            format!("token-{}", &sha256_hex("plain-token-0123456789")[..8])
+        );
+        assert!(!tag.contains("plain"));
+        assert!(
+            sources.api.iter().any(|s| s.contains("(alice)")),
+            "{:?}",
+            sources.api
+        );
+        // Only named ones: still nothing generated.
+        let only = AuthSettings {
+            named_api_tokens: settings.named_api_tokens[1..].to_vec(),
+            ..AuthSettings::default()
+        };
+        let (tokens, generated, _) = Tokens::resolve(&only, &dir).unwrap();
+        assert!(generated.iter().all(|g| g.kind != TokenKind::Api));
+        assert_eq!(tokens.check_api("bot-token-0123456789"), Some(0));
+        assert!(!dir.join(API_TOKEN_FILE).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// SHA-256 as `sha256sum` prints it, from the system's own tool.
+    fn sha256_hex(text: &str) -> String {
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
     }
 
     #[test]

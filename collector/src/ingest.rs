@@ -32,11 +32,13 @@ use tokio_rustls::TlsAcceptor;
 mod lines;
 mod parse;
 mod pending;
+mod silences;
 mod traces;
 
 use lines::{HELLO_BUFFER, LineError, Lines, TooLong, read_line};
 pub use parse::parse_line;
 use pending::{Pending, Waiting};
+use silences::SilenceLine;
 use traces::{ANSWER_HEAD, TraceLine};
 
 /// Events handed to the writer in one request at most.
@@ -67,6 +69,8 @@ pub struct Ingest {
     pub max_pending: usize,
     /// Trace requests out, trace results back, and who owns which address.
     pub fabric: Arc<Fabric>,
+    /// The silences pushed to agents of protocol 3 and later.
+    pub silences: Arc<crate::silences::Board>,
 }
 
 /// Accepts agent connections until shutdown; each runs in its own task
@@ -453,13 +457,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(());
     }
     // The agent's own protocol: it is told nothing newer than it speaks.
-    let welcome = CollectorMessage::Welcome {
-        protocol,
-        last_seq,
-    };
+    let welcome = CollectorMessage::Welcome { protocol, last_seq };
     send(&mut stream, &welcome, ingest.read_timeout)
         .await
         .map_err(io)?;
+    let mut silences = SilenceLine::open(&ingest.silences, &agent, protocol);
+    if let Some(line) = silences.due(crate::store::millis(std::time::SystemTime::now())) {
+        write(&mut stream, &line, ingest.read_timeout)
+            .await
+            .map_err(io)?;
+    }
 
     let (reply, mut acks) = mpsc::unbounded_channel::<Ack>();
     let mut in_flight = 0usize;
@@ -531,6 +538,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             requests = traces.requests(), if !closing => {
                 write(&mut stream, &requests, ingest.read_timeout).await.map_err(io)?;
             }
+            () = silences.changed(), if !closing => {
+                if let Some(line) = silences.due(crate::store::millis(std::time::SystemTime::now())) {
+                    write(&mut stream, &line, ingest.read_timeout).await.map_err(io)?;
+                }
+            }
             read = stream.read(lines.spare()), if !closing => {
                 let n = read.map_err(io)?;
                 if n == 0 {
@@ -539,6 +551,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     closing = true;
                     traces.hang_up();
+                    silences.hang_up();
                     continue;
                 }
                 lines.filled(n);
@@ -569,6 +582,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             _ = shutdown.recv(), if !closing => {
                 closing = true;
                 traces.hang_up();
+                silences.hang_up();
             }
         }
     }

@@ -7,6 +7,7 @@
 //! Everything but argument parsing lives here, so tests run the collector
 //! through [`Collector::run`] on listeners of their own.
 
+pub mod alerting;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod shell;
+pub mod silences;
 pub mod store;
 pub mod timeline;
 pub mod tls;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+mod silence_cli;
 mod trace_cli;
 
 /// The collector's allocator: ingest allocates a little per event on many
@@ -125,6 +126,10 @@ enum Command {
     /// 1 when it is dropped, leaves the managed fabric or a switch does not
     /// answer, 2 for a bad question.
     Trace(trace_cli::TraceArgs),
+    /// Silences through the running collector: `add` (every silence ends:
+    /// --for or --until), `list`, `remove ID`. Exit 0 when done, 1 when the
+    /// collector could not, 2 for a bad request.
+    Silence(silence_cli::SilenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -151,21 +156,42 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct Usage(String);
 
+/// Where alerts go besides syslog, for `check-config`'s summary.
+fn forwarding_alerts(alerting: &hopwatch_collector::alerting::AlertingSettings) -> String {
+    let mut to = Vec::new();
+    if let Some(am) = &alerting.alertmanager {
+        to.push(format!("{} Alertmanager(s)", am.urls.len()));
+    }
+    if !alerting.webhooks.is_empty() {
+        to.push(format!("{} webhook(s)", alerting.webhooks.len()));
+    }
+    if to.is_empty() {
+        String::new()
+    } else {
+        format!(", alerts to {}", to.join(" and "))
+    }
+}
+
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Trace(args) => {
             let config = resolve(args.config.clone(), false)?;
             trace_cli::run(args, config)
         }
+        Command::Silence(args) => {
+            let config = resolve(args.config.clone(), false)?;
+            silence_cli::run(args, config)
+        }
         Command::Run { config } => run(config.config),
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config)?;
             loaded.check_files()?;
-            for warning in loaded.file_warnings() {
+            let alerting = loaded.alerting.file_warnings();
+            for warning in loaded.file_warnings().into_iter().chain(alerting) {
                 eprintln!("warning: {warning}");
             }
             println!(
-                "{}: ok (agents on {}, HTTP on {}, data in {}{})",
+                "{}: ok (agents on {}, HTTP on {}, data in {}{}{})",
                 config.display(),
                 loaded.collector.agents_listen,
                 loaded.collector.http_listen,
@@ -174,7 +200,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     ", forwarding to syslog"
                 } else {
                     ""
-                }
+                },
+                forwarding_alerts(&loaded.alerting)
             );
             Ok(ExitCode::SUCCESS)
         }

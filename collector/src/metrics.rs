@@ -291,8 +291,21 @@ impl Metrics {
     /// The Prometheus text exposition. `agents` is (name, last seen in ms,
     /// firing alerts); `forward` the syslog forwarder's (sent, dropped).
     pub fn render(&self, agents: &[(String, i64, u64)], forward: Option<(u64, u64)>) -> String {
+        self.render_with(agents, forward, Vec::new())
+    }
+
+    /// As [`Metrics::render`], with the families of a component that keeps
+    /// its own counters (alert forwarding) after these.
+    pub fn render_with(
+        &self,
+        agents: &[(String, i64, u64)],
+        forward: Option<(u64, u64)>,
+        more: Vec<Family>,
+    ) -> String {
+        let mut families = self.families(agents, forward);
+        families.extend(more);
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Scrape(self.families(agents, forward))));
+        registry.register_collector(Box::new(Scrape(families)));
         let mut out = String::with_capacity(4096);
         prometheus_text::encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
@@ -484,7 +497,7 @@ impl Metrics {
 
 /// One metric family: what the scrape encodes through prometheus-client.
 #[derive(Debug)]
-struct Family {
+pub struct Family {
     name: &'static str,
     help: &'static str,
     kind: MetricType,
@@ -492,7 +505,7 @@ struct Family {
 }
 
 impl Family {
-    fn counter(name: &'static str, help: &'static str, samples: Samples) -> Family {
+    pub fn counter(name: &'static str, help: &'static str, samples: Samples) -> Family {
         Family {
             name,
             help,
@@ -501,7 +514,7 @@ impl Family {
         }
     }
 
-    fn gauge(name: &'static str, help: &'static str, samples: Samples) -> Family {
+    pub fn gauge(name: &'static str, help: &'static str, samples: Samples) -> Family {
         Family {
             name,
             help,
@@ -512,7 +525,7 @@ impl Family {
 }
 
 #[derive(Debug)]
-enum Samples {
+pub enum Samples {
     /// A family without labels.
     One(Number),
     /// One value per value of the label.
@@ -520,7 +533,7 @@ enum Samples {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Number {
+pub enum Number {
     Int(u64),
     Float(f64),
 }

@@ -1,8 +1,10 @@
 //! Puts the pieces together: the store and its writer thread, the agent
-//! listener, the HTTP API, syslog forwarding and the hourly retention pass;
-//! and takes them down in order on shutdown, so every event handed to the
-//! writer is committed and acknowledged before the process exits.
+//! listener, the HTTP API, syslog and alert forwarding and the hourly
+//! retention pass; and takes them down in order on shutdown, so every event
+//! handed to the writer is committed and acknowledged before the process
+//! exits.
 
+use crate::alerting::{Alerting, AlertingError};
 use crate::api::web::session::{MAX_SESSIONS, Sessions};
 use crate::api::web::{self, Web};
 use crate::api::{self, Api};
@@ -16,6 +18,7 @@ use crate::http::HttpTls;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::silences::Board;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
 use crate::store::{self, ReadPool, StoreError};
 use crate::tls::{self, TlsError};
@@ -52,6 +55,8 @@ pub enum CollectorError {
     Http(String),
     #[error("the writer thread failed: {0}")]
     Writer(String),
+    #[error(transparent)]
+    Alerting(#[from] AlertingError),
 }
 
 /// A collector ready to run: config checked, tokens in hand, TLS loaded.
@@ -152,19 +157,46 @@ impl Collector {
         // before it has reconnected.
         let known = self.fabric.owners.load(&db).map_err(StoreError::from)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
+        let silences =
+            store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
+        // Alert forwarding, when asked for, takes the store's events and
+        // hands syslog forwarding its share.
+        let alerting = if self.config.alerting.is_empty() {
+            None
+        } else {
+            let syslog = forwarder
+                .as_ref()
+                .map(|f| (f.events(), Arc::clone(&metrics)));
+            Some(Alerting::start(
+                &self.config.alerting,
+                &settings.data_dir,
+                syslog,
+            )?)
+        };
+        let published = match &alerting {
+            Some(alerting) => Some(alerting.events()),
+            None => forwarder.as_ref().map(Forwarder::events),
+        };
         let writer = Writer::new(
             db,
             Arc::clone(&committed),
             Arc::clone(&metrics),
-            forwarder.as_ref().map(Forwarder::events),
+            published,
             WriterSettings {
                 heartbeat_timeout: settings.heartbeat_timeout,
                 retain: settings.retain,
             },
         )?;
         let (to_writer, from_connections) = mpsc::channel(WRITER_QUEUE);
+        // Held by the API and the connections only, so the writer ends
+        // once both have.
+        let silences = Arc::new(Board::new(
+            silences,
+            to_writer.clone(),
+            self.config.silences,
+        ));
         let checkpointer = store::Checkpointer::start(&settings.data_dir)?;
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -197,6 +229,7 @@ impl Collector {
             slots: Arc::new(Semaphore::new(settings.max_connections)),
             max_pending: settings.max_pending,
             fabric: Arc::clone(&fabric),
+            silences: Arc::clone(&silences),
         });
         for warning in &self.sources.warnings {
             tracing::warn!("{warning}.");
@@ -229,12 +262,14 @@ impl Collector {
             metrics: Arc::clone(&http_metrics),
             heartbeat_timeout: settings.heartbeat_timeout,
             forward: forward_stats,
+            alerting: alerting.as_ref().map(Alerting::stats),
             fabric,
             web: Web::new(
                 Sessions::new(self.config.web.session_ttl, MAX_SESSIONS),
                 self.http_tls.is_some(),
                 insecure,
             ),
+            silences,
         });
         // Every HTTP connection task holds an `http_done` sender, as the
         // agents' connections hold `done`.
@@ -298,16 +333,16 @@ impl Collector {
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.
         // Then forwarding, whose channel the writer has closed, sends what
-        // it holds.
-        let joined = tokio::task::spawn_blocking(move || {
-            let joined = writer_thread.join();
-            if let Some(forwarder) = forwarder {
-                forwarder.close();
-            }
-            joined
-        })
-        .await
-        .map_err(|e| CollectorError::Writer(e.to_string()))?;
+        // it holds: alert forwarding first, which holds syslog's channel.
+        let joined = tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|e| CollectorError::Writer(e.to_string()))?;
+        if let Some(alerting) = alerting {
+            alerting.close().await;
+        }
+        if let Some(forwarder) = forwarder {
+            let _ = tokio::task::spawn_blocking(move || forwarder.close()).await;
+        }
         joined.map_err(|_| CollectorError::Writer("the writer thread panicked".into()))?;
         drop(checkpointer);
         tracing::info!("Collector stopped.");

@@ -2,6 +2,7 @@
 //! `downtime`): the same answers the API gives, laid out for a terminal.
 
 use crate::store::query::{AgentInfo, AlertRecord, Changes, Downtime};
+use crate::store::silences::{SilenceRecord, SilenceState};
 use hopwatch_wire::text::escape;
 
 /// Left-aligned columns two spaces apart, headers first. Every cell is
@@ -107,7 +108,11 @@ pub fn alerts(alerts: &[AlertRecord]) -> String {
                 a.interface.clone(),
                 a.rule.clone(),
                 a.severity.clone(),
-                a.state.to_string(),
+                if a.silenced {
+                    format!("{} (silenced)", a.state)
+                } else {
+                    a.state.to_string()
+                },
                 a.fired_at.clone().unwrap_or_else(|| "-".into()),
                 a.resolved_at.clone().unwrap_or_else(|| "-".into()),
                 a.message.clone(),
@@ -124,6 +129,48 @@ pub fn alerts(alerts: &[AlertRecord]) -> String {
             "FIRED",
             "RESOLVED",
             "MESSAGE",
+        ],
+        &rows,
+    )
+}
+
+pub fn silences(silences: &[SilenceRecord]) -> String {
+    if silences.is_empty() {
+        return "No silences.\n".into();
+    }
+    let rows: Vec<Vec<String>> = silences
+        .iter()
+        .map(|r| {
+            let s = &r.silence;
+            vec![
+                s.id.clone(),
+                match r.state {
+                    SilenceState::Pending => "pending",
+                    SilenceState::Active => "active",
+                    SilenceState::Ended => "ended",
+                }
+                .into(),
+                s.agent.clone().unwrap_or_else(|| "*".into()),
+                s.interface.clone(),
+                s.rule.clone().unwrap_or_else(|| "*".into()),
+                s.starts_at.clone(),
+                s.ends_at.clone(),
+                s.author.clone(),
+                s.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATE",
+            "AGENT",
+            "INTERFACE",
+            "RULE",
+            "STARTS",
+            "ENDS",
+            "AUTHOR",
+            "REASON",
         ],
         &rows,
     )

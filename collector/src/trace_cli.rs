@@ -7,7 +7,7 @@
 //! user's `ps` would show it.
 
 use clap::Args;
-use hopwatch_collector::auth::{API_TOKEN_FILE, Secret, read_token_file};
+use hopwatch_collector::auth::{API_TOKEN_FILE, Secret, TokenSource, read_token_file};
 use hopwatch_collector::config::Config;
 use hopwatch_collector::fabric::request::parse_proto;
 use hopwatch_collector::fabric::{FabricTrace, PathTree, render};
@@ -139,6 +139,12 @@ pub fn api_token(config: &Config) -> anyhow::Result<Secret> {
         let mut tokens = read_token_file(&file.value)?;
         return Ok(tokens.swap_remove(0));
     }
+    if let Some(named) = config.auth.named_api_tokens.first() {
+        return Ok(match &named.source {
+            TokenSource::Inline(token) => token.clone(),
+            TokenSource::File(file) => read_token_file(&file.value)?.swap_remove(0),
+        });
+    }
     let path = config.collector.data_dir.join(API_TOKEN_FILE);
     let mut tokens = read_token_file(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -164,7 +170,14 @@ pub fn run(args: TraceArgs, config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (status, answer) = runtime.block_on(post(addr, path, &token, body, wait))?;
+    let (status, answer) = runtime.block_on(call(
+        addr,
+        hyper::Method::POST,
+        path,
+        &token,
+        Some(body),
+        wait,
+    ))?;
     let value: Value = serde_json::from_slice(&answer).map_err(|e| {
         anyhow::anyhow!(
             "the collector at {addr} answered {status} with something that is not JSON ({e}); is http_listen in this config the collector's?"
@@ -219,12 +232,13 @@ pub fn run(args: TraceArgs, config: Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One POST with the bearer token, over a connection of its own.
-async fn post(
+/// One request with the bearer token, over a connection of its own.
+pub async fn call(
     addr: SocketAddr,
+    method: hyper::Method,
     path: &str,
     token: &Secret,
-    body: Vec<u8>,
+    body: Option<Vec<u8>>,
     wait: Duration,
 ) -> anyhow::Result<(u16, axum::body::Bytes)> {
     use http_body_util::{BodyExt, Full};
@@ -239,14 +253,16 @@ async fn post(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::post(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, addr.to_string())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(
             hyper::header::AUTHORIZATION,
             format!("Bearer {}", token.expose()),
         )
-        .body(Full::new(axum::body::Bytes::from(body)))?;
+        .body(Full::new(axum::body::Bytes::from(body.unwrap_or_default())))?;
     let answer = async {
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();

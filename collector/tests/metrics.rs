@@ -1,6 +1,7 @@
-//! `/metrics` of the real binary, with agents, alerts and syslog forwarding
-//! in it, passes Prometheus's own linter (`promtool check metrics`), so a
-//! scrape loads and dashboards read the names as Prometheus means them.
+//! `/metrics` of the real binary, with agents, alerts, syslog and alert
+//! forwarding in it, passes Prometheus's own linter (`promtool check
+//! metrics`), so a scrape loads and dashboards read the names as Prometheus
+//! means them.
 
 use crate::util::{
     AGENT_TOKEN, API_TOKEN, FakeAgent, Process, TempDir, alert, event, free_port, heartbeat,
@@ -25,7 +26,11 @@ fn metrics_pass_promtool_check_metrics() {
     // Forwarding to a UDP port nobody listens on: its counters appear, and
     // nothing waits for an answer.
     let syslog = format!(
-        "[output.syslog]\naddress = \"udp://127.0.0.1:{}\"\n",
+        "[output.syslog]\naddress = \"udp://127.0.0.1:{}\"\n\
+         [output.alertmanager]\nurl = \"http://127.0.0.1:{}\"\n\
+         [[output.webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:{}/\"\n",
+        free_port(),
+        free_port(),
         free_port()
     );
     let process = Process::start(&dir.path, free_port(), free_port(), "", &syslog);
@@ -60,6 +65,8 @@ fn metrics_pass_promtool_check_metrics() {
         1.0
     );
     assert!(text.contains("# TYPE hopwatch_collector_syslog_forwarded_total counter\n"));
+    assert!(text.contains("# TYPE hopwatch_collector_webhook_dropped_total counter\n"));
+    assert!(text.contains("# TYPE hopwatch_collector_alertmanager_alerts_firing gauge\n"));
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -7,6 +7,8 @@
 mod util;
 
 mod agentport;
+// A real Alertmanager started by the test.
+mod alertmanager;
 mod api;
 mod bounds;
 // The web page in a real headless Chromium.
@@ -22,6 +24,7 @@ mod metrics;
 #[path = "../../agent/tests/netns.rs"]
 mod netns;
 mod shutdown;
+mod silences;
 mod starve;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
@@ -33,5 +36,7 @@ mod tls;
 mod trace_api;
 mod trace_cli;
 mod trace_fakes;
+// A real HTTP server in the test as the webhook.
 mod web_data;
 mod web_serve;
+mod webhook;

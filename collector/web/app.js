@@ -450,6 +450,13 @@
 
   // ---- alerts ------------------------------------------------------------
 
+  // A rule's labels as text, one `name=value` after another.
+  function labelsEl(labels) {
+    var names = Object.keys(labels || {}).sort();
+    if (!names.length) return null;
+    return el("div", { class: "labels muted" }, names.map(function (k) { return k + "=" + labels[k]; }).join(" \u00b7 "));
+  }
+
   function viewAlerts(p, gen) {
     var form = el("form", { id: "alerts-filter", class: "filters" });
     var inputs = {
@@ -518,7 +525,9 @@
         var row = el("tr", { "data-alert": String(i), "data-state": a.state, "data-fired": a.fired_at, class: "alert-" + a.state }, [
           cell("agent", a.agent),
           cell("interface", el("a", { href: timelineHref(a.agent, a.interface) }, a.interface)),
-          cell("rule", a.rule),
+          cell("rule", [a.rule, a.silenced ? " " : null,
+            a.silenced ? el("span", { class: "pill silenced", "data-silence": a.silence || "", title: "Silenced by " + (a.silence || "a silence") + ": the agent sent it here, not to syslog" }, "silenced") : null,
+            labelsEl(a.labels)]),
           cell("severity", el("span", { class: "pill sev-" + a.severity }, a.severity)),
           cell("fired", timeEl(a.fired_at)),
           cell("cleared", a.state === "firing" ? el("span", { class: "muted" }, "still firing") : timeEl(a.resolved_at)),

@@ -18,6 +18,7 @@ use hopwatch_collector::fabric::{Fabric, TraceSettings};
 use hopwatch_collector::ingest::parse_line;
 use hopwatch_collector::metrics::Metrics;
 use hopwatch_collector::ratelimit::RateLimiter;
+use hopwatch_collector::silences::{Board, DEFAULT_MAX_DURATION, SilenceSettings};
 use hopwatch_collector::store::writer::{Committed, Request as Write, Writer, WriterSettings};
 use hopwatch_collector::store::{ReadPool, open_writer};
 use libfuzzer_sys::fuzz_target;
@@ -146,6 +147,14 @@ fn fixture() -> &'static Fixture {
                 false,
                 false,
             ),
+            // Only questions are asked here: nothing writes a silence.
+            silences: Arc::new(Board::new(
+                Vec::new(),
+                tokio::sync::mpsc::channel(1).0,
+                SilenceSettings {
+                    max_duration: DEFAULT_MAX_DURATION,
+                },
+            )),
         });
         Fixture {
             runtime: tokio::runtime::Builder::new_current_thread()

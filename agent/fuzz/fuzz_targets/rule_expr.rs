@@ -1,6 +1,7 @@
 //! Rule expressions (`increase(tx_errors[5s]) > 3`). An error's offset is
 //! where the config layer points its caret, so it must lie on a character
-//! boundary of the text; a parsed condition reads the same from its own text.
+//! boundary of the text; a parsed condition reads the same from its own text,
+//! and evaluates to a finite value or none, whatever its leaves hold.
 #![no_main]
 
 use hopwatch::rule::expr::parse;
@@ -12,9 +13,15 @@ fuzz_target!(|data: &[u8]| {
     };
     match parse(text) {
         Ok(condition) => {
-            assert!(condition.threshold.is_finite());
             assert_eq!(parse(&condition.text), Ok(condition.clone()));
-            let _ = condition.holds(f64::MAX);
+            for value in [0.0, 1.0, -1.0, f64::MAX, f64::MIN_POSITIVE] {
+                if let Some(v) = condition.eval(&|_| Some(value)) {
+                    assert!(v.lhs.is_finite() && v.rhs.is_finite());
+                }
+            }
+            // Every comparison reads a metric, so with none known nothing
+            // is decided.
+            assert_eq!(condition.eval(&|_| None), None);
         }
         Err(error) => {
             assert!(

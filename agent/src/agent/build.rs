@@ -3,10 +3,12 @@
 
 use crate::config::{AgentSettings, Config, SourceKind, TraceBackendKind};
 use crate::event::{self, Sequencer};
+use crate::link::kind::Classifier;
 use crate::output::collector::{self, CollectorMonitor};
 use crate::output::stdout::StdoutOutput;
 use crate::output::syslog::SyslogOutput;
 use crate::output::{Output, OutputHandle};
+use crate::silence::command::Input;
 use crate::source::CounterSource;
 use crate::source::dme::DmeSource;
 use crate::source::nxapi::{CountersSource, NxapiSource};
@@ -19,6 +21,17 @@ use tokio::sync::mpsc;
 /// Events an output may hold while it cannot deliver.
 const OUTPUT_QUEUE: usize = 10_000;
 
+/// How the rules learn an interface's link kind: NX-OS sources name their
+/// ports as NX-OS does, and its kernel netdevs do not say what a port is;
+/// elsewhere sysfs does.
+pub(super) fn build_classifier(settings: &AgentSettings) -> Classifier {
+    if settings.on_nxos() {
+        Classifier::Names
+    } else {
+        Classifier::Sysfs(settings.sys_root.clone())
+    }
+}
+
 /// Builds the outputs a config asks for; the collector output's monitor
 /// comes with them when it is on, expecting `first_seq` first.
 pub(super) fn build_outputs(
@@ -26,6 +39,7 @@ pub(super) fn build_outputs(
     seq: &Sequencer,
     first_seq: u64,
     loss_tx: &mpsc::UnboundedSender<event::Loss>,
+    silences_tx: &mpsc::UnboundedSender<Input>,
 ) -> (Vec<OutputHandle>, Option<CollectorMonitor>) {
     let mut outputs = Vec::new();
     let mut monitor = None;
@@ -42,6 +56,7 @@ pub(super) fn build_outputs(
     }
     if let Some(settings) = &config.collector {
         let loss_tx = loss_tx.clone();
+        let silences_tx = silences_tx.clone();
         let context = collector::Context {
             agent: config.agent.name.clone(),
             boot: seq.boot().to_string(),
@@ -51,6 +66,9 @@ pub(super) fn build_outputs(
                 let _ = loss_tx.send(loss);
             }),
             trace_backend: new_trace_backend(&config.agent),
+            on_silences: Arc::new(move |set| {
+                let _ = silences_tx.send(Input::Collector(set));
+            }),
         };
         match collector::spawn(settings.clone(), context, OUTPUT_QUEUE) {
             Ok((handle, m)) => {

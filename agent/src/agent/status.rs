@@ -66,6 +66,7 @@ impl Agent {
                     when: r.when.text.clone(),
                     severity: r.severity,
                     interfaces: r.interfaces.patterns().to_vec(),
+                    kind: r.kind.patterns().to_vec(),
                     unavailable: unavailable
                         .iter()
                         .filter(|u| u.rule == r.name)
@@ -105,6 +106,12 @@ impl Agent {
                             .flatten(),
                     }
                 })
+                .collect(),
+            silences: self
+                .silences
+                .registry
+                .active(std::time::SystemTime::now())
+                .map(|a| a.silence.clone())
                 .collect(),
         }
     }

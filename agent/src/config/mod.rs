@@ -14,7 +14,9 @@ use validate::Validator;
 mod agent;
 mod outputs;
 mod raw;
+mod rule_options;
 mod rules;
+mod silences;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -22,6 +24,7 @@ mod validate;
 pub use agent::{AgentSettings, LinkWatch, SourceKind, TraceBackendKind};
 pub use hopwatch_wire::diag::{ConfigError, Diagnostic};
 pub use hopwatch_wire::size::parse_size;
+pub use silences::{DEFAULT_MAX_DURATION, SilenceSettings};
 
 /// Where `hopwatch` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/hopwatch/agent.toml";
@@ -36,6 +39,7 @@ pub struct Config {
     pub stdout: Option<StdoutSettings>,
     pub syslog: Option<SyslogSettings>,
     pub collector: Option<CollectorSettings>,
+    pub silences: SilenceSettings,
     /// `[output.prometheus]`: `/metrics` on the agent, off without it.
     pub prometheus: Option<PrometheusSettings>,
 }

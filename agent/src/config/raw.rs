@@ -4,6 +4,7 @@
 use hopwatch_wire::diag::RawSyslog;
 use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 // The raw shape of the file. Every value that can be wrong is `Spanned`, so
@@ -17,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) links: RawLinks,
     pub(super) rule: Vec<Spanned<RawRule>>,
     pub(super) output: RawOutputs,
+    pub(super) silences: RawSilences,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,7 +53,22 @@ pub(super) struct RawRule {
     #[serde(rename = "for")]
     pub(super) for_: Option<Spanned<String>>,
     pub(super) clear_when: Option<Spanned<String>>,
+    pub(super) keep_firing_for: Option<Spanned<String>>,
     pub(super) severity: Option<Spanned<String>>,
+    pub(super) labels: Option<Spanned<RawLabels>>,
+    pub(super) kind: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A rule's `labels`. Neither keys nor values carry their place in the
+/// file: the map type an alert's labels already have adds no map code to
+/// the static binary, where spanned values did; an error finds its key in
+/// the table's text instead.
+pub(super) type RawLabels = BTreeMap<String, String>;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawSilences {
+    pub(super) max_duration: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,7 +116,8 @@ pub(super) struct RawTls {
 
 /// The keys each table accepts, for "did you mean" hints on unknown keys.
 pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["agent", "links", "rule", "output"]),
+    ("", &["agent", "links", "rule", "output", "silences"]),
+    ("silences", &["max_duration"]),
     (
         "agent",
         &[
@@ -126,7 +144,10 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "when",
             "for",
             "clear_when",
+            "keep_firing_for",
             "severity",
+            "labels",
+            "kind",
         ],
     ),
     ("output", &["stdout", "syslog", "collector", "prometheus"]),

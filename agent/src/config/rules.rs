@@ -138,6 +138,20 @@ impl Validator<'_> {
                 }),
                 None => Some(Duration::ZERO),
             };
+            let keep_firing_for = match &r.keep_firing_for {
+                Some(k) => self.duration(k, "keep_firing_for").and_then(|d| {
+                    if d > MAX_FOR {
+                        self.error(
+                            k,
+                            format!("`keep_firing_for` {:?} is longer than 7d", k.get_ref()),
+                            Some("an alert may outlive its condition by at most 7d; a few minutes bridges a flaky counter".into()),
+                        );
+                        return None;
+                    }
+                    Some(d)
+                }),
+                None => Some(Duration::ZERO),
+            };
             let severity = match &r.severity {
                 None => Some(Severity::Warning),
                 Some(s) => match s.get_ref().as_str() {
@@ -158,49 +172,71 @@ impl Validator<'_> {
                 Some(list) => self.interfaces(list, "rule `interfaces`"),
                 None => Some(InterfaceMatcher::new(DEFAULT_INTERFACES).expect("valid default")),
             };
+            let labels = match &r.labels {
+                Some(raw) => self.labels(raw),
+                None => Some(Default::default()),
+            };
+            let kind = match &r.kind {
+                Some(list) => self.kind(list),
+                None => Some(Default::default()),
+            };
             if let (
                 Some(name),
                 Some(when),
                 Some(clear_when),
                 Some(for_),
+                Some(keep_firing_for),
                 Some(severity),
                 Some(interfaces),
-            ) = (name, when, clear_when, for_, severity, interfaces)
-            {
+                Some(labels),
+                Some(kind),
+            ) = (
+                name,
+                when,
+                clear_when,
+                for_,
+                keep_firing_for,
+                severity,
+                interfaces,
+                labels,
+                kind,
+            ) {
                 rules.push(Rule {
                     name,
                     interfaces,
                     when,
                     for_,
                     clear_when,
+                    keep_firing_for,
                     severity,
+                    labels,
+                    kind,
                 });
             }
         }
         rules
     }
 
-    /// A window shorter than the interval would hold at most one sample, and
-    /// one longer than a day would hold an unreasonable history.
+    /// A window shorter than the interval would hold at most one sample;
+    /// each is pointed at where it is written. (The parser already refused
+    /// windows over 24h.)
     fn window(&mut self, cond: &rule::Condition, raw: &Spanned<String>, interval: Duration) {
-        if cond.window.is_zero() {
-            return;
-        }
-        if cond.window < interval {
-            self.error(
-                raw,
+        let text = raw.get_ref();
+        // Leaf offsets count from the expression's first non-blank byte;
+        // +1 skips the opening quote of a basic string.
+        let base = raw.span().start + 1 + (text.len() - text.trim_start().len());
+        for leaf in &cond.leaves {
+            if leaf.window.is_zero() || leaf.window >= interval {
+                continue;
+            }
+            self.error_at(
+                base + leaf.at,
                 format!(
                     "window {} is shorter than the sampling interval {}",
-                    humantime::format_duration(cond.window),
+                    humantime::format_duration(leaf.window),
                     humantime::format_duration(interval)
                 ),
                 Some("use a window of at least one interval, usually several".into()),
-            );
-        } else if cond.window > Duration::from_secs(86_400) {
-            self.error(
-                raw,
-                "window is longer than 24h",
-                Some("hopwatch keeps each window in memory; use 24h or less".into()),
             );
         }
     }

@@ -87,6 +87,7 @@ impl Validator<'_> {
             .collector
             .as_ref()
             .and_then(|c| self.collector(c));
+        let silences = self.silences(&raw.silences);
         let prometheus = raw
             .output
             .prometheus
@@ -102,6 +103,7 @@ impl Validator<'_> {
             stdout,
             syslog,
             collector,
+            silences: silences?,
             prometheus,
         })
     }

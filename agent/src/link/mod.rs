@@ -4,6 +4,7 @@
 //! sysfs each tick when netlink cannot be used (fixture roots, containers).
 
 pub mod admin;
+pub mod kind;
 pub mod netlink;
 pub mod sysfs;
 

@@ -345,6 +345,12 @@ fn pop_if_front(shared: &Shared, event: &Arc<Event>) {
 
 pub(crate) use hopwatch_wire::text::split_host_port;
 
+/// Whether a silence covered this alert change: it then goes to the
+/// collector (marked) and to no output a person reads, syslog or stdout.
+pub fn silenced(event: &Event) -> bool {
+    matches!(&event.body, crate::event::Body::Alert(alert) if alert.silenced)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,8 @@ impl<W: Write + Send> Output for StdoutOutput<W> {
     }
 
     fn accepts(&self, event: &Event) -> bool {
-        self.types.is_empty() || self.types.iter().any(|t| t == event.kind())
+        !super::silenced(event)
+            && (self.types.is_empty() || self.types.iter().any(|t| t == event.kind()))
     }
 
     fn send(&mut self, event: &Event) -> Result<(), OutputError> {
@@ -79,5 +80,17 @@ mod tests {
         let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(second["seq"], 2);
         assert_eq!(second["type"], "loss");
+    }
+
+    #[test]
+    fn a_silenced_alert_is_not_printed() {
+        let out = StdoutOutput::new(Vec::new(), vec![]);
+        let mut seq = Sequencer::new("leaf1", "b");
+        let mut alert =
+            crate::silence::tests::alert(crate::event::AlertState::Firing, "tx", "Eth1-1");
+        assert!(out.accepts(&seq.stamp(SystemTime::now(), Body::Alert(alert.clone()))));
+        alert.silenced = true;
+        alert.silence = Some("l-0123456789abcdef".into());
+        assert!(!out.accepts(&seq.stamp(SystemTime::now(), Body::Alert(alert))));
     }
 }

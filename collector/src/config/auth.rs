@@ -5,23 +5,109 @@
 
 use super::raw::RawAuth;
 use super::validate::Validator;
-use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, Secret};
+use crate::auth::{AgentCert, AuthSettings, BoundTokenFile, NamedApiToken, Secret, TokenSource};
 use hopwatch_wire::matcher::InterfaceMatcher;
 use std::path::PathBuf;
 use toml::Spanned;
 
+/// The longest API token name: it is written into every silence made with
+/// the token.
+pub const MAX_TOKEN_NAME: usize = 64;
+
 impl Validator<'_> {
-    fn tokens(&mut self, list: &Option<Spanned<Vec<Spanned<String>>>>, key: &str) -> Vec<Secret> {
-        let Some(list) = list else {
-            return Vec::new();
-        };
-        let mut tokens = Vec::new();
-        for token in list.get_ref() {
-            if let Some(t) = self.token(token, key) {
-                tokens.push(t);
+    /// `api_tokens`: plain tokens, and tables naming a token or a token
+    /// file.
+    fn api_tokens(&mut self, raw: &RawAuth) -> (Vec<Secret>, Vec<NamedApiToken>) {
+        let (mut plain, mut named) = (Vec::new(), Vec::<NamedApiToken>::new());
+        let hint = "name a token: { name = \"alice\", token_file = \"/etc/hopwatch/api-alice\" }";
+        for entry in raw.api_tokens.iter().flat_map(|l| l.get_ref()) {
+            let table = match entry.get_ref() {
+                toml::Value::String(t) => {
+                    let spanned = Spanned::new(entry.span(), t.clone());
+                    plain.extend(self.token(&spanned, "api_tokens"));
+                    continue;
+                }
+                toml::Value::Table(table) => table,
+                _ => {
+                    self.error(
+                        entry,
+                        "an `api_tokens` entry is a token or a table { name, token_file } or { name, token }",
+                        Some(hint.into()),
+                    );
+                    continue;
+                }
+            };
+            if let Some(k) = table
+                .keys()
+                .find(|k| !["name", "token", "token_file"].contains(&k.as_str()))
+            {
+                self.error(
+                    entry,
+                    format!("unknown key `{k}` in an `api_tokens` entry"),
+                    Some("valid keys: name, token, token_file".into()),
+                );
+            }
+            let name = match table.get("name").and_then(toml::Value::as_str) {
+                Some(n) if !token_name_ok(n) => {
+                    self.error(
+                        entry,
+                        format!("bad API token name {n:?}"),
+                        Some(format!(
+                            "a name is 1 to {MAX_TOKEN_NAME} letters, digits, `.`, `_`, `@` or `-`, not starting with `token-` (the tag unnamed tokens go by)"
+                        )),
+                    );
+                    None
+                }
+                Some(n) if named.iter().any(|t| t.name == n) => {
+                    self.error(
+                        entry,
+                        format!("the API token name {n:?} is given twice"),
+                        Some("give each named entry its own name; a token file may hold several tokens of one name".into()),
+                    );
+                    None
+                }
+                Some(n) => Some(n.to_string()),
+                None => {
+                    self.error(
+                        entry,
+                        "this entry needs `name`, who the token's changes are made by",
+                        Some(hint.into()),
+                    );
+                    None
+                }
+            };
+            let source = match (
+                table.get("token").and_then(toml::Value::as_str),
+                table.get("token_file").and_then(toml::Value::as_str),
+            ) {
+                (Some(t), None) => self
+                    .token(&Spanned::new(entry.span(), t.to_string()), "api_tokens")
+                    .map(TokenSource::Inline),
+                (None, Some(f)) if !f.trim().is_empty() => Some(TokenSource::File(
+                    self.locate_span(entry.span().start, PathBuf::from(f)),
+                )),
+                (Some(_), Some(_)) => {
+                    self.error(
+                        entry,
+                        "this entry has both `token` and `token_file`",
+                        Some("keep one of them".into()),
+                    );
+                    None
+                }
+                _ => {
+                    self.error(
+                        entry,
+                        "this entry needs `token_file` (or `token`), a non-empty string",
+                        Some(hint.into()),
+                    );
+                    None
+                }
+            };
+            if let (Some(name), Some(source)) = (name, source) {
+                named.push(NamedApiToken { name, source });
             }
         }
-        tokens
+        (plain, named)
     }
 
     fn token(&mut self, token: &Spanned<String>, key: &str) -> Option<Secret> {
@@ -165,7 +251,7 @@ impl Validator<'_> {
     pub(super) fn auth(&mut self, raw: &RawAuth) -> AuthSettings {
         let (agent_tokens, bound_tokens) = self.agent_tokens(raw);
         let agent_certs = self.agent_certs(raw);
-        let api_tokens = self.tokens(&raw.api_tokens, "api_tokens");
+        let (api_tokens, named_api_tokens) = self.api_tokens(raw);
         let agent_tokens_file = raw
             .agent_tokens_file
             .as_ref()
@@ -181,13 +267,77 @@ impl Validator<'_> {
             api_tokens_file,
             bound_tokens,
             agent_certs,
+            named_api_tokens,
         }
     }
 }
 
+/// Whether `name` may name an API token: short, plain, and never taken for
+/// an unnamed token's tag.
+pub fn token_name_ok(name: &str) -> bool {
+    (1..=MAX_TOKEN_NAME).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+        && !name.starts_with("token-")
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::Config;
     use super::super::tests::errors;
+    use crate::auth::TokenSource;
+
+    #[test]
+    fn api_tokens_may_be_named_and_plain_ones_stay_valid() {
+        let c = Config::parse(
+            r#"
+[auth]
+api_tokens = ["plain-token-0123456789", { name = "alice", token_file = "/etc/hopwatch/alice" }, { name = "ci.bot@dc-1", token = "bot-token-0123456789" }]
+"#,
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.auth.api_tokens.len(), 1);
+        let named: Vec<&str> = c
+            .auth
+            .named_api_tokens
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(named, ["alice", "ci.bot@dc-1"]);
+        assert!(
+            matches!(&c.auth.named_api_tokens[0].source, TokenSource::File(f) if f.value.to_str() == Some("/etc/hopwatch/alice") && f.line == 3)
+        );
+        assert!(
+            matches!(&c.auth.named_api_tokens[1].source, TokenSource::Inline(t) if t.expose() == "bot-token-0123456789")
+        );
+        let errs = errors(
+            r#"[auth]
+api_tokens = [{ token_file = "a" }, { name = "token-1234", token_file = "a" }, { name = "bob", token = "short" }, { name = "eve", token = "eve-token-0123456789", token_file = "b" }, { name = "x", role = "admin", token_file = "c" }, { name = "x", token_file = "d" }, { name = "carol" }, 7]
+"#,
+        );
+        let joined = errs.join(
+            "
+",
+        );
+        for expected in [
+            "c.toml:2:15: this entry needs `name`",
+            "c.toml:2:37: bad API token name \"token-1234\"",
+            "c.toml:2:80: a token in `api_tokens` is 5 bytes",
+            "c.toml:2:115: this entry has both `token` and `token_file`",
+            "c.toml:2:183: unknown key `role` in an `api_tokens` entry",
+            "c.toml:2:233: the API token name \"x\" is given twice",
+            "c.toml:2:267: this entry needs `token_file` (or `token`)",
+            "c.toml:2:287: an `api_tokens` entry is a token or a table",
+        ] {
+            assert!(joined.contains(expected), "{expected}\n{joined}");
+        }
+        assert!(
+            !joined.contains("short\""),
+            "tokens are never echoed: {joined}"
+        );
+    }
 
     #[test]
     fn agent_bindings_and_short_tokens_are_checked() {

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use validate::Validator;
 
+mod alerting;
 mod auth;
 mod collector;
 mod limits;
 mod raw;
+mod silences;
 #[cfg(test)]
 mod tests;
 mod trace;
@@ -37,6 +39,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[output.syslog]`: forward received events.
     pub syslog: Option<SyslogSettings>,
+    /// `[output.alertmanager]`, `[[output.webhook]]`: forward alert events.
+    pub alerting: crate::alerting::AlertingSettings,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
     pub http: HttpSettings,
@@ -44,6 +48,8 @@ pub struct Config {
     pub web: WebSettings,
     /// `[trace]`: the bounds of fabric traces.
     pub trace: crate::fabric::TraceSettings,
+    /// `[silences]`: how long a silence may last.
+    pub silences: crate::silences::SilenceSettings,
 }
 
 /// `[http]`: how long the API's clients may take and how many may be
@@ -168,12 +174,9 @@ impl Config {
 
     /// Token files other users can read, each a sentence for a warning.
     pub fn file_warnings(&self) -> Vec<String> {
-        let auth = &self.auth;
-        [&auth.agent_tokens_file, &auth.api_tokens_file]
-            .into_iter()
-            .flatten()
-            .chain(auth.bound_tokens.iter().map(|b| &b.token_file))
-            .filter_map(|f| crate::auth::readable_by_others(&f.value))
+        self.auth
+            .token_files()
+            .filter_map(crate::auth::readable_by_others)
             .collect()
     }
 
@@ -182,10 +185,19 @@ impl Config {
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
         let bound = self.auth.bound_tokens.iter().map(|b| &b.token_file);
+        let named = self
+            .auth
+            .named_api_tokens
+            .iter()
+            .filter_map(|n| match &n.source {
+                crate::auth::TokenSource::File(file) => Some(file),
+                crate::auth::TokenSource::Inline(_) => None,
+            });
         for file in [&self.auth.agent_tokens_file, &self.auth.api_tokens_file]
             .into_iter()
             .flatten()
             .chain(bound)
+            .chain(named)
         {
             if let Err(e) = crate::auth::read_token_file(&file.value) {
                 errors.push(file.diagnostic(e.to_string(), None));
@@ -201,6 +213,7 @@ impl Config {
         {
             errors.push(e.diagnostic(tls));
         }
+        errors.extend(self.alerting.check_files().iter().map(|e| e.diagnostic()));
         if errors.is_empty() {
             Ok(())
         } else {

@@ -1,6 +1,7 @@
 //! The raw shape of `collector.toml`, as serde reads it, and the keys each
 //! table accepts.
 
+use super::alerting::{ALERTMANAGER_KEYS, RawAlertmanager, RawWebhook, WEBHOOK_KEYS};
 use hopwatch_wire::diag::{KnownKeys, RawSyslog};
 use hopwatch_wire::size::RawSize;
 use serde::Deserialize;
@@ -20,6 +21,13 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     pub(super) http: RawHttp,
     pub(super) trace: RawTrace,
+    pub(super) silences: RawSilences,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawSilences {
+    pub(super) max_duration: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,7 +80,8 @@ pub(super) struct RawAuth {
     // plain values because spans do not survive an untagged enum.
     pub(super) agent_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub(super) agent_certs: Option<Spanned<Vec<Spanned<toml::Value>>>>,
-    pub(super) api_tokens: Option<Spanned<Vec<Spanned<String>>>>,
+    // A token, or a table naming a token (or a token file).
+    pub(super) api_tokens: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub(super) agent_tokens_file: Option<Spanned<String>>,
     pub(super) api_tokens_file: Option<Spanned<String>>,
 }
@@ -81,6 +90,8 @@ pub(super) struct RawAuth {
 #[serde(default)]
 pub(super) struct RawOutputs {
     pub(super) syslog: Option<Spanned<RawSyslog>>,
+    pub(super) alertmanager: Option<Spanned<RawAlertmanager>>,
+    pub(super) webhook: Vec<Spanned<RawWebhook>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -110,6 +121,7 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
             "log",
             "http",
             "trace",
+            "silences",
         ],
     ),
     (
@@ -141,7 +153,9 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
             "agent_certs",
         ],
     ),
-    ("output", &["syslog"]),
+    ("output", &["syslog", "alertmanager", "webhook"]),
+    ("output.alertmanager", ALERTMANAGER_KEYS),
+    ("output.webhook", WEBHOOK_KEYS),
     (
         "output.syslog",
         &[
@@ -165,4 +179,5 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
         "trace",
         &["hop_timeout", "timeout", "hop_limit", "max_branches"],
     ),
+    ("silences", &["max_duration"]),
 ];

@@ -41,6 +41,15 @@ impl Validator<'_> {
         self.diag.error(at, message, hint);
     }
 
+    pub(super) fn error_at(
+        &mut self,
+        offset: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diag.error_at(offset, message, hint);
+    }
+
     pub(super) fn locate<T>(&self, at: &Spanned<String>, value: T) -> Located<T> {
         self.diag.locate(at.span().start, value)
     }
@@ -66,11 +75,13 @@ impl Validator<'_> {
             );
         }
         let syslog = raw.output.syslog.as_ref().and_then(|s| self.syslog(s));
+        let alerting = self.alerting(raw.output.alertmanager.as_ref(), &raw.output.webhook);
         let rate_limit = self.rate_limit(&raw.rate_limit);
         let log = self.log(&raw.log);
         let http = self.http(&raw.http);
         let web = self.web(&raw.http);
         let trace = self.trace(&raw.trace, http.map(|h| h.idle_timeout));
+        let silences = self.silences(&raw.silences);
         if !self.diag.is_empty() {
             return None;
         }
@@ -78,11 +89,13 @@ impl Validator<'_> {
             collector: collector?,
             auth,
             syslog,
+            alerting: alerting?,
             rate_limit: rate_limit?,
             log: log?,
             http: http?,
             web: web?,
             trace: trace?,
+            silences: silences?,
         })
     }
 

@@ -12,6 +12,7 @@
 pub mod fleet;
 pub mod links;
 pub mod query;
+pub mod silences;
 mod spans;
 pub mod writer;
 
@@ -25,7 +26,7 @@ pub const DB_FILE: &str = "hopwatch.db";
 
 /// The schema this build reads and writes, in `PRAGMA user_version`: the
 /// first version's [`SCHEMA`] with every [`MIGRATIONS`] step applied.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The steps from one schema version to the next, each run in its own
 /// transaction with the version it leads to, so a store is always at one
@@ -41,6 +42,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE interfaces ADD COLUMN admin_down_before_ms INTEGER NOT NULL DEFAULT 0;
          ALTER TABLE segments ADD COLUMN admin_down_before_ms INTEGER NOT NULL DEFAULT 0;",
     ),
+    // The collector's silences, and on each alert its rule's labels and
+    // the silence that covered it; NULL for alerts stored before.
+    (4, silences::MIGRATION),
 ];
 
 const SCHEMA: &str = "

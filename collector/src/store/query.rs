@@ -132,6 +132,16 @@ pub struct AlertRecord {
     /// `agent` (the rule cleared), `restart` (a new boot of the agent
     /// began) or `refired` (the agent fired it again without resolving).
     pub resolved_by: Option<String>,
+    /// The rule's labels.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Set while a silence covers it: the agent sent it to the collector
+    /// only, not to syslog.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub silenced: bool,
+    /// The id of the silence that covers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence: Option<String>,
 }
 
 /// Alerts, newest first.
@@ -139,7 +149,7 @@ pub fn alerts(db: &Connection, q: &AlertQuery) -> Result<Vec<AlertRecord>, Store
     let mut sql = String::from(
         "SELECT a.name, al.interface, al.rule, al.severity, al.expr, al.value, al.threshold,
                 al.message, al.fired_at_ms, al.resolved_at_ms, al.resolved_value,
-                al.resolved_message, al.resolved_by
+                al.resolved_message, al.resolved_by, al.labels, al.silence
          FROM alerts al JOIN agents a ON a.id = al.agent_id WHERE 1",
     );
     // Without `since` the bound is the smallest time, which every alert
@@ -174,6 +184,7 @@ pub fn alerts(db: &Connection, q: &AlertQuery) -> Result<Vec<AlertRecord>, Store
 fn alert_record(r: &Row) -> Result<AlertRecord, rusqlite::Error> {
     let fired: Option<i64> = r.get(8)?;
     let resolved: Option<i64> = r.get(9)?;
+    let silence: Option<String> = r.get(14)?;
     Ok(AlertRecord {
         agent: r.get(0)?,
         interface: r.get(1)?,
@@ -193,6 +204,12 @@ fn alert_record(r: &Row) -> Result<AlertRecord, rusqlite::Error> {
         resolved_value: r.get(10)?,
         resolved_message: r.get(11)?,
         resolved_by: r.get(12)?,
+        labels: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+        silenced: silence.is_some(),
+        silence,
     })
 }
 

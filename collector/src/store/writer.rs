@@ -60,8 +60,8 @@ impl Incoming {
     }
 }
 
-/// Where the writer publishes events once they are durable, for syslog
-/// forwarding: a bounded channel, so a forwarder that falls behind never
+/// Where the writer publishes events once they are durable, for syslog and
+/// alert forwarding: a bounded channel, so a forwarder that falls behind never
 /// holds the store up. When it is full the event is dropped and counted
 /// ([`Metrics::forward_dropped`]); the ones already waiting go first.
 pub type Published = std::sync::mpsc::SyncSender<Event>;
@@ -119,6 +119,12 @@ pub enum Request {
     },
     /// Delete what is older than the retention.
     Prune,
+    /// Add or end a silence; answered once the transaction has committed
+    /// (or dropped unanswered if it failed).
+    Silence {
+        change: super::silences::Change,
+        reply: tokio::sync::oneshot::Sender<super::silences::Outcome>,
+    },
 }
 
 /// The highest seq stored per agent and boot, as committed: what `welcome`
@@ -200,6 +206,10 @@ struct BatchOutcome {
     duplicates: u64,
     boots: Vec<(String, String, u64)>,
     events: usize,
+    silences: Vec<(
+        tokio::sync::oneshot::Sender<super::silences::Outcome>,
+        super::silences::Outcome,
+    )>,
 }
 
 const KINDS: [&str; 4] = ["alert", "link", "heartbeat", "loss"];
@@ -353,7 +363,10 @@ impl Writer {
         }
         let result = self.transaction(batch, now_ms, &mut replies, &mut prune);
         match result {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                for (reply, result) in outcome.silences.drain(..) {
+                    let _ = reply.send(result);
+                }
                 let m = &self.metrics;
                 m.batches.fetch_add(1, Ordering::Relaxed);
                 // Only a batch with events shows the store takes them; a
@@ -492,6 +505,12 @@ impl Writer {
                     tracing::info!(agent, boot, last_seq, "Agent stopped (it said goodbye).");
                 }
                 Request::Prune => *prune = true,
+                // A failed statement is answered, not fatal: the events of
+                // the batch it rides in still commit.
+                Request::Silence { change, reply } => {
+                    let result = super::silences::apply(&tx, &change).map_err(|e| e.to_string());
+                    outcome.silences.push((reply, result));
+                }
             }
         }
         for id in cache.dirty_agents.drain() {

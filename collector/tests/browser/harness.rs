@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
@@ -61,6 +62,8 @@ pub struct Browser {
     expected_failures: Vec<String>,
     console: Vec<Value>,
     network: Vec<String>,
+    /// The page's viewport, which screenshots have.
+    size: (u32, u32),
 }
 
 /// chromedriver's log endpoint (`/session/{id}/se/log`), which fantoccini
@@ -105,6 +108,18 @@ impl Browser {
     /// client's sockets inside the network namespace `netns` (a lab's
     /// management namespace, where its collector listens on loopback).
     pub fn start_in(test: &str, netns: Option<&str>) -> Browser {
+        Browser::start_with(test, netns, None)
+    }
+
+    /// As [`Browser::start`], with Chromium's clock in the time zone `zone`
+    /// (an IANA name such as `Asia/Kolkata`): chromedriver hands its
+    /// environment to the browser it starts, and the page's `Date` follows
+    /// `TZ`.
+    pub fn start_zoned(test: &str, zone: &str) -> Browser {
+        Browser::start_with(test, None, Some(zone))
+    }
+
+    fn start_with(test: &str, netns: Option<&str>, zone: Option<&str>) -> Browser {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let profile = std::env::temp_dir().join(format!(
             "hopwatch-browser-{test}-{}-{}",
@@ -122,6 +137,9 @@ impl Browser {
             }
             None => Command::new(CHROMEDRIVER),
         };
+        if let Some(zone) = zone {
+            command.env("TZ", zone);
+        }
         let driver = command
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
@@ -206,7 +224,7 @@ impl Browser {
                 .unwrap()
             })
             .unwrap_or_else(|e| panic!("{test}: a Chromium session: {e}"));
-        let browser = Browser {
+        let mut browser = Browser {
             runtime,
             client: Some(client),
             driver,
@@ -216,32 +234,36 @@ impl Browser {
             expected_failures: Vec::new(),
             console: Vec::new(),
             network: Vec::new(),
+            size: (WIDTH, HEIGHT),
         };
+        browser.resize(WIDTH, HEIGHT);
+        browser
+    }
+
+    /// Gives the page a viewport of `width`×`height` CSS pixels (a phone is
+    /// 390×844); screenshots are taken at that size from then on.
+    pub fn resize(&mut self, width: u32, height: u32) {
         // The window's size includes what the browser draws around the
-        // page; the page itself gets 1280×800.
-        let frame = browser.js(
+        // page, which the page's own size leaves out.
+        let frame = self.js(
             "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
             vec![],
         );
         let (dw, dh) = (
-            frame[0].as_u64().unwrap_or(0),
-            frame[1].as_u64().unwrap_or(0),
+            frame[0].as_u64().unwrap_or(0) as u32,
+            frame[1].as_u64().unwrap_or(0) as u32,
         );
-        browser
-            .runtime
-            .block_on(
-                browser
-                    .client()
-                    .set_window_size(WIDTH + dw as u32, HEIGHT + dh as u32),
-            )
-            .unwrap();
-        let viewport = browser.js("return [window.innerWidth, window.innerHeight];", vec![]);
+        self.runtime
+            .block_on(self.client().set_window_size(width + dw, height + dh))
+            .unwrap_or_else(|e| panic!("{}: resize to {width}×{height}: {e}", self.test));
+        let viewport = self.js("return [window.innerWidth, window.innerHeight];", vec![]);
         assert_eq!(
             viewport,
-            json!([WIDTH, HEIGHT]),
-            "{test}: the page's viewport"
+            json!([width, height]),
+            "{}: the page's viewport",
+            self.test
         );
-        browser
+        self.size = (width, height);
     }
 
     fn client(&self) -> &Client {
@@ -391,6 +413,31 @@ impl Browser {
         );
     }
 
+    /// Presses `key` (a character or a [`fantoccini::key::Key`]) as a
+    /// keyboard does: it goes to whatever has the focus.
+    pub fn press(&self, key: impl Into<char>) {
+        let key = key.into();
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.runtime
+            .block_on(self.client().perform_actions(keys))
+            .unwrap_or_else(|e| panic!("{}: press {key:?}: {e}", self.test));
+    }
+
+    /// Types `text` key by key into whatever has the focus.
+    pub fn type_keys(&self, text: &str) {
+        let mut keys = KeyActions::new("keyboard".into());
+        for c in text.chars() {
+            keys = keys
+                .then(KeyAction::Down { value: c })
+                .then(KeyAction::Up { value: c });
+        }
+        self.runtime
+            .block_on(self.client().perform_actions(keys))
+            .unwrap_or_else(|e| panic!("{}: type: {e}", self.test));
+    }
+
     /// Writes the viewport as `target/screenshots/<page>.png`.
     pub fn screenshot(&self, page: &str) -> PathBuf {
         let png = self
@@ -401,7 +448,7 @@ impl Browser {
         let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
         assert_eq!(
             (size(16), size(20)),
-            (WIDTH, HEIGHT),
+            self.size,
             "{}: screenshot size",
             self.test
         );

@@ -86,7 +86,13 @@ pub struct Context {
     /// Makes the backend that answers the collector's `trace_request`s:
     /// the one `[agent] trace_backend` names.
     pub trace_backend: NewBackend,
+    /// Given each set of silences the collector sends, from the connection
+    /// thread; the agent's silences take it in place of the one before.
+    pub on_silences: OnSilences,
 }
+
+/// Where the collector's silences go.
+pub type OnSilences = Arc<dyn Fn(Vec<hopwatch_wire::silence::Silence>) + Send + Sync>;
 
 /// Where losses go: called from the spool writer and, for a line the
 /// collector refused, from the connection thread.
@@ -159,6 +165,7 @@ struct Shared {
     waker: UnixStream,
     new_backend: NewBackend,
     on_loss: OnLoss,
+    on_silences: OnSilences,
 }
 
 impl Shared {
@@ -311,6 +318,7 @@ pub fn spawn(
         settings,
         new_backend: Arc::clone(&context.trace_backend),
         on_loss: Arc::clone(&context.on_loss),
+        on_silences: Arc::clone(&context.on_silences),
     });
     let monitor = CollectorMonitor {
         shared: Arc::clone(&shared),

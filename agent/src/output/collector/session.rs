@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+/// The oldest collector this agent works with: one of protocol 2 sends no
+/// silences, and nothing else it says differs.
+const OLDEST_COLLECTOR_PROTOCOL: u32 = 2;
+
 /// The first wait before dialling again after a failed session.
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
 /// How long the collector has to answer `hello`.
@@ -440,9 +444,9 @@ impl Session<'_> {
         })?;
         match (*welcomed, message) {
             (false, CollectorMessage::Welcome { protocol, last_seq }) => {
-                if protocol != PROTOCOL_VERSION {
+                if !(OLDEST_COLLECTOR_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
                     return Err(SessionError::Broken(format!(
-                        "the collector speaks protocol {protocol}, this agent {PROTOCOL_VERSION}"
+                        "the collector speaks protocol {protocol}, this agent {OLDEST_COLLECTOR_PROTOCOL} to {PROTOCOL_VERSION}"
                     )));
                 }
                 self.resume(&last_seq)?;
@@ -517,9 +521,12 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The collector's silences for this agent.
+    /// The collector's silences for this agent: handed to the agent's
+    /// loop, which holds them in place of the set the collector sent
+    /// before (and keeps them in the state dir).
     fn silences(&self, silences: Vec<hopwatch_wire::silence::Silence>) {
-        tracing::debug!(count = silences.len(), "the collector's silences");
+        tracing::debug!(count = silences.len(), "The collector sent its silences.");
+        (self.shared.on_silences)(silences);
     }
 
     /// A line the collector can never store: quarantined, so it no longer

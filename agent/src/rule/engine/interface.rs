@@ -3,12 +3,12 @@
 
 use std::time::Instant;
 
+use super::plan::Plan;
 use super::state::RuleState;
-use super::{
-    ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Reach, Sample, Samples, Tick,
-};
+use super::{ALL_METRICS, Clock, DERIVED, METRICS, MetricSet, Observation, Sample, Samples, Tick};
 use crate::event::Alert;
 use crate::hash::ShortName;
+use crate::link::kind::Kinds;
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric, counter_delta};
 use crate::rule::Rule;
 
@@ -16,6 +16,9 @@ use crate::rule::Rule;
 pub(super) struct Interface {
     pub(super) short: ShortName,
     pub(super) name: String,
+    /// Found when first seen, for the rules' `kind`; none while no rule has
+    /// one.
+    pub(super) kinds: Kinds,
     pub(super) last_tick: Tick,
     prev: Option<Prev>,
     /// One per rule matching this interface, in rule order.
@@ -47,10 +50,11 @@ struct Prev {
 }
 
 impl Interface {
-    pub(super) fn new(name: &str, states: Vec<RuleState>) -> Interface {
+    pub(super) fn new(name: &str, kinds: Kinds, states: Vec<RuleState>) -> Interface {
         Interface {
             short: ShortName::of(name),
             name: name.to_string(),
+            kinds,
             last_tick: 0,
             prev: None,
             busy: states.len(),
@@ -68,7 +72,7 @@ impl Interface {
     pub(super) fn observe(
         &mut self,
         rules: &[Rule],
-        reach: &[[Reach; 2]],
+        plans: &[Plan],
         clock: Clock,
         obs: &Observation<'_>,
         skip_quiet: bool,
@@ -138,7 +142,7 @@ impl Interface {
                 continue;
             }
             let rule = &rules[state.rule];
-            state.step(rule, &self.name, clock, reach[state.rule], &samples, out);
+            state.step(rule, &plans[state.rule], &self.name, clock, &samples, out);
             busy += usize::from(!state.quiet);
         }
         self.busy = busy;

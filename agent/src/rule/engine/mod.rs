@@ -44,7 +44,18 @@
 //!   began before the window;
 //! - `avg`, `min`, `max`: over the values sampled in the window (raw values
 //!   for counters);
+//! - `changes(m[W])`: the ticks in the window whose value differs from the
+//!   value before it (which may be before the window, as a delta's start is);
+//! - `flaps(W)`: the times the link came back up, per tick from the
+//!   `carrier_changes` delta and the link state before and now (see
+//!   `window::ups`), so a down-and-up between two ticks counts; like
+//!   `increase`, unavailable on the first tick;
 //! - a bare metric: its value this tick.
+//!
+//! A rule keeps one window per distinct leaf (function, metric, window) of
+//! its `when` and `clear_when`; the expression over them is evaluated as the
+//! `expr` module documents, a division by zero or a leaf without a value
+//! making its comparison unknown.
 //!
 //! Ticks need not be regular: a window holds whatever ticks fell inside it,
 //! and a window shorter than the time between two ticks holds the latest,
@@ -59,21 +70,28 @@
 //! is zero, else it goes pending and fires on the first tick at which `when`
 //! has held on every evaluated tick for at least `for`; a tick where it does
 //! not hold drops the pending state. A firing alert resolves when
-//! `clear_when` holds, or without one when `when` stops holding. Each change
-//! is one [`Alert`] carrying the deciding expression, its value and threshold.
+//! `clear_when` holds, or without one when `when` stops holding, and with
+//! `keep_firing_for` only once that has held on every evaluated tick for so
+//! long (a tick where it does not starts over). An unknown condition moves
+//! nothing. Each change is one [`Alert`] carrying the condition, and the two
+//! sides of the comparison that decided as its value and threshold.
 //! An interface missing from a tick has vanished: its firing alerts resolve
 //! (value null) and its history is dropped; if it returns, it is new.
 //!
 //! # Cost
 //!
-//! Interface globs are matched once, when an interface is first seen (and
-//! again for new rules at a reload). Interfaces arrive in the same order tick
-//! after tick, so each is found by comparing its name with the one seen at
-//! the same position last tick; only a new order costs a hash lookup.
+//! Interface globs and link kinds are matched once, when an interface is
+//! first seen (and again for new rules at a reload). The kind is found then
+//! too, from sysfs or the name ([`Classifier`]), and kept; only while some
+//! rule has a `kind`, so an agent without one reads nothing for it.
+//! Interfaces arrive in the same order tick after tick, so each is found by
+//! comparing its name with the one seen at the same position last tick;
+//! only a new order costs a hash lookup.
 //!
 //! Windows hold tick numbers, not times: the engine keeps the times of the
 //! recent ticks once and finds, per rule and tick, the first tick inside each
-//! window. `increase` and `rate` keep only the non-zero deltas and their sum;
+//! window. `increase`, `rate`, `changes` and `flaps` keep only the non-zero
+//! counts and their sum;
 //! `avg` keeps runs of equal values (value, first tick, last tick) and a
 //! running sum; `min` and `max` keep a monotonic queue in which equal values
 //! merge. So a window over a value that sits still, the usual case for error,
@@ -83,7 +101,8 @@
 //! Most of a quiet switch's counters do not move from one tick to the next.
 //! A (rule, interface) state whose windows sit at such a fixed point (nothing
 //! left to expire, or a single run of the current value), and whose alert is
-//! idle or firing (not pending, since `for` counts time), would come out of
+//! idle or firing (not pending or counting `keep_firing_for`, which count
+//! time), would come out of
 //! a tick with the same inputs exactly as it went in. Such a state is
 //! *quiet*, and a tick where none of the metrics it reads changed skips it;
 //! an interface whose inputs all sit still and whose states are all quiet
@@ -93,6 +112,7 @@
 //! would give.
 
 mod interface;
+mod plan;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -102,12 +122,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use self::interface::Interface;
+use self::plan::Plan;
 use self::state::{Phase, RuleState, alert};
 use super::Rule;
-use super::expr::Condition;
 use crate::event::{Alert, AlertState, Severity};
 use crate::hash::NameMap;
 use crate::link::LinkState;
+use crate::link::kind::{Classifier, Kinds};
 use crate::metric::{COUNTER_COLUMNS, Columns, Metric};
 
 const METRICS: usize = Metric::ALL.len();
@@ -157,11 +178,13 @@ pub struct Unavailable {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    /// Per rule, its `when` and `clear_when` windows' reach this tick.
-    reach: Vec<[Reach; 2]>,
+    /// Per rule, its distinct windows and their reach this tick.
+    plans: Vec<Plan>,
     /// The longest window of any rule: older ticks are inside none.
     longest: Nanos,
     interfaces: Vec<Interface>,
+    /// Finds a new interface's link kinds, for the rules' `kind`.
+    classifier: Classifier,
     /// Where each interface is in `interfaces`.
     index: NameMap<usize>,
     /// The slot of the interface at each position of the previous tick's
@@ -196,7 +219,7 @@ struct Clock {
     tick: Tick,
 }
 
-/// How far back one condition's window reaches this tick.
+/// How far back one window reaches this tick.
 #[derive(Debug, Clone, Copy, Default)]
 struct Reach {
     span: Nanos,
@@ -230,9 +253,10 @@ impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         let mut engine = Engine {
             rules: Vec::new(),
-            reach: Vec::new(),
+            plans: Vec::new(),
             longest: 0,
             interfaces: Vec::new(),
+            classifier: Classifier::default(),
             index: HashMap::default(),
             order: Vec::new(),
             tick: 0,
@@ -246,25 +270,20 @@ impl Engine {
         engine
     }
 
+    /// How interfaces seen from now on are classified for the rules'
+    /// `kind`; those already seen keep theirs.
+    pub fn set_classifier(&mut self, classifier: Classifier) {
+        self.classifier = classifier;
+    }
+
     fn set_rules(&mut self, rules: Vec<Rule>) {
-        self.reach = rules
-            .iter()
-            .map(|rule| {
-                let span = |cond: Option<&Condition>| Reach {
-                    span: cond.map_or(0, |c| nanos(c.window)),
-                    first: 0,
-                    before: None,
-                };
-                [span(Some(&rule.when)), span(rule.clear_when.as_ref())]
-            })
-            .collect();
-        self.longest = self
-            .reach
-            .iter()
-            .flatten()
-            .map(|r| r.span)
-            .max()
-            .unwrap_or(0);
+        self.plans = rules.iter().map(Plan::new).collect();
+        for plan in &mut self.plans {
+            for (reach, leaf) in plan.reach.iter_mut().zip(&plan.leaves) {
+                reach.span = nanos(leaf.window);
+            }
+        }
+        self.longest = self.plans.iter().map(Plan::longest).max().unwrap_or(0);
         self.rules = rules;
     }
 
@@ -285,7 +304,7 @@ impl Engine {
             tick,
         };
         self.recent.push(tick, clock.stamp, self.longest);
-        for reach in self.reach.iter_mut().flatten() {
+        for reach in self.plans.iter_mut().flat_map(|p| &mut p.reach) {
             reach.first = self.recent.first_inside(clock.stamp, reach.span);
             reach.before = self.recent.stamp_before(reach.first);
         }
@@ -298,7 +317,7 @@ impl Engine {
             }
             iface.last_tick = tick;
             seen += 1;
-            iface.observe(&self.rules, &self.reach, clock, &obs, self.skip_quiet, out);
+            iface.observe(&self.rules, &self.plans, clock, &obs, self.skip_quiet, out);
         }
         if seen < self.interfaces.len() {
             self.drop_vanished(tick, out);
@@ -319,9 +338,10 @@ impl Engine {
         let slot = match self.index.get(name) {
             Some(&slot) => slot,
             None => {
-                let states = self.match_rules(name);
+                let kinds = classify(&self.classifier, &self.rules, name);
+                let states = self.match_rules(name, kinds);
                 let slot = self.interfaces.len();
-                self.interfaces.push(Interface::new(name, states));
+                self.interfaces.push(Interface::new(name, kinds, states));
                 self.index.insert(name.to_string(), slot);
                 slot
             }
@@ -351,11 +371,16 @@ impl Engine {
             }
         }
 
+        let plans: Vec<Plan> = rules.iter().map(Plan::new).collect();
         let mut slots: Vec<usize> = (0..self.interfaces.len()).collect();
         slots.sort_unstable_by(|&a, &b| self.interfaces[a].name.cmp(&self.interfaces[b].name));
         for slot in slots {
             let iface = &mut self.interfaces[slot];
             let name = iface.name.as_str();
+            if iface.kinds.is_empty() {
+                iface.kinds = classify(&self.classifier, &rules, name);
+            }
+            let kinds = iface.kinds;
             let old_states = std::mem::take(&mut iface.states);
             let mut carried: Vec<(usize, RuleState)> = Vec::new();
             for mut state in old_states {
@@ -366,7 +391,7 @@ impl Engine {
                     }
                     None => {
                         let rule = &self.rules[state.rule];
-                        if matches!(state.phase, Phase::Firing { .. }) {
+                        if let Phase::Firing { threshold, .. } = state.phase {
                             let reason = if rules.iter().any(|r| r.name == rule.name) {
                                 "rule changed by a reload"
                             } else {
@@ -378,6 +403,7 @@ impl Engine {
                                 name,
                                 &rule.when,
                                 None,
+                                threshold,
                                 reason.to_string(),
                             ));
                         }
@@ -396,8 +422,8 @@ impl Engine {
                     if let Some(at) = carried.iter().position(|(j, _)| *j == new_index) {
                         states.push(carried.swap_remove(at).1);
                     }
-                } else if rule.interfaces.matches(name) {
-                    states.push(RuleState::new(new_index, rule));
+                } else if rule.applies(name, kinds) {
+                    states.push(RuleState::new(new_index, &plans[new_index]));
                 }
             }
             states.shrink_to_fit();
@@ -417,7 +443,7 @@ impl Engine {
                     .states
                     .iter()
                     .filter_map(move |state| match state.phase {
-                        Phase::Firing { since, value } => {
+                        Phase::Firing { since, value, .. } => {
                             let rule = &self.rules[state.rule];
                             Some(FiringAlert {
                                 rule: rule.name.clone(),
@@ -471,15 +497,16 @@ impl Engine {
         self.interfaces.len()
     }
 
-    /// Fresh states for the rules whose globs match a new interface.
-    fn match_rules(&mut self, name: &str) -> Vec<RuleState> {
+    /// Fresh states for the rules whose globs and kinds match a new
+    /// interface.
+    fn match_rules(&mut self, name: &str, kinds: Kinds) -> Vec<RuleState> {
         #[cfg(test)]
         {
             self.glob_checks += self.rules.len();
         }
         (0..self.rules.len())
-            .filter(|&i| self.rules[i].interfaces.matches(name))
-            .map(|i| RuleState::new(i, &self.rules[i]))
+            .filter(|&i| self.rules[i].applies(name, kinds))
+            .map(|i| RuleState::new(i, &self.plans[i]))
             .collect()
     }
 
@@ -503,7 +530,7 @@ impl Engine {
         gone.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for iface in gone {
             for state in &iface.states {
-                if matches!(state.phase, Phase::Firing { .. }) {
+                if let Phase::Firing { threshold, .. } = state.phase {
                     let rule = &self.rules[state.rule];
                     let name = &iface.name;
                     out.push(alert(
@@ -512,6 +539,7 @@ impl Engine {
                         name,
                         &rule.when,
                         None,
+                        threshold,
                         "interface vanished".to_string(),
                     ));
                 }
@@ -550,6 +578,15 @@ impl Recent {
             Some(cutoff) => self.first + self.stamps.partition_point(|&t| t <= cutoff) as Tick,
         }
     }
+}
+
+/// An interface's link kinds, or none when no rule asks for them (it is
+/// asked again at a reload).
+fn classify(classifier: &Classifier, rules: &[Rule], name: &str) -> Kinds {
+    if rules.iter().all(|r| r.kind.is_any()) {
+        return Kinds::NONE;
+    }
+    classifier.kinds(name)
 }
 
 /// Saturates at 584 years.

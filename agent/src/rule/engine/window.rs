@@ -1,22 +1,26 @@
-//! The window kinds: the state one condition keeps between ticks, and how a
-//! tick's sample moves it on. See the engine's documentation for the
+//! The window kinds: the state one leaf of a rule keeps between ticks, and
+//! how a tick's sample moves it on. See the engine's documentation for the
 //! semantics and why each kind holds what it holds.
 
 use std::collections::VecDeque;
 
 use super::{Nanos, Sample, Tick};
-use crate::rule::expr::{Condition, Func};
+use crate::rule::expr::{Func, Leaf};
 
-/// The state one condition keeps between ticks.
+/// The state one leaf keeps between ticks.
 #[derive(Debug)]
 pub(super) enum Window {
     Latest,
-    /// `increase` and `rate`: the non-zero deltas inside the window and
-    /// their exact sum (a u64 holds 400 Gb/s of bytes for over a year).
+    /// `increase`, `rate`, `changes` and `flaps`: the non-zero counts
+    /// inside the window and their exact sum (a u64 holds 400 Gb/s of bytes
+    /// for over a year).
     Sum {
-        per_second: bool,
+        count: Count,
         entries: VecDeque<(Tick, u64)>,
         sum: u64,
+        /// The latest value seen, for `changes` (the value) and `flaps`
+        /// (the link, 1 for up): what this tick's is compared with.
+        last: Option<f64>,
     },
     /// `avg`: runs of equal values inside the window. The last run is open
     /// (it may go on next tick); the others are closed, and their running
@@ -39,6 +43,19 @@ pub(super) enum Window {
     },
 }
 
+/// What a [`Window::Sum`] counts each tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Count {
+    /// The counter's delta.
+    Increase,
+    /// The counter's delta, the sum divided by the time it spans.
+    Rate,
+    /// 1 when the value differs from the one before.
+    Changes,
+    /// The times the link came back up: see [`ups`].
+    Flaps,
+}
+
 /// One value held on consecutive ticks `first..=last`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Run {
@@ -56,7 +73,7 @@ impl Run {
 /// What one window made of one tick.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reading {
-    /// The condition's left-hand value, `None` when it cannot be computed.
+    /// The leaf's value, `None` when it cannot be computed.
     pub(super) value: Option<f64>,
     /// Whether the same input next tick would leave the window as it is and
     /// give the same value.
@@ -64,14 +81,19 @@ pub(super) struct Reading {
 }
 
 impl Window {
-    pub(super) fn new(cond: &Condition) -> Window {
-        match cond.func {
+    pub(super) fn new(leaf: &Leaf) -> Window {
+        let sum = |count| Window::Sum {
+            count,
+            entries: VecDeque::new(),
+            sum: 0,
+            last: None,
+        };
+        match leaf.func {
             Func::Latest => Window::Latest,
-            Func::Increase | Func::Rate => Window::Sum {
-                per_second: cond.func == Func::Rate,
-                entries: VecDeque::new(),
-                sum: 0,
-            },
+            Func::Increase => sum(Count::Increase),
+            Func::Rate => sum(Count::Rate),
+            Func::Changes => sum(Count::Changes),
+            Func::Flaps => sum(Count::Flaps),
             Func::Avg => Window::Avg {
                 runs: VecDeque::new(),
                 closed_sum: 0.0,
@@ -79,7 +101,7 @@ impl Window {
                 closes: 0,
             },
             Func::Min | Func::Max => Window::Extreme {
-                max: cond.func == Func::Max,
+                max: leaf.func == Func::Max,
                 entries: VecDeque::new(),
             },
         }
@@ -87,7 +109,8 @@ impl Window {
 
     /// Accounts for skipped ticks `stepped + 1..=through`, which had the
     /// input of tick `stepped`: a run or entry holding that tick's value
-    /// held it through them. Deltas were zero and add nothing.
+    /// held it through them. Deltas were zero and add nothing, and a value
+    /// that sat still did not change.
     pub(super) fn catch_up(&mut self, stepped: Tick, through: Tick) {
         match self {
             Window::Avg { runs, .. } => {
@@ -109,8 +132,8 @@ impl Window {
     }
 
     /// Takes tick `now`'s sample, drops what is before tick `first`, and
-    /// returns the condition's left-hand value. `covered` is the time the
-    /// window's deltas span, for `rate`.
+    /// returns the leaf's value. `covered` is the time the window's deltas
+    /// span, for `rate`.
     pub(super) fn update(
         &mut self,
         now: Tick,
@@ -132,11 +155,31 @@ impl Window {
                 steady: true,
             },
             Window::Sum {
-                per_second,
+                count,
                 entries,
                 sum,
+                last,
             } => {
-                let (true, Some(delta)) = (covered > 0, sample.delta) else {
+                let before = last.replace(sample.value);
+                let delta = match count {
+                    Count::Changes => Some(u64::from(before.is_some_and(|b| b != sample.value))),
+                    Count::Increase | Count::Rate | Count::Flaps => {
+                        let (true, Some(delta)) = (covered > 0, sample.delta) else {
+                            return Reading {
+                                value: None,
+                                steady: false,
+                            };
+                        };
+                        match (*count, before) {
+                            (Count::Flaps, Some(was)) => {
+                                Some(ups(delta, was > 0.0, sample.value > 0.0))
+                            }
+                            (Count::Flaps, None) => None,
+                            _ => Some(delta),
+                        }
+                    }
+                };
+                let Some(delta) = delta else {
                     return Reading {
                         value: None,
                         steady: false,
@@ -159,7 +202,7 @@ impl Window {
                     *sum = sum.wrapping_sub(d);
                 }
                 let increase = *sum as f64;
-                let value = if *per_second {
+                let value = if *count == Count::Rate {
                     increase * 1e9 / covered as f64
                 } else {
                     increase
@@ -263,6 +306,17 @@ impl Window {
         }
     }
 
+    /// The heap the window holds, for the cost of a long window.
+    #[cfg(test)]
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            Window::Latest => 0,
+            Window::Sum { entries, .. } => entries.capacity() * size_of::<(Tick, u64)>(),
+            Window::Avg { runs, .. } => runs.capacity() * size_of::<Run>(),
+            Window::Extreme { entries, .. } => entries.capacity() * size_of::<(Tick, f64)>(),
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         match self {
@@ -272,4 +326,19 @@ impl Window {
             Window::Extreme { entries, .. } => entries.len(),
         }
     }
+}
+
+/// How many times a link came back up between two ticks, from the carrier
+/// count's `delta` and the link state before and now: each down-and-up is
+/// two carrier changes, so a flap shorter than a tick still counts. A count
+/// that disagrees with the states (a source that counts only some changes)
+/// is raised to the least that explains them.
+pub(super) fn ups(delta: u64, was_up: bool, up: bool) -> u64 {
+    // Wide enough that a reset counter's huge delta cannot overflow.
+    let (before, now) = (u128::from(was_up), u128::from(up));
+    let mut changes = u128::from(delta).max(before.abs_diff(now));
+    if (changes + before + now) % 2 == 1 {
+        changes += 1;
+    }
+    ((changes + now - before) / 2) as u64
 }

@@ -4,6 +4,7 @@
 
 use super::Incoming;
 use super::cache::{Cache, Hot};
+use crate::store::silences;
 use crate::timeline::{self, State};
 use hopwatch_wire::event::{AlertState, Body, Link, LinkState};
 use rusqlite::{Connection, params};
@@ -173,6 +174,16 @@ pub(super) fn apply_event(
             let key = (agent_id, alert.rule.clone(), alert.interface.clone());
             match alert.state {
                 AlertState::Firing => {
+                    // Fired again, unsilenced, when its silence ended: the
+                    // same firing, now seen.
+                    let open = cache.open_alerts.get(&key).copied();
+                    if let Some((open, boot)) = open
+                        && boot == boot_id
+                        && !alert.silenced
+                        && silences::unsilence(db, open)?
+                    {
+                        return Ok(true);
+                    }
                     if let Some((open, _)) = cache.open_alerts.remove(&key) {
                         hot.close(open, at, None, None, "refired")?;
                     }
@@ -186,7 +197,9 @@ pub(super) fn apply_event(
                         alert.value,
                         alert.threshold,
                         alert.message,
-                        at
+                        at,
+                        silences::labels_column(&alert.labels),
+                        silences::silence_column(alert),
                     ])?;
                     let id = db.last_insert_rowid();
                     cache.open_alerts.insert(key, (id, boot_id));
@@ -199,8 +212,10 @@ pub(super) fn apply_event(
                         db.prepare_cached(
                             "INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr,
                                                  value, threshold, message, resolved_at_ms,
-                                                 resolved_value, resolved_message, resolved_by)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, '', ?8, ?9, ?10, 'agent')",
+                                                 resolved_value, resolved_message, resolved_by,
+                                                 labels, silence)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, '', ?8, ?9, ?10, 'agent',
+                                     ?11, ?12)",
                         )?
                         .execute(params![
                             agent_id,
@@ -212,7 +227,9 @@ pub(super) fn apply_event(
                             alert.threshold,
                             at,
                             alert.value,
-                            alert.message
+                            alert.message,
+                            silences::labels_column(&alert.labels),
+                            silences::silence_column(alert),
                         ])?;
                     }
                 },

@@ -340,8 +340,8 @@ impl<'c> Hot<'c> {
             )?,
             fire: db.prepare_cached(
                 "INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr,
-                                     value, threshold, message, fired_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                     value, threshold, message, fired_at_ms, labels, silence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
             close: db.prepare_cached(
                 "UPDATE alerts SET resolved_at_ms = max(?2, coalesce(fired_at_ms, ?2)),

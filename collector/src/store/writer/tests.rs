@@ -479,3 +479,58 @@ fn a_heartbeat_resent_from_before_the_hello_keeps_the_hello_s_addresses() {
         stored(&f.writer)
     );
 }
+
+/// A silence rides in a batch beside events: it is answered after the
+/// commit, and one that fails (an id already stored) fails alone, while the
+/// events of the batch are stored and acknowledged.
+#[test]
+fn a_failed_silence_fails_alone_and_the_batch_s_events_commit() {
+    use crate::store::silences::{Change, Stored};
+    let mut f = fixture("silence");
+    let w = &mut f.writer;
+    let stored = Stored {
+        silence: hopwatch_wire::silence::Silence {
+            id: "c-0123456789abcdef".into(),
+            interface: "swp*".into(),
+            rule: None,
+            agent: None,
+            starts_at: crate::store::rfc3339(T0),
+            ends_at: crate::store::rfc3339(T0 + 3_600_000),
+            reason: "r".into(),
+            author: "alice".into(),
+        },
+        starts_ms: T0,
+        ends_ms: T0 + 3_600_000,
+    };
+    let add = || Change::Add {
+        silence: stored.clone(),
+        now_ms: T0,
+        forget_before_ms: 0,
+    };
+    let (first, mut first_answer) = tokio::sync::oneshot::channel();
+    let (again, mut again_answer) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    w.apply(
+        vec![
+            Request::Silence {
+                change: add(),
+                reply: first,
+            },
+            Request::Events {
+                events: vec![incoming("leaf1", "b1", 1, 1, heartbeat(&[]))],
+                reply: tx,
+            },
+            Request::Silence {
+                change: add(),
+                reply: again,
+            },
+        ],
+        T0 + 2_000,
+    );
+    assert_eq!(first_answer.try_recv().unwrap(), Ok(true));
+    let error = again_answer.try_recv().unwrap().unwrap_err();
+    assert!(error.contains("UNIQUE"), "{error}");
+    assert!(matches!(rx.try_recv().unwrap(), Ack::Stored(..)));
+    assert_eq!(count(w, "SELECT count(*) FROM events"), 1);
+    assert_eq!(count(w, "SELECT count(*) FROM silences"), 1);
+}

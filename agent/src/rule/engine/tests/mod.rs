@@ -3,6 +3,8 @@
 //! `clear_when`, counters, links, reloads and scale.
 
 mod cadence;
+mod expr;
+mod oracle;
 mod windows;
 
 use super::state::number;
@@ -20,7 +22,10 @@ fn rule(name: &str, when: &str) -> Rule {
         when: parse(when).unwrap(),
         for_: Duration::ZERO,
         clear_when: None,
+        keep_firing_for: Duration::ZERO,
         severity: Severity::Critical,
+        labels: Default::default(),
+        kind: Default::default(),
     }
 }
 
@@ -96,7 +101,7 @@ impl Harness {
             .interfaces
             .iter()
             .flat_map(|i| &i.states)
-            .flat_map(|s| std::iter::once(&s.when).chain(s.clear.as_deref()))
+            .flat_map(|s| s.windows())
             .map(Window::len)
             .max()
             .unwrap_or(0)
@@ -716,10 +721,9 @@ fn scale_20_rules_500_interfaces_120_ticks_stays_bounded() {
         );
         fired += out.iter().filter(|a| a.state == AlertState::Firing).count();
         for state in h.engine.interfaces.iter().flat_map(|i| &i.states) {
-            let rule = &h.engine.rules[state.rule];
-            assert!(state.when.len() <= rule.when.window.as_secs() as usize + 2);
-            if let (Some(w), Some(c)) = (&state.clear, &rule.clear_when) {
-                assert!(w.len() <= c.window.as_secs() as usize + 2);
+            let plan = &h.engine.plans[state.rule];
+            for (window, leaf) in state.windows().zip(&plan.leaves) {
+                assert!(window.len() <= leaf.window.as_secs() as usize + 2);
             }
         }
     }

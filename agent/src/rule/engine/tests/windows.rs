@@ -126,10 +126,10 @@ fn min_and_max_slide_with_the_window() {
 
 /// A reproducible stream of pseudo-random numbers for the brute-force
 /// comparisons.
-struct Lcg(u64);
+pub(super) struct Lcg(pub(super) u64);
 
 impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(super) fn next(&mut self, below: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -175,7 +175,8 @@ fn first_inside(history: &[Point], span: Nanos) -> Tick {
 fn walk_window(func: &str, skip: bool) {
     let span: Nanos = 2_500_000_000;
     let cond = parse(&format!("{func}(rx_bytes[2500ms]) > 0")).unwrap();
-    let mut window = Window::new(&cond);
+    let leaf = cond.leaves[0];
+    let mut window = Window::new(&leaf);
     let mut history: Vec<Point> = Vec::new();
     let mut rng = Lcg(7);
     let mut at: Nanos = 1_000_000_000;
@@ -207,7 +208,7 @@ fn walk_window(func: &str, skip: bool) {
         };
         history.push((at, sample));
         let tick = history.len() as Tick;
-        let expect = brute_force(cond.func, span, &history);
+        let expect = brute_force(leaf.func, span, &history);
         let unchanged = match (before, sample) {
             (None, None) => history.len() > 1,
             (Some(a), Some(b)) => a.value == b.value && b.delta == Some(0),
@@ -380,4 +381,69 @@ fn skipping_quiet_states_changes_nothing() {
         fired > 100,
         "only {fired} alerts: the test exercises too little"
     );
+}
+
+/// What a 24 h window holds per interface at one tick a second, for the
+/// README: nothing or one entry for a value that sits still, and at worst
+/// (a value that moves every tick) one entry per tick, in a `VecDeque`
+/// that doubles.
+#[test]
+fn a_day_long_window_costs_at_most_one_entry_per_tick() {
+    const DAY: u64 = 86_400;
+    let span: Nanos = DAY * 1_000_000_000;
+    let mut figures = Vec::new();
+    for func in [
+        "increase(rx_bytes[24h])",
+        "rate(rx_bytes[24h])",
+        "avg(rx_util[24h])",
+        "min(speed_mbps[24h])",
+        "max(speed_mbps[24h])",
+        "changes(speed_mbps[24h])",
+        "flaps(24h)",
+    ] {
+        let cond = parse(&format!("{func} > 0")).unwrap();
+        let leaf = cond.leaves[0];
+        let (mut steady, mut busy) = (Window::new(&leaf), Window::new(&leaf));
+        for tick in 1..=DAY + 100 {
+            let first = tick.saturating_sub(DAY - 1).max(1);
+            let still = Sample {
+                value: 1000.0,
+                delta: Some(0),
+            };
+            // Moving every tick the worst way for each kind: growing deltas,
+            // new values, a falling value for `max`'s queue (rising for `min`).
+            let moving = Sample {
+                value: if func.starts_with("min") {
+                    tick as f64
+                } else {
+                    (2 * DAY - tick) as f64
+                },
+                delta: Some(1 + tick % 7),
+            };
+            let moving = if func.starts_with("flaps") {
+                Sample {
+                    value: 1.0,
+                    delta: Some(2),
+                }
+            } else {
+                moving
+            };
+            steady.update(tick, first, span, Some(still));
+            busy.update(tick, first, span, Some(moving));
+        }
+        assert!(steady.len() <= 1, "{func}: {}", steady.len());
+        assert!(busy.len() as u64 <= DAY, "{func}: {}", busy.len());
+        assert!(
+            busy.len() as u64 >= DAY - 1,
+            "{func}: the worst case was not reached"
+        );
+        figures.push((func, steady.heap_bytes(), busy.len(), busy.heap_bytes()));
+    }
+    for (func, steady, entries, bytes) in &figures {
+        println!(
+            "{func:<26} still: {steady:>6} B   moving every tick: {entries} entries, {:.2} MiB",
+            *bytes as f64 / (1 << 20) as f64
+        );
+        assert!(*bytes <= 3 << 20, "{func}: {bytes} bytes");
+    }
 }

@@ -1,0 +1,322 @@
+//! The collector's silences in the store: written only by the writer thread
+//! (a [`Change`] rides in its queue like any batch, so no second connection
+//! ever competes for SQLite's write lock), read by the API and at start.
+//! A removed silence is kept, ended at the moment it was removed, so the
+//! list of recent silences still says who silenced what and until when.
+
+use super::{StoreError, rfc3339};
+use hopwatch_wire::silence::Silence;
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema step 4: the table, and the alert columns the silences and the
+/// rules' labels fill.
+pub const MIGRATION: &str = "
+CREATE TABLE silences (
+    id TEXT PRIMARY KEY,
+    agent TEXT,
+    interface TEXT NOT NULL,
+    rule TEXT,
+    starts_at_ms INTEGER NOT NULL,
+    -- Moved back to the removal time when removed before its end.
+    ends_at_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    removed_ms INTEGER,
+    removed_by TEXT
+);
+CREATE INDEX silences_ends ON silences (ends_at_ms);
+-- The rule's labels as a JSON object, NULL when it has none.
+ALTER TABLE alerts ADD COLUMN labels TEXT;
+-- The id of the silence that covered the alert, NULL when none did.
+ALTER TABLE alerts ADD COLUMN silence TEXT;
+";
+
+/// A silence with the times as the store keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub silence: Silence,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+}
+
+/// A change to the silences, applied by the writer in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Store a new silence, and forget silences that ended before
+    /// `forget_before_ms`.
+    Add {
+        silence: Stored,
+        now_ms: i64,
+        forget_before_ms: i64,
+    },
+    /// End silence `id` now (if it has not ended), by `by`.
+    Remove { id: String, by: String, now_ms: i64 },
+}
+
+/// What the writer answers a [`Change`]: for a removal, whether a silence
+/// that had not ended was ended; the error's text when the store failed.
+pub type Outcome = Result<bool, String>;
+
+/// Applies `change` on the writer's connection, inside its transaction.
+pub fn apply(db: &Connection, change: &Change) -> Result<bool, rusqlite::Error> {
+    match change {
+        Change::Add {
+            silence,
+            now_ms,
+            forget_before_ms,
+        } => {
+            let s = &silence.silence;
+            db.prepare_cached("DELETE FROM silences WHERE ends_at_ms < ?1")?
+                .execute(params![forget_before_ms])?;
+            db.prepare_cached(
+                "INSERT INTO silences (id, agent, interface, rule, starts_at_ms, ends_at_ms,
+                                       reason, author, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                s.id,
+                s.agent,
+                s.interface,
+                s.rule,
+                silence.starts_ms,
+                silence.ends_ms,
+                s.reason,
+                s.author,
+                now_ms
+            ])?;
+            Ok(true)
+        }
+        Change::Remove { id, by, now_ms } => {
+            let n = db
+                .prepare_cached(
+                    "UPDATE silences SET ends_at_ms = ?2, starts_at_ms = min(starts_at_ms, ?2),
+                                         removed_ms = ?2, removed_by = ?3
+                     WHERE id = ?1 AND ends_at_ms > ?2",
+                )?
+                .execute(params![id, now_ms, by])?;
+            Ok(n > 0)
+        }
+    }
+}
+
+/// An alert's `labels` column: its rule's labels as JSON, NULL for none.
+pub fn labels_column(labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!labels.is_empty()).then(|| serde_json::to_string(labels).expect("labels always serialize"))
+}
+
+/// An alert's `silence` column: the id of the silence that covered it.
+pub fn silence_column(alert: &hopwatch_wire::event::Alert) -> Option<&str> {
+    alert.silence.as_deref().filter(|_| alert.silenced)
+}
+
+/// Clears the silence of open alert `id`; false when it had none.
+pub fn unsilence(db: &Connection, id: i64) -> Result<bool, rusqlite::Error> {
+    let n = db
+        .prepare_cached("UPDATE alerts SET silence = NULL WHERE id = ?1 AND silence IS NOT NULL")?
+        .execute(params![id])?;
+    Ok(n > 0)
+}
+
+/// Whether a silence has begun, is yet to begin, or has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceState {
+    Pending,
+    Active,
+    Ended,
+}
+
+impl SilenceState {
+    pub fn at(starts_ms: i64, ends_ms: i64, now_ms: i64) -> SilenceState {
+        if ends_ms <= now_ms {
+            SilenceState::Ended
+        } else if starts_ms > now_ms {
+            SilenceState::Pending
+        } else {
+            SilenceState::Active
+        }
+    }
+}
+
+/// A silence as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceRecord {
+    #[serde(flatten)]
+    pub silence: Silence,
+    pub state: SilenceState,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<String>,
+}
+
+const COLUMNS: &str = "id, agent, interface, rule, starts_at_ms, ends_at_ms, reason, author,
+                       created_ms, removed_ms, removed_by";
+
+fn record(r: &Row, now_ms: i64) -> Result<SilenceRecord, rusqlite::Error> {
+    let starts: i64 = r.get(4)?;
+    let ends: i64 = r.get(5)?;
+    let removed: Option<i64> = r.get(9)?;
+    Ok(SilenceRecord {
+        silence: Silence {
+            id: r.get(0)?,
+            agent: r.get(1)?,
+            interface: r.get(2)?,
+            rule: r.get(3)?,
+            starts_at: rfc3339(starts),
+            ends_at: rfc3339(ends),
+            reason: r.get(6)?,
+            author: r.get(7)?,
+        },
+        state: SilenceState::at(starts, ends, now_ms),
+        created_at: rfc3339(r.get(8)?),
+        removed_at: removed.map(rfc3339),
+        removed_by: r.get(10)?,
+    })
+}
+
+/// The silences that have not ended at `now_ms`, and with `ended_since_ms`
+/// also those that ended since then; the soonest to end first.
+pub fn list(
+    db: &Connection,
+    now_ms: i64,
+    ended_since_ms: Option<i64>,
+) -> Result<Vec<SilenceRecord>, StoreError> {
+    let mut stmt = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM silences WHERE ends_at_ms > ?1 ORDER BY ends_at_ms, id"
+    ))?;
+    let after = ended_since_ms.unwrap_or(now_ms).min(now_ms);
+    let rows = stmt.query_map(params![after], |r| record(r, now_ms))?;
+    let mut out: Vec<SilenceRecord> = rows.collect::<Result<_, _>>()?;
+    // Those still to come or running first, then the ended, latest first.
+    out.sort_by_key(|s| s.state == SilenceState::Ended);
+    let split = out
+        .iter()
+        .position(|s| s.state == SilenceState::Ended)
+        .unwrap_or(out.len());
+    out[split..].reverse();
+    Ok(out)
+}
+
+/// The silences that have not ended at `now_ms`, as the collector holds
+/// them in memory to push to agents.
+pub fn not_ended(db: &Connection, now_ms: i64) -> Result<Vec<Stored>, StoreError> {
+    let mut stmt = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM silences WHERE ends_at_ms > ?1 ORDER BY ends_at_ms, id"
+    ))?;
+    let rows = stmt.query_map(params![now_ms], |r| {
+        Ok(Stored {
+            starts_ms: r.get(4)?,
+            ends_ms: r.get(5)?,
+            silence: record(r, now_ms)?.silence,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One silence by id, ended or not.
+pub fn get(db: &Connection, id: &str, now_ms: i64) -> Result<Option<SilenceRecord>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = db.prepare_cached(&format!("SELECT {COLUMNS} FROM silences WHERE id = ?1"))?;
+    Ok(stmt
+        .query_row(params![id], |r| record(r, now_ms))
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: &str, starts_ms: i64, ends_ms: i64) -> Stored {
+        Stored {
+            silence: Silence {
+                id: id.into(),
+                interface: "Eth1-*".into(),
+                rule: Some("tx-*".into()),
+                agent: None,
+                starts_at: rfc3339(starts_ms),
+                ends_at: rfc3339(ends_ms),
+                reason: "maintenance".into(),
+                author: "alice".into(),
+            },
+            starts_ms,
+            ends_ms,
+        }
+    }
+
+    fn add(db: &Connection, s: Stored, now_ms: i64) {
+        let change = Change::Add {
+            silence: s,
+            now_ms,
+            forget_before_ms: now_ms - 10_000_000,
+        };
+        assert!(apply(db, &change).unwrap());
+    }
+
+    #[test]
+    fn added_listed_removed_and_forgotten() {
+        let dir =
+            std::env::temp_dir().join(format!("hopwatch-store-silences-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = super::super::open_writer(&dir).unwrap();
+        let now = 1_700_000_000_000;
+        add(&db, stored("c-0000000000000001", now, now + 3_600_000), now);
+        add(
+            &db,
+            stored("c-0000000000000002", now + 60_000, now + 120_000),
+            now,
+        );
+        add(&db, stored("c-0000000000000003", now - 7_000, now - 1), now);
+        let states: Vec<(String, SilenceState)> = list(&db, now, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.silence.id, r.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("c-0000000000000002".into(), SilenceState::Pending),
+                ("c-0000000000000001".into(), SilenceState::Active),
+            ]
+        );
+        assert_eq!(list(&db, now, Some(now - 86_400_000)).unwrap().len(), 3);
+        assert_eq!(not_ended(&db, now).unwrap().len(), 2);
+
+        // Removing a pending one empties its window at the removal time.
+        let remove = |id: &str, at: i64| Change::Remove {
+            id: id.into(),
+            by: "bob".into(),
+            now_ms: at,
+        };
+        assert!(apply(&db, &remove("c-0000000000000002", now + 5)).unwrap());
+        let r = get(&db, "c-0000000000000002", now + 5).unwrap().unwrap();
+        assert_eq!(r.state, SilenceState::Ended);
+        assert_eq!(r.silence.starts_at, rfc3339(now + 5));
+        assert_eq!(r.silence.ends_at, rfc3339(now + 5));
+        assert_eq!(r.removed_by.as_deref(), Some("bob"));
+        // Twice, or one that ended, or one never made: nothing to end.
+        assert!(!apply(&db, &remove("c-0000000000000002", now + 6)).unwrap());
+        assert!(!apply(&db, &remove("c-0000000000000003", now + 6)).unwrap());
+        assert!(!apply(&db, &remove("c-ffffffffffffffff", now + 6)).unwrap());
+        assert_eq!(not_ended(&db, now + 6).unwrap().len(), 1);
+
+        // An add forgets what ended long ago.
+        let later = now + 20_000_000;
+        add(
+            &db,
+            stored("c-0000000000000004", later, later + 1000),
+            later,
+        );
+        let left: Vec<String> = list(&db, later, Some(0))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.silence.id)
+            .collect();
+        assert_eq!(left, vec!["c-0000000000000004".to_string()]);
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
