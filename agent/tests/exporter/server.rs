@@ -169,3 +169,33 @@ fn exporter_that_cannot_bind_leaves_the_agent_running() {
     );
     assert!(agent.stop().success(), "and stops cleanly");
 }
+
+#[test]
+fn exporter_moves_to_a_new_address_on_sighup() {
+    let fixture = Fixture::new(2);
+    let first: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = fixture.config("200ms", &format!("listen = \"{first}\""));
+    let agent = spawn_agent(&config);
+    scrape_when_up(first, None);
+
+    fixture.config("200ms", &format!("listen = \"{second}\""));
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    scrape_when_up(second, None);
+    let released = crate::util::poll(Duration::from_secs(5), || {
+        scrape(first, None).is_err().then_some(())
+    });
+    assert!(released.is_some(), "the old address is let go");
+
+    // The same port on every address: it binds only because the old
+    // listener let go of the port first.
+    let wildcard = format!("0.0.0.0:{}", second.port());
+    fixture.config("200ms", &format!("listen = \"{wildcard}\""));
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let moved = crate::util::poll(Duration::from_secs(10), || {
+        let (_, text) = scrape(second, None).ok()?;
+        // A new listener's own count starts again from its first scrape.
+        (super::value(&text, "hopwatch_exporter_scrapes_total") == Some(1.0)).then_some(())
+    });
+    assert!(moved.is_some(), "the listener moved to {wildcard}");
+}
