@@ -92,6 +92,9 @@ pub struct Published {
     pub source_up: bool,
     pub interfaces: Vec<Series>,
     pub firing: Vec<FiringAlert>,
+    /// The `labels` of the rules that have some, by rule name, for the
+    /// firing alerts' series.
+    pub rule_labels: Arc<Vec<(String, Vec<(String, String)>)>>,
     /// Per rule, the (rule, interface) evaluations since the agent started.
     pub evaluations: Vec<(String, u64)>,
     pub tick: Histogram,
@@ -122,6 +125,8 @@ pub(super) struct Publisher {
     tick: Histogram,
     /// The rules the evaluation counts are for.
     rules: Vec<Rule>,
+    /// Their labels, shared by every copy until the rules change.
+    rule_labels: Arc<Vec<(String, Vec<(String, String)>)>>,
     /// Per rule, the interfaces its globs match among `names`.
     matched: Vec<u64>,
     evaluations: Vec<u64>,
@@ -178,6 +183,7 @@ impl Publisher {
             .map_or(0.0, |d| d.as_secs_f64());
         next.source_up = view.source_up;
         next.firing = view.engine.firing();
+        next.rule_labels = Arc::clone(&self.rule_labels);
         next.evaluations.clear();
         next.evaluations.extend(
             self.rules
@@ -235,6 +241,19 @@ impl Publisher {
                 .collect();
             self.evaluations = evaluations;
             self.rules = rules.to_vec();
+            self.rule_labels = Arc::new(
+                rules
+                    .iter()
+                    .filter(|rule| !rule.labels.is_empty())
+                    .map(|rule| {
+                        let labels = rule.labels.iter();
+                        (
+                            rule.name.clone(),
+                            labels.map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        )
+                    })
+                    .collect(),
+            );
         }
         if rules_changed || renamed {
             self.matched = self

@@ -94,7 +94,7 @@ pub fn render(p: &Published, own: Own, out: &mut String) {
     header(
         out,
         "hopwatch_alert_firing",
-        "Alerts firing at the latest tick, one series per rule and interface.",
+        "Alerts firing at the latest tick, one series per rule and interface, with the rule's labels.",
         "gauge",
     );
     for alert in &p.firing {
@@ -102,7 +102,16 @@ pub fn render(p: &Published, own: Own, out: &mut String) {
         escape(out, &alert.rule);
         out.push_str("\",interface=\"");
         escape(out, &alert.interface);
-        let _ = writeln!(out, "\",severity=\"{}\"}} 1", alert.severity.as_str());
+        let _ = write!(out, "\",severity=\"{}\"", alert.severity.as_str());
+        // The rule's own labels (`team`, `runbook`), checked at load to be
+        // label names that none of the three above can be.
+        let labels = p.rule_labels.iter().find(|(rule, _)| *rule == alert.rule);
+        for (name, value) in labels.map(|(_, l)| l.as_slice()).unwrap_or_default() {
+            let _ = write!(out, ",{name}=\"");
+            escape(out, value);
+            out.push('"');
+        }
+        out.push_str("} 1\n");
     }
     header(
         out,
@@ -430,6 +439,10 @@ mod tests {
                 since: Instant::now(),
                 value: 7.0,
             }],
+            rule_labels: std::sync::Arc::new(vec![(
+                "tx-errors".into(),
+                vec![("team".into(), "dc \"ops\"".into())],
+            )]),
             evaluations: vec![("tx-errors".into(), 42)],
             tick: {
                 let mut h = Histogram::default();
@@ -442,7 +455,7 @@ mod tests {
         let t = text(&p);
         assert!(t.contains("node_network_receive_bytes_total{device=\"we\\\"ird\\\\\\n\"} 1000\n"));
         assert!(t.contains(
-            "hopwatch_alert_firing{rule=\"tx-errors\",interface=\"eth1\",severity=\"critical\"} 1\n"
+            "hopwatch_alert_firing{rule=\"tx-errors\",interface=\"eth1\",severity=\"critical\",team=\"dc \\\"ops\\\"\"} 1\n"
         ));
         assert!(t.contains("hopwatch_rule_evaluations_total{rule=\"tx-errors\"} 42\n"));
         assert!(t.contains("hopwatch_tick_seconds_bucket{le=\"0.001\"} 1\n"));

@@ -12,14 +12,20 @@ use std::time::{Duration, Instant};
 fn exporter_serves_fixture_counters_that_promtool_accepts() {
     let fixture = Fixture::new(3);
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = fixture.config("200ms", &format!("listen = \"{addr}\""));
+    // A rule that fires at the first tick, with labels of its own.
+    let firing = "\n[[rule]]\nname = \"busy\"\ninterfaces = [\"eth2\"]\nwhen = \"rx_bytes > 0\"\n\
+                  severity = \"warning\"\nlabels = { team = \"dc-ops\" }\n";
+    let config = fixture.config("200ms", &format!("listen = \"{addr}\"\n{firing}"));
     let _agent = spawn_agent(&config);
     scrape_when_up(addr, None);
+    let alert = "hopwatch_alert_firing{interface=\"eth2\",rule=\"busy\",severity=\"warning\",team=\"dc-ops\"}";
     let text = crate::util::poll(Duration::from_secs(10), || {
         let (_, text) = scrape(addr, None).ok()?;
-        (value(&text, "hopwatch_source_up") == Some(1.0)).then_some(text)
+        (value(&text, "hopwatch_source_up") == Some(1.0) && value(&text, alert).is_some())
+            .then_some(text)
     })
-    .expect("a tick published");
+    .unwrap_or_else(|| panic!("a tick published with {alert}"));
+    assert_eq!(value(&text, alert), Some(1.0));
     // eth2's column c holds 200 + c: receive_errs is column 2, transmit_colls 13.
     assert_eq!(
         value(&text, "node_network_receive_errs_total{device=\"eth2\"}"),
