@@ -82,6 +82,9 @@ pub struct CollectorHealth {
     pub spool_dropped: u64,
 }
 
+/// A rule's name and its `labels`.
+pub type RuleLabels = (String, Vec<(String, String)>);
+
 /// Everything a scrape renders.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Published {
@@ -94,7 +97,7 @@ pub struct Published {
     pub firing: Vec<FiringAlert>,
     /// The `labels` of the rules that have some, by rule name, for the
     /// firing alerts' series.
-    pub rule_labels: Arc<Vec<(String, Vec<(String, String)>)>>,
+    pub rule_labels: Arc<Vec<RuleLabels>>,
     /// Per rule, the (rule, interface) evaluations since the agent started.
     pub evaluations: Vec<(String, u64)>,
     pub tick: Histogram,
@@ -126,7 +129,7 @@ pub(super) struct Publisher {
     /// The rules the evaluation counts are for.
     rules: Vec<Rule>,
     /// Their labels, shared by every copy until the rules change.
-    rule_labels: Arc<Vec<(String, Vec<(String, String)>)>>,
+    rule_labels: Arc<Vec<RuleLabels>>,
     /// Per rule, the interfaces its globs match among `names`.
     matched: Vec<u64>,
     evaluations: Vec<u64>,
