@@ -137,6 +137,7 @@ fn fixture() -> &'static Fixture {
             metrics: Arc::new(Metrics::default()),
             heartbeat_timeout: Duration::from_secs(30),
             forward: None,
+            alerting: None,
             fabric: Arc::new(Fabric {
                 switchboard: Arc::new(Switchboard::new()),
                 owners: Arc::new(Owners::new()),
