@@ -78,9 +78,9 @@ mod tests {
     use crate::exporter::{Exporter, PrometheusSettings, TickView};
     use crate::link::LinkState;
     use crate::metric::COUNTER_COLUMNS;
-    use crate::rule::Engine;
+    use crate::rule::{Engine, Observation};
     use crate::source::CounterRow;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn view(engine: &Engine, source_up: bool) -> TickView<'_> {
         TickView {
@@ -101,7 +101,18 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let engine = Engine::new(config.rules);
+        let mut engine = Engine::new(config.rules);
+        let t0 = Instant::now();
+        let observe = |engine: &mut Engine, s: u64, rows: &[CounterRow]| {
+            let up = LinkState::default();
+            let observations = rows.iter().map(|r| Observation {
+                name: &r.name,
+                counters: &r.counters,
+                columns: r.columns,
+                link: Some(&up),
+            });
+            engine.observe(t0 + Duration::from_secs(s), observations, &mut Vec::new());
+        };
         let mut exporter = Exporter::start(&PrometheusSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: None,
@@ -115,12 +126,14 @@ mod tests {
                 .collect()
         };
         let three = rows(&["eth0", "eth1", "lo"]);
+        observe(&mut engine, 0, &three);
         exporter.publish(view(&engine, true), three.iter().map(|r| (r, Some(&up))));
         let first = exporter.latest();
         assert_eq!(first.evaluations, vec![("eth".to_string(), 2)]);
         assert_eq!(first.interfaces.len(), 3);
         assert_eq!(first.interfaces[2].device, "lo");
         let two = rows(&["eth0", "lo"]);
+        observe(&mut engine, 1, &two);
         exporter.publish(view(&engine, true), two.iter().map(|r| (r, Some(&up))));
         let second = exporter.latest();
         assert_eq!(second.evaluations, vec![("eth".to_string(), 3)]);

@@ -178,7 +178,7 @@ impl Publisher {
         if view.source_up {
             renamed |= self.names.len() != count;
             self.names.truncate(count);
-            self.count_evaluations(view.engine.rules(), renamed);
+            self.count_evaluations(view.engine, renamed);
             self.tick.observe(view.took);
         }
         next.at_unix = SystemTime::now()
@@ -227,10 +227,11 @@ impl Publisher {
         self.spare = Some(old);
     }
 
-    /// Adds this tick's (rule, interface) pairs. The globs are matched again
+    /// Adds this tick's (rule, interface) pairs. They are counted again
     /// only when the interfaces or the rules changed; a rule that stays
     /// keeps its count across a reload.
-    fn count_evaluations(&mut self, rules: &[Rule], renamed: bool) {
+    fn count_evaluations(&mut self, engine: &Engine, renamed: bool) {
+        let rules = engine.rules();
         let rules_changed = self.rules.as_slice() != rules;
         if rules_changed {
             let evaluations = rules
@@ -259,16 +260,7 @@ impl Publisher {
             );
         }
         if rules_changed || renamed {
-            self.matched = self
-                .rules
-                .iter()
-                .map(|rule| {
-                    self.names
-                        .iter()
-                        .filter(|name| rule.interfaces.matches(name))
-                        .count() as u64
-                })
-                .collect();
+            self.matched = engine.applied_counts();
         }
         for (total, matched) in self.evaluations.iter_mut().zip(&self.matched) {
             *total += matched;

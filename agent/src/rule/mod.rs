@@ -120,6 +120,13 @@ mod tests {
         assert_eq!(fired[0].labels["team"], "dc-ops");
         assert_eq!(fired[0].labels["runbook"], "https://wiki/rx");
         assert!(fired[1].labels.is_empty());
+        // What the exporter counts as evaluated: globs and kinds together.
+        let physical = NAMES.iter().filter(|n| n.starts_with("Ethernet")).count() as u64;
+        let logical = NAMES
+            .iter()
+            .filter(|n| n.ends_with('1') && !n.starts_with("nve") && !n.starts_with("Ethernet"))
+            .count() as u64;
+        assert_eq!(engine.applied_counts(), [physical, logical]);
         // Resolved alerts carry the labels too.
         let resolved = tick(&mut engine, t0, 7, &NAMES, 1);
         assert_eq!(resolved.len(), 2, "{resolved:#?}");

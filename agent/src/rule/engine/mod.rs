@@ -492,6 +492,16 @@ impl Engine {
         &self.rules
     }
 
+    /// Per rule, in [`Engine::rules`] order, how many interfaces it is
+    /// evaluated on: those its globs and its kinds both match.
+    pub fn applied_counts(&self) -> Vec<u64> {
+        let mut counts = vec![0; self.rules.len()];
+        for state in self.interfaces.iter().flat_map(|iface| &iface.states) {
+            counts[state.rule] += 1;
+        }
+        counts
+    }
+
     /// Interfaces seen on the latest tick.
     pub fn interface_count(&self) -> usize {
         self.interfaces.len()
