@@ -5,8 +5,8 @@
 //! cover shown marked, with their rule's labels.
 
 use crate::util::{
-    AGENT_TOKEN, API_TOKEN, FakeAgent, Process, Server, TempDir, alert, event, free_port, hello,
-    now_ms, wait_for,
+    AGENT_TOKEN, API_TOKEN, FakeAgent, Process, Server, TempDir, alert, dechunk, event, free_port,
+    hello, now_ms, wait_for,
 };
 use hopwatch_collector::auth::{Secret, token_tag};
 use hopwatch_wire::event::Body;
@@ -79,19 +79,6 @@ fn request(
         cookie,
         body,
     }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 const BEARER: &str = "Bearer api-secret-0123456789";

@@ -330,7 +330,8 @@ pub fn try_http_get(
     })
 }
 
-fn dechunk(mut body: &str) -> String {
+/// A chunked HTTP/1.1 body as the bytes it carries.
+pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);

@@ -4,7 +4,7 @@
 //! and the small HTTP client the tests ask the collector with.
 
 use super::leafspine::{LeafSpine, Mgmt};
-use crate::util::{Netns, TempDir, poll};
+use crate::util::{Netns, TempDir, dechunk, poll};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -87,19 +87,6 @@ pub fn http(
         Ok(Reply { status, body })
     });
     inside.join().expect("the HTTP client thread")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 fn secret(path: &Path, text: &str) {

@@ -10,7 +10,7 @@ mod collector;
 mod e2e;
 mod gate;
 
-use crate::util::{AgentProcess, TempDir, hopwatch, poll};
+use crate::util::{AgentProcess, TempDir, dechunk, hopwatch, poll};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -376,16 +376,18 @@ impl Drop for RealCollector {
     }
 }
 
-/// A chunked HTTP/1.1 body, joined.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+/// The alert fired under a silence and stdout never saw it. Heartbeats
+/// follow an alert through the same queue, so one that counts it firing
+/// means stdout was offered the alert first.
+fn kept_off_stdout(agent: &mut AgentProcess) {
+    agent
+        .wait_for(Duration::from_secs(5), |e| {
+            e["type"] == "heartbeat" && e["firing"] == 1
+        })
+        .expect("a heartbeat counting the firing alert");
+    assert!(
+        !agent.seen.iter().any(|e| e["type"] == "alert"),
+        "a silenced alert reached stdout: {:?}",
+        agent.seen
+    );
 }

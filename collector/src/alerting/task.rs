@@ -233,13 +233,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failed_receiver_keeps_its_changes_and_stops_retrying_when_none_are_left() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    /// A task sending to one Alertmanager at `127.0.0.1:port`, with no
+    /// store behind it.
+    fn one_receiver(port: u16) -> (Task, Vec<Receiver>) {
         let url = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         let task = Task {
             urls: vec![url.clone()],
@@ -251,12 +247,23 @@ mod tests {
             store: Arc::new(ReadPool::new(std::path::Path::new("/nonexistent"))),
             stats: Arc::new(AlertmanagerStats::default()),
         };
-        let mut receivers = vec![Receiver {
+        let receivers = vec![Receiver {
             path: url.join("/api/v2/alerts"),
             url,
             backoff: Backoff::new(BACKOFF_MIN, Duration::from_secs(60), 1),
             retry_at: None,
         }];
+        (task, receivers)
+    }
+
+    #[tokio::test]
+    async fn a_failed_receiver_keeps_its_changes_and_stops_retrying_when_none_are_left() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (task, mut receivers) = one_receiver(port);
         let mut state = State::new(1, None);
         state.apply(&firing(false));
         task.send(&mut state, &mut receivers, false, false).await;
@@ -295,23 +302,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let url = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let task = Task {
-            urls: vec![url.clone()],
-            client: Client::plain(Duration::from_secs(5)),
-            headers: vec![],
-            resend_every: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(60),
-            web_url: None,
-            store: Arc::new(ReadPool::new(std::path::Path::new("/nonexistent"))),
-            stats: Arc::new(AlertmanagerStats::default()),
-        };
-        let mut receivers = vec![Receiver {
-            path: url.join("/api/v2/alerts"),
-            url,
-            backoff: Backoff::new(BACKOFF_MIN, Duration::from_secs(60), 1),
-            retry_at: None,
-        }];
+        let (task, mut receivers) = one_receiver(port);
         let mut state = State::new(1, None);
         state.apply(&firing(false));
         task.send(&mut state, &mut receivers, false, false).await;
