@@ -61,9 +61,8 @@ impl Rotation {
         self.order[self.at]
     }
 
-    /// The collector welcomed the agent: this session is where it stays,
-    /// and when it ends a new round begins.
-    pub(super) fn connected(&mut self) {
+    /// Forgets what failed: a new round.
+    fn start_round(&mut self) {
         self.failed.fill(false);
         self.refused = false;
         self.progressed = false;
@@ -77,9 +76,12 @@ impl Rotation {
         self.move_on()
     }
 
-    /// A welcomed session ended, having made progress or not.
+    /// A welcomed session ended, having made progress or not. The agent
+    /// stayed on that collector as long as it worked; now a new round
+    /// begins, at the first address unless that is the one that ended.
     pub(super) fn ended(&mut self, progressed: bool) -> Next {
-        self.progressed |= progressed;
+        self.start_round();
+        self.progressed = progressed;
         self.move_on()
     }
 
@@ -95,7 +97,7 @@ impl Rotation {
             progressed: self.progressed,
         };
         self.at = 0;
-        self.connected();
+        self.start_round();
         next
     }
 }
@@ -151,7 +153,6 @@ mod tests {
         let mut r = in_order(1);
         assert_eq!(r.failed(false), backoff(0));
         assert_eq!(r.failed(false), backoff(0));
-        r.connected();
         assert_eq!(
             r.ended(true),
             Next::Backoff {
@@ -174,7 +175,6 @@ mod tests {
     fn a_session_that_ends_starts_the_next_round_at_the_first_address() {
         let mut r = in_order(3);
         assert_eq!(r.failed(false), Next::Now(1));
-        r.connected();
         // Connected to the second: when that session ends, the first is
         // tried again at once, then the third, then the second last.
         assert_eq!(r.ended(true), Next::Now(0));
@@ -192,9 +192,7 @@ mod tests {
     #[test]
     fn the_first_address_breaking_moves_on_to_the_second() {
         let mut r = in_order(2);
-        r.connected();
         assert_eq!(r.ended(false), Next::Now(1));
-        r.connected();
         // Back on the second until its session ends; then the first again.
         assert_eq!(r.ended(false), Next::Now(0));
         assert_eq!(r.current(), 0);
@@ -218,8 +216,8 @@ mod tests {
     }
 
     /// Against a naive model over random outcomes: every round tries each
-    /// address once, in the round's order, before a backoff; a welcome
-    /// starts the round over.
+    /// address once, in the round's order, before a backoff; a session
+    /// that was welcomed starts the round over when it ends.
     #[test]
     fn rounds_match_a_naive_model_over_random_outcomes() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -239,7 +237,6 @@ mod tests {
                     assert!(!tried.contains(&current), "{current} twice in {tried:?}");
                     let connected = next_rand() % 3 == 0;
                     if connected {
-                        r.connected();
                         tried.clear();
                     }
                     tried.push(current);
