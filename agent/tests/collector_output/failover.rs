@@ -213,3 +213,35 @@ fn a_returning_first_collector_gets_the_agent_back_only_at_a_reconnect() {
         "the third address was never needed: {log}"
     );
 }
+
+#[test]
+fn a_tls_failure_moves_on_and_the_server_name_follows_the_address() {
+    let fx = Fixture::new();
+    // The certificate names collector.test and 127.0.0.1, not localhost.
+    let (server, ca_path) = super::auth::test_pki(&fx.dir);
+    let collector = FakeCollector::start_with(0, Behaviour::default(), Some(server), None);
+    let port = collector.port();
+    let table = format!(
+        "address = [\"localhost:{port}\", \"127.0.0.1:{port}\"]\ntoken = \"{TOKEN}\"\n[output.collector.tls]\nca_file = \"{}\"\n",
+        ca_path.display()
+    );
+    let mut agent = fx.spawn(&fx.config("200ms", &table));
+    let status = fx.collector_until(Duration::from_secs(10), "connected over TLS", |c| {
+        c["state"] == "connected" && c["tls"] == true
+    });
+    assert_eq!(status["address"], format!("127.0.0.1:{port}"), "{status:#}");
+    collector.wait(Duration::from_secs(10), "events over TLS", |s| {
+        (events_of(s).len() >= 3).then_some(())
+    });
+    assert!(agent.stop());
+    let log = agent.stderr();
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "Collector localhost:{port} failed; trying 127.0.0.1:{port}."
+            ))
+        })
+        .unwrap_or_else(|| panic!("no failover line: {log}"));
+    assert!(line.contains("certificate"), "failed on the name: {line}");
+}
