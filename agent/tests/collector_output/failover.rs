@@ -245,3 +245,43 @@ fn a_tls_failure_moves_on_and_the_server_name_follows_the_address() {
         .unwrap_or_else(|| panic!("no failover line: {log}"));
     assert!(line.contains("certificate"), "failed on the name: {line}");
 }
+
+#[test]
+fn collectors_that_all_fail_after_their_welcome_cost_one_backoff_per_round() {
+    let fx = Fixture::new();
+    let failing = || {
+        FakeCollector::start(
+            0,
+            Behaviour {
+                close_after_welcome: true,
+                ..Behaviour::default()
+            },
+        )
+    };
+    let (a, b) = (failing(), failing());
+    let table = format!(
+        "address = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\ntoken = \"{TOKEN}\"\nbackoff_max = \"5s\"\n",
+        a.port(),
+        b.port()
+    );
+    let _agent = fx.spawn(&fx.config("1s", &table));
+    b.wait(Duration::from_secs(5), "a hello on the second", |s| {
+        (!s.log.is_empty()).then_some(())
+    });
+    let started = Instant::now();
+    let before = a.hellos().len() + b.hellos().len();
+    // Poll until 5 s have passed; the count is what matters.
+    while started.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let sessions = a.hellos().len() + b.hellos().len() - before;
+    eprintln!("{sessions} sessions over two collectors in 5 s");
+    // Rounds of two after 0.4, 0.8, 1.6, 3.2 s (±20 %): about eight
+    // sessions, not one storm from collector to collector.
+    assert!(sessions <= 12, "{sessions} sessions in 5 s");
+    assert!(sessions >= 2, "it does retry: {sessions}");
+    assert!(
+        !a.hellos().is_empty() && b.hellos().len() >= 2,
+        "both are tried in each round"
+    );
+}

@@ -7,7 +7,8 @@
 //! working session is never left for another address; when it ends, the
 //! next round starts again at the first address (passing over the one that
 //! just failed), so an agent returns to its preferred collector at a
-//! reconnect, never mid-stream.
+//! reconnect, never mid-stream. A session that made no progress (welcomed,
+//! then failed before any ack) is one more failure in the round under way.
 
 use super::settings::AddressOrder;
 
@@ -76,12 +77,17 @@ impl Rotation {
         self.move_on()
     }
 
-    /// A welcomed session ended, having made progress or not. The agent
-    /// stayed on that collector as long as it worked; now a new round
-    /// begins, at the first address unless that is the one that ended.
+    /// A welcomed session ended. One that made progress (an ack, or up
+    /// long enough) kept the agent on that collector as long as it worked;
+    /// now a new round begins, at the first address unless that is the one
+    /// that ended. One that made none counts as a failure of its address in
+    /// the round under way, so collectors that welcome and then fail every
+    /// session still cost one backoff per round instead of a storm.
     pub(super) fn ended(&mut self, progressed: bool) -> Next {
-        self.start_round();
-        self.progressed = progressed;
+        if progressed {
+            self.start_round();
+            self.progressed = true;
+        }
         self.move_on()
     }
 
@@ -192,10 +198,23 @@ mod tests {
     #[test]
     fn the_first_address_breaking_moves_on_to_the_second() {
         let mut r = in_order(2);
-        assert_eq!(r.ended(false), Next::Now(1));
+        assert_eq!(r.ended(true), Next::Now(1));
         // Back on the second until its session ends; then the first again.
-        assert_eq!(r.ended(false), Next::Now(0));
+        assert_eq!(r.ended(true), Next::Now(0));
         assert_eq!(r.current(), 0);
+    }
+
+    #[test]
+    fn sessions_that_fail_after_their_welcome_back_off_once_per_round() {
+        let mut r = in_order(2);
+        // Both collectors welcome and then fail without an ack.
+        assert_eq!(r.ended(false), Next::Now(1));
+        assert_eq!(r.ended(false), backoff(0));
+        assert_eq!(r.ended(false), Next::Now(1));
+        assert_eq!(r.ended(false), backoff(0));
+        // A failure to connect and a failed session share the round.
+        assert_eq!(r.failed(false), Next::Now(1));
+        assert_eq!(r.ended(false), backoff(0));
     }
 
     #[test]
@@ -217,7 +236,7 @@ mod tests {
 
     /// Against a naive model over random outcomes: every round tries each
     /// address once, in the round's order, before a backoff; a session
-    /// that was welcomed starts the round over when it ends.
+    /// that made progress starts the round over when it ends.
     #[test]
     fn rounds_match_a_naive_model_over_random_outcomes() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -235,16 +254,18 @@ mod tests {
                 for _ in 0..2000 {
                     let current = r.current();
                     assert!(!tried.contains(&current), "{current} twice in {tried:?}");
-                    let connected = next_rand() % 3 == 0;
-                    if connected {
+                    // 0: no connection; 1: a session without progress;
+                    // 2: a healthy session, after which a round starts over.
+                    let outcome = next_rand() % 4;
+                    if outcome == 2 {
                         tried.clear();
                     }
                     tried.push(current);
                     let expected_next = list.iter().copied().find(|a| !tried.contains(a));
-                    let next = if connected {
-                        r.ended(false)
-                    } else {
-                        r.failed(false)
+                    let next = match outcome {
+                        1 => r.ended(false),
+                        2 => r.ended(true),
+                        _ => r.failed(false),
                     };
                     match (expected_next, next) {
                         (Some(a), Next::Now(b)) => assert_eq!(a, b),
