@@ -140,15 +140,15 @@ pub(super) fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &Output
         let delay = match next {
             Next::Now(to) => {
                 let (from, to) = (&address.text, &addresses[to].text);
-                match (&error, repeated) {
-                    (_, true) => {
-                        tracing::debug!(%error, "Collector {from} failed again; trying {to}.")
-                    }
-                    (SessionError::Refused(reason), false) => tracing::warn!(
-                        reason = %reason,
-                        "Collector {from} refused this agent's hello; trying {to}."
-                    ),
-                    (_, false) => tracing::warn!(%error, "Collector {from} failed; trying {to}."),
+                let what = if refused {
+                    "refused this agent's hello"
+                } else {
+                    "failed"
+                };
+                if repeated {
+                    tracing::debug!(%error, "Collector {from} {what} again; trying {to}.");
+                } else {
+                    tracing::warn!(%error, "Collector {from} {what}; trying {to}.");
                 }
                 continue;
             }
