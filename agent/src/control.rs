@@ -131,7 +131,14 @@ pub struct OutputStatus {
 /// The `collector` output: its connection, and what waits in its spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectorStatus {
+    /// The collector connected to, or being tried.
     pub address: String,
+    /// Every collector `address` lists, as written, and the order rounds
+    /// try them in (`in_order` or `shuffled`).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub order: String,
     pub tls: bool,
     /// `connecting`, `connected`, `refused` (the hello was refused; the
     /// longest backoff runs) or `backoff` (waiting to reconnect).
@@ -572,6 +579,15 @@ fn render_collector(out: &mut String, c: &CollectorStatus) {
         c.connects,
         c.refused
     );
+    if c.addresses.len() > 1 {
+        let list: Vec<_> = c.addresses.iter().map(|a| escape(a)).collect();
+        let _ = writeln!(
+            out,
+            "           collectors {} ({})",
+            list.join(", "),
+            c.order.replace('_', " ")
+        );
+    }
     let _ = writeln!(
         out,
         "           spool {} events, {} of {}; dropped {}; disk errors {}{}",

@@ -2,11 +2,13 @@
 //! quoted back), the spool bound and the timeouts; and `[output.prometheus]`,
 //! where `/metrics` listens and the token a scrape needs.
 
-use super::raw::{RawCollector, RawPrometheus, RawTls};
+use super::raw::{RawAddresses, RawCollector, RawPrometheus, RawTls};
 use super::validate::Validator;
 use super::{DEFAULT_SPOOL_MAX, MIN_SPOOL_MAX};
 use crate::exporter::{self, PrometheusSettings};
-use crate::output::collector::{self, CollectorSettings, Secret, TlsSettings, TokenSource};
+use crate::output::collector::{
+    self, AddressOrder, CollectorAddress, CollectorSettings, Secret, TlsSettings, TokenSource,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,26 +18,24 @@ impl Validator<'_> {
     pub(super) fn collector(&mut self, raw: &Spanned<RawCollector>) -> Option<CollectorSettings> {
         let c = raw.get_ref();
         let table_at = raw.span().start;
-        let address = match &c.address {
-            Some(a) => match collector::parse_address(a.get_ref()) {
-                Ok(hp) => Some((a.get_ref().clone(), hp)),
-                Err(e) => {
+        let addresses = self.collector_addresses(c.address.as_ref(), table_at);
+        let order = match &c.order {
+            None => Some(AddressOrder::InOrder),
+            Some(o) => match o.get_ref().as_str() {
+                "in_order" => Some(AddressOrder::InOrder),
+                "shuffled" => Some(AddressOrder::Shuffled),
+                other => {
                     self.error(
-                        a,
-                        e,
-                        Some("write address = \"collector.example.net:7000\"".into()),
+                        o,
+                        format!("unknown collector order `{other}`"),
+                        Some(
+                            "write order = \"in_order\" (the first address is preferred) or \"shuffled\" (spread a fleet)"
+                                .into(),
+                        ),
                     );
                     None
                 }
             },
-            None => {
-                self.error_at(
-                    table_at,
-                    "[output.collector] has no `address`",
-                    Some("add address = \"collector.example.net:7000\"".into()),
-                );
-                None
-            }
         };
         let token = match (&c.token, &c.token_file) {
             (Some(_), Some(file)) => {
@@ -133,17 +133,93 @@ impl Validator<'_> {
             None => Some(None),
             Some(t) => self.tls(t).map(Some),
         };
-        let (address, (host, port)) = address?;
         Some(CollectorSettings {
-            address,
-            host,
-            port,
+            addresses: addresses?,
+            order: order?,
             token: token?,
             tls: tls?,
             spool_max: spool_max?,
             ack_timeout: ack_timeout?,
             backoff_max: backoff_max?,
         })
+    }
+
+    /// `address`: one collector or a non-empty list of distinct ones.
+    fn collector_addresses(
+        &mut self,
+        raw: Option<&Spanned<RawAddresses>>,
+        table_at: usize,
+    ) -> Option<Vec<CollectorAddress>> {
+        const EXAMPLE: &str = "address = \"collector.example.net:7000\"";
+        let Some(raw) = raw else {
+            self.error_at(
+                table_at,
+                "[output.collector] has no `address`",
+                Some(format!("add {EXAMPLE}")),
+            );
+            return None;
+        };
+        let list = match raw.get_ref() {
+            RawAddresses::One(text) => {
+                return match CollectorAddress::parse(text) {
+                    Ok(address) => Some(vec![address]),
+                    Err(e) => {
+                        self.error(raw, e, Some(format!("write {EXAMPLE}")));
+                        None
+                    }
+                };
+            }
+            RawAddresses::List(list) => list,
+        };
+        if list.is_empty() {
+            self.error(
+                raw,
+                "`address` lists no collector",
+                Some(
+                    "list at least one: address = [\"c1.example.net:7000\", \"c2.example.net:7000\"]"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        let mut addresses: Vec<CollectorAddress> = Vec::new();
+        let mut ok = true;
+        for (i, entry) in list.iter().enumerate() {
+            let text = entry.get_ref();
+            let address = match CollectorAddress::parse(text) {
+                Ok(address) => address,
+                Err(e) => {
+                    self.error(
+                        entry,
+                        format!("`address[{i}]` = \"{text}\": {e}"),
+                        Some("write each entry as \"collector.example.net:7000\"".into()),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            let same = |a: &CollectorAddress| {
+                a.port == address.port && a.host.eq_ignore_ascii_case(&address.host)
+            };
+            if let Some(earlier) = addresses.iter().find(|a| same(a)) {
+                let first = list
+                    .iter()
+                    .position(|e| e.get_ref() == &earlier.text)
+                    .unwrap_or_default();
+                self.error(
+                    entry,
+                    format!(
+                        "`address[{i}]` = \"{text}\" names the same collector as `address[{first}]` = \"{}\"",
+                        earlier.text
+                    ),
+                    Some("list each collector once".into()),
+                );
+                ok = false;
+                continue;
+            }
+            addresses.push(address);
+        }
+        ok.then_some(addresses)
     }
 
     fn tls(&mut self, raw: &Spanned<RawTls>) -> Option<TlsSettings> {

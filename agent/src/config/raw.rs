@@ -96,13 +96,50 @@ pub(super) struct RawStdout {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(super) struct RawCollector {
-    pub(super) address: Option<Spanned<String>>,
+    pub(super) address: Option<Spanned<RawAddresses>>,
+    pub(super) order: Option<Spanned<String>>,
     pub(super) token: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) spool_max: Option<Spanned<RawSize>>,
     pub(super) ack_timeout: Option<Spanned<String>>,
     pub(super) backoff_max: Option<Spanned<String>>,
     pub(super) tls: Option<Spanned<RawTls>>,
+}
+
+/// `address`: one collector, or a list to fail over between. Read by hand
+/// so a value of the wrong type is told what is expected, which an
+/// untagged enum cannot say.
+pub(super) enum RawAddresses {
+    One(String),
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawAddresses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawAddresses, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawAddresses;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a collector address like \"collector.example.net:7000\", or a list of them",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAddresses, E> {
+                Ok(RawAddresses::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawAddresses, A::Error> {
+                let mut list = Vec::new();
+                while let Some(entry) = seq.next_element()? {
+                    list.push(entry);
+                }
+                Ok(RawAddresses::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -163,6 +200,7 @@ pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
         "output.collector",
         &[
             "address",
+            "order",
             "token",
             "token_file",
             "spool_max",

@@ -2,7 +2,7 @@
 //! mistakes located with their hints.
 
 use super::*;
-use crate::output::collector::{CollectorSettings, Secret, TokenSource};
+use crate::output::collector::{AddressOrder, CollectorSettings, Secret, TokenSource};
 use std::time::Duration;
 
 #[test]
@@ -52,11 +52,96 @@ fn collector(table: &str) -> Result<Option<CollectorSettings>, Vec<String>> {
 }
 
 #[test]
+fn a_collector_address_list_keeps_its_order_and_the_order_key() {
+    let c = collector(
+        "address = [\"c1.example.net:7000\", \"c2.example.net\", \"[2001:db8::5]:7001\"]\norder = \"shuffled\"\ntoken = \"s3cret-0123456789ab\"\n",
+    )
+    .unwrap()
+    .unwrap();
+    let listed: Vec<(&str, &str, u16)> = c
+        .addresses
+        .iter()
+        .map(|a| (a.text.as_str(), a.host.as_str(), a.port))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("c1.example.net:7000", "c1.example.net", 7000),
+            ("c2.example.net", "c2.example.net", 7000),
+            ("[2001:db8::5]:7001", "2001:db8::5", 7001),
+        ]
+    );
+    assert_eq!(c.order, AddressOrder::Shuffled);
+    let c = collector(
+        "address = [\"c1:7000\"]\norder = \"in_order\"\ntoken = \"s3cret-0123456789ab\"\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((c.addresses.len(), c.order), (1, AddressOrder::InOrder));
+}
+
+#[test]
+fn bad_collector_address_lists_are_named_at_their_entry_with_a_hint() {
+    let token = "token = \"s3cret-0123456789ab\"\n";
+    let e = collector(&format!("address = []\n{token}")).unwrap_err();
+    assert!(
+        e.len() == 1
+            && e[0].starts_with("t.toml:2:11:")
+            && e[0].contains("lists no collector")
+            && e[0].contains("c2.example.net:7000"),
+        "{e:?}"
+    );
+    // Every bad entry at once, each by its index and text, at its column.
+    let e = collector(&format!(
+        "address = [\"c1:7000\", \"tcp://c2:7000\", \"c3:0\"]\n{token}"
+    ))
+    .unwrap_err();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("t.toml:2:23:")
+            && e[0].contains("`address[1]` = \"tcp://c2:7000\"")
+            && e[0].contains("has a scheme"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("`address[2]` = \"c3:0\""), "{e:?}");
+    let e = collector(&format!(
+        "address = [\"c1:7000\", \"c2:7000\", \"C1:7000\"]\n{token}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.len() == 1
+            && e[0].starts_with("t.toml:2:34:")
+            && e[0].contains(
+                "`address[2]` = \"C1:7000\" names the same collector as `address[0]` = \"c1:7000\""
+            )
+            && e[0].contains("list each collector once"),
+        "{e:?}"
+    );
+    let e = collector(&format!("address = 7000\n{token}")).unwrap_err();
+    assert!(e[0].contains("a collector address like"), "{e:?}");
+    let e = collector(&format!(
+        "address = \"c1:7000\"\norder = \"random\"\n{token}"
+    ))
+    .unwrap_err();
+    assert!(
+        e.len() == 1
+            && e[0].contains("unknown collector order `random`")
+            && e[0].contains("\"shuffled\""),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn a_collector_table_validates_with_defaults() {
     let c = collector("address = \"col.example.net\"\ntoken = \"s3cret-0123456789ab\"\n")
         .unwrap()
         .unwrap();
-    assert_eq!((c.host.as_str(), c.port), ("col.example.net", 7000));
+    assert_eq!(
+        (c.addresses[0].host.as_str(), c.addresses[0].port),
+        ("col.example.net", 7000)
+    );
+    assert_eq!(c.addresses.len(), 1);
+    assert_eq!(c.order, AddressOrder::InOrder);
     assert_eq!(
         c.token,
         TokenSource::Inline(Secret::new("s3cret-0123456789ab"))

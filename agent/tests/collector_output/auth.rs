@@ -128,7 +128,7 @@ fn check_config_refuses_a_short_token_file_and_warns_of_a_readable_one() {
 
 /// A CA, and a collector certificate it signed for `collector.test` and
 /// 127.0.0.1.
-fn test_pki(dir: &TempDir) -> (Arc<rustls::ServerConfig>, PathBuf) {
+pub(super) fn test_pki(dir: &TempDir) -> (Arc<rustls::ServerConfig>, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -3,6 +3,7 @@
 //! events by `(boot, seq)` and acknowledging them as the real collector
 //! does. This file holds that collector, the fixture machine and the agent
 //! process; the tests are grouped by what they put the output through.
+//! Failover between several collectors runs against the real collector.
 //! Only the full-disk kill test needs root.
 
 use crate::util::{TempDir, hopwatch};
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 mod auth;
 mod delivery;
+mod failover;
 mod kill;
 mod memory;
 mod outage;

@@ -15,8 +15,10 @@
 //!   loop over the socket and a wake-up pipe, so reading acks and writing
 //!   events both progress without a thread per direction.
 //!
+//! With several addresses, a failed attempt moves on to the next at once
+//! and the backoff runs once per round over all of them (`failover.rs`).
 //! A refused hello (a bad token) waits the longest backoff before the next
-//! try; any other failure backs off as [`super::backoff`] says: growing
+//! round; any other failure backs off as [`super::backoff`] says: growing
 //! across sessions that fail after their welcome, starting over only after
 //! one made progress, and capped so a returning collector is found soon.
 //! A collector that stops acknowledging while events are outstanding is
@@ -36,7 +38,8 @@
 //! Here: the state both threads share and the monitor status reads. The
 //! settings are in `settings.rs`, the spool writer in `writer.rs`, the
 //! connection thread in `session.rs` over the socket and TLS of
-//! `transport.rs`, and trace requests in `trace.rs`.
+//! `transport.rs`, which address it dials in `failover.rs`, and trace
+//! requests in `trace.rs`.
 
 use super::spool::{Spool, SpoolError};
 use super::{OutputHandle, OutputStats, Worker};
@@ -49,6 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+mod failover;
 mod session;
 mod settings;
 mod trace;
@@ -56,8 +60,8 @@ mod transport;
 mod writer;
 
 pub use settings::{
-    CollectorSettings, DEFAULT_PORT, MIN_TOKEN_BYTES, Secret, TlsSettings, TokenSource,
-    parse_address,
+    AddressOrder, CollectorAddress, CollectorSettings, DEFAULT_PORT, MIN_TOKEN_BYTES, Secret,
+    TlsSettings, TokenSource, parse_address,
 };
 use writer::Writer;
 
@@ -127,6 +131,9 @@ impl LinkState {
 
 struct Link {
     state: LinkState,
+    /// The address being tried or connected to: an index into
+    /// `settings.addresses`.
+    address: usize,
     since: Instant,
     last_error: Option<String>,
 }
@@ -176,6 +183,16 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The collector being tried or connected to, as written.
+    fn address(&self) -> &str {
+        let at = self.link.lock().expect("link state poisoned").address;
+        &self.settings.addresses[at].text
+    }
+
+    fn set_address(&self, address: usize) {
+        self.link.lock().expect("link state poisoned").address = address;
     }
 
     fn set_link(&self, state: LinkState, error: Option<String>) {
@@ -257,7 +274,14 @@ impl CollectorMonitor {
         let depth = s.depth.lock().expect("depth poisoned").clone();
         let link = s.link.lock().expect("link state poisoned");
         CollectorStatus {
-            address: s.settings.address.clone(),
+            address: s.settings.addresses[link.address].text.clone(),
+            addresses: s
+                .settings
+                .addresses
+                .iter()
+                .map(|a| a.text.clone())
+                .collect(),
+            order: s.settings.order.as_str().to_string(),
             tls: s.settings.tls.is_some(),
             state: link.state.as_str().to_string(),
             state_for_s: link.since.elapsed().as_secs(),
@@ -303,6 +327,7 @@ pub fn spawn(
         depth: Mutex::new(Depth::default()),
         link: Mutex::new(Link {
             state: LinkState::Connecting,
+            address: 0,
             since: Instant::now(),
             last_error: None,
         }),

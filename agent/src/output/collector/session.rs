@@ -4,11 +4,13 @@
 //! over the socket and the writer's wake-up pipe; back off between
 //! sessions; say `goodbye` on a clean stop.
 
+use super::failover::{Next, Rotation};
+use super::settings::CollectorAddress;
 use super::transport::{Conn, connect, tls_config};
 use super::{LOCK_RETRY, LinkState, Shared};
 use crate::event::Loss;
 use crate::output::OutputStats;
-use crate::output::backoff::{Backoff, seed};
+use crate::output::backoff::{Backoff, STABLE, seed};
 use crate::output::spool::{Spool, SpoolError};
 use crate::trace::TraceAnswer;
 use crate::wire::{
@@ -62,16 +64,20 @@ pub(super) enum SessionError {
     Spool(#[from] SpoolError),
 }
 
-/// The connection thread: connect, run a session, back off, repeat, until
-/// the output stops.
+/// The connection thread: connect, run a session, move on to the next
+/// address or back off, repeat, until the output stops.
 pub(super) fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &OutputStats) {
+    let addresses = &shared.settings.addresses;
     let mut backoff = Backoff::new(
         RECONNECT_MIN,
         shared.settings.backoff_max,
         seed(&shared.boot),
     );
+    let mut rotation = Rotation::new(addresses.len(), shared.settings.order, seed(&shared.agent));
     let mut tls = None;
-    let mut logged: Option<String> = None;
+    // The last failure logged per address, so one that keeps failing the
+    // same way is logged once, not every round.
+    let mut logged: Vec<Option<String>> = vec![None; addresses.len()];
     let (trace_tx, trace_rx) = mpsc::channel();
     let mut link = Session {
         shared,
@@ -91,11 +97,14 @@ pub(super) fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &Output
             }
             continue;
         }
+        let current = rotation.current();
+        let address = &addresses[current];
+        shared.set_address(current);
         shared.set_link(LinkState::Connecting, None);
         let mut welcomed = false;
         let mut progressed = false;
         let started = Instant::now();
-        let result = link.run(&mut tls, &mut progressed, &mut welcomed);
+        let result = link.run(address, &mut tls, &mut progressed, &mut welcomed);
         let error = match result {
             Ok(()) => return,
             Err(error) => error,
@@ -103,36 +112,74 @@ pub(super) fn connection_loop(shared: &Shared, wakee: UnixStream, stats: &Output
         stats.failures.fetch_add(1, Ordering::Relaxed);
         let text = error.to_string();
         *stats.last_error.lock().expect("stats poisoned") = Some(text.clone());
-        if welcomed {
-            logged = None;
+        let refused = matches!(error, SessionError::Refused(_));
+        if refused {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        let next = if welcomed {
+            logged.fill(None);
             // Nothing is in flight on a dead connection: the spool may shed
             // those events at once, and the next welcome says what arrived.
             if let Some(spool) = shared.spool.lock().expect("spool poisoned").as_mut() {
                 let _ = spool.rewind(&BTreeMap::new());
             }
             shared.acked.notify_all();
-        }
-        let (state, delay) = match &error {
-            SessionError::Refused(reason) => {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-                let delay = backoff.longest();
-                if logged.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(collector = %shared.settings.address, reason = %reason, retry_in = ?delay, "The collector refused this agent's hello; the reason says why.");
-                }
-                (LinkState::Refused, delay)
-            }
-            _ => {
-                let delay = backoff.after_session(started, Instant::now(), progressed);
-                if logged.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(collector = %shared.settings.address, %error, retry_in = ?delay, "Collector connection failed; events stay in the spool.");
+            // A session up this long was healthy even without an ack.
+            rotation.ended(progressed || started.elapsed() >= STABLE)
+        } else {
+            rotation.failed(refused)
+        };
+        let repeated = logged[current].as_deref() == Some(text.as_str());
+        logged[current] = Some(text.clone());
+        let state = if refused {
+            LinkState::Refused
+        } else {
+            LinkState::Backoff
+        };
+        shared.set_link(state, Some(text));
+        let delay = match next {
+            Next::Now(to) => {
+                let (from, to) = (&address.text, &addresses[to].text);
+                let what = if refused {
+                    "refused this agent's hello"
                 } else {
-                    tracing::debug!(%error, retry_in = ?delay, "Collector connection failed again.");
+                    "failed"
+                };
+                if repeated {
+                    tracing::debug!(%error, "Collector {from} {what} again; trying {to}.");
+                } else {
+                    tracing::warn!(%error, "Collector {from} {what}; trying {to}.");
                 }
-                (LinkState::Backoff, delay)
+                continue;
+            }
+            Next::Backoff {
+                refused: true,
+                address: to,
+                ..
+            } => {
+                let delay = backoff.longest();
+                if !repeated {
+                    tracing::warn!(collector = %address.text, next = %addresses[to].text, %error, retry_in = ?delay, "The collector refused this agent's hello; the reason says why.");
+                }
+                delay
+            }
+            Next::Backoff {
+                progressed,
+                address: to,
+                ..
+            } => {
+                if progressed {
+                    backoff.succeeded();
+                }
+                let delay = backoff.failed();
+                if !repeated {
+                    tracing::warn!(collector = %address.text, next = %addresses[to].text, %error, retry_in = ?delay, "Collector connection failed; events stay in the spool.");
+                } else {
+                    tracing::debug!(collector = %address.text, %error, retry_in = ?delay, "Collector connection failed again.");
+                }
+                delay
             }
         };
-        logged = Some(text.clone());
-        shared.set_link(state, Some(text));
         if !pause(shared, &wakee, delay) {
             return;
         }
@@ -183,6 +230,7 @@ impl Session<'_> {
     /// stops.
     fn run(
         &mut self,
+        address: &CollectorAddress,
         tls: &mut Option<Arc<ClientConfig>>,
         progressed: &mut bool,
         welcomed: &mut bool,
@@ -199,10 +247,11 @@ impl Session<'_> {
                         Arc::clone(tls.insert(config))
                     }
                 };
+                // Unless set, the name follows the address being tried.
                 let name = tls_settings
                     .server_name
                     .clone()
-                    .unwrap_or_else(|| settings.host.clone());
+                    .unwrap_or_else(|| address.host.clone());
                 let name = ServerName::try_from(name)
                     .map_err(|e| SessionError::Setup(format!("bad TLS server name: {e}")))?;
                 Some(
@@ -212,11 +261,10 @@ impl Session<'_> {
             }
             None => None,
         };
-        let tcp =
-            connect(&settings.host, settings.port).map_err(|reason| SessionError::Connect {
-                address: settings.address.clone(),
-                reason,
-            })?;
+        let tcp = connect(&address.host, address.port).map_err(|reason| SessionError::Connect {
+            address: address.text.clone(),
+            reason,
+        })?;
         let mut conn = Conn::new(tcp, tls_conn)?;
         let boots = {
             let guard = shared.spool.lock().expect("spool poisoned");
@@ -455,7 +503,7 @@ impl Session<'_> {
                 shared.set_link(LinkState::Connected, None);
                 *self.stats.last_error.lock().expect("stats poisoned") = None;
                 tracing::info!(
-                    collector = %shared.settings.address,
+                    collector = %shared.address(),
                     tls = shared.settings.tls.is_some(),
                     resume = ?last_seq,
                     "Connected to the collector."

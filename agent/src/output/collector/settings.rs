@@ -81,13 +81,54 @@ pub struct TlsSettings {
     pub server_name: Option<String>,
 }
 
+/// One collector the agent may dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorAddress {
+    /// As written, for logs and status.
+    pub text: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl CollectorAddress {
+    /// Parses one `address` entry (see [`parse_address`]).
+    pub fn parse(text: &str) -> Result<CollectorAddress, String> {
+        let (host, port) = parse_address(text)?;
+        Ok(CollectorAddress {
+            text: text.to_string(),
+            host,
+            port,
+        })
+    }
+}
+
+/// `order`: which address a round of connection attempts starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressOrder {
+    /// As listed: the first address is the preferred collector.
+    #[default]
+    InOrder,
+    /// An order drawn once per agent start, so a fleet listing the same
+    /// collectors spreads over them.
+    Shuffled,
+}
+
+impl AddressOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressOrder::InOrder => "in_order",
+            AddressOrder::Shuffled => "shuffled",
+        }
+    }
+}
+
 /// `[output.collector]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectorSettings {
-    /// `address` as written, for logs and status.
-    pub address: String,
-    pub host: String,
-    pub port: u16,
+    /// `address`: one collector or several to fail over between, never
+    /// empty.
+    pub addresses: Vec<CollectorAddress>,
+    pub order: AddressOrder,
     pub token: TokenSource,
     pub tls: Option<TlsSettings>,
     /// The spool's bound, in bytes.
