@@ -469,6 +469,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     let (reply, mut acks) = mpsc::unbounded_channel::<Ack>();
+    // Acks are cumulative: a resent duplicate stored behind newer events
+    // must not send a boot's ack backwards, so only an advance is written.
+    let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     let mut in_flight = 0usize;
     let mut rejected = None;
     // Events the agent sent right behind its hello, without waiting for the
@@ -523,6 +526,20 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 if let Some(reason) = failed {
                     return Err(refuse(&mut stream, &ingest.metrics, Reject::Store, Some(&agent), reason).await);
+                }
+                newest.retain(|boot, seq| match acked.get_mut(boot.as_str()) {
+                    Some(before) if *before >= *seq => false,
+                    Some(before) => {
+                        *before = *seq;
+                        true
+                    }
+                    None => {
+                        acked.insert(boot.clone(), *seq);
+                        true
+                    }
+                });
+                if newest.is_empty() {
+                    continue;
                 }
                 let mut out = Vec::with_capacity(64 * newest.len());
                 for (boot, seq) in newest {

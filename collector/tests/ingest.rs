@@ -90,6 +90,25 @@ fn resent_events_are_stored_once() {
 }
 
 #[test]
+fn a_duplicate_stored_behind_newer_events_never_sends_an_ack_backwards() {
+    let server = Server::start("ack-order", "", "");
+    let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    agent.send(&heartbeats("leaf1", "b1", 1..=5)).unwrap();
+    assert!(agent.wait_acked("b1", 5, Duration::from_secs(10)));
+    // The duplicate is committed alone, in a batch of its own, before the
+    // next event arrives; the fake agent panics on an ack below one it had.
+    agent.send(&heartbeats("leaf1", "b1", 2..=2)).unwrap();
+    let duplicates = wait_for(Duration::from_secs(10), || {
+        let text = http_get(server.http, "/metrics", None).body;
+        let n = metric(&text, "hopwatch_collector_events_duplicate_total");
+        (n >= 1.0).then_some(n)
+    });
+    assert_eq!(duplicates, Some(1.0));
+    agent.send(&heartbeats("leaf1", "b1", 6..=6)).unwrap();
+    assert!(agent.wait_acked("b1", 6, Duration::from_secs(10)));
+}
+
+#[test]
 fn a_wrong_agent_token_is_refused_and_nothing_stored() {
     let server = Server::start("token", "", "");
     let refused = FakeAgent::connect(server.agents, "not-the-token", "intruder", "b1")
