@@ -50,6 +50,8 @@ pub struct Config {
     pub trace: crate::fabric::TraceSettings,
     /// `[silences]`: how long a silence may last.
     pub silences: crate::silences::SilenceSettings,
+    /// `[store]`: SQLite under `data_dir`, or a shared PostgreSQL.
+    pub store: crate::store::StoreSettings,
 }
 
 /// `[http]`: how long the API's clients may take and how many may be

@@ -96,6 +96,7 @@ impl Validator<'_> {
             web: web?,
             trace: trace?,
             silences: silences?,
+            store: crate::store::StoreSettings::default(),
         })
     }
 

@@ -11,15 +11,27 @@
 
 pub mod fleet;
 pub mod links;
+pub mod postgres;
 pub mod query;
 pub mod silences;
 mod spans;
+pub mod sql;
 pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `[store]`: which store keeps the fleet's events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StoreSettings {
+    /// SQLite, one file under `[collector] data_dir`: the default.
+    #[default]
+    Sqlite,
+    /// One PostgreSQL database, shareable by several collectors.
+    Postgres(postgres::PostgresSettings),
+}
 
 /// The database file under `data_dir`.
 pub const DB_FILE: &str = "hopwatch.db";
@@ -186,6 +198,10 @@ pub enum StoreError {
     Thread(#[source] std::io::Error),
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("PostgreSQL store: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("store query answered no row: {0}")]
+    NoRow(String),
 }
 
 /// Where the store lives.
