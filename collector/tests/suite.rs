@@ -27,6 +27,8 @@ mod pgcluster;
 mod shutdown;
 mod silences;
 mod starve;
+// [store] through check-config.
+mod store_config;
 // The agent tests' rsyslogd helper, shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../agent/tests/rsyslog.rs"]
