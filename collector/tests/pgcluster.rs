@@ -149,6 +149,44 @@ impl Cluster {
         .unwrap_or_else(|e| panic!("{sql} on {name}: {}", said(&e)))
     }
 
+    /// Turns TLS on with this certificate and key (PEM), for clients that
+    /// ask for it; plain connections are still accepted.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let user = postgres_user().unwrap();
+        for (file, text, mode) in [
+            ("server.crt", cert_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+        ] {
+            let path = self.dir.join("data").join(file);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            nix::unistd::chown(path.as_path(), Some(user.uid), Some(user.gid)).unwrap();
+        }
+        // Two calls: ALTER SYSTEM may not share a batch's transaction.
+        self.execute("postgres", "ALTER SYSTEM SET ssl = on");
+        self.execute("postgres", "SELECT pg_reload_conf()");
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let on = block_on(async {
+                let client = self.connect("postgres").await?;
+                let rows = client.simple_query("SHOW ssl").await?;
+                Ok::<_, tokio_postgres::Error>(rows.iter().any(|m| {
+                    matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("on"))
+                }))
+            });
+            if on.unwrap_or(false) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "TLS never came on; the server's log:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `sql` (e.g. `LOCK TABLE ...`) on database `name` inside a
     /// transaction left open until the answer is released, so a test can
     /// hold what it locks while it watches a collector wait.
