@@ -41,7 +41,7 @@ impl Config {
             errors.push(file.diagnostic(e.to_string(), None));
         }
         if let Some(ca) = &self.store_files.ca_file
-            && let Err(e) = crate::alerting::http::roots(&ca.value)
+            && let Err(e) = crate::tls::roots(&ca.value)
         {
             errors.push(ca.diagnostic(e, None));
         }

@@ -17,9 +17,9 @@ use tokio_postgres::config::Host;
 
 use super::schema::{MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION};
 use super::{PostgresSettings, SslMode, UrlSource};
-use crate::config::Secret;
 use crate::store::StoreError;
 use crate::store::sql::{PgSql, Sql};
+use hopwatch_wire::Secret;
 
 /// What can go wrong reaching the database, each naming it safely.
 #[derive(Debug, thiserror::Error)]
@@ -318,8 +318,8 @@ fn tls_config(mode: SslMode, ca_file: Option<&Path>) -> Result<rustls::ClientCon
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth());
     }
-    let ca_file = ca_file.unwrap_or(Path::new(crate::alerting::http::SYSTEM_CA_FILE));
-    let roots = crate::alerting::http::roots(ca_file).map_err(PgError::Tls)?;
+    let ca_file = ca_file.unwrap_or(Path::new(crate::tls::SYSTEM_CA_FILE));
+    let roots = crate::tls::roots(ca_file).map_err(PgError::Tls)?;
     if mode == SslMode::VerifyFull {
         return Ok(builder.with_root_certificates(roots).with_no_client_auth());
     }

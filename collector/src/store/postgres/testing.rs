@@ -3,9 +3,9 @@
 
 use super::pgcluster;
 use super::{Pg, PostgresSettings, SslMode, UrlSource};
-use crate::config::Secret;
 use crate::store::StoreSettings;
 use crate::store::sql::{PgSql, Sql};
+use hopwatch_wire::Secret;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
