@@ -507,7 +507,7 @@ impl Writer {
                 // A failed statement is answered, not fatal: the events of
                 // the batch it rides in still commit.
                 Request::Silence { change, reply } => {
-                    let result = super::silences::apply(&tx, &change).map_err(|e| e.to_string());
+                    let result = super::silences::apply(&*tx, &change).map_err(|e| e.to_string());
                     outcome.silences.push((reply, result));
                 }
             }
