@@ -129,13 +129,56 @@ pub enum Request {
 
 /// The highest seq stored per agent and boot, as committed: what `welcome`
 /// tells a connecting agent.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Committed {
     // Held for a lookup or an update, never across an await.
     last_seq: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// A store other collectors write too: `welcome` reads it there.
+    shared: Option<super::postgres::Pg>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Committed {
+    /// For a store other collectors write too: an agent that moved here
+    /// is told what any of them stored, not what this one has seen.
+    pub fn shared(pg: super::postgres::Pg) -> Committed {
+        Committed {
+            shared: Some(pg),
+            ..Committed::default()
+        }
+    }
+
+    /// What `welcome` answers for an agent's boots: per boot, the highest
+    /// seq stored.
+    pub async fn welcome(
+        &self,
+        agent: &str,
+        boots: &[String],
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let mut answer: std::collections::BTreeMap<String, u64> =
+            boots.iter().map(|boot| (boot.clone(), 0)).collect();
+        match &self.shared {
+            Some(pg) => {
+                for (boot, seq) in super::postgres::writer::last_seqs(pg, agent, boots).await? {
+                    answer.insert(boot, seq);
+                }
+            }
+            None => {
+                for (boot, seq) in &mut answer {
+                    *seq = self.last_seq(agent, boot);
+                }
+            }
+        }
+        Ok(answer)
+    }
+
     pub fn last_seq(&self, agent: &str, boot: &str) -> u64 {
         self.last_seq
             .lock()
@@ -576,4 +619,4 @@ pub(crate) fn batch_events(request: &Request) -> usize {
 mod timeline_tests;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -29,6 +29,9 @@ pub(crate) struct AgentRow {
     /// hello, describes the switch as it was and must not replace them.
     /// `i64::MIN` when the hello told no time (older agents).
     pub(crate) addresses_at_ms: i64,
+    /// Its newest boot: a boot begun after it ends what earlier ones left
+    /// firing. Read back as the newest boot row, not the hello's boot,
+    /// whose row exists only once that boot's first event is stored.
     pub(crate) latest_boot: Option<i64>,
     pub(crate) interfaces: Vec<i64>,
     /// How far the agent's clock runs ahead of ours, measured at its last
@@ -208,7 +211,7 @@ impl Cache {
         let agents = db.rows(
             &format!(
                 "SELECT id, name, last_seen_ms, last_ts_ms, addresses,
-                        (SELECT id FROM boots b WHERE b.agent_id = a.id AND b.boot = a.boot),
+                        (SELECT max(id) FROM boots b WHERE b.agent_id = a.id),
                         stopped_ms, {writes}
                  FROM agents a {}",
                 only(agent, "a.id", false)
@@ -647,6 +650,12 @@ impl Sink for Hot<'_> {
     }
 
     fn unsilence(&mut self, id: i64) -> Result<bool, rusqlite::Error> {
-        silences::unsilence(self.db, id)
+        let n = self
+            .db
+            .prepare_cached(
+                "UPDATE alerts SET silence = NULL WHERE id = ?1 AND silence IS NOT NULL",
+            )?
+            .execute(params![id])?;
+        Ok(n > 0)
     }
 }
