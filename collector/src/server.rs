@@ -19,7 +19,7 @@ use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
-use crate::store::writer::{Committed, Request, Writer, WriterSettings};
+use crate::store::writer::{Committed, Request, StoreWriter, Writer, WriterSettings};
 use crate::store::{self, ReadPool, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
@@ -150,7 +150,17 @@ impl Collector {
     ) -> Result<(), CollectorError> {
         let settings = &self.config.collector;
         let metrics = Arc::clone(&self.metrics);
-        let committed = Arc::new(Committed::default());
+        // A shared store: the writer and welcome's last_seq go to it.
+        let shared = match &self.config.store {
+            store::StoreSettings::Postgres(postgres) => {
+                Some(store::postgres::Pg::open(postgres).await?)
+            }
+            store::StoreSettings::Sqlite => None,
+        };
+        let committed = Arc::new(match &shared {
+            Some(pg) => Committed::shared(pg.clone()),
+            None => Committed::default(),
+        });
         let db = store::open_writer(&settings.data_dir)?;
         let _running = store::hold_lock(&settings.data_dir)?;
         // The addresses agents last reported, so traces know the fleet
@@ -177,16 +187,25 @@ impl Collector {
             Some(alerting) => Some(alerting.events()),
             None => forwarder.as_ref().map(Forwarder::events),
         };
-        let writer = Writer::new(
-            db,
-            Arc::clone(&committed),
-            Arc::clone(&metrics),
-            published,
-            WriterSettings {
-                heartbeat_timeout: settings.heartbeat_timeout,
-                retain: settings.retain,
-            },
-        )?;
+        let writer_settings = WriterSettings {
+            heartbeat_timeout: settings.heartbeat_timeout,
+            retain: settings.retain,
+        };
+        let writer = match shared {
+            Some(pg) => StoreWriter::Postgres(store::postgres::writer::PgWriter::new(
+                pg,
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )),
+            None => StoreWriter::Sqlite(Writer::new(
+                db,
+                Arc::clone(&committed),
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )?),
+        };
         let (to_writer, from_connections) = mpsc::channel(WRITER_QUEUE);
         // Held by the API and the connections only, so the writer ends
         // once both have.
