@@ -9,7 +9,10 @@
 //! first; the schema is migrated under an advisory lock, so collectors
 //! starting together upgrade it once.
 
+pub mod connect;
 pub mod schema;
+
+pub use connect::{Pg, PgError};
 
 // The tests' throwaway cluster, shared with the integration tests.
 #[cfg(test)]
