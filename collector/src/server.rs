@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
-use crate::store::{self, ReadPool, Reads, StoreError};
+use crate::store::{self, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
@@ -160,7 +160,7 @@ impl Collector {
         let silences =
             store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         // The API, alert forwarding and traces read through this.
-        let reads = Arc::new(Reads::Sqlite(ReadPool::new(&settings.data_dir)));
+        let reads = Arc::new(Reads::open(&self.config.store, &settings.data_dir).await?);
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         // Alert forwarding, when asked for, takes the store's events and
