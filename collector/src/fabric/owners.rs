@@ -667,7 +667,7 @@ mod tests {
             )?;
             Ok(())
         };
-        let ask = |reads: &crate::store::Reads| {
+        let ask = |reads: &std::sync::Arc<crate::store::Reads>| {
             let owners = Owners::new();
             assert_eq!(reads.with(|db| owners.load(db)).unwrap(), 2);
             assert_eq!(owners.agents(), vec!["leaf1".to_string(), "leaf2".into()]);

@@ -520,7 +520,7 @@ mod tests {
             )?;
             Ok(())
         };
-        let ask = |reads: &crate::store::Reads| {
+        let ask = |reads: &std::sync::Arc<crate::store::Reads>| {
             let names = |agent: Option<&str>, interface: Option<&str>| {
                 let q = DowntimeQuery {
                     since_ms: 0,

@@ -13,6 +13,7 @@ use crate::store::sql::{PgSql, Sql};
 use crate::store::{ReadPool, Reads, StoreError, open_writer};
 use crate::timeline::{Segment, State};
 use hopwatch_wire::event::{Alert, AlertState, Body, Event, Severity};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The time the questions are asked at.
@@ -31,7 +32,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub fn on_both<T>(
     test: &str,
     fill: impl Fn(&dyn Sql) -> Result<(), StoreError>,
-    ask: impl Fn(&Reads) -> T,
+    ask: impl Fn(&Arc<Reads>) -> T,
 ) -> (T, Option<T>) {
     let sqlite = {
         let dir = std::env::temp_dir().join(format!(
@@ -41,7 +42,7 @@ pub fn on_both<T>(
         ));
         let _ = std::fs::remove_dir_all(&dir);
         fill(&open_writer(&dir).unwrap()).unwrap();
-        let answer = ask(&Reads::Sqlite(ReadPool::new(&dir)));
+        let answer = ask(&Arc::new(Reads::Sqlite(ReadPool::new(&dir))));
         std::fs::remove_dir_all(&dir).unwrap();
         answer
     };
@@ -73,7 +74,7 @@ pub fn on_both<T>(
         })
         .unwrap();
     }
-    let postgres = ask(&Reads::Postgres(pg));
+    let postgres = ask(&Arc::new(Reads::Postgres(pg)));
     (sqlite, Some(postgres))
 }
 
@@ -94,7 +95,7 @@ pub fn on_both_writing(test: &str, check: impl Fn(&dyn Sql)) {
 /// Asks the same question of both stores holding [`fleet`]'s rows and
 /// demands one answer, compared as its `Debug` text (which writes every
 /// real exactly); answers SQLite's.
-pub fn same<T: std::fmt::Debug>(test: &str, ask: impl Fn(&Reads) -> T) -> T {
+pub fn same<T: std::fmt::Debug>(test: &str, ask: impl Fn(&Arc<Reads>) -> T) -> T {
     let (sqlite, postgres) = on_both(test, fleet, ask);
     if let Some(postgres) = postgres {
         assert_eq!(
