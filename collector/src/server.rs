@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
 use crate::store::writer::{Committed, Request, StoreWriter, Writer, WriterSettings};
-use crate::store::{self, ReadPool, Reads, StoreError};
+use crate::store::{self, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
@@ -150,17 +150,6 @@ impl Collector {
     ) -> Result<(), CollectorError> {
         let settings = &self.config.collector;
         let metrics = Arc::clone(&self.metrics);
-        // A shared store: the writer and welcome's last_seq go to it.
-        let shared = match &self.config.store {
-            store::StoreSettings::Postgres(postgres) => {
-                Some(store::postgres::Pg::open(postgres).await?)
-            }
-            store::StoreSettings::Sqlite => None,
-        };
-        let committed = Arc::new(match &shared {
-            Some(pg) => Committed::shared(pg.clone()),
-            None => Committed::default(),
-        });
         let db = store::open_writer(&settings.data_dir)?;
         let _running = store::hold_lock(&settings.data_dir)?;
         // The addresses agents last reported, so traces know the fleet
@@ -170,7 +159,16 @@ impl Collector {
         let silences =
             store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         // The API, alert forwarding and traces read through this.
-        let reads = Arc::new(Reads::Sqlite(ReadPool::new(&settings.data_dir)));
+        let reads = Arc::new(Reads::open(&self.config.store, &settings.data_dir).await?);
+        // A shared store: the writer and welcome's last_seq go to it too.
+        let shared = match &*reads {
+            Reads::Postgres(pg) => Some(pg.clone()),
+            Reads::Sqlite(_) => None,
+        };
+        let committed = Arc::new(match &shared {
+            Some(pg) => Committed::shared(pg.clone()),
+            None => Committed::default(),
+        });
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         // Alert forwarding, when asked for, takes the store's events and
