@@ -19,8 +19,8 @@ use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
-use crate::store::writer::{Committed, Request, Writer, WriterSettings};
-use crate::store::{self, ReadPool, StoreError};
+use crate::store::writer::{Committed, Request, StoreWriter, Writer, WriterSettings};
+use crate::store::{self, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
@@ -150,15 +150,25 @@ impl Collector {
     ) -> Result<(), CollectorError> {
         let settings = &self.config.collector;
         let metrics = Arc::clone(&self.metrics);
-        let committed = Arc::new(Committed::default());
         let db = store::open_writer(&settings.data_dir)?;
         let _running = store::hold_lock(&settings.data_dir)?;
         // The addresses agents last reported, so traces know the fleet
         // before it has reconnected.
-        let known = self.fabric.owners.load(&db).map_err(StoreError::from)?;
+        let known = self.fabric.owners.load(&db)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
         let silences =
             store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
+        // The API, alert forwarding and traces read through this.
+        let reads = Arc::new(Reads::open(&self.config.store, &settings.data_dir).await?);
+        // A shared store: the writer and welcome's last_seq go to it too.
+        let shared = match &*reads {
+            Reads::Postgres(pg) => Some(pg.clone()),
+            Reads::Sqlite(_) => None,
+        };
+        let committed = Arc::new(match &shared {
+            Some(pg) => Committed::shared(pg.clone()),
+            None => Committed::default(),
+        });
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         // Alert forwarding, when asked for, takes the store's events and
@@ -169,26 +179,31 @@ impl Collector {
             let syslog = forwarder
                 .as_ref()
                 .map(|f| (f.events(), Arc::clone(&metrics)));
-            Some(Alerting::start(
-                &self.config.alerting,
-                &settings.data_dir,
-                syslog,
-            )?)
+            Some(Alerting::start(&self.config.alerting, &reads, syslog)?)
         };
         let published = match &alerting {
             Some(alerting) => Some(alerting.events()),
             None => forwarder.as_ref().map(Forwarder::events),
         };
-        let writer = Writer::new(
-            db,
-            Arc::clone(&committed),
-            Arc::clone(&metrics),
-            published,
-            WriterSettings {
-                heartbeat_timeout: settings.heartbeat_timeout,
-                retain: settings.retain,
-            },
-        )?;
+        let writer_settings = WriterSettings {
+            heartbeat_timeout: settings.heartbeat_timeout,
+            retain: settings.retain,
+        };
+        let writer = match shared {
+            Some(pg) => StoreWriter::Postgres(store::postgres::writer::PgWriter::new(
+                pg,
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )),
+            None => StoreWriter::Sqlite(Writer::new(
+                db,
+                Arc::clone(&committed),
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )?),
+        };
         let (to_writer, from_connections) = mpsc::channel(WRITER_QUEUE);
         // Held by the API and the connections only, so the writer ends
         // once both have.
@@ -256,7 +271,7 @@ impl Collector {
             notify.subscribe(),
         ));
         let api = Arc::new(Api {
-            pool: Arc::new(ReadPool::new(&settings.data_dir)),
+            pool: reads,
             tokens: Arc::clone(&self.tokens),
             limiter: RateLimiter::new(self.config.rate_limit),
             metrics: Arc::clone(&http_metrics),

@@ -11,6 +11,7 @@
 
 pub mod connect;
 pub mod schema;
+pub mod writer;
 
 pub use connect::{Pg, PgError};
 
