@@ -23,6 +23,8 @@ mod liveness;
 mod metrics;
 #[path = "../../agent/tests/netns.rs"]
 mod netns;
+// A throwaway PostgreSQL cluster.
+mod pgcluster;
 mod shutdown;
 mod silences;
 mod starve;

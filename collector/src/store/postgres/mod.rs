@@ -12,6 +12,13 @@
 pub mod collectors;
 pub mod schema;
 
+// The tests' throwaway cluster, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../../tests/pgcluster.rs"]
+pub mod pgcluster;
+#[cfg(test)]
+pub mod testing;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
