@@ -35,7 +35,7 @@ pub struct Identity {
 
 impl Identity {
     /// A fresh identity on this host.
-    pub fn new() -> Identity {
+    pub fn generate() -> Identity {
         let host = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -70,8 +70,11 @@ impl Identity {
 /// collector would have.
 pub fn channel(id: &str) -> Option<String> {
     let (_, random) = id.rsplit_once('-')?;
-    (random.len() == 16 && random.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .then(|| format!("{CHANNEL_PREFIX}{random}"))
+    (random.len() == 16
+        && random
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then(|| format!("{CHANNEL_PREFIX}{random}"))
 }
 
 /// What a collector says of itself in its row, for people reading it.
@@ -205,7 +208,11 @@ pub async fn leave(client: &Client, id: &str) -> Result<(), StoreError> {
 }
 
 /// The live collector holding `agent` now, if any.
-pub async fn holder(client: &Client, agent: &str, now_ms: i64) -> Result<Option<String>, StoreError> {
+pub async fn holder(
+    client: &Client,
+    agent: &str,
+    now_ms: i64,
+) -> Result<Option<String>, StoreError> {
     let live_after = now_ms - STALE.as_millis() as i64;
     let row = client
         .query_opt(
@@ -261,6 +268,6 @@ mod tests {
         assert_eq!(channel("host-xyz"), None);
         assert_eq!(channel("host-0123456789ABCDEF"), None);
         assert_eq!(channel("nohyphen"), None);
-        assert_ne!(Identity::new().id, Identity::new().id);
+        assert_ne!(Identity::generate().id, Identity::generate().id);
     }
 }

@@ -10,6 +10,7 @@
 //! starting together upgrade it once.
 
 pub mod collectors;
+pub mod prune;
 pub mod schema;
 
 // The tests' throwaway cluster, shared with the integration tests.
