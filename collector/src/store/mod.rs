@@ -198,8 +198,10 @@ pub enum StoreError {
     Thread(#[source] std::io::Error),
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("PostgreSQL store: {0}")]
+    #[error("PostgreSQL store: {}", postgres::connect::reason(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pg(#[from] postgres::PgError),
     #[error("store query answered no row: {0}")]
     NoRow(String),
 }

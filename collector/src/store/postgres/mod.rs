@@ -10,8 +10,11 @@
 //! starting together upgrade it once.
 
 pub mod collectors;
+pub mod connect;
 pub mod prune;
 pub mod schema;
+
+pub use connect::{Pg, PgError};
 
 // The tests' throwaway cluster, shared with the integration tests.
 #[cfg(test)]
