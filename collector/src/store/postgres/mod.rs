@@ -11,7 +11,6 @@
 
 pub mod collectors;
 pub mod connect;
-pub mod prune;
 pub mod schema;
 
 pub use connect::{Pg, PgError};
