@@ -16,7 +16,8 @@ use crate::http::{Authenticated, ClientAddr};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery, MAX_LIMIT};
-use crate::store::{ReadPool, StoreError, millis};
+use crate::store::sql::Sql;
+use crate::store::{Reads, StoreError, millis};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// What the handlers share.
 pub struct Api {
-    pub pool: Arc<ReadPool>,
+    pub pool: Arc<Reads>,
     pub tokens: Arc<Tokens>,
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
@@ -315,10 +316,10 @@ fn now_ms() -> i64 {
     millis(SystemTime::now())
 }
 
-/// Runs a store query on the blocking pool.
+/// Runs a store query on the blocking pool, on one snapshot of the store.
 async fn read<T: Send + 'static>(
     api: &Shared,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    f: impl FnOnce(&dyn Sql) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let pool = Arc::clone(&api.pool);
     tokio::task::spawn_blocking(move || pool.with(f))
@@ -447,11 +448,7 @@ struct Degraded {
 /// balancer or monitor sees a collector that refuses every batch.
 async fn healthz(State(api): State<Shared>) -> Response {
     let mut reasons = api.metrics.store.problems();
-    if let Err(e) = read(&api, |db| {
-        Ok(db.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
-    })
-    .await
-    {
+    if let Err(e) = read(&api, |db| db.one_i64("SELECT CAST(1 AS BIGINT)", &[])).await {
         reasons.push(format!("store: cannot be read: {}", e.message));
     }
     if reasons.is_empty() {

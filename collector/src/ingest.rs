@@ -434,10 +434,26 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     drop(waiting);
-    let mut last_seq = BTreeMap::new();
-    for boot in hello.boots.iter().chain(std::iter::once(&hello.boot)) {
-        last_seq.insert(boot.clone(), ingest.committed.last_seq(&agent, boot));
-    }
+    let boots: Vec<String> = hello
+        .boots
+        .iter()
+        .chain(std::iter::once(&hello.boot))
+        .cloned()
+        .collect();
+    let last_seq = match ingest.committed.welcome(&agent, &boots).await {
+        Ok(last_seq) => last_seq,
+        Err(error) => {
+            let reason = format!("the collector cannot read its store ({error}); retry later");
+            return Err(refuse(
+                &mut stream,
+                &ingest.metrics,
+                Reject::Store,
+                Some(&agent),
+                reason,
+            )
+            .await);
+        }
+    };
     tracing::info!(agent, %peer, version = hello.version, boot = hello.boot, "Agent connected.");
     let io = |error| End::Io {
         agent: Some(agent.clone()),

@@ -207,20 +207,23 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Agents { config, json } => {
             let config = resolve(config.config, false)?;
-            let data_dir = &config.collector.data_dir;
-            let db = store::open_reader(data_dir)?;
+            let store = ShellStore::open(&config)?;
             let timeout = config.collector.heartbeat_timeout;
-            let mut agents = query::agents(&db, now_ms(), timeout)?;
+            let now = now_ms();
+            let (mut agents, running) = store.reads.with(|db| {
+                Ok((
+                    query::agents(db, now, timeout)?,
+                    store.reads.collector_running(now, timeout)?,
+                ))
+            })?;
             // With no collector keeping the store current, "online" would
             // be a guess: answer as of the last time it heard from anyone.
-            if !store::collector_running(data_dir)
-                && let Some(last) = agents.iter().map(|a| a.last_seen_ms).max()
-            {
-                agents = query::agents(&db, last, timeout)?;
+            if !running && let Some(last) = agents.iter().map(|a| a.last_seen_ms).max() {
+                agents = store.reads.with(|db| query::agents(db, last, timeout))?;
                 let as_of = store::rfc3339(last);
                 eprintln!(
                     "warning: no collector is running on {}; these states are as of {as_of}, when it last heard from an agent",
-                    data_dir.display()
+                    store.shown
                 );
                 for a in &mut agents {
                     a.as_of = Some(as_of.clone());
@@ -255,8 +258,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 rule,
                 limit,
             };
-            let db = store::open_reader(&config.collector.data_dir)?;
-            let alerts = query::alerts(&db, &q)?;
+            let alerts = ShellStore::open(&config)?
+                .reads
+                .with(|db| query::alerts(db, &q))?;
             print(json, &alerts, || shell::alerts(&alerts))
         }
         Command::Changes {
@@ -267,8 +271,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let config = resolve(config.config, false)?;
             let since = parse_since(&since)?;
-            let db = store::open_reader(&config.collector.data_dir)?;
-            let changes = query::changes(&db, since, agent.as_deref())?;
+            let changes = ShellStore::open(&config)?
+                .reads
+                .with(|db| query::changes(db, since, agent.as_deref()))?;
             print(json, &changes, || shell::changes(&changes))
         }
         Command::Downtime {
@@ -285,10 +290,29 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 agent,
                 interface,
             };
-            let db = store::open_reader(&config.collector.data_dir)?;
-            let downtime = query::downtime(&db, &q, now_ms(), config.collector.heartbeat_timeout)?;
+            let timeout = config.collector.heartbeat_timeout;
+            let downtime = ShellStore::open(&config)?
+                .reads
+                .with(|db| query::downtime(db, &q, now_ms(), timeout))?;
             print(json, &downtime, || shell::downtime(&downtime, all))
         }
+    }
+}
+
+/// The store as a shell command reads it.
+struct ShellStore {
+    reads: store::Reads,
+    /// The store, as a warning names it.
+    shown: String,
+}
+
+impl ShellStore {
+    fn open(config: &Config) -> anyhow::Result<ShellStore> {
+        let data_dir = &config.collector.data_dir;
+        Ok(ShellStore {
+            reads: store::Reads::Sqlite(store::ReadPool::new(data_dir)),
+            shown: data_dir.display().to_string(),
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
 use crate::store::postgres::collectors::Listens;
 use crate::store::writer::{Committed, Request, Writer, WriterSettings};
-use crate::store::{self, ReadPool, StoreError};
+use crate::store::{self, ReadPool, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
@@ -156,10 +156,12 @@ impl Collector {
         let _running = store::hold_lock(&settings.data_dir)?;
         // The addresses agents last reported, so traces know the fleet
         // before it has reconnected.
-        let known = self.fabric.owners.load(&db).map_err(StoreError::from)?;
+        let known = self.fabric.owners.load(&db)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
         let silences =
             store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
+        // The API, alert forwarding and traces read through this.
+        let reads = Arc::new(Reads::Sqlite(ReadPool::new(&settings.data_dir)));
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         // Alert forwarding, when asked for, takes the store's events and
@@ -170,11 +172,7 @@ impl Collector {
             let syslog = forwarder
                 .as_ref()
                 .map(|f| (f.events(), Arc::clone(&metrics)));
-            Some(Alerting::start(
-                &self.config.alerting,
-                &settings.data_dir,
-                syslog,
-            )?)
+            Some(Alerting::start(&self.config.alerting, &reads, syslog)?)
         };
         let published = match &alerting {
             Some(alerting) => Some(alerting.events()),
@@ -269,7 +267,7 @@ impl Collector {
             notify.subscribe(),
         ));
         let api = Arc::new(Api {
-            pool: Arc::new(ReadPool::new(&settings.data_dir)),
+            pool: reads,
             tokens: Arc::clone(&self.tokens),
             limiter: RateLimiter::new(self.config.rate_limit),
             metrics: Arc::clone(&http_metrics),

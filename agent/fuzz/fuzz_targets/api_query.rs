@@ -20,7 +20,7 @@ use hopwatch_collector::metrics::Metrics;
 use hopwatch_collector::ratelimit::RateLimiter;
 use hopwatch_collector::silences::{Board, DEFAULT_MAX_DURATION, SilenceSettings};
 use hopwatch_collector::store::writer::{Committed, Request as Write, Writer, WriterSettings};
-use hopwatch_collector::store::{ReadPool, open_writer};
+use hopwatch_collector::store::{ReadPool, Reads, open_writer};
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -128,7 +128,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = store();
         let api = Arc::new(Api {
-            pool: Arc::new(ReadPool::new(&dir)),
+            pool: Arc::new(Reads::Sqlite(ReadPool::new(&dir))),
             tokens: Arc::new(Tokens::new(vec![], vec![Secret::new(TOKEN)])),
             limiter: RateLimiter::new(RateLimitSettings {
                 per_second: 1e12,

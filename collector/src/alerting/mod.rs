@@ -23,10 +23,9 @@ mod task;
 pub mod webhook;
 
 use crate::metrics::{Family, Metrics, Number, Samples};
-use crate::store::ReadPool;
+use crate::store::Reads;
 use crate::store::writer::Published;
 use hopwatch_wire::event::{Body, Event};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -152,7 +151,7 @@ impl Alerting {
     /// whose overflow counts in [`Metrics::forward_dropped`]).
     pub fn start(
         settings: &AlertingSettings,
-        data_dir: &Path,
+        store: &Arc<Reads>,
         syslog: Option<(Published, Arc<Metrics>)>,
     ) -> Result<Alerting, AlertingError> {
         let mut outlets = Vec::new();
@@ -167,7 +166,6 @@ impl Alerting {
                 am.timeout,
             )?;
             let am_stats = Arc::new(AlertmanagerStats::default());
-            let store = Arc::new(ReadPool::new(data_dir));
             // A task and a queue per cluster member: one that hangs or is
             // down holds up none of the others.
             for url in &am.urls {
@@ -179,7 +177,7 @@ impl Alerting {
                     resend_every: am.resend_every,
                     backoff_max: am.resend_every,
                     web_url: am.web_url.clone(),
-                    store: Arc::clone(&store),
+                    store: Arc::clone(store),
                     stats: Arc::clone(&am_stats),
                 };
                 tasks.push(tokio::spawn(task.run(inbox)));

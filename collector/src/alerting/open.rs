@@ -4,37 +4,38 @@
 //! table keeps neither the rule's labels nor the silence.
 
 use super::alertmanager::{Key, Open};
+use crate::store::StoreError;
+use crate::store::sql::Sql;
 use hopwatch_wire::event::{Alert, AlertState, Body, Event, Severity};
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeSet;
 
 /// Every alert the store holds open; `event` is filled for those not in
 /// `known`.
-pub fn open_alerts(db: &Connection, known: &BTreeSet<Key>) -> Result<Vec<Open>, rusqlite::Error> {
-    let mut statement = db.prepare_cached(
+pub fn open_alerts(db: &dyn Sql, known: &BTreeSet<Key>) -> Result<Vec<Open>, StoreError> {
+    let rows = db.rows(
         "SELECT ag.name, b.boot, a.boot_id, a.rule, a.interface, a.severity, a.expr, a.value,
                 a.threshold, a.message, a.fired_at_ms
          FROM alerts a JOIN agents ag ON ag.id = a.agent_id JOIN boots b ON b.id = a.boot_id
          WHERE a.resolved_at_ms IS NULL",
+        &[],
+        |r| {
+            Ok(Row {
+                agent: r.text(0)?,
+                boot: r.text(1)?,
+                boot_id: r.i64(2)?,
+                rule: r.text(3)?,
+                interface: r.text(4)?,
+                severity: r.text(5)?,
+                expr: r.text(6)?,
+                value: r.opt_f64(7)?,
+                threshold: r.f64(8)?,
+                message: r.text(9)?,
+                fired_at_ms: r.opt_i64(10)?,
+            })
+        },
     )?;
-    let rows = statement.query_map([], |r| {
-        Ok(Row {
-            agent: r.get(0)?,
-            boot: r.get(1)?,
-            boot_id: r.get(2)?,
-            rule: r.get(3)?,
-            interface: r.get(4)?,
-            severity: r.get(5)?,
-            expr: r.get(6)?,
-            value: r.get(7)?,
-            threshold: r.get(8)?,
-            message: r.get(9)?,
-            fired_at_ms: r.get(10)?,
-        })
-    })?;
     let mut open = Vec::new();
     for row in rows {
-        let row = row?;
         let key = (row.agent.clone(), row.rule.clone(), row.interface.clone());
         let event = if known.contains(&key) {
             None
@@ -95,20 +96,39 @@ impl Row {
     }
 }
 
+/// Alert events read at a time, newest first, while looking for a firing.
+const PAGE: i64 = 64;
+
 /// The latest firing event of the row's rule and interface in its boot.
-/// The boot's events are read newest first through the (boot_id, seq)
-/// index, and a firing is usually among the recent ones.
-fn firing_event(db: &Connection, row: &Row) -> Result<Option<Event>, rusqlite::Error> {
-    let line: Option<String> = db
-        .prepare_cached(
-            "SELECT line FROM events
-             WHERE boot_id = ?1 AND type = 'alert'
-               AND json_extract(line, '$.rule') = ?2
-               AND json_extract(line, '$.interface') = ?3
-               AND json_extract(line, '$.state') = 'firing'
-             ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row(params![row.boot_id, row.rule, row.interface], |r| r.get(0))
-        .optional()?;
-    Ok(line.and_then(|l| serde_json::from_str::<Event>(&l).ok()))
+/// The boot's alert events are read newest first through the (boot_id,
+/// seq) index, a page at a time, and each is parsed here rather than in
+/// SQL, whose JSON functions the two stores spell differently; a firing is
+/// usually among the recent ones.
+fn firing_event(db: &dyn Sql, row: &Row) -> Result<Option<Event>, StoreError> {
+    let mut before = i64::MAX;
+    loop {
+        let page = db.rows(
+            "SELECT seq, line FROM events
+             WHERE boot_id = $1 AND seq < $2 AND type = 'alert'
+             ORDER BY seq DESC LIMIT $3",
+            &[&row.boot_id, &before, &PAGE],
+            |r| Ok((r.i64(0)?, r.text(1)?)),
+        )?;
+        for (_, line) in &page {
+            let Ok(event) = serde_json::from_str::<Event>(line) else {
+                continue;
+            };
+            if let Body::Alert(alert) = &event.body
+                && alert.state == AlertState::Firing
+                && alert.rule == row.rule
+                && alert.interface == row.interface
+            {
+                return Ok(Some(event));
+            }
+        }
+        match page.last() {
+            Some((seq, _)) if page.len() as i64 == PAGE => before = *seq,
+            _ => return Ok(None),
+        }
+    }
 }

@@ -8,7 +8,7 @@
 use super::alertmanager::{Batch, State};
 use super::http::{Client, Endpoint};
 use super::open::open_alerts;
-use crate::store::ReadPool;
+use crate::store::Reads;
 use hopwatch_wire::backoff::{Backoff, seed};
 use hopwatch_wire::event::Event;
 use hyper::body::Bytes;
@@ -52,7 +52,7 @@ pub struct Task {
     pub resend_every: Duration,
     pub backoff_max: Duration,
     pub web_url: Option<String>,
-    pub store: Arc<ReadPool>,
+    pub store: Arc<Reads>,
     pub stats: Arc<AlertmanagerStats>,
 }
 
@@ -112,10 +112,8 @@ impl Task {
         }
         let known = state.known();
         let store = Arc::clone(&self.store);
-        let read = tokio::task::spawn_blocking(move || {
-            store.with(|db| open_alerts(db, &known).map_err(crate::store::StoreError::from))
-        })
-        .await;
+        let read =
+            tokio::task::spawn_blocking(move || store.with(|db| open_alerts(db, &known))).await;
         match read {
             Ok(Ok(open)) => {
                 let now = crate::store::rfc3339(crate::store::millis(std::time::SystemTime::now()));
@@ -244,7 +242,9 @@ mod tests {
             resend_every: Duration::from_secs(60),
             backoff_max: Duration::from_secs(60),
             web_url: None,
-            store: Arc::new(ReadPool::new(std::path::Path::new("/nonexistent"))),
+            store: Arc::new(Reads::Sqlite(crate::store::ReadPool::new(
+                std::path::Path::new("/nonexistent"),
+            ))),
             stats: Arc::new(AlertmanagerStats::default()),
         };
         let receivers = vec![Receiver {

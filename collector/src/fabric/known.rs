@@ -1,7 +1,8 @@
 //! What the collector alone knows of each hop's egress (firing alerts,
-//! recent link changes, downtime), read from the store in one go: one read
-//! transaction for the whole answer, so a trace of many hops costs one trip
-//! to the blocking pool and every hop is seen as of the same moment.
+//! recent link changes, downtime), read from the store in one go: one call
+//! of [`crate::store::Reads::with`], whose one snapshot serves the whole
+//! answer, so a trace of many hops costs one trip to the blocking pool and
+//! every hop is seen as of the same moment.
 //!
 //! A switch and its events may spell one interface two ways: on NX-OS a
 //! link event or an alert says `Ethernet1/7` where the kernel, and so a
@@ -11,8 +12,8 @@
 use super::{Branch, FabricHop, FabricTrace, Known, KnownAlert, KnownChange, PathTree};
 use crate::store::StoreError;
 use crate::store::query::{self, AlertQuery, DowntimeQuery};
+use crate::store::sql::Sql;
 use hopwatch_wire::ifname::{linux_name, nxos_name};
-use rusqlite::Connection;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -79,15 +80,15 @@ pub fn spellings(name: &str) -> Vec<String> {
 /// What the store holds of each wanted interface as of `now_ms`. An
 /// interface the store has never heard of (no timeline, no alert, no
 /// change) has no entry: the collector knows nothing of it, which is not
-/// the same as knowing it was never down.
+/// the same as knowing it was never down. `db` is one snapshot (as
+/// [`crate::store::Reads::with`] gives): the writer may commit between
+/// two of its queries.
 pub fn read(
-    db: &Connection,
+    db: &dyn Sql,
     wanted: &[Key],
     now_ms: i64,
     heartbeat_timeout: Duration,
 ) -> Result<HashMap<Key, Known>, StoreError> {
-    // One snapshot for every hop: the writer may commit in between.
-    let tx = db.unchecked_transaction()?;
     let changes_since = now_ms - CHANGES_WINDOW.as_millis() as i64;
     let downtime_since = now_ms - DOWNTIME_WINDOW.as_millis() as i64;
     let mut changes_of: HashMap<&str, query::Changes> = HashMap::new();
@@ -95,7 +96,7 @@ pub fn read(
     for (agent, interface) in wanted {
         let names = spellings(interface);
         if !changes_of.contains_key(agent.as_str()) {
-            changes_of.insert(agent, query::changes(&tx, changes_since, Some(agent))?);
+            changes_of.insert(agent, query::changes(db, changes_since, Some(agent))?);
         }
         let changes = &changes_of[agent.as_str()];
         let mut known = Known {
@@ -108,7 +109,7 @@ pub fn read(
         let mut seen = false;
         for name in &names {
             let downtime = query::downtime(
-                &tx,
+                db,
                 &DowntimeQuery {
                     since_ms: downtime_since,
                     agent: Some(agent.clone()),
@@ -127,7 +128,7 @@ pub fn read(
                 known.unknown_s_24h += row.unknown_seconds;
             }
             let alerts = query::alerts(
-                &tx,
+                db,
                 &AlertQuery {
                     agent: Some(agent.clone()),
                     interface: Some(name.clone()),
@@ -167,7 +168,6 @@ pub fn read(
             out.insert((agent.clone(), interface.clone()), known);
         }
     }
-    drop(tx);
     Ok(out)
 }
 

@@ -34,6 +34,8 @@
 //!   name the whole fleet.
 
 use super::{Directory, Owner};
+use crate::store::StoreError;
+use crate::store::sql::Sql;
 use hopwatch_wire::event::VrfAddresses;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -210,12 +212,12 @@ impl Owners {
     /// collector that starts before its agents reconnect. Returns how many
     /// agents it knows; a row whose addresses cannot be read is skipped
     /// with a warning.
-    pub fn load(&self, db: &rusqlite::Connection) -> Result<usize, rusqlite::Error> {
-        let mut stmt = db.prepare("SELECT name, addresses FROM agents")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    pub fn load(&self, db: &dyn Sql) -> Result<usize, StoreError> {
+        let rows = db.rows("SELECT name, addresses FROM agents", &[], |r| {
+            Ok((r.text(0)?, r.text(1)?))
+        })?;
         let mut loaded = 0;
-        for row in rows {
-            let (agent, json) = row?;
+        for (agent, json) in rows {
             match serde_json::from_str::<Vec<VrfAddresses>>(&json) {
                 Ok(addresses) => {
                     self.update(&agent, &addresses);

@@ -4,11 +4,11 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
-use super::query::{seconds, segment};
+use super::query::{IN_FORCE, in_force_or_first, seconds, segment};
 use super::spans::{self, Figures, Kind};
+use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
 use crate::timeline::{self, Liveness, Segment};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -64,40 +64,34 @@ pub struct Timeline {
 /// The segments of `iface_id` over `[since, until]`, the one in force at
 /// `since` first: one seek and one range read on the segments' key.
 fn segments(
-    db: &Connection,
+    db: &dyn Sql,
     iface_id: i64,
     since: i64,
     until: i64,
 ) -> Result<Vec<Segment>, StoreError> {
-    let mut in_force = db.prepare_cached(
-        "SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
-                admin_down_before_ms
-         FROM segments WHERE iface_id = ?1 AND start_ms <= ?2
-         ORDER BY start_ms DESC, n DESC LIMIT 1",
-    )?;
-    let mut out: Vec<Segment> = in_force
-        .query_row(params![iface_id, since], |r| segment(r, 0))
-        .optional()?
+    let mut out: Vec<Segment> = db
+        .row(IN_FORCE, &[&iface_id, &since], |r| segment(r, 0))?
         .into_iter()
         .collect();
-    let mut after = db.prepare_cached(
+    db.each(
         "SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
                 admin_down_before_ms
-         FROM segments WHERE iface_id = ?1 AND start_ms > ?2 AND start_ms < ?3
+         FROM segments WHERE iface_id = $1 AND start_ms > $2 AND start_ms < $3
          ORDER BY start_ms, n",
+        &[&iface_id, &since, &until],
+        &mut |r| {
+            out.push(segment(r, 0)?);
+            Ok(())
+        },
     )?;
-    let rows = after.query_map(params![iface_id, since, until], |r| segment(r, 0))?;
-    for row in rows {
-        out.push(row?);
-    }
     Ok(out)
 }
 
-fn liveness(r: &Row, at: usize) -> Result<Liveness, rusqlite::Error> {
+fn liveness(r: &dyn Row, at: usize) -> Result<Liveness, StoreError> {
     Ok(Liveness {
-        last_seen_ms: r.get(at)?,
-        last_ts_ms: r.get(at + 1)?,
-        stopped_ms: r.get(at + 2)?,
+        last_seen_ms: r.i64(at)?,
+        last_ts_ms: r.opt_i64(at + 1)?,
+        stopped_ms: r.opt_i64(at + 2)?,
     })
 }
 
@@ -113,28 +107,26 @@ pub struct TimelineQuery {
 
 /// What one interface did over the query's window.
 pub fn timeline(
-    db: &Connection,
+    db: &dyn Sql,
     q: &TimelineQuery,
     now_ms: i64,
     timeout: Duration,
 ) -> Result<Result<Timeline, Missing>, StoreError> {
     let (agent, interface) = (q.agent.as_str(), q.interface.as_str());
     let (since, until, width) = (q.since_ms, q.until_ms, q.width);
-    let Some((agent_id, live)) = db
-        .prepare_cached(
-            "SELECT id, last_seen_ms, last_ts_ms, stopped_ms FROM agents WHERE name = ?1",
-        )?
-        .query_row(params![agent], |r| {
-            Ok((r.get::<_, i64>(0)?, liveness(r, 1)?))
-        })
-        .optional()?
+    let Some((agent_id, live)) = db.row(
+        "SELECT id, last_seen_ms, last_ts_ms, stopped_ms FROM agents WHERE name = $1",
+        &[&agent],
+        |r| Ok((r.i64(0)?, liveness(r, 1)?)),
+    )?
     else {
         return Ok(Err(Missing::Agent(agent.to_string())));
     };
-    let Some(iface_id) = db
-        .prepare_cached("SELECT id FROM interfaces WHERE agent_id = ?1 AND name = ?2")?
-        .query_row(params![agent_id, interface], |r| r.get::<_, i64>(0))
-        .optional()?
+    let Some(iface_id) = db.row(
+        "SELECT id FROM interfaces WHERE agent_id = $1 AND name = $2",
+        &[&agent_id, &interface],
+        |r| r.i64(0),
+    )?
     else {
         return Ok(Err(Missing::Interface(
             agent.to_string(),
@@ -232,62 +224,53 @@ struct Ranked {
 /// rows (18 KB) in a median 91.9 ms, p99 341 ms, and 1,000 rows (183 KB)
 /// in a median 175 ms, p99 252 ms, HTTP round trip included.
 pub fn worst(
-    db: &Connection,
+    db: &dyn Sql,
     since: i64,
     limit: usize,
     now_ms: i64,
     timeout: Duration,
 ) -> Result<Worst, StoreError> {
     let since = since.min(now_ms);
-    let mut tails = db.prepare_cached(
+    let mut ranked = Vec::new();
+    db.each(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, a.stopped_ms, i.id,
                 i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
                 i.admin_down_before_ms
          FROM interfaces i JOIN agents a ON a.id = i.agent_id",
+        &[],
+        &mut |r| {
+            let live = liveness(r, 2)?;
+            let id = r.i64(5)?;
+            let tail = segment(r, 6)?;
+            let silent = live.is_silent(now_ms, timeout);
+            let known_until = live.known_until(now_ms, now_ms, timeout);
+            let in_force = |t: i64| -> Result<Option<Segment>, StoreError> {
+                if tail.start_ms <= t {
+                    return Ok(Some(tail));
+                }
+                in_force_or_first(db, id, t)
+            };
+            let (Some(first), Some(known)) = (in_force(since)?, in_force(known_until.max(since))?)
+            else {
+                return Ok(());
+            };
+            let m = timeline::measure(&first, &known, since, now_ms, known_until);
+            ranked.push(Ranked {
+                id,
+                agent: r.text(0)?,
+                interface: r.text(1)?,
+                state: if silent {
+                    "unknown"
+                } else {
+                    tail.state.as_str()
+                },
+                availability: m.availability(now_ms - since.max(first.start_ms)),
+                down_ms: m.down_ms,
+                known_until,
+            });
+            Ok(())
+        },
     )?;
-    let mut at = db.prepare_cached(
-        "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
-                               admin_down_before_ms
-                        FROM segments WHERE iface_id = ?1 AND start_ms <= ?2
-                        ORDER BY start_ms DESC, n DESC LIMIT 1)
-         UNION ALL
-         SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
-                               admin_down_before_ms
-                        FROM segments WHERE iface_id = ?1 ORDER BY start_ms, n LIMIT 1)",
-    )?;
-    let mut ranked = Vec::new();
-    let mut rows = tails.query([])?;
-    while let Some(r) = rows.next()? {
-        let live = liveness(r, 2)?;
-        let id: i64 = r.get(5)?;
-        let tail = segment(r, 6)?;
-        let silent = live.is_silent(now_ms, timeout);
-        let known_until = live.known_until(now_ms, now_ms, timeout);
-        let mut in_force = |t: i64| -> Result<Option<Segment>, rusqlite::Error> {
-            if tail.start_ms <= t {
-                return Ok(Some(tail));
-            }
-            at.query_row(params![id, t], |s| segment(s, 0)).optional()
-        };
-        let (Some(first), Some(known)) = (in_force(since)?, in_force(known_until.max(since))?)
-        else {
-            continue;
-        };
-        let m = timeline::measure(&first, &known, since, now_ms, known_until);
-        ranked.push(Ranked {
-            id,
-            agent: r.get(0)?,
-            interface: r.get(1)?,
-            state: if silent {
-                "unknown"
-            } else {
-                tail.state.as_str()
-            },
-            availability: m.availability(now_ms - since.max(first.start_ms)),
-            down_ms: m.down_ms,
-            known_until,
-        });
-    }
     // Least available first; no known time at all ranks last.
     ranked.sort_by(|a, b| {
         let key = |x: &Ranked| x.availability.unwrap_or(f64::INFINITY);

@@ -13,11 +13,13 @@ pub mod fleet;
 pub mod links;
 pub mod postgres;
 pub mod query;
+mod reads;
 pub mod silences;
 mod spans;
 pub mod sql;
 pub mod writer;
 
+pub use reads::Reads;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -426,6 +428,11 @@ impl ReadPool {
             data_dir: data_dir.to_path_buf(),
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The directory of the store it reads.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Runs `f` with a read connection, on the calling (blocking) thread.

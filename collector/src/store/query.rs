@@ -2,9 +2,9 @@
 //! read connection, its parameters and the time `now`, returning what both
 //! print (the API as JSON, the shell as a table).
 
+use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
 use crate::timeline::{self, Liveness, Segment, State};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -38,39 +38,35 @@ pub struct AgentInfo {
 }
 
 /// Every agent, by name.
-pub fn agents(
-    db: &Connection,
-    now_ms: i64,
-    timeout: Duration,
-) -> Result<Vec<AgentInfo>, StoreError> {
-    let mut stmt = db.prepare_cached(
+pub fn agents(db: &dyn Sql, now_ms: i64, timeout: Duration) -> Result<Vec<AgentInfo>, StoreError> {
+    db.rows(
         "SELECT a.name, a.address, a.version, a.boot, a.last_seen_ms, a.last_ts_ms,
                 (SELECT count(*) FROM alerts al WHERE al.agent_id = a.id AND al.resolved_at_ms IS NULL),
                 (SELECT count(*) FROM interfaces i WHERE i.agent_id = a.id),
                 a.stopped_ms
          FROM agents a ORDER BY a.name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let live = Liveness {
-            last_seen_ms: r.get(4)?,
-            last_ts_ms: r.get(5)?,
-            stopped_ms: r.get(8)?,
-        };
-        Ok(AgentInfo {
-            agent: r.get(0)?,
-            address: r.get(1)?,
-            version: r.get(2)?,
-            boot: r.get(3)?,
-            last_seen: rfc3339(live.last_seen_ms),
-            state: live.state(now_ms, timeout).as_str(),
-            stopped_at: live.stopped_ms.map(rfc3339),
-            as_of: None,
-            firing: r.get::<_, i64>(6)? as u64,
-            interfaces: r.get::<_, i64>(7)? as u64,
-            last_seen_ms: live.last_seen_ms,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        &[],
+        |r| {
+            let live = Liveness {
+                last_seen_ms: r.i64(4)?,
+                last_ts_ms: r.opt_i64(5)?,
+                stopped_ms: r.opt_i64(8)?,
+            };
+            Ok(AgentInfo {
+                agent: r.text(0)?,
+                address: r.text(1)?,
+                version: r.text(2)?,
+                boot: r.text(3)?,
+                last_seen: rfc3339(live.last_seen_ms),
+                state: live.state(now_ms, timeout).as_str(),
+                stopped_at: live.stopped_ms.map(rfc3339),
+                as_of: None,
+                firing: r.i64(6)? as u64,
+                interfaces: r.i64(7)? as u64,
+                last_seen_ms: live.last_seen_ms,
+            })
+        },
+    )
 }
 
 /// Which alerts a list holds.
@@ -145,67 +141,63 @@ pub struct AlertRecord {
 }
 
 /// Alerts, newest first.
-pub fn alerts(db: &Connection, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+pub fn alerts(db: &dyn Sql, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
     let mut sql = String::from(
         "SELECT a.name, al.interface, al.rule, al.severity, al.expr, al.value, al.threshold,
                 al.message, al.fired_at_ms, al.resolved_at_ms, al.resolved_value,
                 al.resolved_message, al.resolved_by, al.labels, al.silence
-         FROM alerts al JOIN agents a ON a.id = al.agent_id WHERE 1",
+         FROM alerts al JOIN agents a ON a.id = al.agent_id WHERE ",
     );
     // Without `since` the bound is the smallest time, which every alert
     // passes.
     sql.push_str(match q.state {
-        AlertFilter::Firing => {
-            " AND al.resolved_at_ms IS NULL AND coalesce(al.fired_at_ms, 0) >= ?1"
-        }
-        AlertFilter::Resolved => " AND al.resolved_at_ms >= ?1",
-        AlertFilter::All => " AND (al.resolved_at_ms IS NULL OR al.resolved_at_ms >= ?1)",
+        AlertFilter::Firing => "al.resolved_at_ms IS NULL AND COALESCE(al.fired_at_ms, 0) >= $1",
+        AlertFilter::Resolved => "al.resolved_at_ms >= $1",
+        AlertFilter::All => "(al.resolved_at_ms IS NULL OR al.resolved_at_ms >= $1)",
     });
     sql.push_str(
-        " AND (?2 IS NULL OR a.name = ?2) AND (?3 IS NULL OR al.interface = ?3)
-          AND (?4 IS NULL OR al.rule = ?4)
-          ORDER BY coalesce(al.fired_at_ms, al.resolved_at_ms) DESC, al.id DESC LIMIT ?5",
+        " AND ($2 IS NULL OR a.name = $2) AND ($3 IS NULL OR al.interface = $3)
+          AND ($4 IS NULL OR al.rule = $4)
+          ORDER BY COALESCE(al.fired_at_ms, al.resolved_at_ms) DESC, al.id DESC LIMIT $5",
     );
-    let mut stmt = db.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![
-            q.since_ms.unwrap_or(i64::MIN),
-            q.agent,
-            q.interface,
-            q.rule,
-            q.limit.min(MAX_LIMIT) as i64
+    db.rows(
+        &sql,
+        &[
+            &q.since_ms.unwrap_or(i64::MIN),
+            &q.agent,
+            &q.interface,
+            &q.rule,
+            &(q.limit.min(MAX_LIMIT) as i64),
         ],
         alert_record,
-    )?;
-    let out: Vec<AlertRecord> = rows.collect::<Result<_, _>>()?;
-    Ok(out)
+    )
 }
 
-fn alert_record(r: &Row) -> Result<AlertRecord, rusqlite::Error> {
-    let fired: Option<i64> = r.get(8)?;
-    let resolved: Option<i64> = r.get(9)?;
-    let silence: Option<String> = r.get(14)?;
+fn alert_record(r: &dyn Row) -> Result<AlertRecord, StoreError> {
+    let fired = r.opt_i64(8)?;
+    let resolved = r.opt_i64(9)?;
+    let silence = r.opt_text(14)?;
     Ok(AlertRecord {
-        agent: r.get(0)?,
-        interface: r.get(1)?,
-        rule: r.get(2)?,
-        severity: r.get(3)?,
+        agent: r.text(0)?,
+        interface: r.text(1)?,
+        rule: r.text(2)?,
+        severity: r.text(3)?,
         state: if resolved.is_some() {
             "resolved"
         } else {
             "firing"
         },
-        expr: r.get(4)?,
-        value: r.get(5)?,
-        threshold: r.get(6)?,
-        message: r.get(7)?,
+        expr: r.text(4)?,
+        value: r.opt_f64(5)?,
+        threshold: r.f64(6)?,
+        message: r.text(7)?,
         fired_at: fired.map(rfc3339),
         resolved_at: resolved.map(rfc3339),
-        resolved_value: r.get(10)?,
-        resolved_message: r.get(11)?,
-        resolved_by: r.get(12)?,
+        resolved_value: r.opt_f64(10)?,
+        resolved_message: r.opt_text(11)?,
+        resolved_by: r.opt_text(12)?,
         labels: r
-            .get::<_, Option<String>>(13)?
+            .opt_text(13)?
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default(),
         silenced: silence.is_some(),
@@ -241,40 +233,41 @@ pub struct Changes {
 }
 
 /// Link transitions at or after `since_ms`, oldest first.
-pub fn changes(db: &Connection, since_ms: i64, agent: Option<&str>) -> Result<Changes, StoreError> {
-    let mut stmt = db.prepare_cached(
-        "SELECT a.name, i.name, c.at_ms, c.state, c.down_ms
-         FROM link_changes c
-         JOIN interfaces i ON i.id = c.iface_id
-         JOIN agents a ON a.id = i.agent_id
-         WHERE c.at_ms >= ?1 AND (?2 IS NULL OR a.name = ?2)
-         ORDER BY c.at_ms, c.event_id LIMIT ?3",
-    )?;
-    let mut rows = stmt.query(params![since_ms, agent, MAX_LIMIT as i64])?;
+pub fn changes(db: &dyn Sql, since_ms: i64, agent: Option<&str>) -> Result<Changes, StoreError> {
     let mut out = Changes {
         since: rfc3339(since_ms),
         went_down: Vec::new(),
         came_up: Vec::new(),
     };
-    while let Some(r) = rows.next()? {
-        let agent: String = r.get(0)?;
-        let interface: String = r.get(1)?;
-        let at = rfc3339(r.get(2)?);
-        match State::from_code(r.get(3)?) {
-            state @ (State::Down | State::AdminDown) => out.went_down.push(WentDown {
-                agent,
-                interface,
-                at,
-                state: state.as_str(),
-            }),
-            _ => out.came_up.push(CameUp {
-                agent,
-                interface,
-                at,
-                down_seconds: r.get::<_, Option<i64>>(4)?.map(seconds),
-            }),
-        }
-    }
+    db.each(
+        "SELECT a.name, i.name, c.at_ms, c.state, c.down_ms
+         FROM link_changes c
+         JOIN interfaces i ON i.id = c.iface_id
+         JOIN agents a ON a.id = i.agent_id
+         WHERE c.at_ms >= $1 AND ($2 IS NULL OR a.name = $2)
+         ORDER BY c.at_ms, c.event_id LIMIT $3",
+        &[&since_ms, &agent, &(MAX_LIMIT as i64)],
+        &mut |r| {
+            let agent = r.text(0)?;
+            let interface = r.text(1)?;
+            let at = rfc3339(r.i64(2)?);
+            match State::from_code(r.i64(3)?) {
+                state @ (State::Down | State::AdminDown) => out.went_down.push(WentDown {
+                    agent,
+                    interface,
+                    at,
+                    state: state.as_str(),
+                }),
+                _ => out.came_up.push(CameUp {
+                    agent,
+                    interface,
+                    at,
+                    down_seconds: r.opt_i64(4)?.map(seconds),
+                }),
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -324,10 +317,11 @@ pub struct Downtime {
 
 /// The current segment of every interface [`downtime`] asks about. A
 /// filter left out is left out of the SQL rather than written
-/// `(?1 IS NULL OR a.name = ?1)`: SQLite plans a statement once for every
+/// `($1 IS NULL OR a.name = $1)`: SQLite plans a statement once for every
 /// binding, and that form scans every interface of the fleet even when both
 /// names are given — 1.8 ms among 48,000 interfaces, paid for each hop of a
-/// fabric trace — where this one is two index seeks.
+/// fabric trace — where this one is two index seeks. The parameter left
+/// out is still bound, so it is cast: PostgreSQL must know its type.
 fn downtime_tails(agent: bool, interface: bool) -> String {
     format!(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
@@ -335,83 +329,106 @@ fn downtime_tails(agent: bool, interface: bool) -> String {
                 i.admin_down_before_ms, a.stopped_ms
          FROM interfaces i JOIN agents a ON a.id = i.agent_id
          WHERE {} AND {}",
-        if agent { "a.name = ?1" } else { "?1 IS NULL" },
-        if interface {
-            "i.name = ?2"
+        if agent {
+            "a.name = $1"
         } else {
-            "?2 IS NULL"
+            "CAST($1 AS TEXT) IS NULL"
         },
+        if interface {
+            "i.name = $2"
+        } else {
+            "CAST($2 AS TEXT) IS NULL"
+        },
+    )
+}
+
+/// The segment of interface `$1` in force at `$2`: one seek on the
+/// segments' key.
+pub(super) const IN_FORCE: &str =
+    "SELECT start_ms, state, prior, down_before_ms, unknown_before_ms,
+                outages, admin_down_before_ms
+         FROM segments WHERE iface_id = $1 AND start_ms <= $2
+         ORDER BY start_ms DESC, n DESC LIMIT 1";
+
+/// The segment of `iface_id` in force at `at`, else its first one (the
+/// time is before the interface was first heard of); none when it has no
+/// segment at all. Two statements, the second run only when the first
+/// finds nothing, which is rare.
+pub(super) fn in_force_or_first(
+    db: &dyn Sql,
+    iface_id: i64,
+    at: i64,
+) -> Result<Option<Segment>, StoreError> {
+    if let Some(s) = db.row(IN_FORCE, &[&iface_id, &at], |r| segment(r, 0))? {
+        return Ok(Some(s));
+    }
+    db.row(
+        "SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
+                admin_down_before_ms
+         FROM segments WHERE iface_id = $1 ORDER BY start_ms, n LIMIT 1",
+        &[&iface_id],
+        |r| segment(r, 0),
     )
 }
 
 /// Per interface, down and unknown time over `[since, now]`, outages
 /// clipped to the window; silence of a stale agent counts as unknown.
 pub fn downtime(
-    db: &Connection,
+    db: &dyn Sql,
     q: &DowntimeQuery,
     now_ms: i64,
     timeout: Duration,
 ) -> Result<Downtime, StoreError> {
     let since = q.since_ms.min(now_ms);
-    let mut tails = db.prepare_cached(&downtime_tails(q.agent.is_some(), q.interface.is_some()))?;
-    // The segment in force at `since`, else the interface's first one.
-    let mut at_since = db.prepare_cached(
-        "SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
-                               admin_down_before_ms
-                        FROM segments WHERE iface_id = ?1 AND start_ms <= ?2
-                        ORDER BY start_ms DESC, n DESC LIMIT 1)
-         UNION ALL
-         SELECT * FROM (SELECT start_ms, state, prior, down_before_ms, unknown_before_ms, outages,
-                               admin_down_before_ms
-                        FROM segments WHERE iface_id = ?1 ORDER BY start_ms, n LIMIT 1)",
-    )?;
-    let mut rows = tails.query(params![q.agent, q.interface])?;
     let mut interfaces = Vec::new();
     let mut total_ms = 0i64;
-    while let Some(r) = rows.next()? {
-        let live = Liveness {
-            last_seen_ms: r.get(2)?,
-            last_ts_ms: r.get(3)?,
-            stopped_ms: r.get(12)?,
-        };
-        let tail = segment(r, 5)?;
-        let id: i64 = r.get(4)?;
-        let stale = live.is_silent(now_ms, timeout);
-        let known_until = live.known_until(now_ms, now_ms, timeout);
-        // Most intervals end at the last segment; only a window or a silence
-        // that ends before it needs a seek.
-        let mut in_force = |at: i64| -> Result<Option<Segment>, rusqlite::Error> {
-            if tail.start_ms <= at {
-                return Ok(Some(tail));
-            }
-            at_since
-                .query_row(params![id, at], |s| segment(s, 0))
-                .optional()
-        };
-        let Some(first) = in_force(since)? else {
-            continue;
-        };
-        let Some(at_known) = in_force(known_until.max(since))? else {
-            continue;
-        };
-        let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
-        total_ms += m.down_ms;
-        interfaces.push(InterfaceDowntime {
-            agent: r.get(0)?,
-            interface: r.get(1)?,
-            down_seconds: seconds(m.down_ms),
-            down_count: m.down_count,
-            currently_down: !stale && tail.state == State::Down,
-            unknown_seconds: seconds(m.unknown_ms),
-            admin_down_seconds: seconds(m.admin_down_ms),
-            availability: m.availability(now_ms - since),
-            state: if stale {
-                "unknown"
-            } else {
-                tail.state.as_str()
-            },
-        });
-    }
+    db.each(
+        &downtime_tails(q.agent.is_some(), q.interface.is_some()),
+        &[&q.agent, &q.interface],
+        &mut |r| {
+            let live = Liveness {
+                last_seen_ms: r.i64(2)?,
+                last_ts_ms: r.opt_i64(3)?,
+                stopped_ms: r.opt_i64(12)?,
+            };
+            let tail = segment(r, 5)?;
+            let id = r.i64(4)?;
+            let stale = live.is_silent(now_ms, timeout);
+            let known_until = live.known_until(now_ms, now_ms, timeout);
+            // Most intervals end at the last segment; only a window or a
+            // silence that ends before it needs a seek.
+            let in_force = |at: i64| -> Result<Option<Segment>, StoreError> {
+                if tail.start_ms <= at {
+                    return Ok(Some(tail));
+                }
+                in_force_or_first(db, id, at)
+            };
+            let Some(first) = in_force(since)? else {
+                return Ok(());
+            };
+            let Some(at_known) = in_force(known_until.max(since))? else {
+                return Ok(());
+            };
+            let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
+            total_ms += m.down_ms;
+            interfaces.push(InterfaceDowntime {
+                agent: r.text(0)?,
+                interface: r.text(1)?,
+                down_seconds: seconds(m.down_ms),
+                down_count: m.down_count,
+                currently_down: !stale && tail.state == State::Down,
+                unknown_seconds: seconds(m.unknown_ms),
+                admin_down_seconds: seconds(m.admin_down_ms),
+                availability: m.availability(now_ms - since),
+                state: if stale {
+                    "unknown"
+                } else {
+                    tail.state.as_str()
+                },
+            });
+            Ok(())
+        },
+    )?;
     interfaces.sort_by(|a, b| {
         b.down_seconds
             .total_cmp(&a.down_seconds)
@@ -426,15 +443,17 @@ pub fn downtime(
     })
 }
 
-pub(super) fn segment(r: &Row, at: usize) -> Result<Segment, rusqlite::Error> {
+/// The segment whose columns (as [`IN_FORCE`] lists them) begin at column
+/// `at`.
+pub(super) fn segment(r: &dyn Row, at: usize) -> Result<Segment, StoreError> {
     Ok(Segment {
-        start_ms: r.get(at)?,
-        state: State::from_code(r.get(at + 1)?),
-        prior: State::from_code(r.get(at + 2)?),
-        down_before_ms: r.get(at + 3)?,
-        unknown_before_ms: r.get(at + 4)?,
-        outages: r.get(at + 5)?,
-        admin_down_before_ms: r.get(at + 6)?,
+        start_ms: r.i64(at)?,
+        state: State::from_code(r.i64(at + 1)?),
+        prior: State::from_code(r.i64(at + 2)?),
+        down_before_ms: r.i64(at + 3)?,
+        unknown_before_ms: r.i64(at + 4)?,
+        outages: r.i64(at + 5)?,
+        admin_down_before_ms: r.i64(at + 6)?,
     })
 }
 
@@ -443,16 +462,14 @@ pub(super) fn seconds(ms: i64) -> f64 {
 }
 
 /// Firing alerts per agent and the agents' last-seen times, for `/metrics`.
-pub fn metrics_snapshot(db: &Connection) -> Result<Vec<(String, i64, u64)>, StoreError> {
-    let mut stmt = db.prepare_cached(
+pub fn metrics_snapshot(db: &dyn Sql) -> Result<Vec<(String, i64, u64)>, StoreError> {
+    db.rows(
         "SELECT a.name, a.last_seen_ms,
                 (SELECT count(*) FROM alerts al WHERE al.agent_id = a.id AND al.resolved_at_ms IS NULL)
          FROM agents a ORDER BY a.name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        &[],
+        |r| Ok((r.text(0)?, r.i64(1)?, r.i64(2)? as u64)),
+    )
 }
 
 #[cfg(test)]
@@ -460,10 +477,13 @@ mod tests {
     use super::*;
 
     /// The plan SQLite makes for `sql`, one step a line.
-    fn plan(db: &Connection, sql: &str) -> String {
+    fn plan(db: &rusqlite::Connection, sql: &str) -> String {
+        let sql = crate::store::sql::sqlite_params(sql);
         let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps = stmt
-            .query_map(params!["leaf1", "swp1"], |r| r.get::<_, String>(3))
+            .query_map(rusqlite::params!["leaf1", "swp1"], |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .map(Result::unwrap)
             .collect::<Vec<_>>();

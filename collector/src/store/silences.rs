@@ -4,9 +4,9 @@
 //! A removed silence is kept, ended at the moment it was removed, so the
 //! list of recent silences still says who silenced what and until when.
 
+use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
 use hopwatch_wire::silence::Silence;
-use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema step 4: the table, and the alert columns the silences and the
@@ -60,7 +60,7 @@ pub enum Change {
 pub type Outcome = Result<bool, String>;
 
 /// Applies `change` on the writer's connection, inside its transaction.
-pub fn apply(db: &Connection, change: &Change) -> Result<bool, rusqlite::Error> {
+pub fn apply(db: &dyn Sql, change: &Change) -> Result<bool, StoreError> {
     match change {
         Change::Add {
             silence,
@@ -68,35 +68,53 @@ pub fn apply(db: &Connection, change: &Change) -> Result<bool, rusqlite::Error> 
             forget_before_ms,
         } => {
             let s = &silence.silence;
-            db.prepare_cached("DELETE FROM silences WHERE ends_at_ms < ?1")?
-                .execute(params![forget_before_ms])?;
-            db.prepare_cached(
+            db.execute(
+                "DELETE FROM silences WHERE ends_at_ms < $1",
+                &[forget_before_ms],
+            )?;
+            db.execute(
                 "INSERT INTO silences (id, agent, interface, rule, starts_at_ms, ends_at_ms,
                                        reason, author, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                s.id,
-                s.agent,
-                s.interface,
-                s.rule,
-                silence.starts_ms,
-                silence.ends_ms,
-                s.reason,
-                s.author,
-                now_ms
-            ])?;
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &s.id,
+                    &s.agent,
+                    &s.interface,
+                    &s.rule,
+                    &silence.starts_ms,
+                    &silence.ends_ms,
+                    &s.reason,
+                    &s.author,
+                    now_ms,
+                ],
+            )?;
             Ok(true)
         }
         Change::Remove { id, by, now_ms } => {
-            let n = db
-                .prepare_cached(
-                    "UPDATE silences SET ends_at_ms = ?2, starts_at_ms = min(starts_at_ms, ?2),
-                                         removed_ms = ?2, removed_by = ?3
-                     WHERE id = ?1 AND ends_at_ms > ?2",
-                )?
-                .execute(params![id, now_ms, by])?;
+            let n = db.execute(
+                "UPDATE silences
+                 SET ends_at_ms = $2,
+                     starts_at_ms = CASE WHEN starts_at_ms < $2 THEN starts_at_ms ELSE $2 END,
+                     removed_ms = $2, removed_by = $3
+                 WHERE id = $1 AND ends_at_ms > $2",
+                &[id, now_ms, by],
+            )?;
             Ok(n > 0)
+        }
+    }
+}
+
+/// The SQLite writer's steps fail with rusqlite's error, and [`apply`] and
+/// [`unsilence`], shared with PostgreSQL's writer, with the store's: on a
+/// SQLite connection that is always a rusqlite error, given back as it was.
+impl From<StoreError> for rusqlite::Error {
+    fn from(error: StoreError) -> rusqlite::Error {
+        match error {
+            StoreError::Sql(error) => error,
+            other => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(other.to_string()),
+            ),
         }
     }
 }
@@ -112,10 +130,11 @@ pub fn silence_column(alert: &hopwatch_wire::event::Alert) -> Option<&str> {
 }
 
 /// Clears the silence of open alert `id`; false when it had none.
-pub fn unsilence(db: &Connection, id: i64) -> Result<bool, rusqlite::Error> {
-    let n = db
-        .prepare_cached("UPDATE alerts SET silence = NULL WHERE id = ?1 AND silence IS NOT NULL")?
-        .execute(params![id])?;
+pub fn unsilence(db: &dyn Sql, id: i64) -> Result<bool, StoreError> {
+    let n = db.execute(
+        "UPDATE alerts SET silence = NULL WHERE id = $1 AND silence IS NOT NULL",
+        &[&id],
+    )?;
     Ok(n > 0)
 }
 
@@ -156,41 +175,41 @@ pub struct SilenceRecord {
 const COLUMNS: &str = "id, agent, interface, rule, starts_at_ms, ends_at_ms, reason, author,
                        created_ms, removed_ms, removed_by";
 
-fn record(r: &Row, now_ms: i64) -> Result<SilenceRecord, rusqlite::Error> {
-    let starts: i64 = r.get(4)?;
-    let ends: i64 = r.get(5)?;
-    let removed: Option<i64> = r.get(9)?;
+fn record(r: &dyn Row, now_ms: i64) -> Result<SilenceRecord, StoreError> {
+    let starts = r.i64(4)?;
+    let ends = r.i64(5)?;
+    let removed = r.opt_i64(9)?;
     Ok(SilenceRecord {
         silence: Silence {
-            id: r.get(0)?,
-            agent: r.get(1)?,
-            interface: r.get(2)?,
-            rule: r.get(3)?,
+            id: r.text(0)?,
+            agent: r.opt_text(1)?,
+            interface: r.text(2)?,
+            rule: r.opt_text(3)?,
             starts_at: rfc3339(starts),
             ends_at: rfc3339(ends),
-            reason: r.get(6)?,
-            author: r.get(7)?,
+            reason: r.text(6)?,
+            author: r.text(7)?,
         },
         state: SilenceState::at(starts, ends, now_ms),
-        created_at: rfc3339(r.get(8)?),
+        created_at: rfc3339(r.i64(8)?),
         removed_at: removed.map(rfc3339),
-        removed_by: r.get(10)?,
+        removed_by: r.opt_text(10)?,
     })
 }
 
 /// The silences that have not ended at `now_ms`, and with `ended_since_ms`
 /// also those that ended since then; the soonest to end first.
 pub fn list(
-    db: &Connection,
+    db: &dyn Sql,
     now_ms: i64,
     ended_since_ms: Option<i64>,
 ) -> Result<Vec<SilenceRecord>, StoreError> {
-    let mut stmt = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM silences WHERE ends_at_ms > ?1 ORDER BY ends_at_ms, id"
-    ))?;
     let after = ended_since_ms.unwrap_or(now_ms).min(now_ms);
-    let rows = stmt.query_map(params![after], |r| record(r, now_ms))?;
-    let mut out: Vec<SilenceRecord> = rows.collect::<Result<_, _>>()?;
+    let mut out = db.rows(
+        &format!("SELECT {COLUMNS} FROM silences WHERE ends_at_ms > $1 ORDER BY ends_at_ms, id"),
+        &[&after],
+        |r| record(r, now_ms),
+    )?;
     // Those still to come or running first, then the ended, latest first.
     out.sort_by_key(|s| s.state == SilenceState::Ended);
     let split = out
@@ -203,27 +222,27 @@ pub fn list(
 
 /// The silences that have not ended at `now_ms`, as the collector holds
 /// them in memory to push to agents.
-pub fn not_ended(db: &Connection, now_ms: i64) -> Result<Vec<Stored>, StoreError> {
-    let mut stmt = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM silences WHERE ends_at_ms > ?1 ORDER BY ends_at_ms, id"
-    ))?;
-    let rows = stmt.query_map(params![now_ms], |r| {
-        Ok(Stored {
-            starts_ms: r.get(4)?,
-            ends_ms: r.get(5)?,
-            silence: record(r, now_ms)?.silence,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn not_ended(db: &dyn Sql, now_ms: i64) -> Result<Vec<Stored>, StoreError> {
+    db.rows(
+        &format!("SELECT {COLUMNS} FROM silences WHERE ends_at_ms > $1 ORDER BY ends_at_ms, id"),
+        &[&now_ms],
+        |r| {
+            Ok(Stored {
+                starts_ms: r.i64(4)?,
+                ends_ms: r.i64(5)?,
+                silence: record(r, now_ms)?.silence,
+            })
+        },
+    )
 }
 
 /// One silence by id, ended or not.
-pub fn get(db: &Connection, id: &str, now_ms: i64) -> Result<Option<SilenceRecord>, StoreError> {
-    use rusqlite::OptionalExtension;
-    let mut stmt = db.prepare_cached(&format!("SELECT {COLUMNS} FROM silences WHERE id = ?1"))?;
-    Ok(stmt
-        .query_row(params![id], |r| record(r, now_ms))
-        .optional()?)
+pub fn get(db: &dyn Sql, id: &str, now_ms: i64) -> Result<Option<SilenceRecord>, StoreError> {
+    db.row(
+        &format!("SELECT {COLUMNS} FROM silences WHERE id = $1"),
+        &[&id],
+        |r| record(r, now_ms),
+    )
 }
 
 #[cfg(test)]
@@ -247,7 +266,7 @@ mod tests {
         }
     }
 
-    fn add(db: &Connection, s: Stored, now_ms: i64) {
+    fn add(db: &dyn Sql, s: Stored, now_ms: i64) {
         let change = Change::Add {
             silence: s,
             now_ms,

@@ -5,8 +5,8 @@
 //! under load one fsync covers thousands of events and when idle an event is
 //! committed at once.
 
-mod apply;
-mod cache;
+pub(crate) mod apply;
+pub(crate) mod cache;
 mod prune;
 mod sync;
 
@@ -48,7 +48,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    fn event(&self) -> Option<Event> {
+    pub(crate) fn event(&self) -> Option<Event> {
         Some(Event {
             v: self.v,
             agent: self.agent.clone(),
@@ -129,13 +129,56 @@ pub enum Request {
 
 /// The highest seq stored per agent and boot, as committed: what `welcome`
 /// tells a connecting agent.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Committed {
     // Held for a lookup or an update, never across an await.
     last_seq: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// A store other collectors write too: `welcome` reads it there.
+    shared: Option<super::postgres::Pg>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Committed {
+    /// For a store other collectors write too: an agent that moved here
+    /// is told what any of them stored, not what this one has seen.
+    pub fn shared(pg: super::postgres::Pg) -> Committed {
+        Committed {
+            shared: Some(pg),
+            ..Committed::default()
+        }
+    }
+
+    /// What `welcome` answers for an agent's boots: per boot, the highest
+    /// seq stored.
+    pub async fn welcome(
+        &self,
+        agent: &str,
+        boots: &[String],
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let mut answer: std::collections::BTreeMap<String, u64> =
+            boots.iter().map(|boot| (boot.clone(), 0)).collect();
+        match &self.shared {
+            Some(pg) => {
+                for (boot, seq) in super::postgres::writer::last_seqs(pg, agent, boots).await? {
+                    answer.insert(boot, seq);
+                }
+            }
+            None => {
+                for (boot, seq) in &mut answer {
+                    *seq = self.last_seq(agent, boot);
+                }
+            }
+        }
+        Ok(answer)
+    }
+
     pub fn last_seq(&self, agent: &str, boot: &str) -> u64 {
         self.last_seq
             .lock()
@@ -174,12 +217,12 @@ pub struct WriterSettings {
 /// The agent's clock skew from its hello's `now`, logged when it is
 /// corrected for.
 /// When the agent sent its hello, by its own clock (ms).
-fn hello_time(hello: &Hello) -> Option<i64> {
+pub(crate) fn hello_time(hello: &Hello) -> Option<i64> {
     let now = humantime::parse_rfc3339_weak(hello.now.as_deref()?).ok()?;
     Some(super::millis(now))
 }
 
-fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
+pub(crate) fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
     let Some(agent_now) = hello_time(hello) else {
         return 0;
     };
@@ -195,7 +238,7 @@ fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
 }
 
 /// Per boot, the highest seq of a request.
-type BootSeqs = Vec<(String, u64)>;
+pub(crate) type BootSeqs = Vec<(String, u64)>;
 
 /// What one batch did, for acks, forwarding and metrics once it committed.
 #[derive(Default)]
@@ -214,7 +257,7 @@ struct BatchOutcome {
 
 const KINDS: [&str; 4] = ["alert", "link", "heartbeat", "loss"];
 
-fn kind_index(kind: &str) -> usize {
+pub(crate) fn kind_index(kind: &str) -> usize {
     KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len())
 }
 
@@ -448,8 +491,7 @@ impl Writer {
                     let mut acks: Vec<(String, u64)> = Vec::new();
                     for incoming in &events {
                         outcome.events += 1;
-                        let fresh =
-                            apply_event(&tx, &mut hot, cache, incoming, now_ms, timeout_ms)?;
+                        let fresh = apply_event(&mut hot, cache, incoming, now_ms, timeout_ms)?;
                         match acks.iter_mut().find(|(b, _)| *b == incoming.boot) {
                             Some((_, seq)) => *seq = (*seq).max(incoming.seq),
                             None => acks.push((incoming.boot.clone(), incoming.seq)),
@@ -466,7 +508,7 @@ impl Writer {
                     outcome.acks.push((reply, acks, Spent(events)));
                 }
                 Request::Hello { hello, address } => {
-                    let id = cache.agent(&tx, &hello.agent, now_ms)?;
+                    let id = cache.agent(&mut hot, &hello.agent, now_ms)?;
                     let addresses = serde_json::to_string(&hello.addresses)
                         .expect("addresses always serialize");
                     tx.prepare_cached(
@@ -496,7 +538,7 @@ impl Writer {
                     boot,
                     last_seq,
                 } => {
-                    let id = cache.agent(&tx, &agent, now_ms)?;
+                    let id = cache.agent(&mut hot, &agent, now_ms)?;
                     let row = cache.agent_row(id);
                     row.last_seen_ms = now_ms;
                     row.stopped_ms = Some(now_ms);
@@ -508,7 +550,7 @@ impl Writer {
                 // A failed statement is answered, not fatal: the events of
                 // the batch it rides in still commit.
                 Request::Silence { change, reply } => {
-                    let result = super::silences::apply(&tx, &change).map_err(|e| e.to_string());
+                    let result = super::silences::apply(&*tx, &change).map_err(|e| e.to_string());
                     outcome.silences.push((reply, result));
                 }
             }
@@ -566,7 +608,7 @@ impl Writer {
     }
 }
 
-fn batch_events(request: &Request) -> usize {
+pub(crate) fn batch_events(request: &Request) -> usize {
     match request {
         Request::Events { events, .. } => events.len(),
         _ => 1,
@@ -577,4 +619,4 @@ fn batch_events(request: &Request) -> usize {
 mod timeline_tests;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

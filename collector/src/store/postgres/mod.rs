@@ -12,6 +12,7 @@
 pub mod collectors;
 pub mod connect;
 pub mod schema;
+pub mod writer;
 
 pub use connect::{Pg, PgError};
 

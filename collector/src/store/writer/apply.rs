@@ -1,13 +1,13 @@
 //! What one stored event changes besides its own row: the agent's liveness
 //! and silences, its interfaces' timelines and link changes, and its open
-//! alerts.
+//! alerts. Written once for both stores: every write goes through a
+//! [`Sink`], so what is recorded (changes, down times, unknown gaps, alert
+//! endings) is decided here alone.
 
 use super::Incoming;
-use super::cache::{Cache, Hot};
-use crate::store::silences;
+use super::cache::{Cache, Sink};
 use crate::timeline::{self, State};
 use hopwatch_wire::event::{AlertState, Body, Link, LinkState};
-use rusqlite::{Connection, params};
 
 fn link_state(state: LinkState) -> State {
     match state {
@@ -40,25 +40,16 @@ fn unexplained_state(reported: State, known: State) -> State {
 
 /// Stores one event and updates what derives from it; false when it was a
 /// duplicate.
-pub(super) fn apply_event(
-    db: &Connection,
-    hot: &mut Hot,
+pub(crate) fn apply_event<S: Sink>(
+    hot: &mut S,
     cache: &mut Cache,
     ev: &Incoming,
     now_ms: i64,
     timeout_ms: i64,
-) -> Result<bool, rusqlite::Error> {
-    let agent_id = cache.agent(db, &ev.agent, now_ms)?;
-    let (boot_id, new_boot) = cache.boot(db, agent_id, &ev.boot, now_ms)?;
-    let inserted = hot.event.execute(params![
-        boot_id,
-        ev.seq as i64,
-        ev.ts_ms,
-        now_ms,
-        ev.kind,
-        ev.line
-    ])? == 1;
-    let event_id = db.last_insert_rowid();
+) -> Result<bool, S::Error> {
+    let agent_id = cache.agent(hot, &ev.agent, now_ms)?;
+    let (boot_id, new_boot) = cache.boot(hot, agent_id, &ev.boot, now_ms)?;
+    let stored = hot.event(boot_id, ev, now_ms)?;
     let boot = cache
         .boots
         .get_mut(&agent_id)
@@ -74,9 +65,9 @@ pub(super) fn apply_event(
     cache.dirty_agents.insert(agent_id);
     let agent = cache.agent_row(agent_id);
     agent.last_seen_ms = now_ms;
-    if !inserted {
+    let Some(event_id) = stored else {
         return Ok(false);
-    }
+    };
     let time = timeline::event_time(ev.ts_ms, agent.skew_ms, now_ms);
     if time.future && !agent.future_logged {
         agent.future_logged = true;
@@ -110,8 +101,7 @@ pub(super) fn apply_event(
     match &ev.body {
         Some(Body::Link(link)) if link.state != LinkState::Unknown => {
             let reported = link_event_state(link);
-            let (iface, created) =
-                cache.interface(db, hot, agent_id, &link.interface, at, reported)?;
+            let (iface, created) = cache.interface(hot, agent_id, &link.interface, at, reported)?;
             // A first state (at agent start, or a new interface) is a change
             // only when it differs from what was known: down at first sight
             // starts an outage, up at first sight starts nothing.
@@ -141,8 +131,7 @@ pub(super) fn apply_event(
                 cache.transition(hot, iface, at, state)?;
             }
             if record {
-                hot.change
-                    .execute(params![at, event_id, iface, state.code(), down_ms])?;
+                hot.change(at, event_id, iface, state, down_ms)?;
             }
         }
         Some(Body::Heartbeat(hb)) => {
@@ -152,8 +141,7 @@ pub(super) fn apply_event(
                 .filter(|i| i.state != LinkState::Unknown)
             {
                 let state = link_state(status.state);
-                let (iface, created) =
-                    cache.interface(db, hot, agent_id, &status.name, at, state)?;
+                let (iface, created) = cache.interface(hot, agent_id, &status.name, at, state)?;
                 if !created {
                     let state = unexplained_state(state, cache.tails[&iface].seg.prior);
                     cache.transition(hot, iface, at, state)?;
@@ -165,8 +153,7 @@ pub(super) fn apply_event(
             // Both times by the agent's clock.
             if ev.ts_ms > agent.addresses_at_ms && agent.addresses != addresses {
                 agent.addresses_at_ms = ev.ts_ms;
-                db.prepare_cached("UPDATE agents SET addresses = ?2 WHERE id = ?1")?
-                    .execute(params![agent_id, addresses])?;
+                hot.addresses(agent_id, &addresses)?;
                 agent.addresses = addresses;
             }
         }
@@ -180,58 +167,21 @@ pub(super) fn apply_event(
                     if let Some((open, boot)) = open
                         && boot == boot_id
                         && !alert.silenced
-                        && silences::unsilence(db, open)?
+                        && hot.unsilence(open)?
                     {
                         return Ok(true);
                     }
                     if let Some((open, _)) = cache.open_alerts.remove(&key) {
                         hot.close(open, at, None, None, "refired")?;
                     }
-                    hot.fire.execute(params![
-                        agent_id,
-                        boot_id,
-                        alert.interface,
-                        alert.rule,
-                        alert.severity.as_str(),
-                        alert.expr,
-                        alert.value,
-                        alert.threshold,
-                        alert.message,
-                        at,
-                        silences::labels_column(&alert.labels),
-                        silences::silence_column(alert),
-                    ])?;
-                    let id = db.last_insert_rowid();
+                    let id = hot.fire(agent_id, boot_id, alert, at)?;
                     cache.open_alerts.insert(key, (id, boot_id));
                 }
                 AlertState::Resolved => match cache.open_alerts.remove(&key) {
                     Some((open, _)) => {
                         hot.close(open, at, alert.value, Some(&alert.message), "agent")?;
                     }
-                    None => {
-                        db.prepare_cached(
-                            "INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr,
-                                                 value, threshold, message, resolved_at_ms,
-                                                 resolved_value, resolved_message, resolved_by,
-                                                 labels, silence)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, '', ?8, ?9, ?10, 'agent',
-                                     ?11, ?12)",
-                        )?
-                        .execute(params![
-                            agent_id,
-                            boot_id,
-                            alert.interface,
-                            alert.rule,
-                            alert.severity.as_str(),
-                            alert.expr,
-                            alert.threshold,
-                            at,
-                            alert.value,
-                            alert.message,
-                            silences::labels_column(&alert.labels),
-                            silences::silence_column(alert),
-                        ])?;
-                    }
+                    None => hot.resolved_unfired(agent_id, boot_id, alert, at)?,
                 },
             }
         }
@@ -242,13 +192,13 @@ pub(super) fn apply_event(
 
 /// The agent said nothing from `from` to `to`: its interfaces' time there is
 /// unknown, and each resumes its last known state at `to`.
-fn silence(
-    hot: &mut Hot,
+fn silence<S: Sink>(
+    hot: &mut S,
     cache: &mut Cache,
     agent_id: i64,
     from: i64,
     to: i64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), S::Error> {
     let ifaces = cache.agent_row(agent_id).interfaces.clone();
     for iface in ifaces {
         let prior = cache.tails[&iface].seg.prior;
@@ -260,13 +210,13 @@ fn silence(
 
 /// A new boot began: the alerts the agent's earlier boots left firing will
 /// never be resolved by it, so they end here.
-fn resolve_for_restart(
-    hot: &mut Hot,
+fn resolve_for_restart<S: Sink>(
+    hot: &mut S,
     cache: &mut Cache,
     agent_id: i64,
     boot_id: i64,
     at: i64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), S::Error> {
     let stale: Vec<(i64, String, String)> = cache
         .open_alerts
         .iter()

@@ -7,9 +7,16 @@ use hopwatch_wire::event::{
     Alert, AlertState, Heartbeat, InterfaceStatus, Link, LinkState, Severity,
 };
 
-pub(super) struct Fixture {
+pub(crate) struct Fixture {
     dir: std::path::PathBuf,
-    pub(super) writer: Writer,
+    pub(crate) writer: Writer,
+}
+
+impl Fixture {
+    /// The store the writer writes, for reading it back.
+    pub(crate) fn db(&self) -> &rusqlite::Connection {
+        &self.writer.db
+    }
 }
 
 impl Drop for Fixture {
@@ -18,7 +25,7 @@ impl Drop for Fixture {
     }
 }
 
-pub(super) fn fixture(name: &str) -> Fixture {
+pub(crate) fn fixture(name: &str) -> Fixture {
     fixture_publishing(name, None)
 }
 
@@ -41,9 +48,9 @@ fn fixture_publishing(name: &str, published: Option<Published>) -> Fixture {
     Fixture { dir, writer }
 }
 
-pub(super) const T0: i64 = 1_700_000_000_000;
+pub(crate) const T0: i64 = 1_700_000_000_000;
 
-pub(super) fn incoming(agent: &str, boot: &str, seq: u64, at_s: i64, body: Body) -> Incoming {
+pub(crate) fn incoming(agent: &str, boot: &str, seq: u64, at_s: i64, body: Body) -> Incoming {
     let ts_ms = T0 + at_s * 1000;
     let event = Event {
         v: 1,
@@ -66,7 +73,7 @@ pub(super) fn incoming(agent: &str, boot: &str, seq: u64, at_s: i64, body: Body)
     }
 }
 
-pub(super) fn link(interface: &str, up: bool) -> Body {
+pub(crate) fn link(interface: &str, up: bool) -> Body {
     Body::Link(Link {
         interface: interface.into(),
         state: LinkState::from_up(up),
@@ -79,7 +86,7 @@ pub(super) fn link(interface: &str, up: bool) -> Body {
     })
 }
 
-pub(super) fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
+pub(crate) fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
     Body::Heartbeat(Heartbeat {
         uptime_s: 1,
         interfaces: interfaces
@@ -96,7 +103,7 @@ pub(super) fn heartbeat(interfaces: &[(&str, bool)]) -> Body {
     })
 }
 
-fn alert(state: AlertState) -> Body {
+pub(crate) fn alert(state: AlertState) -> Body {
     Body::Alert(Alert {
         state,
         rule: "tx-errors".into(),
@@ -113,7 +120,7 @@ fn alert(state: AlertState) -> Body {
 }
 
 /// Sends one request and returns its ack.
-pub(super) fn send(w: &mut Writer, events: Vec<Incoming>, now_s: i64) -> Ack {
+pub(crate) fn send(w: &mut Writer, events: Vec<Incoming>, now_s: i64) -> Ack {
     let (tx, mut rx) = mpsc::unbounded_channel();
     w.apply(
         vec![Request::Events { events, reply: tx }],
