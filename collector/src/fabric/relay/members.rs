@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 /// Connections the relay and the membership rounds use at most.
 const POOL: usize = 4;
 
+/// How soon an agent not yet in the store is marked held again.
+const RETRY: Duration = Duration::from_millis(200);
+
 /// How long the listener waits before connecting again after losing its
 /// connection.
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -76,9 +79,13 @@ pub fn start(
         let mut ticks = tokio::time::interval(REFRESH);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // An agent whose row the writer has yet to create is marked
+            // soon after, not a whole refresh later.
+            let unsettled = members.unsettled();
             tokio::select! {
                 _ = ticks.tick() => members.tick(true).await,
                 () = fabric.switchboard.changed() => members.tick(false).await,
+                () = tokio::time::sleep(RETRY), if unsettled => members.tick(false).await,
                 _ = stop.recv() => break,
             }
         }
@@ -103,6 +110,11 @@ struct Members<'a> {
 }
 
 impl Members<'_> {
+    /// Whether a connection here is not yet marked in the store.
+    fn unsettled(&self) -> bool {
+        self.held.values().any(|(_, hold)| *hold == Hold::Unknown)
+    }
+
     /// One round; `full` also refreshes the row, the fleet's addresses and
     /// sweeps old relay rows, which a connection coming or going does not
     /// need.
