@@ -402,3 +402,47 @@ fn root_a_relay_to_a_collector_that_died_times_out_like_a_silent_agent() {
         a.members.await.unwrap();
     });
 }
+
+#[test]
+fn root_relaying_resumes_after_the_database_restarts() {
+    if !pgcluster::can_use("root_relaying_resumes_after_the_database_restarts") {
+        return;
+    }
+    let cluster = pgcluster::Cluster::own();
+    let settings = settings(cluster.database("restart"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (stop, _) = broadcast::channel(1);
+        let a = side(&settings, &stop).await;
+        let b = side(&settings, &stop).await;
+        add_agents(&a.relay.pg, &["leaf1"]).await;
+        let _agent = answer_all(b.fabric.switchboard.register("leaf1"));
+        let relayed = || async {
+            a.fabric
+                .switchboard
+                .ask("leaf1", hop(), Duration::from_secs(1))
+                .await
+                .ok()
+        };
+        until("a first relayed answer", relayed).await;
+        tokio::task::block_in_place(|| {
+            cluster.stop();
+            cluster.start();
+        });
+        // Both listeners connect again and the holdings are marked again,
+        // with no help from the agents or the askers.
+        let began = Instant::now();
+        until("a relayed answer after the restart", relayed).await;
+        eprintln!(
+            "relaying answered again {:?} after the database came back",
+            began.elapsed()
+        );
+        let _ = stop.send(());
+        a.members.await.unwrap();
+        b.members.await.unwrap();
+    });
+}
