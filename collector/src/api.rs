@@ -5,6 +5,8 @@
 mod fleet;
 mod links;
 mod silences;
+#[cfg(test)]
+mod stores_tests;
 mod trace;
 pub mod web;
 

@@ -309,15 +309,37 @@ struct ShellStore {
     reads: store::Reads,
     /// The store, as a warning names it.
     shown: String,
+    /// What a PostgreSQL store's connections run on; dropped after them.
+    _runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl ShellStore {
     fn open(config: &Config) -> anyhow::Result<ShellStore> {
         let data_dir = &config.collector.data_dir;
-        Ok(ShellStore {
-            reads: store::Reads::Sqlite(store::ReadPool::new(data_dir)),
-            shown: data_dir.display().to_string(),
-        })
+        match &config.store {
+            store::StoreSettings::Sqlite => Ok(ShellStore {
+                reads: store::Reads::Sqlite(store::ReadPool::new(data_dir)),
+                shown: data_dir.display().to_string(),
+                _runtime: None,
+            }),
+            store::StoreSettings::Postgres(settings) => {
+                // The queries block this thread on the runtime's handle,
+                // so a worker thread of its own must drive the
+                // connections meanwhile: a current-thread runtime would
+                // wait for itself.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .context("cannot start the runtime for the PostgreSQL store")?;
+                let pg = runtime.block_on(store::postgres::Pg::open(settings))?;
+                Ok(ShellStore {
+                    shown: format!("the PostgreSQL store {}", pg.target()),
+                    reads: store::Reads::Postgres(pg),
+                    _runtime: Some(runtime),
+                })
+            }
+        }
     }
 }
 

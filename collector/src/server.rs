@@ -20,8 +20,8 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
 use crate::store::postgres::collectors::Listens;
-use crate::store::writer::{Committed, Request, Writer, WriterSettings};
-use crate::store::{self, ReadPool, Reads, StoreError};
+use crate::store::writer::{Committed, Request, StoreWriter, Writer, WriterSettings};
+use crate::store::{self, Reads, StoreError};
 use crate::tls::{self, TlsError};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
@@ -151,7 +151,6 @@ impl Collector {
     ) -> Result<(), CollectorError> {
         let settings = &self.config.collector;
         let metrics = Arc::clone(&self.metrics);
-        let committed = Arc::new(Committed::default());
         let db = store::open_writer(&settings.data_dir)?;
         let _running = store::hold_lock(&settings.data_dir)?;
         // The addresses agents last reported, so traces know the fleet
@@ -161,7 +160,16 @@ impl Collector {
         let silences =
             store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         // The API, alert forwarding and traces read through this.
-        let reads = Arc::new(Reads::Sqlite(ReadPool::new(&settings.data_dir)));
+        let reads = Arc::new(Reads::open(&self.config.store, &settings.data_dir).await?);
+        // A shared store: the writer and welcome's last_seq go to it too.
+        let shared = match &*reads {
+            Reads::Postgres(pg) => Some(pg.clone()),
+            Reads::Sqlite(_) => None,
+        };
+        let committed = Arc::new(match &shared {
+            Some(pg) => Committed::shared(pg.clone()),
+            None => Committed::default(),
+        });
         let forwarder = self.config.syslog.clone().map(Forwarder::start);
         let forward_stats = forwarder.as_ref().map(Forwarder::stats);
         // Alert forwarding, when asked for, takes the store's events and
@@ -178,16 +186,25 @@ impl Collector {
             Some(alerting) => Some(alerting.events()),
             None => forwarder.as_ref().map(Forwarder::events),
         };
-        let writer = Writer::new(
-            db,
-            Arc::clone(&committed),
-            Arc::clone(&metrics),
-            published,
-            WriterSettings {
-                heartbeat_timeout: settings.heartbeat_timeout,
-                retain: settings.retain,
-            },
-        )?;
+        let writer_settings = WriterSettings {
+            heartbeat_timeout: settings.heartbeat_timeout,
+            retain: settings.retain,
+        };
+        let writer = match shared {
+            Some(pg) => StoreWriter::Postgres(store::postgres::writer::PgWriter::new(
+                pg,
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )),
+            None => StoreWriter::Sqlite(Writer::new(
+                db,
+                Arc::clone(&committed),
+                Arc::clone(&metrics),
+                published,
+                writer_settings,
+            )?),
+        };
         let (to_writer, from_connections) = mpsc::channel(WRITER_QUEUE);
         // Held by the API and the connections only, so the writer ends
         // once both have.

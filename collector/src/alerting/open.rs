@@ -132,3 +132,45 @@ fn firing_event(db: &dyn Sql, row: &Row) -> Result<Option<Event>, StoreError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::reads::fixture;
+
+    #[test]
+    fn root_open_alerts_and_their_firings_read_alike_on_both_stores() {
+        let known: BTreeSet<Key> = [("leaf1".into(), "_down".into(), "swp10".into())].into();
+        let open = fixture::same("root_open_alerts_read_alike", |reads| {
+            let mut open = reads.with(|db| open_alerts(db, &known)).unwrap();
+            open.sort_by(|a, b| a.key.cmp(&b.key));
+            open
+        });
+        let keys: Vec<(&str, &str, &str)> = open
+            .iter()
+            .map(|o| (o.key.0.as_str(), o.key.1.as_str(), o.key.2.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("leaf-ä", "crc", "eth1"),
+                ("leaf1", "_down", "swp10"),
+                ("leaf1", "crc", "Ethernet1/7"),
+                ("leaf1", "tx-errors", "swp1"),
+            ]
+        );
+        // Known to the state: not read.
+        assert!(open[1].event.is_none());
+        // Its firing event found under more than two pages of newer alert
+        // events, with the labels only the event keeps.
+        let fired = open[3].event.as_ref().unwrap();
+        assert_eq!(fired.seq, 3);
+        let Body::Alert(alert) = &fired.body else {
+            panic!("{fired:?}")
+        };
+        assert_eq!(alert.labels["team"], "net");
+        // No firing event stored: the alerts table's own account.
+        let remembered = open[2].event.as_ref().unwrap();
+        assert_eq!((remembered.seq, remembered.boot.as_str()), (0, "boot-1"));
+    }
+}

@@ -212,4 +212,30 @@ mod tests {
         assert_eq!(spellings("po10"), ["po10", "port-channel10"]);
         assert_eq!(spellings("swp1"), ["swp1"]);
     }
+
+    #[test]
+    fn root_what_is_known_of_each_hop_reads_alike_on_both_stores() {
+        use crate::store::reads::fixture::{self, NOW, TIMEOUT};
+        let key = |a: &str, i: &str| (a.to_string(), i.to_string());
+        let wanted = [
+            key("leaf1", "Eth1-7"),
+            key("leaf1", "swp1"),
+            key("Leaf2", "swp2"),
+            key("leaf1", "swp99"),
+            key("leaf9", "swp1"),
+        ];
+        let known = fixture::same("root_known_reads_alike", |reads| {
+            let known = reads.with(|db| read(db, &wanted, NOW, TIMEOUT)).unwrap();
+            known
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        });
+        assert_eq!(known.len(), 3, "{known:#?}");
+        // Stored under the NX-OS spelling, asked for under the kernel's.
+        let eth = &known[&key("leaf1", "Eth1-7")];
+        assert_eq!(eth.interface, "Ethernet1/7");
+        assert_eq!(eth.firing.len(), 1);
+        assert_eq!(eth.changes.len(), 3);
+        assert_eq!(eth.down_s_24h, 180.0);
+    }
 }

@@ -657,21 +657,26 @@ mod tests {
 
     #[test]
     fn loads_what_the_store_holds() {
-        let db = rusqlite::Connection::open_in_memory().unwrap();
-        db.execute_batch(
-            "CREATE TABLE agents (name TEXT, addresses TEXT);
-             INSERT INTO agents VALUES ('leaf1', '[{\"vrf\":\"default\",\"addresses\":[{\"interface\":\"swp1\",\"address\":\"10.1.0.1/31\"}]}]');
-             INSERT INTO agents VALUES ('leaf2', '[]');
-             INSERT INTO agents VALUES ('broken', 'not json');",
-        )
-        .unwrap();
-        let owners = Owners::new();
-        assert_eq!(owners.load(&db).unwrap(), 2);
-        assert_eq!(owners.agents(), vec!["leaf1".to_string(), "leaf2".into()]);
-        assert_eq!(
-            owners.owner("default", ip("10.1.0.1")).map(|o| o.agent),
-            Some("leaf1".into())
-        );
+        let fill = |db: &dyn Sql| {
+            db.execute(
+                "INSERT INTO agents (name, addresses) VALUES
+                    ('leaf1', '[{\"vrf\":\"default\",\"addresses\":[{\"interface\":\"swp1\",\"address\":\"10.1.0.1/31\"}]}]'),
+                    ('leaf2', '[]'),
+                    ('broken', 'not json')",
+                &[],
+            )?;
+            Ok(())
+        };
+        let ask = |reads: &std::sync::Arc<crate::store::Reads>| {
+            let owners = Owners::new();
+            assert_eq!(reads.with(|db| owners.load(db)).unwrap(), 2);
+            assert_eq!(owners.agents(), vec!["leaf1".to_string(), "leaf2".into()]);
+            assert_eq!(
+                owners.owner("default", ip("10.1.0.1")).map(|o| o.agent),
+                Some("leaf1".into())
+            );
+        };
+        crate::store::reads::fixture::on_both("owners_load", fill, ask);
     }
 
     /// The index against a plain scan of every report, over random fleets

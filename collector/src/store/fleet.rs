@@ -75,44 +75,50 @@ mod tests {
 
     #[test]
     fn a_silent_agents_links_are_not_counted_down_and_alerts_are_summed() {
-        let dir = std::env::temp_dir().join(format!("hopwatch-fleet-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let db = super::super::open_writer(&dir).unwrap();
         // leaf1 heard from at 100 s, leaf2 at 10 s; both with a link down,
         // leaf1 with two firing alerts and a resolved one.
-        db.execute_batch(
-            "INSERT INTO agents (name, version, last_seen_ms) VALUES ('leaf1', '1.2', 100000),
-                                                                      ('leaf2', '1.1', 10000);
-             INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
-                                     unknown_before_ms, outages)
-             VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 1), (1, 'swp2', 0, 0, 0, 0, 0, 0, 0),
-                    (1, 'swp3', 0, 0, 3, 3, 0, 0, 0), (2, 'swp1', 0, 0, 1, 1, 0, 0, 1);
-             INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr, threshold,
-                                 message, fired_at_ms, resolved_at_ms)
-             VALUES (1, 1, 'swp1', 'r', 'critical', 'x > 1', 1, 'm', 1, NULL),
-                    (1, 1, 'swp2', 'r', 'critical', 'x > 1', 1, 'm', 1, NULL),
-                    (1, 1, 'swp3', 'r', 'critical', 'x > 1', 1, 'm', 1, 2);",
-        )
-        .unwrap();
-        let f = fleet(&db, 110_000, Duration::from_secs(30)).unwrap();
-        let leaf1 = &f.agents[0];
-        assert_eq!(
-            (
-                leaf1.state,
-                leaf1.firing,
-                leaf1.links_down,
-                leaf1.links_total
-            ),
-            ("online", 2, 1, 3)
-        );
-        let leaf2 = &f.agents[1];
-        assert_eq!(
-            (leaf2.state, leaf2.links_down, leaf2.links_total),
-            ("stale", 0, 1)
-        );
-        assert_eq!((f.firing, f.links_down), (2, 1));
-        assert_eq!(f.now, "1970-01-01T00:01:50.000Z");
-        drop(db);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let fill = |db: &dyn crate::store::sql::Sql| {
+            for statement in [
+                "INSERT INTO agents (name, version, last_seen_ms) VALUES ('leaf1', '1.2', 100000),
+                                                                          ('leaf2', '1.1', 10000)",
+                "INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
+                                         unknown_before_ms, outages)
+                 VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 1), (1, 'swp2', 0, 0, 0, 0, 0, 0, 0),
+                        (1, 'swp3', 0, 0, 3, 3, 0, 0, 0), (2, 'swp1', 0, 0, 1, 1, 0, 0, 1)",
+                "INSERT INTO alerts (agent_id, boot_id, interface, rule, severity, expr, threshold,
+                                     message, fired_at_ms, resolved_at_ms)
+                 VALUES (1, 1, 'swp1', 'r', 'critical', 'x > 1', 1, 'm', 1, NULL),
+                        (1, 1, 'swp2', 'r', 'critical', 'x > 1', 1, 'm', 1, NULL),
+                        (1, 1, 'swp3', 'r', 'critical', 'x > 1', 1, 'm', 1, 2)",
+            ] {
+                db.execute(statement, &[])?;
+            }
+            Ok(())
+        };
+        let (sqlite, postgres) =
+            crate::store::reads::fixture::on_both("fleet_summed", fill, |reads| {
+                reads
+                    .with(|db| fleet(db, 110_000, Duration::from_secs(30)))
+                    .unwrap()
+            });
+        for f in std::iter::once(sqlite).chain(postgres) {
+            let leaf1 = &f.agents[0];
+            assert_eq!(
+                (
+                    leaf1.state,
+                    leaf1.firing,
+                    leaf1.links_down,
+                    leaf1.links_total
+                ),
+                ("online", 2, 1, 3)
+            );
+            let leaf2 = &f.agents[1];
+            assert_eq!(
+                (leaf2.state, leaf2.links_down, leaf2.links_total),
+                ("stale", 0, 1)
+            );
+            assert_eq!((f.firing, f.links_down), (2, 1));
+            assert_eq!(f.now, "1970-01-01T00:01:50.000Z");
+        }
     }
 }

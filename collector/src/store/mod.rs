@@ -13,7 +13,7 @@ pub mod fleet;
 pub mod links;
 pub mod postgres;
 pub mod query;
-mod reads;
+pub mod reads;
 pub mod silences;
 mod spans;
 pub mod sql;

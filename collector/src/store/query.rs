@@ -149,15 +149,17 @@ pub fn alerts(db: &dyn Sql, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreErr
          FROM alerts al JOIN agents a ON a.id = al.agent_id WHERE ",
     );
     // Without `since` the bound is the smallest time, which every alert
-    // passes.
+    // passes. A filter left out is bound as NULL, cast because PostgreSQL
+    // must know every parameter's type from its first use.
     sql.push_str(match q.state {
         AlertFilter::Firing => "al.resolved_at_ms IS NULL AND COALESCE(al.fired_at_ms, 0) >= $1",
         AlertFilter::Resolved => "al.resolved_at_ms >= $1",
         AlertFilter::All => "(al.resolved_at_ms IS NULL OR al.resolved_at_ms >= $1)",
     });
     sql.push_str(
-        " AND ($2 IS NULL OR a.name = $2) AND ($3 IS NULL OR al.interface = $3)
-          AND ($4 IS NULL OR al.rule = $4)
+        " AND (CAST($2 AS TEXT) IS NULL OR a.name = $2)
+          AND (CAST($3 AS TEXT) IS NULL OR al.interface = $3)
+          AND (CAST($4 AS TEXT) IS NULL OR al.rule = $4)
           ORDER BY COALESCE(al.fired_at_ms, al.resolved_at_ms) DESC, al.id DESC LIMIT $5",
     );
     db.rows(
@@ -244,7 +246,7 @@ pub fn changes(db: &dyn Sql, since_ms: i64, agent: Option<&str>) -> Result<Chang
          FROM link_changes c
          JOIN interfaces i ON i.id = c.iface_id
          JOIN agents a ON a.id = i.agent_id
-         WHERE c.at_ms >= $1 AND ($2 IS NULL OR a.name = $2)
+         WHERE c.at_ms >= $1 AND (CAST($2 AS TEXT) IS NULL OR a.name = $2)
          ORDER BY c.at_ms, c.event_id LIMIT $3",
         &[&since_ms, &agent, &(MAX_LIMIT as i64)],
         &mut |r| {
@@ -503,43 +505,51 @@ mod tests {
         );
         let of_agent = plan(&db, &downtime_tails(true, false));
         assert!(!of_agent.contains("SCAN"), "{of_agent}");
-        // Every row the same filters select, whichever SQL selects them.
-        db.execute_batch(
-            "INSERT INTO agents (name) VALUES ('leaf1'), ('leaf2');
-             INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
-                                     unknown_before_ms, outages)
-             VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 0), (1, 'swp2', 0, 0, 1, 1, 0, 0, 0),
-                    (2, 'swp1', 0, 0, 1, 1, 0, 0, 0);",
-        )
-        .unwrap();
-        let names = |agent: Option<&str>, interface: Option<&str>| {
-            let q = DowntimeQuery {
-                since_ms: 0,
-                agent: agent.map(str::to_string),
-                interface: interface.map(str::to_string),
-            };
-            let mut out: Vec<(String, String)> = downtime(&db, &q, 1_000, Duration::from_secs(30))
-                .unwrap()
-                .interfaces
-                .into_iter()
-                .map(|i| (i.agent, i.interface))
-                .collect();
-            out.sort();
-            out
-        };
-        let pair = |a: &str, i: &str| (a.to_string(), i.to_string());
-        assert_eq!(names(Some("leaf1"), Some("swp1")), [pair("leaf1", "swp1")]);
-        assert_eq!(
-            names(Some("leaf1"), None),
-            [pair("leaf1", "swp1"), pair("leaf1", "swp2")]
-        );
-        assert_eq!(
-            names(None, Some("swp1")),
-            [pair("leaf1", "swp1"), pair("leaf2", "swp1")]
-        );
-        assert_eq!(names(None, None).len(), 3);
-        assert_eq!(names(Some("leaf3"), None), []);
         drop(db);
         std::fs::remove_dir_all(&dir).unwrap();
+        // Every row the same filters select, whichever SQL selects them,
+        // on either store.
+        let fill = |db: &dyn Sql| {
+            db.execute("INSERT INTO agents (name) VALUES ('leaf1'), ('leaf2')", &[])?;
+            db.execute(
+                "INSERT INTO interfaces (agent_id, name, n, start_ms, state, prior, down_before_ms,
+                                         unknown_before_ms, outages)
+                 VALUES (1, 'swp1', 0, 0, 1, 1, 0, 0, 0), (1, 'swp2', 0, 0, 1, 1, 0, 0, 0),
+                        (2, 'swp1', 0, 0, 1, 1, 0, 0, 0)",
+                &[],
+            )?;
+            Ok(())
+        };
+        let ask = |reads: &std::sync::Arc<crate::store::Reads>| {
+            let names = |agent: Option<&str>, interface: Option<&str>| {
+                let q = DowntimeQuery {
+                    since_ms: 0,
+                    agent: agent.map(str::to_string),
+                    interface: interface.map(str::to_string),
+                };
+                let mut out: Vec<(String, String)> = reads
+                    .with(|db| downtime(db, &q, 1_000, Duration::from_secs(30)))
+                    .unwrap()
+                    .interfaces
+                    .into_iter()
+                    .map(|i| (i.agent, i.interface))
+                    .collect();
+                out.sort();
+                out
+            };
+            let pair = |a: &str, i: &str| (a.to_string(), i.to_string());
+            assert_eq!(names(Some("leaf1"), Some("swp1")), [pair("leaf1", "swp1")]);
+            assert_eq!(
+                names(Some("leaf1"), None),
+                [pair("leaf1", "swp1"), pair("leaf1", "swp2")]
+            );
+            assert_eq!(
+                names(None, Some("swp1")),
+                [pair("leaf1", "swp1"), pair("leaf2", "swp1")]
+            );
+            assert_eq!(names(None, None).len(), 3);
+            assert_eq!(names(Some("leaf3"), None), []);
+        };
+        crate::store::reads::fixture::on_both("downtime_filters", fill, ask);
     }
 }

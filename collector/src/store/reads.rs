@@ -3,18 +3,46 @@
 //! question through [`Reads::with`], each question written once as a
 //! function of [`Sql`], so SQLite and PostgreSQL answer it alike.
 
+use super::postgres::Pg;
 use super::sql::Sql;
 use super::{ReadPool, StoreError};
 use std::time::Duration;
 
+#[cfg(test)]
+pub mod fixture;
+#[cfg(test)]
+mod tests;
+
 /// Read access to the store.
-#[derive(Debug)]
 pub enum Reads {
     /// Connections to the SQLite file, opened as needed and reused.
     Sqlite(ReadPool),
+    /// The shared database's pool.
+    Postgres(Pg),
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reads::Sqlite(pool) => f.debug_tuple("Sqlite").field(pool).finish(),
+            Reads::Postgres(_) => f.write_str("Postgres"),
+        }
+    }
 }
 
 impl Reads {
+    /// The read side of the store `store` names (`data_dir` holds SQLite's
+    /// file).
+    pub async fn open(
+        store: &super::StoreSettings,
+        data_dir: &std::path::Path,
+    ) -> Result<Reads, StoreError> {
+        Ok(match store {
+            super::StoreSettings::Sqlite => Reads::Sqlite(ReadPool::new(data_dir)),
+            super::StoreSettings::Postgres(settings) => Reads::Postgres(Pg::open(settings).await?),
+        })
+    }
+
     /// Runs `f` on one snapshot of the store: every query it makes sees
     /// the store as of one moment, though writers commit in between. Call
     /// it from a blocking thread (tokio's blocking pool, a shell command's
@@ -31,16 +59,30 @@ impl Reads {
                 let tx = db.unchecked_transaction()?;
                 f(&*tx)
             }),
+            // A read-only REPEATABLE READ transaction: one snapshot too.
+            Reads::Postgres(pg) => pg.with(f),
         }
     }
 
     /// Whether anything keeps the store current, so that an agent's
-    /// `online` means what it says. For SQLite, whether a collector holds
-    /// the lock on its `data_dir`.
+    /// `online` means what it says. On SQLite, whether a collector holds
+    /// the lock on its `data_dir`. A shared database has no such lock, and
+    /// no one collector keeps it current: there it is whether any
+    /// collector has refreshed its row in `collectors` within `timeout` of
+    /// `now_ms`.
     pub fn collector_running(&self, now_ms: i64, timeout: Duration) -> Result<bool, StoreError> {
-        let _ = (now_ms, timeout);
         match self {
             Reads::Sqlite(pool) => Ok(super::collector_running(pool.data_dir())),
+            Reads::Postgres(_) => {
+                let seen_since = now_ms - timeout.as_millis() as i64;
+                self.with(|db| {
+                    db.one_i64(
+                        "SELECT count(*) FROM collectors WHERE last_seen_ms >= $1",
+                        &[&seen_since],
+                    )
+                })
+                .map(|n| n > 0)
+            }
         }
     }
 }

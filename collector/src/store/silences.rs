@@ -277,19 +277,19 @@ mod tests {
 
     #[test]
     fn added_listed_removed_and_forgotten() {
-        let dir =
-            std::env::temp_dir().join(format!("hopwatch-store-silences-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let db = super::super::open_writer(&dir).unwrap();
+        crate::store::reads::fixture::on_both_writing("silences_added_listed", check);
+    }
+
+    fn check(db: &dyn Sql) {
         let now = 1_700_000_000_000;
-        add(&db, stored("c-0000000000000001", now, now + 3_600_000), now);
+        add(db, stored("c-0000000000000001", now, now + 3_600_000), now);
         add(
-            &db,
+            db,
             stored("c-0000000000000002", now + 60_000, now + 120_000),
             now,
         );
-        add(&db, stored("c-0000000000000003", now - 7_000, now - 1), now);
-        let states: Vec<(String, SilenceState)> = list(&db, now, None)
+        add(db, stored("c-0000000000000003", now - 7_000, now - 1), now);
+        let states: Vec<(String, SilenceState)> = list(db, now, None)
             .unwrap()
             .into_iter()
             .map(|r| (r.silence.id, r.state))
@@ -301,8 +301,8 @@ mod tests {
                 ("c-0000000000000001".into(), SilenceState::Active),
             ]
         );
-        assert_eq!(list(&db, now, Some(now - 86_400_000)).unwrap().len(), 3);
-        assert_eq!(not_ended(&db, now).unwrap().len(), 2);
+        assert_eq!(list(db, now, Some(now - 86_400_000)).unwrap().len(), 3);
+        assert_eq!(not_ended(db, now).unwrap().len(), 2);
 
         // Removing a pending one empties its window at the removal time.
         let remove = |id: &str, at: i64| Change::Remove {
@@ -310,32 +310,26 @@ mod tests {
             by: "bob".into(),
             now_ms: at,
         };
-        assert!(apply(&db, &remove("c-0000000000000002", now + 5)).unwrap());
-        let r = get(&db, "c-0000000000000002", now + 5).unwrap().unwrap();
+        assert!(apply(db, &remove("c-0000000000000002", now + 5)).unwrap());
+        let r = get(db, "c-0000000000000002", now + 5).unwrap().unwrap();
         assert_eq!(r.state, SilenceState::Ended);
         assert_eq!(r.silence.starts_at, rfc3339(now + 5));
         assert_eq!(r.silence.ends_at, rfc3339(now + 5));
         assert_eq!(r.removed_by.as_deref(), Some("bob"));
         // Twice, or one that ended, or one never made: nothing to end.
-        assert!(!apply(&db, &remove("c-0000000000000002", now + 6)).unwrap());
-        assert!(!apply(&db, &remove("c-0000000000000003", now + 6)).unwrap());
-        assert!(!apply(&db, &remove("c-ffffffffffffffff", now + 6)).unwrap());
-        assert_eq!(not_ended(&db, now + 6).unwrap().len(), 1);
+        assert!(!apply(db, &remove("c-0000000000000002", now + 6)).unwrap());
+        assert!(!apply(db, &remove("c-0000000000000003", now + 6)).unwrap());
+        assert!(!apply(db, &remove("c-ffffffffffffffff", now + 6)).unwrap());
+        assert_eq!(not_ended(db, now + 6).unwrap().len(), 1);
 
         // An add forgets what ended long ago.
         let later = now + 20_000_000;
-        add(
-            &db,
-            stored("c-0000000000000004", later, later + 1000),
-            later,
-        );
-        let left: Vec<String> = list(&db, later, Some(0))
+        add(db, stored("c-0000000000000004", later, later + 1000), later);
+        let left: Vec<String> = list(db, later, Some(0))
             .unwrap()
             .into_iter()
             .map(|r| r.silence.id)
             .collect();
         assert_eq!(left, vec!["c-0000000000000004".to_string()]);
-        drop(db);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

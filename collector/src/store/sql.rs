@@ -211,6 +211,8 @@ impl Sql for PgSql<'_> {
     }
 }
 
+/// SQLite keeps a whole real as an integer, so it answers a stored `-0.0`
+/// as `0.0`; adding `0.0` does the same here, and nothing else.
 impl Row for tokio_postgres::Row {
     fn i64(&self, column: usize) -> Result<i64, StoreError> {
         Ok(self.try_get(column)?)
@@ -219,10 +221,10 @@ impl Row for tokio_postgres::Row {
         Ok(self.try_get(column)?)
     }
     fn f64(&self, column: usize) -> Result<f64, StoreError> {
-        Ok(self.try_get(column)?)
+        Ok(self.try_get::<_, f64>(column)? + 0.0)
     }
     fn opt_f64(&self, column: usize) -> Result<Option<f64>, StoreError> {
-        Ok(self.try_get(column)?)
+        Ok(self.try_get::<_, Option<f64>>(column)?.map(|x| x + 0.0))
     }
     fn text(&self, column: usize) -> Result<String, StoreError> {
         Ok(self.try_get(column)?)

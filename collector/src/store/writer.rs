@@ -207,6 +207,22 @@ impl Committed {
     }
 }
 
+/// The writer of the store the collector was given, to run on its thread.
+pub enum StoreWriter {
+    Sqlite(Writer),
+    Postgres(super::postgres::writer::PgWriter),
+}
+
+impl StoreWriter {
+    /// Serves requests until every sender is gone.
+    pub fn run(self, rx: mpsc::Receiver<Request>) {
+        match self {
+            StoreWriter::Sqlite(writer) => writer.run(rx),
+            StoreWriter::Postgres(writer) => writer.run(rx),
+        }
+    }
+}
+
 /// Settings the writer needs.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {

@@ -13,6 +13,7 @@ use crate::store::sql::{PgSql, Sql};
 use crate::store::{ReadPool, Reads, StoreError, open_writer};
 use crate::timeline::{Segment, State};
 use hopwatch_wire::event::{Alert, AlertState, Body, Event, Severity};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The time the questions are asked at.
@@ -31,7 +32,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub fn on_both<T>(
     test: &str,
     fill: impl Fn(&dyn Sql) -> Result<(), StoreError>,
-    ask: impl Fn(&Reads) -> T,
+    ask: impl Fn(&Arc<Reads>) -> T,
 ) -> (T, Option<T>) {
     let sqlite = {
         let dir = std::env::temp_dir().join(format!(
@@ -41,7 +42,7 @@ pub fn on_both<T>(
         ));
         let _ = std::fs::remove_dir_all(&dir);
         fill(&open_writer(&dir).unwrap()).unwrap();
-        let answer = ask(&Reads::Sqlite(ReadPool::new(&dir)));
+        let answer = ask(&Arc::new(Reads::Sqlite(ReadPool::new(&dir))));
         std::fs::remove_dir_all(&dir).unwrap();
         answer
     };
@@ -73,14 +74,28 @@ pub fn on_both<T>(
         })
         .unwrap();
     }
-    let postgres = ask(&Reads::Postgres(pg));
+    let postgres = ask(&Arc::new(Reads::Postgres(pg)));
     (sqlite, Some(postgres))
+}
+
+/// Runs `check` on a connection that may write, to a fresh SQLite store
+/// and to a fresh PostgreSQL database (named after `test`; skipped outside
+/// CI, with the reason printed, when no cluster can start here).
+pub fn on_both_writing(test: &str, check: impl Fn(&dyn Sql)) {
+    on_both(
+        test,
+        |db| {
+            check(db);
+            Ok(())
+        },
+        |_| (),
+    );
 }
 
 /// Asks the same question of both stores holding [`fleet`]'s rows and
 /// demands one answer, compared as its `Debug` text (which writes every
 /// real exactly); answers SQLite's.
-pub fn same<T: std::fmt::Debug>(test: &str, ask: impl Fn(&Reads) -> T) -> T {
+pub fn same<T: std::fmt::Debug>(test: &str, ask: impl Fn(&Arc<Reads>) -> T) -> T {
     let (sqlite, postgres) = on_both(test, fleet, ask);
     if let Some(postgres) = postgres {
         assert_eq!(
@@ -99,12 +114,20 @@ type History<'a> = &'a [(i64, i64, State)];
 /// changes, alerts firing and resolved, silences, and the events the open
 /// alerts were fired by.
 pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
-    let addresses = r#"[{"vrf":"default","addresses":[{"interface":"swp1","address":"10.1.0.1/31"}]}]"#;
+    let addresses =
+        r#"[{"vrf":"default","addresses":[{"interface":"swp1","address":"10.1.0.1/31"}]}]"#;
     // id, name, last seen, last event, stopped, addresses.
     let agents: [(i64, &str, i64, Option<i64>, Option<i64>, &str); 5] = [
         (1, "leaf1", NOW - 1_000, Some(NOW - 1_200), None, addresses),
         (2, "Leaf2", NOW - HOUR, Some(NOW - HOUR), None, "[]"),
-        (3, "leaf-ä", NOW - 2 * HOUR, Some(NOW - 2 * HOUR), Some(NOW - 2 * HOUR), "[]"),
+        (
+            3,
+            "leaf-ä",
+            NOW - 2 * HOUR,
+            Some(NOW - 2 * HOUR),
+            Some(NOW - 2 * HOUR),
+            "[]",
+        ),
         (4, "_spine", NOW - 500, None, None, "[]"),
         (5, "broken", NOW - 500, None, None, "not json"),
     ];
@@ -168,10 +191,15 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
                 (NOW - 2 * DAY + 100, 0, Down),
             ],
         ),
-        (5, 3, "eth1", &[(NOW - 100 * DAY, 0, Up), (NOW - 50 * DAY, 0, Down)]),
+        (
+            5,
+            3,
+            "eth1",
+            &[(NOW - 100 * DAY, 0, Up), (NOW - 50 * DAY, 0, Down)],
+        ),
         (6, 1, "Swp1", &[(NOW - 5 * HOUR, 0, Up)]),
     ];
-    let mut event_id = 1000;
+    let mut event_id = 1000_i64;
     for (id, agent, name, history) in interfaces {
         let (at, _, state) = history[0];
         let mut segment = Segment::first(at, state);
@@ -181,7 +209,9 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
                 let before = segment;
                 segment = segment.next(at, state);
                 event_id += 1;
-                let down_ms = (state == Up).then(|| down_since.map(|s: i64| at - s)).flatten();
+                let down_ms = (state == Up)
+                    .then(|| down_since.map(|s: i64| at - s))
+                    .flatten();
                 db.execute(
                     "INSERT INTO link_changes (at_ms, event_id, iface_id, state, down_ms)
                      VALUES ($1, $2, $3, $4, $5)",
@@ -248,17 +278,112 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
         Option<&'a str>,
     );
     let alerts: [AlertRow; 7] = [
-        (1, 1, "swp1", "tx-errors", Some(7.0), 3.0, Some(NOW - 10 * MIN), None, None, None, None),
-        (2, 1, "Ethernet1/7", "crc", None, 0.1, Some(NOW - 2 * MIN), None, None,
-         Some(r#"{"team":"net","zone":"ä"}"#), Some("c-0000000000000001")),
-        (3, 2, "swp2", "util", Some(0.30000000000000004), 1e-300, Some(NOW - DAY), Some(NOW - HOUR),
-         Some(-0.0), None, None),
-        (4, 1, "swp1", "Tx-errors", Some(1e300), 2.5, None, Some(NOW - 3 * MIN), Some(123.456), None, None),
-        (5, 3, "eth1", "crc", Some(f64::MIN_POSITIVE), 1.0, Some(NOW - 3 * DAY), None, None, None, None),
-        (6, 1, "swp10", "_down", Some(1.0), 1.0, Some(NOW - 10 * MIN), None, None, None, None),
-        (7, 2, "swp2", "util", Some(2.0), 1.0, Some(NOW - 40 * DAY), Some(NOW - 39 * DAY), Some(0.5), None, None),
+        (
+            1,
+            1,
+            "swp1",
+            "tx-errors",
+            Some(7.0),
+            3.0,
+            Some(NOW - 10 * MIN),
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            2,
+            1,
+            "Ethernet1/7",
+            "crc",
+            None,
+            0.1,
+            Some(NOW - 2 * MIN),
+            None,
+            None,
+            Some(r#"{"team":"net","zone":"ä"}"#),
+            Some("c-0000000000000001"),
+        ),
+        (
+            3,
+            2,
+            "swp2",
+            "util",
+            Some(0.30000000000000004),
+            1e-300,
+            Some(NOW - DAY),
+            Some(NOW - HOUR),
+            Some(-0.0),
+            None,
+            None,
+        ),
+        (
+            4,
+            1,
+            "swp1",
+            "Tx-errors",
+            Some(1e300),
+            2.5,
+            None,
+            Some(NOW - 3 * MIN),
+            Some(123.456),
+            None,
+            None,
+        ),
+        (
+            5,
+            3,
+            "eth1",
+            "crc",
+            Some(f64::MIN_POSITIVE),
+            1.0,
+            Some(NOW - 3 * DAY),
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            6,
+            1,
+            "swp10",
+            "_down",
+            Some(1.0),
+            1.0,
+            Some(NOW - 10 * MIN),
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            7,
+            2,
+            "swp2",
+            "util",
+            Some(2.0),
+            1.0,
+            Some(NOW - 40 * DAY),
+            Some(NOW - 39 * DAY),
+            Some(0.5),
+            None,
+            None,
+        ),
     ];
-    for (id, agent, interface, rule, value, threshold, fired, resolved, resolved_value, labels, silence) in alerts {
+    for (
+        id,
+        agent,
+        interface,
+        rule,
+        value,
+        threshold,
+        fired,
+        resolved,
+        resolved_value,
+        labels,
+        silence,
+    ) in alerts
+    {
         db.execute(
             "INSERT INTO alerts (id, agent_id, boot_id, interface, rule, severity, expr, value,
                                  threshold, message, fired_at_ms, resolved_at_ms, resolved_value,
@@ -329,17 +454,53 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
     }
     // id, agent, rule, starts, ends, removed.
     let silences: [(&str, Option<&str>, Option<&str>, i64, i64, Option<i64>); 4] = [
-        ("c-0000000000000001", None, Some("crc"), NOW - HOUR, NOW + HOUR, None),
-        ("c-0000000000000002", Some("leaf*"), None, NOW + MIN, NOW + 2 * MIN, None),
-        ("c-000000000000000A", Some("Leaf2"), None, NOW - DAY, NOW - HOUR, Some(NOW - HOUR)),
-        ("c-0000000000000003", None, None, NOW - 2 * DAY, NOW - DAY, None),
+        (
+            "c-0000000000000001",
+            None,
+            Some("crc"),
+            NOW - HOUR,
+            NOW + HOUR,
+            None,
+        ),
+        (
+            "c-0000000000000002",
+            Some("leaf*"),
+            None,
+            NOW + MIN,
+            NOW + 2 * MIN,
+            None,
+        ),
+        (
+            "c-000000000000000A",
+            Some("Leaf2"),
+            None,
+            NOW - DAY,
+            NOW - HOUR,
+            Some(NOW - HOUR),
+        ),
+        (
+            "c-0000000000000003",
+            None,
+            None,
+            NOW - 2 * DAY,
+            NOW - DAY,
+            None,
+        ),
     ];
     for (id, agent, rule, starts, ends, removed) in silences {
         db.execute(
             "INSERT INTO silences (id, agent, interface, rule, starts_at_ms, ends_at_ms, reason,
                                    author, created_ms, removed_ms, removed_by)
              VALUES ($1, $2, 'Eth*', $3, $4, $5, 'maintenance', 'alice', $4, $6, $7)",
-            &[&id, &agent, &rule, &starts, &ends, &removed, &removed.map(|_| "bob")],
+            &[
+                &id,
+                &agent,
+                &rule,
+                &starts,
+                &ends,
+                &removed,
+                &removed.map(|_| "bob"),
+            ],
         )?;
     }
     Ok(())

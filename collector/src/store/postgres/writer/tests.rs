@@ -10,7 +10,7 @@ use crate::store::sql::Sql;
 use crate::store::writer::Incoming;
 use crate::store::writer::tests::{T0, alert, fixture, heartbeat, incoming, link};
 use hopwatch_wire::event::{AlertState, Body};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A database of the test cluster, the runtime its pools live on, and the
 /// settings that reach it; None (the reason printed) where no cluster can
@@ -19,7 +19,10 @@ fn database(name: &str) -> Option<(tokio::runtime::Runtime, Pg, PostgresSettings
     if !pgcluster::can_use(name) {
         return None;
     }
-    let url = pgcluster::shared().database(name);
+    Some(open(pgcluster::shared().database(name)))
+}
+
+fn open(url: String) -> (tokio::runtime::Runtime, Pg, PostgresSettings) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,7 +36,7 @@ fn database(name: &str) -> Option<(tokio::runtime::Runtime, Pg, PostgresSettings
         connect_timeout: Duration::from_secs(10),
     };
     let pg = runtime.block_on(Pg::open(&settings)).unwrap();
-    Some((runtime, pg, settings))
+    (runtime, pg, settings)
 }
 
 fn settings() -> WriterSettings {
@@ -327,5 +330,147 @@ fn root_pg_welcome_tells_what_any_collector_stored() {
             ("b2".to_string(), 2),
             ("b3".to_string(), 0)
         ]
+    );
+}
+
+fn count(runtime: &tokio::runtime::Runtime, pg: &Pg, sql: &str) -> i64 {
+    let client = runtime.block_on(pg.client()).unwrap();
+    runtime.block_on(client.query_one(sql, &[])).unwrap().get(0)
+}
+
+/// Retention on a shared store: the collector holding the pruning lock
+/// deletes what is older than the retention, by received time; another
+/// asked to prune meanwhile skips its pass, and may prune once the lock is
+/// released.
+#[test]
+fn root_pg_pruning_runs_on_one_collector_at_a_time() {
+    let Some((runtime, pg_a, settings)) = database("writer_prune") else {
+        return;
+    };
+    let pg_b = runtime.block_on(Pg::open(&settings)).unwrap();
+    let (mut a, mut b) = (writer(&pg_a), writer(&pg_b));
+    let day = 86_400;
+    send(
+        &mut a,
+        vec![
+            incoming("leaf1", "b1", 1, 0, heartbeat(&[("swp1", true)])),
+            incoming("leaf1", "b1", 2, 10, link("swp1", false)),
+            incoming("leaf1", "b1", 3, 20, link("swp1", true)),
+        ],
+        20,
+    );
+    send(
+        &mut b,
+        vec![
+            incoming("leaf1", "b1", 4, 2 * day, link("swp1", false)),
+            incoming("leaf1", "b1", 5, 2 * day + 5, link("swp1", true)),
+        ],
+        2 * day + 5,
+    );
+    let now = T0 + (2 * day + 10) * 1000;
+    b.apply(vec![Request::Prune], now);
+    assert!(b.prune.is_some(), "the first to ask prunes");
+    a.apply(vec![Request::Prune], now);
+    assert!(a.prune.is_none(), "another collector is pruning");
+    while b.prune.is_some() {
+        b.prune_step();
+    }
+    assert_eq!(count(&runtime, &pg_a, "SELECT count(*) FROM events"), 2);
+    assert_eq!(
+        count(&runtime, &pg_a, "SELECT count(*) FROM link_changes"),
+        2
+    );
+    // The segment in force at the cutoff stays.
+    assert_eq!(
+        count(
+            &runtime,
+            &pg_a,
+            &format!(
+                "SELECT count(*) FROM segments WHERE start_ms < {}",
+                T0 + day * 1000
+            )
+        ),
+        1
+    );
+    assert!(b.metrics.pruned.load(Ordering::Relaxed) >= 4);
+    // Released: the next pass may run anywhere.
+    a.apply(vec![Request::Prune], now);
+    assert!(a.prune.is_some());
+    // The agent goes on after pruning, through either collector.
+    assert!(matches!(
+        send(
+            &mut b,
+            vec![incoming(
+                "leaf1",
+                "b1",
+                6,
+                2 * day + 20,
+                link("swp1", false)
+            )],
+            2 * day + 20
+        ),
+        Ack::Stored(..)
+    ));
+}
+
+/// Events per second through each store's writer, batches as full as the
+/// writer takes them, a mix of link, heartbeat and alert events from 100
+/// agents. Prints figures, asserts none; run by hand:
+/// `cargo test --release -p hopwatch-collector --lib root_pg_writer_ingest_rate -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn root_pg_writer_ingest_rate() {
+    if !pgcluster::can_use("root_pg_writer_ingest_rate") {
+        return;
+    }
+    // A cluster of its own, which syncs its commits as SQLite's writer does.
+    let cluster = pgcluster::Cluster::own();
+    let (_runtime, pg, _) = open(cluster.database("rate"));
+    let (agents, per_agent) = (100_u64, 2_000_u64);
+    let batches: Vec<Vec<Incoming>> = (1..=per_agent)
+        .step_by(100)
+        .map(|first| {
+            let mut batch = Vec::new();
+            for agent in 0..agents {
+                for seq in first..first + 100 {
+                    let name = format!("leaf{agent}");
+                    let at = seq as i64;
+                    let body = match seq % 10 {
+                        0 => alert(if seq % 20 == 0 {
+                            AlertState::Firing
+                        } else {
+                            AlertState::Resolved
+                        }),
+                        1..=3 => link(&format!("swp{}", seq % 8), seq % 2 == 0),
+                        _ => heartbeat(&[("swp1", true), ("swp2", true)]),
+                    };
+                    batch.push(incoming(&name, "b1", seq, at, body));
+                }
+            }
+            batch
+        })
+        .collect();
+    let total = agents * per_agent;
+    let mut w = writer(&pg);
+    let started = Instant::now();
+    for (i, batch) in batches.iter().enumerate() {
+        for chunk in batch.chunks(MAX_BATCH_EVENTS) {
+            assert!(matches!(
+                send(&mut w, chunk.to_vec(), i as i64 * 100 + 100),
+                Ack::Stored(..)
+            ));
+        }
+    }
+    let pg_rate = total as f64 / started.elapsed().as_secs_f64();
+    let mut f = fixture("pg-rate");
+    let started = Instant::now();
+    for (i, batch) in batches.iter().enumerate() {
+        for chunk in batch.chunks(MAX_BATCH_EVENTS) {
+            crate::store::writer::tests::send(&mut f.writer, chunk.to_vec(), i as i64 * 100 + 100);
+        }
+    }
+    let sqlite_rate = total as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "writer alone, {total} events from {agents} agents, batches of up to {MAX_BATCH_EVENTS}: PostgreSQL {pg_rate:.0} events/s, SQLite {sqlite_rate:.0} events/s"
     );
 }
