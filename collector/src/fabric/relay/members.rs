@@ -162,10 +162,11 @@ impl Members<'_> {
             self.held.remove(&agent);
         }
         for (agent, since) in &lines {
-            let settled = self
-                .held
-                .get(agent)
-                .is_some_and(|(at, hold)| at == since && *hold != Hold::Unknown);
+            // Held elsewhere is asked again each refresh: that collector
+            // may have died since.
+            let settled = self.held.get(agent).is_some_and(|(at, hold)| {
+                at == since && (*hold == Hold::Held || (*hold == Hold::Elsewhere && !full))
+            });
             if !settled {
                 let hold = collectors::hold(&client, &me.id, agent, *since, now).await?;
                 self.held.insert(agent.clone(), (*since, hold));

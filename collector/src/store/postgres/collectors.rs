@@ -143,26 +143,28 @@ pub async fn hold(
     now_ms: i64,
 ) -> Result<Hold, StoreError> {
     let live_after = now_ms - STALE.as_millis() as i64;
-    let n = client
-        .execute(
-            "UPDATE agents SET held_by = $1, held_since_ms = $3
-             WHERE name = $2
-               AND (held_by IS NULL OR held_by = $1 OR held_since_ms IS NULL
-                    OR held_since_ms <= $3
-                    OR held_by NOT IN (SELECT id FROM collectors WHERE last_seen_ms >= $4))",
+    // One statement, so whether the row exists and whether the mark took
+    // are seen in the same snapshot: a row the writer creates between two
+    // statements would read as held elsewhere.
+    let row = client
+        .query_one(
+            "WITH found AS (SELECT 1 FROM agents WHERE name = $2),
+                  marked AS (
+                    UPDATE agents SET held_by = $1, held_since_ms = $3
+                    WHERE name = $2
+                      AND (held_by IS NULL OR held_by = $1 OR held_since_ms IS NULL
+                           OR held_since_ms <= $3
+                           OR held_by NOT IN (SELECT id FROM collectors WHERE last_seen_ms >= $4))
+                    RETURNING 1)
+             SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM marked)",
             &[&id, &agent, &since_ms, &live_after],
         )
         .await?;
-    if n > 0 {
-        return Ok(Hold::Held);
-    }
-    let found = client
-        .query_opt("SELECT 1 FROM agents WHERE name = $1", &[&agent])
-        .await?;
-    Ok(if found.is_some() {
-        Hold::Elsewhere
-    } else {
-        Hold::Unknown
+    let (found, marked): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(match (found, marked) {
+        (_, 1..) => Hold::Held,
+        (0, _) => Hold::Unknown,
+        _ => Hold::Elsewhere,
     })
 }
 
