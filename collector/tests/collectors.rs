@@ -8,8 +8,8 @@
 use crate::rsyslog::{Proto, Rsyslog};
 use crate::trace_fakes::{line_fabric, post_json};
 use crate::util::{
-    AGENT_TOKEN, FakeAgent, Server, Store, TempDir, event, heartbeat, link, now_ms, pg_url,
-    share_store, wait_for,
+    AGENT_TOKEN, Answering, FakeAgent, Process, Server, Store, TempDir, event, free_port,
+    heartbeat, link, now_ms, pg_url, share_store, wait_for,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -233,4 +233,57 @@ fn root_an_event_sent_through_both_collectors_is_forwarded_once() {
         ],
         "{lines:?}"
     );
+}
+
+#[test]
+fn root_a_trace_through_a_collector_killed_ends_its_hop_like_a_silent_agent() {
+    let test = "root_a_trace_through_a_collector_killed_ends_its_hop_like_a_silent_agent";
+    if crate::STORE != Store::Postgres {
+        eprintln!("{test} is about collectors sharing a PostgreSQL store: not run on SQLite");
+        return;
+    }
+    let trace = "[trace]\nhop_timeout = \"700ms\"\n";
+    let a_dir = TempDir::new(&format!("{test}-a"));
+    let url = pg_url(&a_dir.path);
+    let b_dir = TempDir::new(&format!("{test}-b"));
+    share_store(&a_dir.path, &b_dir.path);
+    let a = Server::start_in(a_dir, "127.0.0.1:0", "", trace);
+    let mut b = Process::start(&b_dir.path, free_port(), free_port(), "", trace);
+    let (on_b, _) = FakeAgent::connect(b.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    on_b.answer_traces(Answering::hops("leaf1"));
+    let (_silent, _) = FakeAgent::connect(a.agents, AGENT_TOKEN, "leaf2", "b1").unwrap();
+    let b_id = wait_for(Duration::from_secs(10), || {
+        query_text(&url, "SELECT id FROM collectors WHERE host <> ''")?
+            .into_iter()
+            .flatten()
+            .find(|id| held_by(&url, "leaf1").as_deref() == Some(id.as_str()))
+    })
+    .expect("leaf1 never held by B");
+    crate::trace_fakes::wait_owned(&a, 2);
+    let ask = |from: &str| {
+        let answer = post_json(
+            a.http,
+            "/api/v1/trace/flow",
+            &json!({"src": "10.1.0.10", "dst": "10.2.0.10", "from": from}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()
+    };
+    assert_eq!(ask("leaf1")["outcome"]["result"], "delivered");
+    // B dies without a word: its row and its mark stay until they go stale.
+    b.kill();
+    let began = std::time::Instant::now();
+    let relayed = ask("leaf1");
+    let took = began.elapsed();
+    let silent = ask("leaf2");
+    assert_eq!(held_by(&url, "leaf1"), Some(b_id));
+    for (trace, agent) in [(&relayed, "leaf1"), (&silent, "leaf2")] {
+        assert_eq!(trace["outcome"]["result"], "no_answer", "{trace}");
+        assert_eq!(
+            trace["outcome"]["why"],
+            format!("agent {agent} did not answer within 700ms"),
+            "{trace}"
+        );
+    }
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
