@@ -10,15 +10,16 @@ use crate::api::web::{self, Web};
 use crate::api::{self, Api};
 use crate::auth::{AuthError, GeneratedToken, TokenSources, Tokens};
 use crate::config::Config;
-use crate::fabric::Fabric;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::Switchboard;
+use crate::fabric::{Fabric, relay};
 use crate::forward::Forwarder;
 use crate::http::HttpTls;
 use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::silences::Board;
+use crate::store::postgres::collectors::Listens;
 use crate::store::writer::{Committed, Request, StoreWriter, Writer, WriterSettings};
 use crate::store::{self, Reads, StoreError};
 use crate::tls::{self, TlsError};
@@ -232,6 +233,18 @@ impl Collector {
         let fabric = Arc::clone(&self.fabric);
         let (notify, _) = broadcast::channel::<()>(1);
         let (done, mut all_done) = mpsc::channel::<()>(1);
+        // On a shared store: the others relay traces for agents held here,
+        // and traces here reach agents held by them.
+        let fleet = match &self.config.store {
+            store::StoreSettings::Postgres(shared) => {
+                let listens = Listens {
+                    agents: local(&agents),
+                    http: local(&http),
+                };
+                Some(relay::join(shared, Arc::clone(&self.fabric), listens, &notify).await?)
+            }
+            store::StoreSettings::Sqlite => None,
+        };
         let ingest = Arc::new(Ingest {
             tokens: Arc::clone(&self.tokens),
             committed,
@@ -344,6 +357,9 @@ impl Collector {
         // once the last one has finished.
         let _ = all_done.recv().await;
         let http_result = http_server.await;
+        if let Some(fleet) = fleet {
+            let _ = fleet.await;
+        }
         let _ = http_all_done.recv().await;
         // The connections' and the pruner's senders are gone, so the writer
         // drains its queue, commits and returns.

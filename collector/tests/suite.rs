@@ -10,6 +10,8 @@ mod agentport;
 mod alertmanager;
 mod api;
 mod bounds;
+// Several collectors on one PostgreSQL store.
+mod collectors;
 // The web page in a real headless Chromium.
 mod browser;
 mod crash;

@@ -122,6 +122,12 @@ pub fn pg_url(dir: &Path) -> String {
     url
 }
 
+/// Points the collector of data dir `to` at the PostgreSQL database of
+/// `from`: two collectors sharing one store.
+pub fn share_store(from: &Path, to: &Path) {
+    std::fs::write(to.join(PG_URL_FILE), pg_url(from)).unwrap();
+}
+
 /// Whether this binary's store is SQLite; otherwise says why `test`, which
 /// is about SQLite's file, does not run here.
 pub fn sqlite_only(test: &str, why: &str) -> bool {

@@ -21,6 +21,7 @@ pub mod connectivity;
 pub mod known;
 pub mod multipath;
 pub mod owners;
+pub mod relay;
 pub mod render;
 pub mod request;
 #[cfg(test)]

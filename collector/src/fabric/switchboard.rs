@@ -14,7 +14,13 @@
 //! An agent runs four traces at once and refuses more, so each connection
 //! lets four questions out at a time; the others wait their turn within
 //! their own timeout, however many traces cross that switch.
+//!
+//! On a shared store an agent connected to another collector is asked
+//! through [`Relay`] instead; a question relayed here from another
+//! collector is asked of local connections only ([`Switchboard::ask_here`]),
+//! so a relay never bounces on.
 
+use super::relay::Relay;
 use super::{AskError, Asker};
 use crate::metrics::{Metrics, TraceOutcome};
 use hopwatch_wire::trace::{TraceAnswer, TraceQuery};
@@ -22,10 +28,10 @@ use hopwatch_wire::wire::{CollectorMessage, TraceResult};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
 /// Trace requests waiting to be written on one connection at most. The
@@ -59,6 +65,12 @@ struct Inner {
     next_line: AtomicU64,
     queue: usize,
     metrics: Arc<Metrics>,
+    /// Where agents connected to other collectors are asked; set once on
+    /// a shared store.
+    relay: OnceLock<Arc<Relay>>,
+    /// Pinged whenever a connection comes or goes, for whoever records in
+    /// the store which agents this collector holds.
+    changed: Notify,
 }
 
 /// One connection's side of the switchboard.
@@ -66,6 +78,8 @@ struct Inner {
 struct Line {
     id: u64,
     agent: String,
+    /// When the connection was put on, by the wall clock (ms).
+    since_ms: i64,
     requests: mpsc::Sender<Vec<u8>>,
     // Held to add, take or drop a waiter, never across an await. `None`
     // once the connection has ended: its waiters have been dropped, which
@@ -147,6 +161,8 @@ impl Switchboard {
                 next_line: AtomicU64::new(1),
                 queue,
                 metrics,
+                relay: OnceLock::new(),
+                changed: Notify::new(),
             }),
         }
     }
@@ -160,6 +176,7 @@ impl Switchboard {
         let line = Arc::new(Line {
             id: self.inner.next_line.fetch_add(1, Ordering::Relaxed),
             agent: agent.to_string(),
+            since_ms: crate::store::millis(std::time::SystemTime::now()),
             requests: tx,
             waiting: Mutex::new(Some(HashMap::new())),
             turns: Arc::new(Semaphore::new(TURNS)),
@@ -176,6 +193,7 @@ impl Switchboard {
                 "A new connection of this agent takes its trace requests from now on."
             );
         }
+        self.inner.changed.notify_one();
         Registration {
             inner: Arc::clone(&self.inner),
             line,
@@ -205,14 +223,49 @@ impl Switchboard {
         names.sort();
         names
     }
-}
 
-impl Asker for Switchboard {
-    async fn ask(
+    /// The agents connected now, each with when its connection was put on
+    /// (wall clock, ms), by name.
+    pub fn lines(&self) -> Vec<(String, i64)> {
+        let mut lines: Vec<(String, i64)> = self
+            .inner
+            .lines
+            .lock()
+            .expect("switchboard poisoned")
+            .values()
+            .map(|line| (line.agent.clone(), line.since_ms))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// Waits until a connection has come or gone since the last call.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
+    /// From now on, asks an agent not connected here through `relay`.
+    pub fn relay_through(&self, relay: Arc<Relay>) {
+        let _ = self.inner.relay.set(relay);
+    }
+
+    /// Asks `agent` on its connection to this collector only: what a
+    /// relayed question is answered with.
+    pub async fn ask_here(
         &self,
         agent: &str,
         query: TraceQuery,
         timeout: Duration,
+    ) -> Result<TraceAnswer, AskError> {
+        self.ask_on(agent, query, timeout, false).await
+    }
+
+    async fn ask_on(
+        &self,
+        agent: &str,
+        query: TraceQuery,
+        timeout: Duration,
+        relay: bool,
     ) -> Result<TraceAnswer, AskError> {
         let metrics = &self.inner.metrics;
         metrics.traces_asked.fetch_add(1, Ordering::Relaxed);
@@ -224,10 +277,14 @@ impl Asker for Switchboard {
             .get(agent)
             .cloned();
         let Some(line) = line else {
-            metrics.trace_ended(TraceOutcome::Offline);
-            return Err(AskError::Offline {
-                agent: agent.to_string(),
-            });
+            let result = match self.inner.relay.get().filter(|_| relay) {
+                Some(relay) => relay.ask(agent, query, timeout).await,
+                None => Err(AskError::Offline {
+                    agent: agent.to_string(),
+                }),
+            };
+            metrics.trace_ended(outcome(&result));
+            return result;
         };
         let deadline = Instant::now() + timeout;
         let timed_out = || AskError::Timeout {
@@ -295,6 +352,30 @@ impl Asker for Switchboard {
     }
 }
 
+impl Asker for Switchboard {
+    async fn ask(
+        &self,
+        agent: &str,
+        query: TraceQuery,
+        timeout: Duration,
+    ) -> Result<TraceAnswer, AskError> {
+        self.ask_on(agent, query, timeout, true).await
+    }
+}
+
+/// How a question ended, as the metrics count it.
+fn outcome(result: &Result<TraceAnswer, AskError>) -> TraceOutcome {
+    match result {
+        Ok(_) => TraceOutcome::Answered,
+        Err(AskError::Refused { .. }) => TraceOutcome::Refused,
+        Err(AskError::Timeout { .. }) => TraceOutcome::Timeout,
+        Err(AskError::Closed { .. }) => TraceOutcome::Closed,
+        Err(AskError::Garbage { .. }) => TraceOutcome::Garbage,
+        Err(AskError::Offline { .. }) => TraceOutcome::Offline,
+        Err(AskError::Busy { .. }) => TraceOutcome::Busy,
+    }
+}
+
 /// A question on its way: takes its waiter out and counts how it ended,
 /// `abandoned` when the asker's future is dropped before that.
 struct Asked<'a> {
@@ -308,15 +389,7 @@ impl Asked<'_> {
     fn end(&mut self, result: Result<TraceAnswer, AskError>) -> Result<TraceAnswer, AskError> {
         self.forget();
         self.ended = true;
-        self.metrics.trace_ended(match &result {
-            Ok(_) => TraceOutcome::Answered,
-            Err(AskError::Refused { .. }) => TraceOutcome::Refused,
-            Err(AskError::Timeout { .. }) => TraceOutcome::Timeout,
-            Err(AskError::Closed { .. }) => TraceOutcome::Closed,
-            Err(AskError::Garbage { .. }) => TraceOutcome::Garbage,
-            Err(AskError::Offline { .. }) => TraceOutcome::Offline,
-            Err(AskError::Busy { .. }) => TraceOutcome::Busy,
-        });
+        self.metrics.trace_ended(outcome(&result));
         result
     }
 
@@ -461,6 +534,7 @@ impl Drop for Registration {
                 .is_some_and(|line| line.id == self.line.id)
             {
                 lines.remove(&self.line.agent);
+                self.inner.changed.notify_one();
             }
         }
         // Dropping the waiters tells each asker the connection closed.

@@ -322,3 +322,28 @@ fn cuts_long_details_on_a_character_boundary() {
     let long = "é".repeat(DETAIL + 5);
     assert_eq!(cut(&long).chars().count(), DETAIL + 1);
 }
+
+#[tokio::test]
+async fn connections_coming_and_going_are_told_with_when_they_came() {
+    let board = Switchboard::new();
+    let before = crate::store::millis(std::time::SystemTime::now());
+    let first = board.register("leaf1");
+    // One ping however many changes came before it was waited for.
+    let _second = board.register("leaf2");
+    board.changed().await;
+    let lines = board.lines();
+    let names: Vec<&str> = lines.iter().map(|(agent, _)| agent.as_str()).collect();
+    assert_eq!(names, ["leaf1", "leaf2"]);
+    assert!(lines.iter().all(|(_, since)| *since >= before));
+    assert!(poll_once(pin!(board.changed())).is_pending());
+    drop(first);
+    assert!(poll_once(pin!(board.changed())).is_ready());
+    assert_eq!(board.lines().len(), 1);
+    // Without a relay, an agent not connected here is offline, as before.
+    assert_eq!(
+        board.ask("leaf1", hop(), Duration::from_secs(1)).await,
+        Err(AskError::Offline {
+            agent: "leaf1".into()
+        })
+    );
+}

@@ -307,7 +307,10 @@ fn now_ms() -> i64 {
 }
 
 /// The rustls client config for `mode` (never `Disable`).
-fn tls_config(mode: SslMode, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PgError> {
+pub(crate) fn tls_config(
+    mode: SslMode,
+    ca_file: Option<&Path>,
+) -> Result<rustls::ClientConfig, PgError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -9,6 +9,7 @@
 //! first; the schema is migrated under an advisory lock, so collectors
 //! starting together upgrade it once.
 
+pub mod collectors;
 pub mod connect;
 pub mod schema;
 pub mod writer;
