@@ -50,7 +50,7 @@ pub fn on_both<T>(
         return (sqlite, None);
     }
     let settings = PostgresSettings {
-        url: UrlSource::Inline(crate::config::Secret::new(
+        url: UrlSource::Inline(hopwatch_wire::Secret::new(
             pgcluster::shared().database(test),
         )),
         pool_size: 4,
