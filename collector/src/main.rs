@@ -191,11 +191,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {warning}");
             }
             println!(
-                "{}: ok (agents on {}, HTTP on {}, data in {}{}{})",
+                "{}: ok (agents on {}, HTTP on {}, data in {}{}{}{})",
                 config.display(),
                 loaded.collector.agents_listen,
                 loaded.collector.http_listen,
                 loaded.collector.data_dir.display(),
+                // The URL holds the password: only host:port/dbname shows.
+                match loaded.store {
+                    hopwatch_collector::store::StoreSettings::Sqlite => String::new(),
+                    _ => format!(", events in {}", loaded.store_summary()),
+                },
                 if loaded.syslog.is_some() {
                     ", forwarding to syslog"
                 } else {

@@ -123,3 +123,32 @@ pub fn peer_names(connection: &rustls::ServerConnection) -> Vec<String> {
         .and_then(|leaf| names::cert_names(leaf.as_ref()))
         .unwrap_or_default()
 }
+
+/// Where the system keeps the CAs it trusts (Debian's `ca-certificates`),
+/// for `https` receivers and a PostgreSQL store when no `ca_file` is given.
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The CAs in a PEM file.
+pub fn roots(ca_file: &Path) -> Result<RootCertStore, String> {
+    let fail = |reason: String| {
+        format!(
+            "cannot read CA certificates from {}: {reason}",
+            ca_file.display()
+        )
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| fail(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("the file holds no CERTIFICATE block".into()));
+    }
+    let mut roots = RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(certs);
+    if roots.is_empty() {
+        return Err(fail(format!(
+            "none of its {ignored} certificates can be used as a CA"
+        )));
+    }
+    Ok(roots)
+}

@@ -2,7 +2,7 @@
 //! errors, and the answers to the fleet questions after a fake agent's
 //! events.
 
-use crate::util::{
+use crate::util::{store_text, 
     AGENT_TOKEN, API_TOKEN, FakeAgent, Server, TempDir, alert, event, free_port, heartbeat,
     http_get, link, metric, now_ms,
 };
@@ -306,8 +306,9 @@ fn first_start_keeps_generated_tokens_out_of_a_stdout_that_is_not_a_terminal() {
     std::fs::write(
         &config,
         format!(
-            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n",
-            dir.path.display().to_string()
+            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{}",
+            dir.path.display().to_string(),
+            store_text(&dir.path)
         ),
     )
     .unwrap();

@@ -3,8 +3,8 @@
 //! afterwards each event is stored exactly once, and no acknowledged event
 //! was ever missing from the store after a restart.
 
-use crate::util::{
-    AGENT_TOKEN, FakeAgent, Process, TempDir, count, event, free_port, heartbeat, link,
+use crate::util::{count_in, 
+    AGENT_TOKEN, FakeAgent, Process, TempDir, event, free_port, heartbeat, link,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -117,11 +117,11 @@ fn sigkill_loses_nothing_and_stores_each_event_once() {
     );
     assert!(collector.terminate().success());
 
-    let db = rusqlite::Connection::open(dir.path.join("hopwatch.db")).unwrap();
+    let db = dir.path.as_path();
     for i in 0..AGENTS {
         let per = |what: &str| {
-            count(
-                &db,
+            count_in(
+                db,
                 &format!(
                     "SELECT {what} FROM events e JOIN boots b ON b.id = e.boot_id
                      JOIN agents a ON a.id = b.agent_id WHERE a.name = 'leaf{i}'"
@@ -135,7 +135,7 @@ fn sigkill_loses_nothing_and_stores_each_event_once() {
     }
     // Derived state agrees: each link event became one change.
     assert_eq!(
-        count(&db, "SELECT count(*) FROM link_changes"),
+        count_in(db, "SELECT count(*) FROM link_changes"),
         AGENTS as i64 * (EVENTS / 10) as i64
     );
 }

@@ -5,7 +5,7 @@
 
 use crate::util::{
     AGENT_TOKEN, FakeAgent, Process, TempDir, alert, config_text, event, free_port, http_get,
-    may_run, metric, now_ms, run, try_http_get, wait_for,
+    may_run, metric, now_ms, run, sqlite_only, try_http_get, wait_for,
 };
 use hopwatch_wire::event::Body;
 use std::process::{Command, Stdio};
@@ -36,7 +36,7 @@ fn big_alert(size: usize) -> Body {
 #[test]
 fn root_healthz_is_degraded_while_a_full_disk_refuses_every_batch() {
     let test = "root_healthz_is_degraded_while_a_full_disk_refuses_every_batch";
-    if !can_mount(test) {
+    if !sqlite_only(test, "its file on a full disk") || !can_mount(test) {
         return;
     }
     let dir = TempDir::new("fulldisk");

@@ -2,8 +2,8 @@
 //! token (and certificate) must admit; an event naming another agent is
 //! refused, and nothing is stored under a name the connection does not own.
 
-use crate::util::{
-    AGENT_TOKEN, API_TOKEN, FakeAgent, Process, TempDir, alert, count, event, free_port, heartbeat,
+use crate::util::{count_in, store_text, 
+    AGENT_TOKEN, API_TOKEN, FakeAgent, Process, TempDir, alert, event, free_port, heartbeat,
     http_get, link, metric, now_ms,
 };
 use std::time::Duration;
@@ -35,16 +35,16 @@ fn a_hello_as_one_agent_cannot_store_events_of_another() {
         "{reason}"
     );
 
-    let db = rusqlite::Connection::open(dir.path.join("hopwatch.db")).unwrap();
+    let db = dir.path.as_path();
     let under_good1 = |sql: &str| {
-        count(
-            &db,
+        count_in(
+            db,
             &format!("{sql} WHERE agent_id = (SELECT id FROM agents WHERE name = 'good1')"),
         )
     };
     assert_eq!(
-        count(
-            &db,
+        count_in(
+            db,
             "SELECT count(*) FROM events e JOIN boots b ON b.id = e.boot_id
              JOIN agents a ON a.id = b.agent_id WHERE a.name = 'good1'"
         ),
@@ -53,7 +53,7 @@ fn a_hello_as_one_agent_cannot_store_events_of_another() {
     );
     assert_eq!(under_good1("SELECT count(*) FROM alerts"), 0);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM link_changes WHERE state = 1"),
+        count_in(db, "SELECT count(*) FROM link_changes WHERE state = 1"),
         0,
         "no down event under good1"
     );
@@ -95,9 +95,10 @@ fn bound_collector(dir: &TempDir) -> Process {
         format!(
             "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n\
              [auth]\napi_tokens = [{API_TOKEN:?}]\n\
-             agent_tokens = [{{ token_file = {:?}, agents = [\"leaf*\", \"!leaf9\"] }}]\n",
+             agent_tokens = [{{ token_file = {:?}, agents = [\"leaf*\", \"!leaf9\"] }}]\n{}",
             dir.path.display().to_string(),
-            leaf_token.display().to_string()
+            leaf_token.display().to_string(),
+            store_text(&dir.path)
         ),
     )
     .unwrap();
@@ -153,6 +154,6 @@ fn agent_tokens_admit_only_the_agents_they_are_bound_to() {
         .err()
         .unwrap();
     assert!(refused.contains("bad token"), "{refused}");
-    let db = rusqlite::Connection::open(dir.path.join("hopwatch.db")).unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM agents"), 1);
+    let db = dir.path.as_path();
+    assert_eq!(count_in(db, "SELECT count(*) FROM agents"), 1);
 }

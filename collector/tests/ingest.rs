@@ -2,8 +2,8 @@
 //! duplicates are stored once, and wrong tokens or bad input end only the
 //! connection that sent them.
 
-use crate::util::{
-    AGENT_TOKEN, FakeAgent, Server, count, event, heartbeat, http_get, metric, now_ms, wait_for,
+use crate::util::{count_in, 
+    AGENT_TOKEN, FakeAgent, Server, event, heartbeat, http_get, metric, now_ms, wait_for,
 };
 use hopwatch_wire::event::Event;
 use std::io::{Read, Write};
@@ -28,28 +28,24 @@ fn acks_come_only_after_the_commit() {
 
     // With the store's write lock held elsewhere nothing can commit, and so
     // nothing may be acknowledged.
-    let lock = server.db();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = server.hold_writes();
     agent.send(&heartbeats("leaf1", "b1", 1..=100)).unwrap();
     assert!(
         !agent.wait_acked("b1", 1, Duration::from_millis(1500)),
         "an ack arrived while the store could not commit"
     );
-    lock.execute_batch("COMMIT").unwrap();
+    lock.release();
     assert!(agent.wait_acked("b1", 100, Duration::from_secs(10)));
-    assert_eq!(count(&lock, "SELECT count(*) FROM events"), 100);
+    assert_eq!(server.count("SELECT count(*) FROM events"), 100);
 
-    // Streaming: whatever has been acknowledged is in the file already.
-    let reader = server.db();
+    // Streaming: whatever has been acknowledged is in the store already.
     for batch in 0..20u64 {
         let first = 101 + batch * 100;
         agent
             .send(&heartbeats("leaf1", "b1", first..=first + 99))
             .unwrap();
         let acked = agent.acked("b1") as i64;
-        let stored = count(
-            &reader,
-            &format!("SELECT count(*) FROM events WHERE seq <= {acked}"),
+        let stored = server.count(&format!("SELECT count(*) FROM events WHERE seq <= {acked}"),
         );
         assert_eq!(stored, acked, "acked {acked} but only {stored} stored");
     }
@@ -72,9 +68,9 @@ fn resent_events_are_stored_once() {
     assert_eq!(welcome.get("b2"), Some(&0));
     agent.send(&heartbeats("leaf1", "b1", 50..=150)).unwrap();
     assert!(agent.wait_acked("b1", 150, Duration::from_secs(10)));
-    let db = server.db();
-    assert_eq!(count(&db, "SELECT count(*) FROM events"), 150);
-    assert_eq!(count(&db, "SELECT count(DISTINCT seq) FROM events"), 150);
+    let db = server.dir.path.as_path();
+    assert_eq!(count_in(db, "SELECT count(*) FROM events"), 150);
+    assert_eq!(count_in(db, "SELECT count(DISTINCT seq) FROM events"), 150);
     let text = http_get(server.http, "/metrics", None).body;
     assert_eq!(
         metric(&text, "hopwatch_collector_events_duplicate_total"),
@@ -133,9 +129,9 @@ fn a_wrong_agent_token_is_refused_and_nothing_stored() {
         "the token is never echoed: {answer}"
     );
 
-    let db = server.db();
-    assert_eq!(count(&db, "SELECT count(*) FROM events"), 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM agents"), 0);
+    let db = server.dir.path.as_path();
+    assert_eq!(count_in(db, "SELECT count(*) FROM events"), 0);
+    assert_eq!(count_in(db, "SELECT count(*) FROM agents"), 0);
     let text = http_get(server.http, "/metrics", None).body;
     assert_eq!(
         metric(
@@ -171,7 +167,7 @@ fn a_bad_agent_name_is_refused_with_the_real_reason() {
         assert!(refused.contains(reason), "{name:?}: {refused}");
         assert!(!refused.contains("token"), "{name:?}: {refused}");
     }
-    assert_eq!(count(&server.db(), "SELECT count(*) FROM agents"), 0);
+    assert_eq!(server.count("SELECT count(*) FROM agents"), 0);
 }
 
 #[test]
@@ -251,9 +247,9 @@ fn bad_input_ends_only_the_connection_that_sent_it() {
     assert_eq!(rejected("malformed"), 2.0);
     assert_eq!(rejected("line_too_long"), 1.0);
     assert_eq!(rejected("timeout"), 1.0);
-    let db = server.db();
+    let db = server.dir.path.as_path();
     let stored = wait_for(Duration::from_secs(5), || {
-        let n = count(&db, "SELECT count(*) FROM events");
+        let n = count_in(db, "SELECT count(*) FROM events");
         (n == sent as i64).then_some(n)
     });
     assert_eq!(

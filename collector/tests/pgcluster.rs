@@ -136,7 +136,94 @@ impl Cluster {
             let client = self.connect(name).await?;
             client.batch_execute(sql).await
         })
-        .unwrap_or_else(|e| panic!("{sql} on {name}: {e}"));
+        .unwrap_or_else(|e| panic!("{sql} on {name}: {}", said(&e)));
+    }
+
+    /// The one integer `sql` answers on database `name` (`count(*)`, or an
+    /// aggregate cast to BIGINT).
+    pub fn one_i64(&self, name: &str, sql: &str) -> i64 {
+        block_on(async {
+            let client = self.connect(name).await?;
+            client.query_one(sql, &[]).await?.try_get::<_, i64>(0)
+        })
+        .unwrap_or_else(|e| panic!("{sql} on {name}: {}", said(&e)))
+    }
+
+    /// Turns TLS on with this certificate and key (PEM), for clients that
+    /// ask for it; plain connections are still accepted.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let user = postgres_user().unwrap();
+        for (file, text, mode) in [
+            ("server.crt", cert_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+        ] {
+            let path = self.dir.join("data").join(file);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            nix::unistd::chown(path.as_path(), Some(user.uid), Some(user.gid)).unwrap();
+        }
+        // Two calls: ALTER SYSTEM may not share a batch's transaction.
+        self.execute("postgres", "ALTER SYSTEM SET ssl = on");
+        self.execute("postgres", "SELECT pg_reload_conf()");
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let on = block_on(async {
+                let client = self.connect("postgres").await?;
+                let rows = client.simple_query("SHOW ssl").await?;
+                Ok::<_, tokio_postgres::Error>(rows.iter().any(|m| {
+                    matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("on"))
+                }))
+            });
+            if on.unwrap_or(false) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "TLS never came on; the server's log:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `sql` (e.g. `LOCK TABLE ...`) on database `name` inside a
+    /// transaction left open until the answer is released, so a test can
+    /// hold what it locks while it watches a collector wait.
+    pub fn hold(&self, name: &str, sql: &str) -> Held {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let begin = format!("BEGIN; {sql}");
+        let name = name.to_string();
+        let sock = self.dir.join("sock");
+        let port = self.port;
+        let thread = std::thread::spawn(move || {
+            block_on(async move {
+                let (client, connection) = tokio_postgres::Config::new()
+                    .host_path(sock)
+                    .port(port)
+                    .user(USER)
+                    .dbname(&name)
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| said(&e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client.batch_execute(&begin).await.map_err(|e| said(&e))?;
+                let _ = held_tx.send(());
+                let _ = released.await;
+                client.batch_execute("COMMIT").await.map_err(|e| said(&e))
+            })
+        });
+        if held_rx.recv().is_err() {
+            let error = thread.join().expect("the holding thread").err();
+            panic!("cannot hold {sql:?}: {}", error.unwrap_or_default());
+        }
+        Held {
+            release: Some(release),
+            thread: Some(thread),
+        }
     }
 
     /// Stops the server with a fast shutdown (clients are disconnected,
@@ -375,6 +462,37 @@ impl Drop for Cluster {
     }
 }
 
+/// A transaction held open by [`Cluster::hold`].
+pub struct Held {
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Held {
+    /// Commits the transaction, releasing what it held.
+    pub fn release(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join().expect("the holding thread");
+            if !std::thread::panicking() {
+                result.unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// Names every cluster's temp dir, followed by the test process's pid.
 const PREFIX: &str = "hopwatch-pgcluster-";
 
@@ -484,6 +602,15 @@ fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
         .join()
         .unwrap()
     })
+}
+
+/// The server's own message when it sent one (tokio-postgres's `Display`
+/// says only "db error").
+fn said(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => error.to_string(),
+    }
 }
 
 fn tail(path: &Path) -> String {

@@ -4,7 +4,7 @@
 //! of protocol 3 (and not to those of protocol 2), and the alerts they
 //! cover shown marked, with their rule's labels.
 
-use crate::util::{
+use crate::util::{store_text, 
     AGENT_TOKEN, API_TOKEN, FakeAgent, Process, Server, TempDir, alert, dechunk, event, free_port,
     hello, now_ms, wait_for,
 };
@@ -520,8 +520,9 @@ fn alerts_show_their_labels_and_the_silence_that_covered_them() {
     std::fs::write(
         &config,
         format!(
-            "[collector]\ndata_dir = {:?}\n",
-            server.dir.path.display().to_string()
+            "[collector]\ndata_dir = {:?}\n{}",
+            server.dir.path.display().to_string(),
+            store_text(&server.dir.path)
         ),
     )
     .unwrap();
@@ -569,9 +570,10 @@ fn the_silence_command_adds_lists_and_removes_through_the_running_collector() {
         &config,
         format!(
             "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n\
-             [auth]\nagent_tokens = [{AGENT_TOKEN:?}]\napi_tokens = [{{ name = \"alice\", token_file = {:?} }}]\n",
+             [auth]\nagent_tokens = [{AGENT_TOKEN:?}]\napi_tokens = [{{ name = \"alice\", token_file = {:?} }}]\n{}",
             dir.path.display().to_string(),
-            token_file.display().to_string()
+            token_file.display().to_string(),
+            store_text(&dir.path)
         ),
     )
     .unwrap();

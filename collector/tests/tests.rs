@@ -1,44 +1,11 @@
-//! Integration tests: the collector in-process on real listeners or as the
-//! real binary, a real SQLite file in a temp dir, fake agents speaking the
-//! wire protocol over TCP, real `hopwatch` agents in network namespaces, and
-//! a real rsyslogd. Tests that need root say so in their name (`root_netns`)
-//! and skip with a reason outside CI.
+//! Integration tests on the default SQLite store: the collector in-process
+//! on real listeners or as the real binary, a real SQLite file in a temp
+//! dir, fake agents speaking the wire protocol over TCP, real `hopwatch`
+//! agents in network namespaces, and a real rsyslogd. Tests that need root
+//! say so in their name (`root_netns`) and skip with a reason outside CI.
+//! The same suite runs on PostgreSQL as the `postgres` test binary.
 
-mod util;
+/// The store every collector of this binary is given.
+pub const STORE: util::Store = util::Store::Sqlite;
 
-mod agentport;
-// A real Alertmanager started by the test.
-mod alertmanager;
-mod api;
-mod bounds;
-// The web page in a real headless Chromium.
-mod browser;
-mod crash;
-mod e2e;
-mod fabric_board;
-mod health;
-mod identity;
-mod ingest;
-mod liveness;
-mod metrics;
-#[path = "../../agent/tests/netns.rs"]
-mod netns;
-// A throwaway PostgreSQL cluster.
-mod pgcluster;
-mod shutdown;
-mod silences;
-mod starve;
-// The agent tests' rsyslogd helper, shared rather than copied.
-#[allow(dead_code)]
-#[path = "../../agent/tests/rsyslog.rs"]
-mod rsyslog;
-mod syslog;
-mod terminal;
-mod tls;
-mod trace_api;
-mod trace_cli;
-mod trace_fakes;
-// A real HTTP server in the test as the webhook.
-mod web_data;
-mod web_serve;
-mod webhook;
+include!("suite.rs");

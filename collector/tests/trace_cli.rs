@@ -6,7 +6,7 @@
 use crate::trace_fakes::{
     RouteEntry, fake_fabric, leaf1_history, leaf1_history_with, line_fabric, wait_owned,
 };
-use crate::util::{API_TOKEN, Process, Server, TempDir, free_port};
+use crate::util::{store_text, API_TOKEN, Process, Server, TempDir, free_port};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -33,8 +33,9 @@ fn collector_with_generated_token(dir: &Path) -> (Process, String) {
     std::fs::write(
         &config,
         format!(
-            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n",
-            dir.display().to_string()
+            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{}",
+            dir.display().to_string(),
+            store_text(dir)
         ),
     )
     .unwrap();

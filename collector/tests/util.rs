@@ -61,14 +61,91 @@ impl Drop for TempDir {
 
 /// The config text for a test collector in `dir` with known tokens:
 /// `collector_keys` go in `[collector]`, `extra` holds further tables (but
-/// not `[collector]` or `[auth]`).
+/// not `[collector]`, `[auth]` or `[store]`). The store is this binary's
+/// ([`crate::STORE`]).
 pub fn config_text(dir: &Path, collector_keys: &str, extra: &str) -> String {
     format!(
         "[collector]\ndata_dir = {:?}\n{collector_keys}\n\
          [auth]\nagent_tokens = [{AGENT_TOKEN:?}]\napi_tokens = [{API_TOKEN:?}]\n\
-         {extra}\n",
-        dir.display().to_string()
+         {}{extra}\n",
+        dir.display().to_string(),
+        store_text(dir)
     )
+}
+
+/// Which store a test binary gives its collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The default: a SQLite file under `data_dir`.
+    Sqlite,
+    /// A fresh database per data dir on the test process's cluster.
+    Postgres,
+}
+
+/// Where a data dir keeps the URL of its PostgreSQL database, so that a
+/// collector restarted on the same dir finds the same events.
+const PG_URL_FILE: &str = "pg-url";
+
+/// The `[store]` table for a collector on `dir`: none on SQLite; on
+/// PostgreSQL, the dir's database (created on first use).
+pub fn store_text(dir: &Path) -> String {
+    match crate::STORE {
+        Store::Sqlite => String::new(),
+        Store::Postgres => format!(
+            "[store]\nkind = \"postgres\"\nurl = {:?}\nsslmode = \"disable\"\n",
+            pg_url(dir)
+        ),
+    }
+}
+
+/// The PostgreSQL database of data dir `dir`, created on first use.
+pub fn pg_url(dir: &Path) -> String {
+    let file = dir.join(PG_URL_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    if let Err(reason) = crate::pgcluster::available() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the PostgreSQL suite: {reason}, and CI=true makes it mandatory");
+        }
+        // Every test of this binary needs the cluster: skip them all.
+        eprintln!("skipping the PostgreSQL suite: {reason}");
+        std::process::exit(0);
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().replace("hopwatch-collector-test-", ""))
+        .unwrap_or_default();
+    let url = crate::pgcluster::shared().database(&name);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&file, &url).unwrap();
+    url
+}
+
+/// Whether this binary's store is SQLite; otherwise says why `test`, which
+/// is about SQLite's file, does not run here.
+pub fn sqlite_only(test: &str, why: &str) -> bool {
+    if crate::STORE == Store::Sqlite {
+        return true;
+    }
+    eprintln!("{test} is about the SQLite store ({why}): not run on PostgreSQL");
+    false
+}
+
+/// Runs `sql`, a query answering one integer (`SELECT count(*) ...`), on
+/// the store of data dir `dir`, whichever it is. Written in the dialect
+/// both stores speak (see `store::sql`).
+pub fn count_in(dir: &Path, sql: &str) -> i64 {
+    match crate::STORE {
+        Store::Sqlite => {
+            let db = rusqlite::Connection::open(dir.join("hopwatch.db")).unwrap();
+            count(&db, sql)
+        }
+        Store::Postgres => {
+            let url = pg_url(dir);
+            crate::pgcluster::shared().one_i64(url.rsplit('/').next().unwrap(), sql)
+        }
+    }
 }
 
 /// The collector running in this process on its own runtime thread.
@@ -134,8 +211,36 @@ impl Server {
         }
     }
 
+    /// The raw SQLite file; for tests about SQLite itself (see
+    /// [`sqlite_only`]). Others ask with [`Server::count`].
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.path.join("hopwatch.db")).unwrap()
+    }
+
+    /// Holds the store so that nothing can be committed (SQLite's write
+    /// lock; on PostgreSQL, the events table locked against writes) until
+    /// the answer is released or dropped.
+    pub fn hold_writes(&self) -> WriteHold {
+        match crate::STORE {
+            Store::Sqlite => {
+                let db = self.db();
+                db.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteHold::Sqlite(db)
+            }
+            Store::Postgres => {
+                let url = pg_url(&self.dir.path);
+                WriteHold::Postgres(crate::pgcluster::shared().hold(
+                    url.rsplit('/').next().unwrap(),
+                    "LOCK TABLE events IN EXCLUSIVE MODE",
+                ))
+            }
+        }
+    }
+
+    /// `sql` (one integer, e.g. `SELECT count(*) ...`) on this collector's
+    /// store, whichever it is.
+    pub fn count(&self, sql: &str) -> i64 {
+        count_in(&self.dir.path, sql)
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {
@@ -172,6 +277,21 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// What [`Server::hold_writes`] holds.
+pub enum WriteHold {
+    Sqlite(rusqlite::Connection),
+    Postgres(crate::pgcluster::Held),
+}
+
+impl WriteHold {
+    pub fn release(self) {
+        match self {
+            WriteHold::Sqlite(db) => db.execute_batch("COMMIT").unwrap(),
+            WriteHold::Postgres(held) => held.release(),
+        }
     }
 }
 

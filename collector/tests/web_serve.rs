@@ -5,7 +5,7 @@
 //! sign-in limit, HTTPS whose certificate a SIGHUP swaps, the warning for
 //! an open listener without TLS, and the page's URL on the first start.
 
-use crate::util::{API_TOKEN, Server, TempDir, config_text, free_port};
+use crate::util::{store_text, API_TOKEN, Server, TempDir, config_text, free_port};
 use flate2::read::GzDecoder;
 use hopwatch_collector::config::Config;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -900,8 +900,9 @@ fn the_first_start_prints_the_web_page_url_beside_the_token_file() {
     std::fs::write(
         &config,
         format!(
-            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n",
-            dir.path.display().to_string()
+            "[collector]\ndata_dir = {:?}\nagents_listen = \"127.0.0.1:{agents}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{}",
+            dir.path.display().to_string(),
+            store_text(&dir.path)
         ),
     )
     .unwrap();

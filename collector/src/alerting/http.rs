@@ -11,17 +11,14 @@
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
-use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// Where the system keeps the CAs it trusts (Debian's `ca-certificates`),
-/// for `https` receivers when no `ca_file` is given.
-pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+// Kept beside the other TLS file readers, which the store's TLS also uses.
+pub use crate::tls::{SYSTEM_CA_FILE, roots};
 
 /// An `http://` or `https://` URL, split into what connecting needs.
 #[derive(Clone, PartialEq, Eq)]
@@ -282,31 +279,6 @@ where
     drop(sender);
     driver.abort();
     result
-}
-
-/// The CAs in a PEM file.
-pub fn roots(ca_file: &Path) -> Result<RootCertStore, String> {
-    let fail = |reason: String| {
-        format!(
-            "cannot read CA certificates from {}: {reason}",
-            ca_file.display()
-        )
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| fail(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail("the file holds no CERTIFICATE block".into()));
-    }
-    let mut roots = RootCertStore::empty();
-    let (_, ignored) = roots.add_parsable_certificates(certs);
-    if roots.is_empty() {
-        return Err(fail(format!(
-            "none of its {ignored} certificates can be used as a CA"
-        )));
-    }
-    Ok(roots)
 }
 
 /// RFC 4648 base64 with padding, for a Basic `Authorization` header: a few

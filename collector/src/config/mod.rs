@@ -16,6 +16,8 @@ mod collector;
 mod limits;
 mod raw;
 mod silences;
+mod store;
+pub use store::StoreFiles;
 #[cfg(test)]
 mod tests;
 mod trace;
@@ -52,6 +54,8 @@ pub struct Config {
     pub silences: crate::silences::SilenceSettings,
     /// `[store]`: SQLite under `data_dir`, or a shared PostgreSQL.
     pub store: crate::store::StoreSettings,
+    /// Where `[store]`'s files were named, for `check-config`'s report.
+    pub store_files: StoreFiles,
 }
 
 /// `[http]`: how long the API's clients may take and how many may be
@@ -216,6 +220,7 @@ impl Config {
             errors.push(e.diagnostic(tls));
         }
         errors.extend(self.alerting.check_files().iter().map(|e| e.diagnostic()));
+        errors.extend(self.check_store_files());
         if errors.is_empty() {
             Ok(())
         } else {

@@ -22,6 +22,19 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     pub(super) trace: RawTrace,
     pub(super) silences: RawSilences,
+    pub(super) store: RawStore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawStore {
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) url_file: Option<Spanned<String>>,
+    pub(super) pool_size: Option<Spanned<i64>>,
+    pub(super) sslmode: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) connect_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,6 +135,7 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
             "http",
             "trace",
             "silences",
+            "store",
         ],
     ),
     (
@@ -180,4 +194,16 @@ pub(super) const KNOWN_KEYS: &KnownKeys = &[
         &["hop_timeout", "timeout", "hop_limit", "max_branches"],
     ),
     ("silences", &["max_duration"]),
+    (
+        "store",
+        &[
+            "kind",
+            "url",
+            "url_file",
+            "pool_size",
+            "sslmode",
+            "ca_file",
+            "connect_timeout",
+        ],
+    ),
 ];

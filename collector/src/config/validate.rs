@@ -82,9 +82,11 @@ impl Validator<'_> {
         let web = self.web(&raw.http);
         let trace = self.trace(&raw.trace, http.map(|h| h.idle_timeout));
         let silences = self.silences(&raw.silences);
+        let store = self.store(&raw.store);
         if !self.diag.is_empty() {
             return None;
         }
+        let (store, store_files) = store?;
         Some(Config {
             collector: collector?,
             auth,
@@ -96,7 +98,8 @@ impl Validator<'_> {
             web: web?,
             trace: trace?,
             silences: silences?,
-            store: crate::store::StoreSettings::default(),
+            store,
+            store_files,
         })
     }
 

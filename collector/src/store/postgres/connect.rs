@@ -17,9 +17,9 @@ use tokio_postgres::config::Host;
 
 use super::schema::{MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION};
 use super::{PostgresSettings, SslMode, UrlSource};
-use crate::config::Secret;
 use crate::store::StoreError;
 use crate::store::sql::{PgSql, Sql};
+use hopwatch_wire::Secret;
 
 /// What can go wrong reaching the database, each naming it safely.
 #[derive(Debug, thiserror::Error)]
@@ -318,8 +318,8 @@ fn tls_config(mode: SslMode, ca_file: Option<&Path>) -> Result<rustls::ClientCon
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth());
     }
-    let ca_file = ca_file.unwrap_or(Path::new(crate::alerting::http::SYSTEM_CA_FILE));
-    let roots = crate::alerting::http::roots(ca_file).map_err(PgError::Tls)?;
+    let ca_file = ca_file.unwrap_or(Path::new(crate::tls::SYSTEM_CA_FILE));
+    let roots = crate::tls::roots(ca_file).map_err(PgError::Tls)?;
     if mode == SslMode::VerifyFull {
         return Ok(builder.with_root_certificates(roots).with_no_client_auth());
     }
@@ -439,6 +439,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 mod tests {
     use super::super::pgcluster;
     use super::*;
+    use std::path::PathBuf;
 
     fn settings(url: &str) -> PostgresSettings {
         PostgresSettings {
@@ -590,6 +591,82 @@ mod tests {
                 && !error.contains("wrong-secret-7c2e"),
             "{error}"
         );
+    }
+
+    /// A CA, and a server certificate it signs for `localhost` only.
+    fn pki(dir: &Path) -> (PathBuf, String, String) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hopwatch store test CA");
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, issuer.pem()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (ca_file, cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn root_pg_tls_checks_what_each_sslmode_promises() {
+        if !pgcluster::can_use("root_pg_tls_checks_what_each_sslmode_promises") {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("hopwatch-pg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca_file, cert, key) = pki(&dir);
+        let other = dir.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let (other_ca, _, _) = pki(&other);
+        let cluster = pgcluster::Cluster::own();
+        cluster.enable_tls(&cert, &key);
+        let by_ip = cluster.database("tls");
+        let name = by_ip.rsplit('/').next().unwrap().to_string();
+        // The name the certificate holds, reached at the address it serves.
+        let by_name = format!(
+            "postgres://{}:{}@localhost:{}/{name}?hostaddr=127.0.0.1",
+            pgcluster::USER,
+            pgcluster::PASSWORD,
+            cluster.port()
+        );
+        let runtime = runtime();
+        let open = |url: &str, mode: SslMode, ca: Option<&Path>| {
+            let mut settings = settings(url);
+            settings.ssl_mode = mode;
+            settings.ca_file = ca.map(Path::to_path_buf);
+            runtime
+                .block_on(Pg::open(&settings))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let encrypted = |url: &str, mode: SslMode, ca: Option<&Path>| {
+            let mut settings = settings(url);
+            settings.ssl_mode = mode;
+            settings.ca_file = ca.map(Path::to_path_buf);
+            let pg = runtime.block_on(Pg::open(&settings)).unwrap();
+            pg.with(|sql| {
+                sql.one_i64(
+                    "SELECT count(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                    &[],
+                )
+            })
+            .unwrap()
+        };
+        assert_eq!(encrypted(&by_ip, SslMode::Disable, None), 0);
+        assert_eq!(encrypted(&by_ip, SslMode::Require, None), 1);
+        assert_eq!(encrypted(&by_ip, SslMode::VerifyCa, Some(&ca_file)), 1);
+        assert_eq!(encrypted(&by_name, SslMode::VerifyFull, Some(&ca_file)), 1);
+        let wrong_name = open(&by_ip, SslMode::VerifyFull, Some(&ca_file)).unwrap_err();
+        assert!(wrong_name.contains("cannot reach"), "{wrong_name}");
+        let wrong_ca = open(&by_name, SslMode::VerifyCa, Some(&other_ca)).unwrap_err();
+        assert!(wrong_ca.contains("cannot reach"), "{wrong_ca}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct PostgresSettings {
 /// Where the PostgreSQL URL is kept.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UrlSource {
-    Inline(crate::config::Secret),
+    Inline(hopwatch_wire::Secret),
     File(PathBuf),
 }
 

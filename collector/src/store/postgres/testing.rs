@@ -1,9 +1,134 @@
-//! What the store's unit tests share: the throwaway cluster's own tests,
-//! and a way to run one test body on both stores.
+//! What the store's unit tests share: a way to run one test body on both
+//! stores ([`each_store`]), and the throwaway cluster's own tests.
+
+use super::pgcluster;
+use super::{Pg, PostgresSettings, SslMode, UrlSource};
+use crate::store::StoreSettings;
+use crate::store::sql::{PgSql, Sql};
+use hopwatch_wire::Secret;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Runs `f` on a fresh SQLite store, then on a fresh PostgreSQL database
+/// (skipped with the reason printed when no cluster can start here, except
+/// under `CI=true`, where that fails).
+pub fn each_store(f: impl Fn(TestStore)) {
+    f(TestStore::sqlite());
+    if pgcluster::can_use("the PostgreSQL half of a store test") {
+        f(TestStore::postgres());
+    }
+}
+
+/// One fresh store for a test body: its settings, its data dir, and a
+/// connection to ask or prepare it through [`Sql`].
+pub struct TestStore {
+    dir: PathBuf,
+    postgres: Option<(PostgresSettings, Pg, tokio::runtime::Runtime)>,
+}
+
+impl TestStore {
+    fn new_dir(kind: &str) -> PathBuf {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hopwatch-store-test-{kind}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// An empty SQLite store in a new temp dir.
+    pub fn sqlite() -> TestStore {
+        let dir = TestStore::new_dir("sqlite");
+        crate::store::open_writer(&dir).unwrap();
+        TestStore {
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A new database on the test process's cluster, migrated, with a
+    /// runtime of its own for the pool (so the body may block on it).
+    pub fn postgres() -> TestStore {
+        let url = pgcluster::shared().database("store");
+        let settings = PostgresSettings {
+            url: UrlSource::Inline(Secret::new(url)),
+            pool_size: 4,
+            ssl_mode: SslMode::Disable,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let pg = runtime.block_on(Pg::open(&settings)).unwrap();
+        TestStore {
+            dir: TestStore::new_dir("postgres"),
+            postgres: Some((settings, pg, runtime)),
+        }
+    }
+
+    /// "sqlite" or "postgres", for a failing assertion to say which.
+    pub fn kind(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// What `[store]` would say for this store.
+    pub fn settings(&self) -> StoreSettings {
+        match &self.postgres {
+            Some((settings, _, _)) => StoreSettings::Postgres(settings.clone()),
+            None => StoreSettings::Sqlite,
+        }
+    }
+
+    /// The collector's `data_dir` (the SQLite file's home; empty on
+    /// PostgreSQL).
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The open PostgreSQL store, on PostgreSQL.
+    pub fn pg(&self) -> Option<&Pg> {
+        self.postgres.as_ref().map(|(_, pg, _)| pg)
+    }
+
+    /// Runs `f` on a connection that may read and write (no transaction
+    /// around it: each statement commits). Call it outside any runtime.
+    pub fn with<T>(&self, f: impl FnOnce(&dyn Sql) -> T) -> T {
+        match &self.postgres {
+            Some((_, pg, runtime)) => {
+                let client = runtime.block_on(pg.client()).unwrap();
+                f(&PgSql {
+                    client: &client,
+                    runtime: runtime.handle(),
+                })
+            }
+            None => f(&crate::store::open_writer(&self.dir).unwrap()),
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
-    use super::super::pgcluster::{self, Cluster};
+    use super::*;
+    use pgcluster::Cluster;
     use std::time::{Duration, Instant};
 
     /// Whether a loopback port accepts connections now.
@@ -13,6 +138,37 @@ mod tests {
             Duration::from_millis(500),
         )
         .is_ok()
+    }
+
+    #[test]
+    fn each_store_runs_the_body_on_both_with_the_same_queries() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        each_store(|store| {
+            let n = store.with(|sql| {
+                sql.execute(
+                    "INSERT INTO agents (name, last_seen_ms) VALUES ($1, $2)",
+                    &[&"leaf1", &5_i64],
+                )
+                .unwrap();
+                sql.one_i64(
+                    "SELECT CAST(sum(last_seen_ms) AS BIGINT) FROM agents WHERE name = $1",
+                    &[&"leaf1"],
+                )
+                .unwrap()
+            });
+            assert_eq!(n, 5, "{}", store.kind());
+            assert_eq!(
+                matches!(store.settings(), StoreSettings::Postgres(_)),
+                store.pg().is_some()
+            );
+            assert!(store.data_dir().is_dir());
+            seen.lock().unwrap().push(store.kind());
+        });
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen[0], "sqlite");
+        if pgcluster::available().is_ok() {
+            assert_eq!(seen, ["sqlite", "postgres"]);
+        }
     }
 
     #[test]
