@@ -24,6 +24,7 @@ mod metrics;
 mod netns;
 // A throwaway PostgreSQL cluster.
 mod pgcluster;
+mod shell_store;
 mod shutdown;
 mod silences;
 mod starve;
