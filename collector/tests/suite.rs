@@ -26,6 +26,7 @@ mod metrics;
 mod netns;
 // A throwaway PostgreSQL cluster.
 mod pgcluster;
+mod shell_store;
 mod shutdown;
 mod silences;
 mod starve;

@@ -50,7 +50,7 @@ pub fn on_both<T>(
         return (sqlite, None);
     }
     let settings = PostgresSettings {
-        url: UrlSource::Inline(crate::config::Secret::new(
+        url: UrlSource::Inline(hopwatch_wire::Secret::new(
             pgcluster::shared().database(test),
         )),
         pool_size: 4,
@@ -117,7 +117,8 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
     let addresses =
         r#"[{"vrf":"default","addresses":[{"interface":"swp1","address":"10.1.0.1/31"}]}]"#;
     // id, name, last seen, last event, stopped, addresses.
-    let agents: [(i64, &str, i64, Option<i64>, Option<i64>, &str); 5] = [
+    type AgentRow<'a> = (i64, &'a str, i64, Option<i64>, Option<i64>, &'a str);
+    let agents: [AgentRow; 5] = [
         (1, "leaf1", NOW - 1_000, Some(NOW - 1_200), None, addresses),
         (2, "Leaf2", NOW - HOUR, Some(NOW - HOUR), None, "[]"),
         (
@@ -453,7 +454,15 @@ pub fn fleet(db: &dyn Sql) -> Result<(), StoreError> {
         )?;
     }
     // id, agent, rule, starts, ends, removed.
-    let silences: [(&str, Option<&str>, Option<&str>, i64, i64, Option<i64>); 4] = [
+    type SilenceRow<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        i64,
+        i64,
+        Option<i64>,
+    );
+    let silences: [SilenceRow; 4] = [
         (
             "c-0000000000000001",
             None,

@@ -3,7 +3,7 @@
 
 use super::fixture::{self, NOW, TIMEOUT, same};
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery};
-use crate::store::{fleet, links, silences};
+use crate::store::{Reads, fleet, links, silences};
 
 const DAY: i64 = 86_400_000;
 
@@ -342,5 +342,40 @@ fn root_collector_running_reads_the_lock_or_the_collectors_table() {
     assert_eq!(sqlite, [false, false]);
     if let Some(postgres) = postgres {
         assert_eq!(postgres, [true, false], "seen 10 s ago, then 70 s ago");
+    }
+}
+
+#[test]
+fn root_one_call_of_with_reads_one_snapshot_on_both_stores() {
+    let (sqlite, postgres) = fixture::on_both("root_one_snapshot", fixture::fleet, |reads| {
+        // A writer commits between two queries of one call.
+        let write = |sql: &str| match &**reads {
+            Reads::Sqlite(pool) => {
+                crate::store::open_writer(pool.data_dir())
+                    .unwrap()
+                    .execute(sql, [])
+                    .unwrap();
+            }
+            Reads::Postgres(pg) => {
+                let client = pg.runtime().block_on(pg.client()).unwrap();
+                pg.runtime().block_on(client.execute(sql, &[])).unwrap();
+            }
+        };
+        let count = |db: &dyn crate::store::sql::Sql| Ok(query::agents(db, NOW, TIMEOUT)?.len());
+        let within = reads
+            .with(|db| {
+                let before = count(db)?;
+                write("INSERT INTO agents (id, name) VALUES (100, 'late')");
+                Ok((before, count(db)?))
+            })
+            .unwrap();
+        (within, reads.with(count).unwrap())
+    });
+    for answer in std::iter::once(sqlite).chain(postgres) {
+        assert_eq!(
+            answer,
+            ((5, 5), 6),
+            "one snapshot per call, the next sees the write"
+        );
     }
 }
