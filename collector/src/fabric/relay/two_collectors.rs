@@ -3,7 +3,7 @@
 //! questions crossing from one to the other and back.
 
 use super::*;
-use crate::config::Secret;
+use hopwatch_wire::Secret;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::{Registration, Switchboard};
 use crate::fabric::{Asker, Fabric, TraceSettings};

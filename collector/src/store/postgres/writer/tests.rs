@@ -4,7 +4,7 @@
 //! nothing, and the resend stores each event once.
 
 use super::*;
-use crate::config::Secret;
+use hopwatch_wire::Secret;
 use crate::store::postgres::{PostgresSettings, SslMode, UrlSource, pgcluster};
 use crate::store::sql::Sql;
 use crate::store::writer::Incoming;
