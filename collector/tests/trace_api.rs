@@ -206,7 +206,6 @@ fn what_the_store_knows_of_an_egress_under_either_spelling() {
     agent.send(&events).unwrap();
     assert!(agent.wait_acked("b1", 9, Duration::from_secs(10)));
 
-    let db = hopwatch_collector::store::open_reader(&server.dir.path).unwrap();
     let wanted: Vec<known::Key> = [
         ("leaf1", "Eth1-7"),
         ("leaf1", "Eth1-8"),
@@ -216,7 +215,7 @@ fn what_the_store_knows_of_an_egress_under_either_spelling() {
     .iter()
     .map(|(a, i)| (a.to_string(), i.to_string()))
     .collect();
-    let found = known::read(&db, &wanted, now_ms(), Duration::from_secs(3600)).unwrap();
+    let found = server.read_store(|db| known::read(db, &wanted, now_ms(), Duration::from_secs(3600)));
     let seven = &found[&wanted[0]];
     assert_eq!(seven.interface, "Ethernet1/7", "the store's own spelling");
     assert_eq!(seven.firing.len(), 1, "{seven:?}");

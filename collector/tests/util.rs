@@ -243,6 +243,28 @@ impl Server {
         }
     }
 
+    /// Runs `f` on this collector's store, whichever it is, through the
+    /// read side the collector itself uses.
+    pub fn read_store<T>(
+        &self,
+        f: impl FnOnce(&dyn hopwatch_collector::store::sql::Sql) -> Result<T, hopwatch_collector::store::StoreError>,
+    ) -> T {
+        let text = config_text(&self.dir.path, "", "");
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let reads = runtime
+            .block_on(hopwatch_collector::store::reads::Reads::open(
+                &config.store,
+                &self.dir.path,
+            ))
+            .unwrap();
+        reads.with(f).unwrap()
+    }
+
     /// `sql` (one integer, e.g. `SELECT count(*) ...`) on this collector's
     /// store, whichever it is.
     pub fn count(&self, sql: &str) -> i64 {
