@@ -7,9 +7,13 @@
 //! Changes go through the store's writer first and are published only once
 //! committed: an agent is told only of silences the store holds, and the
 //! set it is sent after a restart of the collector replaces what it was told
-//! before.
+//! before. On a shared store, changes made through other collectors are
+//! followed too ([`follow`]).
 
+mod follow;
 mod new;
+
+pub use follow::follow;
 
 pub use new::{FieldError, MAX_GLOB, MAX_REASON, parse_new};
 
@@ -128,10 +132,27 @@ impl Board {
         self.write(change).await?;
         self.set.send_modify(|set| {
             let set = Arc::make_mut(set);
-            set.retain(|s| s.stored.ends_ms > now_ms);
-            set.push(Live::new(silence));
+            // Already here when a notification of this very change was
+            // read first.
+            set.retain(|s| s.stored.ends_ms > now_ms && s.stored.silence.id != silence.silence.id);
+            // In the store's order, so the set read back from it is the
+            // same set and publishes nothing.
+            let at = set.partition_point(|s| order(&s.stored) <= order(&silence));
+            set.insert(at, Live::new(silence));
         });
         Ok(())
+    }
+
+    /// Publishes `set`, read from the store, when it differs from the set
+    /// held: a change made through another collector sharing the store.
+    pub fn replace(&self, set: Vec<Stored>) {
+        self.set.send_if_modified(|held| {
+            if held.iter().map(|s| &s.stored).eq(set.iter()) {
+                return false;
+            }
+            *held = Arc::new(set.into_iter().map(Live::new).collect());
+            true
+        });
     }
 
     /// Ends silence `id` now; false when no silence of that id was still
@@ -168,6 +189,11 @@ impl Board {
             )),
         }
     }
+}
+
+/// The order the store lists silences in: the soonest to end first.
+fn order(stored: &Stored) -> (i64, &str) {
+    (stored.ends_ms, &stored.silence.id)
 }
 
 /// The silences of `set` that concern `agent` and have not ended at

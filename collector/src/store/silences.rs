@@ -33,6 +33,11 @@ ALTER TABLE alerts ADD COLUMN labels TEXT;
 ALTER TABLE alerts ADD COLUMN silence TEXT;
 ";
 
+/// The channel a shared store announces each committed change of the
+/// silences on, so every collector reads them again (notified inside the
+/// change's transaction: sent only if it commits).
+pub const CHANGED_CHANNEL: &str = "hopwatch_silences";
+
 /// A silence with the times as the store keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
