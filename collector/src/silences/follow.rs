@@ -114,3 +114,138 @@ async fn reload(board: &Board, pg: &Pg) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::store::StoreSettings;
+    use crate::store::postgres::pgcluster;
+    use crate::store::postgres::testing::TestStore;
+    use crate::store::postgres::writer::PgWriter;
+    use crate::store::silences::Change;
+    use crate::store::writer::tests::{T0, heartbeat, incoming};
+    use crate::store::writer::{Ack, Request, WriterSettings};
+    use hopwatch_wire::silence::Silence;
+    use tokio::sync::oneshot;
+
+    fn add(id: &str) -> Change {
+        Change::Add {
+            silence: Stored {
+                silence: Silence {
+                    id: id.into(),
+                    interface: "*".into(),
+                    rule: None,
+                    agent: None,
+                    starts_at: crate::store::rfc3339(T0),
+                    ends_at: crate::store::rfc3339(T0 + 3_600_000),
+                    reason: "r".into(),
+                    author: "a".into(),
+                },
+                starts_ms: T0,
+                ends_ms: T0 + 3_600_000,
+            },
+            now_ms: T0,
+            forget_before_ms: 0,
+        }
+    }
+
+    fn remove(id: &str) -> Change {
+        Change::Remove {
+            id: id.into(),
+            by: "b".into(),
+            now_ms: T0 + 1,
+        }
+    }
+
+    /// Applies `changes` in one batch (with `events` beside them); their
+    /// answers, None for one dropped with a failed transaction.
+    fn apply(
+        w: &mut PgWriter,
+        changes: Vec<Change>,
+        events: bool,
+    ) -> Vec<Option<crate::store::silences::Outcome>> {
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for change in changes {
+            let (reply, answer) = oneshot::channel();
+            batch.push(Request::Silence { change, reply });
+            answers.push(answer);
+        }
+        let (tx, _acks) = mpsc::unbounded_channel::<Ack>();
+        if events {
+            batch.push(Request::Events {
+                events: vec![incoming("leaf1", "b1", 1, 1, heartbeat(&[]))],
+                reply: tx,
+            });
+        }
+        w.apply(batch, T0 + 2_000);
+        answers.into_iter().map(|mut a| a.try_recv().ok()).collect()
+    }
+
+    /// The writer announces a change once it commits, with the silence's
+    /// id: not a change that failed, ended nothing, or whose transaction
+    /// was rolled back.
+    #[test]
+    fn root_a_committed_silence_change_is_announced_and_no_other() {
+        if !pgcluster::can_use("root_a_committed_silence_change_is_announced_and_no_other") {
+            return;
+        }
+        let store = TestStore::postgres();
+        let StoreSettings::Postgres(settings) = store.settings() else {
+            unreachable!("a PostgreSQL store")
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (notes, mut inbox) = mpsc::unbounded_channel();
+        let (client, _driver) = runtime.block_on(listen::connect(&settings, notes)).unwrap();
+        runtime
+            .block_on(client.batch_execute(&format!("LISTEN {CHANGED_CHANNEL}")))
+            .unwrap();
+        let mut w = PgWriter::new(
+            store.pg().unwrap().clone(),
+            Arc::new(Metrics::default()),
+            None,
+            WriterSettings {
+                heartbeat_timeout: Duration::from_secs(30),
+                retain: Duration::from_secs(86_400),
+            },
+        );
+        let (one, two) = ("c-0000000000000001", "c-0000000000000002");
+        let answers = apply(&mut w, vec![add(one), add(one), remove(two)], false);
+        assert_eq!(answers[0], Some(Ok(true)));
+        assert!(matches!(answers[1], Some(Err(_))), "{answers:?}");
+        assert_eq!(answers[2], Some(Ok(false)), "nothing to end");
+        // A change whose transaction is rolled back is never announced.
+        store.with(|db| {
+            db.execute(
+                "CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql \
+                 AS 'BEGIN RAISE EXCEPTION ''disk on fire''; END'",
+                &[],
+            )
+            .unwrap();
+            db.execute(
+                "CREATE TRIGGER no BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION no()",
+                &[],
+            )
+            .unwrap();
+        });
+        assert_eq!(apply(&mut w, vec![add(two)], true), [None]);
+        store.with(|db| db.execute("DROP TRIGGER no ON events", &[]).unwrap());
+        assert_eq!(apply(&mut w, vec![remove(one)], false), [Some(Ok(true))]);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let note = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), inbox.recv()).await
+            });
+            got.push(note.expect("an announcement").expect("listening"));
+        }
+        // Delivered in commit order: anything announced in between would
+        // come before the removal's.
+        assert_eq!(got, [one, one]);
+        assert!(inbox.try_recv().is_err(), "{:?}", inbox.try_recv());
+    }
+}

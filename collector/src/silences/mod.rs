@@ -331,6 +331,70 @@ mod tests {
         assert_eq!(store.await.unwrap().len(), 3);
     }
 
+    #[test]
+    fn a_set_read_from_the_store_is_published_only_when_it_differs() {
+        let (writer, _requests) = mpsc::channel(1);
+        let a = stored("c-a", None, 100);
+        let b = stored("c-b", Some("leaf*"), 200);
+        let board = Board::new(
+            vec![a.clone()],
+            writer,
+            SilenceSettings {
+                max_duration: DEFAULT_MAX_DURATION,
+            },
+        );
+        let mut watching = board.subscribe();
+        watching.mark_unchanged();
+        board.replace(vec![a.clone()]);
+        assert!(!watching.has_changed().unwrap(), "the same set");
+        board.replace(vec![a.clone(), b.clone()]);
+        assert!(watching.has_changed().unwrap());
+        let held: Vec<Stored> = watching
+            .borrow_and_update()
+            .iter()
+            .map(|s| s.stored.clone())
+            .collect();
+        assert_eq!(held, [a.clone(), b]);
+        // A silence changed (ended early elsewhere) is a change too.
+        board.replace(vec![stored("c-a", None, 50)]);
+        assert!(watching.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_silence_added_here_takes_the_store_s_place_once() {
+        let (writer, mut requests) = mpsc::channel(4);
+        let board = Board::new(
+            vec![stored("c-a", None, 100), stored("c-c", None, 300)],
+            writer,
+            SilenceSettings {
+                max_duration: DEFAULT_MAX_DURATION,
+            },
+        );
+        let answer = tokio::spawn(async move {
+            while let Some(Request::Silence { reply, .. }) = requests.recv().await {
+                let _ = reply.send(Ok(true));
+            }
+        });
+        // The store's announcement was read before the writer answered.
+        let b = stored("c-b", None, 200);
+        board.replace(vec![
+            stored("c-a", None, 100),
+            b.clone(),
+            stored("c-c", None, 300),
+        ]);
+        board.add(b, 10).await.unwrap();
+        let ids: Vec<String> = board
+            .subscribe()
+            .borrow()
+            .iter()
+            .map(|s| s.stored.silence.id.clone())
+            .collect();
+        // Soonest to end first, as the store lists them, and once.
+        assert_eq!(ids, ["c-a", "c-b", "c-c"]);
+        drop(board);
+        answer.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_full_board_refuses_before_asking_the_store() {
         let (writer, mut requests) = mpsc::channel(4);

@@ -440,10 +440,10 @@ impl PgWriter {
                     let result =
                         crate::store::silences::apply(&sql, &change).map_err(|e| e.to_string());
                     if result == Ok(true) {
-                        runtime.block_on(client.batch_execute(&format!(
-                            "NOTIFY {}",
-                            crate::store::silences::CHANGED_CHANNEL
-                        )))?;
+                        runtime.block_on(client.execute(
+                            "SELECT pg_notify($1, $2)",
+                            &[&crate::store::silences::CHANGED_CHANNEL, &change.id()],
+                        ))?;
                     }
                     let end = if result.is_ok() {
                         "RELEASE SAVEPOINT silence"
