@@ -31,6 +31,8 @@ impl Both {
 
     /// A writer that publishes durable events on `published`.
     fn publishing(store: TestStore, published: Option<Published>) -> Both {
+        // Shown with a failing assertion, to say on which store it failed.
+        eprintln!("the writer on {}", store.kind());
         let metrics = Arc::new(Metrics::default());
         let writer = Both::start(&store, &metrics, published);
         Both {
