@@ -157,10 +157,20 @@ impl Collector {
         // before it has reconnected.
         let known = self.fabric.owners.load(&db)?;
         tracing::debug!(agents = known, "Loaded the agents' addresses for traces.");
-        let silences =
-            store::silences::not_ended(&db, store::millis(std::time::SystemTime::now()))?;
         // The API, alert forwarding and traces read through this.
         let reads = Arc::new(Reads::open(&self.config.store, &settings.data_dir).await?);
+        // From the store the writer writes: on a shared one, the silences
+        // made through any collector.
+        let silences = {
+            let reads = Arc::clone(&reads);
+            tokio::task::spawn_blocking(move || {
+                reads.with(|sql| {
+                    store::silences::not_ended(sql, store::millis(std::time::SystemTime::now()))
+                })
+            })
+            .await
+            .map_err(|e| CollectorError::Writer(e.to_string()))??
+        };
         // A shared store: the writer and welcome's last_seq go to it too.
         let shared = match &*reads {
             Reads::Postgres(pg) => Some(pg.clone()),
@@ -235,15 +245,29 @@ impl Collector {
         let (done, mut all_done) = mpsc::channel::<()>(1);
         // On a shared store: the others relay traces for agents held here,
         // and traces here reach agents held by them.
-        let fleet = match &self.config.store {
-            store::StoreSettings::Postgres(shared) => {
+        // Silences changed through the others reach the agents here.
+        let fleet = match (&self.config.store, &*reads) {
+            (store::StoreSettings::Postgres(settings), Reads::Postgres(pg)) => {
                 let listens = Listens {
                     agents: local(&agents),
                     http: local(&http),
                 };
-                Some(relay::join(shared, Arc::clone(&self.fabric), listens, &notify).await?)
+                let following = crate::silences::follow(
+                    Arc::clone(&silences),
+                    pg.clone(),
+                    settings.clone(),
+                    notify.subscribe(),
+                );
+                let relay = relay::join(
+                    pg.clone(),
+                    settings,
+                    Arc::clone(&self.fabric),
+                    listens,
+                    &notify,
+                );
+                Some((relay, following))
             }
-            store::StoreSettings::Sqlite => None,
+            _ => None,
         };
         let ingest = Arc::new(Ingest {
             tokens: Arc::clone(&self.tokens),
@@ -357,8 +381,9 @@ impl Collector {
         // once the last one has finished.
         let _ = all_done.recv().await;
         let http_result = http_server.await;
-        if let Some(fleet) = fleet {
-            let _ = fleet.await;
+        if let Some((relay, following)) = fleet {
+            let _ = relay.await;
+            let _ = following.await;
         }
         let _ = http_all_done.recv().await;
         // The connections' and the pruner's senders are gone, so the writer

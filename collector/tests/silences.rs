@@ -17,6 +17,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+// Across collectors sharing one PostgreSQL store.
+mod shared;
+
 /// An HTTP answer: status, `Set-Cookie` if any, and the body.
 struct Answer {
     status: u16,

@@ -7,9 +7,13 @@
 //! Changes go through the store's writer first and are published only once
 //! committed: an agent is told only of silences the store holds, and the
 //! set it is sent after a restart of the collector replaces what it was told
-//! before.
+//! before. On a shared store, changes made through other collectors are
+//! followed too ([`follow`]).
 
+mod follow;
 mod new;
+
+pub use follow::follow;
 
 pub use new::{FieldError, MAX_GLOB, MAX_REASON, parse_new};
 
@@ -128,10 +132,27 @@ impl Board {
         self.write(change).await?;
         self.set.send_modify(|set| {
             let set = Arc::make_mut(set);
-            set.retain(|s| s.stored.ends_ms > now_ms);
-            set.push(Live::new(silence));
+            // Already here when a notification of this very change was
+            // read first.
+            set.retain(|s| s.stored.ends_ms > now_ms && s.stored.silence.id != silence.silence.id);
+            // In the store's order, so the set read back from it is the
+            // same set and publishes nothing.
+            let at = set.partition_point(|s| order(&s.stored) <= order(&silence));
+            set.insert(at, Live::new(silence));
         });
         Ok(())
+    }
+
+    /// Publishes `set`, read from the store, when it differs from the set
+    /// held: a change made through another collector sharing the store.
+    pub fn replace(&self, set: Vec<Stored>) {
+        self.set.send_if_modified(|held| {
+            if held.iter().map(|s| &s.stored).eq(set.iter()) {
+                return false;
+            }
+            *held = Arc::new(set.into_iter().map(Live::new).collect());
+            true
+        });
     }
 
     /// Ends silence `id` now; false when no silence of that id was still
@@ -168,6 +189,11 @@ impl Board {
             )),
         }
     }
+}
+
+/// The order the store lists silences in: the soonest to end first.
+fn order(stored: &Stored) -> (i64, &str) {
+    (stored.ends_ms, &stored.silence.id)
 }
 
 /// The silences of `set` that concern `agent` and have not ended at
@@ -303,6 +329,70 @@ mod tests {
         assert!(watching.borrow_and_update().is_empty());
         drop(board);
         assert_eq!(store.await.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_set_read_from_the_store_is_published_only_when_it_differs() {
+        let (writer, _requests) = mpsc::channel(1);
+        let a = stored("c-a", None, 100);
+        let b = stored("c-b", Some("leaf*"), 200);
+        let board = Board::new(
+            vec![a.clone()],
+            writer,
+            SilenceSettings {
+                max_duration: DEFAULT_MAX_DURATION,
+            },
+        );
+        let mut watching = board.subscribe();
+        watching.mark_unchanged();
+        board.replace(vec![a.clone()]);
+        assert!(!watching.has_changed().unwrap(), "the same set");
+        board.replace(vec![a.clone(), b.clone()]);
+        assert!(watching.has_changed().unwrap());
+        let held: Vec<Stored> = watching
+            .borrow_and_update()
+            .iter()
+            .map(|s| s.stored.clone())
+            .collect();
+        assert_eq!(held, [a.clone(), b]);
+        // A silence changed (ended early elsewhere) is a change too.
+        board.replace(vec![stored("c-a", None, 50)]);
+        assert!(watching.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_silence_added_here_takes_the_store_s_place_once() {
+        let (writer, mut requests) = mpsc::channel(4);
+        let board = Board::new(
+            vec![stored("c-a", None, 100), stored("c-c", None, 300)],
+            writer,
+            SilenceSettings {
+                max_duration: DEFAULT_MAX_DURATION,
+            },
+        );
+        let answer = tokio::spawn(async move {
+            while let Some(Request::Silence { reply, .. }) = requests.recv().await {
+                let _ = reply.send(Ok(true));
+            }
+        });
+        // The store's announcement was read before the writer answered.
+        let b = stored("c-b", None, 200);
+        board.replace(vec![
+            stored("c-a", None, 100),
+            b.clone(),
+            stored("c-c", None, 300),
+        ]);
+        board.add(b, 10).await.unwrap();
+        let ids: Vec<String> = board
+            .subscribe()
+            .borrow()
+            .iter()
+            .map(|s| s.stored.silence.id.clone())
+            .collect();
+        // Soonest to end first, as the store lists them, and once.
+        assert_eq!(ids, ["c-a", "c-b", "c-c"]);
+        drop(board);
+        answer.await.unwrap();
     }
 
     #[tokio::test]

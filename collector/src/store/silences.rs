@@ -33,6 +33,12 @@ ALTER TABLE alerts ADD COLUMN labels TEXT;
 ALTER TABLE alerts ADD COLUMN silence TEXT;
 ";
 
+/// The channel a shared store announces each committed change of the
+/// silences on, the silence's id as payload, so every collector reads them
+/// again (notified inside the change's transaction: sent only if it
+/// commits).
+pub const CHANGED_CHANNEL: &str = "hopwatch_silences";
+
 /// A silence with the times as the store keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -53,6 +59,16 @@ pub enum Change {
     },
     /// End silence `id` now (if it has not ended), by `by`.
     Remove { id: String, by: String, now_ms: i64 },
+}
+
+impl Change {
+    /// The id of the silence it changes.
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Add { silence, .. } => &silence.silence.id,
+            Change::Remove { id, .. } => id,
+        }
+    }
 }
 
 /// What the writer answers a [`Change`]: for a removal, whether a silence

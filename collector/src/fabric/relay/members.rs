@@ -3,25 +3,22 @@
 //! connections come and go, and reads the addresses other collectors'
 //! agents reported (so a trace here maps a next hop to any agent of the
 //! fleet); the other listens on the collector's channel for relayed
-//! questions and answers, on a connection of its own, since a pooled one
-//! hands its notifications to nobody.
+//! questions and answers, on a connection of its own
+//! ([`crate::store::postgres::listen`]).
 
 use super::{Note, Relay, SWEEP_AFTER, now_ms};
 use crate::fabric::Fabric;
 use crate::store::StoreError;
 use crate::store::postgres::collectors::Identity;
 use crate::store::postgres::collectors::{self, Hold, Listens, REFRESH};
-use crate::store::postgres::{Pg, PostgresSettings, SslMode, connect};
-use futures_util::StreamExt;
+use crate::store::postgres::listen::connect;
+use crate::store::postgres::{Pg, PostgresSettings};
 use hopwatch_wire::event::VrfAddresses;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-
-/// Connections the relay and the membership rounds use at most.
-const POOL: usize = 4;
 
 /// How soon an agent not yet in the store is marked held again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -31,21 +28,19 @@ const RETRY: Duration = Duration::from_millis(200);
 const RECONNECT: Duration = Duration::from_secs(1);
 
 /// Joins the collectors sharing the store `settings` names, under a fresh
-/// identity, on a small pool of its own (relayed questions and the
-/// membership rounds never wait behind the writer's or the API's queries).
-pub async fn join(
+/// identity, through the collector's own pool `pg`: a pool of its own
+/// would run the migrations again and keep more connections open on a
+/// database every collector of the fleet shares, while the relay and the
+/// membership rounds hold a connection only for one short query each.
+pub fn join(
+    pg: Pg,
     settings: &PostgresSettings,
     fabric: Arc<Fabric>,
     listens: Listens,
     stop: &broadcast::Sender<()>,
-) -> Result<JoinHandle<()>, StoreError> {
-    let pool = PostgresSettings {
-        pool_size: POOL,
-        ..settings.clone()
-    };
-    let pg = Pg::open(&pool).await?;
+) -> JoinHandle<()> {
     let relay = Arc::new(Relay::new(pg, Identity::generate()));
-    Ok(start(relay, settings.clone(), fabric, listens, stop))
+    start(relay, settings.clone(), fabric, listens, stop)
 }
 
 /// Joins the store's collectors as `relay`'s identity: traces here reach
@@ -293,60 +288,6 @@ async fn listen(
             _ = stop.recv() => return,
         }
     }
-}
-
-/// A connection of its own to the store, as the pool's are made (URL,
-/// TLS, connect timeout), whose notifications go to `notes`. The handle
-/// ends when the connection does, with its error if it broke.
-async fn connect(
-    settings: &PostgresSettings,
-    notes: mpsc::UnboundedSender<String>,
-) -> Result<
-    (
-        tokio_postgres::Client,
-        JoinHandle<Option<tokio_postgres::Error>>,
-    ),
-    StoreError,
-> {
-    let url = connect::url_text(&settings.url)?;
-    let mut config = connect::parse_url(&url, "in [store]")?;
-    config.connect_timeout(settings.connect_timeout);
-    if settings.ssl_mode == SslMode::Disable {
-        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        return Ok((client, tokio::spawn(drive(connection, notes))));
-    }
-    config.ssl_mode(tokio_postgres::config::SslMode::Require);
-    let tls = connect::tls_config(settings.ssl_mode, settings.ca_file.as_deref())?;
-    let (client, connection) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .await?;
-    Ok((client, tokio::spawn(drive(connection, notes))))
-}
-
-/// Reads the connection's messages, so its notifications reach `notes`
-/// rather than being dropped; its error, if it broke.
-async fn drive<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-    notes: mpsc::UnboundedSender<String>,
-) -> Option<tokio_postgres::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
-    while let Some(message) = messages.next().await {
-        match message {
-            Ok(tokio_postgres::AsyncMessage::Notification(note)) => {
-                if notes.send(note.payload().to_string()).is_err() {
-                    return None;
-                }
-            }
-            Ok(_) => {}
-            Err(error) => return Some(error),
-        }
-    }
-    None
 }
 
 fn handle(relay: &Arc<Relay>, fabric: &Arc<Fabric>, note: Note) {

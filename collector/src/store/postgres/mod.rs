@@ -11,6 +11,7 @@
 
 pub mod collectors;
 pub mod connect;
+pub mod listen;
 pub mod schema;
 pub mod writer;
 

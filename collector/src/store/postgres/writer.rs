@@ -433,11 +433,18 @@ impl PgWriter {
                 }
                 Request::Prune => *prune = true,
                 // In a savepoint: a failed statement is answered, and the
-                // events of the batch it rides in still commit.
+                // events of the batch it rides in still commit. A change
+                // is announced to every collector, once it commits.
                 Request::Silence { change, reply } => {
                     runtime.block_on(client.batch_execute("SAVEPOINT silence"))?;
                     let result =
                         crate::store::silences::apply(&sql, &change).map_err(|e| e.to_string());
+                    if result == Ok(true) {
+                        runtime.block_on(client.execute(
+                            "SELECT pg_notify($1, $2)",
+                            &[&crate::store::silences::CHANGED_CHANNEL, &change.id()],
+                        ))?;
+                    }
                     let end = if result.is_ok() {
                         "RELEASE SAVEPOINT silence"
                     } else {

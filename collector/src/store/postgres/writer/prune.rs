@@ -87,6 +87,15 @@ impl PgWriter {
         }
     }
 
+    /// Runs the pass begun, if any, to its end, as the writer's idle time
+    /// would.
+    #[cfg(test)]
+    pub(crate) fn finish_prune(&mut self) {
+        while self.prune.is_some() {
+            self.prune_step();
+        }
+    }
+
     /// Ends the pass, releasing the lock for the next collector.
     pub(super) fn end_prune(&mut self) {
         if self.prune.take().is_none() {
