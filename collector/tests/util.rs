@@ -128,6 +128,12 @@ pub fn share_store(from: &Path, to: &Path) {
     std::fs::write(to.join(PG_URL_FILE), pg_url(from)).unwrap();
 }
 
+/// Points the collector of data dir `dir` at the PostgreSQL database `url`
+/// (one on a cluster the test started itself).
+pub fn set_pg_url(dir: &Path, url: &str) {
+    std::fs::write(dir.join(PG_URL_FILE), url).unwrap();
+}
+
 /// Whether this binary's store is SQLite; otherwise says why `test`, which
 /// is about SQLite's file, does not run here.
 pub fn sqlite_only(test: &str, why: &str) -> bool {
