@@ -114,12 +114,15 @@ fn agent(addrs: Vec<SocketAddr>, name: String, events: u64, seen: Arc<Seen>) -> 
     Ok(())
 }
 
+/// A fake agent's thread: Err says what went wrong.
+type AgentThread = thread::JoinHandle<Result<(), String>>;
+
 /// Starts one agent thread per name.
 fn agents(
     addrs: &[SocketAddr],
     names: &[String],
     events: u64,
-) -> (Vec<Arc<Seen>>, Vec<thread::JoinHandle<Result<(), String>>>) {
+) -> (Vec<Arc<Seen>>, Vec<AgentThread>) {
     let seen: Vec<Arc<Seen>> = names.iter().map(|_| Arc::default()).collect();
     let threads = names
         .iter()
@@ -190,7 +193,7 @@ fn report(names: &[String], seen: &[Arc<Seen>], stored: &[[i64; 4]], dirs: &[&Pa
 }
 
 /// Joins the agent threads; their errors, one a line.
-fn join(threads: Vec<thread::JoinHandle<Result<(), String>>>) -> Vec<String> {
+fn join(threads: Vec<AgentThread>) -> Vec<String> {
     threads
         .into_iter()
         .filter_map(|t| match t.join() {
