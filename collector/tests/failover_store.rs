@@ -24,6 +24,9 @@ const BATCH: u64 = 200;
 /// Events an agent keeps unacknowledged at most, like a bounded spool
 /// window.
 const WINDOW: u64 = 4_000;
+/// An agent moves to the next collector on its own after each this many
+/// events, as one whose connection was reset does.
+const MOVE_EVERY: u64 = 3_000;
 
 /// Whether `test` runs in this binary; says why not in the SQLite one.
 fn on_postgres(test: &str) -> bool {
@@ -46,7 +49,7 @@ struct Seen {
 
 /// Streams events 1..=`events` of boot `b1` as the real agent does, to
 /// the first of `addrs` that answers, moving on to the next when that one
-/// dies or refuses: on each connection it resumes after what the welcome
+/// dies or refuses, and every `MOVE_EVERY` events regardless: on each connection it resumes after what the welcome
 /// says is stored, and drops from its "spool" only what was acknowledged.
 /// Err when a welcome ever holds less than was acknowledged (a false ack),
 /// or when it does not finish within two minutes.
@@ -78,6 +81,7 @@ fn agent(addrs: Vec<SocketAddr>, name: String, events: u64, seen: Arc<Seen>) -> 
         done = stored;
         seen.acked.store(done, Ordering::Relaxed);
         let mut next = stored + 1;
+        let mut moving = false;
         'stream: while next <= events {
             let last = (next + BATCH - 1).min(events);
             let batch: Vec<_> = (next..=last)
@@ -94,6 +98,13 @@ fn agent(addrs: Vec<SocketAddr>, name: String, events: u64, seen: Arc<Seen>) -> 
                 break;
             }
             next = last + 1;
+            if last % MOVE_EVERY == 0 && last < events {
+                // Moves on mid-stream, leaving the old collector alive with
+                // its batches in flight and its copy of this agent's rows,
+                // which must not be trusted when the agent comes back.
+                moving = true;
+                break 'stream;
+            }
             while next - 1 - conn.acked("b1") > WINDOW {
                 if conn.is_closed() {
                     break 'stream;
@@ -102,6 +113,11 @@ fn agent(addrs: Vec<SocketAddr>, name: String, events: u64, seen: Arc<Seen>) -> 
             }
             done = done.max(conn.acked("b1"));
             seen.acked.store(done, Ordering::Relaxed);
+        }
+        if moving {
+            drop(conn);
+            at = (at + 1) % addrs.len();
+            continue;
         }
         conn.wait_acked("b1", events, Duration::from_secs(5));
         done = done.max(conn.acked("b1"));
@@ -169,6 +185,38 @@ fn stored_per_agent(names: &[String], one: impl Fn(&str) -> i64) -> Vec<[i64; 4]
                 per("COALESCE(min(e.seq), 0)::BIGINT"),
                 per("COALESCE(max(e.seq), 0)::BIGINT"),
             ]
+        })
+        .collect()
+}
+
+/// Per agent: the downtime the store derived (the outages its link
+/// changes record, in ms) and the arithmetic of the agent's stored link
+/// events themselves (each down event to the interface's next event).
+/// Not swp1: the heartbeats say it is up, which rightly ends its outages
+/// between link events.
+fn downtime_per_agent(names: &[String], one: impl Fn(&str) -> i64) -> Vec<(i64, i64)> {
+    names
+        .iter()
+        .map(|name| {
+            let derived = one(&format!(
+                "SELECT COALESCE(sum(c.down_ms), 0)::BIGINT FROM link_changes c
+                 JOIN interfaces i ON i.id = c.iface_id JOIN agents a ON a.id = i.agent_id
+                 WHERE a.name = '{name}' AND i.name <> 'swp1'"
+            ));
+            let arithmetic = one(&format!(
+                "WITH l AS (
+                     SELECT e.line::jsonb->>'interface' AS i, e.line::jsonb->>'state' AS s,
+                            e.ts_ms, e.seq
+                     FROM events e JOIN boots b ON b.id = e.boot_id
+                     JOIN agents a ON a.id = b.agent_id
+                     WHERE a.name = '{name}' AND e.type = 'link'),
+                 o AS (SELECT i, s, ts_ms,
+                              lead(ts_ms) OVER (PARTITION BY i ORDER BY seq) AS next
+                       FROM l)
+                 SELECT COALESCE(sum(next - ts_ms), 0)::BIGINT FROM o
+                 WHERE s = 'down' AND i <> 'swp1'"
+            ));
+            (derived, arithmetic)
         })
         .collect()
 }
@@ -266,13 +314,19 @@ fn root_two_collectors_each_sigkilled_twice_store_each_event_once() {
     for (name, s) in names.iter().zip(&seen) {
         assert!(s.connections.load(Ordering::Relaxed) > 1, "{name} never moved\n{}", why());
     }
-    // Derived state agrees: each link event became one change.
+    // Derived state agrees: each link event became one change, and the
+    // outages they record are the link events' own arithmetic, however
+    // often the agents moved between collectors mid-outage.
     assert_eq!(
         one("SELECT count(*) FROM link_changes"),
         names.len() as i64 * (EVENTS / 10) as i64,
         "{}",
         why()
     );
+    for (name, (derived, arithmetic)) in names.iter().zip(downtime_per_agent(&names, one)) {
+        assert!(arithmetic > 0, "{name}: no outage at all");
+        assert_eq!(derived, arithmetic, "{name}: derived vs link events, ms\n{}", why());
+    }
 }
 
 /// The sample `name` (a counter, with its labels if any) of a collector's
@@ -392,6 +446,10 @@ fn root_postgres_crashed_mid_stream_stops_acks_then_resumes_losing_nothing() {
         cluster.one_i64(&database, "SELECT count(*) FROM link_changes"),
         names.len() as i64 * (events / 10) as i64
     );
+    let one = |sql: &str| cluster.one_i64(&database, sql);
+    for (name, (derived, arithmetic)) in names.iter().zip(downtime_per_agent(&names, one)) {
+        assert_eq!(derived, arithmetic, "{name}: derived vs link events, ms");
+    }
     // Each collector said so in its log, once per outage; a collector that
     // stored a batch since says the store takes events again (one whose
     // agents all finished on the other has nothing to say).
