@@ -98,7 +98,7 @@ fn agent(addrs: Vec<SocketAddr>, name: String, events: u64, seen: Arc<Seen>) -> 
                 break;
             }
             next = last + 1;
-            if last % MOVE_EVERY == 0 && last < events {
+            if last.is_multiple_of(MOVE_EVERY) && last < events {
                 // Moves on mid-stream, leaving the old collector alive with
                 // its batches in flight and its copy of this agent's rows,
                 // which must not be trusted when the agent comes back.
