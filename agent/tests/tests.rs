@@ -15,6 +15,12 @@ mod multipath;
 mod netns;
 mod nxapi;
 mod packaging;
+// Real agents failing over between collectors on one PostgreSQL store.
+mod pg_failover;
+// The collector's tests' throwaway PostgreSQL cluster, shared rather than
+// copied.
+#[path = "../../collector/tests/pgcluster.rs"]
+mod pgcluster;
 mod rsyslog;
 mod rule_options;
 mod rules_expr;

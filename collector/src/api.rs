@@ -419,7 +419,13 @@ async fn downtime(
 }
 
 async fn metrics(State(api): State<Shared>) -> Result<Response, ApiError> {
-    let agents = read(&api, query::metrics_snapshot).await?;
+    // The process's own counters are what shows a store outage (failed
+    // commits, hellos refused), so they are served even while the store
+    // cannot be read (the failed read is logged); only the per-agent
+    // samples, which come from the store, are left out then.
+    let agents = read(&api, query::metrics_snapshot)
+        .await
+        .unwrap_or_default();
     let forward = api.forward.as_deref().map(|stats| {
         (
             stats.sent.load(Ordering::Relaxed),

@@ -16,6 +16,8 @@ mod collectors;
 mod browser;
 mod crash;
 mod e2e;
+// Collectors and their PostgreSQL store crashed mid-stream.
+mod failover_store;
 mod fabric_board;
 mod health;
 mod identity;
