@@ -3,13 +3,13 @@
 //! questions crossing from one to the other and back.
 
 use super::*;
-use hopwatch_wire::Secret;
 use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::{Registration, Switchboard};
 use crate::fabric::{Asker, Fabric, TraceSettings};
 use crate::store::postgres::collectors::Listens;
 use crate::store::postgres::pgcluster;
 use crate::store::postgres::{PostgresSettings, SslMode, UrlSource};
+use hopwatch_wire::Secret;
 use hopwatch_wire::trace::{FlowQuery, HopQuery};
 use std::sync::Arc;
 use tokio::sync::broadcast;

@@ -4,11 +4,11 @@
 //! nothing, and the resend stores each event once.
 
 use super::*;
-use hopwatch_wire::Secret;
 use crate::store::postgres::{PostgresSettings, SslMode, UrlSource, pgcluster};
 use crate::store::sql::Sql;
 use crate::store::writer::Incoming;
 use crate::store::writer::tests::{T0, alert, fixture, heartbeat, incoming, link};
+use hopwatch_wire::Secret;
 use hopwatch_wire::event::{AlertState, Body};
 use std::time::{Duration, Instant};
 
