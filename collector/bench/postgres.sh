@@ -31,6 +31,7 @@
 #   COLLECTOR_BIN, GEN      the binaries (default: the release builds this
 #                           script makes, reused when present and NO_BUILD=1)
 #   BEFORE_BIN              another collector binary for part 2's before/after
+#   BEFORE_REPEAT           requests per query of BEFORE_BIN (default REPEAT)
 set -euo pipefail
 
 AGENTS=${AGENTS:-100}
@@ -137,7 +138,9 @@ PG_SETTINGS=(
     -c shared_buffers=256MB -c shared_preload_libraries=pg_stat_statements
     -c pg_stat_statements.track=all
 )
-as_postgres "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -k "$PG_DIR/sock" \
+# Not through the function: $! must be the server itself (setpriv execs
+# it), not a subshell that would not pass the stop signal on.
+setpriv --reuid=postgres --regid=postgres --clear-groups -- "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -k "$PG_DIR/sock" \
     "${PG_SETTINGS[@]}" >"$PG_DIR/log" 2>&1 &
 PG_PID=$!
 psql_() { as_postgres psql -h "$PG_DIR/sock" -p "$PG_PORT" -U hopwatch -X -q "$@"; }
@@ -320,9 +323,9 @@ if part 2; then
         start down_sqlite "$BEFORE_BIN"
         start down_pg "$BEFORE_BIN"
         echo "-- before ($BEFORE_BIN): SQLite"
-        ask down_sqlite
+        REPEAT=${BEFORE_REPEAT:-$REPEAT} ask down_sqlite
         echo "-- before: PostgreSQL"
-        ask down_pg
+        REPEAT=${BEFORE_REPEAT:-$REPEAT} ask down_pg
     fi
     psql_ -d downtime -c "SELECT pg_stat_statements_reset()" >/dev/null
     "$GEN" get --addr "${HTTP_ADDR[down_pg]}" --token-file "$WORK/api-token" \
