@@ -495,7 +495,7 @@ async fn failover(addrs: &[SocketAddr], token: &str, moves: usize, rate: u64) {
         reader.abort();
         // A working session ends: the next round starts at the first
         // address, the one that just failed tried last.
-        at = if at % addrs.len() == 0 { 1 } else { 0 };
+        at = if at.is_multiple_of(addrs.len()) { 1 } else { 0 };
     }
 }
 

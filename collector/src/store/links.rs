@@ -4,7 +4,7 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
-use super::query::{IN_FORCE, at_since, in_force_or_first, seconds, segment, segment_at_since};
+use super::query::{IN_FORCE, at_since, in_force_from_tail, seconds, segment, segment_at_since};
 use super::spans::{self, Figures, Kind};
 use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
@@ -250,16 +250,8 @@ pub fn worst(
             let Some(first) = segment_at_since(r, 13, tail, since)? else {
                 return Ok(());
             };
-            // Only a silence that ends before the open segment needs a seek
-            // of its own.
-            let at = known_until.max(since);
-            let known = if tail.start_ms <= at {
-                tail
-            } else {
-                match in_force_or_first(db, id, at)? {
-                    Some(s) => s,
-                    None => return Ok(()),
-                }
+            let Some(known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
+                return Ok(());
             };
             let m = timeline::measure(&first, &known, since, now_ms, known_until);
             ranked.push(Ranked {

@@ -386,6 +386,21 @@ pub(super) fn segment_at_since(
     r.opt_text(at)?.map(|t| segment_text(&t)).transpose()
 }
 
+/// The segment of `iface_id` in force at `at`, given its open segment
+/// `tail`: the tail itself unless `at` is before it (a silence that ended
+/// before the interface's last change), which takes a seek of its own.
+pub(super) fn in_force_from_tail(
+    db: &dyn Sql,
+    iface_id: i64,
+    tail: Segment,
+    at: i64,
+) -> Result<Option<Segment>, StoreError> {
+    if tail.start_ms <= at {
+        return Ok(Some(tail));
+    }
+    in_force_or_first(db, iface_id, at)
+}
+
 /// A segment from [`SEGMENT_TEXT`]'s seven numbers.
 fn segment_text(text: &str) -> Result<Segment, StoreError> {
     let bad = || StoreError::NoRow(format!("a segment read as {text:?}"));
@@ -464,16 +479,8 @@ pub fn downtime(
             let Some(first) = segment_at_since(r, 13, tail, since)? else {
                 return Ok(());
             };
-            // Most intervals end at the last segment; only a silence that
-            // ends before it needs a seek of its own.
-            let at = known_until.max(since);
-            let at_known = if tail.start_ms <= at {
-                tail
-            } else {
-                match in_force_or_first(db, id, at)? {
-                    Some(s) => s,
-                    None => return Ok(()),
-                }
+            let Some(at_known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
+                return Ok(());
             };
             let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
             total_ms += m.down_ms;
