@@ -1,7 +1,9 @@
-//! Load generator for `collector/bench/collector.sh`: simulated agents that speak the
-//! wire protocol to a collector (ingest throughput and ack latency, a seeded
-//! link history, a thousand idle agents heartbeating), an HTTP timer for the
-//! downtime query, and a plain syslog sender for the rsyslog reference.
+//! Load generator for `collector/bench/collector.sh` and `postgres.sh`:
+//! simulated agents that speak the wire protocol to a collector or spread
+//! over several (ingest throughput and ack latency, a seeded link history, a
+//! thousand idle agents heartbeating, the gap an agent sees when its
+//! collector dies), an HTTP timer for the downtime query, and a plain syslog
+//! sender for the rsyslog reference.
 
 use clap::{Parser, Subcommand};
 use std::collections::VecDeque;
@@ -24,8 +26,10 @@ enum Mode {
     /// Agents stream a mix of alert, link and heartbeat events as fast as
     /// the collector acknowledges them; prints events/s and ack latency.
     Ingest {
-        #[arg(long)]
-        addr: SocketAddr,
+        /// One collector, or several separated by commas: agent `n` streams
+        /// to the `n`th modulo their number.
+        #[arg(long, value_delimiter = ',', required = true)]
+        addr: Vec<SocketAddr>,
         #[arg(long)]
         token_file: String,
         #[arg(long, default_value_t = 100)]
@@ -51,6 +55,23 @@ enum Mode {
         interfaces: u64,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+    },
+    /// One agent streams link events to the first of `addr` until its
+    /// session breaks, then moves as the agent does: the next address at
+    /// once, a backoff from 100 ms doubling to 30 s only after a round in
+    /// which every address failed, and resending from the welcome's
+    /// `last_seq`. Prints, per move, when the first acknowledgement came
+    /// from the new collector (Unix seconds), `moves` times.
+    Failover {
+        #[arg(long, value_delimiter = ',', required = true)]
+        addr: Vec<SocketAddr>,
+        #[arg(long)]
+        token_file: String,
+        #[arg(long, default_value_t = 3)]
+        moves: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
     },
     /// Times GET `path` `repeat` times; prints min, median, p99 and max.
     Get {
@@ -113,6 +134,12 @@ fn main() {
                 interfaces,
                 events,
             } => seed_links(addr, &token(&token_file), interfaces, events).await,
+            Mode::Failover {
+                addr,
+                token_file,
+                moves,
+                rate,
+            } => failover(&addr, &token(&token_file), moves, rate).await,
             Mode::Get {
                 addr,
                 token_file,
@@ -273,18 +300,20 @@ struct Flow {
 }
 
 async fn ingest(
-    addr: SocketAddr,
+    addr: Vec<SocketAddr>,
     token: &str,
     agents: usize,
     events: u64,
     batch: u64,
     window: u64,
 ) {
+    let addrs = addr;
     let barrier = Arc::new(Barrier::new(agents + 1));
     let mut tasks = Vec::new();
     for a in 0..agents {
         let token = token.to_string();
         let barrier = Arc::clone(&barrier);
+        let addr = addrs[a % addrs.len()];
         tasks.push(tokio::spawn(async move {
             let name = format!("bench{a:04}-{}", std::process::id());
             let (stream, _) = hello(addr, &token, &name, "b1").await;
@@ -353,13 +382,121 @@ async fn ingest(
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
     let total = agents as u64 * events;
     println!(
-        "ingest: {total} events from {agents} agents in {:.2}s = {:.0} events/s acknowledged; ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (window {window} events per agent)",
+        "ingest: {total} events from {agents} agents over {} collector(s) in {:.2}s = {:.0} events/s acknowledged; ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (window {window} events per agent)",
+        addrs.len(),
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
         pct(0.5),
         pct(0.99),
         pct(1.0)
     );
+}
+
+/// The welcome's `last_seq` for `boot`.
+fn welcome_last_seq(welcome: &str, boot: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(welcome)
+        .ok()
+        .and_then(|w| w["last_seq"][boot].as_u64())
+        .unwrap_or(0)
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+async fn failover(addrs: &[SocketAddr], token: &str, moves: usize, rate: u64) {
+    let name = format!("failover-{}", std::process::id());
+    let boot = "f1";
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let mut at = 0usize;
+    let mut backoff = Duration::from_millis(100);
+    let mut failed_in_round = 0usize;
+    let mut moved = 0usize;
+    let mut first = true;
+    let mut broken_at: Option<f64> = None;
+    while moved <= moves {
+        let addr = addrs[at % addrs.len()];
+        let (stream, welcome) = match try_hello(addr, token, &name, boot).await {
+            Ok(ok) => ok,
+            Err(_) => {
+                at += 1;
+                failed_in_round += 1;
+                if failed_in_round >= addrs.len() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    failed_in_round = 0;
+                }
+                continue;
+            }
+        };
+        let welcomed_at = unix_seconds();
+        let mut next_seq = welcome_last_seq(&welcome, boot) + 1;
+        let (read, mut write) = stream.into_split();
+        let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(seq) = ack_seq(&line) {
+                    let _ = acks.send(seq);
+                }
+            }
+        });
+        let mut first_ack = true;
+        let mut buf = String::new();
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    buf.clear();
+                    let ts = rfc3339(now_ms());
+                    for seq in next_seq..next_seq + per_tick {
+                        let (state, previous) = if seq % 2 == 0 { ("down", "up") } else { ("up", "down") };
+                        buf.push_str(&format!(
+                            r#"{{"v":1,"agent":"{name}","boot":"{boot}","seq":{seq},"ts":"{ts}","type":"link","interface":"eth{}","state":"{state}","previous":"{previous}","carrier_changes":{seq},"oper_state":"{state}","message":"flap"}}"#,
+                            seq % 8
+                        ));
+                        buf.push('\n');
+                    }
+                    if write.write_all(buf.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    next_seq += per_tick;
+                }
+                seq = acked.recv() => {
+                    let Some(seq) = seq else { break };
+                    if first_ack {
+                        first_ack = false;
+                        backoff = Duration::from_millis(100);
+                        failed_in_round = 0;
+                        let now = unix_seconds();
+                        if !first {
+                            println!(
+                                "failover: moved to {addr}; session lost at {:.6}, welcome at {welcomed_at:.6}, first ack (seq {seq}) at {now:.6}",
+                                broken_at.unwrap_or(welcomed_at)
+                            );
+                        } else {
+                            println!("failover: streaming to {addr}, first ack at {now:.6}");
+                        }
+                        moved += usize::from(!first);
+                        first = false;
+                        if moved == moves {
+                            reader.abort();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        broken_at = Some(unix_seconds());
+        reader.abort();
+        // A working session ends: the next round starts at the first
+        // address, the one that just failed tried last.
+        at = if at.is_multiple_of(addrs.len()) { 1 } else { 0 };
+    }
 }
 
 async fn seed_links(addr: SocketAddr, token: &str, interfaces: u64, events: u64) {
@@ -452,9 +589,10 @@ async fn get(addr: SocketAddr, token: &str, path: &str, repeat: usize) {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "GET {path}: {repeat} requests, {size} bytes each; min {:.1} ms, median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "GET {path}: {repeat} requests, {size} bytes each; min {:.1} ms, median {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         pct(0.0),
         pct(0.5),
+        pct(0.95),
         pct(0.99),
         pct(1.0)
     );

@@ -769,3 +769,37 @@ fn browser_alerts_mark_the_silenced_and_show_labels_as_text() {
     browser.screenshot("alerts-silenced");
     browser.finish();
 }
+
+/// A silenced firing and the unsilenced one that follows when its silence
+/// ends, in one write: the second clears the first's silence even while
+/// the first is not yet written (the PostgreSQL writer keeps a batch's new
+/// alerts until its end).
+#[test]
+fn an_alert_unsilenced_in_the_batch_that_fired_it_is_seen() {
+    let server = Server::start("silences-same-batch", "", "");
+    let (mut agent, _) = FakeAgent::connect(server.agents, AGENT_TOKEN, "leaf1", "b1").unwrap();
+    let t = now_ms() - 60_000;
+    let with = |silence: Option<&str>| {
+        let Body::Alert(mut a) = alert("Eth1-1", true) else {
+            unreachable!()
+        };
+        a.silenced = silence.is_some();
+        a.silence = silence.map(str::to_string);
+        Body::Alert(a)
+    };
+    agent
+        .send(&[
+            event("leaf1", "b1", 1, t, with(Some("c-0123456789abcdef"))),
+            event("leaf1", "b1", 2, t + 30_000, with(None)),
+            event("leaf1", "b1", 3, t + 31_000, alert("Eth1-2", true)),
+        ])
+        .unwrap();
+    assert!(agent.wait_acked("b1", 3, Duration::from_secs(10)));
+    let list = server.get_json("/api/v1/alerts?state=all&since=1h");
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    for row in rows {
+        assert!(row.get("silenced").is_none(), "{row}");
+        assert!(row.get("silence").is_none(), "{row}");
+    }
+}

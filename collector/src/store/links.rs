@@ -4,7 +4,7 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
-use super::query::{IN_FORCE, in_force_or_first, seconds, segment};
+use super::query::{IN_FORCE, at_since, in_force_from_tail, seconds, segment, segment_at_since};
 use super::spans::{self, Figures, Kind};
 use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
@@ -233,25 +233,24 @@ pub fn worst(
     let since = since.min(now_ms);
     let mut ranked = Vec::new();
     db.each(
-        "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, a.stopped_ms, i.id,
-                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                i.admin_down_before_ms
-         FROM interfaces i JOIN agents a ON a.id = i.agent_id",
-        &[],
+        &format!(
+            "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, a.stopped_ms, i.id,
+                    i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
+                    i.admin_down_before_ms, {}
+             FROM interfaces i JOIN agents a ON a.id = i.agent_id",
+            at_since("$1")
+        ),
+        &[&since],
         &mut |r| {
             let live = liveness(r, 2)?;
             let id = r.i64(5)?;
             let tail = segment(r, 6)?;
             let silent = live.is_silent(now_ms, timeout);
             let known_until = live.known_until(now_ms, now_ms, timeout);
-            let in_force = |t: i64| -> Result<Option<Segment>, StoreError> {
-                if tail.start_ms <= t {
-                    return Ok(Some(tail));
-                }
-                in_force_or_first(db, id, t)
+            let Some(first) = segment_at_since(r, 13, tail, since)? else {
+                return Ok(());
             };
-            let (Some(first), Some(known)) = (in_force(since)?, in_force(known_until.max(since))?)
-            else {
+            let Some(known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
                 return Ok(());
             };
             let m = timeline::measure(&first, &known, since, now_ms, known_until);

@@ -317,7 +317,8 @@ pub struct Downtime {
     pub total_down_seconds: f64,
 }
 
-/// The current segment of every interface [`downtime`] asks about. A
+/// The current segment of every interface [`downtime`] asks about, and
+/// the one in force at `since` (`$3`) as [`at_since`] gives it. A
 /// filter left out is left out of the SQL rather than written
 /// `($1 IS NULL OR a.name = $1)`: SQLite plans a statement once for every
 /// binding, and that form scans every interface of the fleet even when both
@@ -328,9 +329,10 @@ fn downtime_tails(agent: bool, interface: bool) -> String {
     format!(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
                 i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                i.admin_down_before_ms, a.stopped_ms
+                i.admin_down_before_ms, a.stopped_ms, {}
          FROM interfaces i JOIN agents a ON a.id = i.agent_id
          WHERE {} AND {}",
+        at_since("$3"),
         if agent {
             "a.name = $1"
         } else {
@@ -342,6 +344,83 @@ fn downtime_tails(agent: bool, interface: bool) -> String {
             "CAST($2 AS TEXT) IS NULL"
         },
     )
+}
+
+/// A segment's columns as [`segment`] reads them, in one text column.
+const SEGMENT_TEXT: &str = "CAST(s.start_ms AS TEXT) || ' ' || CAST(s.state AS TEXT) || ' ' ||
+     CAST(s.prior AS TEXT) || ' ' || CAST(s.down_before_ms AS TEXT) || ' ' ||
+     CAST(s.unknown_before_ms AS TEXT) || ' ' || CAST(s.outages AS TEXT) || ' ' ||
+     CAST(s.admin_down_before_ms AS TEXT)";
+
+/// A result column for a fleet-wide question over interfaces `i`: the
+/// segment in force at time `since` (a parameter), else the interface's
+/// first one, as [`segment_text`] reads it; NULL when the interface's
+/// open segment (its row) is already in force then, or it has no segment.
+///
+/// One statement for the fleet rather than one per interface: through
+/// PostgreSQL each statement is a round trip. The segment is one text
+/// column because a scalar subquery answers one value, and a join on a
+/// subquery's key is not one seek per interface on PostgreSQL (its
+/// planner hashes the whole segments table instead).
+pub(super) fn at_since(since: &str) -> String {
+    format!(
+        "CASE WHEN i.start_ms > {since} THEN COALESCE(
+            (SELECT {SEGMENT_TEXT} FROM segments s WHERE s.iface_id = i.id AND s.start_ms <= {since}
+             ORDER BY s.start_ms DESC, s.n DESC LIMIT 1),
+            (SELECT {SEGMENT_TEXT} FROM segments s WHERE s.iface_id = i.id
+             ORDER BY s.start_ms, s.n LIMIT 1)) END"
+    )
+}
+
+/// The segment [`at_since`] answered in column `at`, given the interface's
+/// open segment `tail`: the tail when it is in force at `since`.
+pub(super) fn segment_at_since(
+    r: &dyn Row,
+    at: usize,
+    tail: Segment,
+    since: i64,
+) -> Result<Option<Segment>, StoreError> {
+    if tail.start_ms <= since {
+        return Ok(Some(tail));
+    }
+    r.opt_text(at)?.map(|t| segment_text(&t)).transpose()
+}
+
+/// The segment of `iface_id` in force at `at`, given its open segment
+/// `tail`: the tail itself unless `at` is before it (a silence that ended
+/// before the interface's last change), which takes a seek of its own.
+pub(super) fn in_force_from_tail(
+    db: &dyn Sql,
+    iface_id: i64,
+    tail: Segment,
+    at: i64,
+) -> Result<Option<Segment>, StoreError> {
+    if tail.start_ms <= at {
+        return Ok(Some(tail));
+    }
+    in_force_or_first(db, iface_id, at)
+}
+
+/// A segment from [`SEGMENT_TEXT`]'s seven numbers.
+fn segment_text(text: &str) -> Result<Segment, StoreError> {
+    let bad = || StoreError::NoRow(format!("a segment read as {text:?}"));
+    let mut n = [0i64; 7];
+    let mut fields = text.split(' ');
+    for slot in &mut n {
+        *slot = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+    }
+    if fields.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Segment {
+        start_ms: n[0],
+        state: State::from_code(n[1]),
+        prior: State::from_code(n[2]),
+        down_before_ms: n[3],
+        unknown_before_ms: n[4],
+        outages: n[5],
+        admin_down_before_ms: n[6],
+    })
 }
 
 /// The segment of interface `$1` in force at `$2`: one seek on the
@@ -386,7 +465,7 @@ pub fn downtime(
     let mut total_ms = 0i64;
     db.each(
         &downtime_tails(q.agent.is_some(), q.interface.is_some()),
-        &[&q.agent, &q.interface],
+        &[&q.agent, &q.interface, &since],
         &mut |r| {
             let live = Liveness {
                 last_seen_ms: r.i64(2)?,
@@ -397,18 +476,10 @@ pub fn downtime(
             let id = r.i64(4)?;
             let stale = live.is_silent(now_ms, timeout);
             let known_until = live.known_until(now_ms, now_ms, timeout);
-            // Most intervals end at the last segment; only a window or a
-            // silence that ends before it needs a seek.
-            let in_force = |at: i64| -> Result<Option<Segment>, StoreError> {
-                if tail.start_ms <= at {
-                    return Ok(Some(tail));
-                }
-                in_force_or_first(db, id, at)
-            };
-            let Some(first) = in_force(since)? else {
+            let Some(first) = segment_at_since(r, 13, tail, since)? else {
                 return Ok(());
             };
-            let Some(at_known) = in_force(known_until.max(since))? else {
+            let Some(at_known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
                 return Ok(());
             };
             let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
@@ -483,7 +554,7 @@ mod tests {
         let sql = crate::store::sql::sqlite_params(sql);
         let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps = stmt
-            .query_map(rusqlite::params!["leaf1", "swp1"], |r| {
+            .query_map(rusqlite::params!["leaf1", "swp1", 0], |r| {
                 r.get::<_, String>(3)
             })
             .unwrap()
@@ -505,6 +576,14 @@ mod tests {
         );
         let of_agent = plan(&db, &downtime_tails(true, false));
         assert!(!of_agent.contains("SCAN"), "{of_agent}");
+        // The segment in force at `since` is a seek, not a scan, for the
+        // fleet too.
+        let fleet = plan(&db, &downtime_tails(false, false));
+        assert!(
+            fleet.contains("SEARCH s USING PRIMARY KEY (iface_id=? AND start_ms<?)")
+                && fleet.contains("SEARCH s USING PRIMARY KEY (iface_id=?)"),
+            "{fleet}"
+        );
         drop(db);
         std::fs::remove_dir_all(&dir).unwrap();
         // Every row the same filters select, whichever SQL selects them,
@@ -551,5 +630,73 @@ mod tests {
             assert_eq!(names(Some("leaf3"), None), []);
         };
         crate::store::reads::fixture::on_both("downtime_filters", fill, ask);
+    }
+
+    /// Every interface of the both-store fixture at times around each of
+    /// its segments' starts: the fleet query's folded seek answers what
+    /// the per-interface statements answer.
+    #[test]
+    fn root_at_since_is_the_segment_in_force_or_the_first_on_both_stores() {
+        let seen = crate::store::reads::fixture::same("root_at_since", |reads| {
+            reads
+                .with(|db| {
+                    let mut starts = vec![i64::MIN / 2, 0, i64::MAX / 2];
+                    db.each("SELECT start_ms FROM segments", &[], &mut |r| {
+                        let t = r.i64(0)?;
+                        starts.extend([t - 1, t, t + 1]);
+                        Ok(())
+                    })?;
+                    let (mut folded, mut tails, mut seeks) = (0, 0, 0);
+                    for at in starts {
+                        let sql = format!(
+                            "SELECT i.id, i.start_ms, i.state, i.prior, i.down_before_ms,
+                                    i.unknown_before_ms, i.outages, i.admin_down_before_ms, {}
+                             FROM interfaces i",
+                            at_since("$1")
+                        );
+                        db.each(&sql, &[&at], &mut |r| {
+                            let id = r.i64(0)?;
+                            let tail = segment(r, 1)?;
+                            let got = segment_at_since(r, 8, tail, at)?;
+                            let want = if tail.start_ms <= at {
+                                tails += 1;
+                                Some(tail)
+                            } else {
+                                seeks += 1;
+                                in_force_or_first(db, id, at)?
+                            };
+                            assert_eq!(got, want, "interface {id} at {at}");
+                            folded += 1;
+                            Ok(())
+                        })?;
+                    }
+                    Ok((folded, tails, seeks))
+                })
+                .unwrap()
+        });
+        // Both branches were taken, many times.
+        assert!(seen.1 > 10 && seen.2 > 10, "{seen:?}");
+    }
+
+    #[test]
+    fn a_segment_read_as_text_is_seven_numbers() {
+        let s = segment_text("5 1 0 10 20 3 40").unwrap();
+        assert_eq!(
+            (s.start_ms, s.state, s.prior, s.down_before_ms),
+            (5, State::Down, State::Up, 10)
+        );
+        assert_eq!(
+            (s.unknown_before_ms, s.outages, s.admin_down_before_ms),
+            (20, 3, 40)
+        );
+        for bad in [
+            "",
+            "5 2 1 10 20 3",
+            "5 2 1 10 20 3 40 7",
+            "5 x 1 10 20 3 40",
+        ] {
+            let e = segment_text(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
     }
 }

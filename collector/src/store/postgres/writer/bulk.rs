@@ -389,8 +389,14 @@ impl Sink for Bulk<'_> {
     }
 
     fn unsilence(&mut self, id: i64) -> Result<bool, StoreError> {
-        // The alert may be among those not written yet.
-        self.flush()?;
+        // An alert opened in this batch is not written yet: its pending row
+        // changes. One stored before waits for no pending write, since the
+        // statement touches only its silence; flushing here cost a batch's
+        // worth of statements per refiring alert (a quarter of the writer's
+        // time in the PostgreSQL ingest bench).
+        if let Some(i) = self.alerts.id.iter().rposition(|&a| a == id) {
+            return Ok(self.alerts.silence[i].take().is_some());
+        }
         let n = self.runtime.block_on(self.client.execute(
             "UPDATE alerts SET silence = NULL WHERE id = $1 AND silence IS NOT NULL",
             &[&id],
