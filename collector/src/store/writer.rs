@@ -258,17 +258,52 @@ pub(crate) type BootSeqs = Vec<(String, u64)>;
 
 /// What one batch did, for acks, forwarding and metrics once it committed.
 #[derive(Default)]
-struct BatchOutcome {
-    acks: Vec<(Reply, BootSeqs, Spent)>,
-    fresh: Vec<Event>,
-    stored: [u64; 5],
-    duplicates: u64,
-    boots: Vec<(String, String, u64)>,
-    events: usize,
-    silences: Vec<(
+pub(crate) struct BatchOutcome {
+    pub(crate) acks: Vec<(Reply, BootSeqs, Spent)>,
+    pub(crate) fresh: Vec<Event>,
+    pub(crate) stored: [u64; 5],
+    pub(crate) duplicates: u64,
+    pub(crate) boots: Vec<(String, String, u64)>,
+    pub(crate) events: usize,
+    pub(crate) silences: Vec<(
         tokio::sync::oneshot::Sender<super::silences::Outcome>,
         super::silences::Outcome,
     )>,
+}
+
+impl BatchOutcome {
+    /// Applies one request's events through `sink` at `(now_ms,
+    /// timeout_ms)`, tallies them and notes the request's ack: per boot,
+    /// the highest seq it carried.
+    pub(crate) fn apply_events<S: cache::Sink>(
+        &mut self,
+        sink: &mut S,
+        cache: &mut Cache,
+        events: Vec<Incoming>,
+        reply: Reply,
+        (now_ms, timeout_ms): (i64, i64),
+        want_events: bool,
+    ) -> Result<(), S::Error> {
+        let mut acks: Vec<(String, u64)> = Vec::new();
+        for incoming in &events {
+            self.events += 1;
+            let fresh = apply_event(sink, cache, incoming, now_ms, timeout_ms)?;
+            match acks.iter_mut().find(|(b, _)| *b == incoming.boot) {
+                Some((_, seq)) => *seq = (*seq).max(incoming.seq),
+                None => acks.push((incoming.boot.clone(), incoming.seq)),
+            }
+            if fresh {
+                self.stored[kind_index(&incoming.kind)] += 1;
+                if want_events && let Some(event) = incoming.event() {
+                    self.fresh.push(event);
+                }
+            } else {
+                self.duplicates += 1;
+            }
+        }
+        self.acks.push((reply, acks, Spent(events)));
+        Ok(())
+    }
 }
 
 const KINDS: [&str; 4] = ["alert", "link", "heartbeat", "loss"];
@@ -355,32 +390,14 @@ impl Writer {
             self.sync = Durability::Thread { to, thread };
         }
         loop {
-            let first = if self.prune.is_some() {
-                match rx.try_recv() {
-                    Ok(request) => request,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        self.prune_step();
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+            let batch = match next_batch(&mut rx, self.prune.is_some()) {
+                Next::Batch(batch) => batch,
+                Next::Idle => {
+                    self.prune_step();
+                    continue;
                 }
-            } else {
-                match rx.blocking_recv() {
-                    Some(request) => request,
-                    None => break,
-                }
+                Next::Closed => break,
             };
-            let mut batch = vec![first];
-            let mut events = batch_events(&batch[0]);
-            while events < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(request) => {
-                        events += batch_events(&request);
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
             let now = self.now_ms(SystemTime::now());
             self.apply(batch, now);
         }
@@ -504,24 +521,14 @@ impl Writer {
             match request {
                 Request::Events { events, reply } => {
                     replies.push(reply.clone());
-                    let mut acks: Vec<(String, u64)> = Vec::new();
-                    for incoming in &events {
-                        outcome.events += 1;
-                        let fresh = apply_event(&mut hot, cache, incoming, now_ms, timeout_ms)?;
-                        match acks.iter_mut().find(|(b, _)| *b == incoming.boot) {
-                            Some((_, seq)) => *seq = (*seq).max(incoming.seq),
-                            None => acks.push((incoming.boot.clone(), incoming.seq)),
-                        }
-                        if fresh {
-                            outcome.stored[kind_index(&incoming.kind)] += 1;
-                            if want_events && let Some(event) = incoming.event() {
-                                outcome.fresh.push(event);
-                            }
-                        } else {
-                            outcome.duplicates += 1;
-                        }
-                    }
-                    outcome.acks.push((reply, acks, Spent(events)));
+                    outcome.apply_events(
+                        &mut hot,
+                        cache,
+                        events,
+                        reply,
+                        (now_ms, timeout_ms),
+                        want_events,
+                    )?;
                 }
                 Request::Hello { hello, address } => {
                     let id = cache.agent(&mut hot, &hello.agent, now_ms)?;
@@ -622,6 +629,48 @@ impl Writer {
         tx.commit()?;
         Ok(outcome)
     }
+}
+
+/// What a writer takes from its queue next.
+pub(crate) enum Next {
+    /// Requests to apply in one transaction: all that waited, up to
+    /// [`MAX_BATCH_EVENTS`] events.
+    Batch(Vec<Request>),
+    /// Nothing waits, and a pruning pass is under way: time for a chunk.
+    Idle,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// The next batch either store's writer applies: while a pruning pass is
+/// under way it does not wait for requests, so the pass goes on between
+/// batches; otherwise it blocks for the first one. Batches form by
+/// themselves: whatever queued while the last one committed comes along.
+pub(crate) fn next_batch(rx: &mut mpsc::Receiver<Request>, pruning: bool) -> Next {
+    let first = if pruning {
+        match rx.try_recv() {
+            Ok(request) => request,
+            Err(mpsc::error::TryRecvError::Empty) => return Next::Idle,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+        }
+    } else {
+        match rx.blocking_recv() {
+            Some(request) => request,
+            None => return Next::Closed,
+        }
+    };
+    let mut batch = vec![first];
+    let mut events = batch_events(&batch[0]);
+    while events < MAX_BATCH_EVENTS {
+        match rx.try_recv() {
+            Ok(request) => {
+                events += batch_events(&request);
+                batch.push(request);
+            }
+            Err(_) => break,
+        }
+    }
+    Next::Batch(batch)
 }
 
 pub(crate) fn batch_events(request: &Request) -> usize {

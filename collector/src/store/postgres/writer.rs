@@ -21,32 +21,19 @@ use super::connect::Pg;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::sql::PgSql;
-use crate::store::writer::apply::apply_event;
 use crate::store::writer::cache::{BootRow, Cache};
 use crate::store::writer::{
-    Ack, BootSeqs, MAX_BATCH_EVENTS, Published, Reply, Request, Spent, WriterSettings,
-    batch_events, hello_skew, hello_time, kind_index,
+    Ack, Next, Published, Reply, Request, WriterSettings, batch_events, hello_skew, hello_time,
+    next_batch,
 };
 use bulk::Bulk;
-use hopwatch_wire::event::Event;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// What one batch owes once it committed.
-#[derive(Default)]
-struct Outcome {
-    acks: Vec<(Reply, BootSeqs, Spent)>,
-    fresh: Vec<Event>,
-    stored: [u64; 5],
-    duplicates: u64,
-    events: usize,
-    silences: Vec<(
-        tokio::sync::oneshot::Sender<crate::store::silences::Outcome>,
-        crate::store::silences::Outcome,
-    )>,
-}
+type Outcome = crate::store::writer::BatchOutcome;
 
 /// The writer thread's state.
 pub struct PgWriter {
@@ -92,32 +79,14 @@ impl PgWriter {
     /// to forwarding.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
-            let first = if self.prune.is_some() {
-                match rx.try_recv() {
-                    Ok(request) => request,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        self.prune_step();
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+            let batch = match next_batch(&mut rx, self.prune.is_some()) {
+                Next::Batch(batch) => batch,
+                Next::Idle => {
+                    self.prune_step();
+                    continue;
                 }
-            } else {
-                match rx.blocking_recv() {
-                    Some(request) => request,
-                    None => break,
-                }
+                Next::Closed => break,
             };
-            let mut batch = vec![first];
-            let mut events = batch_events(&batch[0]);
-            while events < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(request) => {
-                        events += batch_events(&request);
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
             self.last_now_ms = self
                 .last_now_ms
                 .max(crate::store::millis(SystemTime::now()));
@@ -373,24 +342,14 @@ impl PgWriter {
         for request in batch {
             match request {
                 Request::Events { events, reply } => {
-                    let mut acks: Vec<(String, u64)> = Vec::new();
-                    for incoming in &events {
-                        outcome.events += 1;
-                        let fresh = apply_event(&mut bulk, cache, incoming, now_ms, timeout_ms)?;
-                        match acks.iter_mut().find(|(b, _)| *b == incoming.boot) {
-                            Some((_, seq)) => *seq = (*seq).max(incoming.seq),
-                            None => acks.push((incoming.boot.clone(), incoming.seq)),
-                        }
-                        if fresh {
-                            outcome.stored[kind_index(&incoming.kind)] += 1;
-                            if want_events && let Some(event) = incoming.event() {
-                                outcome.fresh.push(event);
-                            }
-                        } else {
-                            outcome.duplicates += 1;
-                        }
-                    }
-                    outcome.acks.push((reply, acks, Spent(events)));
+                    outcome.apply_events(
+                        &mut bulk,
+                        cache,
+                        events,
+                        reply,
+                        (now_ms, timeout_ms),
+                        want_events,
+                    )?;
                 }
                 Request::Hello { hello, address } => {
                     let id = cache.agents[&hello.agent].id;

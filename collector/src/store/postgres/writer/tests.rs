@@ -6,8 +6,8 @@
 use super::*;
 use crate::store::postgres::{PostgresSettings, SslMode, UrlSource, pgcluster};
 use crate::store::sql::Sql;
-use crate::store::writer::Incoming;
 use crate::store::writer::tests::{T0, alert, fixture, heartbeat, incoming, link};
+use crate::store::writer::{Incoming, MAX_BATCH_EVENTS};
 use hopwatch_wire::Secret;
 use hopwatch_wire::event::{AlertState, Body};
 use std::time::{Duration, Instant};
