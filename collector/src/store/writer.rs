@@ -233,12 +233,12 @@ pub struct WriterSettings {
 /// The agent's clock skew from its hello's `now`, logged when it is
 /// corrected for.
 /// When the agent sent its hello, by its own clock (ms).
-pub(crate) fn hello_time(hello: &Hello) -> Option<i64> {
+fn hello_time(hello: &Hello) -> Option<i64> {
     let now = humantime::parse_rfc3339_weak(hello.now.as_deref()?).ok()?;
     Some(super::millis(now))
 }
 
-pub(crate) fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
+fn hello_skew(hello: &Hello, now_ms: i64) -> i64 {
     let Some(agent_now) = hello_time(hello) else {
         return 0;
     };
@@ -547,14 +547,7 @@ impl Writer {
                         addresses,
                         now_ms
                     ])?;
-                    let agent = cache.agent_row(id);
-                    agent.last_seen_ms = now_ms;
-                    agent.addresses = addresses;
-                    agent.addresses_at_ms = hello_time(&hello).unwrap_or(i64::MIN);
-                    agent.skew_ms = hello_skew(&hello, now_ms);
-                    agent.future_logged = false;
-                    agent.stopped_ms = None;
-                    cache.dirty_agents.insert(id);
+                    cache.hello(id, &hello, addresses, now_ms);
                 }
                 Request::Goodbye {
                     agent,
@@ -562,11 +555,7 @@ impl Writer {
                     last_seq,
                 } => {
                     let id = cache.agent(&mut hot, &agent, now_ms)?;
-                    let row = cache.agent_row(id);
-                    row.last_seen_ms = now_ms;
-                    row.stopped_ms = Some(now_ms);
-                    row.resumes_unknown = true;
-                    cache.dirty_agents.insert(id);
+                    cache.goodbye(id, now_ms);
                     tracing::info!(agent, boot, last_seq, "Agent stopped (it said goodbye).");
                 }
                 Request::Prune => *prune = true,

@@ -23,8 +23,7 @@ use crate::store::StoreError;
 use crate::store::sql::PgSql;
 use crate::store::writer::cache::{BootRow, Cache};
 use crate::store::writer::{
-    Ack, Next, Published, Reply, Request, WriterSettings, batch_events, hello_skew, hello_time,
-    next_batch,
+    Ack, Next, Published, Reply, Request, WriterSettings, batch_events, next_batch,
 };
 use bulk::Bulk;
 use std::sync::Arc;
@@ -368,14 +367,7 @@ impl PgWriter {
                             &now_ms,
                         ],
                     ))?;
-                    let agent = cache.agent_row(id);
-                    agent.last_seen_ms = now_ms;
-                    agent.addresses = addresses;
-                    agent.addresses_at_ms = hello_time(&hello).unwrap_or(i64::MIN);
-                    agent.skew_ms = hello_skew(&hello, now_ms);
-                    agent.future_logged = false;
-                    agent.stopped_ms = None;
-                    cache.dirty_agents.insert(id);
+                    cache.hello(id, &hello, addresses, now_ms);
                 }
                 Request::Goodbye {
                     agent,
@@ -383,11 +375,7 @@ impl PgWriter {
                     last_seq,
                 } => {
                     let id = cache.agents[&agent].id;
-                    let row = cache.agent_row(id);
-                    row.last_seen_ms = now_ms;
-                    row.stopped_ms = Some(now_ms);
-                    row.resumes_unknown = true;
-                    cache.dirty_agents.insert(id);
+                    cache.goodbye(id, now_ms);
                     tracing::info!(agent, boot, last_seq, "Agent stopped (it said goodbye).");
                 }
                 Request::Prune => *prune = true,

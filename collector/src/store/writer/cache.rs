@@ -11,6 +11,7 @@ use crate::store::silences;
 use crate::store::sql::{Row, Sql};
 use crate::timeline::{Segment, State};
 use hopwatch_wire::event::Alert;
+use hopwatch_wire::wire::Hello;
 use rusqlite::{CachedStatement, Connection, params};
 // FxHash, as rustc uses, rather than SipHash: the writer hashes several
 // names per event and SipHash showed in its profile; the keys come from
@@ -354,6 +355,30 @@ impl Cache {
     pub(crate) fn agent_row(&mut self, id: i64) -> &mut AgentRow {
         let name = &self.agent_names[&id];
         self.agents.get_mut(name).expect("every agent id has a row")
+    }
+
+    /// The agent connected (its row already updated with `addresses`, the
+    /// hello's as JSON): it is live again, with the clock skew its hello
+    /// shows.
+    pub(crate) fn hello(&mut self, id: i64, hello: &Hello, addresses: String, now_ms: i64) {
+        let agent = self.agent_row(id);
+        agent.last_seen_ms = now_ms;
+        agent.addresses = addresses;
+        agent.addresses_at_ms = super::hello_time(hello).unwrap_or(i64::MIN);
+        agent.skew_ms = super::hello_skew(hello, now_ms);
+        agent.future_logged = false;
+        agent.stopped_ms = None;
+        self.dirty_agents.insert(id);
+    }
+
+    /// The agent said goodbye: stopped, and its time until it speaks
+    /// again unknown.
+    pub(crate) fn goodbye(&mut self, id: i64, now_ms: i64) {
+        let row = self.agent_row(id);
+        row.last_seen_ms = now_ms;
+        row.stopped_ms = Some(now_ms);
+        row.resumes_unknown = true;
+        self.dirty_agents.insert(id);
     }
 
     /// The boot's id and whether this event begins it.
