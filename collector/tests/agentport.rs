@@ -134,6 +134,7 @@ fn connections_cost_little_memory_before_and_after_hello() {
         "the silent sockets were never all accepted"
     );
     let pending = rss_kib(&process).saturating_sub(before);
+    eprintln!("{N} silent sockets: {pending} KiB over {before} KiB at start");
     drop(silent);
     assert!(
         pending < 8 * 1024,
@@ -180,6 +181,7 @@ fn connections_cost_little_memory_before_and_after_hello() {
     // the debug build; the release figure for 1,000 agents is the bench's.
     // A 256 KiB buffer per connection, as before, would be 100 MiB here.
     let connected = rss_kib(&process).saturating_sub(before);
+    eprintln!("{N} connected agents: {connected} KiB over {before} KiB at start");
     assert!(
         connected < 40 * 1024,
         "{N} connected agents cost {connected} KiB, {} KiB each",

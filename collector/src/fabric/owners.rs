@@ -53,6 +53,11 @@ struct Index {
     /// unchanged report at once) and as parsed (to take it out again).
     agents: BTreeMap<String, Reported>,
     vrfs: HashMap<String, Vrf>,
+    /// How many connections each agent has to this collector now. Its own
+    /// reports are the newest there are, so the store's copy (written
+    /// after them, read by another collector's schedule) never replaces
+    /// them while one is open.
+    connected: HashMap<String, usize>,
 }
 
 #[derive(Debug)]
@@ -204,6 +209,44 @@ impl Owners {
         }
         let parsed = parse_report(agent, addresses);
         let mut index = self.index.write().expect("owners index poisoned");
+        index.remove(agent);
+        index.insert(agent, addresses.to_vec(), parsed);
+    }
+
+    /// An agent connected here with the addresses of its hello.
+    pub fn connected(&self, agent: &str, addresses: &[VrfAddresses]) {
+        {
+            let mut index = self.index.write().expect("owners index poisoned");
+            *index.connected.entry(agent.to_string()).or_default() += 1;
+        }
+        self.update(agent, addresses);
+    }
+
+    /// One of `agent`'s connections here ended; its addresses stay.
+    pub fn disconnected(&self, agent: &str) {
+        let mut index = self.index.write().expect("owners index poisoned");
+        if let Some(n) = index.connected.get_mut(agent) {
+            *n -= 1;
+            if *n == 0 {
+                index.connected.remove(agent);
+            }
+        }
+    }
+
+    /// `agent`'s addresses as the shared store holds them, reported through
+    /// another collector: taken unless the agent is connected here, whose
+    /// own reports are newer.
+    pub fn update_stored(&self, agent: &str, addresses: &[VrfAddresses]) {
+        let parsed = parse_report(agent, addresses);
+        let mut index = self.index.write().expect("owners index poisoned");
+        if index.connected.contains_key(agent)
+            || index
+                .agents
+                .get(agent)
+                .is_some_and(|known| known.raw == addresses)
+        {
+            return;
+        }
         index.remove(agent);
         index.insert(agent, addresses.to_vec(), parsed);
     }
@@ -449,6 +492,36 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_store_never_replaces_the_addresses_of_an_agent_connected_here() {
+        let owners = Owners::new();
+        let now = [report("default", &[("swp1", "10.1.0.1/31")])];
+        let stored = [report("default", &[("swp1", "10.7.0.1/31")])];
+        owners.connected("spine1", &now);
+        owners.connected("spine1", &now);
+        owners.update_stored("spine1", &[]);
+        owners.update_stored("spine1", &stored);
+        assert_eq!(
+            owners.owner("default", ip("10.1.0.1")).map(|o| o.agent),
+            Some("spine1".into())
+        );
+        // Two connections (a reconnect overlapping the old one): both must end.
+        owners.disconnected("spine1");
+        owners.update_stored("spine1", &stored);
+        assert!(owners.owner("default", ip("10.7.0.1")).is_none());
+        owners.disconnected("spine1");
+        assert!(
+            owners.owner("default", ip("10.1.0.1")).is_some(),
+            "addresses stay after a disconnect"
+        );
+        owners.update_stored("spine1", &stored);
+        assert_eq!(
+            owners.owner("default", ip("10.7.0.1")).map(|o| o.agent),
+            Some("spine1".into())
+        );
+        assert!(owners.owner("default", ip("10.1.0.1")).is_none());
     }
 
     #[test]

@@ -4,14 +4,18 @@
 //! the hello and every heartbeat newer than what was applied.
 
 use crate::fabric::Fabric;
+use crate::fabric::owners::Owners;
 use crate::fabric::switchboard::Registration;
 use crate::store::writer::Incoming;
 use hopwatch_wire::event::Body;
 use hopwatch_wire::wire::Hello;
+use std::sync::Arc;
 
 /// What a session holds for traces, from its accepted hello to its end.
 pub(super) struct TraceLine {
     agent: String,
+    /// Told when the session ends, however it ends.
+    owners: Arc<Owners>,
     /// `None` once the connection is closing: nothing it could still read
     /// would answer, so waiting askers are told at once.
     registration: Option<Registration>,
@@ -22,9 +26,10 @@ impl TraceLine {
     /// Takes the hello's addresses and puts the connection on the
     /// switchboard.
     pub(super) fn open(fabric: &Fabric, hello: &Hello) -> TraceLine {
-        fabric.owners.update(&hello.agent, &hello.addresses);
+        fabric.owners.connected(&hello.agent, &hello.addresses);
         TraceLine {
             agent: hello.agent.clone(),
+            owners: Arc::clone(&fabric.owners),
             registration: Some(fabric.switchboard.register(&hello.agent)),
             reports: Reports::new(hello),
         }
@@ -86,6 +91,12 @@ impl TraceLine {
     /// Takes the connection off the switchboard.
     pub(super) fn hang_up(&mut self) {
         self.registration = None;
+    }
+}
+
+impl Drop for TraceLine {
+    fn drop(&mut self) {
+        self.owners.disconnected(&self.agent);
     }
 }
 

@@ -199,7 +199,7 @@ impl Members<'_> {
         }
         for (agent, json) in collectors::addresses(client, &changed).await? {
             match serde_json::from_str::<Vec<VrfAddresses>>(&json) {
-                Ok(addresses) => self.fabric.owners.update(&agent, &addresses),
+                Ok(addresses) => self.fabric.owners.update_stored(&agent, &addresses),
                 Err(error) => tracing::warn!(
                     agent,
                     %error,

@@ -25,7 +25,7 @@ use crate::store::writer::cache::{BootRow, Cache};
 use crate::store::writer::{
     Ack, Next, Published, Reply, Request, WriterSettings, batch_events, next_batch,
 };
-use bulk::Bulk;
+use bulk::{Bulk, IdsAhead};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -41,7 +41,7 @@ pub struct PgWriter {
     /// statements and the pruning lock live on it); dropped when it fails.
     client: Option<deadpool_postgres::Object>,
     cache: Cache,
-    alert_ids: Vec<i64>,
+    ids: IdsAhead,
     metrics: Arc<Metrics>,
     settings: WriterSettings,
     forward: Option<Published>,
@@ -64,7 +64,7 @@ impl PgWriter {
             pg,
             client: None,
             cache: Cache::default(),
-            alert_ids: Vec::new(),
+            ids: IdsAhead::default(),
             metrics,
             settings,
             forward,
@@ -296,8 +296,8 @@ impl PgWriter {
             }
         }
 
-        let mut alert_ids = std::mem::take(&mut self.alert_ids);
-        let mut bulk = Bulk::new(client, &runtime, &mut alert_ids);
+        let mut ids = std::mem::take(&mut self.ids);
+        let mut bulk = Bulk::new(client, &runtime, &mut ids);
         {
             let n = batch.iter().map(batch_events).sum();
             let (mut boot_ids, mut seqs, mut ts, mut kinds, mut lines) = (
@@ -404,7 +404,7 @@ impl PgWriter {
         }
         bulk.flush()?;
         drop(bulk);
-        self.alert_ids = alert_ids;
+        self.ids = ids;
 
         let (mut t_id, mut t_n, mut t_start, mut t_state, mut t_prior) =
             (vec![], vec![], vec![], vec![], vec![]);
