@@ -148,6 +148,32 @@ impl TraceOutcome {
     }
 }
 
+/// The work a collector does on a shared PostgreSQL store beside its
+/// writer, whose failures (an unreachable database, a lost connection)
+/// are retried and counted here rather than stopping anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedTask {
+    /// Recording the agents held here and reading the fleet's addresses.
+    Members,
+    /// Listening for traces relayed by the other collectors.
+    Relay,
+    /// Listening for silences changed through the other collectors, and
+    /// reading them.
+    Silences,
+}
+
+impl SharedTask {
+    pub const ALL: [SharedTask; 3] = [SharedTask::Members, SharedTask::Relay, SharedTask::Silences];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedTask::Members => "members",
+            SharedTask::Relay => "relay",
+            SharedTask::Silences => "silences",
+        }
+    }
+}
+
 /// Every counter, shared by the ingest, the writer and the API.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -179,6 +205,9 @@ pub struct Metrics {
     pub traces_ended: [AtomicU64; TraceOutcome::ALL.len()],
     /// Answers nobody waited for any more (late, or for no question asked).
     pub trace_results_late: AtomicU64,
+    /// Failures of the work beside the writer on a shared store, by
+    /// [`SharedTask`].
+    pub shared_failures: [AtomicU64; SharedTask::ALL.len()],
 }
 
 /// Whether the store is taking events, for `/healthz` and `/metrics`: the
@@ -246,6 +275,22 @@ impl Metrics {
     pub fn rejected(&self, why: Reject) -> u64 {
         let i = Reject::ALL.iter().position(|r| *r == why).expect("listed");
         self.rejected[i].load(Ordering::Relaxed)
+    }
+
+    pub fn shared_failed(&self, task: SharedTask) {
+        let i = SharedTask::ALL
+            .iter()
+            .position(|t| *t == task)
+            .expect("listed");
+        self.shared_failures[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn shared_failures(&self, task: SharedTask) -> u64 {
+        let i = SharedTask::ALL
+            .iter()
+            .position(|t| *t == task)
+            .expect("listed");
+        self.shared_failures[i].load(Ordering::Relaxed)
     }
 
     pub fn http_closed(&self, why: HttpClose) {
@@ -387,6 +432,18 @@ impl Metrics {
                 "hopwatch_collector_healthy",
                 "1 when /healthz answers ok, 0 when it reports the collector degraded.",
                 Samples::One(Number::Int(u64::from(self.store.problems().is_empty()))),
+            ),
+            Family::counter(
+                "hopwatch_collector_shared_store_failures",
+                "Failures of the work beside the writer on a shared PostgreSQL store, by task; each is retried.",
+                by(
+                    "task",
+                    SharedTask::ALL
+                        .iter()
+                        .zip(&self.shared_failures)
+                        .map(|(task, c)| (task.as_str().to_string(), load(c)))
+                        .collect(),
+                ),
             ),
             Family::counter(
                 "hopwatch_collector_pruned_rows",

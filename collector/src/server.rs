@@ -256,6 +256,7 @@ impl Collector {
                     Arc::clone(&silences),
                     pg.clone(),
                     settings.clone(),
+                    Arc::clone(&metrics),
                     notify.subscribe(),
                 );
                 let relay = relay::join(
@@ -263,6 +264,7 @@ impl Collector {
                     settings,
                     Arc::clone(&self.fabric),
                     listens,
+                    Arc::clone(&metrics),
                     &notify,
                 );
                 Some((relay, following))

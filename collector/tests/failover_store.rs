@@ -340,6 +340,14 @@ fn metric(http: SocketAddr, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `hopwatch_collector_shared_store_failures_total` of `task`.
+fn shared_failures(http: SocketAddr, task: &str) -> Option<u64> {
+    metric(
+        http,
+        &format!("hopwatch_collector_shared_store_failures_total{{task=\"{task}\"}}"),
+    )
+}
+
 const COMMIT_FAILURES: &str = "hopwatch_collector_commit_failures_total";
 const REFUSED_STORE: &str = "hopwatch_collector_connections_rejected_total{reason=\"store\"}";
 
@@ -411,6 +419,12 @@ fn root_postgres_crashed_mid_stream_stops_acks_then_resumes_losing_nothing() {
         .iter()
         .map(|c| metric(c.http, REFUSED_STORE))
         .collect();
+    // The listeners beside the writer lost their connections and fail to
+    // make new ones: counted, and retried.
+    let beside: Vec<[Option<u64>; 2]> = collectors
+        .iter()
+        .map(|c| [shared_failures(c.http, "relay"), shared_failures(c.http, "silences")])
+        .collect();
     cluster.start();
     // Checked at once, racing the collectors' retries: whatever was
     // acknowledged before the restart is already in the store, which only
@@ -424,6 +438,11 @@ fn root_postgres_crashed_mid_stream_stops_acks_then_resumes_losing_nothing() {
     assert!(
         refused.iter().all(|n| n.is_some_and(|n| n > 0)),
         "{refused:?} hellos refused for the store\n{}",
+        why(&right_after, &cluster)
+    );
+    assert!(
+        beside.iter().flatten().all(|n| n.is_some_and(|n| n > 0)),
+        "{beside:?} failures of the relay and silences listeners\n{}",
         why(&right_after, &cluster)
     );
     assert_eq!(settled, before_restart, "acks advanced while the database was down\n{}", why(&right_after, &cluster));

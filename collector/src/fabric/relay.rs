@@ -22,13 +22,14 @@ mod members;
 pub use members::{join, start};
 
 use super::AskError;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::postgres::Pg;
 use crate::store::postgres::collectors::{self, Identity};
 use hopwatch_wire::trace::{TraceAnswer, TraceQuery};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
@@ -122,6 +123,7 @@ impl Relayed {
 pub struct Relay {
     pg: Pg,
     me: Identity,
+    metrics: Arc<Metrics>,
     // Held for one insert or removal, never across an await.
     waiting: Mutex<HashMap<i64, oneshot::Sender<()>>>,
 }
@@ -137,10 +139,11 @@ fn now_ms() -> i64 {
 }
 
 impl Relay {
-    pub fn new(pg: Pg, me: Identity) -> Relay {
+    pub fn new(pg: Pg, me: Identity, metrics: Arc<Metrics>) -> Relay {
         Relay {
             pg,
             me,
+            metrics,
             waiting: Mutex::new(HashMap::new()),
         }
     }

@@ -8,6 +8,7 @@
 //! is read again each time the connection is made.
 
 use super::Board;
+use crate::metrics::{Metrics, SharedTask};
 use crate::store::postgres::{Pg, PostgresSettings, listen};
 use crate::store::silences::{CHANGED_CHANNEL, Stored, not_ended};
 use crate::store::{StoreError, millis};
@@ -26,6 +27,7 @@ pub fn follow(
     board: Arc<Board>,
     pg: Pg,
     settings: PostgresSettings,
+    metrics: Arc<Metrics>,
     mut stop: broadcast::Receiver<()>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -44,6 +46,7 @@ pub fn follow(
             let (client, driver) = match connected {
                 Ok(connected) => connected,
                 Err(error) => {
+                    metrics.shared_failed(SharedTask::Silences);
                     if !failing {
                         failing = true;
                         tracing::warn!(%error, retry_in = ?RETRY, "Cannot listen for silences changed through other collectors; retrying.");
@@ -59,18 +62,18 @@ pub fn follow(
                 tracing::info!("Listening for silences changed through other collectors again.");
             }
             // What changed while nobody listened, and the set as it is now.
-            let mut stale = !reload(&board, &pg).await;
+            let mut stale = !reload(&board, &pg, &metrics).await;
             loop {
                 tokio::select! {
                     note = inbox.recv() => match note {
                         Some(_) => {
                             // One read covers every change announced so far.
                             while inbox.try_recv().is_ok() {}
-                            stale = !reload(&board, &pg).await;
+                            stale = !reload(&board, &pg, &metrics).await;
                         }
                         None => break,
                     },
-                    () = tokio::time::sleep(RETRY), if stale => stale = !reload(&board, &pg).await,
+                    () = tokio::time::sleep(RETRY), if stale => stale = !reload(&board, &pg, &metrics).await,
                     _ = stop.recv() => {
                         drop(client);
                         driver.abort();
@@ -80,6 +83,7 @@ pub fn follow(
             }
             drop(client);
             if let Ok(Some(error)) = driver.await {
+                metrics.shared_failed(SharedTask::Silences);
                 failing = true;
                 tracing::warn!(%error, "Lost the connection listening for silences changed through other collectors; reconnecting.");
             }
@@ -93,7 +97,7 @@ pub fn follow(
 
 /// Reads the silences not yet ended and publishes them; false (logged)
 /// when the store could not be read.
-async fn reload(board: &Board, pg: &Pg) -> bool {
+async fn reload(board: &Board, pg: &Pg, metrics: &Metrics) -> bool {
     let pg = pg.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<Vec<Stored>, StoreError> {
         pg.with(|sql| not_ended(sql, millis(SystemTime::now())))
@@ -105,6 +109,7 @@ async fn reload(board: &Board, pg: &Pg) -> bool {
             true
         }
         Ok(Err(error)) => {
+            metrics.shared_failed(SharedTask::Silences);
             tracing::warn!(%error, retry_in = ?RETRY, "Reading the silences changed through other collectors failed; retrying.");
             false
         }

@@ -8,6 +8,7 @@
 
 use super::{Note, Relay, SWEEP_AFTER, now_ms};
 use crate::fabric::Fabric;
+use crate::metrics::{Metrics, SharedTask};
 use crate::store::StoreError;
 use crate::store::postgres::collectors::Identity;
 use crate::store::postgres::collectors::{self, Hold, Listens, REFRESH};
@@ -37,9 +38,10 @@ pub fn join(
     settings: &PostgresSettings,
     fabric: Arc<Fabric>,
     listens: Listens,
+    metrics: Arc<Metrics>,
     stop: &broadcast::Sender<()>,
 ) -> JoinHandle<()> {
-    let relay = Arc::new(Relay::new(pg, Identity::generate()));
+    let relay = Arc::new(Relay::new(pg, Identity::generate(), metrics));
     start(relay, settings.clone(), fabric, listens, stop)
 }
 
@@ -125,10 +127,12 @@ impl Members<'_> {
             // Once per outage: the store's own errors are logged and
             // counted where ingest meets them.
             Err(error) if !self.failing => {
+                self.relay.metrics.shared_failed(SharedTask::Members);
                 self.failing = true;
                 tracing::warn!(%error, "Recording this collector's agents in the shared store failed; retrying every round.");
             }
             Err(error) => {
+                self.relay.metrics.shared_failed(SharedTask::Members);
                 tracing::debug!(%error, "Recording this collector's agents in the shared store failed again.")
             }
         }
@@ -253,6 +257,7 @@ async fn listen(
         let (client, driver) = match connected {
             Ok(connected) => connected,
             Err(error) => {
+                relay.metrics.shared_failed(SharedTask::Relay);
                 tracing::warn!(%error, retry_in = ?RECONNECT, "Cannot listen for relayed traces; retrying.");
                 tokio::select! {
                     () = tokio::time::sleep(RECONNECT) => continue,
@@ -263,6 +268,7 @@ async fn listen(
         // What arrived while nobody listened: questions still unanswered,
         // answers to questions still waited on.
         if let Err(error) = catch_up(&relay, &fabric).await {
+            relay.metrics.shared_failed(SharedTask::Relay);
             tracing::warn!(%error, "Looking for relayed traces missed while not listening failed.");
         }
         loop {
@@ -281,6 +287,7 @@ async fn listen(
         }
         drop(client);
         if let Ok(Some(error)) = driver.await {
+            relay.metrics.shared_failed(SharedTask::Relay);
             tracing::warn!(%error, "Lost the connection listening for relayed traces; reconnecting.");
         }
         tokio::select! {

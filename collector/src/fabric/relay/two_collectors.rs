@@ -39,7 +39,7 @@ async fn side(settings: &PostgresSettings, stop: &broadcast::Sender<()>) -> Side
         owners: Arc::new(Owners::new()),
         settings: TraceSettings::default(),
     });
-    let relay = Arc::new(Relay::new(pg, Identity::generate()));
+    let relay = Arc::new(Relay::new(pg, Identity::generate(), Arc::default()));
     let listens = Listens {
         agents: "127.0.0.1:7000".into(),
         http: "127.0.0.1:8080".into(),
