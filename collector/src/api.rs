@@ -47,6 +47,8 @@ pub struct Api {
     pub web: crate::api::web::Web,
     /// The collector's silences, pushed to the agents they concern.
     pub silences: Arc<crate::silences::Board>,
+    /// The segments in force at window starts, kept between requests.
+    pub since: Arc<crate::store::since::SinceCache>,
 }
 
 /// The API token a request came with (the session's, for the web page), by
@@ -414,7 +416,11 @@ async fn downtime(
         interface: p.filter("interface"),
     };
     let timeout = api.heartbeat_timeout;
-    let downtime = read(&api, move |db| query::downtime(db, &q, now, timeout)).await?;
+    let since = Arc::clone(&api.since);
+    let downtime = read(&api, move |db| {
+        query::downtime(db, &q, now, timeout, &since)
+    })
+    .await?;
     Ok(Json(downtime).into_response())
 }
 

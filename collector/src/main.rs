@@ -296,9 +296,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 interface,
             };
             let timeout = config.collector.heartbeat_timeout;
-            let downtime = ShellStore::open(&config)?
-                .reads
-                .with(|db| query::downtime(db, &q, now_ms(), timeout))?;
+            let downtime = ShellStore::open(&config)?.reads.with(|db| {
+                query::downtime(db, &q, now_ms(), timeout, &store::since::SinceCache::none())
+            })?;
             print(json, &downtime, || shell::downtime(&downtime, all))
         }
     }

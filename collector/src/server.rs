@@ -324,6 +324,7 @@ impl Collector {
                 insecure,
             ),
             silences,
+            since: Arc::new(crate::store::since::SinceCache::new(settings.retain)),
         });
         // Every HTTP connection task holds an `http_done` sender, as the
         // agents' connections hold `done`.

@@ -140,6 +140,10 @@ async fn worst(
     let since = time_param(&p, "since", "30d", now)?;
     let limit = number_param(&p, "limit", DEFAULT_WORST as u64, 1..=MAX_WORST as u64)? as usize;
     let timeout = api.heartbeat_timeout;
-    let answer = read(&api, move |db| links::worst(db, since, limit, now, timeout)).await?;
+    let remembered = std::sync::Arc::clone(&api.since);
+    let answer = read(&api, move |db| {
+        links::worst(db, since, limit, now, timeout, &remembered)
+    })
+    .await?;
     Ok(Json(answer).into_response())
 }

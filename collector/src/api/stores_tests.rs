@@ -64,6 +64,9 @@ fn api(reads: &Arc<crate::store::Reads>) -> Arc<Api> {
             false,
             false,
         ),
+        since: Arc::new(crate::store::since::SinceCache::new(Duration::from_secs(
+            400 * 86_400,
+        ))),
         // Only questions are asked here: nothing writes a silence.
         silences: Arc::new(Board::new(
             Vec::new(),

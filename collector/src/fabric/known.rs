@@ -12,6 +12,7 @@
 use super::{Branch, FabricHop, FabricTrace, Known, KnownAlert, KnownChange, PathTree};
 use crate::store::StoreError;
 use crate::store::query::{self, AlertQuery, DowntimeQuery};
+use crate::store::since::SinceCache;
 use crate::store::sql::Sql;
 use hopwatch_wire::ifname::{linux_name, nxos_name};
 use std::collections::HashMap;
@@ -117,6 +118,7 @@ pub fn read(
                 },
                 now_ms,
                 heartbeat_timeout,
+                &SinceCache::none(),
             )?;
             for row in downtime.interfaces {
                 if !seen {

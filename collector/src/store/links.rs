@@ -4,7 +4,8 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
-use super::query::{IN_FORCE, at_since, in_force_from_tail, seconds, segment, segment_at_since};
+use super::query::{IN_FORCE, Tail, firsts_at, in_force_from_tail, seconds, segment};
+use super::since::SinceCache;
 use super::spans::{self, Figures, Kind};
 use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
@@ -229,47 +230,51 @@ pub fn worst(
     limit: usize,
     now_ms: i64,
     timeout: Duration,
+    remembered: &SinceCache,
 ) -> Result<Worst, StoreError> {
     let since = since.min(now_ms);
-    let mut ranked = Vec::new();
-    db.each(
-        &format!(
-            "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, a.stopped_ms, i.id,
-                    i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                    i.admin_down_before_ms, {}
-             FROM interfaces i JOIN agents a ON a.id = i.agent_id",
-            at_since("$1")
-        ),
-        &[&since],
-        &mut |r| {
-            let live = liveness(r, 2)?;
-            let id = r.i64(5)?;
-            let tail = segment(r, 6)?;
-            let silent = live.is_silent(now_ms, timeout);
-            let known_until = live.known_until(now_ms, now_ms, timeout);
-            let Some(first) = segment_at_since(r, 13, tail, since)? else {
-                return Ok(());
-            };
-            let Some(known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
-                return Ok(());
-            };
-            let m = timeline::measure(&first, &known, since, now_ms, known_until);
-            ranked.push(Ranked {
-                id,
+    let tails = db.rows(
+        "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, a.stopped_ms, i.id,
+                i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
+                i.admin_down_before_ms
+         FROM interfaces i JOIN agents a ON a.id = i.agent_id",
+        &[],
+        |r| {
+            Ok(Tail {
                 agent: r.text(0)?,
                 interface: r.text(1)?,
-                state: if silent {
-                    "unknown"
-                } else {
-                    tail.state.as_str()
-                },
-                availability: m.availability(now_ms - since.max(first.start_ms)),
-                down_ms: m.down_ms,
-                known_until,
-            });
-            Ok(())
+                live: liveness(r, 2)?,
+                id: r.i64(5)?,
+                tail: segment(r, 6)?,
+            })
         },
     )?;
+    let firsts = firsts_at(db, &tails, since, now_ms, remembered)?;
+    let mut ranked = Vec::with_capacity(tails.len());
+    for t in tails {
+        let silent = t.live.is_silent(now_ms, timeout);
+        let known_until = t.live.known_until(now_ms, now_ms, timeout);
+        let Some(&first) = firsts.get(&t.id) else {
+            continue;
+        };
+        let Some(known) = in_force_from_tail(db, t.id, t.tail, known_until.max(since))? else {
+            continue;
+        };
+        let m = timeline::measure(&first, &known, since, now_ms, known_until);
+        ranked.push(Ranked {
+            id: t.id,
+            agent: t.agent,
+            interface: t.interface,
+            state: if silent {
+                "unknown"
+            } else {
+                t.tail.state.as_str()
+            },
+            availability: m.availability(now_ms - since.max(first.start_ms)),
+            down_ms: m.down_ms,
+            known_until,
+        });
+    }
     // Least available first; no known time at all ranks last.
     ranked.sort_by(|a, b| {
         let key = |x: &Ranked| x.availability.unwrap_or(f64::INFINITY);

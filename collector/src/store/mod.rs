@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod query;
 pub mod reads;
 pub mod silences;
+pub mod since;
 mod spans;
 pub mod sql;
 pub mod writer;

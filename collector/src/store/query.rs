@@ -2,10 +2,12 @@
 //! read connection, its parameters and the time `now`, returning what both
 //! print (the API as JSON, the shell as a table).
 
+use super::since::SinceCache;
 use super::sql::{Row, Sql};
 use super::{StoreError, rfc3339};
 use crate::timeline::{self, Liveness, Segment, State};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The most rows a list answers with unless asked for fewer.
@@ -317,8 +319,7 @@ pub struct Downtime {
     pub total_down_seconds: f64,
 }
 
-/// The current segment of every interface [`downtime`] asks about, and
-/// the one in force at `since` (`$3`) as [`at_since`] gives it. A
+/// The current segment of every interface [`downtime`] asks about. A
 /// filter left out is left out of the SQL rather than written
 /// `($1 IS NULL OR a.name = $1)`: SQLite plans a statement once for every
 /// binding, and that form scans every interface of the fleet even when both
@@ -329,10 +330,9 @@ fn downtime_tails(agent: bool, interface: bool) -> String {
     format!(
         "SELECT a.name, i.name, a.last_seen_ms, a.last_ts_ms, i.id,
                 i.start_ms, i.state, i.prior, i.down_before_ms, i.unknown_before_ms, i.outages,
-                i.admin_down_before_ms, a.stopped_ms, {}
+                i.admin_down_before_ms, a.stopped_ms
          FROM interfaces i JOIN agents a ON a.id = i.agent_id
          WHERE {} AND {}",
-        at_since("$3"),
         if agent {
             "a.name = $1"
         } else {
@@ -344,46 +344,6 @@ fn downtime_tails(agent: bool, interface: bool) -> String {
             "CAST($2 AS TEXT) IS NULL"
         },
     )
-}
-
-/// A segment's columns as [`segment`] reads them, in one text column.
-const SEGMENT_TEXT: &str = "CAST(s.start_ms AS TEXT) || ' ' || CAST(s.state AS TEXT) || ' ' ||
-     CAST(s.prior AS TEXT) || ' ' || CAST(s.down_before_ms AS TEXT) || ' ' ||
-     CAST(s.unknown_before_ms AS TEXT) || ' ' || CAST(s.outages AS TEXT) || ' ' ||
-     CAST(s.admin_down_before_ms AS TEXT)";
-
-/// A result column for a fleet-wide question over interfaces `i`: the
-/// segment in force at time `since` (a parameter), else the interface's
-/// first one, as [`segment_text`] reads it; NULL when the interface's
-/// open segment (its row) is already in force then, or it has no segment.
-///
-/// One statement for the fleet rather than one per interface: through
-/// PostgreSQL each statement is a round trip. The segment is one text
-/// column because a scalar subquery answers one value, and a join on a
-/// subquery's key is not one seek per interface on PostgreSQL (its
-/// planner hashes the whole segments table instead).
-pub(super) fn at_since(since: &str) -> String {
-    format!(
-        "CASE WHEN i.start_ms > {since} THEN COALESCE(
-            (SELECT {SEGMENT_TEXT} FROM segments s WHERE s.iface_id = i.id AND s.start_ms <= {since}
-             ORDER BY s.start_ms DESC, s.n DESC LIMIT 1),
-            (SELECT {SEGMENT_TEXT} FROM segments s WHERE s.iface_id = i.id
-             ORDER BY s.start_ms, s.n LIMIT 1)) END"
-    )
-}
-
-/// The segment [`at_since`] answered in column `at`, given the interface's
-/// open segment `tail`: the tail when it is in force at `since`.
-pub(super) fn segment_at_since(
-    r: &dyn Row,
-    at: usize,
-    tail: Segment,
-    since: i64,
-) -> Result<Option<Segment>, StoreError> {
-    if tail.start_ms <= since {
-        return Ok(Some(tail));
-    }
-    r.opt_text(at)?.map(|t| segment_text(&t)).transpose()
 }
 
 /// The segment of `iface_id` in force at `at`, given its open segment
@@ -399,28 +359,6 @@ pub(super) fn in_force_from_tail(
         return Ok(Some(tail));
     }
     in_force_or_first(db, iface_id, at)
-}
-
-/// A segment from [`SEGMENT_TEXT`]'s seven numbers.
-fn segment_text(text: &str) -> Result<Segment, StoreError> {
-    let bad = || StoreError::NoRow(format!("a segment read as {text:?}"));
-    let mut n = [0i64; 7];
-    let mut fields = text.split(' ');
-    for slot in &mut n {
-        *slot = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
-    }
-    if fields.next().is_some() {
-        return Err(bad());
-    }
-    Ok(Segment {
-        start_ms: n[0],
-        state: State::from_code(n[1]),
-        prior: State::from_code(n[2]),
-        down_before_ms: n[3],
-        unknown_before_ms: n[4],
-        outages: n[5],
-        admin_down_before_ms: n[6],
-    })
 }
 
 /// The segment of interface `$1` in force at `$2`: one seek on the
@@ -452,56 +390,75 @@ pub(super) fn in_force_or_first(
     )
 }
 
+/// One interface as a fleet question first reads it: its names, its
+/// agent's liveness and its open segment.
+pub(super) struct Tail {
+    pub agent: String,
+    pub interface: String,
+    pub id: i64,
+    pub live: Liveness,
+    pub tail: Segment,
+}
+
 /// Per interface, down and unknown time over `[since, now]`, outages
 /// clipped to the window; silence of a stale agent counts as unknown.
+/// `remembered` keeps the segments in force at window starts between
+/// calls.
 pub fn downtime(
     db: &dyn Sql,
     q: &DowntimeQuery,
     now_ms: i64,
     timeout: Duration,
+    remembered: &SinceCache,
 ) -> Result<Downtime, StoreError> {
     let since = q.since_ms.min(now_ms);
-    let mut interfaces = Vec::new();
-    let mut total_ms = 0i64;
-    db.each(
+    let tails = db.rows(
         &downtime_tails(q.agent.is_some(), q.interface.is_some()),
-        &[&q.agent, &q.interface, &since],
-        &mut |r| {
-            let live = Liveness {
-                last_seen_ms: r.i64(2)?,
-                last_ts_ms: r.opt_i64(3)?,
-                stopped_ms: r.opt_i64(12)?,
-            };
-            let tail = segment(r, 5)?;
-            let id = r.i64(4)?;
-            let stale = live.is_silent(now_ms, timeout);
-            let known_until = live.known_until(now_ms, now_ms, timeout);
-            let Some(first) = segment_at_since(r, 13, tail, since)? else {
-                return Ok(());
-            };
-            let Some(at_known) = in_force_from_tail(db, id, tail, known_until.max(since))? else {
-                return Ok(());
-            };
-            let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
-            total_ms += m.down_ms;
-            interfaces.push(InterfaceDowntime {
+        &[&q.agent, &q.interface],
+        |r| {
+            Ok(Tail {
                 agent: r.text(0)?,
                 interface: r.text(1)?,
-                down_seconds: seconds(m.down_ms),
-                down_count: m.down_count,
-                currently_down: !stale && tail.state == State::Down,
-                unknown_seconds: seconds(m.unknown_ms),
-                admin_down_seconds: seconds(m.admin_down_ms),
-                availability: m.availability(now_ms - since),
-                state: if stale {
-                    "unknown"
-                } else {
-                    tail.state.as_str()
+                id: r.i64(4)?,
+                live: Liveness {
+                    last_seen_ms: r.i64(2)?,
+                    last_ts_ms: r.opt_i64(3)?,
+                    stopped_ms: r.opt_i64(12)?,
                 },
-            });
-            Ok(())
+                tail: segment(r, 5)?,
+            })
         },
     )?;
+    let firsts = firsts_at(db, &tails, since, now_ms, remembered)?;
+    let mut interfaces = Vec::with_capacity(tails.len());
+    let mut total_ms = 0i64;
+    for t in tails {
+        let stale = t.live.is_silent(now_ms, timeout);
+        let known_until = t.live.known_until(now_ms, now_ms, timeout);
+        let Some(&first) = firsts.get(&t.id) else {
+            continue;
+        };
+        let Some(at_known) = in_force_from_tail(db, t.id, t.tail, known_until.max(since))? else {
+            continue;
+        };
+        let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
+        total_ms += m.down_ms;
+        interfaces.push(InterfaceDowntime {
+            agent: t.agent,
+            interface: t.interface,
+            down_seconds: seconds(m.down_ms),
+            down_count: m.down_count,
+            currently_down: !stale && t.tail.state == State::Down,
+            unknown_seconds: seconds(m.unknown_ms),
+            admin_down_seconds: seconds(m.admin_down_ms),
+            availability: m.availability(now_ms - since),
+            state: if stale {
+                "unknown"
+            } else {
+                t.tail.state.as_str()
+            },
+        });
+    }
     interfaces.sort_by(|a, b| {
         b.down_seconds
             .total_cmp(&a.down_seconds)
@@ -514,6 +471,28 @@ pub fn downtime(
         interfaces,
         total_down_seconds: seconds(total_ms),
     })
+}
+
+/// Per interface of `tails`, the segment in force at `since`, else its
+/// first: the open segment itself when it began by then, otherwise as
+/// `remembered` or the store answers.
+pub(super) fn firsts_at(
+    db: &dyn Sql,
+    tails: &[Tail],
+    since: i64,
+    now_ms: i64,
+    remembered: &SinceCache,
+) -> Result<HashMap<i64, Segment>, StoreError> {
+    let later: Vec<i64> = tails
+        .iter()
+        .filter(|t| t.tail.start_ms > since)
+        .map(|t| t.id)
+        .collect();
+    let mut firsts = remembered.at(db, &later, since, now_ms)?;
+    for t in tails.iter().filter(|t| t.tail.start_ms <= since) {
+        firsts.insert(t.id, t.tail);
+    }
+    Ok(firsts)
 }
 
 /// The segment whose columns (as [`IN_FORCE`] lists them) begin at column
@@ -554,7 +533,7 @@ mod tests {
         let sql = crate::store::sql::sqlite_params(sql);
         let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps = stmt
-            .query_map(rusqlite::params!["leaf1", "swp1", 0], |r| {
+            .query_map(rusqlite::params!["leaf1", "swp1"], |r| {
                 r.get::<_, String>(3)
             })
             .unwrap()
@@ -576,14 +555,7 @@ mod tests {
         );
         let of_agent = plan(&db, &downtime_tails(true, false));
         assert!(!of_agent.contains("SCAN"), "{of_agent}");
-        // The segment in force at `since` is a seek, not a scan, for the
-        // fleet too.
-        let fleet = plan(&db, &downtime_tails(false, false));
-        assert!(
-            fleet.contains("SEARCH s USING PRIMARY KEY (iface_id=? AND start_ms<?)")
-                && fleet.contains("SEARCH s USING PRIMARY KEY (iface_id=?)"),
-            "{fleet}"
-        );
+        assert!(!plan(&db, &downtime_tails(false, false)).contains("segments"));
         drop(db);
         std::fs::remove_dir_all(&dir).unwrap();
         // Every row the same filters select, whichever SQL selects them,
@@ -607,7 +579,9 @@ mod tests {
                     interface: interface.map(str::to_string),
                 };
                 let mut out: Vec<(String, String)> = reads
-                    .with(|db| downtime(db, &q, 1_000, Duration::from_secs(30)))
+                    .with(|db| {
+                        downtime(db, &q, 1_000, Duration::from_secs(30), &SinceCache::none())
+                    })
                     .unwrap()
                     .interfaces
                     .into_iter()
@@ -630,73 +604,5 @@ mod tests {
             assert_eq!(names(Some("leaf3"), None), []);
         };
         crate::store::reads::fixture::on_both("downtime_filters", fill, ask);
-    }
-
-    /// Every interface of the both-store fixture at times around each of
-    /// its segments' starts: the fleet query's folded seek answers what
-    /// the per-interface statements answer.
-    #[test]
-    fn root_at_since_is_the_segment_in_force_or_the_first_on_both_stores() {
-        let seen = crate::store::reads::fixture::same("root_at_since", |reads| {
-            reads
-                .with(|db| {
-                    let mut starts = vec![i64::MIN / 2, 0, i64::MAX / 2];
-                    db.each("SELECT start_ms FROM segments", &[], &mut |r| {
-                        let t = r.i64(0)?;
-                        starts.extend([t - 1, t, t + 1]);
-                        Ok(())
-                    })?;
-                    let (mut folded, mut tails, mut seeks) = (0, 0, 0);
-                    for at in starts {
-                        let sql = format!(
-                            "SELECT i.id, i.start_ms, i.state, i.prior, i.down_before_ms,
-                                    i.unknown_before_ms, i.outages, i.admin_down_before_ms, {}
-                             FROM interfaces i",
-                            at_since("$1")
-                        );
-                        db.each(&sql, &[&at], &mut |r| {
-                            let id = r.i64(0)?;
-                            let tail = segment(r, 1)?;
-                            let got = segment_at_since(r, 8, tail, at)?;
-                            let want = if tail.start_ms <= at {
-                                tails += 1;
-                                Some(tail)
-                            } else {
-                                seeks += 1;
-                                in_force_or_first(db, id, at)?
-                            };
-                            assert_eq!(got, want, "interface {id} at {at}");
-                            folded += 1;
-                            Ok(())
-                        })?;
-                    }
-                    Ok((folded, tails, seeks))
-                })
-                .unwrap()
-        });
-        // Both branches were taken, many times.
-        assert!(seen.1 > 10 && seen.2 > 10, "{seen:?}");
-    }
-
-    #[test]
-    fn a_segment_read_as_text_is_seven_numbers() {
-        let s = segment_text("5 1 0 10 20 3 40").unwrap();
-        assert_eq!(
-            (s.start_ms, s.state, s.prior, s.down_before_ms),
-            (5, State::Down, State::Up, 10)
-        );
-        assert_eq!(
-            (s.unknown_before_ms, s.outages, s.admin_down_before_ms),
-            (20, 3, 40)
-        );
-        for bad in [
-            "",
-            "5 2 1 10 20 3",
-            "5 2 1 10 20 3 40 7",
-            "5 x 1 10 20 3 40",
-        ] {
-            let e = segment_text(bad).unwrap_err().to_string();
-            assert!(e.contains(&format!("{bad:?}")), "{e}");
-        }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::fixture::{self, NOW, TIMEOUT, same};
 use crate::store::query::{self, AlertFilter, AlertQuery, DowntimeQuery};
-use crate::store::{Reads, fleet, links, silences};
+use crate::store::since::SinceCache;
+use crate::store::{Reads, StoreError, fleet, links, silences};
 
 const DAY: i64 = 86_400_000;
 
@@ -130,7 +131,7 @@ fn root_downtime_answers_alike_on_both_stores() {
             .iter()
             .map(|q| {
                 reads
-                    .with(|db| query::downtime(db, q, NOW, TIMEOUT))
+                    .with(|db| query::downtime(db, q, NOW, TIMEOUT, &SinceCache::none()))
                     .unwrap()
             })
             .collect::<Vec<_>>()
@@ -176,10 +177,18 @@ fn root_fleet_timeline_and_worst_answer_alike_on_both_stores() {
                     };
                     timelines.push(links::timeline(db, &q, NOW, TIMEOUT)?);
                 }
-                let worst = [
-                    links::worst(db, NOW - 30 * DAY, 100, NOW, TIMEOUT)?,
-                    links::worst(db, NOW - DAY, 2, NOW, TIMEOUT)?,
-                ];
+                // Asked with nothing remembered, then twice through one
+                // cache: the second time from memory.
+                let ask = |remembered: &SinceCache| -> Result<[links::Worst; 2], StoreError> {
+                    Ok([
+                        links::worst(db, NOW - 30 * DAY, 100, NOW, TIMEOUT, remembered)?,
+                        links::worst(db, NOW - DAY, 2, NOW, TIMEOUT, remembered)?,
+                    ])
+                };
+                let worst = ask(&SinceCache::none())?;
+                let remembered = SinceCache::new(std::time::Duration::from_secs(400 * 86_400));
+                assert_eq!(ask(&remembered)?, worst);
+                assert_eq!(ask(&remembered)?, worst, "from memory");
                 Ok((fleet, timelines, worst))
             })
             .unwrap()

@@ -364,6 +364,7 @@ fn link_events_build_the_timeline_and_changes() {
                     &query::DowntimeQuery::since(T0),
                     now,
                     Duration::from_secs(30),
+                    &crate::store::since::SinceCache::none(),
                 )
             })
             .unwrap();
@@ -410,6 +411,7 @@ fn a_gap_in_event_times_is_unknown() {
                     &query::DowntimeQuery::since(T0),
                     now,
                     Duration::from_secs(30),
+                    &crate::store::since::SinceCache::none(),
                 )
             })
             .unwrap();
@@ -541,6 +543,7 @@ fn pruning_deletes_what_is_older_than_the_retention() {
                     &query::DowntimeQuery::since(T0 + day * 1000),
                     T0 + (2 * day + 10) * 1000,
                     Duration::from_secs(30 * day as u64),
+                    &crate::store::since::SinceCache::none(),
                 )
             })
             .unwrap();

@@ -6,6 +6,7 @@ use super::Request;
 use super::tests::{Both, T0, heartbeat, incoming, link};
 use crate::store::postgres::testing::each_store;
 use crate::store::query;
+use crate::store::since::SinceCache;
 use hopwatch_wire::event::{Body, LinkState};
 use hopwatch_wire::wire::Hello;
 use std::time::Duration;
@@ -19,16 +20,27 @@ fn initial(interface: &str, up: bool) -> Body {
     Body::Link(l)
 }
 
+/// The downtime since `T0`, asked three times: with nothing remembered,
+/// and twice through one [`SinceCache`] (the second answered from what the
+/// first remembered), which must all agree.
 fn downtime(w: &Both, now_s: i64) -> query::Downtime {
-    w.read(|db| {
-        query::downtime(
-            db,
-            &query::DowntimeQuery::since(T0),
-            T0 + now_s * 1000,
-            Duration::from_secs(30),
-        )
-    })
-    .unwrap()
+    let ask = |remembered: &SinceCache| {
+        w.read(|db| {
+            query::downtime(
+                db,
+                &query::DowntimeQuery::since(T0),
+                T0 + now_s * 1000,
+                Duration::from_secs(30),
+                remembered,
+            )
+        })
+        .unwrap()
+    };
+    let plain = ask(&SinceCache::none());
+    let remembered = SinceCache::new(Duration::from_secs(86_400 * 365));
+    assert_eq!(ask(&remembered), plain);
+    assert_eq!(ask(&remembered), plain, "answered from memory");
+    plain
 }
 
 #[test]
