@@ -186,6 +186,31 @@ fn root_fleet_timeline_and_worst_answer_alike_on_both_stores() {
                     ])
                 };
                 let worst = ask(&SinceCache::none())?;
+                // Each row's figures are its own timeline's over the same
+                // window (read per interface rather than for all the rows
+                // at once).
+                for (w, since) in worst.iter().zip([NOW - 30 * DAY, NOW - DAY]) {
+                    for row in &w.interfaces {
+                        let q = links::TimelineQuery {
+                            agent: row.agent.clone(),
+                            interface: row.interface.clone(),
+                            since_ms: since,
+                            until_ms: NOW,
+                            width: 10,
+                        };
+                        let t = links::timeline(db, &q, NOW, TIMEOUT)?.expect("a known interface");
+                        assert_eq!(
+                            (row.availability, row.outages, row.down_seconds),
+                            (t.availability, t.outages, t.down_seconds),
+                            "{row:?}"
+                        );
+                        assert_eq!(
+                            (row.mttr_seconds, row.longest_outage_seconds),
+                            (t.mttr_seconds, t.longest_outage_seconds),
+                            "{row:?}"
+                        );
+                    }
+                }
                 let remembered = SinceCache::new(std::time::Duration::from_secs(400 * 86_400));
                 assert_eq!(ask(&remembered)?, worst);
                 assert_eq!(ask(&remembered)?, worst, "from memory");
