@@ -17,8 +17,9 @@ use rustc_hash::FxHashMap;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-/// Ids taken from a sequence per round trip.
-const IDS_AHEAD: i64 = 256;
+/// Ids taken from a sequence per round trip: at 256 the ingest bench's
+/// 500,700 alerts took 1,975 round trips, 1.3 s of the writer's 37 s.
+const IDS_AHEAD: i64 = 1024;
 
 /// Ids taken from the `alerts` and `interfaces` sequences and not used
 /// yet; kept across batches (a sequence never hands a value out twice, and
