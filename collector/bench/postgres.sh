@@ -4,8 +4,9 @@
 #  1. Ingest: AGENTS simulated agents (collector/examples/loadgen.rs), every
 #     event acknowledged only after the commit covering it: (a) one collector
 #     on SQLite, (b) one on PostgreSQL, (c) two on one PostgreSQL, the agents
-#     spread over both. Events/s, ack latency, CPU of the collectors and of
-#     PostgreSQL, and the statements PostgreSQL spent its time on.
+#     spread over both. Events/s, ack latency, CPU of the collectors, of
+#     PostgreSQL and of the load generator, and the statements PostgreSQL
+#     spent its time on.
 #  2. links/downtime?since=30d (and the web page's links/worst) over
 #     LINK_EVENTS link events on INTERFACES interfaces, on SQLite and on
 #     PostgreSQL: HTTP latency p50/p95/max. With BEFORE_BIN set, the same
@@ -96,6 +97,14 @@ cpu_seconds() {
     python3 -c 'import os, sys
 f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
 print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$1"
+}
+
+# CPU seconds of this shell's children that ended and were waited for
+# (cutime+cstime): read around a command, what the command spent.
+children_cpu_seconds() {
+    python3 -c 'import os, sys
+f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
+print((int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK"))' "$$"
 }
 
 # CPU seconds of the postgres server and its live children (backends,
@@ -224,22 +233,24 @@ rate_of() { sed -E 's/.*= ([0-9]+) events\/s.*/\1/' <<<"$1"; }
 ingest_run() {
     local label=$1
     shift
-    local addrs="" cpu0=0 pg0 out cpu1=0 pg1 n
+    local addrs="" cpu0=0 pg0 out cpu1=0 pg1 n gen0 gen1
     for n in "$@"; do
         addrs+="${addrs:+,}${AGENTS_ADDR[$n]}"
         cpu0=$(python3 -c "print($cpu0 + $(cpu_seconds "${PIDS[$n]}"))")
     done
     pg0=$(pg_cpu_seconds)
+    gen0=$(children_cpu_seconds)
     out=$("$GEN" ingest --addr "$addrs" --token-file "$WORK/agent-token" \
         --agents "$AGENTS" --events "$EVENTS" --window "$WINDOW")
+    gen1=$(children_cpu_seconds)
     pg1=$(pg_cpu_seconds)
     for n in "$@"; do
         cpu1=$(python3 -c "print($cpu1 + $(cpu_seconds "${PIDS[$n]}"))")
     done
     echo "$label: $out"
-    python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); p=float(sys.argv[4])-float(sys.argv[3]); n=int(sys.argv[5])
-print(f'  CPU: collector(s) {c:.1f}s = {c/n*1e6:.1f} us/event; postgres {p:.1f}s = {p/n*1e6:.1f} us/event')" \
-        "$cpu0" "$cpu1" "$pg0" "$pg1" "$((AGENTS * EVENTS))"
+    python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); p=float(sys.argv[4])-float(sys.argv[3]); n=int(sys.argv[5]); g=float(sys.argv[7])-float(sys.argv[6])
+print(f'  CPU: collector(s) {c:.1f}s = {c/n*1e6:.1f} us/event; postgres {p:.1f}s = {p/n*1e6:.1f} us/event; load generator {g:.1f}s = {g/n*1e6:.1f} us/event; all {(c+p+g)/n*1e6:.1f} us/event')" \
+        "$cpu0" "$cpu1" "$pg0" "$pg1" "$((AGENTS * EVENTS))" "$gen0" "$gen1"
     LAST_RATE=$(rate_of "$out")
 }
 

@@ -266,63 +266,44 @@ impl StoreHealth {
     }
 }
 
+/// Where `x` is in `all`, the order a family's counters are kept in.
+fn slot<T: PartialEq>(all: &[T], x: T) -> usize {
+    all.iter()
+        .position(|y| *y == x)
+        .expect("every value is listed")
+}
+
 impl Metrics {
     pub fn reject(&self, why: Reject) {
-        let i = Reject::ALL.iter().position(|r| *r == why).expect("listed");
-        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        self.rejected[slot(&Reject::ALL, why)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn rejected(&self, why: Reject) -> u64 {
-        let i = Reject::ALL.iter().position(|r| *r == why).expect("listed");
-        self.rejected[i].load(Ordering::Relaxed)
+        self.rejected[slot(&Reject::ALL, why)].load(Ordering::Relaxed)
     }
 
     pub fn shared_failed(&self, task: SharedTask) {
-        let i = SharedTask::ALL
-            .iter()
-            .position(|t| *t == task)
-            .expect("listed");
-        self.shared_failures[i].fetch_add(1, Ordering::Relaxed);
+        self.shared_failures[slot(&SharedTask::ALL, task)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn shared_failures(&self, task: SharedTask) -> u64 {
-        let i = SharedTask::ALL
-            .iter()
-            .position(|t| *t == task)
-            .expect("listed");
-        self.shared_failures[i].load(Ordering::Relaxed)
+        self.shared_failures[slot(&SharedTask::ALL, task)].load(Ordering::Relaxed)
     }
 
     pub fn http_closed(&self, why: HttpClose) {
-        let i = HttpClose::ALL
-            .iter()
-            .position(|r| *r == why)
-            .expect("listed");
-        self.http_closed[i].fetch_add(1, Ordering::Relaxed);
+        self.http_closed[slot(&HttpClose::ALL, why)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn http_closed_count(&self, why: HttpClose) -> u64 {
-        let i = HttpClose::ALL
-            .iter()
-            .position(|r| *r == why)
-            .expect("listed");
-        self.http_closed[i].load(Ordering::Relaxed)
+        self.http_closed[slot(&HttpClose::ALL, why)].load(Ordering::Relaxed)
     }
 
     pub fn trace_ended(&self, outcome: TraceOutcome) {
-        let i = TraceOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .expect("listed");
-        self.traces_ended[i].fetch_add(1, Ordering::Relaxed);
+        self.traces_ended[slot(&TraceOutcome::ALL, outcome)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn traces_ended_count(&self, outcome: TraceOutcome) -> u64 {
-        let i = TraceOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .expect("listed");
-        self.traces_ended[i].load(Ordering::Relaxed)
+        self.traces_ended[slot(&TraceOutcome::ALL, outcome)].load(Ordering::Relaxed)
     }
 
     /// Events stored, all types.

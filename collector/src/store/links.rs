@@ -4,12 +4,12 @@
 //! [`crate::timeline`]) and reduce them here, so a browser receives a
 //! picture's worth of data whatever the window holds.
 
-use super::query::{IN_FORCE, Tail, firsts_at, in_force_from_tail, seconds, segment};
+use super::query::{IN_FORCE, Measured, Tail, measure, seconds, segment};
 use super::since::SinceCache;
 use super::spans::{self, Figures, Kind};
 use super::sql::{Param, Row, Sql};
 use super::{StoreError, rfc3339};
-use crate::timeline::{self, Liveness, Segment};
+use crate::timeline::{Liveness, Segment};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -91,21 +91,25 @@ fn segments(
 
 /// As [`segments`] for each of `ifaces`, in one statement rather than two
 /// per interface (each a round trip on PostgreSQL: `worst`'s 100 rows
-/// took 200): the segment in force at `since` comes from `firsts` (as
-/// [`firsts_at`] answers, where one that begins after `since` is the
-/// interface's first, which the range read finds itself).
+/// took 200): each comes with the segment it was measured from, the one in
+/// force at `since` or, when that begins after `since`, the interface's
+/// first, which the range read finds itself.
 fn segments_of(
     db: &dyn Sql,
-    ifaces: &[i64],
-    firsts: &HashMap<i64, Segment>,
+    ifaces: &[(i64, Segment)],
     since: i64,
     until: i64,
 ) -> Result<HashMap<i64, Vec<Segment>>, StoreError> {
     let mut of: HashMap<i64, Vec<Segment>> = ifaces
         .iter()
-        .map(|id| {
-            let in_force = firsts.get(id).filter(|s| s.start_ms <= since);
-            (*id, in_force.copied().into_iter().collect())
+        .map(|&(id, first)| {
+            (
+                id,
+                (first.start_ms <= since)
+                    .then_some(first)
+                    .into_iter()
+                    .collect(),
+            )
         })
         .collect();
     if ifaces.is_empty() {
@@ -120,7 +124,7 @@ fn segments_of(
         list.join(", ")
     );
     let mut params: Vec<&dyn Param> = vec![&since, &until];
-    params.extend(ifaces.iter().map(|id| id as &dyn Param));
+    params.extend(ifaces.iter().map(|(id, _)| id as &dyn Param));
     db.each(&sql, &params, &mut |r| {
         let seg = segment(r, 1)?;
         of.entry(r.i64(0)?).or_default().push(seg);
@@ -247,6 +251,8 @@ pub struct Worst {
 /// One interface's place in the ranking, from its running totals alone.
 struct Ranked {
     id: i64,
+    /// The segment in force at `since`, else the interface's first.
+    first: Segment,
     agent: String,
     interface: String,
     state: &'static str,
@@ -290,20 +296,19 @@ pub fn worst(
             })
         },
     )?;
-    let firsts = firsts_at(db, &tails, since, now_ms, remembered)?;
-    let mut ranked = Vec::with_capacity(tails.len());
-    for t in tails {
-        let silent = t.live.is_silent(now_ms, timeout);
-        let known_until = t.live.known_until(now_ms, now_ms, timeout);
-        let Some(&first) = firsts.get(&t.id) else {
-            continue;
-        };
-        let Some(known) = in_force_from_tail(db, t.id, t.tail, known_until.max(since))? else {
-            continue;
-        };
-        let m = timeline::measure(&first, &known, since, now_ms, known_until);
+    let measured = measure(db, tails, since, now_ms, timeout, remembered)?;
+    let mut ranked = Vec::with_capacity(measured.len());
+    for Measured {
+        tail: t,
+        m,
+        silent,
+        known_until,
+        first,
+    } in measured
+    {
         ranked.push(Ranked {
             id: t.id,
+            first,
             agent: t.agent,
             interface: t.interface,
             state: if silent {
@@ -326,8 +331,8 @@ pub fn worst(
             .then_with(|| a.interface.cmp(&b.interface))
     });
     ranked.truncate(limit);
-    let ids: Vec<i64> = ranked.iter().map(|r| r.id).collect();
-    let mut of = segments_of(db, &ids, &firsts, since, now_ms)?;
+    let shown: Vec<(i64, Segment)> = ranked.iter().map(|r| (r.id, r.first)).collect();
+    let mut of = segments_of(db, &shown, since, now_ms)?;
     let mut interfaces = Vec::with_capacity(ranked.len());
     for r in ranked {
         let segs = of.remove(&r.id).unwrap_or_default();

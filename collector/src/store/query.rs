@@ -429,19 +429,16 @@ pub fn downtime(
             })
         },
     )?;
-    let firsts = firsts_at(db, &tails, since, now_ms, remembered)?;
-    let mut interfaces = Vec::with_capacity(tails.len());
+    let measured = measure(db, tails, since, now_ms, timeout, remembered)?;
+    let mut interfaces = Vec::with_capacity(measured.len());
     let mut total_ms = 0i64;
-    for t in tails {
-        let stale = t.live.is_silent(now_ms, timeout);
-        let known_until = t.live.known_until(now_ms, now_ms, timeout);
-        let Some(&first) = firsts.get(&t.id) else {
-            continue;
-        };
-        let Some(at_known) = in_force_from_tail(db, t.id, t.tail, known_until.max(since))? else {
-            continue;
-        };
-        let m = timeline::measure(&first, &at_known, since, now_ms, known_until);
+    for Measured {
+        tail: t,
+        m,
+        silent: stale,
+        ..
+    } in measured
+    {
         total_ms += m.down_ms;
         interfaces.push(InterfaceDowntime {
             agent: t.agent,
@@ -473,10 +470,53 @@ pub fn downtime(
     })
 }
 
+/// One interface of a fleet question measured over `[since, now]`.
+pub(super) struct Measured {
+    pub tail: Tail,
+    pub m: timeline::Measure,
+    /// Its agent is stale: its time since it went silent is unknown.
+    pub silent: bool,
+    pub known_until: i64,
+    /// The segment in force at `since`, else the interface's first.
+    pub first: Segment,
+}
+
+/// Each of `tails` measured over `[since, now]` (an interface with no
+/// segment is left out), as `downtime` and `worst` report them.
+pub(super) fn measure(
+    db: &dyn Sql,
+    tails: Vec<Tail>,
+    since: i64,
+    now_ms: i64,
+    timeout: Duration,
+    remembered: &SinceCache,
+) -> Result<Vec<Measured>, StoreError> {
+    let firsts = firsts_at(db, &tails, since, now_ms, remembered)?;
+    let mut measured = Vec::with_capacity(tails.len());
+    for tail in tails {
+        let known_until = tail.live.known_until(now_ms, now_ms, timeout);
+        let Some(&first) = firsts.get(&tail.id) else {
+            continue;
+        };
+        let Some(known) = in_force_from_tail(db, tail.id, tail.tail, known_until.max(since))?
+        else {
+            continue;
+        };
+        measured.push(Measured {
+            m: timeline::measure(&first, &known, since, now_ms, known_until),
+            silent: tail.live.is_silent(now_ms, timeout),
+            known_until,
+            first,
+            tail,
+        });
+    }
+    Ok(measured)
+}
+
 /// Per interface of `tails`, the segment in force at `since`, else its
 /// first: the open segment itself when it began by then, otherwise as
 /// `remembered` or the store answers.
-pub(super) fn firsts_at(
+fn firsts_at(
     db: &dyn Sql,
     tails: &[Tail],
     since: i64,
