@@ -491,6 +491,19 @@ mod tests {
         let all: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
         assert_eq!(versions(&pg), all);
         assert_eq!(all.last(), Some(&SCHEMA_VERSION));
+        // The writer numbers a block per nextval: the sequences move by it.
+        for table in ["alerts", "interfaces"] {
+            let step = pg
+                .with(|sql| {
+                    sql.one_i64(
+                        "SELECT increment_by FROM pg_sequences
+                         WHERE schemaname || '.' || sequencename = pg_get_serial_sequence($1, 'id')",
+                        &[&table],
+                    )
+                })
+                .unwrap();
+            assert_eq!(step, super::super::schema::ID_BLOCK, "{table}");
+        }
         let agents = pg
             .with(|sql| sql.one_i64("SELECT count(*) FROM agents WHERE name <> $1", &[&"x"]))
             .unwrap();

@@ -8,10 +8,16 @@
 
 /// The steps, each applied in one transaction with the version it leads
 /// to recorded in `schema_version`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// How far each `nextval` of the `alerts` and `interfaces` ids moves (step
+/// 3): a writer takes the block `[v, v + ID_BLOCK)` with one call. Taking
+/// ids one `nextval` each cost 2.6 µs an id whatever the round trips: 1.3 s
+/// of the writer's 37 s for the ingest bench's 500,000 alerts.
+pub const ID_BLOCK: i64 = 1024;
 
 /// The key of the advisory lock held while migrating, so collectors that
 /// start together upgrade the schema once ("hopwatch" in ASCII).
@@ -191,4 +197,13 @@ CREATE TABLE trace_relays (
 -- The asker deletes its row once answered or given up; what a collector
 -- that died left behind is swept by age.
 CREATE INDEX trace_relays_created ON trace_relays (created_ms);
+"#;
+
+/// Ids of alerts and interfaces in blocks of [`ID_BLOCK`]: the writer
+/// numbers what it inserts itself. A value handed out is never handed out
+/// again, so blocks of writers on several collectors never overlap; a
+/// block a writer drops (a rolled-back batch, a restart) is a gap.
+const V3: &str = r#"
+ALTER TABLE alerts ALTER COLUMN id SET INCREMENT BY 1024;
+ALTER TABLE interfaces ALTER COLUMN id SET INCREMENT BY 1024;
 "#;

@@ -423,6 +423,51 @@ fn a_gap_in_event_times_is_unknown() {
     });
 }
 
+/// An alert fired and resolved in one batch (on PostgreSQL its row goes in
+/// resolved) reads exactly as one whose resolution came in a later batch
+/// (its row updated), a resolution stamped before its firing included.
+#[test]
+fn an_alert_resolved_in_the_batch_that_fired_it_reads_as_one_resolved_later() {
+    each_store(|store| {
+        let events = || {
+            let mut resolved = alert(AlertState::Resolved);
+            if let Body::Alert(a) = &mut resolved {
+                a.value = Some(1.0);
+                a.message = "swp1 tx_errors back to 1".into();
+            }
+            vec![
+                incoming("leaf1", "b1", 1, 10, alert(AlertState::Firing)),
+                incoming("leaf1", "b1", 2, 15, resolved.clone()),
+                incoming("leaf1", "b1", 3, 20, alert(AlertState::Firing)),
+                // A clock stepped back: resolved before it fired.
+                incoming("leaf1", "b1", 4, 18, resolved),
+            ]
+        };
+        let all = |w: &Both| {
+            w.read(|db| query::alerts(db, &query::AlertQuery::all_since(T0)))
+                .unwrap()
+        };
+        let other = match store.kind() {
+            "postgres" => TestStore::postgres(),
+            _ => TestStore::sqlite(),
+        };
+        let mut together = Both::new(store);
+        together.send(events(), 30);
+        let together = all(&together);
+        assert_eq!(together.len(), 2, "{together:?}");
+        assert!(
+            together.iter().all(|a| a.state == "resolved"),
+            "{together:?}"
+        );
+        let mut apart = Both::new(other);
+        for e in events() {
+            let at = (e.ts_ms - T0) / 1000;
+            apart.send(vec![e], at);
+        }
+        assert_eq!(together, all(&apart));
+    });
+}
+
 #[test]
 fn alerts_fire_resolve_and_end_with_a_restart() {
     each_store(|store| {
