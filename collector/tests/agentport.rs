@@ -3,7 +3,7 @@
 //! take the places of agents that do; connected agents cost little memory.
 
 use crate::util::{
-    AGENT_TOKEN, FakeAgent, Process, TempDir, free_port, http_get, metric, wait_for,
+    AGENT_TOKEN, FakeAgent, Process, Store, TempDir, free_port, http_get, metric, wait_for,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -180,11 +180,19 @@ fn connections_cost_little_memory_before_and_after_hello() {
     // Each agent's 48 interfaces are in the store's cache too, and this is
     // the debug build; the release figure for 1,000 agents is the bench's.
     // A 256 KiB buffer per connection, as before, would be 100 MiB here.
+    // On PostgreSQL the writer's first batches carry the 19,200 new
+    // interfaces in bulk (their columns, then the encoded arrays), whose
+    // high-water mark the allocator keeps: 40.6–46.1 MiB over 6 runs here,
+    // against 23 MiB on SQLite.
+    let budget_mib = match crate::STORE {
+        Store::Postgres => 64,
+        Store::Sqlite => 40,
+    };
     let connected = rss_kib(&process).saturating_sub(before);
     eprintln!("{N} connected agents: {connected} KiB over {before} KiB at start");
     assert!(
-        connected < 40 * 1024,
-        "{N} connected agents cost {connected} KiB, {} KiB each",
+        connected < budget_mib * 1024,
+        "{N} connected agents cost {connected} KiB, {} KiB each, over the {budget_mib} MiB budget",
         connected / N as u64
     );
     drop(agents);
