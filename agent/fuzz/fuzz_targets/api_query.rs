@@ -148,6 +148,10 @@ fn fixture() -> &'static Fixture {
                 false,
                 false,
             ),
+            // Remembering across questions, as the running collector does.
+            since: Arc::new(hopwatch_collector::store::since::SinceCache::new(
+                Duration::from_secs(90 * 86_400),
+            )),
             // Only questions are asked here: nothing writes a silence.
             silences: Arc::new(Board::new(
                 Vec::new(),

@@ -9,6 +9,7 @@ use hopwatch::wire::{Goodbye, Hello, PROTOCOL_VERSION};
 use hopwatch_collector::ingest::parse_line;
 use hopwatch_collector::metrics::Metrics;
 use hopwatch_collector::store::query::{self, DowntimeQuery};
+use hopwatch_collector::store::since::SinceCache;
 use hopwatch_collector::store::writer::{Committed, Request, Writer, WriterSettings};
 use hopwatch_collector::store::{ReadPool, open_writer};
 use libfuzzer_sys::fuzz_target;
@@ -98,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
             &DowntimeQuery::since(0),
             NOW_MS,
             Duration::from_secs(30),
+            &SinceCache::none(),
         )?;
         query::agents(db, NOW_MS, Duration::from_secs(30))?;
         Ok(())
